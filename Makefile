@@ -1,0 +1,49 @@
+# Curbside: `make demo` and `make test` do everything on a fresh Debian machine.
+
+SWIFT        ?= swift
+SWIFT_FLAGS  ?=
+SYSTEM_PACKAGES := libsodium-dev libssl-dev libsqlite3-dev pkg-config openssl
+
+# Root runs apt-get itself; anyone else goes through sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps build test demo vectors check-vectors clean
+
+all: build
+
+## deps: install the Debian packages the build needs, only those missing.
+deps:
+	@missing=""; \
+	for p in $(SYSTEM_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "make deps: missing$$missing and no apt-get here; install them with your package manager" >&2; exit 1; \
+	  fi; \
+	  echo "make deps: installing$$missing"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else \
+	  echo "make deps: all system packages present"; \
+	fi
+
+## build: compile every target, tests included.
+build: deps
+	$(SWIFT) build $(SWIFT_FLAGS) --build-tests
+
+## test: install, build and run every test.
+test: build
+	$(SWIFT) test $(SWIFT_FLAGS) --skip-build
+
+## demo: the main job end to end on this machine.
+demo: deps
+	$(SWIFT) build $(SWIFT_FLAGS) --product curbside
+	$$($(SWIFT) build $(SWIFT_FLAGS) --show-bin-path)/curbside demo
+
+## vectors: regenerate spec/vectors/*.json (deterministic; a test checks the files match).
+vectors: deps
+	$(SWIFT) run $(SWIFT_FLAGS) curbside-vectors spec/vectors
+
+clean:
+	rm -rf .build

@@ -1,0 +1,86 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "Curbside",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "curbside", targets: ["curbside"]),
+        .library(name: "CurbsideWire", targets: ["CurbsideWire"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+    ],
+    targets: [
+        // C libraries, one system-library target each; only CurbsideWire/Sodium and CurbsideTLS import them.
+        .systemLibrary(
+            name: "CSodium",
+            pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"]), .brew(["libsodium"])]
+        ),
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]
+        ),
+        .target(
+            name: "COpenSSLShims",
+            dependencies: ["COpenSSL"]
+        ),
+
+        // The wire format: codec, keys, HPKE, envelopes. Pure functions of bytes and keys.
+        .target(
+            name: "CurbsideWire",
+            dependencies: ["CSodium"]
+        ),
+        // OpenSSL 3 bindings for the relay's transport.
+        .target(
+            name: "CurbsideTLS",
+            dependencies: ["COpenSSL", "COpenSSLShims"]
+        ),
+        .target(
+            name: "CurbsideCLI",
+            dependencies: [
+                "CurbsideWire",
+                "CurbsideTLS",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "curbside",
+            dependencies: [
+                "CurbsideCLI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // The deterministic generator of spec/vectors/*.json, and its command.
+        .target(
+            name: "CurbsideVectors",
+            dependencies: ["CurbsideWire"]
+        ),
+        .executableTarget(
+            name: "curbside-vectors",
+            dependencies: ["CurbsideVectors"]
+        ),
+
+        .target(
+            name: "CurbsideTestSupport",
+            dependencies: ["CurbsideWire"],
+            path: "Sources/CurbsideTestSupport"
+        ),
+        .testTarget(
+            name: "CurbsideWireTests",
+            dependencies: ["CurbsideWire", "CurbsideVectors", "CurbsideTestSupport"]
+        ),
+        .testTarget(
+            name: "CurbsideTLSTests",
+            dependencies: ["CurbsideTLS"]
+        ),
+        .testTarget(
+            name: "CurbsideCLITests",
+            dependencies: ["CurbsideCLI", "CurbsideTestSupport"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,22 @@
+import ArgumentParser
+import CurbsideTLS
+import CurbsideWire
+
+/// The `curbside` command: secure consults between healthcare providers.
+public struct Curbside: AsyncParsableCommand {
+    /// The release of this build.
+    public static let version = "0.1.0"
+
+    public static let configuration = CommandConfiguration(
+        commandName: "curbside",
+        abstract: "End-to-end encrypted consults between healthcare providers.",
+        discussion: """
+            Send a consult with clinical images to a colleague through a relay that stores and forwards it \
+            and can read none of it. The protocol is described in spec/ in the source tree.
+            """,
+        version: "curbside \(version) (libsodium \(CryptoLibrary.sodiumVersion), \(OpenSSLLibrary.versionString))",
+        subcommands: [Demo.self]
+    )
+
+    public init() {}
+}
