@@ -86,6 +86,12 @@ public struct SignedMessage: Sendable, Hashable, WireCodable {
         self.signature = identity.signature(for: message.signedBytes)
     }
 
+    /// A message with any signature, valid or not; vectors use it to build forgeries.
+    package init(message: Message, signature: [UInt8]) {
+        self.message = message
+        self.signature = signature
+    }
+
     /// Whether the signature verifies under the sender identity the message names.
     public var isSignatureValid: Bool {
         message.sender.identityKey.isValidSignature(signature, for: message.signedBytes)

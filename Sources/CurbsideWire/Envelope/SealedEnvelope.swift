@@ -46,7 +46,7 @@ public struct SealedEnvelope: Sendable, Hashable, WireCodable {
         /// HPKE's encapsulated key: the sender's ephemeral X25519 public key.
         public let encapsulatedKey: [UInt8]
 
-        init(suite: Suite, prekey: PrekeyReference, encapsulatedKey: [UInt8]) {
+        package init(suite: Suite, prekey: PrekeyReference, encapsulatedKey: [UInt8]) {
             self.suite = suite
             self.prekey = prekey
             self.encapsulatedKey = encapsulatedKey
@@ -83,7 +83,7 @@ public struct SealedEnvelope: Sendable, Hashable, WireCodable {
         writer.writeOpaque(ciphertext, bounds: Self.ciphertextBounds)
     }
 
-    init(header: Header, ciphertext: [UInt8]) {
+    package init(header: Header, ciphertext: [UInt8]) {
         self.header = header
         self.ciphertext = ciphertext
     }
@@ -140,21 +140,41 @@ extension SealedEnvelope {
             prekey = bundle.signedPrekey.publicKey
         }
 
-        var context: HPKE.Sender
         do {
-            context = try HPKE.Sender(
-                recipientKey: prekey,
-                ciphersuite: .x25519SHA256ChaChaPoly,
-                info: hpkeInfo,
-                senderKey: nil,
-                ephemeralKeyMaterial: ephemeralKeyMaterial
-            )
+            return try seal(signed, to: prekey, as: reference, ephemeralKeyMaterial: ephemeralKeyMaterial)
         } catch {
             throw EnvelopeError(.invalidPrekey, "\(reference) of \(bundle.owner.handle): \(error)")
         }
-        let header = Header(suite: .x25519ChaChaPolyEd25519, prekey: reference, encapsulatedKey: context.encapsulatedKey)
-        let ciphertext = try context.seal(signed.encoded, authenticating: header.encoded)
+    }
+
+    /// The HPKE step alone: seals already-encoded plaintext to one prekey, with no checks on what it holds.
+    /// Vectors use it to build envelopes a correct sender would never make.
+    package static func seal(
+        plaintext: [UInt8],
+        to prekey: AgreementKey.Public,
+        as reference: PrekeyReference,
+        suite: Suite = .x25519ChaChaPolyEd25519,
+        ephemeralKeyMaterial: SecretBytes
+    ) throws(CryptoError) -> SealedEnvelope {
+        var context = try HPKE.Sender(
+            recipientKey: prekey,
+            ciphersuite: .x25519SHA256ChaChaPoly,
+            info: hpkeInfo,
+            senderKey: nil,
+            ephemeralKeyMaterial: ephemeralKeyMaterial
+        )
+        let header = Header(suite: suite, prekey: reference, encapsulatedKey: context.encapsulatedKey)
+        let ciphertext = try context.seal(plaintext, authenticating: header.encoded)
         return SealedEnvelope(header: header, ciphertext: ciphertext)
+    }
+
+    static func seal(
+        _ signed: SignedMessage,
+        to prekey: AgreementKey.Public,
+        as reference: PrekeyReference,
+        ephemeralKeyMaterial: SecretBytes
+    ) throws(CryptoError) -> SealedEnvelope {
+        try seal(plaintext: signed.encoded, to: prekey, as: reference, ephemeralKeyMaterial: ephemeralKeyMaterial)
     }
 }
 

@@ -7,7 +7,7 @@ extension HPKE {
         func extract(salt: [UInt8], label: String, inputKeyMaterial: KeyMaterial) -> SecretBytes {
             HKDF.extract(
                 salt: salt,
-                inputKeyMaterial: [.bytes(Self.version + suiteID + Array(label.utf8)), inputKeyMaterial]
+                inputKeyMaterialParts: [.bytes(Self.version + suiteID + Array(label.utf8)), inputKeyMaterial]
             )
         }
 
@@ -23,7 +23,7 @@ extension HPKE {
             let prefix = UInt16(outputByteCount).bigEndianBytes + Self.version + suiteID + Array(label.utf8)
             return try HKDF.expand(
                 pseudoRandomKey: pseudoRandomKey,
-                info: [.bytes(prefix), .bytes(info)],
+                infoParts: [.bytes(prefix), .bytes(info)],
                 outputByteCount: outputByteCount
             )
         }
@@ -75,7 +75,7 @@ extension HPKE {
         {
             let prk = HKDF.extract(
                 salt: [],
-                inputKeyMaterial: [.bytes(Array("HPKE-v1".utf8) + kdf.suiteID + Array("eae_prk".utf8))] + dh
+                inputKeyMaterialParts: [.bytes(Array("HPKE-v1".utf8) + kdf.suiteID + Array("eae_prk".utf8))] + dh
             )
             return try kdf.expand(pseudoRandomKey: prk, label: "shared_secret", info: kemContext, outputByteCount: 32)
         }

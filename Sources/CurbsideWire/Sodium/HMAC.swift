@@ -97,14 +97,14 @@ public enum HKDF {
 
     /// HKDF-Extract: PRK = HMAC-SHA256(salt, IKM), where an empty salt stands for 32 zero bytes.
     public static func extract(salt: [UInt8], inputKeyMaterial: SecretBytes) -> SecretBytes {
-        extract(salt: salt, inputKeyMaterial: [.secret(inputKeyMaterial)])
+        extract(salt: salt, inputKeyMaterialParts: [.secret(inputKeyMaterial)])
     }
 
     /// HKDF-Extract over the concatenation of `inputKeyMaterial`, absorbed part by part.
-    package static func extract(salt: [UInt8], inputKeyMaterial: [KeyMaterial]) -> SecretBytes {
+    package static func extract(salt: [UInt8], inputKeyMaterialParts: [KeyMaterial]) -> SecretBytes {
         let salt = salt.isEmpty ? [UInt8](repeating: 0, count: HMACSHA256.byteCount) : salt
         var mac = HMACSHA256(key: .bytes(salt))
-        for part in inputKeyMaterial { mac.update(part) }
+        for part in inputKeyMaterialParts { mac.update(part) }
         return mac.finalizeSecret()
     }
 
@@ -116,13 +116,13 @@ public enum HKDF {
         info: [UInt8],
         outputByteCount: Int
     ) throws(CryptoError) -> SecretBytes {
-        try expand(pseudoRandomKey: pseudoRandomKey, info: [.bytes(info)], outputByteCount: outputByteCount)
+        try expand(pseudoRandomKey: pseudoRandomKey, infoParts: [.bytes(info)], outputByteCount: outputByteCount)
     }
 
     /// HKDF-Expand over the concatenation of `info`, absorbed part by part.
     package static func expand(
         pseudoRandomKey: SecretBytes,
-        info: [KeyMaterial],
+        infoParts: [KeyMaterial],
         outputByteCount: Int
     ) throws(CryptoError) -> SecretBytes {
         guard outputByteCount >= 0, outputByteCount <= maximumOutputByteCount else {
@@ -135,7 +135,7 @@ public enum HKDF {
             while written < outputByteCount {
                 var mac = HMACSHA256(key: .secret(pseudoRandomKey))
                 if let previous { mac.update(.secret(previous)) }
-                for part in info { mac.update(part) }
+                for part in infoParts { mac.update(part) }
                 mac.update([counter])
                 let block = mac.finalizeSecret()
                 let take = min(block.count, outputByteCount - written)
