@@ -48,7 +48,7 @@ public struct Hex: Decodable, Hashable, Sendable, CustomStringConvertible {
 }
 
 /// The `expect` field: "valid" or an error identifier from spec/errors.md. Any other value fails the load.
-public enum Expectation: Decodable, Hashable, Sendable, CustomStringConvertible {
+public enum VectorExpectation: Decodable, Hashable, Sendable, CustomStringConvertible {
     case valid
     case error(String)
 

@@ -167,8 +167,22 @@ package enum VectorGenerator {
             "message content type says reply, body is a consult",
             "message",
             message.replacing(at: contentTypeOffset, with: [2]),
-            "trailing_bytes"
+            "truncated"
         )
+        let receiptMessage = try! Message(
+            sender: f.derm.party,
+            recipient: f.gp.party,
+            id: Fixtures.messageID("receipt-2"),
+            threadID: f.consultMessage.id,
+            createdAt: Fixtures.now,
+            content: .receipt(.read(f.consultMessage.id))
+        )
+        var padded = receiptMessage.encoded
+        let bodyLengthOffset = Self.contentTypeOffset(receiptMessage) + 1
+        let bodyEnd = Self.attachmentCountOffset(receiptMessage)
+        padded.insert(0, at: bodyEnd)
+        padded[bodyLengthOffset + 3] += 1
+        add("message body longer than its content", "message", padded, "trailing_bytes")
         add(
             "message attachment count 17",
             "message",

@@ -1,0 +1,199 @@
+import CurbsideTestSupport
+import CurbsideVectors
+import Foundation
+import Testing
+
+@testable import CurbsideWire
+
+/// A party as the vector files write it.
+struct PartyJSON: Decodable, Sendable {
+    let identity_key: Hex
+    let handle: String
+
+    func party() throws -> Party {
+        // Decode through the wire form so bad keys and handles produce the decoder's codes.
+        var writer = WireWriter()
+        writer.writeBytes(identity_key.bytes)
+        writer.writeBytes([UInt8(truncatingIfNeeded: handle.utf8.count)] + Array(handle.utf8))
+        return try Party(decoding: writer.bytes)
+    }
+}
+
+struct EncodingVector: Decodable, Sendable, CustomTestStringConvertible {
+    let name: String
+    let type: String
+    let input: Hex
+    let expect: VectorExpectation
+    var testDescription: String { name }
+
+    /// Decodes `input` as `type` and returns its re-encoding.
+    func decodeAndReencode() throws -> [UInt8] {
+        let bytes = input.bytes
+        switch type {
+        case "consult": return try Consult(decoding: bytes).encoded
+        case "reply": return try Reply(decoding: bytes).encoded
+        case "receipt": return try Receipt(decoding: bytes).encoded
+        case "handle": return try Handle(decoding: bytes).encoded
+        case "attachment": return try AttachmentDescriptor(decoding: bytes).encoded
+        case "prekey_bundle": return try PrekeyBundle(decoding: bytes).encoded
+        case "message": return try Message(decoding: bytes).encoded
+        case "envelope": return try SealedEnvelope(decoding: bytes).encoded
+        default:
+            Issue.record("\(name): unknown type \(type)")
+            return []
+        }
+    }
+}
+
+struct BundleVector: Decodable, Sendable, CustomTestStringConvertible {
+    let name: String
+    let bundle: Hex
+    let now: UInt64
+    let expected_owner: PartyJSON?
+    let expect: VectorExpectation
+    var testDescription: String { name }
+}
+
+struct EnvelopeVector: Decodable, Sendable, CustomTestStringConvertible {
+    struct Prekey: Decodable, Sendable { let id: UInt32, private_key: Hex }
+    struct Prekeys: Decodable, Sendable { let signed: [Prekey], one_time: [Prekey] }
+    struct Seal: Decodable, Sendable {
+        let sender_identity_seed: Hex
+        let bundle: Hex
+        let now: UInt64
+        let ephemeral_ikm: Hex
+    }
+
+    let name: String
+    let recipient: PartyJSON
+    let prekeys: Prekeys
+    let envelope: Hex
+    let message: Hex?
+    let seal: Seal?
+    let expect: VectorExpectation
+    var testDescription: String { name }
+
+    func ring() throws -> PrekeyRing {
+        func keys(_ list: [Prekey]) throws -> [UInt32: AgreementKey.Private] {
+            try Dictionary(uniqueKeysWithValues: list.map {
+                ($0.id, try AgreementKey.Private(rawRepresentation: SecretBytes($0.private_key.bytes)))
+            })
+        }
+        return PrekeyRing(signedPrekeys: try keys(prekeys.signed), oneTimePrekeys: try keys(prekeys.one_time))
+    }
+
+    func open() throws -> OpenedEnvelope {
+        try SealedEnvelope(decoding: envelope.bytes).open(as: recipient.party(), using: ring())
+    }
+}
+
+struct SafetyNumberVector: Decodable, Sendable, CustomTestStringConvertible {
+    let name: String
+    let a: PartyJSON
+    let b: PartyJSON
+    let safety_number: String?
+    let expect: VectorExpectation
+    var testDescription: String { name }
+}
+
+/// Checks an outcome against `expect`: the body must succeed for `valid` and throw exactly the named code otherwise.
+func check(_ expect: VectorExpectation, _ name: String, _ body: () throws -> Void) {
+    do {
+        try body()
+        #expect(expect == .valid, "\(name): succeeded, expected \(expect)")
+    } catch {
+        #expect(expect == .error(errorIdentifier(error)), "\(name): \(error) (\(errorIdentifier(error))), expected \(expect)")
+    }
+}
+
+@Suite("spec/vectors")
+struct SpecVectorTests {
+    @Test(arguments: try VectorFile<EncodingVector>.load("encoding.json").cases)
+    func encoding(_ v: EncodingVector) {
+        check(v.expect, v.name) {
+            let reencoded = try v.decodeAndReencode()
+            #expect(reencoded == v.input.bytes, "\(v.name): not canonical")
+        }
+    }
+
+    @Test(arguments: try VectorFile<BundleVector>.load("bundles.json").cases)
+    func bundle(_ v: BundleVector) {
+        check(v.expect, v.name) {
+            let bundle = try PrekeyBundle(decoding: v.bundle.bytes)
+            try bundle.verify(now: Timestamp(millisecondsSince1970: v.now), expecting: v.expected_owner?.party())
+        }
+    }
+
+    @Test(arguments: try VectorFile<EnvelopeVector>.load("envelopes.json").cases)
+    func envelope(_ v: EnvelopeVector) throws {
+        check(v.expect, v.name) {
+            let opened = try v.open()
+            let expected = try #require(v.message, "\(v.name): a valid case needs `message`")
+            #expect(opened.message.encoded == expected.bytes)
+        }
+        if let seal = v.seal {
+            let message = try Message(decoding: try #require(v.message).bytes)
+            let sealed = try SealedEnvelope.seal(
+                message,
+                to: PrekeyBundle(decoding: seal.bundle.bytes),
+                signedBy: SigningKey(seed: SecretBytes(seal.sender_identity_seed.bytes)),
+                now: Timestamp(millisecondsSince1970: seal.now),
+                ephemeralKeyMaterial: SecretBytes(seal.ephemeral_ikm.bytes)
+            )
+            #expect(sealed.encoded == v.envelope.bytes, "\(v.name): sealing is not reproducible")
+        }
+    }
+
+    @Test(arguments: try VectorFile<SafetyNumberVector>.load("safety-numbers.json").cases)
+    func safetyNumber(_ v: SafetyNumberVector) {
+        check(v.expect, v.name) {
+            let a = try v.a.party(), b = try v.b.party()
+            #expect(SafetyNumber(a, b).digits == v.safety_number)
+            #expect(SafetyNumber(b, a).digits == v.safety_number)
+        }
+    }
+
+    /// Every file in spec/vectors is loaded, is not empty, and is run by a test above.
+    @Test func everyVectorFileIsKnownAndCounted() throws {
+        let names = try FileManager.default.contentsOfDirectory(atPath: Repository.vectors.path)
+            .filter { $0.hasSuffix(".json") }.sorted()
+        #expect(names == ["bundles.json", "encoding.json", "envelopes.json", "safety-numbers.json"])
+        let counts = [
+            try VectorFile<EncodingVector>.load("encoding.json").cases.map(\.expect),
+            try VectorFile<BundleVector>.load("bundles.json").cases.map(\.expect),
+            try VectorFile<EnvelopeVector>.load("envelopes.json").cases.map(\.expect),
+            try VectorFile<SafetyNumberVector>.load("safety-numbers.json").cases.map(\.expect),
+        ].joined()
+        let invalid = counts.filter { $0 != .valid }.count
+        print("spec/vectors: \(counts.count) cases, \(invalid) of them invalid inputs")
+        #expect(counts.count >= 40)
+        #expect(invalid * 3 >= counts.count)
+    }
+
+    /// The files are exactly what the generator writes: nobody edited them by hand, and a change to the wire
+    /// format that forgot `make vectors` fails here.
+    @Test func vectorFilesMatchTheGenerator() throws {
+        for file in VectorGenerator.files() {
+            let onDisk = try String(contentsOf: Repository.vectors.appendingPathComponent(file.name), encoding: .utf8)
+            #expect(onDisk == file.contents, "\(file.name) differs from the generator's output; run `make vectors`")
+        }
+    }
+
+    /// The loader refuses an empty file and a file whose count is wrong.
+    @Test func loaderRefusesEmptyAndMiscountedFiles() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-vectors-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let empty = directory.appendingPathComponent("empty.json")
+        try Data(#"{"description": "x", "count": 0, "cases": []}"#.utf8).write(to: empty)
+        #expect(throws: VectorFile<SafetyNumberVector>.LoadError.self) { try VectorFile<SafetyNumberVector>.load(from: empty) }
+        let miscounted = directory.appendingPathComponent("miscounted.json")
+        let one = #"{"name": "n", "a": {"identity_key": "00", "handle": "a"}, "b": {"identity_key": "00", "handle": "b"}, "expect": "valid"}"#
+        try Data(#"{"description": "x", "count": 2, "cases": [\#(one)]}"#.utf8).write(to: miscounted)
+        #expect(throws: VectorFile<SafetyNumberVector>.LoadError.self) { try VectorFile<SafetyNumberVector>.load(from: miscounted) }
+        let unknown = directory.appendingPathComponent("unknown.json")
+        try Data(#"{"description": "x", "count": 1, "cases": [\#(one.replacingOccurrences(of: "valid", with: "mystery"))]}"#.utf8)
+            .write(to: unknown)
+        #expect(throws: DecodingError.self) { try VectorFile<SafetyNumberVector>.load(from: unknown) }
+    }
+}
