@@ -49,6 +49,13 @@ public struct WireReader {
         return Array(bytes[offset..<(offset + count)])
     }
 
+    /// Exactly `count` secret bytes, copied straight into wiped-on-release storage.
+    public mutating func readSecret(count: Int, _ field: String) throws(WireError) -> SecretBytes {
+        try require(count, field)
+        defer { offset += count }
+        return SecretBytes(bytes[offset..<(offset + count)])
+    }
+
     /// A length-prefixed byte string whose length lies in `bounds`; the prefix width follows from the upper
     /// bound (spec/encoding.md §Vectors).
     public mutating func readOpaque(_ field: String, bounds: ClosedRange<Int>) throws(WireError) -> [UInt8] {

@@ -26,6 +26,17 @@ public struct WireWriter {
     /// Bytes with no prefix: a fixed-size field.
     public mutating func writeBytes(_ value: [UInt8]) { bytes += value }
 
+    /// Secret bytes with no prefix, copied straight from their storage.
+    public mutating func writeSecret(_ secret: SecretBytes) {
+        secret.withUnsafeBytes { bytes.append(contentsOf: $0) }
+    }
+
+    /// Wipes everything written, for a writer that held plaintext or secrets.
+    public mutating func wipe() {
+        secureZero(&bytes)
+        bytes = []
+    }
+
     /// A length-prefixed byte string.
     public mutating func writeOpaque(_ value: [UInt8], bounds: ClosedRange<Int>) {
         writeLength(value.count, bounds: bounds)

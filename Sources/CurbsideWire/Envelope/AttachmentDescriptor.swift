@@ -52,7 +52,7 @@ public struct AttachmentDescriptor: Sendable, Hashable, WireCodable {
         sha256 = try reader.readBytes(count: SHA256.byteCount, "\(field).sha256")
         mediaType = try reader.readText("\(field).media_type", bounds: Self.mediaTypeBounds)
         fileName = try reader.readText("\(field).file_name", bounds: Self.fileNameBounds)
-        let secret = SecretBytes(try reader.readBytes(count: AgreementKey.byteCount, "\(field).age_identity"))
+        let secret = try reader.readSecret(count: AgreementKey.byteCount, "\(field).age_identity")
         ageIdentity = try! AgreementKey.Private(rawRepresentation: secret)
     }
 
@@ -61,7 +61,7 @@ public struct AttachmentDescriptor: Sendable, Hashable, WireCodable {
         writer.writeBytes(sha256)
         writer.writeText(mediaType, bounds: Self.mediaTypeBounds)
         writer.writeText(fileName, bounds: Self.fileNameBounds)
-        writer.writeBytes(ageIdentity.rawRepresentation.copiedBytes)
+        writer.writeSecret(ageIdentity.rawRepresentation)
     }
 
     public static func == (lhs: Self, rhs: Self) -> Bool {

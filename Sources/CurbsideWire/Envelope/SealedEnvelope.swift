@@ -174,7 +174,10 @@ extension SealedEnvelope {
         as reference: PrekeyReference,
         ephemeralKeyMaterial: SecretBytes
     ) throws(CryptoError) -> SealedEnvelope {
-        try seal(plaintext: signed.encoded, to: prekey, as: reference, ephemeralKeyMaterial: ephemeralKeyMaterial)
+        // The plaintext holds patient data and attachment keys: wipe it once sealed.
+        var plaintext = signed.encoded
+        defer { secureZero(&plaintext) }
+        return try seal(plaintext: plaintext, to: prekey, as: reference, ephemeralKeyMaterial: ephemeralKeyMaterial)
     }
 }
 
@@ -209,7 +212,7 @@ extension SealedEnvelope {
         guard let privateKey = prekeys.privateKey(for: header.prekey) else {
             throw EnvelopeError(.unknownPrekey, "\(header.prekey) is not held by \(recipient.handle)")
         }
-        let plaintext: [UInt8]
+        var plaintext: [UInt8]
         do {
             var context = try HPKE.Recipient(
                 privateKey: privateKey,
@@ -223,6 +226,7 @@ extension SealedEnvelope {
         }
         let signed: SignedMessage
         do {
+            defer { secureZero(&plaintext) }
             signed = try SignedMessage(decoding: plaintext)
         } catch {
             throw EnvelopeError(.malformedContent, "decrypted message is malformed: \(error)")

@@ -4,7 +4,7 @@ extension HPKE {
         let suiteID: [UInt8]
         private static let version = Array("HPKE-v1".utf8)
 
-        func extract(salt: [UInt8], label: String, inputKeyMaterial: KeyMaterial) -> SecretBytes {
+        func extract(salt: KeyMaterial = .bytes([]), label: String, inputKeyMaterial: KeyMaterial) -> SecretBytes {
             HKDF.extract(
                 salt: salt,
                 inputKeyMaterialParts: [.bytes(Self.version + suiteID + Array(label.utf8)), inputKeyMaterial]
@@ -35,7 +35,7 @@ extension HPKE {
 
         /// DeriveKeyPair(ikm) for X25519: sk = LabeledExpand(LabeledExtract("", "dkp_prk", ikm), "sk", "", 32).
         static func deriveKeyPair(inputKeyMaterial: SecretBytes) throws(CryptoError) -> AgreementKey.Private {
-            let prk = kdf.extract(salt: [], label: "dkp_prk", inputKeyMaterial: .secret(inputKeyMaterial))
+            let prk = kdf.extract(label: "dkp_prk", inputKeyMaterial: .secret(inputKeyMaterial))
             let scalar = try kdf.expand(pseudoRandomKey: prk, label: "sk", info: [], outputByteCount: 32)
             return try AgreementKey.Private(rawRepresentation: scalar)
         }
@@ -94,10 +94,10 @@ extension HPKE {
 
         init(ciphersuite: Ciphersuite, mode: Mode, sharedSecret: SecretBytes, info: [UInt8]) throws(CryptoError) {
             let kdf = LabeledKDF(suiteID: ciphersuite.suiteID)
-            let pskIDHash = kdf.extract(salt: [], label: "psk_id_hash", inputKeyMaterial: .bytes([]))
-            let infoHash = kdf.extract(salt: [], label: "info_hash", inputKeyMaterial: .bytes(info))
+            let pskIDHash = kdf.extract(label: "psk_id_hash", inputKeyMaterial: .bytes([]))
+            let infoHash = kdf.extract(label: "info_hash", inputKeyMaterial: .bytes(info))
             let keyScheduleContext = [mode.rawValue] + pskIDHash.copiedBytes + infoHash.copiedBytes
-            let secret = kdf.extract(salt: sharedSecret.copiedBytes, label: "secret", inputKeyMaterial: .bytes([]))
+            let secret = kdf.extract(salt: .secret(sharedSecret), label: "secret", inputKeyMaterial: .bytes([]))
             self.ciphersuite = ciphersuite
             switch ciphersuite.aead {
             case .chaCha20Poly1305:

@@ -102,8 +102,20 @@ public enum HKDF {
 
     /// HKDF-Extract over the concatenation of `inputKeyMaterial`, absorbed part by part.
     package static func extract(salt: [UInt8], inputKeyMaterialParts: [KeyMaterial]) -> SecretBytes {
-        let salt = salt.isEmpty ? [UInt8](repeating: 0, count: HMACSHA256.byteCount) : salt
-        var mac = HMACSHA256(key: .bytes(salt))
+        extract(salt: .bytes(salt), inputKeyMaterialParts: inputKeyMaterialParts)
+    }
+
+    /// HKDF-Extract whose salt may itself be secret (HPKE salts with the KEM's shared secret).
+    package static func extract(salt: KeyMaterial, inputKeyMaterialParts: [KeyMaterial]) -> SecretBytes {
+        var mac: HMACSHA256
+        switch salt {
+        case .bytes(let bytes) where bytes.isEmpty:
+            mac = HMACSHA256(key: .bytes([UInt8](repeating: 0, count: HMACSHA256.byteCount)))
+        case .secret(let secret) where secret.count == 0:
+            mac = HMACSHA256(key: .bytes([UInt8](repeating: 0, count: HMACSHA256.byteCount)))
+        default:
+            mac = HMACSHA256(key: salt)
+        }
         for part in inputKeyMaterialParts { mac.update(part) }
         return mac.finalizeSecret()
     }
