@@ -33,20 +33,9 @@ enum DemoScript {
         out.append("safety number (the same on both sides):")
         out += safety.displayLines.map { "             \($0)" }
 
-        // The dermatologist publishes a signed prekey and one one-time prekey.
-        let signedPrekey = AgreementKey.Private()
-        let oneTimePrekey = AgreementKey.Private()
-        let bundle = PrekeyBundle(
-            owner: derm,
-            signedPrekey: SignedPrekey(
-                id: 1,
-                publicKey: signedPrekey.publicKey,
-                expiresAt: now.adding(seconds: 7 * 24 * 3600),
-                signedBy: dermKey
-            ),
-            oneTimePrekey: OneTimePrekey(id: 100, publicKey: oneTimePrekey.publicKey, signedBy: dermKey)
-        )
-        var dermRing = PrekeyRing(signedPrekeys: [1: signedPrekey], oneTimePrekeys: [100: oneTimePrekey])
+        // The dermatologist publishes a signed prekey and one one-time prekey; the GP only a signed prekey.
+        var (bundle, dermRing) = publish(derm, signedBy: dermKey, oneTimePrekeyID: 100, now: now)
+        let (gpBundle, gpRing) = publish(gp, signedBy: gpKey, oneTimePrekeyID: nil, now: now)
         out.append("bundle       \(bundle.encoded.count) bytes, signed prekey 1, one-time prekey 100")
 
         // The GP seals a consult with one image descriptor.
@@ -84,18 +73,6 @@ enum DemoScript {
         }
 
         // A signed receipt and the answer go back to the GP.
-        let gpSignedPrekey = AgreementKey.Private()
-        let gpBundle = PrekeyBundle(
-            owner: gp,
-            signedPrekey: SignedPrekey(
-                id: 1,
-                publicKey: gpSignedPrekey.publicKey,
-                expiresAt: now.adding(seconds: 7 * 24 * 3600),
-                signedBy: gpKey
-            ),
-            oneTimePrekey: nil
-        )
-        let gpRing = PrekeyRing(signedPrekeys: [1: gpSignedPrekey])
         let receipt = try Message(
             sender: derm,
             recipient: gp,
@@ -119,5 +96,33 @@ enum DemoScript {
         }
         out.append("done         the consult was sealed, opened, acknowledged and answered")
         return out
+    }
+
+    /// A bundle with signed prekey 1, valid for a week, and optionally one one-time prekey; with its private keys.
+    private static func publish(
+        _ owner: Party,
+        signedBy key: SigningKey,
+        oneTimePrekeyID: UInt32?,
+        now: Timestamp
+    ) -> (PrekeyBundle, PrekeyRing) {
+        let signedPrekey = AgreementKey.Private()
+        var ring = PrekeyRing(signedPrekeys: [1: signedPrekey])
+        var oneTime: OneTimePrekey?
+        if let id = oneTimePrekeyID {
+            let oneTimeKey = AgreementKey.Private()
+            ring.oneTimePrekeys[id] = oneTimeKey
+            oneTime = OneTimePrekey(id: id, publicKey: oneTimeKey.publicKey, signedBy: key)
+        }
+        let bundle = PrekeyBundle(
+            owner: owner,
+            signedPrekey: SignedPrekey(
+                id: 1,
+                publicKey: signedPrekey.publicKey,
+                expiresAt: now.adding(seconds: 7 * 24 * 3600),
+                signedBy: key
+            ),
+            oneTimePrekey: oneTime
+        )
+        return (bundle, ring)
     }
 }
