@@ -71,10 +71,29 @@ struct CodecTests {
         #expect(try Handle(text).rawValue == text)
     }
 
-    @Test(arguments: ["", "A", "osei derm", "-a", "a-", "a..b", "a._b", "é", String(repeating: "z", count: 65), "a/b"])
+    @Test(arguments: ["A", "osei derm", "-a", "a-", "a..b", "a._b", "é", "a/b"])
     func invalidHandles(_ text: String) {
         let error = #expect(throws: WireError.self) { try Handle(text) }
         #expect(error?.code == .invalidHandle)
+    }
+
+    @Test(arguments: ["", String(repeating: "z", count: 65)])
+    func handlesOfTheWrongLength(_ text: String) {
+        let error = #expect(throws: WireError.self) { try Handle(text) }
+        #expect(error?.code == .lengthOutOfBounds)
+    }
+
+    @Test func receiptsCarryNoAttachments() throws {
+        var rng = SplitMix64(seed: 1)
+        let error = #expect(throws: WireError.self) {
+            try Message(
+                sender: Generators.party(using: &rng),
+                recipient: Generators.party(using: &rng),
+                content: .receipt(.read(.random())),
+                attachments: [try Generators.attachment(using: &rng)]
+            )
+        }
+        #expect(error?.code == .invalidValue && error?.field == "message.attachments")
     }
 
     @Test func textRulesApplyWhenBuildingValues() {
@@ -213,14 +232,16 @@ enum Generators {
     }
 
     static func message(using rng: inout SplitMix64, sender: Party? = nil, recipient: Party? = nil) throws -> Message {
-        try Message(
+        let content = try content(using: &rng)
+        let attachmentCount = if case .receipt = content { 0 } else { Int.random(in: 0...3, using: &rng) }
+        return try Message(
             sender: sender ?? party(using: &rng),
             recipient: recipient ?? party(using: &rng),
             id: messageID(using: &rng),
             threadID: messageID(using: &rng),
             createdAt: Timestamp(millisecondsSince1970: UInt64.random(in: 0...UInt64.max, using: &rng)),
-            content: content(using: &rng),
-            attachments: (0..<Int.random(in: 0...3, using: &rng)).map { _ in try attachment(using: &rng) }
+            content: content,
+            attachments: try (0..<attachmentCount).map { _ in try attachment(using: &rng) }
         )
     }
 

@@ -14,7 +14,7 @@ public struct Message: Sendable, Hashable, WireCodable {
     public let content: Content
     public let attachments: [AttachmentDescriptor]
 
-    /// - Throws: `WireError.lengthOutOfBounds` for more than 16 attachments.
+    /// - Throws: `WireError.lengthOutOfBounds` for more than 16 attachments, `.invalidValue` for a receipt with any.
     public init(
         sender: Party,
         recipient: Party,
@@ -26,6 +26,9 @@ public struct Message: Sendable, Hashable, WireCodable {
     ) throws(WireError) {
         guard Self.attachmentCountBounds.contains(attachments.count) else {
             throw WireError(.lengthOutOfBounds, field: "message.attachments", offset: nil, detail: "\(attachments.count) attachments, at most 16")
+        }
+        if case .receipt = content, !attachments.isEmpty {
+            throw WireError(.invalidValue, field: "message.attachments", offset: nil, detail: "a receipt carries no attachments")
         }
         self.sender = sender
         self.recipient = recipient
@@ -43,9 +46,18 @@ public struct Message: Sendable, Hashable, WireCodable {
         threadID = try MessageID(from: &reader, field: "\(field).thread_id")
         createdAt = Timestamp(millisecondsSince1970: try reader.readUInt64("\(field).created_at"))
         content = try Content(from: &reader, field: field)
+        let attachmentsOffset = reader.offset
         attachments = try reader.readList("\(field).attachments", count: Self.attachmentCountBounds) {
             (reader, index) throws(WireError) in
             try AttachmentDescriptor(from: &reader, field: "\(field).attachments[\(index)]")
+        }
+        if case .receipt = content, !attachments.isEmpty {
+            throw WireError(
+                .invalidValue,
+                field: "\(field).attachments",
+                offset: attachmentsOffset,
+                detail: "a receipt carries no attachments"
+            )
         }
     }
 

@@ -17,6 +17,9 @@ public struct Handle: Sendable, Hashable, Comparable, CustomStringConvertible, W
     }
 
     private init(bytes: [UInt8], field: String, offset: Int?) throws(WireError) {
+        guard Self.bounds.contains(bytes.count) else {
+            throw WireError(.lengthOutOfBounds, field: field, offset: offset, detail: "handle must be 1 to 64 characters")
+        }
         if let problem = Self.problem(with: bytes) {
             throw WireError(.invalidHandle, field: field, offset: offset, detail: problem)
         }
@@ -38,9 +41,6 @@ public struct Handle: Sendable, Hashable, Comparable, CustomStringConvertible, W
     public static func < (lhs: Handle, rhs: Handle) -> Bool { lhs.rawValue < rhs.rawValue }
 
     private static func problem(with bytes: [UInt8]) -> String? {
-        guard Self.bounds.contains(bytes.count) else {
-            return "handle must be 1 to 64 characters"
-        }
         func isAlphanumeric(_ b: UInt8) -> Bool {
             (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(b) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b)
         }
