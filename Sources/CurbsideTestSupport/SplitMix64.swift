@@ -13,12 +13,17 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
         self.state = seed
     }
 
-    /// A generator seeded from `CURBSIDE_TEST_SEED`, or randomly.
-    public static func fromEnvironment() -> SplitMix64 {
-        if let text = ProcessInfo.processInfo.environment["CURBSIDE_TEST_SEED"], let seed = UInt64(text) {
-            return SplitMix64(seed: seed)
+    /// A generator seeded from `CURBSIDE_TEST_SEED`, or randomly; prints the seed with the caller's name so any
+    /// run can be replayed.
+    public static func fromEnvironment(_ caller: String = #function) -> SplitMix64 {
+        let seed: UInt64
+        if let text = ProcessInfo.processInfo.environment["CURBSIDE_TEST_SEED"], let given = UInt64(text) {
+            seed = given
+        } else {
+            seed = UInt64.random(in: .min ... .max)
         }
-        return SplitMix64(seed: UInt64.random(in: .min ... .max))
+        print("\(caller): seed \(seed) (replay with CURBSIDE_TEST_SEED=\(seed))")
+        return SplitMix64(seed: seed)
     }
 
     public mutating func next() -> UInt64 {
