@@ -9,7 +9,8 @@ let package = Package(
         .library(name: "CurbsideWire", targets: ["CurbsideWire"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // C libraries, one system-library target each; only CurbsideWire/Sodium and CurbsideTLS import them.
@@ -36,7 +37,12 @@ let package = Package(
         // OpenSSL 3 bindings for the relay's transport.
         .target(
             name: "CurbsideTLS",
-            dependencies: ["COpenSSL", "COpenSSLShims"]
+            dependencies: [
+                "COpenSSL",
+                "COpenSSLShims",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+            ]
         ),
         .target(
             name: "CurbsideCLI",
@@ -75,7 +81,13 @@ let package = Package(
         ),
         .testTarget(
             name: "CurbsideTLSTests",
-            dependencies: ["CurbsideTLS"]
+            dependencies: [
+                "CurbsideTLS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "CurbsideCLITests",

@@ -19,3 +19,19 @@ long curbside_BIO_get_mem_data(BIO *bio, char **data) {
 int curbside_TLS1_3_VERSION(void) {
     return TLS1_3_VERSION;
 }
+
+long curbside_BIO_set_mem_eof_return(BIO *bio, long value) {
+    return BIO_set_mem_eof_return(bio, value);
+}
+
+uint64_t curbside_SSL_OP_NO_TICKET(void) {
+    return SSL_OP_NO_TICKET;
+}
+
+int curbside_SSL_set_app_data(SSL *ssl, void *data) {
+    return SSL_set_app_data(ssl, data);
+}
+
+void *curbside_SSL_get_app_data(const SSL *ssl) {
+    return SSL_get_app_data(ssl);
+}
