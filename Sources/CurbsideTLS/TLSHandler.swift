@@ -1,0 +1,341 @@
+import NIOCore
+import NIOTLS
+
+/// Fired once the handshake completes, after NIOTLS's `TLSUserEvent.handshakeCompleted`, with what the relay's
+/// login needs: the channel binding and the peer's key fingerprint.
+public struct TLSHandshakeCompletedEvent: Sendable, Hashable {
+    /// The ALPN protocol both ends agreed on.
+    public let negotiatedProtocol: String?
+    /// The `tls-exporter` channel binding (RFC 9266): 32 bytes, equal on both ends of one connection only.
+    public let channelBinding: [UInt8]
+    /// The SHA-256 fingerprint of the peer certificate's public key, when the peer presented one.
+    public let peerPublicKeyFingerprint: PublicKeyFingerprint?
+}
+
+/// TLS 1.3 through OpenSSL for one channel, client or server.
+///
+/// Writes issued before the handshake completes are buffered, with their promises, and sent in order once it
+/// does; flushes are remembered the same way. After every step the ciphertext OpenSSL produced is written out at
+/// once, so the handler itself holds no plaintext after the handshake: inbound plaintext is passed on a record at a
+/// time (at most 16 KiB per read), outbound plaintext is encrypted as it is written. KeyUpdate messages are answered
+/// inside reads. `close` sends close_notify and waits up to `shutdownTimeout` for the peer's; a close_notify from the
+/// peer is answered and the channel closed. Failures (handshake, timeout, bad record, pin mismatch) are fired as a
+/// `TLSError` and close the channel; later writes fail with `TLSError.closed`.
+public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias InboundOut = ByteBuffer
+    public typealias OutboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
+
+    enum State {
+        case idle
+        case handshaking
+        case active
+        case closing
+        case closed
+    }
+
+    private(set) var state: State = .idle
+    private let connection: TLSConnection
+    private let configuration: TLSConfiguration
+    private var bufferedWrites: [(data: ByteBuffer, promise: EventLoopPromise<Void>?)] = []
+    private var bufferedFlush = false
+    private var closePromise: EventLoopPromise<Void>?
+    private var handshakeTimer: Scheduled<Void>?
+    private var shutdownTimer: Scheduled<Void>?
+    private var readSinceReadComplete = false
+
+    /// The event fired at handshake completion, kept for later readers (the relay's login).
+    public private(set) var handshakeInfo: TLSHandshakeCompletedEvent?
+
+    /// - Parameter serverName: for a client with pinned trust, the SNI name to send (optional).
+    public init(context: TLSContext, serverName: String? = nil) throws {
+        connection = try TLSConnection(context: context, serverName: serverName)
+        configuration = context.configuration
+    }
+
+    /// Plaintext the handler holds: writes buffered before the handshake completed.
+    package var bufferedPlaintextByteCount: Int {
+        bufferedWrites.reduce(0) { $0 + $1.data.readableBytes }
+    }
+
+    /// An exporter value of this connection (RFC 8446 §7.5), available once the handshake completed.
+    public func exportKeyingMaterial(label: String, context: [UInt8]?, length: Int) throws -> [UInt8] {
+        guard state == .active || state == .closing else {
+            throw TLSError(.handshakeFailed, "keying material is available only after the handshake")
+        }
+        return try connection.exportKeyingMaterial(label: label, context: context, length: length)
+    }
+
+    /// Sends a KeyUpdate that also asks the peer to update its keys. For tests and long-lived connections.
+    public func requestKeyUpdate(context: ChannelHandlerContext) {
+        guard state == .active, connection.requestKeyUpdate() else { return }
+        // The KeyUpdate message goes out with the next record; send an empty flight now.
+        _ = connection.writePlaintext(UnsafeRawBufferPointer(start: nil, count: 0))
+        flushCiphertext(context: context, promise: nil)
+    }
+
+    // MARK: - Lifecycle
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { beginHandshake(context: context) }
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        cancelTimers()
+        failBufferedWrites(TLSError(.closed, "the TLS handler was removed"))
+    }
+
+    public func channelActive(context: ChannelHandlerContext) {
+        beginHandshake(context: context)
+        context.fireChannelActive()
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        let wasState = state
+        state = .closed
+        cancelTimers()
+        failBufferedWrites(TLSError(.closed, "the connection closed"))
+        switch wasState {
+        case .handshaking:
+            context.fireErrorCaught(TLSError(.handshakeFailed, "the peer closed the connection during the handshake"))
+        case .active:
+            // No close_notify: whatever the peer meant to send may have been cut short.
+            context.fireErrorCaught(TLSError(.uncleanShutdown, "the connection closed without close_notify"))
+        case .idle, .closing, .closed:
+            break
+        }
+        closePromise?.succeed()
+        closePromise = nil
+        context.fireChannelInactive()
+    }
+
+    private func beginHandshake(context: ChannelHandlerContext) {
+        guard state == .idle else { return }
+        state = .handshaking
+        handshakeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: configuration.handshakeTimeout) {
+            guard self.state == .handshaking else { return }
+            self.fail(context: context, TLSError(.handshakeTimeout, "no handshake within \(self.configuration.handshakeTimeout)"))
+        }
+        handshakeStep(context: context)
+    }
+
+    // MARK: - Inbound
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let ciphertext = unwrapInboundIn(data)
+        switch state {
+        case .idle:
+            connection.receive(ciphertext)
+            beginHandshake(context: context)
+        case .handshaking:
+            connection.receive(ciphertext)
+            handshakeStep(context: context)
+        case .active, .closing:
+            connection.receive(ciphertext)
+            readPlaintext(context: context)
+        case .closed:
+            break  // after a failure or close: drop
+        }
+    }
+
+    public func channelReadComplete(context: ChannelHandlerContext) {
+        if readSinceReadComplete {
+            readSinceReadComplete = false
+            context.fireChannelReadComplete()
+        }
+    }
+
+    private func handshakeStep(context: ChannelHandlerContext) {
+        switch connection.handshakeStep() {
+        case .wantsMoreInput:
+            flushCiphertext(context: context, promise: nil)
+            context.read()  // the handshake needs the peer's flight even if the application has not asked to read
+        case .failed(let error):
+            fail(context: context, error)
+        case .complete:
+            state = .active
+            handshakeTimer?.cancel()
+            handshakeTimer = nil
+            flushCiphertext(context: context, promise: nil)
+            let binding = (try? connection.exportKeyingMaterial(label: "EXPORTER-Channel-Binding", context: nil, length: 32)) ?? []
+            let info = TLSHandshakeCompletedEvent(
+                negotiatedProtocol: connection.negotiatedProtocol,
+                channelBinding: binding,
+                peerPublicKeyFingerprint: connection.peerPublicKeyFingerprint
+            )
+            handshakeInfo = info
+            context.fireUserInboundEventTriggered(TLSUserEvent.handshakeCompleted(negotiatedProtocol: info.negotiatedProtocol))
+            context.fireUserInboundEventTriggered(info)
+            replayBufferedWrites(context: context)
+            readPlaintext(context: context)  // application data may have come with the peer's last flight
+        }
+    }
+
+    private func readPlaintext(context: ChannelHandlerContext) {
+        reading: while state == .active || state == .closing {
+            var buffer = context.channel.allocator.buffer(capacity: TLSConnection.maximumRecordPlaintext)
+            switch connection.readPlaintext(into: &buffer) {
+            case .data:
+                readSinceReadComplete = true
+                context.fireChannelRead(wrapInboundOut(buffer))
+            case .wantsMoreInput:
+                break reading
+            case .closed:
+                peerSentCloseNotify(context: context)
+                return
+            case .failed(let error):
+                fail(context: context, error)
+                return
+            }
+        }
+        // Reads may have produced output: KeyUpdate answers.
+        flushCiphertext(context: context, promise: nil)
+    }
+
+    private func peerSentCloseNotify(context: ChannelHandlerContext) {
+        let initiatedByUs = state == .closing
+        state = .closing
+        if !initiatedByUs {
+            _ = connection.shutdownStep()  // our close_notify in reply
+            flushCiphertext(context: context, promise: nil)
+        }
+        finishClose(context: context)
+    }
+
+    // MARK: - Outbound
+
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let plaintext = unwrapOutboundIn(data)
+        switch state {
+        case .idle, .handshaking:
+            bufferedWrites.append((plaintext, promise))
+        case .active:
+            encrypt(context: context, plaintext, promise: promise, flush: false)
+        case .closing, .closed:
+            promise?.fail(TLSError(.closed, "write after the connection started closing"))
+        }
+    }
+
+    public func flush(context: ChannelHandlerContext) {
+        switch state {
+        case .idle, .handshaking:
+            bufferedFlush = true
+        case .active, .closing:
+            context.flush()
+        case .closed:
+            break
+        }
+    }
+
+    public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        guard mode == .all else {
+            context.close(mode: mode, promise: promise)
+            return
+        }
+        switch state {
+        case .idle, .handshaking:
+            state = .closed
+            cancelTimers()
+            failBufferedWrites(TLSError(.closed, "closed before the handshake completed"))
+            context.close(mode: mode, promise: promise)
+        case .active:
+            state = .closing
+            closePromise = promise
+            switch connection.shutdownStep() {
+            case .complete:
+                flushCiphertext(context: context, promise: nil)
+                finishClose(context: context)
+            case .wantsMoreInput:
+                flushCiphertext(context: context, promise: nil)
+                shutdownTimer = context.eventLoop.assumeIsolated().scheduleTask(in: configuration.shutdownTimeout) {
+                    self.finishClose(context: context)
+                }
+            case .failed:
+                finishClose(context: context)
+            }
+        case .closing:
+            if let promise {
+                if let closePromise { closePromise.futureResult.cascade(to: promise) } else { closePromise = promise }
+            }
+        case .closed:
+            context.close(mode: mode, promise: promise)
+        }
+    }
+
+    private func encrypt(context: ChannelHandlerContext, _ plaintext: ByteBuffer, promise: EventLoopPromise<Void>?, flush: Bool) {
+        let result = plaintext.withUnsafeReadableBytes { connection.writePlaintext($0) }
+        switch result {
+        case .complete, .wantsMoreInput:
+            writeCiphertext(context: context, promise: promise)
+            if flush { context.flush() }
+        case .failed(let error):
+            promise?.fail(error)
+            fail(context: context, error)
+        }
+    }
+
+    private func replayBufferedWrites(context: ChannelHandlerContext) {
+        let writes = bufferedWrites
+        bufferedWrites = []
+        for write in writes where state == .active {
+            encrypt(context: context, write.data, promise: write.promise, flush: false)
+        }
+        if bufferedFlush {
+            bufferedFlush = false
+            context.flush()
+        }
+    }
+
+    // MARK: - Helpers
+
+    /// Writes whatever ciphertext is pending, with `promise` attached (or succeeded at once if there is none).
+    private func writeCiphertext(context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        if let ciphertext = connection.takePendingCiphertext(allocator: context.channel.allocator) {
+            context.write(wrapOutboundOut(ciphertext), promise: promise)
+        } else {
+            promise?.succeed()
+        }
+    }
+
+    private func flushCiphertext(context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        writeCiphertext(context: context, promise: promise)
+        context.flush()
+    }
+
+    private func finishClose(context: ChannelHandlerContext) {
+        guard state != .closed else { return }
+        state = .closed
+        cancelTimers()
+        let promise = closePromise
+        closePromise = nil
+        context.close(mode: .all, promise: promise)
+    }
+
+    private func fail(context: ChannelHandlerContext, _ error: TLSError) {
+        guard state != .closed else { return }
+        state = .closed
+        cancelTimers()
+        flushCiphertext(context: context, promise: nil)  // the alert, if OpenSSL produced one
+        failBufferedWrites(error)
+        context.fireErrorCaught(error)
+        context.close(promise: nil)
+    }
+
+    private func failBufferedWrites(_ error: TLSError) {
+        let writes = bufferedWrites
+        bufferedWrites = []
+        bufferedFlush = false
+        for write in writes { write.promise?.fail(error) }
+    }
+
+    private func cancelTimers() {
+        handshakeTimer?.cancel()
+        handshakeTimer = nil
+        shutdownTimer?.cancel()
+        shutdownTimer = nil
+    }
+}
+
+@available(*, unavailable)
+extension TLSHandler: Sendable {}
