@@ -172,9 +172,22 @@ final class TLSConnection {
         }
     }
 
-    /// Asks the peer to update its keys too (TLS 1.3 KeyUpdate, update_requested).
+    /// Updates our sending keys and asks the peer to update its own (TLS 1.3 KeyUpdate, update_requested); the
+    /// message is queued as ciphertext at once rather than waiting for the next write.
     func requestKeyUpdate() -> Bool {
-        SSL_key_update(ssl, SSL_KEY_UPDATE_REQUESTED) == 1
+        OpenSSLErrorQueue.clear()
+        return SSL_key_update(ssl, SSL_KEY_UPDATE_REQUESTED) == 1 && SSL_do_handshake(ssl) == 1
+    }
+
+    /// Sends a KeyUpdate OpenSSL has queued (the answer to a peer's update_requested) now, not with the next
+    /// application write, which may never come.
+    func sendQueuedKeyUpdate() {
+        guard SSL_get_key_update_type(ssl) != SSL_KEY_UPDATE_NONE else { return }
+        OpenSSLErrorQueue.clear()
+        // OpenSSL keeps the answer pending until a write; re-queuing it as our own update lets the handshake call
+        // send it. The slot holds one update, so this sends exactly the one owed.
+        _ = SSL_key_update(ssl, SSL_KEY_UPDATE_NOT_REQUESTED)
+        _ = SSL_do_handshake(ssl)
     }
 
     // MARK: - After the handshake

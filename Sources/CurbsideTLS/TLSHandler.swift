@@ -70,8 +70,6 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Sends a KeyUpdate that also asks the peer to update its keys. For tests and long-lived connections.
     public func requestKeyUpdate(context: ChannelHandlerContext) {
         guard state == .active, connection.requestKeyUpdate() else { return }
-        // The KeyUpdate message goes out with the next record; send an empty flight now.
-        _ = connection.writePlaintext(UnsafeRawBufferPointer(start: nil, count: 0))
         flushCiphertext(context: context, promise: nil)
     }
 
@@ -190,6 +188,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
         }
         // Reads may have produced output: KeyUpdate answers.
+        connection.sendQueuedKeyUpdate()
         flushCiphertext(context: context, promise: nil)
     }
 
