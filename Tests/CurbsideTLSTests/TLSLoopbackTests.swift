@@ -338,3 +338,100 @@ final class HandshakeWatcher: ChannelInboundHandler {
         outcome.fail(TLSError(.closed, "closed before the handshake completed"))
     }
 }
+
+/// Counts what arrives and reads only when told to.
+final class PausedSink: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    let handshake: EventLoopPromise<Void>
+    var received = 0
+
+    init(handshake: EventLoopPromise<Void>) {
+        self.handshake = handshake
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is TLSHandshakeCompletedEvent { handshake.succeed() }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        received += unwrapInboundIn(data).readableBytes
+    }
+}
+
+@Suite("TLS back-pressure", .serialized)
+struct TLSBackPressureTests {
+    /// A reader that stops reading makes the writer's channel unwritable, and the TLS handler holds none of the
+    /// excess itself; once reading resumes everything arrives. Also: the handshake completes with autoRead off.
+    @Test func aStalledReaderStopsTheWriter() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let serverContext = try TestIdentity.serverContext()
+        let serverHandshake = group.next().makePromise(of: Void.self)
+        let accepted = group.next().makePromise(of: (any Channel).self)
+        let server = try await ServerBootstrap(group: group)
+            .childChannelOption(.autoRead, value: false)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(TLSHandler(context: serverContext))
+                    try channel.pipeline.syncOperations.addHandler(PausedSink(handshake: serverHandshake))
+                    accepted.succeed(channel)
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0)
+            .get()
+        let clientContext = try TestIdentity.clientContext()
+        let client = try await ClientBootstrap(group: group)
+            .channelOption(.writeBufferWaterMark, value: .init(low: 32 * 1024, high: 64 * 1024))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(TLSHandler(context: clientContext))
+                }
+            }
+            .connect(host: "127.0.0.1", port: server.localAddress!.port!)
+            .get()
+        try await serverHandshake.futureResult.get()
+        let serverChild = try await accepted.futureResult.get()
+
+        // Write 1 MiB pieces whenever the channel allows, until it stays unwritable: the kernel's buffers between
+        // the two sockets are full because the server does not read.
+        var written = 0
+        var stalledChecks = 0
+        while stalledChecks < 3, written < 512 << 20 {
+            let (more, buffered) = try await client.eventLoop.submit {
+                var more = 0
+                let chunk = ByteBuffer(repeating: 0x5A, count: 1 << 20)
+                while client.isWritable {
+                    client.writeAndFlush(chunk, promise: nil)
+                    more += chunk.readableBytes
+                }
+                let handler = try client.pipeline.syncOperations.handler(type: TLSHandler.self)
+                return (more, handler.bufferedPlaintextByteCount)
+            }.get()
+            #expect(buffered == 0, "the TLS handler must not hold the excess")
+            written += more
+            stalledChecks = more == 0 ? stalledChecks + 1 : 0
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(written < 512 << 20, "the channel never stayed unwritable")
+        #expect(!client.isWritable)
+        let beforeResume = try await serverChild.eventLoop.submit {
+            try serverChild.pipeline.syncOperations.handler(type: PausedSink.self).received
+        }.get()
+        #expect(beforeResume == 0)
+
+        // Resume reading: everything written arrives.
+        try await serverChild.eventLoop.submit {
+            serverChild.setOption(.autoRead, value: true).whenComplete { _ in }
+            serverChild.read()
+        }.get()
+        var arrived = 0
+        for _ in 0..<600 where arrived < written {
+            try await Task.sleep(for: .milliseconds(50))
+            arrived = try await serverChild.eventLoop.submit {
+                try serverChild.pipeline.syncOperations.handler(type: PausedSink.self).received
+            }.get()
+        }
+        #expect(arrived == written)
+        try await client.close()
+        try await server.close()
+    }
+}
