@@ -277,7 +277,12 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func replayBufferedWrites(context: ChannelHandlerContext) {
         let writes = bufferedWrites
         bufferedWrites = []
-        for write in writes where state == .active {
+        for write in writes {
+            guard state == .active else {
+                // An earlier write failed the connection: the rest fail too, in order.
+                write.promise?.fail(TLSError(.closed, "the connection failed before this write was sent"))
+                continue
+            }
             encrypt(context: context, write.data, promise: write.promise, flush: false)
         }
         if bufferedFlush {
