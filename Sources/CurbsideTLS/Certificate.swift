@@ -143,8 +143,9 @@ public final class TLSPrivateKey: @unchecked Sendable {
         _ = OpenSSLLibrary.ready
         OpenSSLErrorQueue.clear()
         let bio = try MemoryBIO(pem)
-        guard let key = bio.withPointer({ PEM_read_bio_PrivateKey($0, nil, nil, nil) }) else {
-            throw TLSError.drainingQueue(.certificateError, "no PEM private key could be read")
+        // The password callback refuses: an encrypted key is an error, never a prompt on the terminal.
+        guard let key = bio.withPointer({ PEM_read_bio_PrivateKey($0, nil, refusePassword, nil) }) else {
+            throw TLSError.drainingQueue(.certificateError, "no unencrypted PEM private key could be read")
         }
         self.init(taking: key)
     }
@@ -225,7 +226,12 @@ public struct TLSIdentity: Sendable {
     /// - Throws: `TLSError.certificateError` if either file exists or cannot be written.
     public func write(certificatePath: String, privateKeyPath: String) throws {
         try writeFile(privateKeyPath, try privateKey.pem, mode: 0o600)
-        try writeFile(certificatePath, try certificate.pem, mode: 0o644)
+        do {
+            try writeFile(certificatePath, try certificate.pem, mode: 0o644)
+        } catch {
+            unlink(privateKeyPath)  // no orphan key that would make every retry fail
+            throw error
+        }
     }
 
     /// Reads a certificate and key written by `write` (or any PEM pair), checking that they match.
@@ -320,4 +326,14 @@ func writeFile(_ path: String, _ bytes: [UInt8], mode: mode_t) throws {
     guard fchmod(fd, mode) == 0, fsync(fd) == 0 else {
         throw TLSError(.certificateError, "cannot finish \(path): \(String(cString: strerror(errno)))")
     }
+}
+
+/// A PEM password callback that supplies no password.
+private func refusePassword(
+    _ buffer: UnsafeMutablePointer<CChar>?,
+    _ size: Int32,
+    _ writing: Int32,
+    _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
+    0
 }

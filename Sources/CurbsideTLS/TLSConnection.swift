@@ -35,11 +35,17 @@ final class TLSConnection {
 
     init(context: TLSContext, serverName: String? = nil) throws {
         self.context = context
-        ssl = try context.makeSSL()
-        guard let readBIO = BIO_new(BIO_s_mem()), let writeBIO = BIO_new(BIO_s_mem()) else {
+        let ssl = try context.makeSSL()
+        guard let readBIO = BIO_new(BIO_s_mem()) else {
             SSL_free(ssl)
             throw TLSError.drainingQueue(.invalidConfiguration, "BIO_new failed")
         }
+        guard let writeBIO = BIO_new(BIO_s_mem()) else {
+            BIO_free(readBIO)
+            SSL_free(ssl)
+            throw TLSError.drainingQueue(.invalidConfiguration, "BIO_new failed")
+        }
+        self.ssl = ssl
         // An empty memory BIO means "no data yet", not end of file.
         _ = curbside_BIO_set_mem_eof_return(readBIO, -1)
         _ = curbside_BIO_set_mem_eof_return(writeBIO, -1)
@@ -54,9 +60,9 @@ final class TLSConnection {
         case .client(let trust):
             SSL_set_connect_state(ssl)
             if case .certificateAuthorities(_, let hostName) = trust {
+                // Every stored property is set by now, so a throw runs deinit, which frees the SSL.
                 guard curbside_SSL_set_tlsext_host_name(ssl, hostName) == 1, SSL_set1_host(ssl, hostName) == 1 else {
-                    SSL_free(ssl)
-                    throw TLSError.drainingQueue(.invalidConfiguration, "cannot check host name \(hostName)")
+                    throw TLSError.drainingQueue(.invalidConfiguration, "cannot check host name \"\(hostName)\"")
                 }
             } else if let serverName {
                 _ = curbside_SSL_set_tlsext_host_name(ssl, serverName)
@@ -91,11 +97,15 @@ final class TLSConnection {
 
     /// Ciphertext OpenSSL has produced for the network, or nil if none.
     func takePendingCiphertext(allocator: ByteBufferAllocator) -> ByteBuffer? {
-        let pending = BIO_ctrl_pending(writeBIO)
+        var pending = BIO_ctrl_pending(writeBIO)
         guard pending > 0 else { return nil }
         var buffer = allocator.buffer(capacity: pending)
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: pending) { out in
-            Int(BIO_read(writeBIO, out.baseAddress, Int32(pending)))
+        while pending > 0 {
+            let chunk = min(pending, Int(Int32.max))
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: chunk) { out in
+                max(0, Int(BIO_read(writeBIO, out.baseAddress, Int32(chunk))))
+            }
+            pending = BIO_ctrl_pending(writeBIO)
         }
         return buffer
     }
@@ -147,10 +157,8 @@ final class TLSConnection {
             var written = 0
             let result = SSL_write_ex(ssl, bytes.baseAddress! + offset, bytes.count - offset, &written)
             guard result == 1 else {
-                switch SSL_get_error(ssl, result) {
-                case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE: return .wantsMoreInput
-                default: return .failed(.drainingQueue(.protocolError, "writing a record failed"))
-                }
+                // A memory BIO always takes the output, so even "want read/write" means the bytes were not sent.
+                return .failed(.drainingQueue(.protocolError, "writing a record failed"))
             }
             offset += written
         }

@@ -128,5 +128,10 @@ private func pinVerifyCallback(store: OpaquePointer?, argument: UnsafeMutableRaw
         let connection = TLSConnection.from(OpaquePointer(sslPointer)),
         let leaf = X509_STORE_CTX_get0_cert(store)
     else { return 0 }
-    return connection.verifyPinnedPeer(leaf) ? 1 : 0
+    guard connection.verifyPinnedPeer(leaf) else {
+        // The contract: the store's error must say why, so OpenSSL reports and alerts accordingly.
+        X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION)
+        return 0
+    }
+    return 1
 }

@@ -22,6 +22,8 @@ public struct TLSError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let invalidConfiguration = Code(name: "invalid configuration")
         /// Writing after the connection started closing or failed.
         public static let closed = Code(name: "connection closed")
+        /// Too much written before the handshake completed.
+        public static let bufferLimit = Code(name: "buffer limit")
     }
 
     public let code: Code

@@ -39,11 +39,15 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let connection: TLSConnection
     private let configuration: TLSConfiguration
     private var bufferedWrites: [(data: ByteBuffer, promise: EventLoopPromise<Void>?)] = []
-    private var bufferedFlush = false
+    /// How many of `bufferedWrites` the application had flushed: replay flushes after exactly those.
+    private var bufferedFlushedCount = 0
     private var closePromise: EventLoopPromise<Void>?
     private var handshakeTimer: Scheduled<Void>?
     private var shutdownTimer: Scheduled<Void>?
     private var readSinceReadComplete = false
+
+    /// The most plaintext buffered before the handshake completes; writes beyond it fail with `bufferLimit`.
+    public static let maximumBufferedPlaintext = 16 << 20
 
     /// The event fired at handshake completion, kept for later readers (the relay's login).
     public private(set) var handshakeInfo: TLSHandshakeCompletedEvent?
@@ -82,6 +86,8 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     public func handlerRemoved(context: ChannelHandlerContext) {
         cancelTimers()
         failBufferedWrites(TLSError(.closed, "the TLS handler was removed"))
+        closePromise?.fail(TLSError(.closed, "the TLS handler was removed while closing"))
+        closePromise = nil
     }
 
     public func channelActive(context: ChannelHandlerContext) {
@@ -141,6 +147,10 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if readSinceReadComplete {
             readSinceReadComplete = false
             context.fireChannelReadComplete()
+        } else if state == .active || state == .closing {
+            // Ciphertext came but no whole record: the application saw nothing to react to, so ask for more
+            // ourselves, or a channel with autoRead off would stall (harmless when autoRead is on).
+            context.read()
         }
     }
 
@@ -152,20 +162,38 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .failed(let error):
             fail(context: context, error)
         case .complete:
-            state = .active
             handshakeTimer?.cancel()
             handshakeTimer = nil
+            let negotiated = connection.negotiatedProtocol
+            // OpenSSL lets a handshake without ALPN through (the server's callback only runs when the client offers
+            // the extension); a peer that agreed on none of our protocols speaks something else.
+            if !configuration.applicationProtocols.isEmpty, negotiated == nil {
+                fail(context: context, TLSError(.handshakeFailed, "the peer agreed on no application protocol"))
+                return
+            }
+            let binding: [UInt8]
+            do {
+                binding = try connection.exportKeyingMaterial(label: "EXPORTER-Channel-Binding", context: nil, length: 32)
+            } catch let error as TLSError {
+                fail(context: context, error)
+                return
+            } catch {
+                fail(context: context, TLSError(.protocolError, "channel binding: \(error)"))
+                return
+            }
+            state = .active
             flushCiphertext(context: context, promise: nil)
-            let binding = (try? connection.exportKeyingMaterial(label: "EXPORTER-Channel-Binding", context: nil, length: 32)) ?? []
             let info = TLSHandshakeCompletedEvent(
-                negotiatedProtocol: connection.negotiatedProtocol,
+                negotiatedProtocol: negotiated,
                 channelBinding: binding,
                 peerPublicKeyFingerprint: connection.peerPublicKeyFingerprint
             )
             handshakeInfo = info
-            context.fireUserInboundEventTriggered(TLSUserEvent.handshakeCompleted(negotiatedProtocol: info.negotiatedProtocol))
-            context.fireUserInboundEventTriggered(info)
+            // Buffered writes go first, so anything the application writes when it hears of the handshake follows them.
             replayBufferedWrites(context: context)
+            guard state == .active else { return }
+            context.fireUserInboundEventTriggered(TLSUserEvent.handshakeCompleted(negotiatedProtocol: negotiated))
+            context.fireUserInboundEventTriggered(info)
             readPlaintext(context: context)  // application data may have come with the peer's last flight
         }
     }
@@ -187,8 +215,8 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 return
             }
         }
-        // Reads may have produced output: KeyUpdate answers.
-        connection.sendQueuedKeyUpdate()
+        // Reads may have produced output: KeyUpdate answers, but nothing may follow our close_notify.
+        if state == .active { connection.sendQueuedKeyUpdate() }
         flushCiphertext(context: context, promise: nil)
     }
 
@@ -196,8 +224,11 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let initiatedByUs = state == .closing
         state = .closing
         if !initiatedByUs {
-            _ = connection.shutdownStep()  // our close_notify in reply
-            flushCiphertext(context: context, promise: nil)
+            _ = connection.shutdownStep()  // our close_notify in reply; close once it has been written
+            let written = context.eventLoop.makePromise(of: Void.self)
+            flushCiphertext(context: context, promise: written)
+            written.futureResult.assumeIsolated().whenComplete { _ in self.finishClose(context: context) }
+            return
         }
         finishClose(context: context)
     }
@@ -208,6 +239,10 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let plaintext = unwrapOutboundIn(data)
         switch state {
         case .idle, .handshaking:
+            guard bufferedPlaintextByteCount + plaintext.readableBytes <= Self.maximumBufferedPlaintext else {
+                promise?.fail(TLSError(.bufferLimit, "more than \(Self.maximumBufferedPlaintext) bytes written before the handshake"))
+                return
+            }
             bufferedWrites.append((plaintext, promise))
         case .active:
             encrypt(context: context, plaintext, promise: promise, flush: false)
@@ -219,7 +254,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     public func flush(context: ChannelHandlerContext) {
         switch state {
         case .idle, .handshaking:
-            bufferedFlush = true
+            bufferedFlushedCount = bufferedWrites.count
         case .active, .closing:
             context.flush()
         case .closed:
@@ -247,6 +282,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 finishClose(context: context)
             case .wantsMoreInput:
                 flushCiphertext(context: context, promise: nil)
+                guard state == .closing else { return }  // the flush may have closed the channel already
                 shutdownTimer = context.eventLoop.assumeIsolated().scheduleTask(in: configuration.shutdownTimeout) {
                     self.finishClose(context: context)
                 }
@@ -276,35 +312,39 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func replayBufferedWrites(context: ChannelHandlerContext) {
         let writes = bufferedWrites
+        let flushedCount = bufferedFlushedCount
         bufferedWrites = []
-        for write in writes {
+        bufferedFlushedCount = 0
+        for (index, write) in writes.enumerated() {
             guard state == .active else {
                 // An earlier write failed the connection: the rest fail too, in order.
                 write.promise?.fail(TLSError(.closed, "the connection failed before this write was sent"))
                 continue
             }
-            encrypt(context: context, write.data, promise: write.promise, flush: false)
-        }
-        if bufferedFlush {
-            bufferedFlush = false
-            context.flush()
+            encrypt(context: context, write.data, promise: write.promise, flush: index + 1 == flushedCount)
         }
     }
 
     // MARK: - Helpers
 
-    /// Writes whatever ciphertext is pending, with `promise` attached (or succeeded at once if there is none).
-    private func writeCiphertext(context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+    /// Writes whatever ciphertext is pending with `promise` attached; with none pending, an empty write carries the
+    /// promise so it still completes in order after earlier writes. Returns whether any ciphertext was written.
+    @discardableResult
+    private func writeCiphertext(context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) -> Bool {
         if let ciphertext = connection.takePendingCiphertext(allocator: context.channel.allocator) {
             context.write(wrapOutboundOut(ciphertext), promise: promise)
-        } else {
-            promise?.succeed()
+            return true
         }
+        if let promise {
+            context.write(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: promise)
+        }
+        return false
     }
 
+    /// Writes and flushes the protocol's own output (handshake flights, alerts, KeyUpdate, close_notify). Flushes
+    /// only when there was some, so the application's unflushed writes stay unflushed.
     private func flushCiphertext(context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
-        writeCiphertext(context: context, promise: promise)
-        context.flush()
+        if writeCiphertext(context: context, promise: promise) || promise != nil { context.flush() }
     }
 
     private func finishClose(context: ChannelHandlerContext) {
@@ -329,7 +369,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func failBufferedWrites(_ error: TLSError) {
         let writes = bufferedWrites
         bufferedWrites = []
-        bufferedFlush = false
+        bufferedFlushedCount = 0
         for write in writes { write.promise?.fail(error) }
     }
 

@@ -416,7 +416,9 @@ struct TLSBackPressureTests {
         let beforeResume = try await serverChild.eventLoop.submit {
             try serverChild.pipeline.syncOperations.handler(type: PausedSink.self).received
         }.get()
-        #expect(beforeResume == 0)
+        // The paused server took at most what completing a record needed (its TLS handler asks for more only
+        // while it has a partial record), far less than what was written.
+        #expect(beforeResume <= 256 * 1024 && beforeResume < written, "\(beforeResume) of \(written)")
 
         // Resume reading: everything written arrives.
         try await serverChild.eventLoop.submit {

@@ -1,0 +1,126 @@
+import CurbsideTLS
+import Foundation
+import NIOCore
+import NIOEmbedded
+import NIOTLS
+import Testing
+
+/// Writes `reply` when the handshake completes, from inside the event.
+final class WriteOnHandshake: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    let reply: ByteBuffer
+
+    init(_ reply: ByteBuffer) {
+        self.reply = reply
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is TLSHandshakeCompletedEvent {
+            context.writeAndFlush(wrapOutboundOut(reply), promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
+
+@Suite("TLS edge cases")
+struct TLSEdgeCaseTests {
+    @Test(arguments: ["", String(repeating: "h", count: 300)])
+    func unusableHostNameIsAnErrorNotACrash(_ host: String) throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-host-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try TestIdentity.server.write(certificatePath: "\(directory)/ca.pem", privateKeyPath: "\(directory)/key.pem")
+        let context = try TLSContext(
+            configuration: .client(
+                trust: .certificateAuthorities(pemFile: "\(directory)/ca.pem", hostName: host),
+                applicationProtocols: TestIdentity.alpn
+            )
+        )
+        let error = #expect(throws: TLSError.self) { try TLSHandler(context: context) }
+        #expect(error?.code == .invalidConfiguration)
+    }
+
+    @Test func writesFromTheHandshakeEventFollowBufferedWrites() throws {
+        let pair = try BackToBack()
+        try pair.client.pipeline.syncOperations.addHandler(
+            WriteOnHandshake(ByteBuffer(string: "second")),
+            position: .before(pair.clientRecorder)
+        )
+        try pair.activate()
+        pair.client.writeAndFlush(ByteBuffer(string: "first,"), promise: nil)
+        try pair.interact()
+        #expect(pair.serverRecorder.received == ByteBuffer(string: "first,second"))
+    }
+
+    @Test func clientWithoutALPNIsRefused() throws {
+        let pair = try BackToBack(client: TestIdentity.clientContext(alpn: []))
+        try pair.handshake()
+        #expect(pair.serverRecorder.tlsErrors.map(\.code) == [.handshakeFailed])
+        #expect(pair.serverRecorder.handshake == nil)
+        #expect(!pair.server.isActive)
+    }
+
+    @Test func emptyWriteCompletesInOrder() throws {
+        let pair = try BackToBack()
+        try pair.handshake()
+        var order: [String] = []
+        let first = pair.client.write(ByteBuffer(string: "data"))
+        let empty = pair.client.write(ByteBuffer())
+        first.whenComplete { _ in order.append("first") }
+        empty.whenComplete { _ in order.append("empty") }
+        pair.client.flush()
+        try pair.interact()
+        #expect(order == ["first", "empty"])
+    }
+
+    @Test func inboundRecordsDoNotFlushTheApplicationsWrites() throws {
+        let pair = try BackToBack()
+        try pair.handshake()
+        pair.client.write(ByteBuffer(string: "not yet"), promise: nil)  // written, not flushed
+        try pair.server.writeAndFlush(ByteBuffer(string: "hello")).wait()
+        try pair.interact()
+        #expect(pair.clientRecorder.received == ByteBuffer(string: "hello"))
+        #expect(pair.serverRecorder.received.readableBytes == 0, "the client's write must wait for its flush")
+        pair.client.flush()
+        try pair.interact()
+        #expect(pair.serverRecorder.received == ByteBuffer(string: "not yet"))
+    }
+
+    @Test func onlyFlushedBufferedWritesAreFlushedAfterTheHandshake() throws {
+        let pair = try BackToBack()
+        try pair.activate()
+        pair.client.writeAndFlush(ByteBuffer(string: "flushed;"), promise: nil)
+        pair.client.write(ByteBuffer(string: "unflushed"), promise: nil)
+        try pair.interact()
+        #expect(pair.serverRecorder.received == ByteBuffer(string: "flushed;"))
+        pair.client.flush()
+        try pair.interact()
+        #expect(pair.serverRecorder.received == ByteBuffer(string: "flushed;unflushed"))
+    }
+
+    @Test func writesBeforeTheHandshakeAreBounded() throws {
+        let pair = try BackToBack()
+        try pair.activate()
+        let fits = pair.client.write(ByteBuffer(repeating: 1, count: TLSHandler.maximumBufferedPlaintext))
+        let over = pair.client.write(ByteBuffer(repeating: 2, count: 1))
+        let error = #expect(throws: TLSError.self) { try over.wait() }
+        #expect(error?.code == .bufferLimit)
+        pair.client.flush()
+        try pair.interact()
+        try fits.wait()
+        #expect(pair.serverRecorder.received.readableBytes == TLSHandler.maximumBufferedPlaintext)
+    }
+
+    @Test func encryptedKeyFileIsRefusedWithoutPrompting() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-enc-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let made = try shell(
+            "openssl genpkey -algorithm ed25519 -aes-256-cbc -pass pass:secret -out \(directory)/key.pem </dev/null 2>&1"
+        )
+        try #require(made.status == 0, "\(made.output)")
+        let error = #expect(throws: TLSError.self) { try TLSPrivateKey(pemFile: "\(directory)/key.pem") }
+        #expect(error?.code == .certificateError)
+    }
+}
