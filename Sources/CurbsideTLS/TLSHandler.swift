@@ -45,6 +45,8 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var handshakeTimer: Scheduled<Void>?
     private var shutdownTimer: Scheduled<Void>?
     private var readSinceReadComplete = false
+    /// Our close_notify is out after `close(mode: .output)`: reads go on, writes fail.
+    private var outputClosed = false
 
     /// The most plaintext buffered before the handshake completes; writes beyond it fail with `bufferLimit`.
     public static let maximumBufferedPlaintext = 16 << 20
@@ -141,6 +143,14 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .closed:
             break  // after a failure or close: drop
         }
+    }
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event, state == .active || state == .handshaking {
+            // The peer's FIN came without its close_notify: what it sent may have been cut short.
+            context.fireErrorCaught(TLSError(.uncleanShutdown, "the peer closed its side without close_notify"))
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     public func channelReadComplete(context: ChannelHandlerContext) {
@@ -244,9 +254,9 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 return
             }
             bufferedWrites.append((plaintext, promise))
-        case .active:
+        case .active where !outputClosed:
             encrypt(context: context, plaintext, promise: promise, flush: false)
-        case .closing, .closed:
+        case .active, .closing, .closed:
             promise?.fail(TLSError(.closed, "write after the connection started closing"))
         }
     }
@@ -263,6 +273,14 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        if mode == .output, state == .active, !outputClosed {
+            // Half-close: close_notify first, so the peer can tell the end of our data from a cut connection.
+            outputClosed = true
+            _ = connection.shutdownStep()
+            flushCiphertext(context: context, promise: nil)
+            context.close(mode: .output, promise: promise)
+            return
+        }
         guard mode == .all else {
             context.close(mode: mode, promise: promise)
             return

@@ -124,3 +124,20 @@ struct TLSEdgeCaseTests {
         #expect(error?.code == .certificateError)
     }
 }
+
+@Suite("TLS half-close")
+struct TLSHalfCloseTests {
+    @Test func closingOutputSendsCloseNotifyAndKeepsReading() throws {
+        let pair = try BackToBack()
+        try pair.handshake()
+        pair.client.writeAndFlush(ByteBuffer(string: "last words"), promise: nil)
+        pair.client.close(mode: .output, promise: nil)
+        let late = pair.client.writeAndFlush(ByteBuffer(string: "too late"))
+        #expect(throws: TLSError.self) { try late.wait() }
+        try pair.interact()
+        // The server got the data, then the close_notify: it answers and closes cleanly, with no error.
+        #expect(pair.serverRecorder.received == ByteBuffer(string: "last words"))
+        #expect(pair.serverRecorder.errors.isEmpty)
+        #expect(!pair.server.isActive)
+    }
+}
