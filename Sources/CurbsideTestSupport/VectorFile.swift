@@ -56,6 +56,7 @@ public enum VectorExpectation: Decodable, Hashable, Sendable, CustomStringConver
     public static let knownIdentifiers: Set<String> = Set(
         WireError.allCodes.map(\.identifier) + BundleError.allCodes.map(\.identifier)
             + EnvelopeError.allCodes.map(\.identifier) + CryptoError.allCodes.map(\.identifier)
+            + RelayError.allCodes.map(\.identifier)
     )
 
     public init(from decoder: Decoder) throws {
@@ -86,6 +87,7 @@ public func errorIdentifier(_ error: any Error) -> String {
     case let error as BundleError: error.code.identifier
     case let error as EnvelopeError: error.code.identifier
     case let error as CryptoError: error.code.identifier
+    case let error as RelayError: error.code.identifier
     default: "unexpected error: \(error)"
     }
 }

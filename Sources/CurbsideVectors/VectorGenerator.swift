@@ -10,6 +10,7 @@ package enum VectorGenerator {
             bundleVectors(fixtures),
             envelopeVectors(fixtures),
             safetyNumberVectors(fixtures),
+            relayVectors(fixtures),
         ].map { ($0.name, $0.json.rendered) }
     }
 

@@ -21,6 +21,7 @@ struct SpecDocumentTests {
             + BundleError.allCodes.map({ ($0.rawValue, $0.identifier) })
             + EnvelopeError.allCodes.map({ ($0.rawValue, $0.identifier) })
             + CryptoError.allCodes.map({ ($0.rawValue, $0.identifier) })
+            + RelayError.allCodes.map({ ($0.rawValue, $0.identifier) })
         {
             #expect(defined[number] == nil, "code \(number) defined twice")
             defined[number] = identifier

@@ -87,6 +87,59 @@ struct EnvelopeVector: Decodable, Sendable, CustomTestStringConvertible {
     }
 }
 
+struct RelayVector: Decodable, Sendable, CustomTestStringConvertible {
+    struct FrameJSON: Decodable, Sendable { let type: UInt16, request_id: UInt32, body: Hex }
+    let name: String
+    let kind: String
+    let maximum_length: Int?
+    let stream: Hex?
+    let frames: [FrameJSON]?
+    let identity_seed: Hex?
+    let handle: String?
+    let challenge: Hex?
+    let channel_binding: Hex?
+    let registered_key: Hex?
+    let login: Hex?
+    let expect: VectorExpectation
+    var testDescription: String { name }
+
+    /// Parses the stream (fed one byte at a time, to exercise the parser's buffering) and decodes every frame.
+    func parseStream() throws -> [Frame] {
+        var parser = FrameParser(maximumLength: try #require(maximum_length))
+        var frames: [Frame] = []
+        for byte in try #require(stream).bytes {
+            parser.append([byte])
+            while let frame = try parser.next() {
+                _ = try RelayMessage(decoding: frame)
+                frames.append(frame)
+            }
+        }
+        try parser.finish()
+        return frames
+    }
+
+    func checkLogin() throws {
+        let key = try SigningKey(seed: SecretBytes(try #require(identity_seed).bytes))
+        let handle = try Handle(try #require(self.handle))
+        let challenge = try LoginChallenge(decoding: try #require(self.challenge).bytes)
+        let binding = try #require(channel_binding).bytes
+        guard case .login(let request) = try RelayMessage(decoding: Frame(type: 3, requestID: 1, body: try #require(login).bytes)) else {
+            Issue.record("\(name): not a login body")
+            return
+        }
+        if expect == .valid {
+            // Ed25519 is deterministic: the listed login is exactly what the client makes.
+            let made = LoginRequest(handle: handle, challenge: challenge, channelBinding: binding, signedBy: key)
+            #expect(made == request, "\(name): the signature is not the client's deterministic one")
+        }
+        try request.verify(
+            identityKey: VerifyingKey(rawRepresentation: try #require(registered_key).bytes),
+            challenge: challenge,
+            channelBinding: binding
+        )
+    }
+}
+
 struct SafetyNumberVector: Decodable, Sendable, CustomTestStringConvertible {
     let name: String
     let a: PartyJSON
@@ -153,16 +206,36 @@ struct SpecVectorTests {
         }
     }
 
+    @Test(arguments: try VectorFile<RelayVector>.load("relay.json").cases)
+    func relay(_ v: RelayVector) {
+        check(v.expect, v.name) {
+            switch v.kind {
+            case "frames":
+                let frames = try v.parseStream()
+                let expected = try #require(v.frames)
+                #expect(frames.map(\.type) == expected.map(\.type))
+                #expect(frames.map(\.requestID) == expected.map(\.request_id))
+                #expect(frames.map(\.body) == expected.map(\.body.bytes))
+                #expect(frames.map(\.encoded).joined().elementsEqual(try #require(v.stream).bytes))
+            case "login":
+                try v.checkLogin()
+            default:
+                Issue.record("\(v.name): unknown kind \(v.kind)")
+            }
+        }
+    }
+
     /// Every file in spec/vectors is loaded, is not empty, and is run by a test above.
     @Test func everyVectorFileIsKnownAndCounted() throws {
         let names = try FileManager.default.contentsOfDirectory(atPath: Repository.vectors.path)
             .filter { $0.hasSuffix(".json") }.sorted()
-        #expect(names == ["bundles.json", "encoding.json", "envelopes.json", "safety-numbers.json"])
+        #expect(names == ["bundles.json", "encoding.json", "envelopes.json", "relay.json", "safety-numbers.json"])
         let counts = [
             try VectorFile<EncodingVector>.load("encoding.json").cases.map(\.expect),
             try VectorFile<BundleVector>.load("bundles.json").cases.map(\.expect),
             try VectorFile<EnvelopeVector>.load("envelopes.json").cases.map(\.expect),
             try VectorFile<SafetyNumberVector>.load("safety-numbers.json").cases.map(\.expect),
+            try VectorFile<RelayVector>.load("relay.json").cases.map(\.expect),
         ].joined()
         let invalid = counts.filter { $0 != .valid }.count
         print("spec/vectors: \(counts.count) cases, \(invalid) of them invalid inputs")

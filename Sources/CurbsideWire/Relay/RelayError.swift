@@ -1,0 +1,38 @@
+/// Why the relay refused a frame or a request (spec/relay.md §Errors). Codes are listed in spec/errors.md; the
+/// relay sends the number in an error frame.
+public struct RelayError: ErrorDomain, Hashable, CustomStringConvertible {
+    public typealias Code = ErrorCode<RelayError>
+
+    public let code: Code
+    /// Public detail: lengths, types, handles; never envelope bytes or keys.
+    public let detail: String
+
+    public init(_ code: Code, _ detail: String) {
+        self.code = code
+        self.detail = detail
+    }
+
+    public var description: String { "relay: \(detail)" }
+
+    public static let allCodes: [Code] = [
+        .malformedFrame, .unknownFrameType, .frameTooLarge, .notLoggedIn, .loginFailed, .rateLimited,
+        .unexpectedFrame,
+    ]
+}
+
+extension ErrorCode where Domain == RelayError {
+    /// A frame whose length is below the minimum or whose body does not decode as its type says.
+    public static var malformedFrame: Self { .init(501, "malformed_frame", "malformed frame") }
+    /// A frame type the receiver does not know.
+    public static var unknownFrameType: Self { .init(502, "unknown_frame_type", "unknown frame type") }
+    /// A frame longer than the receiver's maximum; refused from its length prefix, before the body is read.
+    public static var frameTooLarge: Self { .init(503, "frame_too_large", "frame too large") }
+    /// A request other than login before a successful login.
+    public static var notLoggedIn: Self { .init(504, "not_logged_in", "not logged in") }
+    /// Unknown handle or a signature that does not verify: one code, so a failed login says nothing about which.
+    public static var loginFailed: Self { .init(505, "login_failed", "login failed") }
+    /// Too many failed logins from this address; try again later.
+    public static var rateLimited: Self { .init(506, "rate_limited", "rate limited") }
+    /// A frame that is valid but not allowed now or from this side (a second login, a relay-only frame).
+    public static var unexpectedFrame: Self { .init(507, "unexpected_frame", "unexpected frame") }
+}
