@@ -11,6 +11,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // C libraries, one system-library target each; only CurbsideWire/Sodium and CurbsideTLS import them.
@@ -42,6 +43,15 @@ let package = Package(
                 "COpenSSLShims",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
+            ]
+        ),
+        // The relay: SQLite store (GRDB), sessions, delivery, expiry.
+        .target(
+            name: "CurbsideRelay",
+            dependencies: [
+                "CurbsideWire",
+                "CurbsideTLS",
+                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .target(
@@ -88,6 +98,10 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
             ]
+        ),
+        .testTarget(
+            name: "CurbsideRelayTests",
+            dependencies: ["CurbsideRelay", "CurbsideTestSupport"]
         ),
         .testTarget(
             name: "CurbsideCLITests",

@@ -16,7 +16,7 @@ public struct RelayError: ErrorDomain, Hashable, CustomStringConvertible {
 
     public static let allCodes: [Code] = [
         .malformedFrame, .unknownFrameType, .frameTooLarge, .notLoggedIn, .loginFailed, .rateLimited,
-        .unexpectedFrame,
+        .unexpectedFrame, .enrollmentInvalid, .handleTaken, .unknownHandle, .prekeyRejected,
     ]
 }
 
@@ -35,4 +35,12 @@ extension ErrorCode where Domain == RelayError {
     public static var rateLimited: Self { .init(506, "rate_limited", "rate limited") }
     /// A frame that is valid but not allowed now or from this side (a second login, a relay-only frame).
     public static var unexpectedFrame: Self { .init(507, "unexpected_frame", "unexpected frame") }
+    /// Registration with an enrollment code that is unknown, used, expired or for another handle.
+    public static var enrollmentInvalid: Self { .init(508, "enrollment_invalid", "enrollment code invalid") }
+    /// Registration of a handle, or an identity key, that is registered already.
+    public static var handleTaken: Self { .init(509, "handle_taken", "handle taken") }
+    /// A request names a handle nobody registered (or who has no signed prekey yet).
+    public static var unknownHandle: Self { .init(510, "unknown_handle", "unknown handle") }
+    /// An uploaded prekey whose signature is not the account's identity key's.
+    public static var prekeyRejected: Self { .init(511, "prekey_rejected", "prekey rejected") }
 }

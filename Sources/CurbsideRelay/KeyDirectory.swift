@@ -1,0 +1,101 @@
+import CurbsideWire
+
+/// Enrollment, registration and the prekey directory: the protocol rules over a `RelayStore`.
+///
+/// The store keeps records; this type decides what may be stored: prekeys must carry the account's signatures,
+/// enrollment codes are random and kept only as hashes.
+public struct KeyDirectory: Sendable {
+    public let store: any RelayStore
+    /// When a bundle fetch leaves fewer one-time prekeys than this, the owner is told to upload more.
+    public var lowWaterMark: Int
+
+    public init(store: any RelayStore, lowWaterMark: Int = 10) {
+        self.store = store
+        self.lowWaterMark = lowWaterMark
+    }
+
+    /// Creates a one-time code that lets `handle` register until `now + lifetimeSeconds`; returns the code to give
+    /// the provider (the store keeps only its hash).
+    public func enroll(_ handle: Handle, now: Timestamp, lifetimeSeconds: UInt64 = 7 * 24 * 3600) async throws -> EnrollmentCode {
+        let code = EnrollmentCode.random()
+        try await store.addEnrollment(handle: handle, codeHash: code.hash, expiresAt: now.adding(seconds: lifetimeSeconds))
+        return code
+    }
+
+    /// Registers `handle` with `identityKey` using `code`.
+    ///
+    /// - Throws: `RelayError.enrollmentInvalid`, `.handleTaken`.
+    public func register(_ handle: Handle, identityKey: VerifyingKey, code: EnrollmentCode, now: Timestamp) async throws {
+        try await store.register(handle: handle, identityKey: identityKey, codeHash: code.hash, now: now)
+    }
+
+    /// Stores prekeys uploaded by `handle` after checking every signature against its identity key.
+    ///
+    /// - Throws: `RelayError.unknownHandle`, `.prekeyRejected` (nothing is stored if any prekey fails).
+    public func publish(for handle: Handle, signedPrekey: SignedPrekey?, oneTimePrekeys: [OneTimePrekey]) async throws {
+        guard let identityKey = try await store.identityKey(for: handle) else {
+            throw RelayError(.unknownHandle, "\(handle) is not registered")
+        }
+        if let signedPrekey, !signedPrekey.isSigned(by: identityKey) {
+            throw RelayError(.prekeyRejected, "signed prekey \(signedPrekey.id) is not signed by \(handle)'s identity key")
+        }
+        for prekey in oneTimePrekeys where !prekey.isSigned(by: identityKey) {
+            throw RelayError(.prekeyRejected, "one-time prekey \(prekey.id) is not signed by \(handle)'s identity key")
+        }
+        try await store.storePrekeys(for: handle, signedPrekey: signedPrekey, oneTimePrekeys: oneTimePrekeys)
+    }
+
+    /// A bundle for `handle`, handing out one one-time prekey; `runningLow` says the owner should upload more.
+    ///
+    /// - Throws: `RelayError.unknownHandle` when there is no account or no signed prekey yet.
+    public func fetchBundle(for handle: Handle) async throws -> (bundle: PrekeyBundle, runningLow: Bool) {
+        guard let (bundle, left) = try await store.takeBundle(for: handle) else {
+            throw RelayError(.unknownHandle, "no prekey bundle for \(handle)")
+        }
+        return (bundle, left < lowWaterMark)
+    }
+}
+
+/// A one-time enrollment code: 100 random bits as 20 Crockford base32 characters, shown in groups of five.
+public struct EnrollmentCode: Sendable, Hashable, CustomStringConvertible {
+    static let alphabet = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+    /// The 20 characters, upper case, no separators.
+    public let characters: String
+
+    static func random() -> EnrollmentCode {
+        let bytes = secureRandomBytes(count: 20)
+        return EnrollmentCode(characters: String(bytes.map { alphabet[Int($0 & 31)] }))
+    }
+
+    private init(characters: String) {
+        self.characters = characters
+    }
+
+    /// Parses a code as a person types it: any case, dashes and spaces ignored, and the look-alikes O→0, I/L→1.
+    public init?(_ text: String) {
+        var out = ""
+        for character in text.uppercased() where character != "-" && character != " " {
+            let mapped: Character =
+                switch character {
+                case "O": "0"
+                case "I", "L": "1"
+                default: character
+                }
+            guard Self.alphabet.contains(mapped) else { return nil }
+            out.append(mapped)
+        }
+        guard out.count == 20 else { return nil }
+        characters = out
+    }
+
+    /// What the store keeps: SHA-256 of the 20 characters.
+    var hash: [UInt8] { SHA256.hash(Array(characters.utf8)) }
+
+    /// XXXXX-XXXXX-XXXXX-XXXXX.
+    public var description: String {
+        stride(from: 0, to: 20, by: 5).map { start in
+            let from = characters.index(characters.startIndex, offsetBy: start)
+            return String(characters[from..<characters.index(from, offsetBy: 5)])
+        }.joined(separator: "-")
+    }
+}

@@ -1,0 +1,38 @@
+import CurbsideWire
+
+/// What the relay keeps, behind an interface narrow enough for a second backend (spec/relay.md; this is the part
+/// for accounts and the key directory; envelopes and attachments follow).
+///
+/// Implementations make each method one atomic transaction; callers hold no locks. Records are stored as their
+/// canonical encodings and checked by the layer above before they get here.
+public protocol RelayStore: Sendable {
+    /// Records an enrollment code (by its SHA-256) that lets `handle` register until `expiresAt`.
+    func addEnrollment(handle: Handle, codeHash: [UInt8], expiresAt: Timestamp) async throws
+
+    /// Binds `handle` to `identityKey` if `codeHash` names an unused, unexpired code for that handle; marks the code
+    /// used in the same transaction.
+    ///
+    /// - Throws: `RelayError.enrollmentInvalid` (unknown, used, expired, or for another handle),
+    ///   `.handleTaken` (the handle or the key is registered already).
+    func register(handle: Handle, identityKey: VerifyingKey, codeHash: [UInt8], now: Timestamp) async throws
+
+    /// The identity key registered for `handle`, if any.
+    func identityKey(for handle: Handle) async throws -> VerifyingKey?
+
+    /// Replaces the signed prekey (when given) and adds one-time prekeys; ids already present are kept as they were.
+    func storePrekeys(for handle: Handle, signedPrekey: SignedPrekey?, oneTimePrekeys: [OneTimePrekey]) async throws
+
+    /// The bundle for `handle`, with one one-time prekey removed from the store in the same transaction (so no
+    /// one-time prekey is ever handed out twice), and how many remain. Nil when the handle has no signed prekey.
+    func takeBundle(for handle: Handle) async throws -> (bundle: PrekeyBundle, oneTimePrekeysLeft: Int)?
+
+    /// Counts for `curbside relay status`.
+    func statistics() async throws -> RelayStatistics
+}
+
+/// What `curbside relay status` reports.
+public struct RelayStatistics: Sendable, Hashable {
+    public var accounts: Int
+    public var oneTimePrekeys: Int
+    public var pendingEnrollments: Int
+}

@@ -1,0 +1,158 @@
+import CurbsideTestSupport
+import CurbsideWire
+import Foundation
+import Testing
+
+@testable import CurbsideRelay
+
+private let now = Timestamp(millisecondsSince1970: 1_800_000_000_000)
+
+/// A provider's keys for directory tests.
+struct Provider {
+    let key = SigningKey()
+    let handle: Handle
+
+    init(_ handle: String) {
+        self.handle = try! Handle(handle)
+    }
+
+    func signedPrekey(id: UInt32 = 1, signer: SigningKey? = nil) -> SignedPrekey {
+        SignedPrekey(id: id, publicKey: AgreementKey.Private().publicKey, expiresAt: now.adding(seconds: 86_400), signedBy: signer ?? key)
+    }
+
+    func oneTimePrekeys(_ ids: Range<UInt32>, signer: SigningKey? = nil) -> [OneTimePrekey] {
+        ids.map { OneTimePrekey(id: $0, publicKey: AgreementKey.Private().publicKey, signedBy: signer ?? key) }
+    }
+}
+
+@Suite("key directory")
+struct KeyDirectoryTests {
+    func registered(_ provider: Provider, in directory: KeyDirectory) async throws {
+        let code = try await directory.enroll(provider.handle, now: now)
+        try await directory.register(provider.handle, identityKey: provider.key.verifyingKey, code: code, now: now)
+    }
+
+    @Test func enrollmentCodesWorkOnceForTheirHandleBeforeExpiry() async throws {
+        let directory = KeyDirectory(store: try SQLiteRelayStore.inMemory())
+        let derm = Provider("osei.derm"), gp = Provider("amara.gp")
+        let code = try await directory.enroll(derm.handle, now: now, lifetimeSeconds: 60)
+        #expect(EnrollmentCode(code.description.lowercased()) == code)
+
+        let wrongHandle = await #expect(throws: RelayError.self) {
+            try await directory.register(gp.handle, identityKey: gp.key.verifyingKey, code: code, now: now)
+        }
+        #expect(wrongHandle?.code == .enrollmentInvalid)
+        let expired = await #expect(throws: RelayError.self) {
+            try await directory.register(derm.handle, identityKey: derm.key.verifyingKey, code: code, now: now.adding(seconds: 60))
+        }
+        #expect(expired?.code == .enrollmentInvalid)
+        try await directory.register(derm.handle, identityKey: derm.key.verifyingKey, code: code, now: now)
+        #expect(try await directory.store.identityKey(for: derm.handle) == derm.key.verifyingKey)
+        let reused = await #expect(throws: RelayError.self) {
+            try await directory.register(derm.handle, identityKey: derm.key.verifyingKey, code: code, now: now)
+        }
+        #expect(reused?.code == .enrollmentInvalid)
+    }
+
+    @Test func aHandleOrKeyCannotBeTakenTwice() async throws {
+        let directory = KeyDirectory(store: try SQLiteRelayStore.inMemory())
+        let derm = Provider("osei.derm")
+        try await registered(derm, in: directory)
+        let second = try await directory.enroll(derm.handle, now: now)
+        let taken = await #expect(throws: RelayError.self) {
+            try await directory.register(derm.handle, identityKey: SigningKey().verifyingKey, code: second, now: now)
+        }
+        #expect(taken?.code == .handleTaken)
+        let other = try Handle("osei.other")
+        let third = try await directory.enroll(other, now: now)
+        let sameKey = await #expect(throws: RelayError.self) {
+            try await directory.register(other, identityKey: derm.key.verifyingKey, code: third, now: now)
+        }
+        #expect(sameKey?.code == .handleTaken)
+    }
+
+    @Test func prekeysMustBeSignedByTheAccount() async throws {
+        let directory = KeyDirectory(store: try SQLiteRelayStore.inMemory())
+        let derm = Provider("osei.derm")
+        try await registered(derm, in: directory)
+        let mallory = SigningKey()
+        let badSigned = await #expect(throws: RelayError.self) {
+            try await directory.publish(for: derm.handle, signedPrekey: derm.signedPrekey(signer: mallory), oneTimePrekeys: [])
+        }
+        #expect(badSigned?.code == .prekeyRejected)
+        let badOneTime = await #expect(throws: RelayError.self) {
+            try await directory.publish(
+                for: derm.handle,
+                signedPrekey: derm.signedPrekey(),
+                oneTimePrekeys: derm.oneTimePrekeys(0..<3) + derm.oneTimePrekeys(3..<4, signer: mallory)
+            )
+        }
+        #expect(badOneTime?.code == .prekeyRejected)
+        #expect(try await directory.store.statistics().oneTimePrekeys == 0, "nothing stored when one prekey fails")
+        let unknown = await #expect(throws: RelayError.self) {
+            try await directory.publish(for: try Handle("nobody"), signedPrekey: derm.signedPrekey(), oneTimePrekeys: [])
+        }
+        #expect(unknown?.code == .unknownHandle)
+    }
+
+    @Test func bundlesVerifyAndHandOutEachOneTimePrekeyOnce() async throws {
+        let directory = KeyDirectory(store: try SQLiteRelayStore.inMemory(), lowWaterMark: 2)
+        let derm = Provider("osei.derm")
+        try await registered(derm, in: directory)
+        let noBundle = await #expect(throws: RelayError.self) { try await directory.fetchBundle(for: derm.handle) }
+        #expect(noBundle?.code == .unknownHandle)
+        try await directory.publish(for: derm.handle, signedPrekey: derm.signedPrekey(), oneTimePrekeys: derm.oneTimePrekeys(0..<3))
+
+        var ids: [UInt32?] = []
+        var low: [Bool] = []
+        for _ in 0..<4 {
+            let (bundle, runningLow) = try await directory.fetchBundle(for: derm.handle)
+            try bundle.verify(now: now, expecting: Party(identityKey: derm.key.verifyingKey, handle: derm.handle))
+            ids.append(bundle.oneTimePrekey?.id)
+            low.append(runningLow)
+        }
+        #expect(ids == [0, 1, 2, nil])
+        #expect(low == [false, true, true, true])
+    }
+
+    /// Many fetches at once, on a real file with a connection pool: no one-time prekey goes out twice.
+    @Test func concurrentFetchesNeverShareAOneTimePrekey() async throws {
+        let directoryURL = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-store-\(UUID())")
+        try FileManager.default.createDirectory(at: directoryURL, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directoryURL) }
+        let store = try SQLiteRelayStore(path: directoryURL.appendingPathComponent("relay.sqlite").path)
+        let directory = KeyDirectory(store: store)
+        let derm = Provider("osei.derm")
+        try await registered(derm, in: directory)
+        try await directory.publish(for: derm.handle, signedPrekey: derm.signedPrekey(), oneTimePrekeys: derm.oneTimePrekeys(0..<50))
+
+        let handedOut = try await withThrowingTaskGroup(of: UInt32?.self) { group in
+            for _ in 0..<80 {
+                group.addTask { try await directory.fetchBundle(for: derm.handle).bundle.oneTimePrekey?.id }
+            }
+            var all: [UInt32?] = []
+            for try await id in group { all.append(id) }
+            return all
+        }
+        let ids = handedOut.compactMap { $0 }
+        #expect(ids.count == 50)
+        #expect(Set(ids).count == 50)
+        #expect(handedOut.count - ids.count == 30)
+        #expect(try await store.statistics().oneTimePrekeys == 0)
+    }
+
+    @Test func storeSurvivesReopening() async throws {
+        let directoryURL = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-store-\(UUID())")
+        try FileManager.default.createDirectory(at: directoryURL, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directoryURL) }
+        let path = directoryURL.appendingPathComponent("relay.sqlite").path
+        let derm = Provider("osei.derm")
+        do {
+            let directory = KeyDirectory(store: try SQLiteRelayStore(path: path))
+            try await registered(derm, in: directory)
+        }
+        let reopened = try SQLiteRelayStore(path: path)
+        #expect(try await reopened.identityKey(for: derm.handle) == derm.key.verifyingKey)
+        #expect(try await reopened.statistics().accounts == 1)
+    }
+}
