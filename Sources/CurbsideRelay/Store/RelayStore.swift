@@ -26,6 +26,32 @@ public protocol RelayStore: Sendable {
     /// one-time prekey is ever handed out twice), and how many remain. Nil when the handle has no signed prekey.
     func takeBundle(for handle: Handle) async throws -> (bundle: PrekeyBundle, oneTimePrekeysLeft: Int)?
 
+    /// Stores an envelope for `recipient` unless the same bytes are stored already; returns once the transaction is
+    /// durable.
+    func enqueue(
+        _ body: [UInt8],
+        from sender: Handle,
+        to recipient: Handle,
+        now: Timestamp,
+        expiresAt: Timestamp
+    ) async throws -> EnqueueOutcome
+
+    /// Envelopes for `recipient` after sequence `cursor`, oldest first, at most `limit`.
+    func pending(for recipient: Handle, after cursor: Int64, limit: Int) async throws -> [QueuedEnvelope]
+
+    /// Deletes the envelopes among `ids` that are addressed to `recipient` (others' are left alone) and records a
+    /// delivered-to-device notice for each one's sender. Returns the envelopes deleted.
+    func acknowledge(_ ids: [EnvelopeID], by recipient: Handle, now: Timestamp) async throws -> [QueuedEnvelope]
+
+    /// Deletes every envelope whose expiry is at or before `now` and records an expiry notice for its sender.
+    func expire(now: Timestamp) async throws -> [QueuedEnvelope]
+
+    /// Notices for `sender` after sequence `cursor`, oldest first.
+    func notices(for sender: Handle, after cursor: Int64, limit: Int) async throws -> [SenderNotice]
+
+    /// Deletes `sender`'s notices up to and including sequence `sequence` (the client has them).
+    func removeNotices(for sender: Handle, through sequence: Int64) async throws
+
     /// Counts for `curbside relay status`.
     func statistics() async throws -> RelayStatistics
 }
@@ -35,4 +61,6 @@ public struct RelayStatistics: Sendable, Hashable {
     public var accounts: Int
     public var oneTimePrekeys: Int
     public var pendingEnrollments: Int
+    public var queuedEnvelopes: Int
+    public var queuedBytes: Int
 }

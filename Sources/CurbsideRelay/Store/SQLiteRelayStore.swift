@@ -55,6 +55,25 @@ public final class SQLiteRelayStore: RelayStore {
                 t.primaryKey(["handle", "id"])
             }
         }
+        migrator.registerMigration("v2: envelope queue and sender notices") { db in
+            try db.create(table: "envelope") { t in
+                t.autoIncrementedPrimaryKey("sequence")
+                t.column("envelope_id", .blob).notNull().unique()
+                t.column("sender", .text).notNull()
+                t.column("recipient", .text).notNull().indexed()
+                t.column("body", .blob).notNull()
+                t.column("stored_at", .integer).notNull()
+                t.column("expires_at", .integer).notNull().indexed()
+            }
+            try db.create(table: "notice") { t in
+                t.autoIncrementedPrimaryKey("sequence")
+                t.column("sender", .text).notNull().indexed()
+                t.column("kind", .integer).notNull()
+                t.column("envelope_id", .blob).notNull()
+                t.column("recipient", .text).notNull()
+                t.column("at", .integer).notNull()
+            }
+        }
         return migrator
     }
 
@@ -62,7 +81,7 @@ public final class SQLiteRelayStore: RelayStore {
         try await database.write { db in
             try db.execute(
                 sql: "INSERT INTO enrollment (code_hash, handle, expires_at) VALUES (?, ?, ?)",
-                arguments: [Data(codeHash), handle.rawValue, Int64(clamping: expiresAt.millisecondsSince1970)]
+                arguments: [Data(codeHash), handle.rawValue, expiresAt.sqlValue]
             )
         }
     }
@@ -75,7 +94,7 @@ public final class SQLiteRelayStore: RelayStore {
                 arguments: [Data(codeHash)]
             )
             guard let row, row["handle"] as String == handle.rawValue, row["used_at"] as Int64? == nil,
-                Int64(clamping: now.millisecondsSince1970) < row["expires_at"] as Int64
+                now.sqlValue < row["expires_at"] as Int64
             else {
                 throw RelayError(.enrollmentInvalid, "no usable enrollment code for \(handle)")
             }
@@ -89,11 +108,11 @@ public final class SQLiteRelayStore: RelayStore {
             }
             try db.execute(
                 sql: "UPDATE enrollment SET used_at = ? WHERE code_hash = ?",
-                arguments: [Int64(clamping: now.millisecondsSince1970), Data(codeHash)]
+                arguments: [now.sqlValue, Data(codeHash)]
             )
             try db.execute(
                 sql: "INSERT INTO account (handle, identity_key, registered_at) VALUES (?, ?, ?)",
-                arguments: [handle.rawValue, Data(identityKey.rawRepresentation), Int64(clamping: now.millisecondsSince1970)]
+                arguments: [handle.rawValue, Data(identityKey.rawRepresentation), now.sqlValue]
             )
         }
     }
@@ -162,8 +181,143 @@ public final class SQLiteRelayStore: RelayStore {
             RelayStatistics(
                 accounts: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM account") ?? 0,
                 oneTimePrekeys: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM one_time_prekey") ?? 0,
-                pendingEnrollments: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM enrollment WHERE used_at IS NULL") ?? 0
+                pendingEnrollments: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM enrollment WHERE used_at IS NULL") ?? 0,
+                queuedEnvelopes: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM envelope") ?? 0,
+                queuedBytes: try Int.fetchOne(db, sql: "SELECT COALESCE(SUM(LENGTH(body)), 0) FROM envelope") ?? 0
             )
         }
+    }
+
+    // MARK: - Envelope queue
+
+    public func enqueue(
+        _ body: [UInt8],
+        from sender: Handle,
+        to recipient: Handle,
+        now: Timestamp,
+        expiresAt: Timestamp
+    ) async throws -> EnqueueOutcome {
+        let id = EnvelopeID(of: body)
+        return try await database.write { db in
+            if let existing = try Int64.fetchOne(
+                db,
+                sql: "SELECT sequence FROM envelope WHERE envelope_id = ?",
+                arguments: [Data(id.bytes)]
+            ) {
+                return .duplicate(sequence: existing)
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO envelope (envelope_id, sender, recipient, body, stored_at, expires_at)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    Data(id.bytes), sender.rawValue, recipient.rawValue, Data(body), now.sqlValue, expiresAt.sqlValue,
+                ]
+            )
+            return .stored(sequence: db.lastInsertedRowID)
+        }
+    }
+
+    public func pending(for recipient: Handle, after cursor: Int64, limit: Int) async throws -> [QueuedEnvelope] {
+        try await database.read { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM envelope WHERE recipient = ? AND sequence > ? ORDER BY sequence LIMIT ?",
+                arguments: [recipient.rawValue, cursor, limit]
+            ).map(QueuedEnvelope.init(row:))
+        }
+    }
+
+    public func acknowledge(_ ids: [EnvelopeID], by recipient: Handle, now: Timestamp) async throws -> [QueuedEnvelope] {
+        try await database.write { db in
+            var deleted: [QueuedEnvelope] = []
+            for id in ids {
+                guard
+                    let row = try Row.fetchOne(
+                        db,
+                        sql: "SELECT * FROM envelope WHERE envelope_id = ? AND recipient = ?",
+                        arguments: [Data(id.bytes), recipient.rawValue]
+                    )
+                else { continue }
+                let envelope = try QueuedEnvelope(row: row)
+                try db.execute(sql: "DELETE FROM envelope WHERE sequence = ?", arguments: [envelope.sequence])
+                try Self.addNotice(db, .deliveredToDevice, for: envelope, at: now)
+                deleted.append(envelope)
+            }
+            return deleted
+        }
+    }
+
+    public func expire(now: Timestamp) async throws -> [QueuedEnvelope] {
+        try await database.write { db in
+            let expired = try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM envelope WHERE expires_at <= ? ORDER BY sequence",
+                arguments: [now.sqlValue]
+            ).map(QueuedEnvelope.init(row:))
+            for envelope in expired {
+                try db.execute(sql: "DELETE FROM envelope WHERE sequence = ?", arguments: [envelope.sequence])
+                try Self.addNotice(db, .expired, for: envelope, at: now)
+            }
+            return expired
+        }
+    }
+
+    public func notices(for sender: Handle, after cursor: Int64, limit: Int) async throws -> [SenderNotice] {
+        try await database.read { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM notice WHERE sender = ? AND sequence > ? ORDER BY sequence LIMIT ?",
+                arguments: [sender.rawValue, cursor, limit]
+            ).map { row in
+                SenderNotice(
+                    sequence: row["sequence"],
+                    kind: SenderNotice.Kind(rawValue: row["kind"]) ?? .expired,
+                    envelopeID: EnvelopeID(bytes: Array(row["envelope_id"] as Data))!,
+                    recipient: try Handle(row["recipient"] as String),
+                    at: Timestamp(sqlValue: row["at"])
+                )
+            }
+        }
+    }
+
+    public func removeNotices(for sender: Handle, through sequence: Int64) async throws {
+        try await database.write { db in
+            try db.execute(
+                sql: "DELETE FROM notice WHERE sender = ? AND sequence <= ?",
+                arguments: [sender.rawValue, sequence]
+            )
+        }
+    }
+
+    private static func addNotice(_ db: Database, _ kind: SenderNotice.Kind, for envelope: QueuedEnvelope, at: Timestamp) throws {
+        try db.execute(
+            sql: "INSERT INTO notice (sender, kind, envelope_id, recipient, at) VALUES (?, ?, ?, ?, ?)",
+            arguments: [envelope.sender.rawValue, kind.rawValue, Data(envelope.id.bytes), envelope.recipient.rawValue, at.sqlValue]
+        )
+    }
+}
+
+extension QueuedEnvelope {
+    init(row: Row) throws {
+        self.init(
+            sequence: row["sequence"],
+            id: EnvelopeID(bytes: Array(row["envelope_id"] as Data))!,
+            sender: try Handle(row["sender"] as String),
+            recipient: try Handle(row["recipient"] as String),
+            body: Array(row["body"] as Data),
+            storedAt: Timestamp(sqlValue: row["stored_at"]),
+            expiresAt: Timestamp(sqlValue: row["expires_at"])
+        )
+    }
+}
+
+extension Timestamp {
+    /// SQLite integers are signed; times beyond 2^63 ms (never reached) are clamped.
+    var sqlValue: Int64 { Int64(clamping: millisecondsSince1970) }
+
+    init(sqlValue: Int64) {
+        self.init(millisecondsSince1970: UInt64(max(0, sqlValue)))
     }
 }

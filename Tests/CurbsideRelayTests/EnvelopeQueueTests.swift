@@ -1,0 +1,131 @@
+import CurbsideTestSupport
+import CurbsideWire
+import Foundation
+import Testing
+
+@testable import CurbsideRelay
+
+@Suite("envelope queue")
+struct EnvelopeQueueTests {
+    let gp = try! Handle("amara.gp")
+    let derm = try! Handle("osei.derm")
+    let cardio = try! Handle("kofi.cardio")
+    let now = Timestamp(millisecondsSince1970: 1_800_000_000_000)
+
+    func enqueue(_ store: SQLiteRelayStore, _ text: String, to recipient: Handle? = nil, lifetime: UInt64 = 3600)
+        async throws -> EnqueueOutcome
+    {
+        try await store.enqueue(Array(text.utf8), from: gp, to: recipient ?? derm, now: now, expiresAt: now.adding(seconds: lifetime))
+    }
+
+    @Test func pendingEnvelopesComeInOrderWithACursor() async throws {
+        let store = try SQLiteRelayStore.inMemory()
+        for i in 0..<5 { _ = try await enqueue(store, "envelope \(i)") }
+        _ = try await enqueue(store, "for someone else", to: cardio)
+        let first = try await store.pending(for: derm, after: 0, limit: 3)
+        #expect(first.map { String(decoding: $0.body, as: UTF8.self) } == ["envelope 0", "envelope 1", "envelope 2"])
+        let rest = try await store.pending(for: derm, after: first.last!.sequence, limit: 10)
+        #expect(rest.map { String(decoding: $0.body, as: UTF8.self) } == ["envelope 3", "envelope 4"])
+        #expect(rest.allSatisfy { $0.sender == gp && $0.recipient == derm })
+    }
+
+    @Test func theSameBytesAreStoredOnce() async throws {
+        let store = try SQLiteRelayStore.inMemory()
+        let first = try await enqueue(store, "consult")
+        let retry = try await enqueue(store, "consult")
+        guard case .stored(let sequence) = first else {
+            Issue.record("first send not stored: \(first)")
+            return
+        }
+        #expect(retry == .duplicate(sequence: sequence))
+        #expect(try await store.statistics().queuedEnvelopes == 1)
+    }
+
+    @Test func acknowledgingDeletesAndNotifiesTheSender() async throws {
+        let store = try SQLiteRelayStore.inMemory()
+        _ = try await enqueue(store, "consult")
+        let envelope = try #require(try await store.pending(for: derm, after: 0, limit: 1).first)
+
+        // Another account cannot acknowledge (and so delete) it.
+        #expect(try await store.acknowledge([envelope.id], by: cardio, now: now).isEmpty)
+        #expect(try await store.pending(for: derm, after: 0, limit: 1).count == 1)
+
+        let acknowledged = try await store.acknowledge([envelope.id], by: derm, now: now.adding(seconds: 5))
+        #expect(acknowledged.map(\.id) == [envelope.id])
+        #expect(try await store.pending(for: derm, after: 0, limit: 1).isEmpty)
+        let notices = try await store.notices(for: gp, after: 0, limit: 10)
+        #expect(notices.map(\.kind) == [.deliveredToDevice])
+        #expect(notices.first?.envelopeID == envelope.id && notices.first?.recipient == derm)
+        // A second acknowledgement changes nothing.
+        #expect(try await store.acknowledge([envelope.id], by: derm, now: now).isEmpty)
+        try await store.removeNotices(for: gp, through: notices.last!.sequence)
+        #expect(try await store.notices(for: gp, after: 0, limit: 10).isEmpty)
+    }
+
+    @Test func expiryDeletesOnlyWhatIsDueAndNoticesEachOne() async throws {
+        let store = try SQLiteRelayStore.inMemory()
+        _ = try await enqueue(store, "short", lifetime: 60)
+        _ = try await enqueue(store, "long", lifetime: 3600)
+        #expect(try await store.expire(now: now.adding(seconds: 59)).isEmpty)
+        let expired = try await store.expire(now: now.adding(seconds: 60))
+        #expect(expired.map { String(decoding: $0.body, as: UTF8.self) } == ["short"])
+        #expect(try await store.notices(for: gp, after: 0, limit: 10).map(\.kind) == [.expired])
+        #expect(try await store.pending(for: derm, after: 0, limit: 10).map { String(decoding: $0.body, as: UTF8.self) } == ["long"])
+    }
+
+    @Test func queuedEnvelopesSurviveReopening() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-queue-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("relay.sqlite").path
+        do {
+            let store = try SQLiteRelayStore(path: path)
+            _ = try await enqueue(store, "kept across a restart")
+        }
+        let reopened = try SQLiteRelayStore(path: path)
+        let pending = try await reopened.pending(for: derm, after: 0, limit: 10)
+        #expect(pending.map { String(decoding: $0.body, as: UTF8.self) } == ["kept across a restart"])
+        #expect(try await reopened.statistics().queuedBytes == "kept across a restart".utf8.count)
+    }
+
+    /// Concurrent sends of distinct and repeated envelopes: every distinct one stored once, none lost.
+    @Test func concurrentSendsLoseNothingAndStoreRetriesOnce() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-queue-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try SQLiteRelayStore(path: directory.appendingPathComponent("relay.sqlite").path)
+        let outcomes = try await withThrowingTaskGroup(of: EnqueueOutcome.self) { group in
+            for i in 0..<200 {
+                group.addTask { try await enqueue(store, "envelope \(i % 100)") }
+            }
+            var all: [EnqueueOutcome] = []
+            for try await outcome in group { all.append(outcome) }
+            return all
+        }
+        let stored = outcomes.filter { if case .stored = $0 { true } else { false } }
+        #expect(stored.count == 100)
+        #expect(try await store.statistics().queuedEnvelopes == 100)
+    }
+}
+
+import GRDB
+
+@Suite("store migrations")
+struct MigrationTests {
+    /// A store made by the first migration alone keeps its accounts when opened by this version.
+    @Test func v1StoreMigratesWithItsData() async throws {
+        let queue = try DatabaseQueue()
+        try SQLiteRelayStore.migrator.migrate(queue, upTo: "v1: accounts and key directory")
+        let key = SigningKey().verifyingKey
+        try await queue.write { db in
+            try db.execute(
+                sql: "INSERT INTO account (handle, identity_key, registered_at) VALUES (?, ?, ?)",
+                arguments: ["osei.derm", Data(key.rawRepresentation), 1]
+            )
+        }
+        let store = try SQLiteRelayStore(writer: queue)
+        #expect(try await store.identityKey(for: Handle("osei.derm")) == key)
+        let applied = try await queue.read { db in try SQLiteRelayStore.migrator.appliedMigrations(db) }
+        #expect(applied == ["v1: accounts and key directory", "v2: envelope queue and sender notices"])
+    }
+}
