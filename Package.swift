@@ -52,6 +52,8 @@ let package = Package(
                 "CurbsideWire",
                 "CurbsideTLS",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .target(
@@ -101,7 +103,13 @@ let package = Package(
         ),
         .testTarget(
             name: "CurbsideRelayTests",
-            dependencies: ["CurbsideRelay", "CurbsideTestSupport"]
+            dependencies: [
+                "CurbsideRelay",
+                "CurbsideTLS",
+                "CurbsideTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "CurbsideCLITests",

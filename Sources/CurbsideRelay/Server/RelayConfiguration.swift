@@ -1,0 +1,20 @@
+import CurbsideWire
+import NIOCore
+
+/// How a relay listens and what it allows. Immutable; every limit has a documented default.
+public struct RelayConfiguration: Sendable {
+    /// Address to bind; loopback by default.
+    public var host: String = "127.0.0.1"
+    /// Port to bind; 0 lets the system choose (tests).
+    public var port: Int = 4433
+    /// The largest frame accepted (spec/relay.md §Framing: at least 2^22).
+    public var maximumFrameLength: Int = Frame.protocolMaximumLength
+    /// Time allowed from accepting a connection to completing TLS.
+    public var handshakeTimeout: TimeAmount = .seconds(10)
+    /// Failed logins allowed per client address per `loginFailureWindow` before `rate_limited`.
+    public var maximumLoginFailures: Int = 5
+    public var loginFailureWindow: TimeAmount = .seconds(60)
+
+    public init() {}
+}
+

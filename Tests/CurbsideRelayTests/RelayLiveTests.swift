@@ -1,0 +1,163 @@
+import CurbsideTLS
+import CurbsideTestSupport
+import CurbsideWire
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+
+@testable import CurbsideRelay
+
+/// A relay on 127.0.0.1 with a system-chosen port, one registered provider, serving until the test ends.
+struct LiveRelay {
+    static let identity = try! TLSIdentity.selfSigned(names: ["localhost", "127.0.0.1"])
+    let port: Int
+    let task: Task<Void, any Error>
+    let gpKey = SigningKey()
+    let gp = try! Handle("amara.gp")
+
+    static func start() async throws -> LiveRelay {
+        let store = try SQLiteRelayStore.inMemory()
+        var configuration = RelayConfiguration()
+        configuration.port = 0
+        let tls = try TLSContext(configuration: .server(identity: identity, applicationProtocols: ["curbside/1"]))
+        let bound = try await RelayServer(configuration: configuration, tls: tls, store: store).bind()
+        let relay = LiveRelay(port: bound.port, task: Task { try await bound.serve() })
+        let directory = KeyDirectory(store: store)
+        let code = try await directory.enroll(relay.gp, now: .now())
+        try await directory.register(relay.gp, identityKey: relay.gpKey.verifyingKey, code: code, now: .now())
+        return relay
+    }
+
+    private init(port: Int, task: Task<Void, any Error>) {
+        self.port = port
+        self.task = task
+    }
+
+    /// A TLS client connection speaking frames, with the handshake's details.
+    func connect() async throws -> (NIOAsyncChannel<Frame, Frame>, TLSHandshakeCompletedEvent) {
+        let tls = try TLSContext(
+            configuration: .client(
+                trust: .pinnedPublicKeys([Self.identity.certificate.publicKeyFingerprint]),
+                applicationProtocols: ["curbside/1"]
+            )
+        )
+        let (channel, handshake) = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let handshake = channel.eventLoop.makePromise(of: TLSHandshakeCompletedEvent.self)
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(TLSHandler(context: tls))
+                    try sync.addHandler(HandshakeObserver(handshake))
+                    try sync.addHandler(ByteToMessageHandler(FrameDecoder()))
+                    try sync.addHandler(MessageToByteHandler(FrameEncoder()))
+                    return (try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel), handshake.futureResult)
+                }
+            }
+        return (channel, try await handshake.get())
+    }
+}
+
+@Suite("relay over TLS on loopback", .serialized)
+struct RelayLiveTests {
+    @Test func loginWithTheChannelBindingIsAccepted() async throws {
+        let relay = try await LiveRelay.start()
+        defer { relay.task.cancel() }
+        let (channel, info) = try await relay.connect()
+        try await channel.executeThenClose { inbound, outbound in
+            var frames = inbound.makeAsyncIterator()
+            let first = try #require(try await frames.next())
+            guard case .challenge(let challenge) = try RelayMessage(decoding: first) else {
+                Issue.record("the first frame is not a challenge")
+                return
+            }
+            let login = LoginRequest(handle: relay.gp, challenge: challenge, channelBinding: info.channelBinding, signedBy: relay.gpKey)
+            try await outbound.write(RelayMessage.login(login).frame(requestID: 7))
+            let reply = try #require(try await frames.next())
+            #expect(reply.requestID == 7)
+            #expect(try RelayMessage(decoding: reply) == .loginAccepted)
+        }
+    }
+
+    @Test func aLoginFromAnotherConnectionIsRefused() async throws {
+        let relay = try await LiveRelay.start()
+        defer { relay.task.cancel() }
+        // The login made for connection 1 ...
+        let (first, firstInfo) = try await relay.connect()
+        let captured = try await first.executeThenClose { inbound, _ in
+            var frames = inbound.makeAsyncIterator()
+            guard case .challenge(let challenge) = try RelayMessage(decoding: try #require(try await frames.next())) else {
+                throw RelayError(.unexpectedFrame, "no challenge")
+            }
+            return LoginRequest(handle: relay.gp, challenge: challenge, channelBinding: firstInfo.channelBinding, signedBy: relay.gpKey)
+        }
+        // ... replayed on connection 2.
+        let (second, _) = try await relay.connect()
+        try await second.executeThenClose { inbound, outbound in
+            var frames = inbound.makeAsyncIterator()
+            _ = try await frames.next()  // its own challenge
+            try await outbound.write(RelayMessage.login(captured).frame(requestID: 1))
+            let reply = try #require(try await frames.next())
+            #expect(try RelayMessage(decoding: reply) == .error(code: 505, detail: "login of amara.gp did not verify"))
+            #expect(try await frames.next() == nil, "the relay closes after a failed login")
+        }
+    }
+
+    @Test func requestsBeforeLoginAreRefused() async throws {
+        let relay = try await LiveRelay.start()
+        defer { relay.task.cancel() }
+        let (channel, _) = try await relay.connect()
+        try await channel.executeThenClose { inbound, outbound in
+            var frames = inbound.makeAsyncIterator()
+            _ = try await frames.next()
+            try await outbound.write(RelayMessage.loginAccepted.frame(requestID: 3))
+            let reply = try RelayMessage(decoding: try #require(try await frames.next()))
+            guard case .error(let code, _) = reply else {
+                Issue.record("expected an error frame, got \(reply)")
+                return
+            }
+            #expect(code == RelayError.Code.notLoggedIn.rawValue)
+        }
+    }
+
+    /// The acceptance check: `openssl s_client` sends a malformed frame and gets an error frame, and a
+    /// well-behaved client on another connection is served normally afterwards.
+    @Test func malformedFrameFromSClientGetsAnErrorFrameAndOthersCarryOn() async throws {
+        let relay = try await LiveRelay.start()
+        defer { relay.task.cancel() }
+        let result = try await Task.detached {
+            try relayShell(
+                "(printf '\\000\\000\\000\\001'; sleep 1) | timeout 10 openssl s_client -connect 127.0.0.1:\(relay.port) "
+                    + "-tls1_3 -alpn curbside/1 -quiet 2>/dev/null | od -An -tx1 | tr -d ' \\n'"
+            )
+        }.value
+        // The challenge (type 0002) first, then an error frame (type 0001, request 0) with code 501 (0x01f5).
+        #expect(result.output.contains("000200000000"), "\(result.output)")
+        #expect(result.output.contains("00010000000001f5"), "\(result.output)")
+
+        let (channel, info) = try await relay.connect()
+        try await channel.executeThenClose { inbound, outbound in
+            var frames = inbound.makeAsyncIterator()
+            guard case .challenge(let challenge) = try RelayMessage(decoding: try #require(try await frames.next())) else {
+                Issue.record("no challenge")
+                return
+            }
+            let login = LoginRequest(handle: relay.gp, challenge: challenge, channelBinding: info.channelBinding, signedBy: relay.gpKey)
+            try await outbound.write(RelayMessage.login(login).frame(requestID: 1))
+            #expect(try RelayMessage(decoding: try #require(try await frames.next())) == .loginAccepted)
+        }
+    }
+}
+
+func relayShell(_ command: String) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/sh")
+    process.arguments = ["-c", command]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    return (process.terminationStatus, output)
+}
