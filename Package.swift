@@ -61,6 +61,7 @@ let package = Package(
             dependencies: [
                 "CurbsideWire",
                 "CurbsideTLS",
+                "CurbsideRelay",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -15,7 +15,7 @@ public struct Curbside: AsyncParsableCommand {
             and can read none of it. The protocol is described in spec/ in the source tree.
             """,
         version: "curbside \(version) (libsodium \(CryptoLibrary.sodiumVersion), \(OpenSSLLibrary.versionString))",
-        subcommands: [Demo.self]
+        subcommands: [Demo.self, Relay.self]
     )
 
     public init() {}

@@ -1,9 +1,24 @@
 import ArgumentParser
 import CurbsideCLI
 
-/// Runs an async root command; inside the generic, `main()` resolves to the async entry point.
-func runAsync<Command: AsyncParsableCommand>(_ command: Command.Type) async {
-    await Command.main()
+import Foundation
+
+/// Parses and runs a command; errors a person can act on print as `curbside: error: …` with hints, the way age
+/// does, and everything else (usage errors, --help) the way argument-parser does.
+func run<Command: AsyncParsableCommand>(_ root: Command.Type) async {
+    do {
+        var command = try root.parseAsRoot()
+        if var asyncCommand = command as? any AsyncParsableCommand {
+            try await asyncCommand.run()
+        } else {
+            try command.run()
+        }
+    } catch let error as any CurbsideReportableError {
+        FileHandle.standardError.write(Data(error.report.utf8))
+        exit(1)
+    } catch {
+        root.exit(withError: error)
+    }
 }
 
-await runAsync(Curbside.self)
+await run(Curbside.self)

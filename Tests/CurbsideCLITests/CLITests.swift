@@ -10,6 +10,7 @@ struct CLITests {
         let help = Curbside.helpMessage()
         #expect(help.contains("USAGE: curbside <subcommand>"))
         #expect(help.contains("demo"))
+        #expect(help.contains("relay"))
         #expect(help.contains("--version"))
         let version = Curbside.configuration.version
         #expect(version.hasPrefix("curbside \(Curbside.version) (libsodium 1."))
@@ -34,26 +35,11 @@ struct CLITests {
 
     /// The built executable answers --version and runs the demo, as `make demo` does.
     @Test func executableRunsTheDemo() throws {
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0])
-        var directory = binary.deletingLastPathComponent()
-        while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("curbside").path),
-            directory.pathComponents.count > 1
-        {
-            directory.deleteLastPathComponent()
-        }
-        let executable = directory.appendingPathComponent("curbside")
-        try #require(FileManager.default.isExecutableFile(atPath: executable.path), "curbside executable not built")
+        try #require(FileManager.default.isExecutableFile(atPath: Executable.url.path), "curbside executable not built")
         for (arguments, expected) in [(["--version"], "curbside \(Curbside.version)"), (["demo"], "done ")] {
-            let process = Process()
-            process.executableURL = executable
-            process.arguments = arguments
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            try process.run()
-            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            #expect(process.terminationStatus == 0)
-            #expect(output.contains(expected), "\(arguments): \(output)")
+            let result = try Executable.run(arguments)
+            #expect(result.status == 0)
+            #expect(result.stdout.contains(expected), "\(arguments): \(result.stdout)")
         }
     }
 }

@@ -1,0 +1,109 @@
+import CurbsideRelay
+import CurbsideTLS
+import Foundation
+
+/// The files of one relay: configuration, TLS certificate and key, and the store.
+struct RelayDataDirectory {
+    let path: String
+
+    var configurationPath: String { "\(path)/relay.conf" }
+    var certificatePath: String { "\(path)/tls-certificate.pem" }
+    var privateKeyPath: String { "\(path)/tls-key.pem" }
+    var storePath: String { "\(path)/relay.sqlite" }
+
+    /// The settings `relay init` writes: `key = value` lines; `#` starts a comment.
+    struct Settings: Equatable {
+        var listen: HostPort
+        var names: [String]
+
+        var text: String {
+            """
+            # Curbside relay settings, written by `curbside relay init`.
+            listen = \(listen)
+            names = \(names.joined(separator: ","))
+
+            """
+        }
+
+        init(listen: HostPort, names: [String]) {
+            self.listen = listen
+            self.names = names
+        }
+
+        init(parsing text: String, path: String) throws {
+            var values: [String: String] = [:]
+            for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                let content = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)[0]
+                    .trimmingCharacters(in: .whitespaces)
+                if content.isEmpty { continue }
+                let parts = content.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                guard parts.count == 2, ["listen", "names"].contains(parts[0]) else {
+                    throw CLIError("\(path):\(number + 1): expected `listen = HOST:PORT` or `names = NAME,...`")
+                }
+                values[parts[0]] = parts[1]
+            }
+            guard let listenText = values["listen"], let listen = HostPort(listenText) else {
+                throw CLIError("\(path): no valid `listen = HOST:PORT` line")
+            }
+            self.listen = listen
+            self.names = (values["names"] ?? "").split(separator: ",").map(String.init)
+        }
+    }
+
+    func readSettings() throws -> Settings {
+        guard let text = try? String(contentsOfFile: configurationPath, encoding: .utf8) else {
+            throw CLIError(
+                "\(path) is not a relay data directory (no relay.conf)",
+                hint: "create one with `curbside relay init --data \(path)`"
+            )
+        }
+        return try Settings(parsing: text, path: configurationPath)
+    }
+}
+
+/// HOST:PORT, with IPv6 hosts in brackets.
+struct HostPort: Equatable, CustomStringConvertible {
+    var host: String
+    var port: Int
+
+    init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    init?(_ text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65535).contains(port)
+        else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { return nil }
+        self.host = host
+        self.port = port
+    }
+
+    var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// An error the executable prints itself, as `curbside: error: …` and `curbside: hint: …` lines.
+public protocol CurbsideReportableError: Error {
+    /// The lines to print on standard error, each ending in a newline.
+    var report: String { get }
+}
+
+/// An error the CLI prints as `curbside: error: …` with optional hints, the way age does.
+struct CLIError: CurbsideReportableError, CustomStringConvertible {
+    let message: String
+    let hint: String?
+
+    init(_ message: String, hint: String? = nil) {
+        self.message = message
+        self.hint = hint
+    }
+
+    var description: String {
+        hint.map { "\(message)\ncurbside: hint: \($0)" } ?? message
+    }
+
+    var report: String { "curbside: error: \(description)\n" }
+}

@@ -1,0 +1,62 @@
+import ArgumentParser
+import CurbsideRelay
+import CurbsideTLS
+import Foundation
+
+extension Curbside.Relay {
+    /// Creates a relay's data directory: settings, a self-signed certificate and its key, and an empty store.
+    struct RelayInit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "init",
+            abstract: "Create a relay's data directory, TLS certificate and store, and print what clients need."
+        )
+
+        @OptionGroup var options: RelayDataOption
+
+        @Option(help: ArgumentHelp("Address and port to listen on.", valueName: "host:port"))
+        var listen: String = "127.0.0.1:4433"
+
+        @Option(name: .customLong("name"), help: ArgumentHelp("A host name or address clients use; repeatable.", valueName: "host"))
+        var names: [String] = []
+
+        func validate() throws {
+            guard HostPort(listen) != nil else {
+                throw ValidationError("--listen must be HOST:PORT, such as 0.0.0.0:4433; got \"\(listen)\"")
+            }
+        }
+
+        func run() async throws {
+            let directory = options.directory
+            let listen = HostPort(listen)!
+            let fileManager = FileManager.default
+            if fileManager.fileExists(atPath: directory.configurationPath) {
+                throw CLIError(
+                    "\(directory.path) already holds a relay; nothing was changed",
+                    hint: "use another --data directory, or run `curbside relay serve --data \(directory.path)`"
+                )
+            }
+            try fileManager.createDirectory(
+                atPath: directory.path,
+                withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o700]
+            )
+            var certificateNames = names
+            if certificateNames.isEmpty {
+                certificateNames = ["localhost", "127.0.0.1"]
+                if !["0.0.0.0", "::", "127.0.0.1", "localhost"].contains(listen.host) { certificateNames.append(listen.host) }
+            }
+            let identity = try TLSIdentity.selfSigned(names: certificateNames)
+            try identity.write(certificatePath: directory.certificatePath, privateKeyPath: directory.privateKeyPath)
+            _ = try SQLiteRelayStore(path: directory.storePath)
+            let settings = RelayDataDirectory.Settings(listen: listen, names: certificateNames)
+            try Data(settings.text.utf8).write(to: URL(fileURLWithPath: directory.configurationPath))
+
+            let fingerprint = identity.certificate.publicKeyFingerprint.description.dropFirst("sha256:".count)
+            print("relay created in \(directory.path)")
+            print("address      \(listen)")
+            print("names        \(certificateNames.joined(separator: ", "))")
+            print("fingerprint  \(fingerprint)")
+            print("clients pin the fingerprint: curbside init --relay \(listen) --relay-fingerprint \(fingerprint)")
+        }
+    }
+}

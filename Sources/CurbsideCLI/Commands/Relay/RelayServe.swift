@@ -1,0 +1,77 @@
+import ArgumentParser
+import CurbsideRelay
+import CurbsideTLS
+import Foundation
+
+extension Curbside.Relay {
+    /// Runs the relay in the foreground until SIGINT or SIGTERM.
+    struct RelayServe: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "serve",
+            abstract: "Run the relay in the foreground; logs to stderr; SIGINT or SIGTERM stop it cleanly."
+        )
+
+        @OptionGroup var options: RelayDataOption
+
+        @Option(help: ArgumentHelp("Address and port to listen on, instead of the one in relay.conf.", valueName: "host:port"))
+        var listen: String?
+
+        func validate() throws {
+            if let listen, HostPort(listen) == nil {
+                throw ValidationError("--listen must be HOST:PORT, such as 0.0.0.0:4433; got \"\(listen)\"")
+            }
+        }
+
+        func run() async throws {
+            let directory = options.directory
+            let settings = try directory.readSettings()
+            let address = listen.flatMap(HostPort.init) ?? settings.listen
+            let identity = try TLSIdentity.read(certificatePath: directory.certificatePath, privateKeyPath: directory.privateKeyPath)
+            let tls = try TLSContext(configuration: .server(identity: identity, applicationProtocols: ["curbside/1"]))
+            let store = try SQLiteRelayStore(path: directory.storePath)
+            var configuration = RelayConfiguration()
+            configuration.host = address.host
+            configuration.port = address.port
+            let bound = try await RelayServer(configuration: configuration, tls: tls, store: store).bind()
+            log("listening on \(HostPort(host: address.host, port: bound.port)), fingerprint \(identity.certificate.publicKeyFingerprint)")
+
+            let serving = Task { try await bound.serve() }
+            let signals = SignalWatcher(signals: [SIGINT, SIGTERM]) { signal in
+                log("signal \(signal): stopping")
+                serving.cancel()
+            }
+            defer { signals.cancel() }
+            do {
+                try await serving.value
+            } catch is CancellationError {
+            } catch where Task.isCancelled || serving.isCancelled {
+            }
+            log("stopped")
+        }
+    }
+}
+
+/// Writes one line to standard error; the relay's log never holds content.
+func log(_ line: String) {
+    FileHandle.standardError.write(Data("curbside relay: \(line)\n".utf8))
+}
+
+/// Calls `handler` on the given signals instead of the default action, until cancelled.
+/// Sendable because the sources are only created in init and cancelled, which Dispatch allows from any thread.
+final class SignalWatcher: @unchecked Sendable {
+    private let sources: [any DispatchSourceSignal]
+
+    init(signals: [Int32], handler: @escaping @Sendable (Int32) -> Void) {
+        sources = signals.map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { handler(number) }
+            source.resume()
+            return source
+        }
+    }
+
+    func cancel() {
+        for source in sources { source.cancel() }
+    }
+}

@@ -1,0 +1,26 @@
+import ArgumentParser
+import CurbsideRelay
+
+extension Curbside.Relay {
+    /// Prints what the relay holds; safe while it runs.
+    struct RelayStatus: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "status",
+            abstract: "Print accounts, queued envelopes and stored bytes (works while the relay runs)."
+        )
+
+        @OptionGroup var options: RelayDataOption
+
+        func run() async throws {
+            let directory = options.directory
+            let settings = try directory.readSettings()
+            let statistics = try await SQLiteRelayStore(path: directory.storePath).statistics()
+            print("listen             \(settings.listen)")
+            print("accounts           \(statistics.accounts)")
+            print("pending enrolments \(statistics.pendingEnrollments)")
+            print("one-time prekeys   \(statistics.oneTimePrekeys)")
+            print("queued envelopes   \(statistics.queuedEnvelopes)")
+            print("queued bytes       \(statistics.queuedBytes)")
+        }
+    }
+}

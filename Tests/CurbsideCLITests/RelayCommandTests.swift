@@ -1,0 +1,121 @@
+import CurbsideTLS
+import Foundation
+import Testing
+
+@testable import CurbsideCLI
+
+/// Runs the built `curbside` executable.
+enum Executable {
+    static var url: URL {
+        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("curbside").path),
+            directory.pathComponents.count > 1
+        {
+            directory.deleteLastPathComponent()
+        }
+        return directory.appendingPathComponent("curbside")
+    }
+
+    static func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = url
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, stdout, stderr)
+    }
+}
+
+@Suite("curbside relay commands", .serialized)
+struct RelayCommandTests {
+    func temporaryDirectory() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-cli-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    @Test func initEnrollStatus() throws {
+        let base = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let data = "\(base)/relay"
+        let created = try Executable.run(["relay", "init", "--data", data, "--listen", "127.0.0.1:0"])
+        #expect(created.status == 0, "\(created.stderr)")
+        let keyMode = try FileManager.default.attributesOfItem(atPath: "\(data)/tls-key.pem")[.posixPermissions] as? Int
+        #expect(keyMode == 0o600)
+        let directoryMode = try FileManager.default.attributesOfItem(atPath: data)[.posixPermissions] as? Int
+        #expect(directoryMode == 0o700)
+        let certificate = try TLSCertificate(pemFile: "\(data)/tls-certificate.pem")
+        let printed = try #require(created.stdout.split(separator: "\n").first { $0.hasPrefix("fingerprint") })
+        #expect(printed.hasSuffix(String(certificate.publicKeyFingerprint.description.dropFirst(7))))
+
+        let again = try Executable.run(["relay", "init", "--data", data])
+        #expect(again.status == 1)
+        #expect(again.stderr.hasPrefix("curbside: error: \(data) already holds a relay"))
+        #expect(again.stderr.contains("curbside: hint: "))
+
+        let enrolled = try Executable.run(["relay", "enroll", "--data", data, "osei.derm"])
+        #expect(enrolled.status == 0)
+        #expect(enrolled.stdout.contains(/enrollment code for osei.derm: [0-9A-Z]{5}-[0-9A-Z]{5}-[0-9A-Z]{5}-[0-9A-Z]{5}/))
+        let badHandle = try Executable.run(["relay", "enroll", "--data", data, "Osei"])
+        #expect(badHandle.status != 0 && badHandle.stderr.contains("not a valid handle"))
+
+        let status = try Executable.run(["relay", "status", "--data", data])
+        #expect(status.status == 0)
+        #expect(status.stdout.contains("accounts           0"))
+        #expect(status.stdout.contains("pending enrolments 1"))
+    }
+
+    /// `relay serve` answers openssl s_client's malformed frame with an error frame and stops cleanly on SIGTERM.
+    @Test func serveAnswersMalformedFramesAndStopsOnSIGTERM() async throws {
+        let base = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let data = "\(base)/relay"
+        #expect(try Executable.run(["relay", "init", "--data", data, "--listen", "127.0.0.1:0"]).status == 0)
+
+        let serve = Process()
+        serve.executableURL = Executable.url
+        serve.arguments = ["relay", "serve", "--data", data]
+        let log = "\(base)/serve.log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        serve.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        serve.standardOutput = FileHandle.nullDevice
+        try serve.run()
+        defer { if serve.isRunning { serve.terminate() } }
+
+        var port: Int?
+        for _ in 0..<100 where port == nil {
+            try await Task.sleep(for: .milliseconds(50))
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            if let match = text.firstMatch(of: /listening on 127\.0\.0\.1:(\d+)/) { port = Int(match.output.1) }
+        }
+        let relayPort = try #require(port, "relay serve did not report its port")
+
+        let probe = Process()
+        probe.executableURL = URL(fileURLWithPath: "/bin/sh")
+        probe.arguments = [
+            "-c",
+            "(printf '\\000\\000\\000\\001'; sleep 1) | timeout 10 openssl s_client -connect 127.0.0.1:\(relayPort) "
+                + "-tls1_3 -alpn curbside/1 -quiet 2>/dev/null | od -An -tx1 | tr -d ' \\n'",
+        ]
+        let out = Pipe()
+        probe.standardOutput = out
+        probe.standardInput = FileHandle.nullDevice
+        try probe.run()
+        let bytes = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        probe.waitUntilExit()
+        #expect(bytes.contains("000200000000"), "challenge: \(bytes)")
+        #expect(bytes.contains("00010000000001f5"), "error frame 501: \(bytes)")
+
+        kill(serve.processIdentifier, SIGTERM)
+        for _ in 0..<100 where serve.isRunning { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(!serve.isRunning)
+        #expect(serve.terminationStatus == 0)
+        let text = try String(contentsOfFile: log, encoding: .utf8)
+        #expect(text.contains("stopping") && text.contains("stopped"))
+    }
+}
