@@ -81,7 +81,7 @@ struct RelayCommandTests {
         serve.executableURL = Executable.url
         serve.arguments = ["relay", "serve", "--data", data]
         let log = "\(base)/serve.log"
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         serve.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         serve.standardOutput = FileHandle.nullDevice
         try serve.run()

@@ -16,10 +16,11 @@ struct LiveRelay {
     let gpKey = SigningKey()
     let gp = try! Handle("amara.gp")
 
-    static func start() async throws -> LiveRelay {
+    static func start(_ configure: (inout RelayConfiguration) -> Void = { _ in }) async throws -> LiveRelay {
         let store = try SQLiteRelayStore.inMemory()
         var configuration = RelayConfiguration()
         configuration.port = 0
+        configure(&configuration)
         let tls = try TLSContext(configuration: .server(identity: identity, applicationProtocols: ["curbside/1"]))
         let bound = try await RelayServer(configuration: configuration, tls: tls, store: store).bind()
         let relay = LiveRelay(port: bound.port, task: Task { try await bound.serve() })
@@ -54,7 +55,12 @@ struct LiveRelay {
                     return (try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel), handshake.futureResult)
                 }
             }
-        return (channel, try await handshake.get())
+        do {
+            return (channel, try await handshake.get())
+        } catch {
+            try? await channel.executeThenClose { _, _ in }
+            throw error
+        }
     }
 }
 
@@ -146,6 +152,101 @@ struct RelayLiveTests {
             try await outbound.write(RelayMessage.login(login).frame(requestID: 1))
             #expect(try RelayMessage(decoding: try #require(try await frames.next())) == .loginAccepted)
         }
+    }
+}
+
+extension RelayLiveTests {
+    /// Failed handshakes (TLS 1.2, no ALPN) are closed and leave the relay serving everyone else.
+    @Test func failedHandshakesLeaveTheRelayServing() async throws {
+        let relay = try await LiveRelay.start()
+        defer { relay.task.cancel() }
+        for options in ["-tls1_2", "-tls1_3"] {  // the second offers no ALPN at all
+            let result = try await Task.detached {
+                try relayShell("timeout 10 openssl s_client -connect 127.0.0.1:\(relay.port) \(options) </dev/null 2>&1")
+            }.value
+            #expect(result.output.contains("alert") || result.output.contains("errno") || result.output.contains("error"), "\(result.output)")
+        }
+        let (channel, _) = try await relay.connect()
+        try await channel.executeThenClose { inbound, _ in
+            var frames = inbound.makeAsyncIterator()
+            guard case .challenge = try RelayMessage(decoding: try #require(try await frames.next())) else {
+                Issue.record("no challenge")
+                return
+            }
+        }
+    }
+}
+
+@Suite("relay limits", .serialized)
+struct RelayLimitTests {
+    /// Reads the challenge, then waits for what the relay sends next and whether it closes.
+    func nextAfterChallenge(_ channel: NIOAsyncChannel<Frame, Frame>, send: Frame? = nil) async throws -> (RelayMessage?, closed: Bool) {
+        try await channel.executeThenClose { inbound, outbound in
+            var frames = inbound.makeAsyncIterator()
+            _ = try await frames.next()
+            if let send { try await outbound.write(send) }
+            let next = try await frames.next().map { try RelayMessage(decoding: $0) }
+            let after = try? await frames.next()
+            return (next, after == nil)
+        }
+    }
+
+    @Test func noLoginInTimeIsATimeout() async throws {
+        let relay = try await LiveRelay.start { $0.loginTimeout = .milliseconds(300) }
+        defer { relay.task.cancel() }
+        let (channel, _) = try await relay.connect()
+        let (message, closed) = try await nextAfterChallenge(channel)
+        guard case .error(let code, _) = message else {
+            Issue.record("expected an error frame, got \(String(describing: message))")
+            return
+        }
+        #expect(code == RelayError.Code.timeout.rawValue)
+        #expect(closed)
+    }
+
+    @Test func anIdleConnectionIsClosedEvenAfterLogin() async throws {
+        let relay = try await LiveRelay.start { $0.idleTimeout = .milliseconds(400) }
+        defer { relay.task.cancel() }
+        let (channel, info) = try await relay.connect()
+        let outcome: (RelayMessage?, Bool) = try await channel.executeThenClose { inbound, outbound in
+            var frames = inbound.makeAsyncIterator()
+            guard case .challenge(let challenge) = try RelayMessage(decoding: try #require(try await frames.next())) else {
+                throw RelayError(.unexpectedFrame, "no challenge")
+            }
+            let login = LoginRequest(handle: relay.gp, challenge: challenge, channelBinding: info.channelBinding, signedBy: relay.gpKey)
+            try await outbound.write(RelayMessage.login(login).frame(requestID: 1))
+            #expect(try RelayMessage(decoding: try #require(try await frames.next())) == .loginAccepted)
+            let next = try await frames.next().map { try RelayMessage(decoding: $0) }
+            return (next, (try? await frames.next()) == nil)
+        }
+        guard case .error(let code, _) = outcome.0 else {
+            Issue.record("expected an error frame, got \(String(describing: outcome.0))")
+            return
+        }
+        #expect(code == RelayError.Code.timeout.rawValue)
+        #expect(outcome.1)
+    }
+
+    @Test func connectionsPerAddressAreCapped() async throws {
+        let relay = try await LiveRelay.start { $0.maximumConnectionsPerAddress = 2 }
+        defer { relay.task.cancel() }
+        let first = try await relay.connect()
+        let second = try await relay.connect()
+        // The third is closed before its TLS handshake completes.
+        await #expect(throws: (any Error).self) { _ = try await relay.connect() }
+        try await first.0.executeThenClose { _, _ in }
+        try await second.0.executeThenClose { _, _ in }
+        // Once they are gone, a new one is served.
+        var served = false
+        for _ in 0..<50 where !served {
+            if let (channel, _) = try? await relay.connect() {
+                served = true
+                try await channel.executeThenClose { _, _ in }
+            } else {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        #expect(served)
     }
 }
 

@@ -11,6 +11,13 @@ public struct RelayConfiguration: Sendable {
     public var maximumFrameLength: Int = Frame.protocolMaximumLength
     /// Time allowed from accepting a connection to completing TLS.
     public var handshakeTimeout: TimeAmount = .seconds(10)
+    /// Time allowed from the challenge to a successful login.
+    public var loginTimeout: TimeAmount = .seconds(30)
+    /// A connection that receives nothing for this long is told `timeout` and closed.
+    public var idleTimeout: TimeAmount = .seconds(300)
+    /// Connections open at once, in all and from one address; more are closed as soon as they are accepted.
+    public var maximumConnections: Int = 1024
+    public var maximumConnectionsPerAddress: Int = 32
     /// Failed logins allowed per client address per `loginFailureWindow` before `rate_limited`.
     public var maximumLoginFailures: Int = 5
     public var loginFailureWindow: TimeAmount = .seconds(60)

@@ -19,9 +19,14 @@ struct RelaySession {
     func run(
         channel: NIOAsyncChannel<Frame, Frame>,
         handshake: EventLoopFuture<TLSHandshakeCompletedEvent>,
-        peerAddress: String
+        peerAddress: String,
+        loggedIn: @Sendable () -> Void = {}
     ) async {
-        guard let info = try? await handshake.get() else { return }
+        guard let info = try? await handshake.get() else {
+            // The handshake failed or timed out: close, finishing the async channel as NIO requires.
+            try? await channel.executeThenClose { _, _ in }
+            return
+        }
         try? await channel.executeThenClose { inbound, outbound in
             let challenge = LoginChallenge.random()
             try await outbound.write(RelayMessage.challenge(challenge).frame(requestID: 0))
@@ -31,6 +36,7 @@ struct RelaySession {
                     switch try await handle(frame, state: state, binding: info.channelBinding, peerAddress: peerAddress) {
                     case .reply(let message, let next):
                         try await outbound.write(message.frame(requestID: frame.requestID))
+                        if case .awaitingLogin = state, case .loggedIn = next { loggedIn() }
                         state = next
                     }
                 }

@@ -16,7 +16,7 @@ public struct RelayError: ErrorDomain, Hashable, CustomStringConvertible {
 
     public static let allCodes: [Code] = [
         .malformedFrame, .unknownFrameType, .frameTooLarge, .notLoggedIn, .loginFailed, .rateLimited,
-        .unexpectedFrame, .enrollmentInvalid, .handleTaken, .unknownHandle, .prekeyRejected,
+        .unexpectedFrame, .enrollmentInvalid, .handleTaken, .unknownHandle, .prekeyRejected, .timeout,
     ]
 }
 
@@ -43,4 +43,6 @@ extension ErrorCode where Domain == RelayError {
     public static var unknownHandle: Self { .init(510, "unknown_handle", "unknown handle") }
     /// An uploaded prekey whose signature is not the account's identity key's.
     public static var prekeyRejected: Self { .init(511, "prekey_rejected", "prekey rejected") }
+    /// The connection was idle too long, or did not log in in time; the relay closes it.
+    public static var timeout: Self { .init(512, "timeout", "timeout") }
 }
