@@ -1,5 +1,6 @@
 import CurbsideTLS
 import CurbsideWire
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
@@ -9,6 +10,7 @@ public struct RelayServer: Sendable {
     let tls: TLSContext
     let directory: KeyDirectory
     let connections: ConnectionLimiter
+    let openChannels = OpenChannels()
 
     public init(configuration: RelayConfiguration, tls: TLSContext, store: any RelayStore) {
         self.configuration = configuration
@@ -25,6 +27,7 @@ public struct RelayServer: Sendable {
         let tls = self.tls
         let configuration = self.configuration
         let connections = self.connections
+        let openChannels = self.openChannels
         let listener = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -32,10 +35,12 @@ public struct RelayServer: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let peerAddress = channel.remoteAddress?.ipAddress ?? "unknown"
                     // Over a limit: close at once, before spending a TLS handshake on it.
-                    let admitted = connections.admit(peerAddress)
-                    if admitted {
-                        channel.closeFuture.whenComplete { _ in connections.release(peerAddress) }
+                    guard connections.admit(peerAddress) else {
+                        channel.close(promise: nil)
+                        return Accepted(session: nil)
                     }
+                    channel.closeFuture.whenComplete { _ in connections.release(peerAddress) }
+                    openChannels.add(channel)
                     let handshake = channel.eventLoop.makePromise(of: TLSHandshakeCompletedEvent.self)
                     let sync = channel.pipeline.syncOperations
                     let timeouts = TimeoutHandler(idleTimeout: configuration.idleTimeout, loginTimeout: configuration.loginTimeout)
@@ -47,25 +52,48 @@ public struct RelayServer: Sendable {
                     let asyncChannel = try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel)
                     let loopBoundTimeouts = NIOLoopBound(timeouts, eventLoop: channel.eventLoop)
                     return Accepted(
-                        channel: asyncChannel,
-                        handshake: handshake.futureResult,
-                        peerAddress: peerAddress,
-                        admitted: admitted,
-                        loggedIn: { channel.eventLoop.execute { loopBoundTimeouts.value.loggedIn() } }
+                        session: .init(
+                            channel: asyncChannel,
+                            handshake: handshake.futureResult,
+                            peerAddress: peerAddress,
+                            loggedIn: { channel.eventLoop.execute { loopBoundTimeouts.value.loggedIn() } }
+                        )
                     )
                 }
             }
         return BoundRelay(server: self, listener: listener)
     }
 
+    /// What the child initializer hands the accept loop: a connection to serve, or nothing (refused and closed).
     struct Accepted: Sendable {
-        let channel: NIOAsyncChannel<Frame, Frame>
-        let handshake: EventLoopFuture<TLSHandshakeCompletedEvent>
-        let peerAddress: String
-        /// False when the connection is over a limit and must be closed unserved.
-        let admitted: Bool
-        /// Tells the connection's timeout handler that the login succeeded.
-        let loggedIn: @Sendable () -> Void
+        struct Session: Sendable {
+            let channel: NIOAsyncChannel<Frame, Frame>
+            let handshake: EventLoopFuture<TLSHandshakeCompletedEvent>
+            let peerAddress: String
+            /// Tells the connection's timeout handler that the login succeeded.
+            let loggedIn: @Sendable () -> Void
+        }
+        let session: Session?
+    }
+}
+
+/// The connections a relay has open, so that stopping it can close them all.
+///
+/// A lock, not an actor: `add` runs in a channel initializer on an event loop, which must not wait.
+final class OpenChannels: Sendable {
+    private let channels = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
+
+    func add(_ channel: any Channel) {
+        let id = ObjectIdentifier(channel)
+        channels.withLockedValue { $0[id] = channel }
+        channel.closeFuture.whenComplete { _ in
+            _ = self.channels.withLockedValue { $0.removeValue(forKey: id) }
+        }
+    }
+
+    /// Closes every open connection (each sends close_notify through its TLS handler).
+    func closeAll() {
+        for channel in channels.withLockedValue({ Array($0.values) }) { channel.close(promise: nil) }
     }
 }
 
@@ -87,15 +115,17 @@ public struct BoundRelay: Sendable {
             ),
             configuration: server.configuration
         )
-        try await withTaskCancellationHandler {
+        // The accept loop runs in its own task, which is never cancelled: it must take every connection the listener
+        // accepted (NIO requires each async channel to be finished), so stopping closes the listener and the open
+        // connections, and the loop then ends by itself once the stream is drained.
+        let listener = self.listener
+        let openChannels = server.openChannels
+        let acceptLoop = Task {
             try await listener.executeThenClose { inbound in
                 try await withThrowingDiscardingTaskGroup { group in
                     for try await accepted in inbound {
+                        guard let accepted = accepted.session else { continue }
                         group.addTask {
-                            guard accepted.admitted else {
-                                try? await accepted.channel.executeThenClose { _, _ in }
-                                return
-                            }
                             await session.run(
                                 channel: accepted.channel,
                                 handshake: accepted.handshake,
@@ -106,8 +136,12 @@ public struct BoundRelay: Sendable {
                     }
                 }
             }
+        }
+        try await withTaskCancellationHandler {
+            try await acceptLoop.value
         } onCancel: {
             listener.channel.close(promise: nil)
+            openChannels.closeAll()
         }
     }
 }
