@@ -45,6 +45,16 @@ public struct KeyDirectory: Sendable {
         try await store.storePrekeys(for: handle, signedPrekey: signedPrekey, oneTimePrekeys: oneTimePrekeys)
     }
 
+    /// Registers from a relay `register` request whose signature the session has verified.
+    ///
+    /// - Throws: `RelayError.enrollmentInvalid` (including a code that is not 20 code characters), `.handleTaken`.
+    public func register(_ request: RegisterRequest, now: Timestamp) async throws {
+        guard let code = EnrollmentCode(String(decoding: request.enrollmentCode, as: UTF8.self)) else {
+            throw RelayError(.enrollmentInvalid, "the enrollment code is not 20 code characters")
+        }
+        try await register(request.handle, identityKey: request.identityKey, code: code, now: now)
+    }
+
     /// A bundle for `handle`, handing out one one-time prekey; `runningLow` says the owner should upload more.
     ///
     /// - Throws: `RelayError.unknownHandle` when there is no account or no signed prekey yet.

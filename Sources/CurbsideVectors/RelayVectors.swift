@@ -49,6 +49,35 @@ extension VectorGenerator {
             "valid"
         )
         addStream("empty body", accepted.encoded, frames: [accepted], "valid")
+        let code = Array("WXYT7DZYRJD9C7DM0903".utf8)
+        let register = RelayMessage.register(
+            RegisterRequest(handle: f.derm.party.handle, enrollmentCode: code, challenge: challenge, channelBinding: binding, signedBy: f.derm.signingKey)
+        ).frame(requestID: 1)
+        let upload = RelayMessage.publishPrekeys(
+            try! PrekeyUpload(
+                signedPrekey: f.derm.signedPrekeyRecord(),
+                oneTimePrekeys: [f.derm.oneTimePrekeyRecord(100), f.derm.oneTimePrekeyRecord(101)]
+            )
+        ).frame(requestID: 2)
+        let published = RelayMessage.prekeysPublished(oneTimePrekeysHeld: 2).frame(requestID: 2)
+        let fetch = RelayMessage.fetchBundle(f.derm.party.handle).frame(requestID: 3)
+        let bundle = RelayMessage.bundle(f.derm.bundle(oneTime: 100)).frame(requestID: 3)
+        addStream(
+            "registration and key directory frames",
+            [register, RelayMessage.registered.frame(requestID: 1), upload, published, fetch, bundle].flatMap(\.encoded),
+            frames: [register, RelayMessage.registered.frame(requestID: 1), upload, published, fetch, bundle],
+            "valid"
+        )
+        addStream(
+            "publish with 101 one-time prekeys",
+            Frame(type: 0x12, requestID: 2, body: [0, 101]).encoded,
+            "malformed_frame"
+        )
+        addStream(
+            "fetch bundle for an invalid handle",
+            Frame(type: 0x14, requestID: 3, body: [4] + Array("Osei".utf8)).encoded,
+            "malformed_frame"
+        )
         addStream("stream ends inside a frame", Array(loginFrame.encoded.dropLast()), "malformed_frame")
         addStream("stream ends inside a length", [0, 0], "malformed_frame")
         addStream("length below 6", [0, 0, 0, 5, 0, 4, 0, 0, 0], "malformed_frame")
@@ -120,6 +149,37 @@ extension VectorGenerator {
             challenge: LoginChallenge(nonce: Array(SHA256.hash(Array("curbside-vectors/challenge/0".utf8)))),
             "login_failed"
         )
+        func addRegister(_ name: String, signer: Fixtures.Provider, claimed: Fixtures.Provider, signedBinding: [UInt8] = binding, _ expect: String) {
+            var request = RegisterRequest(
+                handle: claimed.party.handle,
+                enrollmentCode: code,
+                challenge: challenge,
+                channelBinding: signedBinding,
+                signedBy: signer.signingKey
+            )
+            if signer.party.identityKey != claimed.party.identityKey {
+                // Claims claimed's key but is signed by signer: rebuild with the claimed key and the wrong signature.
+                var bytes = request.encoded
+                let keyOffset = 1 + claimed.party.handle.rawValue.utf8.count
+                bytes.replaceSubrange(keyOffset..<(keyOffset + 32), with: claimed.party.identityKey.rawRepresentation)
+                request = try! RegisterRequest(decoding: bytes)
+            }
+            file.add(
+                name,
+                [
+                    ("kind", .string("register")),
+                    ("identity_seed", .hex(signer.signingKey.seed.copiedBytes)),
+                    ("handle", .string(claimed.party.handle.rawValue)),
+                    ("challenge", .hex(challenge.encoded)),
+                    ("channel_binding", .hex(binding)),
+                    ("register", .hex(RelayMessage.register(request).frame(requestID: 1).body)),
+                ],
+                expect: expect
+            )
+        }
+        addRegister("register", signer: f.derm, claimed: f.derm, "valid")
+        addRegister("register signed on another connection", signer: f.derm, claimed: f.derm, signedBinding: Array(SHA256.hash(Array("curbside-vectors/channel-binding/2".utf8))), "login_failed")
+        addRegister("register claiming a key it does not hold", signer: f.cardio, claimed: f.derm, "login_failed")
         return file
     }
 }

@@ -100,6 +100,7 @@ struct RelayVector: Decodable, Sendable, CustomTestStringConvertible {
     let channel_binding: Hex?
     let registered_key: Hex?
     let login: Hex?
+    let register: Hex?
     let expect: VectorExpectation
     var testDescription: String { name }
 
@@ -116,6 +117,28 @@ struct RelayVector: Decodable, Sendable, CustomTestStringConvertible {
         }
         try parser.finish()
         return frames
+    }
+
+    func checkRegister() throws {
+        let key = try SigningKey(seed: SecretBytes(try #require(identity_seed).bytes))
+        let challenge = try LoginChallenge(decoding: try #require(self.challenge).bytes)
+        let binding = try #require(channel_binding).bytes
+        guard case .register(let request) = try RelayMessage(decoding: Frame(type: 0x10, requestID: 1, body: try #require(register).bytes)) else {
+            Issue.record("\(name): not a register body")
+            return
+        }
+        #expect(request.handle.rawValue == handle)
+        if expect == .valid {
+            let made = RegisterRequest(
+                handle: request.handle,
+                enrollmentCode: request.enrollmentCode,
+                challenge: challenge,
+                channelBinding: binding,
+                signedBy: key
+            )
+            #expect(made == request, "\(name): the signature is not the client's deterministic one")
+        }
+        try request.verify(challenge: challenge, channelBinding: binding)
     }
 
     func checkLogin() throws {
@@ -219,6 +242,8 @@ struct SpecVectorTests {
                 #expect(frames.map(\.encoded).joined().elementsEqual(try #require(v.stream).bytes))
             case "login":
                 try v.checkLogin()
+            case "register":
+                try v.checkRegister()
             default:
                 Issue.record("\(v.name): unknown kind \(v.kind)")
             }

@@ -38,6 +38,9 @@ struct RelaySession {
                         try await outbound.write(message.frame(requestID: frame.requestID))
                         if case .awaitingLogin = state, case .loggedIn = next { loggedIn() }
                         state = next
+                    case .refuse(let error):
+                        // The request failed; the connection carries on.
+                        try await outbound.write(RelayMessage.error(error).frame(requestID: frame.requestID))
                     }
                 }
             } catch let error as RelayError {
@@ -50,6 +53,8 @@ struct RelaySession {
 
     enum Outcome {
         case reply(RelayMessage, State)
+        /// An error frame for this request; the connection stays open.
+        case refuse(RelayError)
     }
 
     /// One frame in, one reply out; throws a `RelayError` when the connection must close after an error frame.
@@ -71,9 +76,37 @@ struct RelaySession {
                 throw error
             }
             return .reply(.loginAccepted, .loggedIn(login.handle))
+        case (.awaitingLogin(let challenge), .register(let request)):
+            guard await limiter.allows(peerAddress) else {
+                throw RelayError(.rateLimited, "too many failed attempts from this address; try again later")
+            }
+            do {
+                try request.verify(challenge: challenge, channelBinding: binding)
+                try await directory.register(request, now: .now())
+            } catch {
+                await limiter.recordFailure(peerAddress)
+                throw error
+            }
+            return .reply(.registered, .loggedIn(request.handle))
+        case (.loggedIn(let handle), .publishPrekeys(let upload)):
+            do {
+                try await directory.publish(for: handle, signedPrekey: upload.signedPrekey, oneTimePrekeys: upload.oneTimePrekeys)
+            } catch let error as RelayError {
+                return .refuse(error)
+            }
+            let held = try await directory.store.oneTimePrekeyCount(for: handle)
+            return .reply(.prekeysPublished(oneTimePrekeysHeld: UInt32(clamping: held)), state)
+        case (.loggedIn, .fetchBundle(let owner)):
+            do {
+                let (bundle, _) = try await directory.fetchBundle(for: owner)
+                return .reply(.bundle(bundle), state)
+            } catch let error as RelayError {
+                return .refuse(error)
+            }
         case (.awaitingLogin, _):
             throw RelayError(.notLoggedIn, "log in first")
-        case (.loggedIn, .login), (_, .challenge), (_, .loginAccepted), (_, .error):
+        case (.loggedIn, .login), (.loggedIn, .register), (_, .challenge), (_, .loginAccepted), (_, .error),
+            (_, .registered), (_, .prekeysPublished), (_, .bundle):
             throw RelayError(.unexpectedFrame, "frame type \(frame.type) is not expected here")
         }
     }

@@ -22,6 +22,9 @@ public protocol RelayStore: Sendable {
     /// Replaces the signed prekey (when given) and adds one-time prekeys; ids already present are kept as they were.
     func storePrekeys(for handle: Handle, signedPrekey: SignedPrekey?, oneTimePrekeys: [OneTimePrekey]) async throws
 
+    /// How many one-time prekeys the relay holds for `handle`.
+    func oneTimePrekeyCount(for handle: Handle) async throws -> Int
+
     /// The bundle for `handle`, with one one-time prekey removed from the store in the same transaction (so no
     /// one-time prekey is ever handed out twice), and how many remain. Nil when the handle has no signed prekey.
     func takeBundle(for handle: Handle) async throws -> (bundle: PrekeyBundle, oneTimePrekeysLeft: Int)?

@@ -141,6 +141,12 @@ public final class SQLiteRelayStore: RelayStore {
         }
     }
 
+    public func oneTimePrekeyCount(for handle: Handle) async throws -> Int {
+        try await database.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM one_time_prekey WHERE handle = ?", arguments: [handle.rawValue]) ?? 0
+        }
+    }
+
     public func takeBundle(for handle: Handle) async throws -> (bundle: PrekeyBundle, oneTimePrekeysLeft: Int)? {
         try await database.write { db in
             guard

@@ -11,12 +11,30 @@ public enum RelayMessage: Sendable, Hashable {
     case login(LoginRequest)
     /// Relay → client: the login succeeded.
     case loginAccepted
+    /// Client → relay, instead of a login: register a handle with an enrollment code.
+    case register(RegisterRequest)
+    /// Relay → client: registered, and logged in as the new handle.
+    case registered
+    /// Client → relay: upload a signed prekey and/or one-time prekeys.
+    case publishPrekeys(PrekeyUpload)
+    /// Relay → client: stored; the number of one-time prekeys the relay now holds for the client.
+    case prekeysPublished(oneTimePrekeysHeld: UInt32)
+    /// Client → relay: a prekey bundle for a handle, please.
+    case fetchBundle(Handle)
+    /// Relay → client: the bundle (its one-time prekey, if any, will be handed to nobody else).
+    case bundle(PrekeyBundle)
 
     public enum FrameType: UInt16, Sendable {
         case error = 0x0001
         case challenge = 0x0002
         case login = 0x0003
         case loginAccepted = 0x0004
+        case register = 0x0010
+        case registered = 0x0011
+        case publishPrekeys = 0x0012
+        case prekeysPublished = 0x0013
+        case fetchBundle = 0x0014
+        case bundle = 0x0015
     }
 
     static let errorDetailBounds = 0...1024
@@ -27,6 +45,12 @@ public enum RelayMessage: Sendable, Hashable {
         case .challenge: .challenge
         case .login: .login
         case .loginAccepted: .loginAccepted
+        case .register: .register
+        case .registered: .registered
+        case .publishPrekeys: .publishPrekeys
+        case .prekeysPublished: .prekeysPublished
+        case .fetchBundle: .fetchBundle
+        case .bundle: .bundle
         }
     }
 
@@ -47,8 +71,18 @@ public enum RelayMessage: Sendable, Hashable {
             challenge.encode(to: &writer)
         case .login(let login):
             login.encode(to: &writer)
-        case .loginAccepted:
+        case .loginAccepted, .registered:
             break
+        case .register(let request):
+            request.encode(to: &writer)
+        case .publishPrekeys(let upload):
+            upload.encode(to: &writer)
+        case .prekeysPublished(let held):
+            writer.writeUInt32(held)
+        case .fetchBundle(let handle):
+            handle.encode(to: &writer)
+        case .bundle(let bundle):
+            bundle.encode(to: &writer)
         }
         return Frame(type: frameType.rawValue, requestID: requestID, body: writer.bytes)
     }
@@ -73,6 +107,18 @@ public enum RelayMessage: Sendable, Hashable {
                 self = .login(try LoginRequest(from: &reader, field: "login"))
             case .loginAccepted:
                 self = .loginAccepted
+            case .register:
+                self = .register(try RegisterRequest(from: &reader, field: "register"))
+            case .registered:
+                self = .registered
+            case .publishPrekeys:
+                self = .publishPrekeys(try PrekeyUpload(from: &reader, field: "publish_prekeys"))
+            case .prekeysPublished:
+                self = .prekeysPublished(oneTimePrekeysHeld: try reader.readUInt32("prekeys_published.held"))
+            case .fetchBundle:
+                self = .fetchBundle(try Handle(from: &reader, field: "fetch_bundle.handle"))
+            case .bundle:
+                self = .bundle(try PrekeyBundle(from: &reader, field: "bundle"))
             }
             try reader.finish("\(type)")
         } catch {
