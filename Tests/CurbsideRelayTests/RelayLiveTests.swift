@@ -15,6 +15,7 @@ struct LiveRelay {
     let task: Task<Void, any Error>
     let gpKey = SigningKey()
     let gp = try! Handle("amara.gp")
+    let store: SQLiteRelayStore
 
     static func start(_ configure: (inout RelayConfiguration) -> Void = { _ in }) async throws -> LiveRelay {
         let store = try SQLiteRelayStore.inMemory()
@@ -23,16 +24,39 @@ struct LiveRelay {
         configure(&configuration)
         let tls = try TLSContext(configuration: .server(identity: identity, applicationProtocols: ["curbside/1"]))
         let bound = try await RelayServer(configuration: configuration, tls: tls, store: store).bind()
-        let relay = LiveRelay(port: bound.port, task: Task { try await bound.serve() })
+        let relay = LiveRelay(port: bound.port, task: Task { try await bound.serve() }, store: store)
         let directory = KeyDirectory(store: store)
         let code = try await directory.enroll(relay.gp, now: .now())
         try await directory.register(relay.gp, identityKey: relay.gpKey.verifyingKey, code: code, now: .now())
         return relay
     }
 
-    private init(port: Int, task: Task<Void, any Error>) {
+    private init(port: Int, task: Task<Void, any Error>, store: SQLiteRelayStore) {
         self.port = port
         self.task = task
+        self.store = store
+    }
+
+    /// Sends `request` on a fresh connection after reading the challenge; returns the reply and the challenge.
+    /// `make` builds the request from the challenge and the channel binding.
+    func exchange(
+        _ make: @Sendable (LoginChallenge, [UInt8]) -> [RelayMessage]
+    ) async throws -> [RelayMessage] {
+        let (channel, info) = try await connect()
+        return try await channel.executeThenClose { inbound, outbound in
+            var frames = inbound.makeAsyncIterator()
+            guard case .challenge(let challenge) = try RelayMessage(decoding: try #require(try await frames.next())) else {
+                throw RelayError(.unexpectedFrame, "no challenge")
+            }
+            var replies: [RelayMessage] = []
+            for (index, request) in make(challenge, info.channelBinding).enumerated() {
+                try await outbound.write(request.frame(requestID: UInt32(index + 1)))
+                guard let reply = try await frames.next() else { break }
+                #expect(reply.requestID == UInt32(index + 1) || reply.requestID == 0)
+                replies.append(try RelayMessage(decoding: reply))
+            }
+            return replies
+        }
     }
 
     /// A TLS client connection speaking frames, with the handshake's details.
@@ -173,6 +197,94 @@ extension RelayLiveTests {
                 Issue.record("no challenge")
                 return
             }
+        }
+    }
+}
+
+@Suite("relay registration and key directory", .serialized)
+struct RelayDirectoryLiveTests {
+    @Test func registerPublishAndFetchABundle() async throws {
+        let relay = try await LiveRelay.start()
+        defer { relay.task.cancel() }
+        let derm = try Handle("osei.derm")
+        let dermKey = SigningKey()
+        let code = try await KeyDirectory(store: relay.store).enroll(derm, now: .now())
+        let codeBytes = Array(code.characters.utf8)
+        let signedPrekey = AgreementKey.Private(), oneTime = AgreementKey.Private()
+        let expiry = Timestamp.now().adding(seconds: 86_400)
+
+        // osei.derm registers and publishes on one connection ...
+        let replies = try await relay.exchange { challenge, binding in
+            [
+                .register(RegisterRequest(handle: derm, enrollmentCode: codeBytes, challenge: challenge, channelBinding: binding, signedBy: dermKey)),
+                .publishPrekeys(
+                    try! PrekeyUpload(
+                        signedPrekey: SignedPrekey(id: 1, publicKey: signedPrekey.publicKey, expiresAt: expiry, signedBy: dermKey),
+                        oneTimePrekeys: [OneTimePrekey(id: 9, publicKey: oneTime.publicKey, signedBy: dermKey)]
+                    )
+                ),
+                // A prekey signed by someone else is refused, and the connection carries on.
+                .publishPrekeys(
+                    try! PrekeyUpload(
+                        signedPrekey: nil,
+                        oneTimePrekeys: [OneTimePrekey(id: 10, publicKey: oneTime.publicKey, signedBy: SigningKey())]
+                    )
+                ),
+                .fetchBundle(derm),
+            ]
+        }
+        #expect(replies.count == 4)
+        #expect(replies[0] == .registered)
+        #expect(replies[1] == .prekeysPublished(oneTimePrekeysHeld: 1))
+        guard case .error(let code, _) = replies[2] else {
+            Issue.record("expected prekey_rejected, got \(replies[2])")
+            return
+        }
+        #expect(code == RelayError.Code.prekeyRejected.rawValue)
+        guard case .bundle(let bundle) = replies[3] else {
+            Issue.record("expected a bundle, got \(replies[3])")
+            return
+        }
+        try bundle.verify(now: .now(), expecting: Party(identityKey: dermKey.verifyingKey, handle: derm))
+        #expect(bundle.oneTimePrekey?.id == 9)
+
+        // ... and amara.gp, logged in elsewhere, gets a bundle without it: the one-time prekey went out once.
+        let gpReplies = try await relay.exchange { challenge, binding in
+            [
+                .login(LoginRequest(handle: relay.gp, challenge: challenge, channelBinding: binding, signedBy: relay.gpKey)),
+                .fetchBundle(derm),
+                .fetchBundle(try! Handle("nobody")),
+            ]
+        }
+        #expect(gpReplies.first == .loginAccepted)
+        guard case .bundle(let second) = gpReplies[1] else {
+            Issue.record("expected a bundle, got \(gpReplies[1])")
+            return
+        }
+        #expect(second.oneTimePrekey == nil && second.signedPrekey.id == 1)
+        guard case .error(let unknown, _) = gpReplies[2] else {
+            Issue.record("expected unknown_handle, got \(gpReplies[2])")
+            return
+        }
+        #expect(unknown == RelayError.Code.unknownHandle.rawValue)
+    }
+
+    @Test func registrationIsRefusedWithAWrongCodeOrATakenHandle() async throws {
+        let relay = try await LiveRelay.start()
+        defer { relay.task.cancel() }
+        let wrongCode = try await relay.exchange { challenge, binding in
+            [.register(RegisterRequest(handle: try! Handle("osei.derm"), enrollmentCode: Array("00000000000000000000".utf8), challenge: challenge, channelBinding: binding, signedBy: SigningKey()))]
+        }
+        #expect(wrongCode.count == 1)
+        if case .error(let code, _) = wrongCode.first { #expect(code == RelayError.Code.enrollmentInvalid.rawValue) } else {
+            Issue.record("expected enrollment_invalid, got \(wrongCode)")
+        }
+        let code = try await KeyDirectory(store: relay.store).enroll(relay.gp, now: .now())
+        let taken = try await relay.exchange { challenge, binding in
+            [.register(RegisterRequest(handle: relay.gp, enrollmentCode: Array(code.characters.utf8), challenge: challenge, channelBinding: binding, signedBy: SigningKey()))]
+        }
+        if case .error(let code, _) = taken.first { #expect(code == RelayError.Code.handleTaken.rawValue) } else {
+            Issue.record("expected handle_taken, got \(taken)")
         }
     }
 }
