@@ -18,6 +18,10 @@ public struct RelayConfiguration: Sendable {
     /// Connections open at once, in all and from one address; more are closed as soon as they are accepted.
     public var maximumConnections: Int = 1024
     public var maximumConnectionsPerAddress: Int = 32
+    /// How long an envelope waits for its recipient before it is deleted with an expiry notice (14 days).
+    public var envelopeLifetimeSeconds: UInt64 = 14 * 24 * 3600
+    /// How often the relay looks for expired envelopes.
+    public var expirySweepInterval: Duration = .seconds(60)
     /// Failed logins allowed per client address per `loginFailureWindow` before `rate_limited`.
     public var maximumLoginFailures: Int = 5
     public var loginFailureWindow: TimeAmount = .seconds(60)

@@ -113,7 +113,8 @@ public struct BoundRelay: Sendable {
                 limit: server.configuration.maximumLoginFailures,
                 window: server.configuration.loginFailureWindow
             ),
-            configuration: server.configuration
+            configuration: server.configuration,
+            clients: ConnectedClients()
         )
         // The accept loop runs in its own task, which is never cancelled: it must take every connection the listener
         // accepted (NIO requires each async channel to be finished), so stopping closes the listener and the open
@@ -137,11 +138,31 @@ public struct BoundRelay: Sendable {
                 }
             }
         }
+        // Expired envelopes are deleted with a notice for their sender, pushed at once if the sender is connected.
+        let sweeper = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: session.configuration.expirySweepInterval)
+                guard !Task.isCancelled else { break }
+                await Self.sweep(session)
+            }
+        }
+        defer { sweeper.cancel() }
         try await withTaskCancellationHandler {
             try await acceptLoop.value
         } onCancel: {
             listener.channel.close(promise: nil)
             openChannels.closeAll()
+        }
+    }
+
+    static func sweep(_ session: RelaySession, now: Timestamp = .now()) async {
+        guard let expired = try? await session.store.expire(now: now) else { return }
+        for envelope in expired {
+            if let notice = try? await session.store.notices(for: envelope.sender, after: 0, limit: 1000)
+                .last(where: { $0.envelopeID == envelope.id })
+            {
+                await session.clients.push(.pushNotice(notice.wire), to: envelope.sender)
+            }
         }
     }
 }

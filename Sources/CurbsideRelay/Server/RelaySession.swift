@@ -1,3 +1,4 @@
+import Foundation
 import CurbsideTLS
 import CurbsideWire
 import NIOCore
@@ -10,6 +11,9 @@ struct RelaySession {
     let directory: KeyDirectory
     let limiter: LoginRateLimiter
     let configuration: RelayConfiguration
+    let clients: ConnectedClients
+
+    var store: any RelayStore { directory.store }
 
     enum State {
         case awaitingLogin(LoginChallenge)
@@ -31,12 +35,16 @@ struct RelaySession {
             let challenge = LoginChallenge.random()
             try await outbound.write(RelayMessage.challenge(challenge).frame(requestID: 0))
             var state = State.awaitingLogin(challenge)
+            let connectionID = UUID()
             do {
                 for try await frame in inbound {
                     switch try await handle(frame, state: state, binding: info.channelBinding, peerAddress: peerAddress) {
                     case .reply(let message, let next):
                         try await outbound.write(message.frame(requestID: frame.requestID))
-                        if case .awaitingLogin = state, case .loggedIn = next { loggedIn() }
+                        if case .awaitingLogin = state, case .loggedIn(let handle) = next {
+                            loggedIn()
+                            await clients.add(handle, id: connectionID, writer: outbound)
+                        }
                         state = next
                     case .refuse(let error):
                         // The request failed; the connection carries on.
@@ -47,6 +55,9 @@ struct RelaySession {
                 try? await outbound.write(RelayMessage.error(error).frame(requestID: 0))
             } catch {
                 // TLS or I/O failure: the connection is gone; nothing to answer.
+            }
+            if case .loggedIn(let handle) = state {
+                await clients.remove(handle, id: connectionID)
             }
         }
     }
@@ -103,11 +114,83 @@ struct RelaySession {
             } catch let error as RelayError {
                 return .refuse(error)
             }
+        case (.loggedIn(let sender), .send(let request)):
+            guard try await store.identityKey(for: request.recipient) != nil else {
+                return .refuse(RelayError(.unknownHandle, "\(request.recipient) is not registered"))
+            }
+            let now = Timestamp.now()
+            let expiresAt = now.adding(seconds: configuration.envelopeLifetimeSeconds)
+            let outcome = try await store.enqueue(request.envelope, from: sender, to: request.recipient, now: now, expiresAt: expiresAt)
+            let id = EnvelopeID(of: request.envelope)
+            if case .stored(let sequence) = outcome {
+                let delivered = DeliveredEnvelope(
+                    sequence: UInt64(sequence),
+                    envelopeID: id.bytes,
+                    sender: sender,
+                    storedAt: now,
+                    envelope: request.envelope
+                )
+                await clients.push(.pushEnvelope(delivered), to: request.recipient)
+            }
+            return .reply(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: now, expiresAt: expiresAt)), state)
+        case (.loggedIn(let recipient), .fetch(let after, let limit)):
+            let queued = try await store.pending(for: recipient, after: Int64(clamping: after), limit: Int(limit))
+            // As many as fit in one frame, and always at least one.
+            var delivered: [DeliveredEnvelope] = []
+            var size = 64
+            for envelope in queued {
+                size += envelope.body.count + 128
+                if !delivered.isEmpty, size > configuration.maximumFrameLength { break }
+                delivered.append(envelope.delivered)
+            }
+            return .reply(.envelopes(delivered), state)
+        case (.loggedIn(let recipient), .acknowledge(let ids)):
+            let envelopeIDs = ids.compactMap(EnvelopeID.init(bytes:))
+            let deleted = try await store.acknowledge(envelopeIDs, by: recipient, now: .now())
+            for envelope in deleted {
+                if let notice = try await store.notices(for: envelope.sender, after: 0, limit: 1000)
+                    .last(where: { $0.envelopeID == envelope.id })
+                {
+                    await clients.push(.pushNotice(notice.wire), to: envelope.sender)
+                }
+            }
+            return .reply(.acknowledged(count: UInt16(clamping: deleted.count)), state)
+        case (.loggedIn(let sender), .fetchNotices(let after)):
+            let notices = try await store.notices(for: sender, after: Int64(clamping: after), limit: 1000)
+            return .reply(.notices(notices.map(\.wire)), state)
+        case (.loggedIn(let sender), .acknowledgeNotices(let through)):
+            try await store.removeNotices(for: sender, through: Int64(clamping: through))
+            return .reply(.noticesAcknowledged, state)
         case (.awaitingLogin, _):
             throw RelayError(.notLoggedIn, "log in first")
         case (.loggedIn, .login), (.loggedIn, .register), (_, .challenge), (_, .loginAccepted), (_, .error),
-            (_, .registered), (_, .prekeysPublished), (_, .bundle):
+            (_, .registered), (_, .prekeysPublished), (_, .bundle), (_, .stored), (_, .envelopes), (_, .acknowledged),
+            (_, .notices), (_, .noticesAcknowledged), (_, .pushEnvelope), (_, .pushNotice):
             throw RelayError(.unexpectedFrame, "frame type \(frame.type) is not expected here")
         }
+    }
+}
+
+extension QueuedEnvelope {
+    var delivered: DeliveredEnvelope {
+        DeliveredEnvelope(
+            sequence: UInt64(sequence),
+            envelopeID: id.bytes,
+            sender: sender,
+            storedAt: storedAt,
+            envelope: body
+        )
+    }
+}
+
+extension SenderNotice {
+    var wire: DeliveryNotice {
+        DeliveryNotice(
+            sequence: UInt64(sequence),
+            kind: kind == .deliveredToDevice ? .deliveredToDevice : .expired,
+            envelopeID: envelopeID.bytes,
+            recipient: recipient,
+            at: at
+        )
     }
 }

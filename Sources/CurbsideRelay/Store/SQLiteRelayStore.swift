@@ -12,6 +12,8 @@ public final class SQLiteRelayStore: RelayStore {
     /// Opens (creating if needed) the store at `path` and brings its schema up to date.
     public convenience init(path: String) throws {
         var configuration = Configuration()
+        // `relay status` and `relay enroll` open the file while `relay serve` has it: wait for locks, don't fail.
+        configuration.busyMode = .timeout(10)
         configuration.prepareDatabase { db in
             // Durable before acknowledged: a commit returns only once it is on disk.
             try db.execute(sql: "PRAGMA synchronous = FULL")

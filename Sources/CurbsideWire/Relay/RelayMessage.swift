@@ -23,6 +23,30 @@ public enum RelayMessage: Sendable, Hashable {
     case fetchBundle(Handle)
     /// Relay → client: the bundle (its one-time prekey, if any, will be handed to nobody else).
     case bundle(PrekeyBundle)
+    /// Client → relay: store this envelope for a recipient.
+    case send(SendRequest)
+    /// Relay → client: durably stored (also the answer to a repeated send of the same bytes).
+    case stored(StoredReceipt)
+    /// Client → relay: envelopes for me after `after`, at most `limit`.
+    case fetch(after: UInt64, limit: UInt16)
+    /// Relay → client: pending envelopes, oldest first.
+    case envelopes([DeliveredEnvelope])
+    /// Client → relay: these envelopes reached my device; delete them.
+    case acknowledge([[UInt8]])
+    /// Relay → client: how many of the acknowledged envelopes were deleted.
+    case acknowledged(count: UInt16)
+    /// Client → relay: my notices after `after`.
+    case fetchNotices(after: UInt64)
+    /// Relay → client: notices, oldest first.
+    case notices([DeliveryNotice])
+    /// Client → relay: I have my notices up to and including `through`; delete them.
+    case acknowledgeNotices(through: UInt64)
+    /// Relay → client: done.
+    case noticesAcknowledged
+    /// Relay → client, request id 0: an envelope for a connected recipient, as soon as it is stored.
+    case pushEnvelope(DeliveredEnvelope)
+    /// Relay → client, request id 0: a notice for a connected sender.
+    case pushNotice(DeliveryNotice)
 
     public enum FrameType: UInt16, Sendable {
         case error = 0x0001
@@ -35,7 +59,23 @@ public enum RelayMessage: Sendable, Hashable {
         case prekeysPublished = 0x0013
         case fetchBundle = 0x0014
         case bundle = 0x0015
+        case send = 0x0016
+        case stored = 0x0017
+        case fetch = 0x0018
+        case envelopes = 0x0019
+        case acknowledge = 0x001A
+        case acknowledged = 0x001B
+        case fetchNotices = 0x001C
+        case notices = 0x001D
+        case acknowledgeNotices = 0x001E
+        case noticesAcknowledged = 0x001F
+        case pushEnvelope = 0x0020
+        case pushNotice = 0x0021
     }
+
+    static let fetchLimitBounds = 1...1000
+    static let listBounds = 0...1000
+    static let acknowledgeBounds = 1...1000
 
     static let errorDetailBounds = 0...1024
 
@@ -51,6 +91,18 @@ public enum RelayMessage: Sendable, Hashable {
         case .prekeysPublished: .prekeysPublished
         case .fetchBundle: .fetchBundle
         case .bundle: .bundle
+        case .send: .send
+        case .stored: .stored
+        case .fetch: .fetch
+        case .envelopes: .envelopes
+        case .acknowledge: .acknowledge
+        case .acknowledged: .acknowledged
+        case .fetchNotices: .fetchNotices
+        case .notices: .notices
+        case .acknowledgeNotices: .acknowledgeNotices
+        case .noticesAcknowledged: .noticesAcknowledged
+        case .pushEnvelope: .pushEnvelope
+        case .pushNotice: .pushNotice
         }
     }
 
@@ -83,6 +135,31 @@ public enum RelayMessage: Sendable, Hashable {
             handle.encode(to: &writer)
         case .bundle(let bundle):
             bundle.encode(to: &writer)
+        case .send(let request):
+            request.encode(to: &writer)
+        case .stored(let receipt):
+            receipt.encode(to: &writer)
+        case .fetch(let after, let limit):
+            writer.writeUInt64(after)
+            writer.writeUInt16(limit)
+        case .envelopes(let envelopes):
+            writer.writeList(envelopes, count: Self.listBounds) { $1.encode(to: &$0) }
+        case .acknowledge(let ids):
+            writer.writeList(ids, count: Self.acknowledgeBounds) { $0.writeBytes($1) }
+        case .acknowledged(let count):
+            writer.writeUInt16(count)
+        case .fetchNotices(let after):
+            writer.writeUInt64(after)
+        case .notices(let notices):
+            writer.writeList(notices, count: Self.listBounds) { $1.encode(to: &$0) }
+        case .acknowledgeNotices(let through):
+            writer.writeUInt64(through)
+        case .noticesAcknowledged:
+            break
+        case .pushEnvelope(let envelope):
+            envelope.encode(to: &writer)
+        case .pushNotice(let notice):
+            notice.encode(to: &writer)
         }
         return Frame(type: frameType.rawValue, requestID: requestID, body: writer.bytes)
     }
@@ -119,6 +196,48 @@ public enum RelayMessage: Sendable, Hashable {
                 self = .fetchBundle(try Handle(from: &reader, field: "fetch_bundle.handle"))
             case .bundle:
                 self = .bundle(try PrekeyBundle(from: &reader, field: "bundle"))
+            case .send:
+                self = .send(try SendRequest(from: &reader, field: "send"))
+            case .stored:
+                self = .stored(try StoredReceipt(from: &reader, field: "stored"))
+            case .fetch:
+                let after = try reader.readUInt64("fetch.after")
+                let limitOffset = reader.offset
+                let limit = try reader.readUInt16("fetch.limit")
+                guard Self.fetchLimitBounds.contains(Int(limit)) else {
+                    throw WireError(.invalidValue, field: "fetch.limit", offset: limitOffset, detail: "limit \(limit) outside 1...1000")
+                }
+                self = .fetch(after: after, limit: limit)
+            case .envelopes:
+                self = .envelopes(
+                    try reader.readList("envelopes", count: Self.listBounds) { (reader, index) throws(WireError) in
+                        try DeliveredEnvelope(from: &reader, field: "envelopes[\(index)]")
+                    }
+                )
+            case .acknowledge:
+                self = .acknowledge(
+                    try reader.readList("acknowledge", count: Self.acknowledgeBounds) { (reader, index) throws(WireError) in
+                        try reader.readBytes(count: 32, "acknowledge[\(index)]")
+                    }
+                )
+            case .acknowledged:
+                self = .acknowledged(count: try reader.readUInt16("acknowledged.count"))
+            case .fetchNotices:
+                self = .fetchNotices(after: try reader.readUInt64("fetch_notices.after"))
+            case .notices:
+                self = .notices(
+                    try reader.readList("notices", count: Self.listBounds) { (reader, index) throws(WireError) in
+                        try DeliveryNotice(from: &reader, field: "notices[\(index)]")
+                    }
+                )
+            case .acknowledgeNotices:
+                self = .acknowledgeNotices(through: try reader.readUInt64("acknowledge_notices.through"))
+            case .noticesAcknowledged:
+                self = .noticesAcknowledged
+            case .pushEnvelope:
+                self = .pushEnvelope(try DeliveredEnvelope(from: &reader, field: "push_envelope"))
+            case .pushNotice:
+                self = .pushNotice(try DeliveryNotice(from: &reader, field: "push_notice"))
             }
             try reader.finish("\(type)")
         } catch {

@@ -1,0 +1,137 @@
+/// Sending, fetching and acknowledging envelopes through the relay (spec/relay.md §Store and forward).
+
+/// An envelope addressed to a handle, as a client hands it to the relay.
+public struct SendRequest: Sendable, Hashable, WireCodable {
+    public static let wireName = "send"
+    /// A sealed envelope's largest encoding (envelope.md §Sizes).
+    public static let envelopeBounds = 1...(44 + (1 << 21))
+
+    public let recipient: Handle
+    /// The sealed envelope's bytes; the relay stores them without reading them.
+    public let envelope: [UInt8]
+
+    /// - Throws: `WireError.lengthOutOfBounds` for an empty or oversized envelope.
+    public init(recipient: Handle, envelope: [UInt8]) throws(WireError) {
+        guard Self.envelopeBounds.contains(envelope.count) else {
+            throw WireError(.lengthOutOfBounds, field: "send.envelope", offset: nil, detail: "\(envelope.count) bytes")
+        }
+        self.recipient = recipient
+        self.envelope = envelope
+    }
+
+    public init(from reader: inout WireReader, field: String) throws(WireError) {
+        recipient = try Handle(from: &reader, field: "\(field).recipient")
+        envelope = try reader.readOpaque("\(field).envelope", bounds: Self.envelopeBounds)
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        recipient.encode(to: &writer)
+        writer.writeOpaque(envelope, bounds: Self.envelopeBounds)
+    }
+}
+
+/// The relay's `stored` answer: the envelope is durably on disk.
+public struct StoredReceipt: Sendable, Hashable, WireCodable {
+    public static let wireName = "stored"
+
+    /// SHA-256 of the envelope bytes: how the relay, the recipient's acknowledgement and notices name it.
+    public let envelopeID: [UInt8]
+    public let storedAt: Timestamp
+    /// When the relay will delete it, with an expiry notice, if the recipient has not acknowledged it.
+    public let expiresAt: Timestamp
+
+    public init(envelopeID: [UInt8], storedAt: Timestamp, expiresAt: Timestamp) {
+        precondition(envelopeID.count == 32, "internal error: an envelope id is 32 bytes")
+        self.envelopeID = envelopeID
+        self.storedAt = storedAt
+        self.expiresAt = expiresAt
+    }
+
+    public init(from reader: inout WireReader, field: String) throws(WireError) {
+        envelopeID = try reader.readBytes(count: 32, "\(field).envelope_id")
+        storedAt = Timestamp(millisecondsSince1970: try reader.readUInt64("\(field).stored_at"))
+        expiresAt = Timestamp(millisecondsSince1970: try reader.readUInt64("\(field).expires_at"))
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        writer.writeBytes(envelopeID)
+        writer.writeUInt64(storedAt.millisecondsSince1970)
+        writer.writeUInt64(expiresAt.millisecondsSince1970)
+    }
+}
+
+/// One envelope as the relay delivers it, in a `envelopes` answer or a push.
+public struct DeliveredEnvelope: Sendable, Hashable, WireCodable {
+    public static let wireName = "delivered_envelope"
+
+    /// The relay's queue position; fetch resumes after the last one seen.
+    public let sequence: UInt64
+    public let envelopeID: [UInt8]
+    public let sender: Handle
+    public let storedAt: Timestamp
+    public let envelope: [UInt8]
+
+    public init(sequence: UInt64, envelopeID: [UInt8], sender: Handle, storedAt: Timestamp, envelope: [UInt8]) {
+        self.sequence = sequence
+        self.envelopeID = envelopeID
+        self.sender = sender
+        self.storedAt = storedAt
+        self.envelope = envelope
+    }
+
+    public init(from reader: inout WireReader, field: String) throws(WireError) {
+        sequence = try reader.readUInt64("\(field).sequence")
+        envelopeID = try reader.readBytes(count: 32, "\(field).envelope_id")
+        sender = try Handle(from: &reader, field: "\(field).sender")
+        storedAt = Timestamp(millisecondsSince1970: try reader.readUInt64("\(field).stored_at"))
+        envelope = try reader.readOpaque("\(field).envelope", bounds: SendRequest.envelopeBounds)
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        writer.writeUInt64(sequence)
+        writer.writeBytes(envelopeID)
+        sender.encode(to: &writer)
+        writer.writeUInt64(storedAt.millisecondsSince1970)
+        writer.writeOpaque(envelope, bounds: SendRequest.envelopeBounds)
+    }
+}
+
+/// A relay-level notice for a sender: its envelope reached the recipient's device, or expired undelivered.
+public struct DeliveryNotice: Sendable, Hashable, WireCodable {
+    public static let wireName = "notice"
+
+    public enum Kind: UInt8, Sendable {
+        case deliveredToDevice = 1
+        case expired = 2
+    }
+
+    public let sequence: UInt64
+    public let kind: Kind
+    public let envelopeID: [UInt8]
+    public let recipient: Handle
+    public let at: Timestamp
+
+    public init(sequence: UInt64, kind: Kind, envelopeID: [UInt8], recipient: Handle, at: Timestamp) {
+        self.sequence = sequence
+        self.kind = kind
+        self.envelopeID = envelopeID
+        self.recipient = recipient
+        self.at = at
+    }
+
+    public init(from reader: inout WireReader, field: String) throws(WireError) {
+        sequence = try reader.readUInt64("\(field).sequence")
+        kind = try reader.readEnum(Kind.self, "\(field).kind")
+        envelopeID = try reader.readBytes(count: 32, "\(field).envelope_id")
+        recipient = try Handle(from: &reader, field: "\(field).recipient")
+        at = Timestamp(millisecondsSince1970: try reader.readUInt64("\(field).at"))
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        writer.writeUInt64(sequence)
+        writer.writeEnum(kind)
+        writer.writeBytes(envelopeID)
+        recipient.encode(to: &writer)
+        writer.writeUInt64(at.millisecondsSince1970)
+    }
+}

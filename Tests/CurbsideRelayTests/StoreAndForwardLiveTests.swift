@@ -1,0 +1,242 @@
+import CurbsideTLS
+import CurbsideTestSupport
+import CurbsideWire
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+
+@testable import CurbsideRelay
+
+/// A relay over a store file, restartable, with two registered providers.
+final class FileRelay: @unchecked Sendable {
+    // Set up in init and by restart(), both called from the test's own task only.
+    let path: String
+    var port = 0
+    var task: Task<Void, any Error>?
+    let gp = (handle: try! Handle("amara.gp"), key: SigningKey())
+    let derm = (handle: try! Handle("osei.derm"), key: SigningKey())
+    let configure: @Sendable (inout RelayConfiguration) -> Void
+
+    init(configure: @escaping @Sendable (inout RelayConfiguration) -> Void = { _ in }) async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-relay-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        path = directory.appendingPathComponent("relay.sqlite").path
+        self.configure = configure
+        let keys = KeyDirectory(store: try SQLiteRelayStore(path: path))
+        for (handle, key) in [gp, derm] {
+            let code = try await keys.enroll(handle, now: .now())
+            try await keys.register(handle, identityKey: key.verifyingKey, code: code, now: .now())
+        }
+        try await start()
+    }
+
+    func start() async throws {
+        var configuration = RelayConfiguration()
+        configuration.port = 0
+        configure(&configuration)
+        let tls = try TLSContext(configuration: .server(identity: LiveRelay.identity, applicationProtocols: ["curbside/1"]))
+        let bound = try await RelayServer(configuration: configuration, tls: tls, store: try SQLiteRelayStore(path: path)).bind()
+        port = bound.port
+        task = Task { try await bound.serve() }
+    }
+
+    func stop() async {
+        task?.cancel()
+        _ = try? await task?.value
+    }
+
+    /// A logged-in connection for `who`, kept open while `body` runs.
+    func session<R: Sendable>(
+        _ who: (handle: Handle, key: SigningKey),
+        _ body: (RelayTestSession) async throws -> R
+    ) async throws -> R {
+        let tls = try TLSContext(
+            configuration: .client(
+                trust: .pinnedPublicKeys([LiveRelay.identity.certificate.publicKeyFingerprint]),
+                applicationProtocols: ["curbside/1"]
+            )
+        )
+        let (channel, handshake) = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let handshake = channel.eventLoop.makePromise(of: TLSHandshakeCompletedEvent.self)
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(TLSHandler(context: tls))
+                    try sync.addHandler(HandshakeObserver(handshake))
+                    try sync.addHandler(ByteToMessageHandler(FrameDecoder()))
+                    try sync.addHandler(MessageToByteHandler(FrameEncoder()))
+                    return (try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel), handshake.futureResult)
+                }
+            }
+        let info = try await handshake.get()
+        return try await channel.executeThenClose { inbound, outbound in
+            let session = RelayTestSession(inbound: inbound.makeAsyncIterator(), outbound: outbound)
+            guard case .challenge(let challenge) = try await session.next() else { throw RelayError(.unexpectedFrame, "no challenge") }
+            let login = LoginRequest(handle: who.handle, challenge: challenge, channelBinding: info.channelBinding, signedBy: who.key)
+            #expect(try await session.request(.login(login)) == .loginAccepted)
+            return try await body(session)
+        }
+    }
+}
+
+/// Requests and replies on one connection; pushes that arrive in between are kept for `nextPush`.
+final class RelayTestSession: @unchecked Sendable {
+    // Used from one task at a time (the test body).
+    private var inbound: NIOAsyncChannelInboundStream<Frame>.AsyncIterator
+    private let outbound: NIOAsyncChannelOutboundWriter<Frame>
+    private var pushes: [RelayMessage] = []
+    private var nextID: UInt32 = 100
+
+    init(inbound: NIOAsyncChannelInboundStream<Frame>.AsyncIterator, outbound: NIOAsyncChannelOutboundWriter<Frame>) {
+        self.inbound = inbound
+        self.outbound = outbound
+    }
+
+    func next() async throws -> RelayMessage? {
+        try await inbound.next().map { try RelayMessage(decoding: $0) }
+    }
+
+    func request(_ message: RelayMessage) async throws -> RelayMessage? {
+        nextID += 1
+        try await outbound.write(message.frame(requestID: nextID))
+        while let frame = try await inbound.next() {
+            if frame.requestID == nextID { return try RelayMessage(decoding: frame) }
+            pushes.append(try RelayMessage(decoding: frame))
+        }
+        return nil
+    }
+
+    func nextPush() async throws -> RelayMessage? {
+        if !pushes.isEmpty { return pushes.removeFirst() }
+        return try await next()
+    }
+}
+
+@Suite("store and forward over TLS", .serialized)
+struct StoreAndForwardLiveTests {
+    @Test func offlineRecipientFetchesLaterAcrossARestartAndTheSenderHearsOfDelivery() async throws {
+        let relay = try await FileRelay()
+        defer { Task { await relay.stop() } }
+        let envelope = Array("sealed consult bytes".utf8)
+        let send = RelayMessage.send(try SendRequest(recipient: relay.derm.handle, envelope: envelope))
+
+        let receipts = try await relay.session(relay.gp) { session in
+            [try await session.request(send), try await session.request(send)]  // a retry of the same bytes
+        }
+        guard case .stored(let first) = receipts[0], case .stored(let retry) = receipts[1] else {
+            Issue.record("expected stored twice, got \(receipts)")
+            return
+        }
+        #expect(first.envelopeID == SHA256.hash(envelope) && retry.envelopeID == first.envelopeID)
+
+        // The relay restarts between send and fetch.
+        await relay.stop()
+        try await relay.start()
+
+        try await relay.session(relay.derm) { session in
+            guard case .envelopes(let pending) = try await session.request(.fetch(after: 0, limit: 10)) else {
+                Issue.record("expected envelopes")
+                return
+            }
+            #expect(pending.count == 1, "a retried send is stored once")
+            #expect(pending.first?.envelope == envelope && pending.first?.sender == relay.gp.handle)
+            #expect(try await session.request(.acknowledge([first.envelopeID])) == .acknowledged(count: 1))
+            guard case .envelopes(let after) = try await session.request(.fetch(after: 0, limit: 10)) else { return }
+            #expect(after.isEmpty)
+        }
+        let notices = try await relay.session(relay.gp) { session in
+            try await session.request(.fetchNotices(after: 0))
+        }
+        guard case .notices(let list) = notices else {
+            Issue.record("expected notices, got \(String(describing: notices))")
+            return
+        }
+        #expect(list.map(\.kind) == [.deliveredToDevice])
+        #expect(list.first?.envelopeID == first.envelopeID && list.first?.recipient == relay.derm.handle)
+    }
+
+    @Test func connectedRecipientGetsAPushAndTheConnectedSenderItsNotice() async throws {
+        let relay = try await FileRelay()
+        defer { Task { await relay.stop() } }
+        let envelope = Array("urgent consult".utf8)
+        try await relay.session(relay.derm) { derm in
+            try await relay.session(relay.gp) { gp in
+                guard case .stored(let receipt) = try await gp.request(.send(try SendRequest(recipient: relay.derm.handle, envelope: envelope))) else {
+                    Issue.record("not stored")
+                    return
+                }
+                guard case .pushEnvelope(let pushed) = try await derm.nextPush() else {
+                    Issue.record("no push")
+                    return
+                }
+                #expect(pushed.envelope == envelope && pushed.envelopeID == receipt.envelopeID)
+                #expect(try await derm.request(.acknowledge([pushed.envelopeID])) == .acknowledged(count: 1))
+                guard case .pushNotice(let notice) = try await gp.nextPush() else {
+                    Issue.record("no notice pushed to the sender")
+                    return
+                }
+                #expect(notice.kind == .deliveredToDevice && notice.envelopeID == receipt.envelopeID)
+            }
+        }
+    }
+
+    @Test func anotherAccountCannotFetchOrAcknowledge() async throws {
+        let relay = try await FileRelay()
+        defer { Task { await relay.stop() } }
+        let receipt = try await relay.session(relay.gp) { gp in
+            try await gp.request(.send(try SendRequest(recipient: relay.derm.handle, envelope: [1, 2, 3])))
+        }
+        guard case .stored(let stored) = receipt else { return }
+        // amara.gp tries to take osei.derm's envelope.
+        try await relay.session(relay.gp) { gp in
+            guard case .envelopes(let mine) = try await gp.request(.fetch(after: 0, limit: 10)) else { return }
+            #expect(mine.isEmpty)
+            #expect(try await gp.request(.acknowledge([stored.envelopeID])) == .acknowledged(count: 0))
+        }
+        try await relay.session(relay.derm) { derm in
+            guard case .envelopes(let pending) = try await derm.request(.fetch(after: 0, limit: 10)) else { return }
+            #expect(pending.count == 1, "still there for its recipient")
+        }
+    }
+
+    @Test func undeliveredEnvelopesExpireWithANoticeToTheSender() async throws {
+        let relay = try await FileRelay { configuration in
+            configuration.envelopeLifetimeSeconds = 0
+            configuration.expirySweepInterval = .milliseconds(100)
+        }
+        defer { Task { await relay.stop() } }
+        try await relay.session(relay.gp) { gp in
+            guard case .stored(let stored) = try await gp.request(.send(try SendRequest(recipient: relay.derm.handle, envelope: [9]))) else {
+                Issue.record("not stored")
+                return
+            }
+            guard case .pushNotice(let notice) = try await gp.nextPush() else {
+                Issue.record("no expiry notice")
+                return
+            }
+            #expect(notice.kind == .expired && notice.envelopeID == stored.envelopeID)
+        }
+        try await relay.session(relay.derm) { derm in
+            guard case .envelopes(let pending) = try await derm.request(.fetch(after: 0, limit: 10)) else { return }
+            #expect(pending.isEmpty)
+        }
+    }
+
+    @Test func sendingToAnUnknownHandleIsRefusedAndTheConnectionCarriesOn() async throws {
+        let relay = try await FileRelay()
+        defer { Task { await relay.stop() } }
+        try await relay.session(relay.gp) { gp in
+            let refused = try await gp.request(.send(try SendRequest(recipient: Handle("nobody"), envelope: [1])))
+            guard case .error(let code, _) = refused else {
+                Issue.record("expected unknown_handle, got \(String(describing: refused))")
+                return
+            }
+            #expect(code == RelayError.Code.unknownHandle.rawValue)
+            guard case .stored = try await gp.request(.send(try SendRequest(recipient: relay.derm.handle, envelope: [2]))) else {
+                Issue.record("the connection should still work")
+                return
+            }
+        }
+    }
+}
