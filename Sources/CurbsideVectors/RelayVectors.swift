@@ -68,6 +68,51 @@ extension VectorGenerator {
             frames: [register, RelayMessage.registered.frame(requestID: 1), upload, published, fetch, bundle],
             "valid"
         )
+        let envelopeBytes = try! SealedEnvelope.seal(
+            f.consultMessage,
+            to: f.derm.bundle(oneTime: 100),
+            signedBy: f.gp.signingKey,
+            now: Fixtures.now,
+            ephemeralKeyMaterial: Fixtures.secret("ikm/consult-one-time")
+        ).encoded
+        let envelopeID = SHA256.hash(envelopeBytes)
+        let delivered = DeliveredEnvelope(
+            sequence: 1,
+            envelopeID: envelopeID,
+            sender: f.gp.party.handle,
+            storedAt: Fixtures.now,
+            envelope: envelopeBytes
+        )
+        let notice = DeliveryNotice(
+            sequence: 4,
+            kind: .deliveredToDevice,
+            envelopeID: envelopeID,
+            recipient: f.derm.party.handle,
+            at: Fixtures.now
+        )
+        let storeAndForward: [Frame] = [
+            RelayMessage.send(try! SendRequest(recipient: f.derm.party.handle, envelope: envelopeBytes)).frame(requestID: 5),
+            RelayMessage.stored(StoredReceipt(envelopeID: envelopeID, storedAt: Fixtures.now, expiresAt: Fixtures.now.adding(seconds: 14 * 86_400))).frame(requestID: 5),
+            RelayMessage.pushEnvelope(delivered).frame(requestID: 0),
+            RelayMessage.fetch(after: 0, limit: 10).frame(requestID: 6),
+            RelayMessage.envelopes([delivered]).frame(requestID: 6),
+            RelayMessage.acknowledge([envelopeID]).frame(requestID: 7),
+            RelayMessage.acknowledged(count: 1).frame(requestID: 7),
+            RelayMessage.pushNotice(notice).frame(requestID: 0),
+            RelayMessage.fetchNotices(after: 0).frame(requestID: 8),
+            RelayMessage.notices([notice]).frame(requestID: 8),
+            RelayMessage.acknowledgeNotices(through: 4).frame(requestID: 9),
+            RelayMessage.noticesAcknowledged.frame(requestID: 9),
+        ]
+        addStream("store and forward frames", storeAndForward.flatMap(\.encoded), frames: storeAndForward, "valid")
+        addStream("fetch with limit 0", Frame(type: 0x18, requestID: 6, body: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).encoded, "malformed_frame")
+        addStream("acknowledge nothing", Frame(type: 0x1A, requestID: 7, body: [0, 0]).encoded, "malformed_frame")
+        addStream(
+            "notice of kind 3",
+            Frame(type: 0x21, requestID: 0, body: notice.encoded.replacing(at: 8, with: [3])).encoded,
+            "malformed_frame"
+        )
+        addStream("send of an empty envelope", Frame(type: 0x16, requestID: 5, body: [9] + Array("osei.derm".utf8) + [0, 0, 0, 0]).encoded, "malformed_frame")
         addStream(
             "publish with 101 one-time prekeys",
             Frame(type: 0x12, requestID: 2, body: [0, 101]).encoded,
