@@ -51,25 +51,7 @@ final class FileRelay: @unchecked Sendable {
         _ who: (handle: Handle, key: SigningKey),
         _ body: (RelayTestSession) async throws -> R
     ) async throws -> R {
-        let tls = try TLSContext(
-            configuration: .client(
-                trust: .pinnedPublicKeys([LiveRelay.identity.certificate.publicKeyFingerprint]),
-                applicationProtocols: ["curbside/1"]
-            )
-        )
-        let (channel, handshake) = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connect(host: "127.0.0.1", port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let handshake = channel.eventLoop.makePromise(of: TLSHandshakeCompletedEvent.self)
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(TLSHandler(context: tls))
-                    try sync.addHandler(HandshakeObserver(handshake))
-                    try sync.addHandler(ByteToMessageHandler(FrameDecoder()))
-                    try sync.addHandler(MessageToByteHandler(FrameEncoder()))
-                    return (try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel), handshake.futureResult)
-                }
-            }
-        let info = try await handshake.get()
+        let (channel, info) = try await connectRelayClient(port: port)
         return try await channel.executeThenClose { inbound, outbound in
             let session = RelayTestSession(inbound: inbound.makeAsyncIterator(), outbound: outbound)
             guard case .challenge(let challenge) = try await session.next() else { throw RelayError(.unexpectedFrame, "no challenge") }
