@@ -63,56 +63,6 @@ struct LiveRelay {
     func connect() async throws -> (NIOAsyncChannel<Frame, Frame>, TLSHandshakeCompletedEvent) {
         try await connectRelayClient(port: port)
     }
-
-    /// Sends `request` on a fresh connection after reading the challenge; returns the reply and the challenge.
-    /// `make` builds the request from the challenge and the channel binding.
-    func exchange(
-        _ make: @Sendable (LoginChallenge, [UInt8]) -> [RelayMessage]
-    ) async throws -> [RelayMessage] {
-        let (channel, info) = try await connect()
-        return try await channel.executeThenClose { inbound, outbound in
-            var frames = inbound.makeAsyncIterator()
-            guard case .challenge(let challenge) = try RelayMessage(decoding: try #require(try await frames.next())) else {
-                throw RelayError(.unexpectedFrame, "no challenge")
-            }
-            var replies: [RelayMessage] = []
-            for (index, request) in make(challenge, info.channelBinding).enumerated() {
-                try await outbound.write(request.frame(requestID: UInt32(index + 1)))
-                guard let reply = try await frames.next() else { break }
-                #expect(reply.requestID == UInt32(index + 1) || reply.requestID == 0)
-                replies.append(try RelayMessage(decoding: reply))
-            }
-            return replies
-        }
-    }
-
-    /// A TLS client connection speaking frames, with the handshake's details.
-    func connect() async throws -> (NIOAsyncChannel<Frame, Frame>, TLSHandshakeCompletedEvent) {
-        let tls = try TLSContext(
-            configuration: .client(
-                trust: .pinnedPublicKeys([Self.identity.certificate.publicKeyFingerprint]),
-                applicationProtocols: ["curbside/1"]
-            )
-        )
-        let (channel, handshake) = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connect(host: "127.0.0.1", port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let handshake = channel.eventLoop.makePromise(of: TLSHandshakeCompletedEvent.self)
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(TLSHandler(context: tls))
-                    try sync.addHandler(HandshakeObserver(handshake))
-                    try sync.addHandler(ByteToMessageHandler(FrameDecoder()))
-                    try sync.addHandler(MessageToByteHandler(FrameEncoder()))
-                    return (try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel), handshake.futureResult)
-                }
-            }
-        do {
-            return (channel, try await handshake.get())
-        } catch {
-            try? await channel.executeThenClose { _, _ in }
-            throw error
-        }
-    }
 }
 
 @Suite("relay over TLS on loopback", .serialized)
