@@ -222,3 +222,34 @@ struct StoreAndForwardLiveTests {
         }
     }
 }
+
+@Suite("relay quotas", .serialized)
+struct RelayQuotaTests {
+    @Test func aFullQueueRefusesNewEnvelopesButAcknowledgesRetries() async throws {
+        let relay = try await FileRelay { $0.maximumQueuedEnvelopesPerAccount = 2 }
+        defer { Task { await relay.stop() } }
+        try await relay.session(relay.gp) { gp in
+            for body: [UInt8] in [[1], [2]] {
+                guard case .stored = try await gp.request(.send(try SendRequest(recipient: relay.derm.handle, envelope: body))) else {
+                    Issue.record("not stored")
+                    return
+                }
+            }
+            let full = try await gp.request(.send(try SendRequest(recipient: relay.derm.handle, envelope: [3])))
+            guard case .error(let code, _) = full else {
+                Issue.record("expected quota_exceeded, got \(String(describing: full))")
+                return
+            }
+            #expect(code == RelayError.Code.quotaExceeded.rawValue)
+            guard case .stored(let retry) = try await gp.request(.send(try SendRequest(recipient: relay.derm.handle, envelope: [2]))) else {
+                Issue.record("a retry of a stored envelope must still be acknowledged")
+                return
+            }
+            #expect(retry.envelopeID == SHA256.hash([2]))
+        }
+        try await relay.session(relay.derm) { derm in
+            guard case .envelopes(let pending) = try await derm.request(.fetch(after: 0, limit: 10)) else { return }
+            #expect(pending.map(\.envelope) == [[1], [2]], "nothing stored beyond the quota, nothing lost")
+        }
+    }
+}

@@ -18,6 +18,9 @@ public struct RelayConfiguration: Sendable {
     /// Connections open at once, in all and from one address; more are closed as soon as they are accepted.
     public var maximumConnections: Int = 1024
     public var maximumConnectionsPerAddress: Int = 32
+    /// Envelopes, and bytes, one account's queue may hold; a send beyond either is `quota_exceeded`.
+    public var maximumQueuedEnvelopesPerAccount: Int = 10_000
+    public var maximumQueuedBytesPerAccount: Int = 1 << 30
     /// How long an envelope waits for its recipient before it is deleted with an expiry notice (14 days).
     public var envelopeLifetimeSeconds: UInt64 = 14 * 24 * 3600
     /// How often the relay looks for expired envelopes.

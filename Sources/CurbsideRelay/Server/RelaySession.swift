@@ -118,10 +118,22 @@ struct RelaySession {
             guard try await store.identityKey(for: request.recipient) != nil else {
                 return .refuse(RelayError(.unknownHandle, "\(request.recipient) is not registered"))
             }
+            let usage = try await store.queueUsage(for: request.recipient)
+            let id = EnvelopeID(of: request.envelope)
+            if usage.envelopes >= configuration.maximumQueuedEnvelopesPerAccount
+                || usage.bytes + request.envelope.count > configuration.maximumQueuedBytesPerAccount
+            {
+                // A retry of something already stored is still acknowledged, whatever the quota.
+                let stored = try await store.pending(for: request.recipient, after: 0, limit: configuration.maximumQueuedEnvelopesPerAccount)
+                    .first { $0.id == id }
+                guard let stored else {
+                    return .refuse(RelayError(.quotaExceeded, "\(request.recipient)'s queue is full; try again later"))
+                }
+                return .reply(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: stored.storedAt, expiresAt: stored.expiresAt)), state)
+            }
             let now = Timestamp.now()
             let expiresAt = now.adding(seconds: configuration.envelopeLifetimeSeconds)
             let outcome = try await store.enqueue(request.envelope, from: sender, to: request.recipient, now: now, expiresAt: expiresAt)
-            let id = EnvelopeID(of: request.envelope)
             if case .stored(let sequence) = outcome {
                 let delivered = DeliveredEnvelope(
                     sequence: UInt64(sequence),

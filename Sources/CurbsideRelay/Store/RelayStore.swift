@@ -39,6 +39,9 @@ public protocol RelayStore: Sendable {
         expiresAt: Timestamp
     ) async throws -> EnqueueOutcome
 
+    /// How many envelopes, and how many bytes of them, wait for `recipient`.
+    func queueUsage(for recipient: Handle) async throws -> (envelopes: Int, bytes: Int)
+
     /// Envelopes for `recipient` after sequence `cursor`, oldest first, at most `limit`.
     func pending(for recipient: Handle, after cursor: Int64, limit: Int) async throws -> [QueuedEnvelope]
 

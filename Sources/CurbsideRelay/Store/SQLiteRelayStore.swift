@@ -227,6 +227,17 @@ public final class SQLiteRelayStore: RelayStore {
         }
     }
 
+    public func queueUsage(for recipient: Handle) async throws -> (envelopes: Int, bytes: Int) {
+        try await database.read { db in
+            let row = try Row.fetchOne(
+                db,
+                sql: "SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM envelope WHERE recipient = ?",
+                arguments: [recipient.rawValue]
+            )
+            return (row?[0] ?? 0, row?[1] ?? 0)
+        }
+    }
+
     public func pending(for recipient: Handle, after cursor: Int64, limit: Int) async throws -> [QueuedEnvelope] {
         try await database.read { db in
             try Row.fetchAll(

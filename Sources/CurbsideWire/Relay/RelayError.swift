@@ -17,6 +17,7 @@ public struct RelayError: ErrorDomain, Hashable, CustomStringConvertible {
     public static let allCodes: [Code] = [
         .malformedFrame, .unknownFrameType, .frameTooLarge, .notLoggedIn, .loginFailed, .rateLimited,
         .unexpectedFrame, .enrollmentInvalid, .handleTaken, .unknownHandle, .prekeyRejected, .timeout,
+        .quotaExceeded,
     ]
 }
 
@@ -45,4 +46,6 @@ extension ErrorCode where Domain == RelayError {
     public static var prekeyRejected: Self { .init(511, "prekey_rejected", "prekey rejected") }
     /// The connection was idle too long, or did not log in in time; the relay closes it.
     public static var timeout: Self { .init(512, "timeout", "timeout") }
+    /// The recipient's queue is full (envelopes or bytes); nothing was stored. Retry later.
+    public static var quotaExceeded: Self { .init(513, "quota_exceeded", "quota exceeded") }
 }
