@@ -105,10 +105,14 @@ struct EnvelopeQueueTests {
         let stored = outcomes.filter { if case .stored = $0 { true } else { false } }
         #expect(stored.count == 100)
         #expect(try await store.statistics().queuedEnvelopes == 100)
+        let commits = await store.groupCommitStatistics
+        #expect(commits.envelopes == 200)
+        print("group commit: 200 concurrent sends in \(commits.transactions) transactions")
     }
 }
 
 import GRDB
+import NIOConcurrencyHelpers
 
 @Suite("store migrations")
 struct MigrationTests {
@@ -127,5 +131,51 @@ struct MigrationTests {
         #expect(try await store.identityKey(for: Handle("osei.derm")) == key)
         let applied = try await queue.read { db in try SQLiteRelayStore.migrator.appliedMigrations(db) }
         #expect(applied == ["v1: accounts and key directory", "v2: envelope queue and sender notices"])
+    }
+}
+
+@Suite("group commit")
+struct GroupCommitTests {
+    /// Sends that arrive while a transaction is being written go into the next one together, and each caller gets
+    /// its own outcome only after its transaction.
+    @Test func sendsArrivingDuringAWriteShareTheNextTransaction() async throws {
+        let batches = NIOLockedValueBox<[[UInt8]]>([])
+        let committer = GroupCommit { batch in
+            batches.withLockedValue { $0.append(batch.map { $0.body[0] }) }
+            if batch.first?.body == [0] {
+                try await Task.sleep(for: .milliseconds(300))  // a slow first commit: the rest queue up behind it
+            }
+            return batch.enumerated().map { .stored(sequence: Int64($0.offset)) }
+        }
+        let handle = try Handle("osei.derm")
+        func item(_ n: UInt8) -> GroupCommit.Item {
+            .init(body: [n], sender: handle, recipient: handle, storedAt: .now(), expiresAt: .now())
+        }
+        let outcomes = try await withThrowingTaskGroup(of: EnqueueOutcome.self) { group in
+            group.addTask { try await committer.enqueue(item(0)) }
+            while await committer.transactions == 0, batches.withLockedValue({ $0.isEmpty }) {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            for n in 1...9 { group.addTask { try await committer.enqueue(item(UInt8(n))) } }
+            var all: [EnqueueOutcome] = []
+            for try await outcome in group { all.append(outcome) }
+            return all
+        }
+        #expect(outcomes.count == 10)
+        let written = batches.withLockedValue { $0 }
+        #expect(written.first == [0])
+        #expect(written.count == 2, "the nine later sends shared one transaction: \(written)")
+        #expect(Set(written.dropFirst().joined()) == Set(1...9))
+        #expect(await committer.transactions == 2)
+        #expect(await committer.items == 10)
+    }
+
+    @Test func aFailedTransactionFailsEveryoneInIt() async throws {
+        struct DiskFull: Error {}
+        let committer = GroupCommit { _ in throw DiskFull() }
+        let handle = try Handle("osei.derm")
+        await #expect(throws: DiskFull.self) {
+            try await committer.enqueue(.init(body: [1], sender: handle, recipient: handle, storedAt: .now(), expiresAt: .now()))
+        }
     }
 }

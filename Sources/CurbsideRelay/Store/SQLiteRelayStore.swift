@@ -8,6 +8,7 @@ import GRDB
 /// effects in some order and never half of one.
 public final class SQLiteRelayStore: RelayStore {
     private let database: any DatabaseWriter
+    private let groupCommit: GroupCommit
 
     /// Opens (creating if needed) the store at `path` and brings its schema up to date.
     public convenience init(path: String) throws {
@@ -28,7 +29,13 @@ public final class SQLiteRelayStore: RelayStore {
 
     init(writer: any DatabaseWriter) throws {
         database = writer
+        groupCommit = GroupCommit { batch in try await Self.write(batch, to: writer) }
         try Self.migrator.migrate(writer)
+    }
+
+    /// Transactions written for sends, and the envelopes in them (group commit makes the first smaller).
+    var groupCommitStatistics: (transactions: Int, envelopes: Int) {
+        get async { (await groupCommit.transactions, await groupCommit.items) }
     }
 
     /// Named migrations; a migration is never edited once it has landed (GRDB's rule): new ones are appended.
@@ -205,25 +212,38 @@ public final class SQLiteRelayStore: RelayStore {
         now: Timestamp,
         expiresAt: Timestamp
     ) async throws -> EnqueueOutcome {
-        let id = EnvelopeID(of: body)
-        return try await database.write { db in
-            if let existing = try Int64.fetchOne(
-                db,
-                sql: "SELECT sequence FROM envelope WHERE envelope_id = ?",
-                arguments: [Data(id.bytes)]
-            ) {
-                return .duplicate(sequence: existing)
+        try await groupCommit.enqueue(
+            GroupCommit.Item(body: body, sender: sender, recipient: recipient, storedAt: now, expiresAt: expiresAt)
+        )
+    }
+
+    /// Writes a batch of envelopes in one transaction, so one fsync makes them all durable. Items are applied in
+    /// order, so a body repeated within the batch is stored once.
+    fileprivate static func write(_ batch: [GroupCommit.Item], to database: any DatabaseWriter) async throws
+        -> [EnqueueOutcome]
+    {
+        try await database.write { db in
+            try batch.map { item in
+                let id = EnvelopeID(of: item.body)
+                if let existing = try Int64.fetchOne(
+                    db,
+                    sql: "SELECT sequence FROM envelope WHERE envelope_id = ?",
+                    arguments: [Data(id.bytes)]
+                ) {
+                    return .duplicate(sequence: existing)
+                }
+                try db.execute(
+                    sql: """
+                        INSERT INTO envelope (envelope_id, sender, recipient, body, stored_at, expires_at)
+                        VALUES (?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        Data(id.bytes), item.sender.rawValue, item.recipient.rawValue, Data(item.body),
+                        item.storedAt.sqlValue, item.expiresAt.sqlValue,
+                    ]
+                )
+                return .stored(sequence: db.lastInsertedRowID)
             }
-            try db.execute(
-                sql: """
-                    INSERT INTO envelope (envelope_id, sender, recipient, body, stored_at, expires_at)
-                    VALUES (?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    Data(id.bytes), sender.rawValue, recipient.rawValue, Data(body), now.sqlValue, expiresAt.sqlValue,
-                ]
-            )
-            return .stored(sequence: db.lastInsertedRowID)
         }
     }
 
@@ -338,5 +358,59 @@ extension Timestamp {
 
     init(sqlValue: Int64) {
         self.init(millisecondsSince1970: UInt64(max(0, sqlValue)))
+    }
+}
+
+/// Group commit for sends: while one transaction is being written and fsynced, sends that arrive wait and are
+/// then written together in the next one. Each caller returns only once its own envelope is durable.
+///
+/// The first caller to find no write in progress becomes the leader: it writes batches until none are waiting,
+/// resuming the other callers as their batch commits. No task is spawned.
+actor GroupCommit {
+    struct Item: Sendable {
+        let body: [UInt8]
+        let sender: Handle
+        let recipient: Handle
+        let storedAt: Timestamp
+        let expiresAt: Timestamp
+    }
+
+    private let write: @Sendable ([Item]) async throws -> [EnqueueOutcome]
+    private var waiting: [(Item, CheckedContinuation<EnqueueOutcome, any Error>)] = []
+    private var writing = false
+    /// Batches written and envelopes in them, for tests and `relay status`.
+    private(set) var transactions = 0
+    private(set) var items = 0
+    /// Sends waiting for the transaction in progress to finish.
+    var waitingCount: Int { waiting.count }
+
+    init(write: @escaping @Sendable ([Item]) async throws -> [EnqueueOutcome]) {
+        self.write = write
+    }
+
+    func enqueue(_ item: Item) async throws -> EnqueueOutcome {
+        if writing {
+            return try await withCheckedThrowingContinuation { waiting.append((item, $0)) }
+        }
+        writing = true
+        defer { writing = false }
+        var batch: [(Item, CheckedContinuation<EnqueueOutcome, any Error>?)] = [(item, nil)]
+        var mine: Result<EnqueueOutcome, any Error>?
+        while !batch.isEmpty {
+            let results: [Result<EnqueueOutcome, any Error>]
+            do {
+                results = try await write(batch.map(\.0)).map { .success($0) }
+            } catch {
+                results = Array(repeating: .failure(error), count: batch.count)
+            }
+            transactions += 1
+            items += batch.count
+            for ((_, continuation), result) in zip(batch, results) {
+                if let continuation { continuation.resume(with: result) } else { mine = result }
+            }
+            batch = waiting.map { ($0.0, Optional($0.1)) }
+            waiting = []
+        }
+        return try mine!.get()
     }
 }
