@@ -51,7 +51,8 @@ struct EnvelopeQueueTests {
         #expect(try await store.pending(for: derm, after: 0, limit: 1).count == 1)
 
         let acknowledged = try await store.acknowledge([envelope.id], by: derm, now: now.adding(seconds: 5))
-        #expect(acknowledged.map(\.id) == [envelope.id])
+        #expect(acknowledged.map(\.envelopeID) == [envelope.id])
+        #expect(acknowledged.map(\.sender) == [gp])
         #expect(try await store.pending(for: derm, after: 0, limit: 1).isEmpty)
         let notices = try await store.notices(for: gp, after: 0, limit: 10)
         #expect(notices.map(\.kind) == [.deliveredToDevice])
@@ -68,7 +69,8 @@ struct EnvelopeQueueTests {
         _ = try await enqueue(store, "long", lifetime: 3600)
         #expect(try await store.expire(now: now.adding(seconds: 59)).isEmpty)
         let expired = try await store.expire(now: now.adding(seconds: 60))
-        #expect(expired.map { String(decoding: $0.body, as: UTF8.self) } == ["short"])
+        #expect(expired.map(\.envelopeID) == [EnvelopeID(of: Array("short".utf8))])
+        #expect(expired.map(\.kind) == [.expired])
         #expect(try await store.notices(for: gp, after: 0, limit: 10).map(\.kind) == [.expired])
         #expect(try await store.pending(for: derm, after: 0, limit: 10).map { String(decoding: $0.body, as: UTF8.self) } == ["long"])
     }

@@ -156,13 +156,9 @@ public struct BoundRelay: Sendable {
     }
 
     static func sweep(_ session: RelaySession, now: Timestamp = .now()) async {
-        guard let expired = try? await session.store.expire(now: now) else { return }
-        for envelope in expired {
-            if let notice = try? await session.store.notices(for: envelope.sender, after: 0, limit: 1000)
-                .last(where: { $0.envelopeID == envelope.id })
-            {
-                await session.clients.push(.pushNotice(notice.wire), to: envelope.sender)
-            }
+        guard let notices = try? await session.store.expire(now: now) else { return }
+        for notice in notices {
+            await session.clients.push(.pushNotice(notice.wire), to: notice.sender)
         }
     }
 }

@@ -158,15 +158,11 @@ struct RelaySession {
             return .reply(.envelopes(delivered), state)
         case (.loggedIn(let recipient), .acknowledge(let ids)):
             let envelopeIDs = ids.compactMap(EnvelopeID.init(bytes:))
-            let deleted = try await store.acknowledge(envelopeIDs, by: recipient, now: .now())
-            for envelope in deleted {
-                if let notice = try await store.notices(for: envelope.sender, after: 0, limit: 1000)
-                    .last(where: { $0.envelopeID == envelope.id })
-                {
-                    await clients.push(.pushNotice(notice.wire), to: envelope.sender)
-                }
+            let notices = try await store.acknowledge(envelopeIDs, by: recipient, now: .now())
+            for notice in notices {
+                await clients.push(.pushNotice(notice.wire), to: notice.sender)
             }
-            return .reply(.acknowledged(count: UInt16(clamping: deleted.count)), state)
+            return .reply(.acknowledged(count: UInt16(clamping: notices.count)), state)
         case (.loggedIn(let sender), .fetchNotices(let after)):
             let notices = try await store.notices(for: sender, after: Int64(clamping: after), limit: 1000)
             return .reply(.notices(notices.map(\.wire)), state)

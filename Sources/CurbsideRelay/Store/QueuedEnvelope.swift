@@ -48,6 +48,8 @@ public struct SenderNotice: Sendable, Hashable {
 
     public let sequence: Int64
     public let kind: Kind
+    /// Who the notice is for: the envelope's sender.
+    public let sender: Handle
     public let envelopeID: EnvelopeID
     /// The envelope's recipient.
     public let recipient: Handle

@@ -46,11 +46,12 @@ public protocol RelayStore: Sendable {
     func pending(for recipient: Handle, after cursor: Int64, limit: Int) async throws -> [QueuedEnvelope]
 
     /// Deletes the envelopes among `ids` that are addressed to `recipient` (others' are left alone) and records a
-    /// delivered-to-device notice for each one's sender. Returns the envelopes deleted.
-    func acknowledge(_ ids: [EnvelopeID], by recipient: Handle, now: Timestamp) async throws -> [QueuedEnvelope]
+    /// delivered-to-device notice for each one's sender, in the same transaction. Returns the notices recorded.
+    func acknowledge(_ ids: [EnvelopeID], by recipient: Handle, now: Timestamp) async throws -> [SenderNotice]
 
-    /// Deletes every envelope whose expiry is at or before `now` and records an expiry notice for its sender.
-    func expire(now: Timestamp) async throws -> [QueuedEnvelope]
+    /// Deletes every envelope whose expiry is at or before `now` and records an expiry notice for its sender, in the
+    /// same transaction. Returns the notices recorded.
+    func expire(now: Timestamp) async throws -> [SenderNotice]
 
     /// Notices for `sender` after sequence `cursor`, oldest first.
     func notices(for sender: Handle, after cursor: Int64, limit: Int) async throws -> [SenderNotice]

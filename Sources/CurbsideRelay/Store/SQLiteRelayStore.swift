@@ -268,9 +268,9 @@ public final class SQLiteRelayStore: RelayStore {
         }
     }
 
-    public func acknowledge(_ ids: [EnvelopeID], by recipient: Handle, now: Timestamp) async throws -> [QueuedEnvelope] {
+    public func acknowledge(_ ids: [EnvelopeID], by recipient: Handle, now: Timestamp) async throws -> [SenderNotice] {
         try await database.write { db in
-            var deleted: [QueuedEnvelope] = []
+            var notices: [SenderNotice] = []
             for id in ids {
                 guard
                     let row = try Row.fetchOne(
@@ -281,25 +281,23 @@ public final class SQLiteRelayStore: RelayStore {
                 else { continue }
                 let envelope = try QueuedEnvelope(row: row)
                 try db.execute(sql: "DELETE FROM envelope WHERE sequence = ?", arguments: [envelope.sequence])
-                try Self.addNotice(db, .deliveredToDevice, for: envelope, at: now)
-                deleted.append(envelope)
+                notices.append(try Self.addNotice(db, .deliveredToDevice, for: envelope, at: now))
             }
-            return deleted
+            return notices
         }
     }
 
-    public func expire(now: Timestamp) async throws -> [QueuedEnvelope] {
+    public func expire(now: Timestamp) async throws -> [SenderNotice] {
         try await database.write { db in
             let expired = try Row.fetchAll(
                 db,
                 sql: "SELECT * FROM envelope WHERE expires_at <= ? ORDER BY sequence",
                 arguments: [now.sqlValue]
             ).map(QueuedEnvelope.init(row:))
-            for envelope in expired {
+            return try expired.map { envelope in
                 try db.execute(sql: "DELETE FROM envelope WHERE sequence = ?", arguments: [envelope.sequence])
-                try Self.addNotice(db, .expired, for: envelope, at: now)
+                return try Self.addNotice(db, .expired, for: envelope, at: now)
             }
-            return expired
         }
     }
 
@@ -313,6 +311,7 @@ public final class SQLiteRelayStore: RelayStore {
                 SenderNotice(
                     sequence: row["sequence"],
                     kind: SenderNotice.Kind(rawValue: row["kind"]) ?? .expired,
+                    sender: sender,
                     envelopeID: EnvelopeID(bytes: Array(row["envelope_id"] as Data))!,
                     recipient: try Handle(row["recipient"] as String),
                     at: Timestamp(sqlValue: row["at"])
@@ -330,12 +329,23 @@ public final class SQLiteRelayStore: RelayStore {
         }
     }
 
-    private static func addNotice(_ db: Database, _ kind: SenderNotice.Kind, for envelope: QueuedEnvelope, at: Timestamp) throws {
+    private static func addNotice(_ db: Database, _ kind: SenderNotice.Kind, for envelope: QueuedEnvelope, at: Timestamp)
+        throws -> SenderNotice
+    {
         try db.execute(
             sql: "INSERT INTO notice (sender, kind, envelope_id, recipient, at) VALUES (?, ?, ?, ?, ?)",
             arguments: [envelope.sender.rawValue, kind.rawValue, Data(envelope.id.bytes), envelope.recipient.rawValue, at.sqlValue]
         )
+        return SenderNotice(
+            sequence: db.lastInsertedRowID,
+            kind: kind,
+            sender: envelope.sender,
+            envelopeID: envelope.id,
+            recipient: envelope.recipient,
+            at: at
+        )
     }
+
 }
 
 extension QueuedEnvelope {
