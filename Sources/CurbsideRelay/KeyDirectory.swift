@@ -59,10 +59,16 @@ public struct KeyDirectory: Sendable {
     ///
     /// - Throws: `RelayError.unknownHandle` when there is no account or no signed prekey yet.
     public func fetchBundle(for handle: Handle) async throws -> (bundle: PrekeyBundle, runningLow: Bool) {
+        let (bundle, left) = try await fetchBundleCounting(for: handle)
+        return (bundle, left < lowWaterMark)
+    }
+
+    /// A bundle for `handle` and how many one-time prekeys the owner has left.
+    func fetchBundleCounting(for handle: Handle) async throws -> (bundle: PrekeyBundle, left: Int) {
         guard let (bundle, left) = try await store.takeBundle(for: handle) else {
             throw RelayError(.unknownHandle, "no prekey bundle for \(handle)")
         }
-        return (bundle, left < lowWaterMark)
+        return (bundle, left)
     }
 }
 

@@ -103,6 +103,7 @@ extension VectorGenerator {
             RelayMessage.notices([notice]).frame(requestID: 8),
             RelayMessage.acknowledgeNotices(through: 4).frame(requestID: 9),
             RelayMessage.noticesAcknowledged.frame(requestID: 9),
+            RelayMessage.prekeysLow(oneTimePrekeysHeld: 3).frame(requestID: 0),
         ]
         addStream("store and forward frames", storeAndForward.flatMap(\.encoded), frames: storeAndForward, "valid")
         addStream("fetch with limit 0", Frame(type: 0x18, requestID: 6, body: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).encoded, "malformed_frame")

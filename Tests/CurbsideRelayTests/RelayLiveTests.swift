@@ -51,7 +51,13 @@ struct LiveRelay {
             var replies: [RelayMessage] = []
             for (index, request) in make(challenge, info.channelBinding).enumerated() {
                 try await outbound.write(request.frame(requestID: UInt32(index + 1)))
-                guard let reply = try await frames.next() else { break }
+                // Pushes (request id 0) may come first; the reply carries the request's id, or 0 when the relay
+                // closes after an error.
+                var reply = try await frames.next()
+                while let frame = reply, frame.requestID == 0, frame.type != RelayMessage.FrameType.error.rawValue {
+                    reply = try await frames.next()
+                }
+                guard let reply else { break }
                 #expect(reply.requestID == UInt32(index + 1) || reply.requestID == 0)
                 replies.append(try RelayMessage(decoding: reply))
             }
@@ -244,6 +250,41 @@ struct RelayDirectoryLiveTests {
             return
         }
         #expect(unknown == RelayError.Code.unknownHandle.rawValue)
+    }
+
+    @Test func theOwnerHearsWhenItsOneTimePrekeysRunLow() async throws {
+        let relay = try await LiveRelay.start()
+        defer { relay.task.cancel() }
+        let derm = try Handle("osei.derm")
+        let dermKey = SigningKey()
+        let code = try await KeyDirectory(store: relay.store).enroll(derm, now: .now())
+        let (channel, info) = try await relay.connect()
+        try await channel.executeThenClose { inbound, outbound in
+            var frames = inbound.makeAsyncIterator()
+            guard case .challenge(let challenge) = try RelayMessage(decoding: try #require(try await frames.next())) else { return }
+            try await outbound.write(
+                RelayMessage.register(
+                    RegisterRequest(handle: derm, enrollmentCode: Array(code.characters.utf8), challenge: challenge, channelBinding: info.channelBinding, signedBy: dermKey)
+                ).frame(requestID: 1)
+            )
+            #expect(try RelayMessage(decoding: try #require(try await frames.next())) == .registered)
+            let upload = try PrekeyUpload(
+                signedPrekey: SignedPrekey(id: 1, publicKey: AgreementKey.Private().publicKey, expiresAt: .now().adding(seconds: 3600), signedBy: dermKey),
+                oneTimePrekeys: (0..<3).map { OneTimePrekey(id: $0, publicKey: AgreementKey.Private().publicKey, signedBy: dermKey) }
+            )
+            try await outbound.write(RelayMessage.publishPrekeys(upload).frame(requestID: 2))
+            #expect(try RelayMessage(decoding: try #require(try await frames.next())) == .prekeysPublished(oneTimePrekeysHeld: 3))
+            // Someone else fetches a bundle: osei.derm, still connected, is told it has 2 left.
+            _ = try await relay.exchange { challenge, binding in
+                [
+                    .login(LoginRequest(handle: relay.gp, challenge: challenge, channelBinding: binding, signedBy: relay.gpKey)),
+                    .fetchBundle(derm),
+                ]
+            }
+            let push = try #require(try await frames.next())
+            #expect(push.requestID == 0)
+            #expect(try RelayMessage(decoding: push) == .prekeysLow(oneTimePrekeysHeld: 2))
+        }
     }
 
     @Test func registrationIsRefusedWithAWrongCodeOrATakenHandle() async throws {

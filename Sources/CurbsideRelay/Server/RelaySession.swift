@@ -109,7 +109,10 @@ struct RelaySession {
             return .reply(.prekeysPublished(oneTimePrekeysHeld: UInt32(clamping: held)), state)
         case (.loggedIn, .fetchBundle(let owner)):
             do {
-                let (bundle, _) = try await directory.fetchBundle(for: owner)
+                let (bundle, left) = try await directory.fetchBundleCounting(for: owner)
+                if left < directory.lowWaterMark {
+                    await clients.push(.prekeysLow(oneTimePrekeysHeld: UInt32(clamping: left)), to: owner)
+                }
                 return .reply(.bundle(bundle), state)
             } catch let error as RelayError {
                 return .refuse(error)
@@ -173,7 +176,7 @@ struct RelaySession {
             throw RelayError(.notLoggedIn, "log in first")
         case (.loggedIn, .login), (.loggedIn, .register), (_, .challenge), (_, .loginAccepted), (_, .error),
             (_, .registered), (_, .prekeysPublished), (_, .bundle), (_, .stored), (_, .envelopes), (_, .acknowledged),
-            (_, .notices), (_, .noticesAcknowledged), (_, .pushEnvelope), (_, .pushNotice):
+            (_, .notices), (_, .noticesAcknowledged), (_, .pushEnvelope), (_, .pushNotice), (_, .prekeysLow):
             throw RelayError(.unexpectedFrame, "frame type \(frame.type) is not expected here")
         }
     }

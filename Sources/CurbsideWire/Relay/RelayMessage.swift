@@ -47,6 +47,8 @@ public enum RelayMessage: Sendable, Hashable {
     case pushEnvelope(DeliveredEnvelope)
     /// Relay → client, request id 0: a notice for a connected sender.
     case pushNotice(DeliveryNotice)
+    /// Relay → client, request id 0: a bundle fetch left the client few one-time prekeys; it should publish more.
+    case prekeysLow(oneTimePrekeysHeld: UInt32)
 
     public enum FrameType: UInt16, Sendable {
         case error = 0x0001
@@ -71,6 +73,7 @@ public enum RelayMessage: Sendable, Hashable {
         case noticesAcknowledged = 0x001F
         case pushEnvelope = 0x0020
         case pushNotice = 0x0021
+        case prekeysLow = 0x0022
     }
 
     static let fetchLimitBounds = 1...1000
@@ -103,6 +106,7 @@ public enum RelayMessage: Sendable, Hashable {
         case .noticesAcknowledged: .noticesAcknowledged
         case .pushEnvelope: .pushEnvelope
         case .pushNotice: .pushNotice
+        case .prekeysLow: .prekeysLow
         }
     }
 
@@ -160,6 +164,8 @@ public enum RelayMessage: Sendable, Hashable {
             envelope.encode(to: &writer)
         case .pushNotice(let notice):
             notice.encode(to: &writer)
+        case .prekeysLow(let held):
+            writer.writeUInt32(held)
         }
         return Frame(type: frameType.rawValue, requestID: requestID, body: writer.bytes)
     }
@@ -238,6 +244,8 @@ public enum RelayMessage: Sendable, Hashable {
                 self = .pushEnvelope(try DeliveredEnvelope(from: &reader, field: "push_envelope"))
             case .pushNotice:
                 self = .pushNotice(try DeliveryNotice(from: &reader, field: "push_notice"))
+            case .prekeysLow:
+                self = .prekeysLow(oneTimePrekeysHeld: try reader.readUInt32("prekeys_low.held"))
             }
             try reader.finish("\(type)")
         } catch {
