@@ -1,0 +1,102 @@
+import CurbsideTestSupport
+import CurbsideWire
+import Foundation
+import Testing
+
+@testable import CurbsideRelay
+
+@Suite("attachment blobs")
+struct BlobStoreTests {
+    static let chunk = 64 * 1024
+
+    func temporaryRoot() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-blobs-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    static func content(_ size: Int, seed: UInt64) -> [UInt8] {
+        var rng = SplitMix64(seed: seed)
+        return rng.bytes(size)
+    }
+
+    /// Sizes at the STREAM chunk edges, uploaded in several step sizes, with a restart (a new BlobStore over the same
+    /// directory) in the middle: the relay's offset is where the client resumes.
+    @Test(arguments: [1, chunk - 1, chunk, chunk + 1, 2 * chunk + 500], [1000, 4096, chunk, 3 * chunk])
+    func uploadsResumeAtAnyOffsetAndCommit(_ size: Int, _ step: Int) async throws {
+        let root = try temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let bytes = Self.content(size, seed: UInt64(size))
+        let id = EnvelopeID(of: bytes)
+        var store = try BlobStore(root: root)
+        var offset = 0
+        var restarted = false
+        while offset < size {
+            let end = min(offset + step, size)
+            try await store.write(Array(bytes[offset..<end]), at: UInt64(offset), to: id, declaredSize: UInt64(size))
+            offset = end
+            if !restarted, offset >= size / 2 {
+                store = try BlobStore(root: root)  // the relay restarts mid-upload
+                restarted = true
+                offset = Int(try #require(try await store.progress(id)))
+            }
+        }
+        #expect(try await store.progress(id) == UInt64(size))
+        try await store.commit(id, declaredSize: UInt64(size))
+        #expect(try await store.read(id, from: 0, length: size + 10) == bytes)
+        let middle = size / 3
+        #expect(try await store.read(id, from: UInt64(middle), length: 777) == Array(bytes[middle..<min(middle + 777, size)]))
+    }
+
+    @Test func wrongOffsetsAndOversizeChunksAreRefusedWithWhatTheRelayHolds() async throws {
+        let root = try temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let store = try BlobStore(root: root)
+        let bytes = Self.content(10_000, seed: 1)
+        let id = EnvelopeID(of: bytes)
+        try await store.write(Array(bytes[0..<4000]), at: 0, to: id, declaredSize: 10_000)
+        await #expect(throws: BlobStore.Failure.offsetMismatch(held: 4000)) {
+            try await store.write(Array(bytes[5000..<6000]), at: 5000, to: id, declaredSize: 10_000)
+        }
+        await #expect(throws: BlobStore.Failure.offsetMismatch(held: 4000)) {
+            try await store.write(Array(bytes[0..<10]), at: 0, to: id, declaredSize: 10_000)
+        }
+        await #expect(throws: BlobStore.Failure.beyondDeclaredSize(declared: 10_000)) {
+            try await store.write(bytes + [0], at: 4000, to: id, declaredSize: 10_000)
+        }
+        await #expect(throws: BlobStore.Failure.incomplete(held: 4000, declared: 10_000)) {
+            try await store.commit(id, declaredSize: 10_000)
+        }
+        #expect(try await store.progress(id) == 4000, "refused chunks changed nothing")
+        await #expect(throws: BlobStore.Failure.unknown) { try await store.read(id, from: 0, length: 1) }
+    }
+
+    @Test func bytesThatAreNotTheirNameAreDiscardedAtCommit() async throws {
+        let root = try temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let store = try BlobStore(root: root)
+        let claimed = EnvelopeID(of: [1, 2, 3])
+        try await store.write([9, 9, 9], at: 0, to: claimed, declaredSize: 3)
+        await #expect(throws: BlobStore.Failure.hashMismatch) { try await store.commit(claimed, declaredSize: 3) }
+        #expect(try await store.progress(claimed) == nil, "the bad upload is gone; a retry starts at 0")
+    }
+
+    @Test func committedBlobsSurviveARestartAndCanBeDeleted() async throws {
+        let root = try temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let bytes = Self.content(70_000, seed: 2)
+        let id = EnvelopeID(of: bytes)
+        do {
+            let store = try BlobStore(root: root)
+            try await store.write(bytes, at: 0, to: id, declaredSize: 70_000)
+            try await store.commit(id, declaredSize: 70_000)
+            try await store.commit(id, declaredSize: 70_000)  // idempotent
+        }
+        let reopened = try BlobStore(root: root)
+        #expect(try await reopened.read(id, from: 69_990, length: 100) == Array(bytes[69_990...]))
+        let keyMode = try FileManager.default.attributesOfItem(atPath: "\(root)/complete/\(id)")[.posixPermissions] as? Int
+        #expect(keyMode == 0o600)
+        try await reopened.delete(id)
+        #expect(try await reopened.progress(id) == nil)
+    }
+}
