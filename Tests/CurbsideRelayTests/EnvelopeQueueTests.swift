@@ -22,9 +22,9 @@ struct EnvelopeQueueTests {
         let store = try SQLiteRelayStore.inMemory()
         for i in 0..<5 { _ = try await enqueue(store, "envelope \(i)") }
         _ = try await enqueue(store, "for someone else", to: cardio)
-        let first = try await store.pending(for: derm, after: 0, limit: 3)
+        let first = try await store.pending(for: derm, after: 0, limit: 3, maximumBytes: 1 << 20)
         #expect(first.map { String(decoding: $0.body, as: UTF8.self) } == ["envelope 0", "envelope 1", "envelope 2"])
-        let rest = try await store.pending(for: derm, after: first.last!.sequence, limit: 10)
+        let rest = try await store.pending(for: derm, after: first.last!.sequence, limit: 10, maximumBytes: 1 << 20)
         #expect(rest.map { String(decoding: $0.body, as: UTF8.self) } == ["envelope 3", "envelope 4"])
         #expect(rest.allSatisfy { $0.sender == gp && $0.recipient == derm })
     }
@@ -37,23 +37,28 @@ struct EnvelopeQueueTests {
             Issue.record("first send not stored: \(first)")
             return
         }
-        #expect(retry == .duplicate(sequence: sequence))
-        #expect(try await store.statistics().queuedEnvelopes == 1)
+        #expect(retry == .duplicate(sequence: sequence, storedAt: now, expiresAt: now.adding(seconds: 3600)))
+        // The same bytes for another recipient are a different envelope: stored, not a duplicate.
+        guard case .stored = try await enqueue(store, "consult", to: cardio) else {
+            Issue.record("the same bytes for another recipient must be stored for it")
+            return
+        }
+        #expect(try await store.statistics().queuedEnvelopes == 2)
     }
 
     @Test func acknowledgingDeletesAndNotifiesTheSender() async throws {
         let store = try SQLiteRelayStore.inMemory()
         _ = try await enqueue(store, "consult")
-        let envelope = try #require(try await store.pending(for: derm, after: 0, limit: 1).first)
+        let envelope = try #require(try await store.pending(for: derm, after: 0, limit: 1, maximumBytes: 1 << 20).first)
 
         // Another account cannot acknowledge (and so delete) it.
         #expect(try await store.acknowledge([envelope.id], by: cardio, now: now).isEmpty)
-        #expect(try await store.pending(for: derm, after: 0, limit: 1).count == 1)
+        #expect(try await store.pending(for: derm, after: 0, limit: 1, maximumBytes: 1 << 20).count == 1)
 
         let acknowledged = try await store.acknowledge([envelope.id], by: derm, now: now.adding(seconds: 5))
         #expect(acknowledged.map(\.envelopeID) == [envelope.id])
         #expect(acknowledged.map(\.sender) == [gp])
-        #expect(try await store.pending(for: derm, after: 0, limit: 1).isEmpty)
+        #expect(try await store.pending(for: derm, after: 0, limit: 1, maximumBytes: 1 << 20).isEmpty)
         let notices = try await store.notices(for: gp, after: 0, limit: 10)
         #expect(notices.map(\.kind) == [.deliveredToDevice])
         #expect(notices.first?.envelopeID == envelope.id && notices.first?.recipient == derm)
@@ -72,7 +77,7 @@ struct EnvelopeQueueTests {
         #expect(expired.map(\.envelopeID) == [EnvelopeID(of: Array("short".utf8))])
         #expect(expired.map(\.kind) == [.expired])
         #expect(try await store.notices(for: gp, after: 0, limit: 10).map(\.kind) == [.expired])
-        #expect(try await store.pending(for: derm, after: 0, limit: 10).map { String(decoding: $0.body, as: UTF8.self) } == ["long"])
+        #expect(try await store.pending(for: derm, after: 0, limit: 10, maximumBytes: 1 << 20).map { String(decoding: $0.body, as: UTF8.self) } == ["long"])
     }
 
     @Test func queuedEnvelopesSurviveReopening() async throws {
@@ -85,7 +90,7 @@ struct EnvelopeQueueTests {
             _ = try await enqueue(store, "kept across a restart")
         }
         let reopened = try SQLiteRelayStore(path: path)
-        let pending = try await reopened.pending(for: derm, after: 0, limit: 10)
+        let pending = try await reopened.pending(for: derm, after: 0, limit: 10, maximumBytes: 1 << 20)
         #expect(pending.map { String(decoding: $0.body, as: UTF8.self) } == ["kept across a restart"])
         #expect(try await reopened.statistics().queuedBytes == "kept across a restart".utf8.count)
     }
@@ -132,7 +137,12 @@ struct MigrationTests {
         let store = try SQLiteRelayStore(writer: queue)
         #expect(try await store.identityKey(for: Handle("osei.derm")) == key)
         let applied = try await queue.read { db in try SQLiteRelayStore.migrator.appliedMigrations(db) }
-        #expect(applied == ["v1: accounts and key directory", "v2: envelope queue and sender notices"])
+        #expect(
+            applied == [
+                "v1: accounts and key directory", "v2: envelope queue and sender notices",
+                "v3: envelope ids unique per recipient",
+            ]
+        )
     }
 }
 

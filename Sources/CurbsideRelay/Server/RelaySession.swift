@@ -127,9 +127,7 @@ struct RelaySession {
                 || usage.bytes + request.envelope.count > configuration.maximumQueuedBytesPerAccount
             {
                 // A retry of something already stored is still acknowledged, whatever the quota.
-                let stored = try await store.pending(for: request.recipient, after: 0, limit: configuration.maximumQueuedEnvelopesPerAccount)
-                    .first { $0.id == id }
-                guard let stored else {
+                guard let stored = try await store.storedEnvelope(id, for: request.recipient) else {
                     return .refuse(RelayError(.quotaExceeded, "\(request.recipient)'s queue is full; try again later"))
                 }
                 return .reply(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: stored.storedAt, expiresAt: stored.expiresAt)), state)
@@ -137,7 +135,8 @@ struct RelaySession {
             let now = Timestamp.now()
             let expiresAt = now.adding(seconds: configuration.envelopeLifetimeSeconds)
             let outcome = try await store.enqueue(request.envelope, from: sender, to: request.recipient, now: now, expiresAt: expiresAt)
-            if case .stored(let sequence) = outcome {
+            switch outcome {
+            case .stored(let sequence):
                 let delivered = DeliveredEnvelope(
                     sequence: UInt64(sequence),
                     envelopeID: id.bytes,
@@ -146,18 +145,18 @@ struct RelaySession {
                     envelope: request.envelope
                 )
                 await clients.push(.pushEnvelope(delivered), to: request.recipient)
+                return .reply(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: now, expiresAt: expiresAt)), state)
+            case .duplicate(_, let storedAt, let originalExpiry):
+                return .reply(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: storedAt, expiresAt: originalExpiry)), state)
             }
-            return .reply(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: now, expiresAt: expiresAt)), state)
         case (.loggedIn(let recipient), .fetch(let after, let limit)):
-            let queued = try await store.pending(for: recipient, after: Int64(clamping: after), limit: Int(limit))
-            // As many as fit in one frame, and always at least one.
-            var delivered: [DeliveredEnvelope] = []
-            var size = 64
-            for envelope in queued {
-                size += envelope.body.count + 128
-                if !delivered.isEmpty, size > configuration.maximumFrameLength { break }
-                delivered.append(envelope.delivered)
-            }
+            let queued = try await store.pending(
+                for: recipient,
+                after: Int64(clamping: after),
+                limit: Int(limit),
+                maximumBytes: configuration.maximumFrameLength - 64 * 1024
+            )
+            let delivered = queued.map(\.delivered)
             return .reply(.envelopes(delivered), state)
         case (.loggedIn(let recipient), .acknowledge(let ids)):
             let envelopeIDs = ids.compactMap(EnvelopeID.init(bytes:))

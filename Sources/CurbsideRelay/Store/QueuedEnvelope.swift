@@ -33,8 +33,9 @@ public struct QueuedEnvelope: Sendable, Hashable {
 public enum EnqueueOutcome: Sendable, Hashable {
     /// Newly stored, durably, at this sequence number.
     case stored(sequence: Int64)
-    /// The same bytes were stored before (a retry); nothing new was written.
-    case duplicate(sequence: Int64)
+    /// The same bytes were stored before for the same recipient (a retry); nothing new was written. The times are
+    /// the original ones.
+    case duplicate(sequence: Int64, storedAt: Timestamp, expiresAt: Timestamp)
 }
 
 /// A relay-level notice for a sender about one of its envelopes.

@@ -42,8 +42,12 @@ public protocol RelayStore: Sendable {
     /// How many envelopes, and how many bytes of them, wait for `recipient`.
     func queueUsage(for recipient: Handle) async throws -> (envelopes: Int, bytes: Int)
 
-    /// Envelopes for `recipient` after sequence `cursor`, oldest first, at most `limit`.
-    func pending(for recipient: Handle, after cursor: Int64, limit: Int) async throws -> [QueuedEnvelope]
+    /// Envelopes for `recipient` after sequence `cursor`, oldest first, at most `limit` and at most `maximumBytes` of
+    /// bodies (but always the first one, if any).
+    func pending(for recipient: Handle, after cursor: Int64, limit: Int, maximumBytes: Int) async throws -> [QueuedEnvelope]
+
+    /// When the envelope `id` queued for `recipient` was stored and expires, if it is queued.
+    func storedEnvelope(_ id: EnvelopeID, for recipient: Handle) async throws -> (storedAt: Timestamp, expiresAt: Timestamp)?
 
     /// Deletes the envelopes among `ids` that are addressed to `recipient` (others' are left alone) and records a
     /// delivered-to-device notice for each one's sender, in the same transaction. Returns the notices recorded.

@@ -83,6 +83,29 @@ public final class SQLiteRelayStore: RelayStore {
                 t.column("at", .integer).notNull()
             }
         }
+        // v2 made envelope ids unique across recipients, so bytes queued for one recipient made a send of the same
+        // bytes to another answer `stored` with nothing stored. Ids are unique per recipient from here on.
+        migrator.registerMigration("v3: envelope ids unique per recipient") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE envelope_v3 (
+                        sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+                        envelope_id BLOB NOT NULL,
+                        sender TEXT NOT NULL,
+                        recipient TEXT NOT NULL,
+                        body BLOB NOT NULL,
+                        stored_at INTEGER NOT NULL,
+                        expires_at INTEGER NOT NULL,
+                        UNIQUE (recipient, envelope_id)
+                    );
+                    INSERT INTO envelope_v3 (sequence, envelope_id, sender, recipient, body, stored_at, expires_at)
+                        SELECT sequence, envelope_id, sender, recipient, body, stored_at, expires_at FROM envelope;
+                    DROP TABLE envelope;
+                    ALTER TABLE envelope_v3 RENAME TO envelope;
+                    CREATE INDEX envelope_on_expires_at ON envelope (expires_at);
+                    """
+            )
+        }
         return migrator
     }
 
@@ -225,12 +248,16 @@ public final class SQLiteRelayStore: RelayStore {
         try await database.write { db in
             try batch.map { item in
                 let id = EnvelopeID(of: item.body)
-                if let existing = try Int64.fetchOne(
+                if let existing = try Row.fetchOne(
                     db,
-                    sql: "SELECT sequence FROM envelope WHERE envelope_id = ?",
-                    arguments: [Data(id.bytes)]
+                    sql: "SELECT sequence, stored_at, expires_at FROM envelope WHERE envelope_id = ? AND recipient = ?",
+                    arguments: [Data(id.bytes), item.recipient.rawValue]
                 ) {
-                    return .duplicate(sequence: existing)
+                    return .duplicate(
+                        sequence: existing[0],
+                        storedAt: Timestamp(sqlValue: existing[1]),
+                        expiresAt: Timestamp(sqlValue: existing[2])
+                    )
                 }
                 try db.execute(
                     sql: """
@@ -247,6 +274,16 @@ public final class SQLiteRelayStore: RelayStore {
         }
     }
 
+    public func storedEnvelope(_ id: EnvelopeID, for recipient: Handle) async throws -> (storedAt: Timestamp, expiresAt: Timestamp)? {
+        try await database.read { db in
+            try Row.fetchOne(
+                db,
+                sql: "SELECT stored_at, expires_at FROM envelope WHERE envelope_id = ? AND recipient = ?",
+                arguments: [Data(id.bytes), recipient.rawValue]
+            ).map { (Timestamp(sqlValue: $0[0]), Timestamp(sqlValue: $0[1])) }
+        }
+    }
+
     public func queueUsage(for recipient: Handle) async throws -> (envelopes: Int, bytes: Int) {
         try await database.read { db in
             let row = try Row.fetchOne(
@@ -258,15 +295,33 @@ public final class SQLiteRelayStore: RelayStore {
         }
     }
 
-    public func pending(for recipient: Handle, after cursor: Int64, limit: Int) async throws -> [QueuedEnvelope] {
+    public func pending(for recipient: Handle, after cursor: Int64, limit: Int, maximumBytes: Int) async throws
+        -> [QueuedEnvelope]
+    {
         try await database.read { db in
-            try Row.fetchAll(
+            // Sizes first, so only the bodies that fit are loaded: memory stays bounded by `maximumBytes`.
+            let sizes = try Row.fetchAll(
                 db,
-                sql: "SELECT * FROM envelope WHERE recipient = ? AND sequence > ? ORDER BY sequence LIMIT ?",
+                sql: "SELECT sequence, LENGTH(body) FROM envelope WHERE recipient = ? AND sequence > ? ORDER BY sequence LIMIT ?",
                 arguments: [recipient.rawValue, cursor, limit]
+            )
+            var total = 0
+            var last: Int64?
+            for row in sizes {
+                let size: Int = row[1]
+                if last != nil, total + size > maximumBytes { break }
+                total += size
+                last = row[0]
+            }
+            guard let last else { return [] }
+            return try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM envelope WHERE recipient = ? AND sequence > ? AND sequence <= ? ORDER BY sequence",
+                arguments: [recipient.rawValue, cursor, last]
             ).map(QueuedEnvelope.init(row:))
         }
     }
+
 
     public func acknowledge(_ ids: [EnvelopeID], by recipient: Handle, now: Timestamp) async throws -> [SenderNotice] {
         try await database.write { db in
@@ -275,7 +330,10 @@ public final class SQLiteRelayStore: RelayStore {
                 guard
                     let row = try Row.fetchOne(
                         db,
-                        sql: "SELECT * FROM envelope WHERE envelope_id = ? AND recipient = ?",
+                        sql: """
+                            SELECT sequence, envelope_id, sender, recipient, X'' AS body, stored_at, expires_at
+                            FROM envelope WHERE envelope_id = ? AND recipient = ?
+                            """,
                         arguments: [Data(id.bytes), recipient.rawValue]
                     )
                 else { continue }
@@ -289,9 +347,13 @@ public final class SQLiteRelayStore: RelayStore {
 
     public func expire(now: Timestamp) async throws -> [SenderNotice] {
         try await database.write { db in
+            // Metadata only: expiring a large backlog must not load its bodies.
             let expired = try Row.fetchAll(
                 db,
-                sql: "SELECT * FROM envelope WHERE expires_at <= ? ORDER BY sequence",
+                sql: """
+                    SELECT sequence, envelope_id, sender, recipient, X'' AS body, stored_at, expires_at
+                    FROM envelope WHERE expires_at <= ? ORDER BY sequence
+                    """,
                 arguments: [now.sqlValue]
             ).map(QueuedEnvelope.init(row:))
             return try expired.map { envelope in
