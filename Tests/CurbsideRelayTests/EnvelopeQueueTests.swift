@@ -191,3 +191,37 @@ struct GroupCommitTests {
         }
     }
 }
+
+extension GroupCommitTests {
+    /// The caller that leads a batch returns once its own batch is durable, even while more sends keep arriving:
+    /// the next batch is written by one of the callers in it.
+    @Test func theLeaderIsNotHeldByLaterBatches() async throws {
+        let leaderReturned = NIOLockedValueBox(false)
+        let sawLeaderReturn = NIOLockedValueBox<Bool?>(nil)
+        let batchCount = NIOLockedValueBox(0)
+        let committer = GroupCommit { batch in
+            let n = batchCount.withLockedValue { $0 += 1; return $0 }
+            if n == 1 { try await Task.sleep(for: .milliseconds(200)) }
+            if n == 2 {
+                for _ in 0..<200 where !leaderReturned.withLockedValue({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
+                sawLeaderReturn.withLockedValue { $0 = leaderReturned.withLockedValue { $0 } }
+            }
+            return batch.map { _ in .stored(sequence: 1) }
+        }
+        let handle = try Handle("osei.derm")
+        func item(_ n: UInt8) -> GroupCommit.Item {
+            .init(body: [n], sender: handle, recipient: handle, storedAt: .now(), expiresAt: .now())
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                _ = try await committer.enqueue(item(0))
+                leaderReturned.withLockedValue { $0 = true }
+            }
+            while batchCount.withLockedValue({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(5)) }
+            for n in 1...5 { group.addTask { _ = try await committer.enqueue(item(UInt8(n))) } }
+            try await group.waitForAll()
+        }
+        #expect(sawLeaderReturn.withLockedValue { $0 } == true, "the first caller waited for a batch that was not its own")
+        #expect(await committer.items == 6)
+    }
+}

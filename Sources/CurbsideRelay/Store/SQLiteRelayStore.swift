@@ -436,8 +436,9 @@ extension Timestamp {
 /// Group commit for sends: while one transaction is being written and fsynced, sends that arrive wait and are
 /// then written together in the next one. Each caller returns only once its own envelope is durable.
 ///
-/// The first caller to find no write in progress becomes the leader: it writes batches until none are waiting,
-/// resuming the other callers as their batch commits. No task is spawned.
+/// The first caller to find no write in progress leads: it writes its batch, then hands the lead to the first
+/// waiting caller, which writes everything that waited in the next transaction. No caller writes more than the
+/// batch its own envelope is in, so none is held up by later load, and no task is spawned.
 actor GroupCommit {
     struct Item: Sendable {
         let body: [UInt8]
@@ -447,8 +448,14 @@ actor GroupCommit {
         let expiresAt: Timestamp
     }
 
+    /// What a waiting caller is told: its batch committed (or failed), or it leads the next one.
+    private enum Turn: Sendable {
+        case finished(Result<EnqueueOutcome, any Error>)
+        case lead
+    }
+
     private let write: @Sendable ([Item]) async throws -> [EnqueueOutcome]
-    private var waiting: [(Item, CheckedContinuation<EnqueueOutcome, any Error>)] = []
+    private var waiting: [(Item, CheckedContinuation<Turn, Never>)] = []
     private var writing = false
     /// Batches written and envelopes in them, for tests and `relay status`.
     private(set) var transactions = 0
@@ -462,27 +469,31 @@ actor GroupCommit {
 
     func enqueue(_ item: Item) async throws -> EnqueueOutcome {
         if writing {
-            return try await withCheckedThrowingContinuation { waiting.append((item, $0)) }
+            let turn = await withCheckedContinuation { waiting.append((item, $0)) }
+            if case .finished(let result) = turn { return try result.get() }
+            // Handed the lead: this item was left out of `waiting` for us to write now, with everyone behind it.
+        } else {
+            writing = true
         }
-        writing = true
-        defer { writing = false }
-        var batch: [(Item, CheckedContinuation<EnqueueOutcome, any Error>?)] = [(item, nil)]
-        var mine: Result<EnqueueOutcome, any Error>?
-        while !batch.isEmpty {
-            let results: [Result<EnqueueOutcome, any Error>]
-            do {
-                results = try await write(batch.map(\.0)).map { .success($0) }
-            } catch {
-                results = Array(repeating: .failure(error), count: batch.count)
-            }
-            transactions += 1
-            items += batch.count
-            for ((_, continuation), result) in zip(batch, results) {
-                if let continuation { continuation.resume(with: result) } else { mine = result }
-            }
-            batch = waiting.map { ($0.0, Optional($0.1)) }
-            waiting = []
+        let followers = waiting
+        waiting = []
+        let batch = [item] + followers.map(\.0)
+        let results: [Result<EnqueueOutcome, any Error>]
+        do {
+            results = try await write(batch).map { .success($0) }
+        } catch {
+            results = Array(repeating: .failure(error), count: batch.count)
         }
-        return try mine!.get()
+        transactions += 1
+        items += batch.count
+        for (follower, result) in zip(followers, results.dropFirst()) {
+            follower.1.resume(returning: .finished(result))
+        }
+        if waiting.isEmpty {
+            writing = false
+        } else {
+            waiting.removeFirst().1.resume(returning: .lead)
+        }
+        return try results[0].get()
     }
 }
