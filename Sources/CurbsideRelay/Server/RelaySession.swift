@@ -43,7 +43,7 @@ struct RelaySession {
                         try await outbound.write(message.frame(requestID: frame.requestID))
                         if case .awaitingLogin = state, case .loggedIn(let handle) = next {
                             loggedIn()
-                            await clients.add(handle, id: connectionID, writer: outbound)
+                            await clients.add(handle, id: connectionID, channel: channel.channel)
                         }
                         state = next
                     case .refuse(let error):
