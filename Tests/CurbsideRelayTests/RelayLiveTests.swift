@@ -112,6 +112,7 @@ struct RelayLiveTests {
             try await outbound.write(RelayMessage.login(captured).frame(requestID: 1))
             let reply = try #require(try await frames.next())
             #expect(try RelayMessage(decoding: reply) == .error(code: 505, detail: "login of amara.gp did not verify"))
+            #expect(reply.requestID == 1, "the error answers the login's request id")
             #expect(try await frames.next() == nil, "the relay closes after a failed login")
         }
     }
@@ -303,6 +304,31 @@ struct RelayDirectoryLiveTests {
         }
         if case .error(let code, _) = taken.first { #expect(code == RelayError.Code.handleTaken.rawValue) } else {
             Issue.record("expected handle_taken, got \(taken)")
+        }
+    }
+}
+
+extension RelayDirectoryLiveTests {
+    /// A frame type from a newer client is answered with unknown_frame_type and the connection goes on.
+    @Test func unknownTypesAfterLoginAreAnsweredNotFatal() async throws {
+        let relay = try await LiveRelay.start()
+        defer { relay.task.cancel() }
+        let (channel, info) = try await relay.connect()
+        try await channel.executeThenClose { inbound, outbound in
+            var frames = inbound.makeAsyncIterator()
+            guard case .challenge(let challenge) = try RelayMessage(decoding: try #require(try await frames.next())) else { return }
+            let login = LoginRequest(handle: relay.gp, challenge: challenge, channelBinding: info.channelBinding, signedBy: relay.gpKey)
+            try await outbound.write(RelayMessage.login(login).frame(requestID: 1))
+            #expect(try RelayMessage(decoding: try #require(try await frames.next())) == .loginAccepted)
+            try await outbound.write(Frame(type: 0x7777, requestID: 2, body: [1, 2, 3]))
+            let refused = try #require(try await frames.next())
+            #expect(refused.requestID == 2)
+            guard case .error(let code, _) = try RelayMessage(decoding: refused) else { return }
+            #expect(code == RelayError.Code.unknownFrameType.rawValue)
+            try await outbound.write(RelayMessage.fetch(after: 0, limit: 1).frame(requestID: 3))
+            let next = try #require(try await frames.next())
+            #expect(next.requestID == 3)
+            #expect(try RelayMessage(decoding: next) == .envelopes([]))
         }
     }
 }

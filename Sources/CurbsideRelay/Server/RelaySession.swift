@@ -36,8 +36,10 @@ struct RelaySession {
             try await outbound.write(RelayMessage.challenge(challenge).frame(requestID: 0))
             var state = State.awaitingLogin(challenge)
             let connectionID = UUID()
+            var currentRequest: UInt32 = 0
             do {
                 for try await frame in inbound {
+                    currentRequest = frame.requestID
                     switch try await handle(frame, state: state, binding: info.channelBinding, peerAddress: peerAddress) {
                     case .reply(let message, let next):
                         try await outbound.write(message.frame(requestID: frame.requestID))
@@ -52,7 +54,8 @@ struct RelaySession {
                     }
                 }
             } catch let error as RelayError {
-                try? await outbound.write(RelayMessage.error(error).frame(requestID: 0))
+                // The fatal error answers the request that caused it, if a frame did (0 for framing errors).
+                try? await outbound.write(RelayMessage.error(error).frame(requestID: currentRequest))
             } catch {
                 // TLS or I/O failure: the connection is gone; nothing to answer.
             }
@@ -70,7 +73,21 @@ struct RelaySession {
 
     /// One frame in, one reply out; throws a `RelayError` when the connection must close after an error frame.
     private func handle(_ frame: Frame, state: State, binding: [UInt8], peerAddress: String) async throws -> Outcome {
-        let message = try RelayMessage(decoding: frame)
+        let decoded: Result<RelayMessage, RelayError>
+        do throws(RelayError) {
+            decoded = .success(try RelayMessage(decoding: frame))
+        } catch {
+            decoded = .failure(error)
+        }
+        let message: RelayMessage
+        switch decoded {
+        case .success(let value):
+            message = value
+        case .failure(let error):
+            // After login an unknown type (a newer client's operation) is answered and the connection goes on.
+            if error.code == .unknownFrameType, case .loggedIn = state { return .refuse(error) }
+            throw error
+        }
         switch (state, message) {
         case (.awaitingLogin(let challenge), .login(let login)):
             guard await limiter.allows(peerAddress) else {
