@@ -8,6 +8,8 @@ public struct KeyDirectory: Sendable {
     public let store: any RelayStore
     /// When a bundle fetch leaves fewer one-time prekeys than this, the owner is told to upload more.
     public var lowWaterMark: Int
+    /// The most one-time prekeys the relay holds for one account; an upload past it is `quota_exceeded`.
+    public var maximumOneTimePrekeys = 1000
 
     public init(store: any RelayStore, lowWaterMark: Int = 10) {
         self.store = store
@@ -41,6 +43,11 @@ public struct KeyDirectory: Sendable {
         }
         for prekey in oneTimePrekeys where !prekey.isSigned(by: identityKey) {
             throw RelayError(.prekeyRejected, "one-time prekey \(prekey.id) is not signed by \(handle)'s identity key")
+        }
+        if !oneTimePrekeys.isEmpty,
+            try await store.oneTimePrekeyCount(for: handle) + oneTimePrekeys.count > maximumOneTimePrekeys
+        {
+            throw RelayError(.quotaExceeded, "the relay holds at most \(maximumOneTimePrekeys) one-time prekeys per account")
         }
         try await store.storePrekeys(for: handle, signedPrekey: signedPrekey, oneTimePrekeys: oneTimePrekeys)
     }

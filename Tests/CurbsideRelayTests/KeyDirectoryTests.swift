@@ -95,6 +95,19 @@ struct KeyDirectoryTests {
         #expect(unknown?.code == .unknownHandle)
     }
 
+    @Test func oneTimePrekeysAreCappedPerAccount() async throws {
+        var directory = KeyDirectory(store: try SQLiteRelayStore.inMemory())
+        directory.maximumOneTimePrekeys = 5
+        let derm = Provider("osei.derm")
+        try await registered(derm, in: directory)
+        try await directory.publish(for: derm.handle, signedPrekey: derm.signedPrekey(), oneTimePrekeys: derm.oneTimePrekeys(0..<4))
+        let over = await #expect(throws: RelayError.self) {
+            try await directory.publish(for: derm.handle, signedPrekey: nil, oneTimePrekeys: derm.oneTimePrekeys(4..<6))
+        }
+        #expect(over?.code == .quotaExceeded)
+        #expect(try await directory.store.oneTimePrekeyCount(for: derm.handle) == 4)
+    }
+
     @Test func bundlesVerifyAndHandOutEachOneTimePrekeyOnce() async throws {
         let directory = KeyDirectory(store: try SQLiteRelayStore.inMemory(), lowWaterMark: 2)
         let derm = Provider("osei.derm")

@@ -391,6 +391,10 @@ public final class SQLiteRelayStore: RelayStore {
         }
     }
 
+    /// Notices kept per sender; beyond it the oldest are dropped (a sender that never acknowledges its notices
+    /// cannot grow the store without bound; envelopes themselves are unaffected).
+    static let maximumNoticesPerSender = 10_000
+
     private static func addNotice(_ db: Database, _ kind: SenderNotice.Kind, for envelope: QueuedEnvelope, at: Timestamp)
         throws -> SenderNotice
     {
@@ -398,8 +402,13 @@ public final class SQLiteRelayStore: RelayStore {
             sql: "INSERT INTO notice (sender, kind, envelope_id, recipient, at) VALUES (?, ?, ?, ?, ?)",
             arguments: [envelope.sender.rawValue, kind.rawValue, Data(envelope.id.bytes), envelope.recipient.rawValue, at.sqlValue]
         )
+        let inserted = db.lastInsertedRowID
+        try db.execute(
+            sql: "DELETE FROM notice WHERE sender = ? AND sequence <= ?",
+            arguments: [envelope.sender.rawValue, inserted - Int64(maximumNoticesPerSender)]
+        )
         return SenderNotice(
-            sequence: db.lastInsertedRowID,
+            sequence: inserted,
             kind: kind,
             sender: envelope.sender,
             envelopeID: envelope.id,
