@@ -91,6 +91,18 @@ struct Fixtures {
         )
     }
 
+    /// `consultMessage` sealed by amara.gp to osei.derm's one-time prekey 100, with the fixed ephemeral key material
+    /// "ikm/consult-one-time": the envelope several files use.
+    var consultEnvelope: [UInt8] {
+        try! SealedEnvelope.seal(
+            consultMessage,
+            to: derm.bundle(oneTime: 100),
+            signedBy: gp.signingKey,
+            now: Fixtures.now,
+            ephemeralKeyMaterial: Fixtures.secret("ikm/consult-one-time")
+        ).encoded
+    }
+
     /// The consult every envelope vector starts from.
     var consultMessage: Message {
         try! Message(

@@ -68,13 +68,7 @@ extension VectorGenerator {
             frames: [register, RelayMessage.registered.frame(requestID: 1), upload, published, fetch, bundle],
             "valid"
         )
-        let envelopeBytes = try! SealedEnvelope.seal(
-            f.consultMessage,
-            to: f.derm.bundle(oneTime: 100),
-            signedBy: f.gp.signingKey,
-            now: Fixtures.now,
-            ephemeralKeyMaterial: Fixtures.secret("ikm/consult-one-time")
-        ).encoded
+        let envelopeBytes = f.consultEnvelope
         let envelopeID = SHA256.hash(envelopeBytes)
         let delivered = DeliveredEnvelope(
             sequence: 1,

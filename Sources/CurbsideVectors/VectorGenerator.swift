@@ -194,13 +194,7 @@ package enum VectorGenerator {
         receiptWithAttachment[receiptWithAttachment.count - 1] = 1
         receiptWithAttachment += f.attachment("image-1", fileName: "forearm.jpg").encoded
         add("receipt carrying an attachment", "message", receiptWithAttachment, "invalid_value")
-        let envelope = try! SealedEnvelope.seal(
-            f.consultMessage,
-            to: f.derm.bundle(oneTime: 100),
-            signedBy: f.gp.signingKey,
-            now: Fixtures.now,
-            ephemeralKeyMaterial: Fixtures.secret("ikm/consult-one-time")
-        ).encoded
+        let envelope = f.consultEnvelope
         add("envelope", "envelope", envelope, "valid")
         add("envelope with empty ciphertext", "envelope", Array(envelope.prefix(40)) + [0, 0, 0, 0], "length_out_of_bounds")
         add("message truncated inside the body", "message", Array(message.prefix(contentTypeOffset + 20)), "truncated")
