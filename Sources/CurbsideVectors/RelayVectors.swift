@@ -100,6 +100,71 @@ extension VectorGenerator {
             RelayMessage.prekeysLow(oneTimePrekeysHeld: 3).frame(requestID: 0),
         ]
         addStream("store and forward frames", storeAndForward.flatMap(\.encoded), frames: storeAndForward, "valid")
+        // Attachments: the consult's image uploaded in two chunks, committed, named by the send, downloaded by range.
+        let image = f.attachment("image-1", fileName: "forearm.jpg")
+        let imageID = image.sha256
+        let firstChunk = [UInt8](repeating: 0xA5, count: 32)
+        let rest = [UInt8](repeating: 0x5A, count: 16)
+        let declared: UInt64 = 48
+        let uploadExpiry = Fixtures.now.adding(seconds: 7 * 86_400)
+        let attachmentFrames: [Frame] = [
+            RelayMessage.openUpload(OpenUpload(attachmentID: imageID, size: declared)).frame(requestID: 10),
+            RelayMessage.uploadStatus(UploadStatus(size: declared, held: 0, state: .uploading, expiresAt: uploadExpiry)).frame(requestID: 10),
+            RelayMessage.uploadChunk(try! UploadChunk(attachmentID: imageID, offset: 0, data: firstChunk)).frame(requestID: 11),
+            RelayMessage.uploadStatus(UploadStatus(size: declared, held: 32, state: .uploading, expiresAt: uploadExpiry)).frame(requestID: 11),
+            RelayMessage.uploadChunk(try! UploadChunk(attachmentID: imageID, offset: 32, data: rest)).frame(requestID: 12),
+            RelayMessage.uploadStatus(UploadStatus(size: declared, held: 48, state: .uploading, expiresAt: uploadExpiry)).frame(requestID: 12),
+            RelayMessage.commitUpload(attachmentID: imageID).frame(requestID: 13),
+            RelayMessage.uploadStatus(UploadStatus(size: declared, held: 48, state: .complete, expiresAt: uploadExpiry)).frame(requestID: 13),
+            RelayMessage.send(try! SendRequest(recipient: f.derm.party.handle, envelope: envelopeBytes, attachments: [imageID])).frame(requestID: 14),
+            RelayMessage.download(DownloadRequest(attachmentID: imageID, offset: 40, length: 1 << 20)).frame(requestID: 15),
+            RelayMessage.attachmentData(AttachmentData(size: declared, offset: 40, data: Array(rest.suffix(8)))).frame(requestID: 15),
+            RelayMessage.download(DownloadRequest(attachmentID: imageID, offset: 48, length: 1)).frame(requestID: 16),
+            RelayMessage.attachmentData(AttachmentData(size: declared, offset: 48, data: [])).frame(requestID: 16),
+        ]
+        addStream("attachment frames", attachmentFrames.flatMap(\.encoded), frames: attachmentFrames, "valid")
+        let uploadStatusBody = attachmentFrames[1].body
+        addStream(
+            "upload status holding more than its size",
+            Frame(type: 0x24, requestID: 10, body: uploadStatusBody.replacing(at: 15, with: [49])).encoded,
+            "malformed_frame"
+        )
+        addStream(
+            "upload status in state 3",
+            Frame(type: 0x24, requestID: 10, body: uploadStatusBody.replacing(at: 16, with: [3])).encoded,
+            "malformed_frame"
+        )
+        addStream(
+            "open upload of size 0",
+            Frame(type: 0x23, requestID: 10, body: imageID + [0, 0, 0, 0, 0, 0, 0, 0]).encoded,
+            "malformed_frame"
+        )
+        addStream(
+            "upload chunk without data",
+            Frame(type: 0x25, requestID: 11, body: imageID + [0, 0, 0, 0, 0, 0, 0, 0] + [0, 0, 0, 0]).encoded,
+            "malformed_frame"
+        )
+        addStream(
+            "download of length 0",
+            Frame(type: 0x27, requestID: 15, body: imageID + [0, 0, 0, 0, 0, 0, 0, 0] + [0, 0, 0, 0]).encoded,
+            "malformed_frame"
+        )
+        addStream(
+            "attachment data ending past the size",
+            Frame(type: 0x28, requestID: 15, body: [0, 0, 0, 0, 0, 0, 0, 48] + [0, 0, 0, 0, 0, 0, 0, 41] + [0, 0, 0, 8] + rest.suffix(8)).encoded,
+            "malformed_frame"
+        )
+        let sendBody = attachmentFrames[8].body
+        addStream(
+            "send naming an attachment twice",
+            Frame(type: 0x16, requestID: 14, body: Array(sendBody.dropLast(33)) + [2] + imageID + imageID).encoded,
+            "malformed_frame"
+        )
+        addStream(
+            "send naming 17 attachments",
+            Frame(type: 0x16, requestID: 14, body: Array(sendBody.dropLast(33)) + [17] + (0..<17).flatMap { n in [UInt8](repeating: UInt8(n), count: 32) }).encoded,
+            "malformed_frame"
+        )
         addStream("fetch with limit 0", Frame(type: 0x18, requestID: 6, body: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).encoded, "malformed_frame")
         addStream("acknowledge nothing", Frame(type: 0x1A, requestID: 7, body: [0, 0]).encoded, "malformed_frame")
         addStream(
@@ -107,7 +172,7 @@ extension VectorGenerator {
             Frame(type: 0x21, requestID: 0, body: notice.encoded.replacing(at: 8, with: [3])).encoded,
             "malformed_frame"
         )
-        addStream("send of an empty envelope", Frame(type: 0x16, requestID: 5, body: [9] + Array("osei.derm".utf8) + [0, 0, 0, 0]).encoded, "malformed_frame")
+        addStream("send of an empty envelope", Frame(type: 0x16, requestID: 5, body: [9] + Array("osei.derm".utf8) + [0, 0, 0, 0, 0]).encoded, "malformed_frame")
         addStream(
             "publish with 101 one-time prekeys",
             Frame(type: 0x12, requestID: 2, body: [0, 101]).encoded,

@@ -27,7 +27,8 @@ struct BlobStoreTests {
         let root = try temporaryRoot()
         defer { try? FileManager.default.removeItem(atPath: root) }
         let bytes = Self.content(size, seed: UInt64(size))
-        let id = EnvelopeID(of: bytes)
+        let sha256 = SHA256.hash(bytes)
+        let id: Int64 = 7
         var store = try BlobStore(root: root)
         var offset = 0
         var restarted = false
@@ -42,7 +43,7 @@ struct BlobStoreTests {
             }
         }
         #expect(try await store.progress(id) == UInt64(size))
-        try await store.commit(id, declaredSize: UInt64(size))
+        try await store.commit(id, declaredSize: UInt64(size), sha256: sha256)
         #expect(try await store.read(id, from: 0, length: size + 10) == bytes)
         let middle = size / 3
         #expect(try await store.read(id, from: UInt64(middle), length: 777) == Array(bytes[middle..<min(middle + 777, size)]))
@@ -53,7 +54,7 @@ struct BlobStoreTests {
         defer { try? FileManager.default.removeItem(atPath: root) }
         let store = try BlobStore(root: root)
         let bytes = Self.content(10_000, seed: 1)
-        let id = EnvelopeID(of: bytes)
+        let id: Int64 = 1
         try await store.write(Array(bytes[0..<4000]), at: 0, to: id, declaredSize: 10_000)
         await #expect(throws: BlobStore.Failure.offsetMismatch(held: 4000)) {
             try await store.write(Array(bytes[5000..<6000]), at: 5000, to: id, declaredSize: 10_000)
@@ -65,7 +66,7 @@ struct BlobStoreTests {
             try await store.write(bytes + [0], at: 4000, to: id, declaredSize: 10_000)
         }
         await #expect(throws: BlobStore.Failure.incomplete(held: 4000, declared: 10_000)) {
-            try await store.commit(id, declaredSize: 10_000)
+            try await store.commit(id, declaredSize: 10_000, sha256: SHA256.hash(bytes))
         }
         #expect(try await store.progress(id) == 4000, "refused chunks changed nothing")
         await #expect(throws: BlobStore.Failure.unknown) { try await store.read(id, from: 0, length: 1) }
@@ -75,9 +76,11 @@ struct BlobStoreTests {
         let root = try temporaryRoot()
         defer { try? FileManager.default.removeItem(atPath: root) }
         let store = try BlobStore(root: root)
-        let claimed = EnvelopeID(of: [1, 2, 3])
+        let claimed: Int64 = 3
         try await store.write([9, 9, 9], at: 0, to: claimed, declaredSize: 3)
-        await #expect(throws: BlobStore.Failure.hashMismatch) { try await store.commit(claimed, declaredSize: 3) }
+        await #expect(throws: BlobStore.Failure.hashMismatch) {
+            try await store.commit(claimed, declaredSize: 3, sha256: SHA256.hash([1, 2, 3]))
+        }
         #expect(try await store.progress(claimed) == nil, "the bad upload is gone; a retry starts at 0")
     }
 
@@ -85,18 +88,66 @@ struct BlobStoreTests {
         let root = try temporaryRoot()
         defer { try? FileManager.default.removeItem(atPath: root) }
         let bytes = Self.content(70_000, seed: 2)
-        let id = EnvelopeID(of: bytes)
+        let id: Int64 = 42
         do {
             let store = try BlobStore(root: root)
             try await store.write(bytes, at: 0, to: id, declaredSize: 70_000)
-            try await store.commit(id, declaredSize: 70_000)
-            try await store.commit(id, declaredSize: 70_000)  // idempotent
+            try await store.commit(id, declaredSize: 70_000, sha256: SHA256.hash(bytes))
+            try await store.commit(id, declaredSize: 70_000, sha256: SHA256.hash(bytes))  // idempotent
         }
         let reopened = try BlobStore(root: root)
         #expect(try await reopened.read(id, from: 69_990, length: 100) == Array(bytes[69_990...]))
         let keyMode = try FileManager.default.attributesOfItem(atPath: "\(root)/complete/\(id)")[.posixPermissions] as? Int
         #expect(keyMode == 0o600)
-        try await reopened.delete(id)
+        try await reopened.delete([id])
         #expect(try await reopened.progress(id) == nil)
+    }
+
+    @Test func aChunkAfterTheFirstNeverCreatesAnUpload() async throws {
+        let root = try temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let store = try BlobStore(root: root)
+        await #expect(throws: BlobStore.Failure.offsetMismatch(held: 0)) {
+            try await store.write([1, 2, 3], at: 10, to: 5, declaredSize: 100)
+        }
+        #expect(try await store.progress(5) == nil)
+    }
+
+    @Test func filesTheStoreForgotAreRemovedAndOthersKept() async throws {
+        let root = try temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let store = try BlobStore(root: root)
+        for key: Int64 in 1...4 { try await store.write([UInt8(key)], at: 0, to: key, declaredSize: 1) }
+        try await store.commit(2, declaredSize: 1, sha256: SHA256.hash([2]))
+        FileManager.default.createFile(atPath: "\(root)/partial/not-a-key", contents: Data([0]))
+        #expect(try await store.removeFiles(notIn: [1, 2]) == 3)
+        #expect(try await store.progress(1) == 1)
+        #expect(try await store.progress(2) == 1)
+        #expect(try await store.progress(3) == nil)
+        #expect(try await store.progress(4) == nil)
+    }
+
+    /// Concurrent writers at the same offset: exactly one chunk is taken, the other is told what the relay holds.
+    @Test func concurrentChunksAtOneOffsetAreTakenOnce() async throws {
+        let root = try temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let store = try BlobStore(root: root)
+        try await store.write([0], at: 0, to: 9, declaredSize: 1 + 8 * 1000)
+        let results = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for n in 0..<8 {
+                group.addTask {
+                    do {
+                        try await store.write([UInt8](repeating: UInt8(n), count: 1000), at: 1, to: 9, declaredSize: 1 + 8 * 1000)
+                        return true
+                    } catch BlobStore.Failure.offsetMismatch(let held) {
+                        #expect(held == 1001)
+                        return false
+                    }
+                }
+            }
+            return try await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(results.filter { $0 }.count == 1)
+        #expect(try await store.progress(9) == 1001)
     }
 }

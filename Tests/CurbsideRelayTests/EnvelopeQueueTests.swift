@@ -52,10 +52,10 @@ struct EnvelopeQueueTests {
         let envelope = try #require(try await store.pending(for: derm, after: 0, limit: 1, maximumBytes: 1 << 20).first)
 
         // Another account cannot acknowledge (and so delete) it.
-        #expect(try await store.acknowledge([envelope.id], by: cardio, now: now).isEmpty)
+        #expect(try await store.acknowledge([envelope.id], by: cardio, now: now).notices.isEmpty)
         #expect(try await store.pending(for: derm, after: 0, limit: 1, maximumBytes: 1 << 20).count == 1)
 
-        let acknowledged = try await store.acknowledge([envelope.id], by: derm, now: now.adding(seconds: 5))
+        let acknowledged = try await store.acknowledge([envelope.id], by: derm, now: now.adding(seconds: 5)).notices
         #expect(acknowledged.map(\.envelopeID) == [envelope.id])
         #expect(acknowledged.map(\.sender) == [gp])
         #expect(try await store.pending(for: derm, after: 0, limit: 1, maximumBytes: 1 << 20).isEmpty)
@@ -63,7 +63,7 @@ struct EnvelopeQueueTests {
         #expect(notices.map(\.kind) == [.deliveredToDevice])
         #expect(notices.first?.envelopeID == envelope.id && notices.first?.recipient == derm)
         // A second acknowledgement changes nothing.
-        #expect(try await store.acknowledge([envelope.id], by: derm, now: now).isEmpty)
+        #expect(try await store.acknowledge([envelope.id], by: derm, now: now).notices.isEmpty)
         try await store.removeNotices(for: gp, through: notices.last!.sequence)
         #expect(try await store.notices(for: gp, after: 0, limit: 10).isEmpty)
     }
@@ -72,8 +72,8 @@ struct EnvelopeQueueTests {
         let store = try SQLiteRelayStore.inMemory()
         _ = try await enqueue(store, "short", lifetime: 60)
         _ = try await enqueue(store, "long", lifetime: 3600)
-        #expect(try await store.expire(now: now.adding(seconds: 59)).isEmpty)
-        let expired = try await store.expire(now: now.adding(seconds: 60))
+        #expect(try await store.expire(now: now.adding(seconds: 59)).notices.isEmpty)
+        let expired = try await store.expire(now: now.adding(seconds: 60)).notices
         #expect(expired.map(\.envelopeID) == [EnvelopeID(of: Array("short".utf8))])
         #expect(expired.map(\.kind) == [.expired])
         #expect(try await store.notices(for: gp, after: 0, limit: 10).map(\.kind) == [.expired])
@@ -137,12 +137,29 @@ struct MigrationTests {
         let store = try SQLiteRelayStore(writer: queue)
         #expect(try await store.identityKey(for: Handle("osei.derm")) == key)
         let applied = try await queue.read { db in try SQLiteRelayStore.migrator.appliedMigrations(db) }
-        #expect(
-            applied == [
-                "v1: accounts and key directory", "v2: envelope queue and sender notices",
-                "v3: envelope ids unique per recipient",
-            ]
-        )
+        #expect(applied == SQLiteRelayStore.migrator.migrations)
+        #expect(applied.count == 4)
+    }
+
+    /// An envelope queued before attachments existed is still delivered, and acknowledging it forgets nothing else.
+    @Test func v3QueueSurvivesTheAttachmentMigration() async throws {
+        let queue = try DatabaseQueue()
+        try SQLiteRelayStore.migrator.migrate(queue, upTo: "v3: envelope ids unique per recipient")
+        try await queue.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO envelope (envelope_id, sender, recipient, body, stored_at, expires_at)
+                    VALUES (?, 'amara.gp', 'osei.derm', ?, 1, 9999999999999)
+                    """,
+                arguments: [Data(SHA256.hash([7, 7])), Data([7, 7])]
+            )
+        }
+        let store = try SQLiteRelayStore(writer: queue)
+        let derm = try Handle("osei.derm")
+        let pending = try await store.pending(for: derm, after: 0, limit: 10, maximumBytes: 1 << 20)
+        #expect(pending.map(\.body) == [[7, 7]])
+        let removal = try await store.acknowledge(pending.map(\.id), by: derm, now: .now())
+        #expect(removal.notices.count == 1 && removal.attachmentFiles.isEmpty)
     }
 }
 

@@ -12,19 +12,25 @@ import Testing
 final class FileRelay: @unchecked Sendable {
     // Set up in init and by restart(), both called from the test's own task only.
     let path: String
+    let attachmentsPath: String
     var port = 0
     var task: Task<Void, any Error>?
     let gp = (handle: try! Handle("amara.gp"), key: SigningKey())
     let derm = (handle: try! Handle("osei.derm"), key: SigningKey())
+    let cardio = (handle: try! Handle("kofi.cardio"), key: SigningKey())
     let configure: @Sendable (inout RelayConfiguration) -> Void
 
-    init(configure: @escaping @Sendable (inout RelayConfiguration) -> Void = { _ in }) async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-relay-\(UUID())")
+    /// - Parameter directory: where the store and attachments go; a fresh temporary directory by default.
+    init(
+        directory: URL = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-relay-\(UUID())"),
+        configure: @escaping @Sendable (inout RelayConfiguration) -> Void = { _ in }
+    ) async throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         path = directory.appendingPathComponent("relay.sqlite").path
+        attachmentsPath = directory.appendingPathComponent("attachments").path
         self.configure = configure
         let keys = KeyDirectory(store: try SQLiteRelayStore(path: path))
-        for (handle, key) in [gp, derm] {
+        for (handle, key) in [gp, derm, cardio] {
             let code = try await keys.enroll(handle, now: .now())
             try await keys.register(handle, identityKey: key.verifyingKey, code: code, now: .now())
         }
@@ -36,7 +42,12 @@ final class FileRelay: @unchecked Sendable {
         configuration.port = 0
         configure(&configuration)
         let tls = try TLSContext(configuration: .server(identity: LiveRelay.identity, applicationProtocols: ["curbside/1"]))
-        let bound = try await RelayServer(configuration: configuration, tls: tls, store: try SQLiteRelayStore(path: path)).bind()
+        let bound = try await RelayServer(
+            configuration: configuration,
+            tls: tls,
+            store: try SQLiteRelayStore(path: path),
+            attachments: try BlobStore(root: attachmentsPath)
+        ).bind()
         port = bound.port
         task = Task { try await bound.serve() }
     }

@@ -21,6 +21,13 @@ public struct RelayConfiguration: Sendable {
     /// Envelopes, and bytes, one account's queue may hold; a send beyond either is `quota_exceeded`.
     public var maximumQueuedEnvelopesPerAccount: Int = 10_000
     public var maximumQueuedBytesPerAccount: Int = 1 << 30
+    /// Bytes of attachments one account may hold on the relay (uploads counted at their declared size).
+    public var maximumAttachmentBytesPerAccount: UInt64 = 4 << 30
+    /// How long an upload is kept, from its opening or its commit, unless an envelope refers to it (7 days).
+    public var uploadLifetimeSeconds: UInt64 = 7 * 24 * 3600
+    /// Free disk space the relay keeps for acknowledgements and its database: below it, new envelopes and uploads
+    /// are `storage_full`, while fetch, download and acknowledge go on.
+    public var minimumFreeDiskBytes: UInt64 = 256 << 20
     /// How long an envelope waits for its recipient before it is deleted with an expiry notice (14 days).
     public var envelopeLifetimeSeconds: UInt64 = 14 * 24 * 3600
     /// How often the relay looks for expired envelopes.

@@ -9,13 +9,17 @@ public struct RelayServer: Sendable {
     public let configuration: RelayConfiguration
     let tls: TLSContext
     let directory: KeyDirectory
+    let attachments: BlobStore
     let connections: ConnectionLimiter
     let openChannels = OpenChannels()
 
-    public init(configuration: RelayConfiguration, tls: TLSContext, store: any RelayStore) {
+    /// - Parameter attachments: where attachment files live; on the same file system as the store, whose free space
+    ///   it measures against `minimumFreeDiskBytes`.
+    public init(configuration: RelayConfiguration, tls: TLSContext, store: any RelayStore, attachments: BlobStore) {
         self.configuration = configuration
         self.tls = tls
         self.directory = KeyDirectory(store: store)
+        self.attachments = attachments
         self.connections = ConnectionLimiter(
             total: configuration.maximumConnections,
             perAddress: configuration.maximumConnectionsPerAddress
@@ -40,7 +44,7 @@ public struct RelayServer: Sendable {
                         return Accepted(session: nil)
                     }
                     channel.closeFuture.whenComplete { _ in connections.release(peerAddress) }
-                    openChannels.add(channel)
+                    let activity = openChannels.add(channel)
                     let handshake = channel.eventLoop.makePromise(of: TLSHandshakeCompletedEvent.self)
                     let sync = channel.pipeline.syncOperations
                     let timeouts = TimeoutHandler(idleTimeout: configuration.idleTimeout, loginTimeout: configuration.loginTimeout)
@@ -56,6 +60,7 @@ public struct RelayServer: Sendable {
                             channel: asyncChannel,
                             handshake: handshake.futureResult,
                             peerAddress: peerAddress,
+                            activity: activity,
                             loggedIn: { channel.eventLoop.execute { loopBoundTimeouts.value.loggedIn() } }
                         )
                     )
@@ -70,6 +75,7 @@ public struct RelayServer: Sendable {
             let channel: NIOAsyncChannel<Frame, Frame>
             let handshake: EventLoopFuture<TLSHandshakeCompletedEvent>
             let peerAddress: String
+            let activity: ConnectionActivity
             /// Tells the connection's timeout handler that the login succeeded.
             let loggedIn: @Sendable () -> Void
         }
@@ -77,23 +83,72 @@ public struct RelayServer: Sendable {
     }
 }
 
-/// The connections a relay has open, so that stopping it can close them all.
+/// The connections a relay has open, so that stopping it can close them all without cutting a request short.
 ///
 /// A lock, not an actor: `add` runs in a channel initializer on an event loop, which must not wait.
 final class OpenChannels: Sendable {
-    private let channels = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
+    private let connections = NIOLockedValueBox<(open: [ObjectIdentifier: ConnectionActivity], stopping: Bool)>(([:], false))
 
-    func add(_ channel: any Channel) {
+    func add(_ channel: any Channel) -> ConnectionActivity {
         let id = ObjectIdentifier(channel)
-        channels.withLockedValue { $0[id] = channel }
+        let activity = ConnectionActivity(channel: channel)
+        let stopping = connections.withLockedValue {
+            $0.open[id] = activity
+            return $0.stopping
+        }
+        // Accepted while the relay was stopping: closed before it is served.
+        if stopping { activity.stop() }
         channel.closeFuture.whenComplete { _ in
-            _ = self.channels.withLockedValue { $0.removeValue(forKey: id) }
+            _ = self.connections.withLockedValue { $0.open.removeValue(forKey: id) }
+        }
+        return activity
+    }
+
+    /// Closes every idle connection now and every busy one as soon as its current request is answered (each sends
+    /// close_notify through its TLS handler). A send being committed is finished and acknowledged first.
+    func closeAll() {
+        let open = connections.withLockedValue {
+            $0.stopping = true
+            return Array($0.open.values)
+        }
+        for activity in open { activity.stop() }
+    }
+}
+
+/// Whether one connection is between requests or inside one, so that stopping the relay closes it at the right time.
+final class ConnectionActivity: Sendable {
+    private enum State { case idle, busy, stopping }
+    private let state = NIOLockedValueBox(State.idle)
+    private let channel: any Channel
+
+    init(channel: any Channel) {
+        self.channel = channel
+    }
+
+    /// A request arrived; false if the relay is stopping (the request is not started).
+    func begin() -> Bool {
+        state.withLockedValue { state in
+            guard state != .stopping else { return false }
+            state = .busy
+            return true
         }
     }
 
-    /// Closes every open connection (each sends close_notify through its TLS handler).
-    func closeAll() {
-        for channel in channels.withLockedValue({ Array($0.values) }) { channel.close(promise: nil) }
+    /// The request is answered; false if the relay is stopping and the connection should close now.
+    func end() -> Bool {
+        state.withLockedValue { state in
+            guard state != .stopping else { return false }
+            state = .idle
+            return true
+        }
+    }
+
+    func stop() {
+        let idle = state.withLockedValue { state in
+            defer { state = .stopping }
+            return state == .idle
+        }
+        if idle { channel.close(promise: nil) }
     }
 }
 
@@ -114,8 +169,13 @@ public struct BoundRelay: Sendable {
                 window: server.configuration.loginFailureWindow
             ),
             configuration: server.configuration,
-            clients: ConnectedClients()
+            clients: ConnectedClients(),
+            attachments: server.attachments
         )
+        // Files a crash left between the store forgetting an attachment and the file's deletion.
+        if let keys = try? await server.directory.store.attachmentKeys() {
+            try? await server.attachments.removeFiles(notIn: keys)
+        }
         // The accept loop runs in its own task, which is never cancelled: it must take every connection the listener
         // accepted (NIO requires each async channel to be finished), so stopping closes the listener and the open
         // connections, and the loop then ends by itself once the stream is drained.
@@ -131,6 +191,7 @@ public struct BoundRelay: Sendable {
                                 channel: accepted.channel,
                                 handshake: accepted.handshake,
                                 peerAddress: accepted.peerAddress,
+                                activity: accepted.activity,
                                 loggedIn: accepted.loggedIn
                             )
                         }
@@ -146,19 +207,21 @@ public struct BoundRelay: Sendable {
                 await Self.sweep(session)
             }
         }
-        defer { sweeper.cancel() }
-        try await withTaskCancellationHandler {
-            try await acceptLoop.value
+        // Stopping: the listener closes, idle connections close, busy ones answer their request first; the accept loop
+        // ends once every session has, and then the sweeper is stopped and awaited, so no transaction is cut short.
+        let result = await withTaskCancellationHandler {
+            await acceptLoop.result
         } onCancel: {
             listener.channel.close(promise: nil)
             openChannels.closeAll()
         }
+        sweeper.cancel()
+        await sweeper.value
+        try result.get()
     }
 
     static func sweep(_ session: RelaySession, now: Timestamp = .now()) async {
-        guard let notices = try? await session.store.expire(now: now) else { return }
-        for notice in notices {
-            await session.clients.push(.pushNotice(notice.wire), to: notice.sender)
-        }
+        guard let removal = try? await session.store.expire(now: now) else { return }
+        await session.settle(removal)
     }
 }

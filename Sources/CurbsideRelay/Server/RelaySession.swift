@@ -12,6 +12,7 @@ struct RelaySession {
     let limiter: LoginRateLimiter
     let configuration: RelayConfiguration
     let clients: ConnectedClients
+    let attachments: BlobStore
 
     var store: any RelayStore { directory.store }
 
@@ -24,6 +25,7 @@ struct RelaySession {
         channel: NIOAsyncChannel<Frame, Frame>,
         handshake: EventLoopFuture<TLSHandshakeCompletedEvent>,
         peerAddress: String,
+        activity: ConnectionActivity? = nil,
         loggedIn: @Sendable () -> Void = {}
     ) async {
         guard let info = try? await handshake.get() else {
@@ -39,6 +41,8 @@ struct RelaySession {
             var currentRequest: UInt32 = 0
             do {
                 for try await frame in inbound {
+                    // The relay is stopping: this request is not started; the connection closes.
+                    guard activity?.begin() ?? true else { break }
                     currentRequest = frame.requestID
                     switch try await handle(frame, state: state, binding: info.channelBinding, peerAddress: peerAddress) {
                     case .reply(let message, let next):
@@ -52,6 +56,8 @@ struct RelaySession {
                         // The request failed; the connection carries on.
                         try await outbound.write(RelayMessage.error(error).frame(requestID: frame.requestID))
                     }
+                    // The relay is stopping: the request is answered; now the connection closes.
+                    guard activity?.end() ?? true else { break }
                 }
             } catch let error as RelayError {
                 // The fatal error answers the request that caused it, if a frame did (0 for framing errors).
@@ -135,37 +141,7 @@ struct RelaySession {
                 return .refuse(error)
             }
         case (.loggedIn(let sender), .send(let request)):
-            guard try await store.identityKey(for: request.recipient) != nil else {
-                return .refuse(RelayError(.unknownHandle, "\(request.recipient) is not registered"))
-            }
-            let usage = try await store.queueUsage(for: request.recipient)
-            let id = EnvelopeID(of: request.envelope)
-            if usage.envelopes >= configuration.maximumQueuedEnvelopesPerAccount
-                || usage.bytes + request.envelope.count > configuration.maximumQueuedBytesPerAccount
-            {
-                // A retry of something already stored is still acknowledged, whatever the quota.
-                guard let stored = try await store.storedEnvelope(id, for: request.recipient) else {
-                    return .refuse(RelayError(.quotaExceeded, "\(request.recipient)'s queue is full; try again later"))
-                }
-                return .reply(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: stored.storedAt, expiresAt: stored.expiresAt)), state)
-            }
-            let now = Timestamp.now()
-            let expiresAt = now.adding(seconds: configuration.envelopeLifetimeSeconds)
-            let outcome = try await store.enqueue(request.envelope, from: sender, to: request.recipient, now: now, expiresAt: expiresAt)
-            switch outcome {
-            case .stored(let sequence):
-                let delivered = DeliveredEnvelope(
-                    sequence: UInt64(sequence),
-                    envelopeID: id.bytes,
-                    sender: sender,
-                    storedAt: now,
-                    envelope: request.envelope
-                )
-                await clients.push(.pushEnvelope(delivered), to: request.recipient)
-                return .reply(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: now, expiresAt: expiresAt)), state)
-            case .duplicate(_, let storedAt, let originalExpiry):
-                return .reply(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: storedAt, expiresAt: originalExpiry)), state)
-            }
+            return try await send(request, from: sender, state: state)
         case (.loggedIn(let recipient), .fetch(let after, let limit)):
             let queued = try await store.pending(
                 for: recipient,
@@ -177,22 +153,29 @@ struct RelaySession {
             return .reply(.envelopes(delivered), state)
         case (.loggedIn(let recipient), .acknowledge(let ids)):
             let envelopeIDs = ids.compactMap(EnvelopeID.init(bytes:))
-            let notices = try await store.acknowledge(envelopeIDs, by: recipient, now: .now())
-            for notice in notices {
-                await clients.push(.pushNotice(notice.wire), to: notice.sender)
-            }
-            return .reply(.acknowledged(count: UInt16(clamping: notices.count)), state)
+            let removal = try await store.acknowledge(envelopeIDs, by: recipient, now: .now())
+            await settle(removal)
+            return .reply(.acknowledged(count: UInt16(clamping: removal.notices.count)), state)
         case (.loggedIn(let sender), .fetchNotices(let after)):
             let notices = try await store.notices(for: sender, after: Int64(clamping: after), limit: 1000)
             return .reply(.notices(notices.map(\.wire)), state)
         case (.loggedIn(let sender), .acknowledgeNotices(let through)):
             try await store.removeNotices(for: sender, through: Int64(clamping: through))
             return .reply(.noticesAcknowledged, state)
+        case (.loggedIn(let owner), .openUpload(let request)):
+            return try await refusing(state) { try await openUpload(request, owner: owner) }
+        case (.loggedIn(let owner), .uploadChunk(let chunk)):
+            return try await refusing(state) { try await writeChunk(chunk, owner: owner) }
+        case (.loggedIn(let owner), .commitUpload(let id)):
+            return try await refusing(state) { try await commitUpload(id, owner: owner) }
+        case (.loggedIn(let account), .download(let request)):
+            return try await refusing(state) { try await download(request, by: account) }
         case (.awaitingLogin, _):
             throw RelayError(.notLoggedIn, "log in first")
         case (.loggedIn, .login), (.loggedIn, .register), (_, .challenge), (_, .loginAccepted), (_, .error),
             (_, .registered), (_, .prekeysPublished), (_, .bundle), (_, .stored), (_, .envelopes), (_, .acknowledged),
-            (_, .notices), (_, .noticesAcknowledged), (_, .pushEnvelope), (_, .pushNotice), (_, .prekeysLow):
+            (_, .notices), (_, .noticesAcknowledged), (_, .pushEnvelope), (_, .pushNotice), (_, .prekeysLow),
+            (_, .uploadStatus), (_, .attachmentData):
             throw RelayError(.unexpectedFrame, "frame type \(frame.type) is not expected here")
         }
     }

@@ -1,4 +1,5 @@
 import CurbsideWire
+import Foundation
 import NIOPosix
 
 #if canImport(Glibc)
@@ -9,11 +10,13 @@ import Darwin
 
 /// Attachment files on the relay's disk: resumable uploads, verified commits, ranged reads.
 ///
-/// A blob is named by the SHA-256 of its bytes (the attachment descriptor's `sha256`). An upload writes to
-/// `partial/<hex>`; commit checks the declared size and the hash, fsyncs the file, renames it to `complete/<hex>`
-/// and fsyncs the directory, so a committed blob survives a crash and a partial one never passes for complete.
-/// Memory stays flat: chunks go straight to the file and the hash is computed in 64 KiB reads. All file work runs
-/// on NIO's blocking thread pool, never on an event loop or the cooperative pool.
+/// A blob is named by its key in the relay store (one per account and attachment id, so two accounts' uploads never
+/// share a file). An upload writes to `partial/<key>`; commit checks the declared size and the SHA-256, fsyncs the
+/// file, renames it to `complete/<key>` and fsyncs the directory, so a committed blob survives a crash and a partial
+/// one never passes for complete. Memory stays flat: chunks go straight to the file and the hash is computed in
+/// 64 KiB reads. All file work runs on NIO's blocking thread pool, never on an event loop or the cooperative pool.
+/// Writes to one upload are serialised with `flock`, so two connections writing the same upload cannot both
+/// append at one offset.
 public struct BlobStore: Sendable {
     public enum Failure: Error, Hashable, Sendable, CustomStringConvertible {
         /// A chunk's offset is not where the upload stands; the relay holds `held` bytes.
@@ -26,7 +29,9 @@ public struct BlobStore: Sendable {
         case hashMismatch
         /// No such upload or blob.
         case unknown
-        /// The operating system refused (disk full, permissions): `errno` and where.
+        /// The file system is full (or the process's file size limit is reached); nothing was kept of the chunk.
+        case storageFull
+        /// The operating system refused (permissions, I/O error): `errno` and where.
         case io(String)
 
         public var description: String {
@@ -36,6 +41,7 @@ public struct BlobStore: Sendable {
             case .incomplete(let held, let declared): "upload incomplete: \(held) of \(declared) bytes"
             case .hashMismatch: "uploaded bytes do not match their SHA-256"
             case .unknown: "no such upload or blob"
+            case .storageFull: "the relay's disk is full"
             case .io(let detail): "disk: \(detail)"
             }
         }
@@ -49,18 +55,16 @@ public struct BlobStore: Sendable {
         self.root = root
         self.pool = pool
         for directory in [root, "\(root)/partial", "\(root)/complete"] {
-            if mkdir(directory, 0o700) != 0, errno != EEXIST {
-                throw Failure.io("mkdir \(directory): \(String(cString: strerror(errno)))")
-            }
+            if mkdir(directory, 0o700) != 0, errno != EEXIST { throw Self.failure("mkdir \(directory)") }
         }
     }
 
-    private func partial(_ id: EnvelopeID) -> String { "\(root)/partial/\(id)" }
-    private func complete(_ id: EnvelopeID) -> String { "\(root)/complete/\(id)" }
+    private func partial(_ id: Int64) -> String { "\(root)/partial/\(id)" }
+    private func complete(_ id: Int64) -> String { "\(root)/complete/\(id)" }
 
     /// How many bytes of `id` the relay holds: the declared size once complete, the partial length while uploading,
     /// nil if it has neither.
-    public func progress(_ id: EnvelopeID) async throws -> UInt64? {
+    public func progress(_ id: Int64) async throws -> UInt64? {
         let (partial, complete) = (partial(id), complete(id))
         return try await pool.runIfActive {
             if let size = Self.fileSize(complete) { return size }
@@ -72,14 +76,19 @@ public struct BlobStore: Sendable {
     ///
     /// - Throws: `offsetMismatch(held:)` unless `offset` is exactly what the relay holds (so a client that lost
     ///   track resumes from the relay's answer), `beyondDeclaredSize` past `declaredSize`.
-    public func write(_ bytes: [UInt8], at offset: UInt64, to id: EnvelopeID, declaredSize: UInt64) async throws {
+    public func write(_ bytes: [UInt8], at offset: UInt64, to id: Int64, declaredSize: UInt64) async throws {
         let path = partial(id)
         try await pool.runIfActive {
-            let fd = open(path, O_WRONLY | O_CREAT, 0o600)
-            guard fd >= 0 else { throw Failure.io("open \(path): \(String(cString: strerror(errno)))") }
+            // Only the first chunk creates the file: a late chunk for a committed or discarded upload finds nothing.
+            let fd = open(path, offset == 0 ? O_WRONLY | O_CREAT : O_WRONLY, 0o600)
+            guard fd >= 0 else {
+                if errno == ENOENT { throw Failure.offsetMismatch(held: 0) }
+                throw Self.failure("open \(path)")
+            }
             defer { close(fd) }
+            guard flock(fd, LOCK_EX) == 0 else { throw Self.failure("lock \(path)") }
             var info = stat()
-            guard fstat(fd, &info) == 0 else { throw Failure.io("stat: \(String(cString: strerror(errno)))") }
+            guard fstat(fd, &info) == 0 else { throw Self.failure("stat \(path)") }
             let held = UInt64(info.st_size)
             guard offset == held else { throw Failure.offsetMismatch(held: held) }
             guard held + UInt64(bytes.count) <= declaredSize else { throw Failure.beyondDeclaredSize(declared: declaredSize) }
@@ -87,9 +96,10 @@ public struct BlobStore: Sendable {
             while written < bytes.count {
                 let n = bytes[written...].withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(held) + off_t(written)) }
                 guard n > 0 else {
+                    let failure = Self.failure("write")
                     // Leave the file at its last good length, so the client resumes from a true offset.
                     _ = ftruncate(fd, off_t(held))
-                    throw Failure.io("write: \(String(cString: strerror(errno)))")
+                    throw failure
                 }
                 written += n
             }
@@ -97,29 +107,43 @@ public struct BlobStore: Sendable {
     }
 
     /// Checks size and hash, makes the blob durable and visible; idempotent once committed.
-    public func commit(_ id: EnvelopeID, declaredSize: UInt64) async throws {
+    public func commit(_ id: Int64, declaredSize: UInt64, sha256: [UInt8]) async throws {
         let (partial, complete, directory) = (partial(id), complete(id), "\(root)/complete")
         try await pool.runIfActive {
             if Self.fileSize(complete) != nil { return }
-            guard let held = Self.fileSize(partial) else { throw Failure.unknown }
-            guard held == declaredSize else { throw Failure.incomplete(held: held, declared: declaredSize) }
             let fd = open(partial, O_RDONLY)
-            guard fd >= 0 else { throw Failure.io("open \(partial): \(String(cString: strerror(errno)))") }
+            guard fd >= 0 else {
+                if errno == ENOENT { throw Failure.incomplete(held: 0, declared: declaredSize) }
+                throw Self.failure("open \(partial)")
+            }
+            // Waits for a chunk being written to finish; chunks that come later find the file gone.
+            guard flock(fd, LOCK_EX) == 0 else { close(fd); throw Self.failure("lock \(partial)") }
+            var info = stat()
+            guard fstat(fd, &info) == 0 else { close(fd); throw Self.failure("stat") }
+            guard UInt64(info.st_size) == declaredSize else {
+                close(fd)
+                throw Failure.incomplete(held: UInt64(info.st_size), declared: declaredSize)
+            }
             var hasher = SHA256()
             var chunk = [UInt8](repeating: 0, count: 64 * 1024)
             while true {
                 let n = systemRead(fd, &chunk, chunk.count)
-                if n < 0 { close(fd); throw Failure.io("read: \(String(cString: strerror(errno)))") }
+                if n < 0 { close(fd); throw Self.failure("read") }
                 if n == 0 { break }
                 chunk.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             }
             let synced = fsync(fd) == 0
-            close(fd)
-            guard constantTimeEquals(hasher.finalize(), id.bytes) else {
+            guard constantTimeEquals(hasher.finalize(), sha256) else {
                 unlink(partial)
+                close(fd)
                 throw Failure.hashMismatch
             }
-            guard synced, rename(partial, complete) == 0 else { throw Failure.io("commit: \(String(cString: strerror(errno)))") }
+            guard synced, rename(partial, complete) == 0 else {
+                let failure = Self.failure("commit")
+                close(fd)
+                throw failure
+            }
+            close(fd)
             let directoryFD = open(directory, O_RDONLY)
             if directoryFD >= 0 {
                 _ = fsync(directoryFD)
@@ -129,7 +153,7 @@ public struct BlobStore: Sendable {
     }
 
     /// Up to `length` bytes of committed blob `id` from `offset` (fewer at the end).
-    public func read(_ id: EnvelopeID, from offset: UInt64, length: Int) async throws -> [UInt8] {
+    public func read(_ id: Int64, from offset: UInt64, length: Int) async throws -> [UInt8] {
         let path = complete(id)
         return try await pool.runIfActive {
             let fd = open(path, O_RDONLY)
@@ -139,7 +163,7 @@ public struct BlobStore: Sendable {
             var got = 0
             while got < length {
                 let n = out[got...].withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(offset) + off_t(got)) }
-                if n < 0 { throw Failure.io("read: \(String(cString: strerror(errno)))") }
+                if n < 0 { throw Self.failure("read") }
                 if n == 0 { break }
                 got += n
             }
@@ -147,12 +171,49 @@ public struct BlobStore: Sendable {
         }
     }
 
-    /// Removes blob `id`, committed or partial.
-    public func delete(_ id: EnvelopeID) async throws {
-        let (partial, complete) = (partial(id), complete(id))
+    /// Removes blobs, committed or partial.
+    public func delete(_ ids: [Int64]) async throws {
+        guard !ids.isEmpty else { return }
+        let paths = ids.flatMap { [partial($0), complete($0)] }
         try await pool.runIfActive {
-            unlink(partial)
-            unlink(complete)
+            for path in paths { unlink(path) }
+        }
+    }
+
+    /// Removes every file whose key is not in `keep`: what a crash left between the store forgetting an attachment
+    /// and its file being unlinked. Returns how many were removed.
+    @discardableResult
+    public func removeFiles(notIn keep: Set<Int64>) async throws -> Int {
+        let root = self.root
+        return try await pool.runIfActive {
+            var removed = 0
+            for directory in ["\(root)/partial", "\(root)/complete"] {
+                for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
+                    guard let key = Int64(name), keep.contains(key) else {
+                        if unlink("\(directory)/\(name)") == 0 { removed += 1 }
+                        continue
+                    }
+                }
+            }
+            return removed
+        }
+    }
+
+    /// Bytes free for the relay on the file system holding the blobs (what an unprivileged writer may use).
+    public func availableBytes() async throws -> UInt64 {
+        let root = self.root
+        return try await pool.runIfActive {
+            var info = statvfs()
+            guard statvfs(root, &info) == 0 else { throw Self.failure("statvfs \(root)") }
+            return UInt64(info.f_bavail) * UInt64(info.f_frsize)
+        }
+    }
+
+    /// The failure for the current `errno`: `storageFull` for a full disk, quota or file size limit.
+    private static func failure(_ doing: String) -> Failure {
+        switch errno {
+        case ENOSPC, EDQUOT, EFBIG: .storageFull
+        default: .io("\(doing): \(String(cString: strerror(errno)))")
         }
     }
 

@@ -29,6 +29,40 @@ public struct QueuedEnvelope: Sendable, Hashable {
     public let expiresAt: Timestamp
 }
 
+/// An envelope a sender hands the relay, with what the store checks in the transaction that stores it.
+public struct Submission: Sendable, Hashable {
+    public let body: [UInt8]
+    public let sender: Handle
+    public let recipient: Handle
+    /// Ids (SHA-256) of the sender's committed attachments the envelope refers to.
+    public let attachments: [[UInt8]]
+    public let storedAt: Timestamp
+    public let expiresAt: Timestamp
+    /// The recipient's queue limits: a new envelope that would pass either is not stored.
+    public let maximumQueuedEnvelopes: Int
+    public let maximumQueuedBytes: Int
+
+    public init(
+        body: [UInt8],
+        sender: Handle,
+        recipient: Handle,
+        attachments: [[UInt8]] = [],
+        storedAt: Timestamp,
+        expiresAt: Timestamp,
+        maximumQueuedEnvelopes: Int = .max,
+        maximumQueuedBytes: Int = .max
+    ) {
+        self.body = body
+        self.sender = sender
+        self.recipient = recipient
+        self.attachments = attachments
+        self.storedAt = storedAt
+        self.expiresAt = expiresAt
+        self.maximumQueuedEnvelopes = maximumQueuedEnvelopes
+        self.maximumQueuedBytes = maximumQueuedBytes
+    }
+}
+
 /// What `enqueue` did.
 public enum EnqueueOutcome: Sendable, Hashable {
     /// Newly stored, durably, at this sequence number.
@@ -36,6 +70,46 @@ public enum EnqueueOutcome: Sendable, Hashable {
     /// The same bytes were stored before for the same recipient (a retry); nothing new was written. The times are
     /// the original ones.
     case duplicate(sequence: Int64, storedAt: Timestamp, expiresAt: Timestamp)
+    /// Nothing stored: the recipient's queue is full.
+    case queueFull
+    /// Nothing stored: the sender has no committed attachment with this id.
+    case unknownAttachment([UInt8])
+}
+
+/// What acknowledging or expiring envelopes removed.
+public struct Removal: Sendable, Hashable {
+    /// One per envelope deleted, for its sender.
+    public var notices: [SenderNotice] = []
+    /// Attachments no envelope refers to any more, forgotten by the store: their files are to be deleted.
+    public var attachmentFiles: [Int64] = []
+
+    public init(notices: [SenderNotice] = [], attachmentFiles: [Int64] = []) {
+        self.notices = notices
+        self.attachmentFiles = attachmentFiles
+    }
+}
+
+/// An attachment upload as the store records it; the bytes are in the `BlobStore` under `key`.
+public struct StoredAttachment: Sendable, Hashable {
+    public let key: Int64
+    public let owner: Handle
+    /// SHA-256 of the bytes.
+    public let id: [UInt8]
+    public let size: UInt64
+    /// Committed: size and hash checked, durable.
+    public let complete: Bool
+    /// When it is deleted unless an envelope refers to it; nil while envelopes refer to it.
+    public let expiresAt: Timestamp?
+}
+
+/// What `openUpload` did.
+public enum UploadOpening: Sendable, Hashable {
+    /// The upload, new or as it was.
+    case opened(StoredAttachment)
+    /// An upload of this id is open with another size.
+    case sizeDiffers(StoredAttachment)
+    /// The account's attachments would pass its storage quota; nothing was recorded.
+    case quotaExceeded(used: UInt64)
 }
 
 /// A relay-level notice for a sender about one of its envelopes.

@@ -29,15 +29,10 @@ public protocol RelayStore: Sendable {
     /// one-time prekey is ever handed out twice), and how many remain. Nil when the handle has no signed prekey.
     func takeBundle(for handle: Handle) async throws -> (bundle: PrekeyBundle, oneTimePrekeysLeft: Int)?
 
-    /// Stores an envelope for `recipient` unless the same bytes are stored already; returns once the transaction is
-    /// durable.
-    func enqueue(
-        _ body: [UInt8],
-        from sender: Handle,
-        to recipient: Handle,
-        now: Timestamp,
-        expiresAt: Timestamp
-    ) async throws -> EnqueueOutcome
+    /// Stores an envelope for its recipient unless the same bytes are stored for it already, the queue is full or an
+    /// attachment it names is not the sender's and committed; returns once the transaction is durable. Named
+    /// attachments are kept while the envelope waits.
+    func enqueue(_ submission: Submission) async throws -> EnqueueOutcome
 
     /// How many envelopes, and how many bytes of them, wait for `recipient`.
     func queueUsage(for recipient: Handle) async throws -> (envelopes: Int, bytes: Int)
@@ -50,18 +45,37 @@ public protocol RelayStore: Sendable {
     func storedEnvelope(_ id: EnvelopeID, for recipient: Handle) async throws -> (storedAt: Timestamp, expiresAt: Timestamp)?
 
     /// Deletes the envelopes among `ids` that are addressed to `recipient` (others' are left alone) and records a
-    /// delivered-to-device notice for each one's sender, in the same transaction. Returns the notices recorded.
-    func acknowledge(_ ids: [EnvelopeID], by recipient: Handle, now: Timestamp) async throws -> [SenderNotice]
+    /// delivered-to-device notice for each one's sender, in the same transaction. Attachments no envelope refers to
+    /// any more are forgotten with them.
+    func acknowledge(_ ids: [EnvelopeID], by recipient: Handle, now: Timestamp) async throws -> Removal
 
-    /// Deletes every envelope whose expiry is at or before `now` and records an expiry notice for its sender, in the
-    /// same transaction. Returns the notices recorded.
-    func expire(now: Timestamp) async throws -> [SenderNotice]
+    /// Deletes every envelope whose expiry is at or before `now` and records an expiry notice for its sender, and
+    /// every unreferenced upload whose expiry has passed, in the same transaction.
+    func expire(now: Timestamp) async throws -> Removal
 
     /// Notices for `sender` after sequence `cursor`, oldest first.
     func notices(for sender: Handle, after cursor: Int64, limit: Int) async throws -> [SenderNotice]
 
     /// Deletes `sender`'s notices up to and including sequence `sequence` (the client has them).
     func removeNotices(for sender: Handle, through sequence: Int64) async throws
+
+    /// Records an upload of `size` bytes named `id` for `owner`, or returns the one recorded; checks the owner's
+    /// storage quota (every upload and attachment it has, counted at its declared size) in the same transaction.
+    func openUpload(owner: Handle, id: [UInt8], size: UInt64, expiresAt: Timestamp, quota: UInt64) async throws -> UploadOpening
+
+    /// `owner`'s upload named `id`, if any.
+    func upload(owner: Handle, id: [UInt8]) async throws -> StoredAttachment?
+
+    /// Marks an upload committed (its file is durable and checked); it is deleted at `expiresAt` unless an envelope
+    /// refers to it by then.
+    func markCommitted(_ key: Int64, expiresAt: Timestamp) async throws
+
+    /// A committed attachment named `id` that `account` may download: its own, or one an envelope queued for it
+    /// refers to.
+    func downloadable(_ id: [UInt8], by account: Handle) async throws -> StoredAttachment?
+
+    /// The keys of every upload and attachment recorded (to remove files a crash left behind).
+    func attachmentKeys() async throws -> Set<Int64>
 
     /// Counts for `curbside relay status`.
     func statistics() async throws -> RelayStatistics
@@ -74,4 +88,20 @@ public struct RelayStatistics: Sendable, Hashable {
     public var pendingEnrollments: Int
     public var queuedEnvelopes: Int
     public var queuedBytes: Int
+    /// Uploads and attachments, and their declared bytes.
+    public var attachments: Int
+    public var attachmentBytes: Int
+}
+
+extension RelayStore {
+    /// Stores an envelope without attachments or queue limits (tests, tools).
+    public func enqueue(
+        _ body: [UInt8],
+        from sender: Handle,
+        to recipient: Handle,
+        now: Timestamp,
+        expiresAt: Timestamp
+    ) async throws -> EnqueueOutcome {
+        try await enqueue(Submission(body: body, sender: sender, recipient: recipient, storedAt: now, expiresAt: expiresAt))
+    }
 }

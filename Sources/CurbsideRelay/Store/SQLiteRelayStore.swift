@@ -7,7 +7,7 @@ import GRDB
 /// Every method is one write or read transaction on GRDB's serialized writer, so concurrent callers see each other's
 /// effects in some order and never half of one.
 public final class SQLiteRelayStore: RelayStore {
-    private let database: any DatabaseWriter
+    let database: any DatabaseWriter
     private let groupCommit: GroupCommit
 
     /// Opens (creating if needed) the store at `path` and brings its schema up to date.
@@ -31,6 +31,19 @@ public final class SQLiteRelayStore: RelayStore {
         database = writer
         groupCommit = GroupCommit { batch in try await Self.write(batch, to: writer) }
         try Self.migrator.migrate(writer)
+    }
+
+    /// One write transaction; a full disk (SQLITE_FULL) becomes `RelayError.storageFull`, so the client learns what
+    /// happened and the connection goes on.
+    static func transaction<T: Sendable>(
+        _ database: any DatabaseWriter,
+        _ updates: @escaping @Sendable (Database) throws -> T
+    ) async throws -> T {
+        do {
+            return try await database.write(updates)
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_FULL {
+            throw RelayError(.storageFull, "the relay's disk is full")
+        }
     }
 
     /// Transactions written for sends, and the envelopes in them (group commit makes the first smaller).
@@ -106,11 +119,29 @@ public final class SQLiteRelayStore: RelayStore {
                     """
             )
         }
+        // Attachments: one row per account and id (two accounts' uploads never share a file), and which queued
+        // envelopes refer to which attachment; deleting an envelope deletes its references.
+        migrator.registerMigration("v4: attachments") { db in
+            try db.create(table: "attachment") { t in
+                t.autoIncrementedPrimaryKey("key")
+                t.column("owner", .text).notNull()
+                t.column("sha256", .blob).notNull().indexed()
+                t.column("size", .integer).notNull()
+                t.column("complete", .boolean).notNull().defaults(to: false)
+                t.column("expires_at", .integer).indexed()
+                t.uniqueKey(["owner", "sha256"])
+            }
+            try db.create(table: "envelope_attachment") { t in
+                t.column("envelope", .integer).notNull().references("envelope", column: "sequence", onDelete: .cascade)
+                t.column("attachment", .integer).notNull().indexed().references("attachment", column: "key")
+                t.primaryKey(["envelope", "attachment"])
+            }
+        }
         return migrator
     }
 
     public func addEnrollment(handle: Handle, codeHash: [UInt8], expiresAt: Timestamp) async throws {
-        try await database.write { db in
+        try await Self.transaction(database) { db in
             try db.execute(
                 sql: "INSERT INTO enrollment (code_hash, handle, expires_at) VALUES (?, ?, ?)",
                 arguments: [Data(codeHash), handle.rawValue, expiresAt.sqlValue]
@@ -119,7 +150,7 @@ public final class SQLiteRelayStore: RelayStore {
     }
 
     public func register(handle: Handle, identityKey: VerifyingKey, codeHash: [UInt8], now: Timestamp) async throws {
-        try await database.write { db in
+        try await Self.transaction(database) { db in
             let row = try Row.fetchOne(
                 db,
                 sql: "SELECT handle, expires_at, used_at FROM enrollment WHERE code_hash = ?",
@@ -157,7 +188,7 @@ public final class SQLiteRelayStore: RelayStore {
     }
 
     public func storePrekeys(for handle: Handle, signedPrekey: SignedPrekey?, oneTimePrekeys: [OneTimePrekey]) async throws {
-        try await database.write { db in
+        try await Self.transaction(database) { db in
             if let signedPrekey {
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO signed_prekey (handle, record) VALUES (?, ?)",
@@ -180,7 +211,7 @@ public final class SQLiteRelayStore: RelayStore {
     }
 
     public func takeBundle(for handle: Handle) async throws -> (bundle: PrekeyBundle, oneTimePrekeysLeft: Int)? {
-        try await database.write { db in
+        try await Self.transaction(database) { db in
             guard
                 let row = try Row.fetchOne(
                     db,
@@ -221,31 +252,24 @@ public final class SQLiteRelayStore: RelayStore {
                 oneTimePrekeys: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM one_time_prekey") ?? 0,
                 pendingEnrollments: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM enrollment WHERE used_at IS NULL") ?? 0,
                 queuedEnvelopes: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM envelope") ?? 0,
-                queuedBytes: try Int.fetchOne(db, sql: "SELECT COALESCE(SUM(LENGTH(body)), 0) FROM envelope") ?? 0
+                queuedBytes: try Int.fetchOne(db, sql: "SELECT COALESCE(SUM(LENGTH(body)), 0) FROM envelope") ?? 0,
+                attachments: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM attachment") ?? 0,
+                attachmentBytes: try Int.fetchOne(db, sql: "SELECT COALESCE(SUM(size), 0) FROM attachment") ?? 0
             )
         }
     }
 
     // MARK: - Envelope queue
 
-    public func enqueue(
-        _ body: [UInt8],
-        from sender: Handle,
-        to recipient: Handle,
-        now: Timestamp,
-        expiresAt: Timestamp
-    ) async throws -> EnqueueOutcome {
-        try await groupCommit.enqueue(
-            GroupCommit.Item(body: body, sender: sender, recipient: recipient, storedAt: now, expiresAt: expiresAt)
-        )
+    public func enqueue(_ submission: Submission) async throws -> EnqueueOutcome {
+        try await groupCommit.enqueue(submission)
     }
 
     /// Writes a batch of envelopes in one transaction, so one fsync makes them all durable. Items are applied in
-    /// order, so a body repeated within the batch is stored once.
-    fileprivate static func write(_ batch: [GroupCommit.Item], to database: any DatabaseWriter) async throws
-        -> [EnqueueOutcome]
-    {
-        try await database.write { db in
+    /// order, so a body repeated within the batch is stored once; an item that cannot be stored (queue full, unknown
+    /// attachment) gets its outcome without failing the others.
+    fileprivate static func write(_ batch: [Submission], to database: any DatabaseWriter) async throws -> [EnqueueOutcome] {
+        try await Self.transaction(database) { db in
             try batch.map { item in
                 let id = EnvelopeID(of: item.body)
                 if let existing = try Row.fetchOne(
@@ -253,11 +277,32 @@ public final class SQLiteRelayStore: RelayStore {
                     sql: "SELECT sequence, stored_at, expires_at FROM envelope WHERE envelope_id = ? AND recipient = ?",
                     arguments: [Data(id.bytes), item.recipient.rawValue]
                 ) {
+                    // A retry is acknowledged whatever the quota: it takes no new space.
                     return .duplicate(
                         sequence: existing[0],
                         storedAt: Timestamp(sqlValue: existing[1]),
                         expiresAt: Timestamp(sqlValue: existing[2])
                     )
+                }
+                let usage = try Row.fetchOne(
+                    db,
+                    sql: "SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM envelope WHERE recipient = ?",
+                    arguments: [item.recipient.rawValue]
+                )
+                let (count, bytes): (Int, Int) = (usage?[0] ?? 0, usage?[1] ?? 0)
+                if count >= item.maximumQueuedEnvelopes || bytes + item.body.count > item.maximumQueuedBytes {
+                    return .queueFull
+                }
+                var keys: [Int64] = []
+                for attachment in item.attachments {
+                    guard
+                        let key = try Int64.fetchOne(
+                            db,
+                            sql: "SELECT key FROM attachment WHERE owner = ? AND sha256 = ? AND complete",
+                            arguments: [item.sender.rawValue, Data(attachment)]
+                        )
+                    else { return .unknownAttachment(attachment) }
+                    keys.append(key)
                 }
                 try db.execute(
                     sql: """
@@ -269,7 +314,16 @@ public final class SQLiteRelayStore: RelayStore {
                         item.storedAt.sqlValue, item.expiresAt.sqlValue,
                     ]
                 )
-                return .stored(sequence: db.lastInsertedRowID)
+                let sequence = db.lastInsertedRowID
+                for key in keys {
+                    try db.execute(
+                        sql: "INSERT INTO envelope_attachment (envelope, attachment) VALUES (?, ?)",
+                        arguments: [sequence, key]
+                    )
+                    // Referenced: it lives as long as an envelope refers to it, not by its own expiry.
+                    try db.execute(sql: "UPDATE attachment SET expires_at = NULL WHERE key = ?", arguments: [key])
+                }
+                return .stored(sequence: sequence)
             }
         }
     }
@@ -323,9 +377,10 @@ public final class SQLiteRelayStore: RelayStore {
     }
 
 
-    public func acknowledge(_ ids: [EnvelopeID], by recipient: Handle, now: Timestamp) async throws -> [SenderNotice] {
-        try await database.write { db in
-            var notices: [SenderNotice] = []
+    public func acknowledge(_ ids: [EnvelopeID], by recipient: Handle, now: Timestamp) async throws -> Removal {
+        try await Self.transaction(database) { db in
+            var removal = Removal()
+            var referenced: [Int64] = []
             for id in ids {
                 guard
                     let row = try Row.fetchOne(
@@ -338,15 +393,39 @@ public final class SQLiteRelayStore: RelayStore {
                     )
                 else { continue }
                 let envelope = try QueuedEnvelope(row: row)
-                try db.execute(sql: "DELETE FROM envelope WHERE sequence = ?", arguments: [envelope.sequence])
-                notices.append(try Self.addNotice(db, .deliveredToDevice, for: envelope, at: now))
+                referenced += try Self.deleteEnvelope(db, envelope.sequence)
+                removal.notices.append(try Self.addNotice(db, .deliveredToDevice, for: envelope, at: now))
             }
-            return notices
+            removal.attachmentFiles = try Self.forgetUnreferenced(db, referenced)
+            return removal
         }
     }
 
-    public func expire(now: Timestamp) async throws -> [SenderNotice] {
-        try await database.write { db in
+    /// Deletes an envelope (and so its attachment references); returns the attachments it referred to.
+    private static func deleteEnvelope(_ db: Database, _ sequence: Int64) throws -> [Int64] {
+        let keys = try Int64.fetchAll(db, sql: "SELECT attachment FROM envelope_attachment WHERE envelope = ?", arguments: [sequence])
+        try db.execute(sql: "DELETE FROM envelope WHERE sequence = ?", arguments: [sequence])
+        return keys
+    }
+
+    /// Forgets those of `keys` that no envelope refers to any more; returns them (their files are to be deleted).
+    private static func forgetUnreferenced(_ db: Database, _ keys: [Int64]) throws -> [Int64] {
+        var forgotten: [Int64] = []
+        for key in Set(keys).sorted() {
+            let referenced = try Bool.fetchOne(
+                db,
+                sql: "SELECT EXISTS (SELECT 1 FROM envelope_attachment WHERE attachment = ?)",
+                arguments: [key]
+            ) ?? false
+            guard !referenced else { continue }
+            try db.execute(sql: "DELETE FROM attachment WHERE key = ?", arguments: [key])
+            forgotten.append(key)
+        }
+        return forgotten
+    }
+
+    public func expire(now: Timestamp) async throws -> Removal {
+        try await Self.transaction(database) { db in
             // Metadata only: expiring a large backlog must not load its bodies.
             let expired = try Row.fetchAll(
                 db,
@@ -356,10 +435,103 @@ public final class SQLiteRelayStore: RelayStore {
                     """,
                 arguments: [now.sqlValue]
             ).map(QueuedEnvelope.init(row:))
-            return try expired.map { envelope in
-                try db.execute(sql: "DELETE FROM envelope WHERE sequence = ?", arguments: [envelope.sequence])
-                return try Self.addNotice(db, .expired, for: envelope, at: now)
+            var removal = Removal()
+            var referenced: [Int64] = []
+            for envelope in expired {
+                referenced += try Self.deleteEnvelope(db, envelope.sequence)
+                removal.notices.append(try Self.addNotice(db, .expired, for: envelope, at: now))
             }
+            removal.attachmentFiles = try Self.forgetUnreferenced(db, referenced)
+            // Uploads never sent (or no longer referred to and past their own expiry).
+            let stale = try Int64.fetchAll(
+                db,
+                sql: "SELECT key FROM attachment WHERE expires_at IS NOT NULL AND expires_at <= ?",
+                arguments: [now.sqlValue]
+            )
+            for key in stale {
+                try db.execute(sql: "DELETE FROM attachment WHERE key = ?", arguments: [key])
+            }
+            removal.attachmentFiles += stale
+            return removal
+        }
+    }
+
+    // MARK: - Attachments
+
+    public func openUpload(owner: Handle, id: [UInt8], size: UInt64, expiresAt: Timestamp, quota: UInt64) async throws
+        -> UploadOpening
+    {
+        try await Self.transaction(database) { db in
+            if let existing = try Self.attachment(db, where: "owner = ? AND sha256 = ?", [owner.rawValue, Data(id)]) {
+                return existing.size == size ? .opened(existing) : .sizeDiffers(existing)
+            }
+            let used = try Int64.fetchOne(
+                db,
+                sql: "SELECT COALESCE(SUM(size), 0) FROM attachment WHERE owner = ?",
+                arguments: [owner.rawValue]
+            ) ?? 0
+            guard UInt64(used) + size <= quota else { return .quotaExceeded(used: UInt64(used)) }
+            try db.execute(
+                sql: "INSERT INTO attachment (owner, sha256, size, expires_at) VALUES (?, ?, ?, ?)",
+                arguments: [owner.rawValue, Data(id), Int64(size), expiresAt.sqlValue]
+            )
+            return .opened(
+                StoredAttachment(key: db.lastInsertedRowID, owner: owner, id: id, size: size, complete: false, expiresAt: expiresAt)
+            )
+        }
+    }
+
+    public func upload(owner: Handle, id: [UInt8]) async throws -> StoredAttachment? {
+        try await database.read { db in
+            try Self.attachment(db, where: "owner = ? AND sha256 = ?", [owner.rawValue, Data(id)])
+        }
+    }
+
+    public func markCommitted(_ key: Int64, expiresAt: Timestamp) async throws {
+        try await Self.transaction(database) { db in
+            // An upload already referred to (committed before) keeps living by its envelopes.
+            try db.execute(
+                sql: """
+                    UPDATE attachment SET complete = 1,
+                        expires_at = CASE WHEN EXISTS (SELECT 1 FROM envelope_attachment WHERE attachment = ?)
+                            THEN NULL ELSE ? END
+                    WHERE key = ?
+                    """,
+                arguments: [key, expiresAt.sqlValue, key]
+            )
+        }
+    }
+
+    public func downloadable(_ id: [UInt8], by account: Handle) async throws -> StoredAttachment? {
+        try await database.read { db in
+            try Self.attachment(
+                db,
+                where: """
+                    sha256 = ? AND complete AND (owner = ? OR EXISTS (
+                        SELECT 1 FROM envelope_attachment l JOIN envelope e ON e.sequence = l.envelope
+                        WHERE l.attachment = attachment.key AND e.recipient = ?))
+                    """,
+                [Data(id), account.rawValue, account.rawValue]
+            )
+        }
+    }
+
+    public func attachmentKeys() async throws -> Set<Int64> {
+        try await database.read { db in Set(try Int64.fetchAll(db, sql: "SELECT key FROM attachment")) }
+    }
+
+    private static func attachment(_ db: Database, where condition: String, _ arguments: StatementArguments) throws
+        -> StoredAttachment?
+    {
+        try Row.fetchOne(db, sql: "SELECT * FROM attachment WHERE \(condition) LIMIT 1", arguments: arguments).map { row in
+            StoredAttachment(
+                key: row["key"],
+                owner: try Handle(row["owner"] as String),
+                id: Array(row["sha256"] as Data),
+                size: UInt64(row["size"] as Int64),
+                complete: row["complete"],
+                expiresAt: (row["expires_at"] as Int64?).map(Timestamp.init(sqlValue:))
+            )
         }
     }
 
@@ -383,7 +555,7 @@ public final class SQLiteRelayStore: RelayStore {
     }
 
     public func removeNotices(for sender: Handle, through sequence: Int64) async throws {
-        try await database.write { db in
+        try await Self.transaction(database) { db in
             try db.execute(
                 sql: "DELETE FROM notice WHERE sender = ? AND sequence <= ?",
                 arguments: [sender.rawValue, sequence]
@@ -449,13 +621,7 @@ extension Timestamp {
 /// waiting caller, which writes everything that waited in the next transaction. No caller writes more than the
 /// batch its own envelope is in, so none is held up by later load, and no task is spawned.
 actor GroupCommit {
-    struct Item: Sendable {
-        let body: [UInt8]
-        let sender: Handle
-        let recipient: Handle
-        let storedAt: Timestamp
-        let expiresAt: Timestamp
-    }
+    typealias Item = Submission
 
     /// What a waiting caller is told: its batch committed (or failed), or it leads the next one.
     private enum Turn: Sendable {

@@ -6,27 +6,50 @@ public struct SendRequest: Sendable, Hashable, WireCodable {
     /// A sealed envelope's largest encoding (envelope.md §Sizes).
     public static let envelopeBounds = 1...(44 + (1 << 21))
 
+    /// As many attachments as a message may carry (envelope.md §Content).
+    public static let attachmentBounds = 0...16
+
     public let recipient: Handle
     /// The sealed envelope's bytes; the relay stores them without reading them.
     public let envelope: [UInt8]
+    /// The ids (SHA-256) of the committed uploads the envelope's attachment descriptors name, so the relay keeps
+    /// them while the envelope waits and deletes them after it.
+    public let attachments: [[UInt8]]
 
-    /// - Throws: `WireError.lengthOutOfBounds` for an empty or oversized envelope.
-    public init(recipient: Handle, envelope: [UInt8]) throws(WireError) {
+    /// - Throws: `WireError.lengthOutOfBounds` for an empty or oversized envelope or more than 16 attachments,
+    ///   `.invalidValue` for an attachment id named twice.
+    public init(recipient: Handle, envelope: [UInt8], attachments: [[UInt8]] = []) throws(WireError) {
         guard Self.envelopeBounds.contains(envelope.count) else {
             throw WireError(.lengthOutOfBounds, field: "send.envelope", offset: nil, detail: "\(envelope.count) bytes")
         }
+        guard Self.attachmentBounds.contains(attachments.count) else {
+            throw WireError(.lengthOutOfBounds, field: "send.attachments", offset: nil, detail: "\(attachments.count) ids")
+        }
+        precondition(attachments.allSatisfy { $0.count == 32 }, "internal error: an attachment id is 32 bytes")
+        guard Set(attachments).count == attachments.count else {
+            throw WireError(.invalidValue, field: "send.attachments", offset: nil, detail: "an attachment id is named twice")
+        }
         self.recipient = recipient
         self.envelope = envelope
+        self.attachments = attachments
     }
 
     public init(from reader: inout WireReader, field: String) throws(WireError) {
         recipient = try Handle(from: &reader, field: "\(field).recipient")
         envelope = try reader.readOpaque("\(field).envelope", bounds: Self.envelopeBounds)
+        let listOffset = reader.offset
+        attachments = try reader.readList("\(field).attachments", count: Self.attachmentBounds) { (reader, index) throws(WireError) in
+            try reader.readBytes(count: 32, "\(field).attachments[\(index)]")
+        }
+        guard Set(attachments).count == attachments.count else {
+            throw WireError(.invalidValue, field: "\(field).attachments", offset: listOffset, detail: "an attachment id is named twice")
+        }
     }
 
     public func encode(to writer: inout WireWriter) {
         recipient.encode(to: &writer)
         writer.writeOpaque(envelope, bounds: Self.envelopeBounds)
+        writer.writeList(attachments, count: Self.attachmentBounds) { $0.writeBytes($1) }
     }
 }
 

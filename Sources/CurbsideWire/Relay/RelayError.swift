@@ -17,7 +17,8 @@ public struct RelayError: ErrorDomain, Hashable, CustomStringConvertible {
     public static let allCodes: [Code] = [
         .malformedFrame, .unknownFrameType, .frameTooLarge, .notLoggedIn, .loginFailed, .rateLimited,
         .unexpectedFrame, .enrollmentInvalid, .handleTaken, .unknownHandle, .prekeyRejected, .timeout,
-        .quotaExceeded,
+        .quotaExceeded, .offsetMismatch, .beyondDeclaredSize, .uploadIncomplete, .attachmentHashMismatch,
+        .unknownAttachment, .storageFull, .storageFailed,
     ]
 }
 
@@ -48,4 +49,18 @@ extension ErrorCode where Domain == RelayError {
     public static var timeout: Self { .init(512, "timeout", "timeout") }
     /// The recipient's queue is full (envelopes or bytes); nothing was stored. Retry later.
     public static var quotaExceeded: Self { .init(513, "quota_exceeded", "quota exceeded") }
+    /// An upload chunk that does not start at the offset the relay holds; nothing was written.
+    public static var offsetMismatch: Self { .init(514, "offset_mismatch", "upload offset mismatch") }
+    /// An upload chunk that would pass the size declared when the upload was opened, or a reopening with another size.
+    public static var beyondDeclaredSize: Self { .init(515, "beyond_declared_size", "beyond declared size") }
+    /// A commit before every declared byte has arrived.
+    public static var uploadIncomplete: Self { .init(516, "upload_incomplete", "upload incomplete") }
+    /// A commit whose bytes do not hash to the attachment id; the upload was discarded.
+    public static var attachmentHashMismatch: Self { .init(517, "attachment_hash_mismatch", "attachment hash mismatch") }
+    /// No such upload or attachment for this account, or none this account may download.
+    public static var unknownAttachment: Self { .init(518, "unknown_attachment", "unknown attachment") }
+    /// The relay's disk is (nearly) full: new envelopes and uploads are refused; fetch, download and acknowledge go on.
+    public static var storageFull: Self { .init(519, "storage_full", "storage full") }
+    /// The relay could not read or write its disk for another reason (an I/O error); nothing was changed. Retry later.
+    public static var storageFailed: Self { .init(520, "storage_failed", "storage failed") }
 }

@@ -1,7 +1,4 @@
-/// The frames of the relay protocol that exist so far, typed (spec/relay.md §Frame types).
-///
-/// Operations (register, prekeys, send, fetch, ack, attachments) take the type numbers from 0x0010 up and are
-/// added with their specification.
+/// The frames of the relay protocol, typed (spec/relay.md §Frame types).
 public enum RelayMessage: Sendable, Hashable {
     /// Relay → client: a request failed, or (request id 0) the connection is being closed for this reason.
     case error(code: UInt16, detail: String)
@@ -49,6 +46,18 @@ public enum RelayMessage: Sendable, Hashable {
     case pushNotice(DeliveryNotice)
     /// Relay → client, request id 0: a bundle fetch left the client few one-time prekeys; it should publish more.
     case prekeysLow(oneTimePrekeysHeld: UInt32)
+    /// Client → relay: start an upload, or ask where it stands.
+    case openUpload(OpenUpload)
+    /// Relay → client: where an upload stands (the answer to opening, a chunk, and a commit).
+    case uploadStatus(UploadStatus)
+    /// Client → relay: bytes of an upload at the offset the relay holds.
+    case uploadChunk(UploadChunk)
+    /// Client → relay: all bytes are up; check size and hash and keep the attachment.
+    case commitUpload(attachmentID: [UInt8])
+    /// Client → relay: a range of an attachment, please.
+    case download(DownloadRequest)
+    /// Relay → client: the range.
+    case attachmentData(AttachmentData)
 
     public enum FrameType: UInt16, Sendable {
         case error = 0x0001
@@ -74,6 +83,12 @@ public enum RelayMessage: Sendable, Hashable {
         case pushEnvelope = 0x0020
         case pushNotice = 0x0021
         case prekeysLow = 0x0022
+        case openUpload = 0x0023
+        case uploadStatus = 0x0024
+        case uploadChunk = 0x0025
+        case commitUpload = 0x0026
+        case download = 0x0027
+        case attachmentData = 0x0028
     }
 
     static let fetchLimitBounds = 1...1000
@@ -107,6 +122,12 @@ public enum RelayMessage: Sendable, Hashable {
         case .pushEnvelope: .pushEnvelope
         case .pushNotice: .pushNotice
         case .prekeysLow: .prekeysLow
+        case .openUpload: .openUpload
+        case .uploadStatus: .uploadStatus
+        case .uploadChunk: .uploadChunk
+        case .commitUpload: .commitUpload
+        case .download: .download
+        case .attachmentData: .attachmentData
         }
     }
 
@@ -166,6 +187,18 @@ public enum RelayMessage: Sendable, Hashable {
             notice.encode(to: &writer)
         case .prekeysLow(let held):
             writer.writeUInt32(held)
+        case .openUpload(let request):
+            request.encode(to: &writer)
+        case .uploadStatus(let status):
+            status.encode(to: &writer)
+        case .uploadChunk(let chunk):
+            chunk.encode(to: &writer)
+        case .commitUpload(let id):
+            writer.writeBytes(id)
+        case .download(let request):
+            request.encode(to: &writer)
+        case .attachmentData(let data):
+            data.encode(to: &writer)
         }
         return Frame(type: frameType.rawValue, requestID: requestID, body: writer.bytes)
     }
@@ -246,6 +279,18 @@ public enum RelayMessage: Sendable, Hashable {
                 self = .pushNotice(try DeliveryNotice(from: &reader, field: "push_notice"))
             case .prekeysLow:
                 self = .prekeysLow(oneTimePrekeysHeld: try reader.readUInt32("prekeys_low.held"))
+            case .openUpload:
+                self = .openUpload(try OpenUpload(from: &reader, field: "open_upload"))
+            case .uploadStatus:
+                self = .uploadStatus(try UploadStatus(from: &reader, field: "upload_status"))
+            case .uploadChunk:
+                self = .uploadChunk(try UploadChunk(from: &reader, field: "upload_chunk"))
+            case .commitUpload:
+                self = .commitUpload(attachmentID: try reader.readBytes(count: 32, "commit_upload.attachment_id"))
+            case .download:
+                self = .download(try DownloadRequest(from: &reader, field: "download"))
+            case .attachmentData:
+                self = .attachmentData(try AttachmentData(from: &reader, field: "attachment_data"))
             }
             try reader.finish("\(type)")
         } catch {

@@ -10,6 +10,7 @@ struct RelayDataDirectory {
     var certificatePath: String { "\(path)/tls-certificate.pem" }
     var privateKeyPath: String { "\(path)/tls-key.pem" }
     var storePath: String { "\(path)/relay.sqlite" }
+    var attachmentsPath: String { "\(path)/attachments" }
 
     /// The settings `relay init` writes: `key = value` lines; `#` starts a comment.
     struct Settings: Equatable {

@@ -32,7 +32,8 @@ extension Curbside.Relay {
             var configuration = RelayConfiguration()
             configuration.host = address.host
             configuration.port = address.port
-            let bound = try await RelayServer(configuration: configuration, tls: tls, store: store).bind()
+            let attachments = try BlobStore(root: directory.attachmentsPath)
+            let bound = try await RelayServer(configuration: configuration, tls: tls, store: store, attachments: attachments).bind()
             log("listening on \(HostPort(host: address.host, port: bound.port)), fingerprint \(identity.certificate.publicKeyFingerprint)")
 
             let serving = Task { try await bound.serve() }

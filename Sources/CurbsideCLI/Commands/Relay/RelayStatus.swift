@@ -21,6 +21,8 @@ extension Curbside.Relay {
             print("one-time prekeys   \(statistics.oneTimePrekeys)")
             print("queued envelopes   \(statistics.queuedEnvelopes)")
             print("queued bytes       \(statistics.queuedBytes)")
+            print("attachments        \(statistics.attachments)")
+            print("attachment bytes   \(statistics.attachmentBytes)")
         }
     }
 }

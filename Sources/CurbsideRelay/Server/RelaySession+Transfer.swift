@@ -1,0 +1,192 @@
+import CurbsideWire
+
+/// Sending envelopes and moving attachments (spec/relay.md §Store and forward, §Attachments).
+extension RelaySession {
+    /// Runs a request whose relay errors are answered without closing the connection.
+    func refusing(_ state: State, _ body: () async throws -> RelayMessage) async throws -> Outcome {
+        do {
+            return .reply(try await body(), state)
+        } catch let error as RelayError {
+            return .refuse(error)
+        }
+    }
+
+    func send(_ request: SendRequest, from sender: Handle, state: State) async throws -> Outcome {
+        guard try await store.identityKey(for: request.recipient) != nil else {
+            return .refuse(RelayError(.unknownHandle, "\(request.recipient) is not registered"))
+        }
+        let id = EnvelopeID(of: request.envelope)
+        if try await diskIsLow() {
+            // A retry of something already stored is still acknowledged: it takes no space.
+            guard let stored = try await store.storedEnvelope(id, for: request.recipient) else {
+                return .refuse(RelayError(.storageFull, "the relay's disk is nearly full; try again later"))
+            }
+            return .reply(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: stored.storedAt, expiresAt: stored.expiresAt)), state)
+        }
+        let now = Timestamp.now()
+        let expiresAt = now.adding(seconds: configuration.envelopeLifetimeSeconds)
+        let submission = Submission(
+            body: request.envelope,
+            sender: sender,
+            recipient: request.recipient,
+            attachments: request.attachments,
+            storedAt: now,
+            expiresAt: expiresAt,
+            maximumQueuedEnvelopes: configuration.maximumQueuedEnvelopesPerAccount,
+            maximumQueuedBytes: configuration.maximumQueuedBytesPerAccount
+        )
+        let outcome: EnqueueOutcome
+        do {
+            outcome = try await store.enqueue(submission)
+        } catch let error as RelayError {
+            return .refuse(error)
+        }
+        switch outcome {
+        case .stored(let sequence):
+            let delivered = DeliveredEnvelope(
+                sequence: UInt64(sequence),
+                envelopeID: id.bytes,
+                sender: sender,
+                storedAt: now,
+                envelope: request.envelope
+            )
+            await clients.push(.pushEnvelope(delivered), to: request.recipient)
+            return .reply(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: now, expiresAt: expiresAt)), state)
+        case .duplicate(_, let storedAt, let originalExpiry):
+            return .reply(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: storedAt, expiresAt: originalExpiry)), state)
+        case .queueFull:
+            return .refuse(RelayError(.quotaExceeded, "\(request.recipient)'s queue is full; try again later"))
+        case .unknownAttachment(let attachment):
+            return .refuse(RelayError(.unknownAttachment, "attachment \(attachment.hexString) is not a committed upload of \(sender)"))
+        }
+    }
+
+    func openUpload(_ request: OpenUpload, owner: Handle) async throws -> RelayMessage {
+        let now = Timestamp.now()
+        // Asking about an upload that exists is always answered; only a new one needs room.
+        if let existing = try await store.upload(owner: owner, id: request.attachmentID) {
+            return try await status(existing, sizeAsked: request.size)
+        }
+        if try await diskIsLow(needing: request.size) {
+            throw RelayError(.storageFull, "the relay's disk has no room for \(request.size) bytes; try again later")
+        }
+        let opening = try await store.openUpload(
+            owner: owner,
+            id: request.attachmentID,
+            size: request.size,
+            expiresAt: now.adding(seconds: configuration.uploadLifetimeSeconds),
+            quota: configuration.maximumAttachmentBytesPerAccount
+        )
+        switch opening {
+        case .opened(let upload), .sizeDiffers(let upload):
+            return try await status(upload, sizeAsked: request.size)
+        case .quotaExceeded(let used):
+            throw RelayError(
+                .quotaExceeded,
+                "\(owner) holds \(used) bytes of attachments; \(request.size) more would pass the quota of \(configuration.maximumAttachmentBytesPerAccount)"
+            )
+        }
+    }
+
+    func writeChunk(_ chunk: UploadChunk, owner: Handle) async throws -> RelayMessage {
+        guard let upload = try await store.upload(owner: owner, id: chunk.attachmentID) else {
+            throw RelayError(.unknownAttachment, "no upload \(chunk.attachmentID.hexString) is open for \(owner)")
+        }
+        let end = chunk.offset.addingReportingOverflow(UInt64(chunk.data.count))
+        if end.overflow || end.partialValue > upload.size {
+            throw RelayError(.beyondDeclaredSize, "bytes \(chunk.offset)..<\(chunk.offset + UInt64(chunk.data.count)) pass the declared size of \(upload.size)")
+        }
+        guard !upload.complete else {
+            throw RelayError(.offsetMismatch, "the upload is committed: the relay holds all \(upload.size) bytes")
+        }
+        do {
+            try await attachments.write(chunk.data, at: chunk.offset, to: upload.key, declaredSize: upload.size)
+        } catch let failure as BlobStore.Failure {
+            throw RelayError(failure)
+        }
+        return try await status(upload, sizeAsked: upload.size)
+    }
+
+    func commitUpload(_ id: [UInt8], owner: Handle) async throws -> RelayMessage {
+        guard let upload = try await store.upload(owner: owner, id: id) else {
+            throw RelayError(.unknownAttachment, "no upload \(id.hexString) is open for \(owner)")
+        }
+        if !upload.complete {
+            do {
+                try await attachments.commit(upload.key, declaredSize: upload.size, sha256: upload.id)
+            } catch let failure as BlobStore.Failure {
+                throw RelayError(failure)
+            }
+            try await store.markCommitted(upload.key, expiresAt: Timestamp.now().adding(seconds: configuration.uploadLifetimeSeconds))
+        }
+        guard let committed = try await store.upload(owner: owner, id: id) else {
+            throw RelayError(.unknownAttachment, "upload \(id.hexString) expired while it was committed")
+        }
+        return try await status(committed, sizeAsked: committed.size)
+    }
+
+    func download(_ request: DownloadRequest, by account: Handle) async throws -> RelayMessage {
+        // Another account's attachment, one not yet committed and one that does not exist look the same.
+        guard let attachment = try await store.downloadable(request.attachmentID, by: account) else {
+            throw RelayError(.unknownAttachment, "no attachment \(request.attachmentID.hexString) for \(account)")
+        }
+        guard request.offset <= attachment.size else {
+            throw RelayError(.beyondDeclaredSize, "offset \(request.offset) is past the attachment's \(attachment.size) bytes")
+        }
+        let length = Int(min(UInt64(request.length), attachment.size - request.offset))
+        let data: [UInt8]
+        do {
+            data = length == 0 ? [] : try await attachments.read(attachment.key, from: request.offset, length: length)
+        } catch let failure as BlobStore.Failure {
+            throw RelayError(failure)
+        }
+        guard data.count == length else {
+            throw RelayError(.unknownAttachment, "attachment \(request.attachmentID.hexString) was deleted while it was read")
+        }
+        return .attachmentData(AttachmentData(size: attachment.size, offset: request.offset, data: data))
+    }
+
+    /// The status frame for an upload, or `beyond_declared_size` when the client asked for another size.
+    private func status(_ upload: StoredAttachment, sizeAsked: UInt64) async throws -> RelayMessage {
+        guard upload.size == sizeAsked else {
+            throw RelayError(.beyondDeclaredSize, "the upload is open with size \(upload.size), not \(sizeAsked)")
+        }
+        let held = upload.complete ? upload.size : min(try await attachments.progress(upload.key) ?? 0, upload.size)
+        return .uploadStatus(
+            UploadStatus(
+                size: upload.size,
+                held: held,
+                state: upload.complete ? .complete : .uploading,
+                expiresAt: upload.expiresAt ?? Timestamp(millisecondsSince1970: 0)
+            )
+        )
+    }
+
+    /// Whether free disk space is below the reserve once `bytes` more are written.
+    func diskIsLow(needing bytes: UInt64 = 0) async throws -> Bool {
+        let available = try await attachments.availableBytes()
+        return available < configuration.minimumFreeDiskBytes || available - configuration.minimumFreeDiskBytes < bytes
+    }
+
+    /// Pushes the notices of a removal to connected senders and deletes the files of forgotten attachments.
+    func settle(_ removal: Removal) async {
+        for notice in removal.notices {
+            await clients.push(.pushNotice(notice.wire), to: notice.sender)
+        }
+        try? await attachments.delete(removal.attachmentFiles)
+    }
+}
+
+extension RelayError {
+    init(_ failure: BlobStore.Failure) {
+        switch failure {
+        case .offsetMismatch(let held): self.init(.offsetMismatch, "the relay holds \(held) bytes of this upload")
+        case .beyondDeclaredSize(let declared): self.init(.beyondDeclaredSize, "the chunk passes the declared size of \(declared)")
+        case .incomplete(let held, let declared): self.init(.uploadIncomplete, "the relay holds \(held) of \(declared) bytes")
+        case .hashMismatch: self.init(.attachmentHashMismatch, "the uploaded bytes do not hash to the attachment id; start again from 0")
+        case .unknown: self.init(.unknownAttachment, "the attachment's file is gone")
+        case .storageFull: self.init(.storageFull, "the relay's disk is full; try again later")
+        case .io(let detail): self.init(.storageFailed, "the relay could not use its disk: \(detail)")
+        }
+    }
+}

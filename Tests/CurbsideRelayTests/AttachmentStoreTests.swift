@@ -1,0 +1,139 @@
+import CurbsideTestSupport
+import CurbsideWire
+import Testing
+
+@testable import CurbsideRelay
+
+/// The store's side of attachments: ownership, quota, references from envelopes, deletion with the last one.
+@Suite("attachment records")
+struct AttachmentStoreTests {
+    let gp = try! Handle("amara.gp")
+    let derm = try! Handle("osei.derm")
+    let cardio = try! Handle("kofi.cardio")
+    let now = Timestamp(millisecondsSince1970: 1_767_225_600_000)
+    let image = SHA256.hash(Array("image bytes".utf8))
+
+    func opened(_ opening: UploadOpening) throws -> StoredAttachment {
+        guard case .opened(let upload) = opening else { throw RelayError(.unknownAttachment, "not opened: \(opening)") }
+        return upload
+    }
+
+    func committedUpload(_ store: SQLiteRelayStore, owner: Handle, id: [UInt8], size: UInt64 = 100) async throws -> StoredAttachment {
+        let upload = try opened(try await store.openUpload(owner: owner, id: id, size: size, expiresAt: now.adding(seconds: 60), quota: 1 << 30))
+        try await store.markCommitted(upload.key, expiresAt: now.adding(seconds: 60))
+        return upload
+    }
+
+    func submission(_ body: String, to recipient: Handle, attachments: [[UInt8]]) -> Submission {
+        Submission(
+            body: Array(body.utf8),
+            sender: gp,
+            recipient: recipient,
+            attachments: attachments,
+            storedAt: now,
+            expiresAt: now.adding(seconds: 3600)
+        )
+    }
+
+    @Test func reopeningAnswersTheSameUploadAndAnotherSizeIsRefused() async throws {
+        let store = try SQLiteRelayStore.inMemory()
+        let first = try opened(try await store.openUpload(owner: gp, id: image, size: 100, expiresAt: now, quota: 1000))
+        let again = try opened(try await store.openUpload(owner: gp, id: image, size: 100, expiresAt: now.adding(seconds: 9), quota: 1000))
+        #expect(again == first)
+        guard case .sizeDiffers(let existing) = try await store.openUpload(owner: gp, id: image, size: 101, expiresAt: now, quota: 1000) else {
+            Issue.record("another size was accepted")
+            return
+        }
+        #expect(existing.key == first.key)
+        // Another account's upload of the same id is its own.
+        let theirs = try opened(try await store.openUpload(owner: derm, id: image, size: 100, expiresAt: now, quota: 1000))
+        #expect(theirs.key != first.key)
+    }
+
+    @Test func theQuotaCountsDeclaredSizesAndRecordsNothingWhenPassed() async throws {
+        let store = try SQLiteRelayStore.inMemory()
+        _ = try opened(try await store.openUpload(owner: gp, id: image, size: 600, expiresAt: now, quota: 1000))
+        let second = SHA256.hash([2])
+        #expect(try await store.openUpload(owner: gp, id: second, size: 401, expiresAt: now, quota: 1000) == .quotaExceeded(used: 600))
+        #expect(try await store.upload(owner: gp, id: second) == nil)
+        _ = try opened(try await store.openUpload(owner: gp, id: second, size: 400, expiresAt: now, quota: 1000))
+        // Another account has its own quota.
+        _ = try opened(try await store.openUpload(owner: derm, id: second, size: 1000, expiresAt: now, quota: 1000))
+    }
+
+    @Test func aSendMayNameOnlyTheSendersCommittedAttachments() async throws {
+        let store = try SQLiteRelayStore.inMemory()
+        let uncommitted = try opened(try await store.openUpload(owner: gp, id: image, size: 10, expiresAt: now, quota: 1000))
+        #expect(try await store.enqueue(submission("a", to: derm, attachments: [image])) == .unknownAttachment(image))
+        let dermsOwn = SHA256.hash([9])
+        _ = try await committedUpload(store, owner: derm, id: dermsOwn)
+        #expect(try await store.enqueue(submission("a", to: derm, attachments: [dermsOwn])) == .unknownAttachment(dermsOwn))
+        #expect(try await store.statistics().queuedEnvelopes == 0, "a refused send stores nothing")
+
+        try await store.markCommitted(uncommitted.key, expiresAt: now.adding(seconds: 60))
+        guard case .stored = try await store.enqueue(submission("a", to: derm, attachments: [image])) else {
+            Issue.record("a committed attachment was refused")
+            return
+        }
+        let referenced = try #require(try await store.upload(owner: gp, id: image))
+        #expect(referenced.expiresAt == nil, "a referenced attachment lives by its envelopes")
+    }
+
+    @Test func onlyTheOwnerAndRecipientsOfQueuedEnvelopesMayDownload() async throws {
+        let store = try SQLiteRelayStore.inMemory()
+        let upload = try await committedUpload(store, owner: gp, id: image)
+        #expect(try await store.downloadable(image, by: gp)?.key == upload.key)
+        #expect(try await store.downloadable(image, by: derm) == nil)
+        _ = try await store.enqueue(submission("consult", to: derm, attachments: [image]))
+        #expect(try await store.downloadable(image, by: derm)?.key == upload.key)
+        #expect(try await store.downloadable(image, by: cardio) == nil)
+        // An upload that is not committed is nobody's to download, not even its owner's.
+        let partial = SHA256.hash([3])
+        _ = try opened(try await store.openUpload(owner: gp, id: partial, size: 5, expiresAt: now, quota: 1000))
+        #expect(try await store.downloadable(partial, by: gp) == nil)
+    }
+
+    @Test func anAttachmentIsForgottenWithTheLastEnvelopeThatNamesIt() async throws {
+        let store = try SQLiteRelayStore.inMemory()
+        let upload = try await committedUpload(store, owner: gp, id: image)
+        _ = try await store.enqueue(submission("to derm", to: derm, attachments: [image]))
+        _ = try await store.enqueue(submission("to cardio", to: cardio, attachments: [image]))
+        let forDerm = try await store.pending(for: derm, after: 0, limit: 1, maximumBytes: 1 << 20)
+        let first = try await store.acknowledge(forDerm.map(\.id), by: derm, now: now)
+        #expect(first.notices.count == 1 && first.attachmentFiles.isEmpty, "cardio's envelope still names it")
+        #expect(try await store.downloadable(image, by: cardio) != nil)
+        #expect(try await store.downloadable(image, by: derm) == nil, "derm's envelope is gone")
+
+        // cardio's envelope expires: the attachment goes with it.
+        let expired = try await store.expire(now: now.adding(seconds: 3600))
+        #expect(expired.notices.map(\.kind) == [.expired])
+        #expect(expired.attachmentFiles == [upload.key])
+        #expect(try await store.upload(owner: gp, id: image) == nil)
+        #expect(try await store.attachmentKeys().isEmpty)
+    }
+
+    @Test func uploadsNoEnvelopeNamesExpire() async throws {
+        let store = try SQLiteRelayStore.inMemory()
+        let kept = try await committedUpload(store, owner: gp, id: image)
+        _ = try await store.enqueue(submission("consult", to: derm, attachments: [image]))
+        let unsent = try opened(try await store.openUpload(owner: gp, id: SHA256.hash([1]), size: 5, expiresAt: now.adding(seconds: 10), quota: 1000))
+        #expect(try await store.expire(now: now.adding(seconds: 9)).attachmentFiles.isEmpty)
+        #expect(try await store.expire(now: now.adding(seconds: 10)).attachmentFiles == [unsent.key])
+        #expect(try await store.attachmentKeys() == [kept.key])
+    }
+
+    @Test func theQueueLimitIsCheckedInTheTransactionThatStores() async throws {
+        let store = try SQLiteRelayStore.inMemory()
+        func limited(_ body: String) -> Submission {
+            Submission(body: Array(body.utf8), sender: gp, recipient: derm, storedAt: now, expiresAt: now.adding(seconds: 60), maximumQueuedEnvelopes: 2)
+        }
+        // Sent at once, the group commit writes them together: exactly two fit.
+        let outcomes = try await withThrowingTaskGroup(of: EnqueueOutcome.self) { group in
+            for n in 0..<6 { group.addTask { try await store.enqueue(limited("envelope \(n)")) } }
+            return try await group.reduce(into: [EnqueueOutcome]()) { $0.append($1) }
+        }
+        #expect(outcomes.filter { if case .stored = $0 { true } else { false } }.count == 2)
+        #expect(outcomes.filter { $0 == .queueFull }.count == 4)
+        #expect(try await store.statistics().queuedEnvelopes == 2)
+    }
+}
