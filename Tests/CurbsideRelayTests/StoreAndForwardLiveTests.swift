@@ -20,9 +20,12 @@ final class FileRelay: @unchecked Sendable {
     let cardio = (handle: try! Handle("kofi.cardio"), key: SigningKey())
     let configure: @Sendable (inout RelayConfiguration) -> Void
 
-    /// - Parameter directory: where the store and attachments go; a fresh temporary directory by default.
+    /// - Parameters:
+    ///   - directory: where the store and attachments go; a fresh temporary directory by default.
+    ///   - register: register gp, derm and cardio (false to reopen another relay's directory).
     init(
         directory: URL = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-relay-\(UUID())"),
+        register: Bool = true,
         configure: @escaping @Sendable (inout RelayConfiguration) -> Void = { _ in }
     ) async throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -30,7 +33,7 @@ final class FileRelay: @unchecked Sendable {
         attachmentsPath = directory.appendingPathComponent("attachments").path
         self.configure = configure
         let keys = KeyDirectory(store: try SQLiteRelayStore(path: path))
-        for (handle, key) in [gp, derm, cardio] {
+        for (handle, key) in register ? [gp, derm, cardio] : [] {
             let code = try await keys.enroll(handle, now: .now())
             try await keys.register(handle, identityKey: key.verifyingKey, code: code, now: .now())
         }
@@ -98,6 +101,21 @@ final class RelayTestSession: @unchecked Sendable {
             pushes.append(try RelayMessage(decoding: frame))
         }
         return nil
+    }
+
+    /// Writes requests without waiting for their answers (pipelining).
+    func write(_ messages: [RelayMessage]) async throws {
+        for message in messages {
+            nextID += 1
+            try await outbound.write(message.frame(requestID: nextID))
+        }
+    }
+
+    /// Every frame until the relay closes the connection.
+    func drain() async throws -> [Frame] {
+        var frames: [Frame] = []
+        while let frame = try await inbound.next() { frames.append(frame) }
+        return frames
     }
 
     func nextPush() async throws -> RelayMessage? {
@@ -262,5 +280,36 @@ struct RelayQuotaTests {
             guard case .envelopes(let pending) = try await derm.request(.fetch(after: 0, limit: 10)) else { return }
             #expect(pending.map(\.envelope) == [[1], [2]], "nothing stored beyond the quota, nothing lost")
         }
+    }
+}
+
+@Suite("relay shutdown", .serialized)
+struct RelayShutdownTests {
+    /// Stopping while sends are in flight: every request the relay started is committed and answered before its
+    /// connection closes, so what the sender saw `stored` and what the store holds are the same envelopes.
+    @Test func stoppingAnswersWhatItCommittedAndClosesEveryConnection() async throws {
+        let relay = try await FileRelay()
+        let bodies = (0..<40).map { [UInt8]("envelope \($0)".utf8) }
+        let answered = try await relay.session(relay.gp) { gp in
+            try await gp.write(bodies.map { .send(try SendRequest(recipient: relay.derm.handle, envelope: $0)) })
+            // Stop once the relay is working through them, while later ones are still to come.
+            let first = try await gp.next()
+            await relay.stop()  // returns once every connection is closed and every session has ended
+            let rest = try await gp.drain().map { try RelayMessage(decoding: $0) }
+            return ([first].compactMap { $0 } + rest).compactMap { message -> [UInt8]? in
+                guard case .stored(let receipt) = message else { return nil }
+                return receipt.envelopeID
+            }
+        }
+        try await relay.start()
+        defer { Task { await relay.stop() } }
+        let held = try await relay.session(relay.derm) { derm in
+            guard case .envelopes(let pending) = try await derm.request(.fetch(after: 0, limit: 100)) else { return [[UInt8]]() }
+            return pending.map(\.envelopeID)
+        }
+        print("shutdown: \(answered.count) of \(bodies.count) sends answered before the relay stopped")
+        #expect(!answered.isEmpty)
+        #expect(Set(held) == Set(answered), "committed \(held.count), answered \(answered.count)")
+        #expect(Set(answered).isSubset(of: Set(bodies.map(SHA256.hash))))
     }
 }

@@ -99,6 +99,10 @@ extension RelaySession {
         guard !upload.complete else {
             throw RelayError(.offsetMismatch, "the upload is committed: the relay holds all \(upload.size) bytes")
         }
+        // The free-space reserve is kept for acknowledgements: an upload opened earlier stops when the disk fills.
+        if try await diskIsLow(needing: UInt64(chunk.data.count)) {
+            throw RelayError(.storageFull, "the relay's disk has no room for this chunk; try again later")
+        }
         do {
             try await attachments.write(chunk.data, at: chunk.offset, to: upload.key, declaredSize: upload.size)
         } catch let failure as BlobStore.Failure {
