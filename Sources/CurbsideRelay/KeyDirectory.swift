@@ -56,7 +56,10 @@ public struct KeyDirectory: Sendable {
     ///
     /// - Throws: `RelayError.enrollmentInvalid` (including a code that is not 20 code characters), `.handleTaken`.
     public func register(_ request: RegisterRequest, now: Timestamp) async throws {
-        guard let code = EnrollmentCode(String(decoding: request.enrollmentCode, as: UTF8.self)) else {
+        // On the wire the code is already normalised (spec/relay.md §Registration): exactly 20 alphabet characters.
+        guard request.enrollmentCode.allSatisfy({ EnrollmentCode.alphabet.contains(Character(Unicode.Scalar($0))) }),
+            let code = EnrollmentCode(String(decoding: request.enrollmentCode, as: UTF8.self))
+        else {
             throw RelayError(.enrollmentInvalid, "the enrollment code is not 20 code characters")
         }
         try await register(request.handle, identityKey: request.identityKey, code: code, now: now)

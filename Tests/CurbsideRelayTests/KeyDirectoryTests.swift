@@ -54,6 +54,35 @@ struct KeyDirectoryTests {
         #expect(reused?.code == .enrollmentInvalid)
     }
 
+    /// A person's typing is normalised by the client; on the wire only the 20 upper-case code characters count.
+    @Test func aRegisterRequestMustCarryTheNormalisedCode() async throws {
+        let directory = KeyDirectory(store: try SQLiteRelayStore.inMemory())
+        let derm = Provider("osei.derm")
+        let code = try await directory.enroll(derm.handle, now: now)
+        let challenge = LoginChallenge.random()
+        let binding = [UInt8](repeating: 1, count: 32)
+        for variant in [code.characters.lowercased(), code.characters.replacingOccurrences(of: "0", with: "O")] where variant != code.characters {
+            let request = RegisterRequest(
+                handle: derm.handle,
+                enrollmentCode: Array(variant.utf8),
+                challenge: challenge,
+                channelBinding: binding,
+                signedBy: derm.key
+            )
+            let refused = await #expect(throws: RelayError.self) { try await directory.register(request, now: now) }
+            #expect(refused?.code == .enrollmentInvalid)
+        }
+        let exact = RegisterRequest(
+            handle: derm.handle,
+            enrollmentCode: Array(code.characters.utf8),
+            challenge: challenge,
+            channelBinding: binding,
+            signedBy: derm.key
+        )
+        try await directory.register(exact, now: now)
+        #expect(try await directory.store.identityKey(for: derm.handle) == derm.key.verifyingKey)
+    }
+
     @Test func aHandleOrKeyCannotBeTakenTwice() async throws {
         let directory = KeyDirectory(store: try SQLiteRelayStore.inMemory())
         let derm = Provider("osei.derm")

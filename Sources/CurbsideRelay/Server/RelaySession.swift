@@ -96,31 +96,22 @@ struct RelaySession {
         }
         switch (state, message) {
         case (.awaitingLogin(let challenge), .login(let login)):
-            guard await limiter.allows(peerAddress) else {
+            guard let attempt = await limiter.admit(peerAddress) else {
                 throw RelayError(.rateLimited, "too many failed logins from this address; try again later")
             }
             guard let key = try await directory.store.identityKey(for: login.handle) else {
-                await limiter.recordFailure(peerAddress)
                 throw RelayError(.loginFailed, "login failed")
             }
-            do {
-                try login.verify(identityKey: key, challenge: challenge, channelBinding: binding)
-            } catch {
-                await limiter.recordFailure(peerAddress)
-                throw error
-            }
+            try login.verify(identityKey: key, challenge: challenge, channelBinding: binding)
+            await limiter.succeeded(attempt)
             return .reply(.loginAccepted, .loggedIn(login.handle))
         case (.awaitingLogin(let challenge), .register(let request)):
-            guard await limiter.allows(peerAddress) else {
+            guard let attempt = await limiter.admit(peerAddress) else {
                 throw RelayError(.rateLimited, "too many failed attempts from this address; try again later")
             }
-            do {
-                try request.verify(challenge: challenge, channelBinding: binding)
-                try await directory.register(request, now: .now())
-            } catch {
-                await limiter.recordFailure(peerAddress)
-                throw error
-            }
+            try request.verify(challenge: challenge, channelBinding: binding)
+            try await directory.register(request, now: .now())
+            await limiter.succeeded(attempt)
             return .reply(.registered, .loggedIn(request.handle))
         case (.loggedIn(let handle), .publishPrekeys(let upload)):
             do {
