@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "curbside", targets: ["curbside"]),
         .library(name: "CurbsideWire", targets: ["CurbsideWire"]),
+        .library(name: "CurbsideClient", targets: ["CurbsideClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -45,16 +46,37 @@ let package = Package(
                 .product(name: "NIOTLS", package: "swift-nio"),
             ]
         ),
+        // Relay frames over TLS on SwiftNIO: the frame codec and client connections, shared by relay and client.
+        .target(
+            name: "CurbsideTransport",
+            dependencies: [
+                "CurbsideWire",
+                "CurbsideTLS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         // The relay: SQLite store (GRDB), sessions, delivery, expiry.
         .target(
             name: "CurbsideRelay",
             dependencies: [
                 "CurbsideWire",
                 "CurbsideTLS",
+                "CurbsideTransport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
+        // The client library: relay connections, profiles, contacts, consults, receipts.
+        .target(
+            name: "CurbsideClient",
+            dependencies: [
+                "CurbsideWire",
+                "CurbsideTLS",
+                "CurbsideTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         .target(
@@ -63,6 +85,7 @@ let package = Package(
                 "CurbsideWire",
                 "CurbsideTLS",
                 "CurbsideRelay",
+                "CurbsideClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -108,6 +131,8 @@ let package = Package(
             dependencies: [
                 "CurbsideRelay",
                 "CurbsideTLS",
+                "CurbsideTransport",
+                "CurbsideClient",
                 "CurbsideTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -117,7 +142,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CurbsideCLITests",
-            dependencies: ["CurbsideCLI", "CurbsideTestSupport"]
+            dependencies: ["CurbsideCLI", "CurbsideClient", "CurbsideTLS", "CurbsideWire", "CurbsideTestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

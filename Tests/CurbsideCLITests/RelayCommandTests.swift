@@ -1,4 +1,6 @@
+import CurbsideClient
 import CurbsideTLS
+import CurbsideWire
 import Foundation
 import Testing
 
@@ -75,7 +77,10 @@ struct RelayCommandTests {
         let base = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: base) }
         let data = "\(base)/relay"
-        #expect(try Executable.run(["relay", "init", "--data", data, "--listen", "127.0.0.1:0"]).status == 0)
+        let created = try Executable.run(["relay", "init", "--data", data, "--listen", "127.0.0.1:0"])
+        #expect(created.status == 0)
+        let fingerprintLine = try #require(created.stdout.split(separator: "\n").first { $0.hasPrefix("fingerprint") })
+        let pin = try #require(PublicKeyFingerprint(String(fingerprintLine.split(separator: " ").last ?? "")))
 
         let serve = Process()
         serve.executableURL = Executable.url
@@ -110,6 +115,34 @@ struct RelayCommandTests {
         probe.waitUntilExit()
         #expect(bytes.contains("000200000000"), "challenge: \(bytes)")
         #expect(bytes.contains("00010000000001f5"), "error frame 501: \(bytes)")
+
+        // The relay keeps serving a well-behaved client on another connection: the operator enrolls a provider
+        // while it runs, and the client registers, publishes prekeys and fetches its own bundle.
+        let enrolled = try Executable.run(["relay", "enroll", "--data", data, "osei.derm"])
+        let codeText = try #require(enrolled.stdout.firstMatch(of: /[0-9A-Z]{5}-[0-9A-Z]{5}-[0-9A-Z]{5}-[0-9A-Z]{5}/)).output
+        let code = Array(codeText.replacing("-", with: "").utf8)
+        let tls = try TLSContext(configuration: .client(trust: .pinnedPublicKeys([pin]), applicationProtocols: ["curbside/1"]))
+        let client = try await RelayConnection.open(host: "127.0.0.1", port: relayPort, tls: tls)
+        let derm = (handle: try Handle("osei.derm"), key: SigningKey())
+        try await client.register(derm.handle, identity: derm.key, enrollmentCode: code)
+        let signed = SignedPrekey(
+            id: 1,
+            publicKey: AgreementKey.Private().publicKey,
+            expiresAt: Timestamp.now().adding(seconds: 30 * 86_400),
+            signedBy: derm.key
+        )
+        let oneTime = OneTimePrekey(id: 100, publicKey: AgreementKey.Private().publicKey, signedBy: derm.key)
+        let published = try await client.request(.publishPrekeys(try PrekeyUpload(signedPrekey: signed, oneTimePrekeys: [oneTime])))
+        #expect(published == .prekeysPublished(oneTimePrekeysHeld: 1))
+        guard case .bundle(let bundle) = try await client.request(.fetchBundle(derm.handle)) else {
+            Issue.record("no bundle")
+            return
+        }
+        try bundle.verify(now: .now(), expecting: Party(identityKey: derm.key.verifyingKey, handle: derm.handle))
+        #expect(bundle.oneTimePrekey == oneTime)
+        await client.close()
+        let status = try Executable.run(["relay", "status", "--data", data])
+        #expect(status.stdout.contains("accounts           1"), "relay status works while the relay runs: \(status.stdout)")
 
         kill(serve.processIdentifier, SIGTERM)
         for _ in 0..<100 where serve.isRunning { try await Task.sleep(for: .milliseconds(50)) }

@@ -1,4 +1,5 @@
 import CurbsideTLS
+import CurbsideTransport
 import CurbsideTestSupport
 import CurbsideWire
 import Foundation
@@ -409,33 +410,14 @@ struct RelayLimitTests {
 }
 
 /// A TLS client connection to a relay on 127.0.0.1 pinned to `LiveRelay.identity`, speaking frames.
-///
-/// A connection whose handshake fails is finished before the error is thrown, as NIO requires.
 func connectRelayClient(port: Int) async throws -> (NIOAsyncChannel<Frame, Frame>, TLSHandshakeCompletedEvent) {
     let tls = try TLSContext(
         configuration: .client(
             trust: .pinnedPublicKeys([LiveRelay.identity.certificate.publicKeyFingerprint]),
-            applicationProtocols: ["curbside/1"]
+            applicationProtocols: [RelayTransport.applicationProtocol]
         )
     )
-    let (channel, handshake) = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-        .connect(host: "127.0.0.1", port: port) { channel in
-            channel.eventLoop.makeCompletedFuture {
-                let handshake = channel.eventLoop.makePromise(of: TLSHandshakeCompletedEvent.self)
-                let sync = channel.pipeline.syncOperations
-                try sync.addHandler(TLSHandler(context: tls))
-                try sync.addHandler(HandshakeObserver(handshake))
-                try sync.addHandler(ByteToMessageHandler(FrameDecoder()))
-                try sync.addHandler(MessageToByteHandler(FrameEncoder()))
-                return (try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel), handshake.futureResult)
-            }
-        }
-    do {
-        return (channel, try await handshake.get())
-    } catch {
-        try? await channel.executeThenClose { _, _ in }
-        throw error
-    }
+    return try await RelayTransport.connect(host: "127.0.0.1", port: port, tls: tls)
 }
 
 func relayShell(_ command: String) throws -> (status: Int32, output: String) {

@@ -1,4 +1,5 @@
 import CurbsideTLS
+import CurbsideTransport
 import CurbsideWire
 import NIOConcurrencyHelpers
 import NIOCore

@@ -12,6 +12,12 @@ public struct RelayError: ErrorDomain, Hashable, CustomStringConvertible {
         self.detail = detail
     }
 
+    /// The error an error frame carries; a code this version does not know keeps its number.
+    public init(frameCode: UInt16, detail: String) {
+        let known = Self.allCodes.first { $0.rawValue == frameCode }
+        self.init(known ?? Code(frameCode, "unknown_\(frameCode)", "relay error \(frameCode)"), detail)
+    }
+
     public var description: String { "relay: \(detail)" }
 
     public static let allCodes: [Code] = [

@@ -1,0 +1,278 @@
+import CurbsideTLS
+import CurbsideTransport
+import CurbsideWire
+import NIOCore
+
+/// Why a conversation with the relay failed.
+public enum RelayClientError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The relay answered with an error frame: its code and detail (spec/relay.md §Errors).
+    case refused(RelayError)
+    /// The connection ended (or could not be made) before the answer arrived; what was asked may or may not have
+    /// happened, and asking again is safe for every request of the protocol.
+    case connectionLost(String)
+    /// No answer within the time allowed; the connection is closed.
+    case timedOut(seconds: Int)
+    /// The relay sent something the protocol does not allow here.
+    case protocolViolation(String)
+
+    public var description: String {
+        switch self {
+        case .refused(let error): "the relay refused: \(error.code.identifier) (\(error.detail))"
+        case .connectionLost(let why): "the connection to the relay was lost: \(why)"
+        case .timedOut(let seconds): "the relay did not answer within \(seconds) s"
+        case .protocolViolation(let what): "the relay broke the protocol: \(what)"
+        }
+    }
+
+    /// The relay's error code, when it refused.
+    public var relayCode: RelayError.Code? {
+        if case .refused(let error) = self { error.code } else { nil }
+    }
+}
+
+/// One TLS connection to a relay, with the login challenge read: requests are matched to answers by request id, so
+/// several may be outstanding at once, and frames the relay pushes arrive on `pushes`.
+public actor RelayConnection {
+    /// The TLS handshake's details: the channel binding that logins sign and the relay's key fingerprint.
+    public nonisolated let handshake: TLSHandshakeCompletedEvent
+    /// The challenge this connection's login or registration must sign.
+    public nonisolated let challenge: LoginChallenge
+    /// Pushed envelopes, notices and prekey warnings (request id 0), in arrival order; ends with the connection.
+    public nonisolated let pushes: AsyncStream<RelayMessage>
+
+    private let channel: any Channel
+    /// Frames to write, in the order requests were made (pipelined upload chunks depend on it).
+    private let writes: AsyncStream<Frame>.Continuation
+    private let pushContinuation: AsyncStream<RelayMessage>.Continuation
+    private var waiting: [UInt32: CheckedContinuation<RelayMessage, any Error>] = [:]
+    private var nextRequestID: UInt32 = 1
+    private var closedReason: String?
+
+    /// Connects, completes TLS (pinned or CA-verified as `tls` says) and reads the challenge.
+    ///
+    /// - Throws: `RelayClientError.connectionLost` when the relay cannot be reached or closes first, TLS errors
+    ///   from the handshake (a pin that does not match is `TLSError`), `.protocolViolation` when the first frame is
+    ///   not a challenge.
+    public static func open(
+        host: String,
+        port: Int,
+        tls: TLSContext,
+        timeout: Duration = .seconds(30)
+    ) async throws -> RelayConnection {
+        let (channel, handshake): (NIOAsyncChannel<Frame, Frame>, TLSHandshakeCompletedEvent)
+        do {
+            (channel, handshake) = try await RelayTransport.connect(
+                host: host,
+                port: port,
+                tls: tls,
+                connectTimeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)
+            )
+        } catch let error as TLSError {
+            throw error
+        } catch {
+            throw RelayClientError.connectionLost("\(host):\(port): \(error)")
+        }
+        // The channel lives in a task that owns its inbound stream; the first frame (the challenge) and the writer
+        // are handed back to this function, everything after is dispatched by request id.
+        let (start, startContinuation) = AsyncStream<Result<(LoginChallenge, NIOAsyncChannelOutboundWriter<Frame>), any Error>>.makeStream()
+        let (pushes, pushContinuation) = AsyncStream<RelayMessage>.makeStream()
+        let box = ConnectionBox()
+        Task {
+            do {
+                try await channel.executeThenClose { inbound, outbound in
+                    var frames = inbound.makeAsyncIterator()
+                    guard let first = try await frames.next() else {
+                        throw RelayClientError.connectionLost("the relay closed before its challenge")
+                    }
+                    guard case .challenge(let challenge) = try Self.decode(first) else {
+                        throw RelayClientError.protocolViolation("the first frame is type \(first.type), not a challenge")
+                    }
+                    startContinuation.yield(.success((challenge, outbound)))
+                    startContinuation.finish()
+                    let connection = await box.connection()
+                    while let frame = try await frames.next() {
+                        await connection.dispatch(frame)
+                    }
+                    await connection.finish("the relay closed the connection")
+                }
+            } catch {
+                startContinuation.yield(.failure(error))
+                startContinuation.finish()
+                await box.connectionIfSet()?.finish("\(error)")
+            }
+            pushContinuation.finish()
+        }
+        var iterator = start.makeAsyncIterator()
+        guard let started = await iterator.next() else {
+            throw RelayClientError.connectionLost("the connection ended before the challenge")
+        }
+        let (challenge, outbound) = try started.get()
+        let connection = RelayConnection(
+            handshake: handshake,
+            challenge: challenge,
+            outbound: outbound,
+            channel: channel.channel,
+            pushes: pushes,
+            pushContinuation: pushContinuation
+        )
+        await box.set(connection)
+        return connection
+    }
+
+    private init(
+        handshake: TLSHandshakeCompletedEvent,
+        challenge: LoginChallenge,
+        outbound: NIOAsyncChannelOutboundWriter<Frame>,
+        channel: any Channel,
+        pushes: AsyncStream<RelayMessage>,
+        pushContinuation: AsyncStream<RelayMessage>.Continuation
+    ) {
+        self.handshake = handshake
+        self.challenge = challenge
+        self.channel = channel
+        let (frames, writes) = AsyncStream<Frame>.makeStream()
+        self.writes = writes
+        self.pushes = pushes
+        self.pushContinuation = pushContinuation
+        Task { [weak self] in
+            do {
+                for await frame in frames { try await outbound.write(frame) }
+                // The client closed: everything asked is written; close_notify goes out as the channel closes.
+                channel.close(promise: nil)
+            } catch {
+                await self?.finish("write failed: \(error)")
+                channel.close(promise: nil)
+            }
+        }
+    }
+
+    /// Logs in as `handle`, signing this connection's challenge and channel binding with `identity`.
+    ///
+    /// - Throws: `RelayClientError.refused` with `login_failed` or `rate_limited` (the relay then closes).
+    public func login(as handle: Handle, identity: SigningKey) async throws {
+        let login = LoginRequest(handle: handle, challenge: challenge, channelBinding: handshake.channelBinding, signedBy: identity)
+        try await expect(.loginAccepted, from: .login(login))
+    }
+
+    /// Registers `handle` with `identity` using the operator's enrollment code (already normalised) and is then
+    /// logged in.
+    public func register(_ handle: Handle, identity: SigningKey, enrollmentCode: [UInt8]) async throws {
+        let request = RegisterRequest(
+            handle: handle,
+            enrollmentCode: enrollmentCode,
+            challenge: challenge,
+            channelBinding: handshake.channelBinding,
+            signedBy: identity
+        )
+        try await expect(.registered, from: .register(request))
+    }
+
+    /// Sends `message` and waits for the frame that answers it.
+    ///
+    /// - Throws: `RelayClientError.refused` for an error frame (the connection may go on), `.connectionLost`,
+    ///   `.timedOut` (the connection is then closed, so a late answer cannot be confused with another).
+    public func request(_ message: RelayMessage, timeout: Duration = .seconds(60)) async throws -> RelayMessage {
+        if let closedReason { throw RelayClientError.connectionLost(closedReason) }
+        let id = nextRequestID
+        nextRequestID = nextRequestID == UInt32.max ? 1 : nextRequestID + 1
+        let timer = Task { [weak self] in
+            try await Task.sleep(for: timeout)
+            await self?.timeOut(id, seconds: Int(timeout.components.seconds))
+        }
+        defer { timer.cancel() }
+        return try await withCheckedThrowingContinuation { continuation in
+            waiting[id] = continuation
+            writes.yield(message.frame(requestID: id))
+        }
+    }
+
+    /// Sends close_notify and waits (up to 5 s) for the relay to close its side; outstanding requests fail with
+    /// `connectionLost`.
+    public func close() async {
+        finish("closed by the client")
+        writes.finish()
+        let channel = self.channel
+        let deadline = Task {
+            try await Task.sleep(for: .seconds(5))
+            try await channel.close()
+        }
+        try? await channel.closeFuture.get()
+        deadline.cancel()
+    }
+
+    private func expect(_ answer: RelayMessage, from message: RelayMessage) async throws {
+        let reply = try await request(message)
+        guard reply == answer else {
+            throw RelayClientError.protocolViolation("expected \(answer.frameType), got \(reply.frameType)")
+        }
+    }
+
+    fileprivate func dispatch(_ frame: Frame) {
+        let message: RelayMessage
+        do {
+            message = try Self.decode(frame)
+        } catch {
+            // A relay that sends what we cannot read: stop trusting the connection.
+            finish("undecodable frame of type \(frame.type): \(error)")
+            channel.close(promise: nil)
+            return
+        }
+        if let continuation = waiting.removeValue(forKey: frame.requestID) {
+            if case .error(let code, let detail) = message {
+                continuation.resume(throwing: RelayClientError.refused(RelayError(frameCode: code, detail: detail)))
+            } else {
+                continuation.resume(returning: message)
+            }
+        } else if frame.requestID == 0, case .error(let code, let detail) = message {
+            // The relay is closing the connection for this reason; everyone waiting learns it.
+            let error = RelayClientError.refused(RelayError(frameCode: code, detail: detail))
+            for continuation in waiting.values { continuation.resume(throwing: error) }
+            waiting = [:]
+            closedReason = "\(error)"
+        } else if frame.requestID == 0 {
+            pushContinuation.yield(message)
+        }
+        // An answer to nothing we asked (a request that timed out) is dropped.
+    }
+
+    fileprivate func finish(_ reason: String) {
+        if closedReason == nil { closedReason = reason }
+        for continuation in waiting.values { continuation.resume(throwing: RelayClientError.connectionLost(reason)) }
+        waiting = [:]
+        pushContinuation.finish()
+    }
+
+    private func timeOut(_ id: UInt32, seconds: Int) {
+        guard let continuation = waiting.removeValue(forKey: id) else { return }
+        continuation.resume(throwing: RelayClientError.timedOut(seconds: seconds))
+        finish("no answer within \(seconds) s")
+        channel.close(promise: nil)
+    }
+
+    private static func decode(_ frame: Frame) throws -> RelayMessage {
+        do {
+            return try RelayMessage(decoding: frame)
+        } catch {
+            throw RelayClientError.protocolViolation("\(error)")
+        }
+    }
+}
+
+/// Hands the connection to the reader task once it exists.
+private actor ConnectionBox {
+    private var value: RelayConnection?
+    private var waiters: [CheckedContinuation<RelayConnection, Never>] = []
+
+    func set(_ connection: RelayConnection) {
+        value = connection
+        for waiter in waiters { waiter.resume(returning: connection) }
+        waiters = []
+    }
+
+    func connection() async -> RelayConnection {
+        if let value { return value }
+        return await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func connectionIfSet() -> RelayConnection? { value }
+}

@@ -1,0 +1,44 @@
+import CurbsideTLS
+import CurbsideWire
+import NIOCore
+import NIOPosix
+
+/// Opening a framed TLS connection to a relay (spec/transport.md, spec/relay.md §Framing).
+public enum RelayTransport {
+    /// The ALPN protocol every relay connection negotiates.
+    public static let applicationProtocol = "curbside/1"
+
+    /// Connects to `host:port`, completes the TLS handshake with `tls` and returns a channel of frames with the
+    /// handshake's details (the channel binding the login signs, the peer's key fingerprint).
+    ///
+    /// A connection whose handshake fails is finished before the error is thrown, as NIO requires.
+    public static func connect(
+        host: String,
+        port: Int,
+        tls: TLSContext,
+        connectTimeout: TimeAmount = .seconds(10),
+        maximumFrameLength: Int = Frame.protocolMaximumLength,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> (NIOAsyncChannel<Frame, Frame>, TLSHandshakeCompletedEvent) {
+        let (channel, handshake) = try await ClientBootstrap(group: group)
+            .connectTimeout(connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let handshake = channel.eventLoop.makePromise(of: TLSHandshakeCompletedEvent.self)
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(TLSHandler(context: tls))
+                    try sync.addHandler(HandshakeObserver(handshake))
+                    try sync.addHandler(ByteToMessageHandler(FrameDecoder(maximumLength: maximumFrameLength)))
+                    try sync.addHandler(MessageToByteHandler(FrameEncoder()))
+                    return (try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel), handshake.futureResult)
+                }
+            }
+        do {
+            return (channel, try await handshake.get())
+        } catch {
+            try? await channel.executeThenClose { _, _ in }
+            throw error
+        }
+    }
+}

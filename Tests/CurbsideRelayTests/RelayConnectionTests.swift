@@ -1,0 +1,102 @@
+import CurbsideClient
+import CurbsideTLS
+import CurbsideTestSupport
+import CurbsideWire
+import Foundation
+import Testing
+
+@testable import CurbsideRelay
+
+/// The client library's connection against a live relay: login, pipelined requests, pushes, refusals, loss.
+@Suite("client connection", .serialized)
+struct RelayConnectionTests {
+    static func clientTLS(pin: PublicKeyFingerprint = LiveRelay.identity.certificate.publicKeyFingerprint) throws -> TLSContext {
+        try TLSContext(configuration: .client(trust: .pinnedPublicKeys([pin]), applicationProtocols: ["curbside/1"]))
+    }
+
+    @Test func registersLogsInPipelinesAndReceivesPushes() async throws {
+        let relay = try await FileRelay()
+        defer { Task { await relay.stop() } }
+        let nurse = (handle: try Handle("ana.nurse"), key: SigningKey())
+        let code = try await KeyDirectory(store: try SQLiteRelayStore(path: relay.path)).enroll(nurse.handle, now: .now())
+
+        let registering = try await RelayConnection.open(host: "127.0.0.1", port: relay.port, tls: try Self.clientTLS())
+        try await registering.register(nurse.handle, identity: nurse.key, enrollmentCode: Array(code.characters.utf8))
+        await registering.close()
+
+        let receiving = try await RelayConnection.open(host: "127.0.0.1", port: relay.port, tls: try Self.clientTLS())
+        try await receiving.login(as: nurse.handle, identity: nurse.key)
+        let sending = try await RelayConnection.open(host: "127.0.0.1", port: relay.port, tls: try Self.clientTLS())
+        try await sending.login(as: relay.gp.handle, identity: relay.gp.key)
+
+        // Fifty sends at once on one connection: each answer finds its request.
+        let bodies = (0..<50).map { [UInt8]("consult \($0)".utf8) }
+        let receipts = try await withThrowingTaskGroup(of: ([UInt8], RelayMessage).self) { group in
+            for body in bodies {
+                group.addTask { (body, try await sending.request(.send(try SendRequest(recipient: nurse.handle, envelope: body)))) }
+            }
+            return try await group.reduce(into: [([UInt8], RelayMessage)]()) { $0.append($1) }
+        }
+        for (body, reply) in receipts {
+            guard case .stored(let receipt) = reply else {
+                Issue.record("expected stored, got \(reply)")
+                continue
+            }
+            #expect(receipt.envelopeID == SHA256.hash(body))
+        }
+        var pushed: Set<[UInt8]> = []
+        for await push in receiving.pushes {
+            if case .pushEnvelope(let envelope) = push { pushed.insert(envelope.envelope) }
+            if pushed.count == bodies.count { break }
+        }
+        #expect(pushed == Set(bodies))
+
+        // A refusal is typed and the connection goes on.
+        do {
+            _ = try await sending.request(.fetchBundle(try Handle("nobody.here")))
+            Issue.record("an unknown handle was answered")
+        } catch let error as RelayClientError {
+            #expect(error.relayCode == .unknownHandle)
+        }
+        #expect(try await sending.request(.fetchNotices(after: 0)) == .notices([]))
+        await sending.close()
+        await receiving.close()
+    }
+
+    @Test func aWrongPinFailsTheHandshakeAndAFailedLoginIsTyped() async throws {
+        let relay = try await FileRelay()
+        defer { Task { await relay.stop() } }
+        let stranger = try TLSIdentity.selfSigned(names: ["localhost"]).certificate.publicKeyFingerprint
+        await #expect(throws: TLSError.self) {
+            _ = try await RelayConnection.open(host: "127.0.0.1", port: relay.port, tls: try Self.clientTLS(pin: stranger))
+        }
+        let connection = try await RelayConnection.open(host: "127.0.0.1", port: relay.port, tls: try Self.clientTLS())
+        do {
+            try await connection.login(as: relay.gp.handle, identity: SigningKey())
+            Issue.record("a login with the wrong key was accepted")
+        } catch let error as RelayClientError {
+            #expect(error.relayCode == .loginFailed)
+        }
+        // The relay closed after the failed login: the next request fails at once.
+        await #expect(throws: RelayClientError.self) { _ = try await connection.request(.fetchNotices(after: 0)) }
+    }
+
+    @Test func aRelayThatGoesAwayFailsOutstandingRequests() async throws {
+        let relay = try await FileRelay()
+        let connection = try await RelayConnection.open(host: "127.0.0.1", port: relay.port, tls: try Self.clientTLS())
+        try await connection.login(as: relay.gp.handle, identity: relay.gp.key)
+        await relay.stop()
+        do {
+            _ = try await connection.request(.fetchNotices(after: 0), timeout: .seconds(10))
+            Issue.record("a stopped relay answered")
+        } catch let error as RelayClientError {
+            guard case .connectionLost = error else {
+                Issue.record("expected connectionLost, got \(error)")
+                return
+            }
+        }
+        await #expect(throws: RelayClientError.self) {
+            _ = try await RelayConnection.open(host: "127.0.0.1", port: relay.port, tls: try Self.clientTLS())
+        }
+    }
+}
