@@ -312,3 +312,88 @@ extension BlobStoreTests {
         #expect(try await store.read(1, from: 0, length: bytes.count) == bytes)
     }
 }
+
+extension AttachmentLiveTests {
+    /// Offsets near 2^64 are refused with an error, not an overflow that would stop the relay.
+    @Test func chunksAtHugeOffsetsAreRefusedAndTheRelayCarriesOn() async throws {
+        let relay = try await FileRelay()
+        defer { Task { await relay.stop() } }
+        let (bytes, id) = Self.image(5000, seed: 18)
+        try await relay.session(relay.gp) { gp in
+            _ = try await gp.status(.openUpload(OpenUpload(attachmentID: id, size: 5000)))
+            for offset in [UInt64.max, UInt64.max - 1, UInt64(Int64.max), 1 << 40] {
+                #expect(try await gp.refusal(.uploadChunk(try UploadChunk(attachmentID: id, offset: offset, data: [1, 2]))) == .beyondDeclaredSize)
+            }
+            try await gp.upload(bytes, id: id, chunk: 5000)
+            #expect(try await gp.status(.commitUpload(attachmentID: id)).state == .complete)
+            #expect(try await gp.refusal(.download(DownloadRequest(attachmentID: id, offset: UInt64.max, length: 10))) == .beyondDeclaredSize)
+        }
+    }
+
+    /// Many small uploads cost files and rows however few bytes they declare: the count is capped too.
+    @Test func theNumberOfUploadsPerAccountIsCapped() async throws {
+        let relay = try await FileRelay { $0.maximumAttachmentsPerAccount = 3 }
+        defer { Task { await relay.stop() } }
+        try await relay.session(relay.gp) { (gp: RelayTestSession) async throws in
+            for n in 0..<3 {
+                #expect(try await gp.status(.openUpload(OpenUpload(attachmentID: SHA256.hash([UInt8(n)]), size: 1))).held == 0)
+            }
+            #expect(try await gp.refusal(.openUpload(OpenUpload(attachmentID: SHA256.hash([9]), size: 1))) == .quotaExceeded)
+        }
+    }
+}
+
+extension AttachmentLiveTests {
+    /// A file the store does not know (left by a race or a crash) is removed by the sweeper; files of uploads are kept.
+    @Test func theSweeperRemovesFilesTheStoreForgot() async throws {
+        let relay = try await FileRelay { $0.expirySweepInterval = .milliseconds(50) }
+        defer { Task { await relay.stop() } }
+        let (bytes, id) = Self.image(3000, seed: 19)
+        try await relay.session(relay.gp) { gp in
+            try await gp.upload(bytes, id: id, upTo: 1000, chunk: 1000)
+        }
+        let orphan = "\(relay.attachmentsPath)/complete/999999"
+        FileManager.default.createFile(atPath: orphan, contents: Data([1, 2, 3]))
+        for _ in 0..<200 where FileManager.default.fileExists(atPath: orphan) { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(!FileManager.default.fileExists(atPath: orphan))
+        let resumed = try await relay.session(relay.gp) { gp in
+            try await gp.status(.openUpload(OpenUpload(attachmentID: id, size: 3000)))
+        }
+        #expect(resumed.held == 1000, "the upload in progress kept its file")
+    }
+}
+
+extension RelayShutdownTests {
+    /// A client that asks for downloads and never reads the answers cannot keep the relay from stopping: after the
+    /// grace period its connection is closed regardless.
+    @Test func aClientThatStopsReadingDoesNotHoldUpTheStop() async throws {
+        let relay = try await FileRelay { $0.shutdownGracePeriod = .milliseconds(500) }
+        let (bytes, id) = AttachmentLiveTests.image(AttachmentChunk.maximumLength, seed: 20)
+        try await relay.session(relay.gp) { gp in
+            try await gp.upload(bytes, id: id, chunk: bytes.count)
+            _ = try await gp.status(.commitUpload(attachmentID: id))
+        }
+        let (channel, info) = try await connectRelayClient(port: relay.port)
+        try await channel.executeThenClose { inbound, outbound in
+            var frames = inbound.makeAsyncIterator()
+            guard case .challenge(let challenge) = try RelayMessage(decoding: try #require(try await frames.next())) else { return }
+            let login = LoginRequest(handle: relay.gp.handle, challenge: challenge, channelBinding: info.channelBinding, signedBy: relay.gp.key)
+            try await outbound.write(RelayMessage.login(login).frame(requestID: 1))
+            _ = try await frames.next()
+            // 64 MiB of answers asked for, none read: the relay's writes stall.
+            for n in 0..<64 {
+                let request = DownloadRequest(attachmentID: id, offset: 0, length: UInt32(AttachmentChunk.maximumLength))
+                try await outbound.write(RelayMessage.download(request).frame(requestID: UInt32(10 + n)))
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            let stopped = Task { await relay.stop() }
+            let watchdog = Task {
+                try await Task.sleep(for: .seconds(60))
+                Issue.record("the relay did not stop within 60 s")
+                channel.channel.close(promise: nil)
+            }
+            await stopped.value
+            watchdog.cancel()
+        }
+    }
+}

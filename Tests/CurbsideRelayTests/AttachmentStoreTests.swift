@@ -19,7 +19,7 @@ struct AttachmentStoreTests {
     }
 
     func committedUpload(_ store: SQLiteRelayStore, owner: Handle, id: [UInt8], size: UInt64 = 100) async throws -> StoredAttachment {
-        let upload = try opened(try await store.openUpload(owner: owner, id: id, size: size, expiresAt: now.adding(seconds: 60), quota: 1 << 30))
+        let upload = try opened(try await store.openUpload(owner: owner, id: id, size: size, expiresAt: now.adding(seconds: 60), quota: 1 << 30, maximumCount: 256))
         try await store.markCommitted(upload.key, expiresAt: now.adding(seconds: 60))
         return upload
     }
@@ -37,33 +37,33 @@ struct AttachmentStoreTests {
 
     @Test func reopeningAnswersTheSameUploadAndAnotherSizeIsRefused() async throws {
         let store = try SQLiteRelayStore.inMemory()
-        let first = try opened(try await store.openUpload(owner: gp, id: image, size: 100, expiresAt: now, quota: 1000))
-        let again = try opened(try await store.openUpload(owner: gp, id: image, size: 100, expiresAt: now.adding(seconds: 9), quota: 1000))
+        let first = try opened(try await store.openUpload(owner: gp, id: image, size: 100, expiresAt: now, quota: 1000, maximumCount: 256))
+        let again = try opened(try await store.openUpload(owner: gp, id: image, size: 100, expiresAt: now.adding(seconds: 9), quota: 1000, maximumCount: 256))
         #expect(again == first)
-        guard case .sizeDiffers(let existing) = try await store.openUpload(owner: gp, id: image, size: 101, expiresAt: now, quota: 1000) else {
+        guard case .sizeDiffers(let existing) = try await store.openUpload(owner: gp, id: image, size: 101, expiresAt: now, quota: 1000, maximumCount: 256) else {
             Issue.record("another size was accepted")
             return
         }
         #expect(existing.key == first.key)
         // Another account's upload of the same id is its own.
-        let theirs = try opened(try await store.openUpload(owner: derm, id: image, size: 100, expiresAt: now, quota: 1000))
+        let theirs = try opened(try await store.openUpload(owner: derm, id: image, size: 100, expiresAt: now, quota: 1000, maximumCount: 256))
         #expect(theirs.key != first.key)
     }
 
     @Test func theQuotaCountsDeclaredSizesAndRecordsNothingWhenPassed() async throws {
         let store = try SQLiteRelayStore.inMemory()
-        _ = try opened(try await store.openUpload(owner: gp, id: image, size: 600, expiresAt: now, quota: 1000))
+        _ = try opened(try await store.openUpload(owner: gp, id: image, size: 600, expiresAt: now, quota: 1000, maximumCount: 256))
         let second = SHA256.hash([2])
-        #expect(try await store.openUpload(owner: gp, id: second, size: 401, expiresAt: now, quota: 1000) == .quotaExceeded(used: 600))
+        #expect(try await store.openUpload(owner: gp, id: second, size: 401, expiresAt: now, quota: 1000, maximumCount: 256) == .quotaExceeded(used: 600, count: 1))
         #expect(try await store.upload(owner: gp, id: second) == nil)
-        _ = try opened(try await store.openUpload(owner: gp, id: second, size: 400, expiresAt: now, quota: 1000))
+        _ = try opened(try await store.openUpload(owner: gp, id: second, size: 400, expiresAt: now, quota: 1000, maximumCount: 256))
         // Another account has its own quota.
-        _ = try opened(try await store.openUpload(owner: derm, id: second, size: 1000, expiresAt: now, quota: 1000))
+        _ = try opened(try await store.openUpload(owner: derm, id: second, size: 1000, expiresAt: now, quota: 1000, maximumCount: 256))
     }
 
     @Test func aSendMayNameOnlyTheSendersCommittedAttachments() async throws {
         let store = try SQLiteRelayStore.inMemory()
-        let uncommitted = try opened(try await store.openUpload(owner: gp, id: image, size: 10, expiresAt: now, quota: 1000))
+        let uncommitted = try opened(try await store.openUpload(owner: gp, id: image, size: 10, expiresAt: now, quota: 1000, maximumCount: 256))
         #expect(try await store.enqueue(submission("a", to: derm, attachments: [image])) == .unknownAttachment(image))
         let dermsOwn = SHA256.hash([9])
         _ = try await committedUpload(store, owner: derm, id: dermsOwn)
@@ -89,7 +89,7 @@ struct AttachmentStoreTests {
         #expect(try await store.downloadable(image, by: cardio) == nil)
         // An upload that is not committed is nobody's to download, not even its owner's.
         let partial = SHA256.hash([3])
-        _ = try opened(try await store.openUpload(owner: gp, id: partial, size: 5, expiresAt: now, quota: 1000))
+        _ = try opened(try await store.openUpload(owner: gp, id: partial, size: 5, expiresAt: now, quota: 1000, maximumCount: 256))
         #expect(try await store.downloadable(partial, by: gp) == nil)
     }
 
@@ -116,7 +116,7 @@ struct AttachmentStoreTests {
         let store = try SQLiteRelayStore.inMemory()
         let kept = try await committedUpload(store, owner: gp, id: image)
         _ = try await store.enqueue(submission("consult", to: derm, attachments: [image]))
-        let unsent = try opened(try await store.openUpload(owner: gp, id: SHA256.hash([1]), size: 5, expiresAt: now.adding(seconds: 10), quota: 1000))
+        let unsent = try opened(try await store.openUpload(owner: gp, id: SHA256.hash([1]), size: 5, expiresAt: now.adding(seconds: 10), quota: 1000, maximumCount: 256))
         #expect(try await store.expire(now: now.adding(seconds: 9)).attachmentFiles.isEmpty)
         #expect(try await store.expire(now: now.adding(seconds: 10)).attachmentFiles == [unsent.key])
         #expect(try await store.attachmentKeys() == [kept.key])

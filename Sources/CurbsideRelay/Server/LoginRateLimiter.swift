@@ -1,56 +1,69 @@
 import NIOCore
 
-/// Counts login attempts per client address in a sliding window (spec/relay.md §Login).
-///
-/// An attempt counts from the moment it is admitted until it succeeds, so concurrent attempts from one address
-/// cannot all pass the check before any of them fails. Addresses not seen for a window are forgotten, so the table
-/// stays as small as the recent traffic.
+/// Limits login attempts per client address (spec/relay.md §Login): at most `limit` failures in a sliding window,
+/// and at most `concurrent` attempts under way at once, so parallel guesses cannot all pass the check before any of
+/// them fails. At most `limit + concurrent - 1` guesses per window get through. Addresses not seen for a window are
+/// forgotten, so the table stays as small as the recent traffic.
 actor LoginRateLimiter {
     private let limit: Int
     private let window: TimeAmount
-    private var attempts: [String: [NIODeadline]] = [:]
+    private let concurrent: Int
+    private var failures: [String: [NIODeadline]] = [:]
+    private var underWay: [String: Int] = [:]
     private var lastSweep = NIODeadline.now()
 
-    /// An admitted attempt; hand it back with `succeeded` when the login works.
+    /// An admitted attempt; `counting` ends it.
     struct Attempt: Sendable {
         fileprivate let address: String
-        fileprivate let at: NIODeadline
     }
 
-    init(limit: Int, window: TimeAmount) {
+    init(limit: Int, window: TimeAmount, concurrent: Int = 8) {
         self.limit = limit
         self.window = window
+        self.concurrent = concurrent
     }
 
-    /// Admits a login attempt from `address`, counting it as failed until `succeeded`; nil when the address has
-    /// failed `limit` times in the window (attempts under way included).
+    /// Admits a login attempt from `address`; nil when the address failed `limit` times in the window or has
+    /// `concurrent` attempts under way.
     func admit(_ address: String, now: NIODeadline = .now()) -> Attempt? {
         sweepIfDue(now: now)
         prune(address, now: now)
-        guard (attempts[address]?.count ?? 0) < limit else { return nil }
-        attempts[address, default: []].append(now)
-        return Attempt(address: address, at: now)
+        guard (failures[address]?.count ?? 0) < limit, underWay[address, default: 0] < concurrent else { return nil }
+        underWay[address, default: 0] += 1
+        return Attempt(address: address)
     }
 
-    /// The attempt logged in: it no longer counts.
-    func succeeded(_ attempt: Attempt) {
-        guard var times = attempts[attempt.address], let index = times.firstIndex(of: attempt.at) else { return }
-        times.remove(at: index)
-        attempts[attempt.address] = times.isEmpty ? nil : times
+    /// Runs the attempt's checks: if they throw, it counts as a failure; either way it is no longer under way.
+    func counting<T: Sendable>(_ attempt: Attempt, now: NIODeadline = .now(), _ checks: () async throws -> T) async throws -> T {
+        do {
+            let value = try await checks()
+            end(attempt, failed: false, now: now)
+            return value
+        } catch {
+            end(attempt, failed: true, now: now)
+            throw error
+        }
     }
 
-    /// Addresses with attempts in the window (for tests).
-    var trackedAddresses: Int { attempts.count }
+    /// Ends an attempt without running checks through `counting` (tests).
+    func end(_ attempt: Attempt, failed: Bool, now: NIODeadline = .now()) {
+        let left = underWay[attempt.address, default: 1] - 1
+        underWay[attempt.address] = left > 0 ? left : nil
+        if failed { failures[attempt.address, default: []].append(now) }
+    }
+
+    /// Addresses with failures in the window or attempts under way (for tests).
+    var trackedAddresses: Int { Set(failures.keys).union(underWay.keys).count }
 
     private func prune(_ address: String, now: NIODeadline) {
-        guard var times = attempts[address] else { return }
+        guard var times = failures[address] else { return }
         times.removeAll { $0 + window <= now }
-        attempts[address] = times.isEmpty ? nil : times
+        failures[address] = times.isEmpty ? nil : times
     }
 
     private func sweepIfDue(now: NIODeadline) {
         guard lastSweep + window <= now else { return }
         lastSweep = now
-        for address in Array(attempts.keys) { prune(address, now: now) }
+        for address in Array(failures.keys) { prune(address, now: now) }
     }
 }

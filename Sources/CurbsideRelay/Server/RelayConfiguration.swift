@@ -23,6 +23,8 @@ public struct RelayConfiguration: Sendable {
     public var maximumQueuedBytesPerAccount: Int = 1 << 30
     /// Bytes of attachments one account may hold on the relay (uploads counted at their declared size).
     public var maximumAttachmentBytesPerAccount: UInt64 = 4 << 30
+    /// Uploads and attachments one account may hold at once, whatever their size (each costs a file and a row).
+    public var maximumAttachmentsPerAccount: Int = 256
     /// How long an upload is kept, from its opening or its commit, unless an envelope refers to it (7 days).
     public var uploadLifetimeSeconds: UInt64 = 7 * 24 * 3600
     /// Free disk space the relay keeps for acknowledgements and its database: below it, new envelopes and uploads
@@ -35,6 +37,13 @@ public struct RelayConfiguration: Sendable {
     /// Failed logins allowed per client address per `loginFailureWindow` before `rate_limited`.
     public var maximumLoginFailures: Int = 5
     public var loginFailureWindow: TimeAmount = .seconds(60)
+
+    /// After a stop, how long busy connections get to answer their request before they are closed regardless (a
+    /// client that stops reading must not keep the relay from stopping).
+    public var shutdownGracePeriod: Duration = .seconds(10)
+    /// Most login attempts from one address under way at once; with `maximumLoginFailures`, this bounds how many
+    /// guesses one address gets per window.
+    public var maximumConcurrentLoginsPerAddress: Int = 8
 
     public init() {}
 }

@@ -107,12 +107,12 @@ final class OpenChannels: Sendable {
 
     /// Closes every idle connection now and every busy one as soon as its current request is answered (each sends
     /// close_notify through its TLS handler). A send being committed is finished and acknowledged first.
-    func closeAll() {
+    func closeAll(force: Bool = false) {
         let open = connections.withLockedValue {
             $0.stopping = true
             return Array($0.open.values)
         }
-        for activity in open { activity.stop() }
+        for activity in open { activity.stop(force: force) }
     }
 }
 
@@ -144,12 +144,13 @@ final class ConnectionActivity: Sendable {
         }
     }
 
-    func stop() {
+    /// Closes the connection now if it is idle (or `force`), else once its request is answered.
+    func stop(force: Bool = false) {
         let idle = state.withLockedValue { state in
             defer { state = .stopping }
             return state == .idle
         }
-        if idle { channel.close(promise: nil) }
+        if idle || force { channel.close(promise: nil) }
     }
 }
 
@@ -167,16 +168,15 @@ public struct BoundRelay: Sendable {
             directory: server.directory,
             limiter: LoginRateLimiter(
                 limit: server.configuration.maximumLoginFailures,
-                window: server.configuration.loginFailureWindow
+                window: server.configuration.loginFailureWindow,
+                concurrent: server.configuration.maximumConcurrentLoginsPerAddress
             ),
             configuration: server.configuration,
             clients: ConnectedClients(),
             attachments: server.attachments
         )
         // Files a crash left between the store forgetting an attachment and the file's deletion.
-        if let keys = try? await server.directory.store.attachmentKeys() {
-            try? await server.attachments.removeFiles(notIn: keys)
-        }
+        await Self.removeOrphanFiles(session)
         // The accept loop runs in its own task, which is never cancelled: it must take every connection the listener
         // accepted (NIO requires each async channel to be finished), so stopping closes the listener and the open
         // connections, and the loop then ends by itself once the stream is drained.
@@ -210,11 +210,17 @@ public struct BoundRelay: Sendable {
         }
         // Stopping: the listener closes, idle connections close, busy ones answer their request first; the accept loop
         // ends once every session has, and then the sweeper is stopped and awaited, so no transaction is cut short.
+        let grace = server.configuration.shutdownGracePeriod
         let result = await withTaskCancellationHandler {
             await acceptLoop.result
         } onCancel: {
             listener.channel.close(promise: nil)
             openChannels.closeAll()
+            // A connection whose answer cannot be written (its client stopped reading) is closed after the grace.
+            Task {
+                try await Task.sleep(for: grace)
+                openChannels.closeAll(force: true)
+            }
         }
         sweeper.cancel()
         await sweeper.value
@@ -222,7 +228,17 @@ public struct BoundRelay: Sendable {
     }
 
     static func sweep(_ session: RelaySession, now: Timestamp = .now()) async {
-        guard let removal = try? await session.store.expire(now: now) else { return }
-        await session.settle(removal)
+        if let removal = try? await session.store.expire(now: now) {
+            await session.settle(removal)
+        }
+        await removeOrphanFiles(session)
+    }
+
+    /// Deletes attachment files the store does not know (races between expiry and a late chunk, failed unlinks).
+    static func removeOrphanFiles(_ session: RelaySession) async {
+        guard let files = try? await session.attachments.fileKeys(),
+            let keys = try? await session.store.attachmentKeys()
+        else { return }
+        try? await session.attachments.removeFiles(files, notIn: keys)
     }
 }

@@ -8,6 +8,8 @@ extension RelaySession {
             return .reply(try await body(), state)
         } catch let error as RelayError {
             return .refuse(error)
+        } catch let failure as BlobStore.Failure {
+            return .refuse(RelayError(failure))
         }
     }
 
@@ -75,15 +77,17 @@ extension RelaySession {
             id: request.attachmentID,
             size: request.size,
             expiresAt: now.adding(seconds: configuration.uploadLifetimeSeconds),
-            quota: configuration.maximumAttachmentBytesPerAccount
+            quota: configuration.maximumAttachmentBytesPerAccount,
+            maximumCount: configuration.maximumAttachmentsPerAccount
         )
         switch opening {
         case .opened(let upload), .sizeDiffers(let upload):
             return try await status(upload, sizeAsked: request.size)
-        case .quotaExceeded(let used):
+        case .quotaExceeded(let used, let count):
             throw RelayError(
                 .quotaExceeded,
-                "\(owner) holds \(used) bytes of attachments; \(request.size) more would pass the quota of \(configuration.maximumAttachmentBytesPerAccount)"
+                "\(owner) holds \(count) attachments of \(used) bytes; one more of \(request.size) would pass the quota of "
+                    + "\(configuration.maximumAttachmentsPerAccount) attachments or \(configuration.maximumAttachmentBytesPerAccount) bytes"
             )
         }
     }
@@ -94,7 +98,7 @@ extension RelaySession {
         }
         let end = chunk.offset.addingReportingOverflow(UInt64(chunk.data.count))
         if end.overflow || end.partialValue > upload.size {
-            throw RelayError(.beyondDeclaredSize, "bytes \(chunk.offset)..<\(chunk.offset + UInt64(chunk.data.count)) pass the declared size of \(upload.size)")
+            throw RelayError(.beyondDeclaredSize, "\(chunk.data.count) bytes at offset \(chunk.offset) pass the declared size of \(upload.size)")
         }
         guard !upload.complete else {
             throw RelayError(.offsetMismatch, "the upload is committed: the relay holds all \(upload.size) bytes")
@@ -168,7 +172,12 @@ extension RelaySession {
 
     /// Whether free disk space is below the reserve once `bytes` more are written.
     func diskIsLow(needing bytes: UInt64 = 0) async throws -> Bool {
-        let available = try await attachments.availableBytes()
+        let available: UInt64
+        do {
+            available = try await attachments.availableBytes()
+        } catch let failure as BlobStore.Failure {
+            throw RelayError(failure)
+        }
         return available < configuration.minimumFreeDiskBytes || available - configuration.minimumFreeDiskBytes < bytes
     }
 

@@ -44,7 +44,15 @@ struct RelaySession {
                     // The relay is stopping: this request is not started; the connection closes.
                     guard activity?.begin() ?? true else { break }
                     currentRequest = frame.requestID
-                    switch try await handle(frame, state: state, binding: info.channelBinding, peerAddress: peerAddress) {
+                    let outcome: Outcome
+                    do {
+                        outcome = try await handle(frame, state: state, binding: info.channelBinding, peerAddress: peerAddress)
+                    } catch let error as RelayError where error.isStorage {
+                        // The disk, not the client: answered, and the connection goes on (reads and acknowledgements
+                        // may still work).
+                        outcome = .refuse(error)
+                    }
+                    switch outcome {
                     case .reply(let message, let next):
                         try await outbound.write(message.frame(requestID: frame.requestID))
                         if case .awaitingLogin = state, case .loggedIn(let handle) = next {
@@ -99,19 +107,21 @@ struct RelaySession {
             guard let attempt = await limiter.admit(peerAddress) else {
                 throw RelayError(.rateLimited, "too many failed logins from this address; try again later")
             }
-            guard let key = try await directory.store.identityKey(for: login.handle) else {
-                throw RelayError(.loginFailed, "login failed")
+            try await limiter.counting(attempt) {
+                guard let key = try await directory.store.identityKey(for: login.handle) else {
+                    throw RelayError(.loginFailed, "login failed")
+                }
+                try login.verify(identityKey: key, challenge: challenge, channelBinding: binding)
             }
-            try login.verify(identityKey: key, challenge: challenge, channelBinding: binding)
-            await limiter.succeeded(attempt)
             return .reply(.loginAccepted, .loggedIn(login.handle))
         case (.awaitingLogin(let challenge), .register(let request)):
             guard let attempt = await limiter.admit(peerAddress) else {
                 throw RelayError(.rateLimited, "too many failed attempts from this address; try again later")
             }
-            try request.verify(challenge: challenge, channelBinding: binding)
-            try await directory.register(request, now: .now())
-            await limiter.succeeded(attempt)
+            try await limiter.counting(attempt) {
+                try request.verify(challenge: challenge, channelBinding: binding)
+                try await directory.register(request, now: .now())
+            }
             return .reply(.registered, .loggedIn(request.handle))
         case (.loggedIn(let handle), .publishPrekeys(let upload)):
             do {

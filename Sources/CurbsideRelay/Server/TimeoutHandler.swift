@@ -58,8 +58,12 @@ final class TimeoutHandler: ChannelDuplexHandler {
         idleTimer?.cancel()
         loginTimer?.cancel()
         let frame = RelayMessage.error(RelayError(.timeout, reason)).frame(requestID: 0)
+        let channel = context.channel
+        // A client that stopped reading never lets the frame out: close after a moment regardless.
+        let deadline = context.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
         context.writeAndFlush(wrapOutboundOut(frame)).assumeIsolated().whenComplete { _ in
-            context.close(promise: nil)
+            deadline.cancel()
+            channel.close(promise: nil)
         }
     }
 }

@@ -144,11 +144,11 @@ public struct BlobStore: Sendable {
                 throw failure
             }
             close(fd)
+            // The rename is durable only once the directory is: until then the commit is not confirmed.
             let directoryFD = open(directory, O_RDONLY)
-            if directoryFD >= 0 {
-                _ = fsync(directoryFD)
-                close(directoryFD)
-            }
+            guard directoryFD >= 0 else { throw Self.failure("open \(directory)") }
+            defer { close(directoryFD) }
+            guard fsync(directoryFD) == 0 else { throw Self.failure("fsync \(directory)") }
         }
     }
 
@@ -180,23 +180,28 @@ public struct BlobStore: Sendable {
         }
     }
 
-    /// Removes every file whose key is not in `keep`: what a crash left between the store forgetting an attachment
-    /// and its file being unlinked. Returns how many were removed.
-    @discardableResult
-    public func removeFiles(notIn keep: Set<Int64>) async throws -> Int {
+    /// The keys of every file, partial or complete. Listing the files before reading the store's keys, and removing
+    /// those the store does not know, never removes a new upload's file: its row is written before its first chunk.
+    public func fileKeys() async throws -> Set<Int64> {
         let root = self.root
         return try await pool.runIfActive {
-            var removed = 0
+            var keys: Set<Int64> = []
             for directory in ["\(root)/partial", "\(root)/complete"] {
                 for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
-                    guard let key = Int64(name), keep.contains(key) else {
-                        if unlink("\(directory)/\(name)") == 0 { removed += 1 }
-                        continue
-                    }
+                    if let key = Int64(name) { keys.insert(key) }
                 }
             }
-            return removed
+            return keys
         }
+    }
+
+    /// Removes the files of keys in `files` that are not in `keep` (what a crash or a race left between the store
+    /// forgetting an attachment and its file being unlinked). Returns how many keys were removed.
+    @discardableResult
+    public func removeFiles(_ files: Set<Int64>, notIn keep: Set<Int64>) async throws -> Int {
+        let orphans = files.subtracting(keep)
+        try await delete(Array(orphans))
+        return orphans.count
     }
 
     /// Bytes free for the relay on the file system holding the blobs (what an unprivileged writer may use).

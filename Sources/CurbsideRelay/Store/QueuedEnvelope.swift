@@ -108,8 +108,8 @@ public enum UploadOpening: Sendable, Hashable {
     case opened(StoredAttachment)
     /// An upload of this id is open with another size.
     case sizeDiffers(StoredAttachment)
-    /// The account's attachments would pass its storage quota; nothing was recorded.
-    case quotaExceeded(used: UInt64)
+    /// The account's attachments would pass its storage quota (bytes or count); nothing was recorded.
+    case quotaExceeded(used: UInt64, count: Int)
 }
 
 /// A relay-level notice for a sender about one of its envelopes.

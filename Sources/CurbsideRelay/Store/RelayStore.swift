@@ -60,8 +60,10 @@ public protocol RelayStore: Sendable {
     func removeNotices(for sender: Handle, through sequence: Int64) async throws
 
     /// Records an upload of `size` bytes named `id` for `owner`, or returns the one recorded; checks the owner's
-    /// storage quota (every upload and attachment it has, counted at its declared size) in the same transaction.
-    func openUpload(owner: Handle, id: [UInt8], size: UInt64, expiresAt: Timestamp, quota: UInt64) async throws -> UploadOpening
+    /// storage quota (every upload and attachment it has, counted at its declared size, and at most `maximumCount` of
+    /// them) in the same transaction.
+    func openUpload(owner: Handle, id: [UInt8], size: UInt64, expiresAt: Timestamp, quota: UInt64, maximumCount: Int) async throws
+        -> UploadOpening
 
     /// `owner`'s upload named `id`, if any.
     func upload(owner: Handle, id: [UInt8]) async throws -> StoredAttachment?

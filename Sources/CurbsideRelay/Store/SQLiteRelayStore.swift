@@ -41,8 +41,33 @@ public final class SQLiteRelayStore: RelayStore {
     ) async throws -> T {
         do {
             return try await database.write(updates)
-        } catch let error as DatabaseError where error.resultCode == .SQLITE_FULL {
-            throw RelayError(.storageFull, "the relay's disk is full")
+        } catch let error as DatabaseError {
+            throw storageError(error)
+        }
+    }
+
+    /// One read; as `transaction`, the disk's failures become relay errors.
+    static func reading<T: Sendable>(
+        _ database: any DatabaseWriter,
+        _ value: @escaping @Sendable (Database) throws -> T
+    ) async throws -> T {
+        do {
+            return try await database.read(value)
+        } catch let error as DatabaseError {
+            throw storageError(error)
+        }
+    }
+
+    /// `storage_full` for a full disk, `storage_failed` when the disk or file cannot be used; anything else (a bug,
+    /// such as a violated constraint) is left as it is.
+    private static func storageError(_ error: DatabaseError) -> any Error {
+        switch error.resultCode {
+        case .SQLITE_FULL:
+            RelayError(.storageFull, "the relay's disk is full")
+        case .SQLITE_IOERR, .SQLITE_CANTOPEN, .SQLITE_READONLY, .SQLITE_CORRUPT, .SQLITE_NOTADB, .SQLITE_BUSY, .SQLITE_LOCKED:
+            RelayError(.storageFailed, "the relay's database could not be used (\(error.resultCode))")
+        default:
+            error
         }
     }
 
@@ -181,7 +206,7 @@ public final class SQLiteRelayStore: RelayStore {
     }
 
     public func identityKey(for handle: Handle) async throws -> VerifyingKey? {
-        let raw = try await database.read { db in
+        let raw = try await Self.reading(database) { db in
             try Data.fetchOne(db, sql: "SELECT identity_key FROM account WHERE handle = ?", arguments: [handle.rawValue])
         }
         return try raw.map { try VerifyingKey(rawRepresentation: Array($0)) }
@@ -205,7 +230,7 @@ public final class SQLiteRelayStore: RelayStore {
     }
 
     public func oneTimePrekeyCount(for handle: Handle) async throws -> Int {
-        try await database.read { db in
+        try await Self.reading(database) { db in
             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM one_time_prekey WHERE handle = ?", arguments: [handle.rawValue]) ?? 0
         }
     }
@@ -246,7 +271,7 @@ public final class SQLiteRelayStore: RelayStore {
     }
 
     public func statistics() async throws -> RelayStatistics {
-        try await database.read { db in
+        try await Self.reading(database) { db in
             RelayStatistics(
                 accounts: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM account") ?? 0,
                 oneTimePrekeys: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM one_time_prekey") ?? 0,
@@ -329,7 +354,7 @@ public final class SQLiteRelayStore: RelayStore {
     }
 
     public func storedEnvelope(_ id: EnvelopeID, for recipient: Handle) async throws -> (storedAt: Timestamp, expiresAt: Timestamp)? {
-        try await database.read { db in
+        try await Self.reading(database) { db in
             try Row.fetchOne(
                 db,
                 sql: "SELECT stored_at, expires_at FROM envelope WHERE envelope_id = ? AND recipient = ?",
@@ -339,7 +364,7 @@ public final class SQLiteRelayStore: RelayStore {
     }
 
     public func queueUsage(for recipient: Handle) async throws -> (envelopes: Int, bytes: Int) {
-        try await database.read { db in
+        try await Self.reading(database) { db in
             let row = try Row.fetchOne(
                 db,
                 sql: "SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM envelope WHERE recipient = ?",
@@ -352,7 +377,7 @@ public final class SQLiteRelayStore: RelayStore {
     public func pending(for recipient: Handle, after cursor: Int64, limit: Int, maximumBytes: Int) async throws
         -> [QueuedEnvelope]
     {
-        try await database.read { db in
+        try await Self.reading(database) { db in
             // Sizes first, so only the bodies that fit are loaded: memory stays bounded by `maximumBytes`.
             let sizes = try Row.fetchAll(
                 db,
@@ -458,19 +483,22 @@ public final class SQLiteRelayStore: RelayStore {
 
     // MARK: - Attachments
 
-    public func openUpload(owner: Handle, id: [UInt8], size: UInt64, expiresAt: Timestamp, quota: UInt64) async throws
-        -> UploadOpening
+    public func openUpload(owner: Handle, id: [UInt8], size: UInt64, expiresAt: Timestamp, quota: UInt64, maximumCount: Int)
+        async throws -> UploadOpening
     {
         try await Self.transaction(database) { db in
             if let existing = try Self.attachment(db, where: "owner = ? AND sha256 = ?", [owner.rawValue, Data(id)]) {
                 return existing.size == size ? .opened(existing) : .sizeDiffers(existing)
             }
-            let used = try Int64.fetchOne(
+            let usage = try Row.fetchOne(
                 db,
-                sql: "SELECT COALESCE(SUM(size), 0) FROM attachment WHERE owner = ?",
+                sql: "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM attachment WHERE owner = ?",
                 arguments: [owner.rawValue]
-            ) ?? 0
-            guard UInt64(used) + size <= quota else { return .quotaExceeded(used: UInt64(used)) }
+            )
+            let (count, used): (Int, Int64) = (usage?[0] ?? 0, usage?[1] ?? 0)
+            guard count < maximumCount, UInt64(used) + size <= quota else {
+                return .quotaExceeded(used: UInt64(used), count: count)
+            }
             try db.execute(
                 sql: "INSERT INTO attachment (owner, sha256, size, expires_at) VALUES (?, ?, ?, ?)",
                 arguments: [owner.rawValue, Data(id), Int64(size), expiresAt.sqlValue]
@@ -482,7 +510,7 @@ public final class SQLiteRelayStore: RelayStore {
     }
 
     public func upload(owner: Handle, id: [UInt8]) async throws -> StoredAttachment? {
-        try await database.read { db in
+        try await Self.reading(database) { db in
             try Self.attachment(db, where: "owner = ? AND sha256 = ?", [owner.rawValue, Data(id)])
         }
     }
@@ -503,7 +531,7 @@ public final class SQLiteRelayStore: RelayStore {
     }
 
     public func downloadable(_ id: [UInt8], by account: Handle) async throws -> StoredAttachment? {
-        try await database.read { db in
+        try await Self.reading(database) { db in
             try Self.attachment(
                 db,
                 where: """
@@ -517,7 +545,7 @@ public final class SQLiteRelayStore: RelayStore {
     }
 
     public func attachmentKeys() async throws -> Set<Int64> {
-        try await database.read { db in Set(try Int64.fetchAll(db, sql: "SELECT key FROM attachment")) }
+        try await Self.reading(database) { db in Set(try Int64.fetchAll(db, sql: "SELECT key FROM attachment")) }
     }
 
     private static func attachment(_ db: Database, where condition: String, _ arguments: StatementArguments) throws
@@ -536,7 +564,7 @@ public final class SQLiteRelayStore: RelayStore {
     }
 
     public func notices(for sender: Handle, after cursor: Int64, limit: Int) async throws -> [SenderNotice] {
-        try await database.read { db in
+        try await Self.reading(database) { db in
             try Row.fetchAll(
                 db,
                 sql: "SELECT * FROM notice WHERE sender = ? AND sequence > ? ORDER BY sequence LIMIT ?",

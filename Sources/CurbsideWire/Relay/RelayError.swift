@@ -20,6 +20,9 @@ public struct RelayError: ErrorDomain, Hashable, CustomStringConvertible {
 
     public var description: String { "relay: \(detail)" }
 
+    /// The relay's disk failed or is full: a condition of the relay, not of the request, worth retrying later.
+    public var isStorage: Bool { code == .storageFull || code == .storageFailed }
+
     public static let allCodes: [Code] = [
         .malformedFrame, .unknownFrameType, .frameTooLarge, .notLoggedIn, .loginFailed, .rateLimited,
         .unexpectedFrame, .enrollmentInvalid, .handleTaken, .unknownHandle, .prekeyRejected, .timeout,
