@@ -39,7 +39,7 @@ test: build
 ## demo: the main job end to end on this machine.
 demo: deps
 	$(SWIFT) build $(SWIFT_FLAGS) --product curbside
-	$$($(SWIFT) build $(SWIFT_FLAGS) --show-bin-path)/curbside demo
+	CURBSIDE=$$($(SWIFT) build $(SWIFT_FLAGS) --show-bin-path)/curbside ./scripts/demo.sh
 
 ## vectors: regenerate spec/vectors/*.json (deterministic; a test checks the files match).
 vectors: deps

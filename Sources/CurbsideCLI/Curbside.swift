@@ -15,7 +15,10 @@ public struct Curbside: AsyncParsableCommand {
             and can read none of it. The protocol is described in spec/ in the source tree.
             """,
         version: "curbside \(version) (libsodium \(CryptoLibrary.sodiumVersion), \(OpenSSLLibrary.versionString))",
-        subcommands: [Demo.self, Relay.self]
+        subcommands: [
+            Init.self, Whoami.self, Contacts.self, Send.self, Inbox.self, Show.self, Reply.self, Status.self, Sync.self,
+            Watch.self, Relay.self, Demo.self,
+        ]
     )
 
     public init() {}

@@ -15,7 +15,7 @@ func run<Command: AsyncParsableCommand>(_ root: Command.Type) async {
         }
     } catch let error as any CurbsideReportableError {
         FileHandle.standardError.write(Data(error.report.utf8))
-        exit(1)
+        exit(error.exitStatus)
     } catch {
         root.exit(withError: error)
     }

@@ -1,5 +1,7 @@
 /// What a message carries; its content type byte selects the body's structure (spec/envelope.md §Content).
-public enum Content: Sendable, Hashable {
+public enum Content: Sendable, Hashable, WireCodable {
+    public static let wireName = "content"
+
     case consult(Consult)
     case reply(Reply)
     case receipt(Receipt)
@@ -22,7 +24,7 @@ public enum Content: Sendable, Hashable {
     static let bodyBounds = 1...(1 << 20)
 
     /// content_type, then the body as a length-prefixed nested structure.
-    init(from reader: inout WireReader, field: String) throws(WireError) {
+    public init(from reader: inout WireReader, field: String) throws(WireError) {
         let kind = try reader.readEnum(Kind.self, "\(field).content_type")
         let bodyField = "\(field).body"
         self = try reader.readNested(bodyField, bounds: Self.bodyBounds) { (reader) throws(WireError) -> Content in
@@ -34,7 +36,7 @@ public enum Content: Sendable, Hashable {
         }
     }
 
-    func encode(to writer: inout WireWriter) {
+    public func encode(to writer: inout WireWriter) {
         writer.writeEnum(kind)
         writer.writeNested(bounds: Self.bodyBounds) { writer in
             switch self {

@@ -90,6 +90,12 @@ struct HostPort: Equatable, CustomStringConvertible {
 public protocol CurbsideReportableError: Error {
     /// The lines to print on standard error, each ending in a newline.
     var report: String { get }
+    /// The process's exit status (ExitStatus).
+    var exitStatus: Int32 { get }
+}
+
+extension CurbsideReportableError {
+    public var exitStatus: Int32 { ExitStatus.failure }
 }
 
 /// An error the CLI prints as `curbside: error: …` with optional hints, the way age does.

@@ -1,0 +1,351 @@
+import CurbsideWire
+import Foundation
+import GRDB
+
+/// A pinned colleague.
+public struct Contact: Sendable, Hashable, Codable {
+    public let handle: String
+    /// The pinned Ed25519 identity key, hex.
+    public let identityKey: String
+    public let verified: Bool
+    /// A new key the relay presented for this handle, not yet verified; sending is blocked while it is set.
+    public let changedKey: String?
+    /// The safety number with the pinned key (or with the changed key, when there is one: the number to compare).
+    public let safetyNumber: String
+    public let pinnedAt: UInt64
+}
+
+/// What happened to a message, in order.
+public struct TimelineEvent: Sendable, Hashable, Codable {
+    /// created, stored, delivered_to_device, delivered, read, answered, received, expired, failed.
+    public let kind: String
+    /// Milliseconds since 1970.
+    public let at: UInt64
+    public let detail: String?
+}
+
+/// One consult or reply as listed.
+public struct MessageSummary: Sendable, Hashable, Codable {
+    public let id: String
+    public let thread: String
+    /// "in" or "out".
+    public let direction: String
+    public let peer: String
+    /// consult, reply or receipt.
+    public let kind: String
+    /// The consult's subject, a reply's first line, or what a receipt reports.
+    public let title: String
+    public let urgency: String?
+    public let createdAt: UInt64
+    /// The latest thing that happened to it.
+    public let state: String
+    /// The sender's key differs from the pinned one: the content stays hidden until it is verified.
+    public let untrusted: Bool
+}
+
+/// A consult or reply with its full text.
+public struct ShownMessage: Sendable, Hashable, Codable {
+    public let summary: MessageSummary
+    public let subject: String?
+    public let specialty: String?
+    public let question: String?
+    public let clinicalSummary: String?
+    public let text: String?
+    public let inReplyTo: String?
+    public let timeline: [TimelineEvent]
+}
+
+/// A consult's timeline and time to answer, for `status`.
+public struct ConsultStatus: Sendable, Hashable, Codable {
+    public let summary: MessageSummary
+    public let timeline: [TimelineEvent]
+    /// First time each step was reached (milliseconds since 1970), nil while not reached.
+    public let created: UInt64?
+    public let stored: UInt64?
+    public let deliveredToDevice: UInt64?
+    public let delivered: UInt64?
+    public let read: UInt64?
+    public let answered: UInt64?
+    /// answered − created, in milliseconds.
+    public let timeToAnswer: UInt64?
+    /// Still in the outbox.
+    public let queued: Bool
+}
+
+/// Where a send stands when the call returns.
+public struct SendOutcome: Sendable, Hashable, Codable {
+    public let id: String
+    /// True once the relay acknowledged it `stored`; false while it waits in the outbox.
+    public let stored: Bool
+    /// Why it waits, when it does.
+    public let waiting: String?
+}
+
+extension Client {
+    // MARK: - Sending
+
+    /// Sends a consult to `recipient`; the consult's id is also its thread's.
+    ///
+    /// The consult is saved and queued first, then the outbox is flushed: if the relay cannot be reached it stays
+    /// queued (`stored == false`) and goes out, with the same message id, on the next sync.
+    ///
+    /// - Throws: `ClientError` `.trust` when the recipient's key changed (nothing is sent; the consult stays queued
+    ///   until the new key is verified), `.usage` for an unknown recipient.
+    public func send(_ consult: Consult, to recipient: Handle) async throws -> SendOutcome {
+        try await checkNotBlocked(recipient)
+        let id = try await queue(.consult(consult), to: recipient)
+        return try await deliver(id)
+    }
+
+    /// Replies in the thread of message `id` (a consult or reply received from, or sent to, the other party).
+    public func reply(to id: MessageID, text: String) async throws -> SendOutcome {
+        let (peer, thread) = try await database.writer.read { db -> (String, Data)? in
+            guard let row = try Row.fetchOne(db, sql: "SELECT peer, thread_id, kind FROM message WHERE id = ?", arguments: [Data(id.rawValue)]),
+                row["kind"] as Int64 != Int64(Content.Kind.receipt.rawValue)
+            else { return nil }
+            return (row["peer"], row["thread_id"])
+        } ?? { throw ClientError(.usage, "there is no consult or reply \(id)", hint: "`curbside inbox` lists them") }()
+        let recipient = try Handle(peer)
+        try await checkNotBlocked(recipient)
+        let reply = try Reply(inReplyTo: id, text: text)
+        let replyID = try await queue(.reply(reply), to: recipient, thread: try MessageID(rawValue: Array(thread)))
+        return try await deliver(replyID)
+    }
+
+    private func deliver(_ id: MessageID) async throws -> SendOutcome {
+        let report = try await sync()
+        let stored = try await database.writer.read { db in
+            try Bool.fetchOne(db, sql: "SELECT NOT EXISTS (SELECT 1 FROM outbox WHERE message_id = ?)", arguments: [Data(id.rawValue)]) ?? false
+        }
+        let lastError = try await database.writer.read { db in
+            try String.fetchOne(db, sql: "SELECT last_error FROM outbox WHERE message_id = ?", arguments: [Data(id.rawValue)])
+        }
+        if !stored, let lastError, lastError.contains("identity key has changed") {
+            throw ClientError.keyChanged(try await recipientOf(id))
+        }
+        let failed = try await database.writer.read { db in
+            try String.fetchOne(db, sql: "SELECT detail FROM event WHERE message_id = ? AND kind = 'failed'", arguments: [Data(id.rawValue)])
+        }
+        if let failed { throw ClientError(.usage, failed) }
+        return SendOutcome(id: id.description, stored: stored, waiting: stored ? nil : (lastError ?? report.queueReason))
+    }
+
+    private func recipientOf(_ id: MessageID) async throws -> Handle {
+        let peer = try await database.writer.read { db in
+            try String.fetchOne(db, sql: "SELECT peer FROM message WHERE id = ?", arguments: [Data(id.rawValue)])
+        }
+        return try Handle(peer ?? "")
+    }
+
+    /// Refuses to queue for a contact whose key changed and is not verified.
+    private func checkNotBlocked(_ handle: Handle) async throws {
+        let blocked = try await database.writer.read { db in
+            try Bool.fetchOne(db, sql: "SELECT changed_key IS NOT NULL FROM contact WHERE handle = ?", arguments: [handle.rawValue]) ?? false
+        }
+        if blocked { throw ClientError.keyChanged(handle) }
+    }
+
+    // MARK: - Contacts
+
+    public func contacts() async throws -> [Contact] {
+        try await database.writer.read { db in try Row.fetchAll(db, sql: "SELECT * FROM contact ORDER BY handle") }
+            .map(contact(from:))
+    }
+
+    /// The pinned contact `handle`; fetched from the relay and pinned on first use when it is not known yet.
+    public func contact(_ handle: Handle) async throws -> Contact {
+        if let known = try await pinnedContact(handle) { return known }
+        _ = try await withConnection { connection in try await trustedBundle(connection, for: handle) }
+        guard let pinned = try await pinnedContact(handle) else { throw ClientError(.usage, "\(handle) could not be pinned") }
+        return pinned
+    }
+
+    /// Marks `handle` verified if `safetyNumber` (digits; spaces ignored) is the safety number with its key — the new
+    /// key when one is pending, which then replaces the pinned one.
+    ///
+    /// - Throws: `ClientError.trust` when the numbers differ (nothing changes), `.usage` for an unknown contact.
+    public func verify(_ handle: Handle, safetyNumber: String) async throws -> Contact {
+        guard let row = try await database.writer.read({ db in
+            try Row.fetchOne(db, sql: "SELECT identity_key, changed_key FROM contact WHERE handle = ?", arguments: [handle.rawValue])
+        }) else {
+            throw ClientError(.usage, "\(handle) is not a contact yet", hint: "`curbside contacts show \(handle)` fetches and pins it")
+        }
+        let key = (row["changed_key"] as Data?) ?? (row["identity_key"] as Data)
+        let party = Party(identityKey: try VerifyingKey(rawRepresentation: Array(key)), handle: handle)
+        let expected = self.safetyNumber(with: party).description.filter { $0.isNumber }
+        let given = safetyNumber.filter(\.isNumber)
+        guard constantTimeEquals(Array(expected.utf8), Array(given.utf8)) else {
+            throw ClientError(
+                .trust,
+                "that is not the safety number of \(handle)'s key; nothing was changed",
+                hint: "compare all 60 digits with \(handle) in person or by phone; a mismatch can mean someone is intercepting"
+            )
+        }
+        try await database.writer.write { db in
+            try db.execute(
+                sql: "UPDATE contact SET identity_key = ?, changed_key = NULL, verified = 1 WHERE handle = ?",
+                arguments: [key, handle.rawValue]
+            )
+        }
+        return try await pinnedContact(handle)!
+    }
+
+    private func pinnedContact(_ handle: Handle) async throws -> Contact? {
+        try await database.writer.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM contact WHERE handle = ?", arguments: [handle.rawValue])
+        }.map(contact(from:))
+    }
+
+    private nonisolated func contact(from row: Row) throws -> Contact {
+        let handle = try Handle(row["handle"] as String)
+        let pinned = Array(row["identity_key"] as Data)
+        let changed = (row["changed_key"] as Data?).map(Array.init)
+        let party = Party(identityKey: try VerifyingKey(rawRepresentation: changed ?? pinned), handle: handle)
+        return Contact(
+            handle: handle.rawValue,
+            identityKey: pinned.hexString,
+            verified: row["verified"],
+            changedKey: changed?.hexString,
+            safetyNumber: safetyNumber(with: party).description,
+            pinnedAt: UInt64(row["pinned_at"] as Int64)
+        )
+    }
+
+    // MARK: - Reading
+
+    /// Consults, replies and receipts received, newest first.
+    public func inbox() async throws -> [MessageSummary] {
+        let rows = try await database.writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM message WHERE direction = 'in' ORDER BY created_at DESC, received_at DESC")
+        }
+        return try await summaries(rows)
+    }
+
+    /// Shows consult or reply `id` and, the first time an incoming one is shown, sends its `read` receipt.
+    ///
+    /// - Throws: `ClientError.trust` when the sender's key changed and is not verified (the content stays hidden),
+    ///   `.usage` for an unknown id.
+    public func show(_ id: MessageID) async throws -> ShownMessage {
+        guard let row = try await database.writer.read({ db in
+            try Row.fetchOne(db, sql: "SELECT * FROM message WHERE id = ?", arguments: [Data(id.rawValue)])
+        }) else {
+            throw ClientError(.usage, "there is no message \(id)", hint: "`curbside inbox` lists what you received")
+        }
+        let summary = try await summaries([row])[0]
+        if summary.untrusted {
+            throw ClientError(
+                .trust,
+                "\(summary.peer)'s identity key changed before this message was sent; it stays hidden until you verify the new key",
+                hint: "`curbside contacts show \(summary.peer)`, compare the safety number with them, then `curbside contacts verify`"
+            )
+        }
+        let content = try Content(decoding: try database.unseal(row["body"] as Data, column: "message.body"))
+        if summary.direction == "in", content.kind != .receipt {
+            let alreadyRead = try await database.writer.read { db in
+                try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM event WHERE message_id = ? AND kind = 'read')", arguments: [Data(id.rawValue)]) ?? false
+            }
+            if !alreadyRead {
+                try await database.writer.write { db in try Self.addEvent(db, id, "read", at: .now()) }
+                _ = try await queue(.receipt(.read(id)), to: try Handle(summary.peer), thread: try MessageID(rawValue: Array(row["thread_id"] as Data)))
+                _ = try await sync()
+            }
+        }
+        let timeline = try await timeline(id)
+        switch content {
+        case .consult(let consult):
+            return ShownMessage(
+                summary: summary, subject: consult.subject, specialty: consult.specialty, question: consult.question,
+                clinicalSummary: consult.clinicalSummary, text: nil, inReplyTo: nil, timeline: timeline
+            )
+        case .reply(let reply):
+            return ShownMessage(
+                summary: summary, subject: nil, specialty: nil, question: nil, clinicalSummary: nil, text: reply.text,
+                inReplyTo: reply.inReplyTo.description, timeline: timeline
+            )
+        case .receipt:
+            return ShownMessage(
+                summary: summary, subject: nil, specialty: nil, question: nil, clinicalSummary: nil, text: summary.title,
+                inReplyTo: nil, timeline: timeline
+            )
+        }
+    }
+
+    /// The timelines of consults (and replies) this profile sent, newest first, or of `id` alone.
+    public func status(_ id: MessageID? = nil) async throws -> [ConsultStatus] {
+        let rows = try await database.writer.read { db in
+            if let id {
+                return try Row.fetchAll(db, sql: "SELECT * FROM message WHERE id = ?", arguments: [Data(id.rawValue)])
+            }
+            return try Row.fetchAll(db, sql: "SELECT * FROM message WHERE direction = 'out' AND kind != 3 ORDER BY created_at DESC")
+        }
+        if let id, rows.isEmpty { throw ClientError(.usage, "there is no message \(id)") }
+        var out: [ConsultStatus] = []
+        for (row, summary) in zip(rows, try await summaries(rows)) {
+            let id = try MessageID(rawValue: Array(row["id"] as Data))
+            let timeline = try await timeline(id)
+            func first(_ kind: String) -> UInt64? { timeline.first { $0.kind == kind }?.at }
+            let queued = try await database.writer.read { db in
+                try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM outbox WHERE message_id = ?)", arguments: [Data(id.rawValue)]) ?? false
+            }
+            let created = first("created") ?? summary.createdAt
+            let answered = first("answered")
+            out.append(
+                ConsultStatus(
+                    summary: summary, timeline: timeline, created: created, stored: first("stored"),
+                    deliveredToDevice: first("delivered_to_device"), delivered: first("delivered"), read: first("read"),
+                    answered: answered, timeToAnswer: answered.map { $0 >= created ? $0 - created : 0 }, queued: queued
+                )
+            )
+        }
+        return out
+    }
+
+    func timeline(_ id: MessageID) async throws -> [TimelineEvent] {
+        try await database.writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT kind, at, detail FROM event WHERE message_id = ? ORDER BY at, seq", arguments: [Data(id.rawValue)])
+                .map { TimelineEvent(kind: $0["kind"], at: UInt64($0["at"] as Int64), detail: $0["detail"]) }
+        }
+    }
+
+    private func summaries(_ rows: [Row]) async throws -> [MessageSummary] {
+        var out: [MessageSummary] = []
+        for row in rows {
+            let id = try MessageID(rawValue: Array(row["id"] as Data))
+            let untrusted: Bool = row["sender_key_changed"]
+            var title = ""
+            var urgency: String?
+            let kind = Content.Kind(rawValue: UInt8(row["kind"] as Int64)) ?? .consult
+            if !untrusted {
+                switch try Content(decoding: try database.unseal(row["body"] as Data, column: "message.body")) {
+                case .consult(let consult):
+                    title = consult.subject
+                    urgency = "\(consult.urgency)"
+                case .reply(let reply):
+                    title = String(reply.text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
+                case .receipt(let receipt):
+                    title = "\(receipt.kind) receipt for \(receipt.messageID)" + (receipt.failure.map { ": \($0.reason)" } ?? "")
+                }
+            } else {
+                title = "(hidden: the sender's identity key changed)"
+            }
+            let state = try await database.writer.read { db in
+                try String.fetchOne(db, sql: "SELECT kind FROM event WHERE message_id = ? ORDER BY at DESC, seq DESC LIMIT 1", arguments: [Data(id.rawValue)])
+            }
+            out.append(
+                MessageSummary(
+                    id: id.description,
+                    thread: Array(row["thread_id"] as Data).hexString,
+                    direction: row["direction"],
+                    peer: row["peer"],
+                    kind: "\(kind)",
+                    title: title,
+                    urgency: urgency,
+                    createdAt: UInt64(row["created_at"] as Int64),
+                    state: state ?? "created",
+                    untrusted: untrusted
+                )
+            )
+        }
+        return out
+    }
+}

@@ -1,0 +1,220 @@
+import CurbsideTLS
+import CurbsideWire
+import Foundation
+import GRDB
+import Logging
+
+/// A provider's Curbside profile: its identity, contacts, consults and the relay it uses.
+///
+/// Everything a clinician does goes through here: ``create(home:handle:relay:enrollmentCode:passphrase:limits:logger:)``
+/// once, then ``open(home:passphrase:logger:)`` for each session. Work that needs the relay (sending, fetching,
+/// receipts, prekey upkeep) happens in ``sync()``, which every sending call also runs; when the relay cannot be
+/// reached, outgoing messages wait in the outbox with their message ids and go out on the next sync.
+///
+/// The profile directory holds `identity.json` (the identity key and storage key, sealed with the passphrase through
+/// Argon2id) and `profile.sqlite`; the directory is 0700 and its files 0600.
+public actor Client {
+    public nonisolated let me: Party
+    public nonisolated let relay: RelayEndpoint
+    public nonisolated let home: URL
+    let identity: SigningKey
+    let database: ProfileDatabase
+    let logger: Logger
+    let tls: TLSContext
+    /// The connection of the current sync or watch, if any.
+    var connection: RelayConnection?
+
+    /// How long a signed prekey is valid, and how often it is replaced.
+    static let signedPrekeyLifetime: UInt64 = 30 * 86_400
+    static let signedPrekeyRotation: UInt64 = 7 * 86_400
+    /// A replaced signed prekey is kept this long, for envelopes sealed to it before senders saw the new one.
+    static let signedPrekeyGrace: UInt64 = 14 * 86_400
+    /// One-time prekeys the client keeps on the relay.
+    static let oneTimePrekeyTarget = 100
+
+    init(me: Party, relay: RelayEndpoint, home: URL, identity: SigningKey, database: ProfileDatabase, logger: Logger) throws {
+        self.me = me
+        self.relay = relay
+        self.home = home
+        self.identity = identity
+        self.database = database
+        self.logger = logger
+        guard let pin = PublicKeyFingerprint(relay.fingerprint) else {
+            throw ClientError(.usage, "the relay fingerprint must be 64 hex digits")
+        }
+        tls = try TLSContext(configuration: .client(trust: .pinnedPublicKeys([pin]), applicationProtocols: ["curbside/1"]))
+    }
+
+    /// The profile directory: `explicit`, else `$CURBSIDE_HOME`, else `~/.curbside`.
+    public static func home(explicit: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> URL {
+        if let explicit { return URL(fileURLWithPath: explicit) }
+        if let fromEnvironment = environment["CURBSIDE_HOME"], !fromEnvironment.isEmpty {
+            return URL(fileURLWithPath: fromEnvironment)
+        }
+        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".curbside")
+    }
+
+    static func identityPath(_ home: URL) -> String { home.appendingPathComponent("identity.json").path }
+    static func databasePath(_ home: URL) -> String { home.appendingPathComponent("profile.sqlite").path }
+
+    /// Creates a profile in `home`, registers `handle` on the relay with the operator's enrollment code, and
+    /// publishes prekeys. Nothing is left behind if registration fails.
+    ///
+    /// - Throws: `ClientError` — `.usage` when `home` holds a profile already, `.network` when the relay cannot be
+    ///   reached or its certificate is not `relay.fingerprint`, `.protocol` when it refuses the code or handle.
+    public static func create(
+        home: URL,
+        handle: Handle,
+        relay: RelayEndpoint,
+        enrollmentCode: String,
+        passphrase: SecretBytes,
+        limits: PasswordHash.Limits = .moderate,
+        logger: Logger = Client.silentLogger
+    ) async throws -> Client {
+        guard !FileManager.default.fileExists(atPath: identityPath(home)) else {
+            throw ClientError(.usage, "\(home.path) holds a profile already", hint: "use another --home, or remove it to start again")
+        }
+        guard passphrase.count >= 8 else {
+            throw ClientError(.usage, "the passphrase is too short", hint: "use at least 8 characters")
+        }
+        guard let code = normalisedEnrollmentCode(enrollmentCode) else {
+            throw ClientError(.usage, "the enrollment code must be 20 characters of 0-9 and A-Z (without I, L, O, U), dashes allowed")
+        }
+        try makePrivateDirectory(home)
+        let identity = SigningKey()
+        let storageKey = SymmetricKey(byteCount: 32)
+        let me = Party(identityKey: identity.verifyingKey, handle: handle)
+        let databasePath = databasePath(home)
+        do {
+            let database = try ProfileDatabase(path: databasePath, storageKey: storageKey)
+            try await database.writer.write { db in
+                try ProfileDatabase.setSetting(db, "handle", handle.rawValue)
+                try ProfileDatabase.setSetting(db, "relay", String(decoding: try JSONEncoder().encode(relay), as: UTF8.self))
+            }
+            let client = try Client(me: me, relay: relay, home: home, identity: identity, database: database, logger: logger)
+            try await client.withConnection(loggingIn: false) { connection in
+                do {
+                    try await connection.register(handle, identity: identity, enrollmentCode: Array(code.utf8))
+                } catch let error as RelayClientError {
+                    throw client.clientError(error)
+                }
+                try await client.maintainPrekeys(connection)
+            }
+            // The identity file last: a profile exists only once it is registered.
+            let file = try IdentityFile.seal(
+                .init(identity: identity, storageKey: storageKey),
+                handle: handle,
+                passphrase: passphrase,
+                limits: limits
+            )
+            try writePrivateFile(identityPath(home), JSONEncoder.sorted.encode(file))
+            try restrictDatabaseFiles(home)
+            return client
+        } catch {
+            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: databasePath + suffix) }
+            throw error
+        }
+    }
+
+    /// Opens the profile in `home` with `passphrase`.
+    ///
+    /// - Throws: `ClientError` `.usage` when there is no profile, `.profile` for a wrong passphrase or damaged files.
+    public static func open(home: URL, passphrase: SecretBytes, logger: Logger = Client.silentLogger) async throws -> Client {
+        guard let data = FileManager.default.contents(atPath: identityPath(home)) else {
+            throw ClientError(
+                .usage,
+                "there is no Curbside profile in \(home.path)",
+                hint: "create one with `curbside init`, or point --home (or CURBSIDE_HOME) at yours"
+            )
+        }
+        let file: IdentityFile
+        do {
+            file = try JSONDecoder().decode(IdentityFile.self, from: data)
+        } catch {
+            throw ClientError(.profile, "\(identityPath(home)) is not a Curbside identity file")
+        }
+        let secrets = try file.open(passphrase: passphrase)
+        let database = try ProfileDatabase(path: databasePath(home), storageKey: secrets.storageKey)
+        guard let handleText = try await database.setting("handle"), let handle = try? Handle(handleText),
+            let relayText = try await database.setting("relay"),
+            let relay = try? JSONDecoder().decode(RelayEndpoint.self, from: Data(relayText.utf8))
+        else {
+            throw ClientError(.profile, "the profile database in \(home.path) is incomplete")
+        }
+        guard handle.rawValue == file.handle else {
+            throw ClientError(.profile, "the identity file and the profile database name different handles")
+        }
+        return try Client(
+            me: Party(identityKey: secrets.identity.verifyingKey, handle: handle),
+            relay: relay,
+            home: home,
+            identity: secrets.identity,
+            database: database,
+            logger: logger
+        )
+    }
+
+    /// A logger that drops everything (the default: the library never writes to the terminal by itself).
+    public static let silentLogger = Logger(label: "curbside.client", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    /// The safety number of this profile with `other` (spec/safety-number.md).
+    public nonisolated func safetyNumber(with other: Party) -> SafetyNumber {
+        SafetyNumber(me, other)
+    }
+
+    /// Clients normalise what a person typed (spec/relay.md §Registration).
+    static func normalisedEnrollmentCode(_ text: String) -> String? {
+        let alphabet = Set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+        var out = ""
+        for character in text.uppercased() where character != "-" && character != " " {
+            let mapped: Character =
+                switch character {
+                case "O": "0"
+                case "I", "L": "1"
+                default: character
+                }
+            guard alphabet.contains(mapped) else { return nil }
+            out.append(mapped)
+        }
+        return out.count == 20 ? out : nil
+    }
+}
+
+// MARK: - Files
+
+func makePrivateDirectory(_ url: URL) throws {
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: url.path)
+}
+
+/// Writes a file readable by its owner only, atomically (temporary file, fsync, rename).
+func writePrivateFile(_ path: String, _ data: Data) throws {
+    let temporary = path + ".tmp"
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    guard fd >= 0 else { throw ClientError(.profile, "cannot write \(temporary): \(String(cString: strerror(errno)))") }
+    let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    let synced = fsync(fd) == 0
+    close(fd)
+    guard written == data.count, synced, rename(temporary, path) == 0 else {
+        unlink(temporary)
+        throw ClientError(.profile, "cannot write \(path): \(String(cString: strerror(errno)))")
+    }
+}
+
+/// SQLite creates its files with the umask; the profile's are the owner's alone.
+func restrictDatabaseFiles(_ home: URL) throws {
+    for suffix in ["", "-wal", "-shm"] {
+        let path = Client.databasePath(home) + suffix
+        if FileManager.default.fileExists(atPath: path) {
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
+        }
+    }
+}
+
+extension JSONEncoder {
+    static var sorted: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        return encoder
+    }
+}

@@ -1,0 +1,133 @@
+import CurbsideWire
+import Foundation
+import GRDB
+
+/// The profile's SQLite database (WAL, synchronous=FULL): contacts and pins, prekeys, messages, their timelines and
+/// the outbox. Clinical content and private keys are sealed with the profile's storage key (ChaCha20-Poly1305, a
+/// random nonce per value, the column's name as associated data), so a copied database file without the passphrase
+/// shows who talked to whom and when, never what was said or a key.
+struct ProfileDatabase: Sendable {
+    let writer: any DatabaseWriter
+    private let storageKey: SymmetricKey
+
+    init(path: String, storageKey: SymmetricKey) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        writer = try DatabasePool(path: path, configuration: configuration)
+        self.storageKey = storageKey
+        try Self.migrator.migrate(writer)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: profile") { db in
+            try db.create(table: "setting") { t in
+                t.column("key", .text).primaryKey()
+                t.column("value", .text).notNull()
+            }
+            try db.create(table: "contact") { t in
+                t.column("handle", .text).primaryKey()
+                t.column("identity_key", .blob).notNull()
+                t.column("verified", .boolean).notNull().defaults(to: false)
+                t.column("pinned_at", .integer).notNull()
+                // A different key seen for the handle and not yet accepted: sending is blocked until it is verified.
+                t.column("changed_key", .blob)
+            }
+            try db.create(table: "prekey") { t in
+                t.column("kind", .integer).notNull()  // 1 signed, 2 one-time (as in the envelope header)
+                t.column("id", .integer).notNull()
+                t.column("private_key", .blob).notNull()  // sealed
+                t.column("created_at", .integer).notNull()
+                t.column("expires_at", .integer)
+                t.column("retired_at", .integer)  // a signed prekey replaced by a newer one (kept for a grace period)
+                t.primaryKey(["kind", "id"])
+            }
+            try db.create(table: "message") { t in
+                t.column("id", .blob).primaryKey()
+                t.column("thread_id", .blob).notNull().indexed()
+                t.column("direction", .text).notNull()  // "in" or "out"
+                t.column("peer", .text).notNull()
+                t.column("kind", .integer).notNull()  // content type: 1 consult, 2 reply, 3 receipt
+                t.column("created_at", .integer).notNull()
+                t.column("received_at", .integer)
+                t.column("body", .blob).notNull()  // sealed Message encoding
+                t.column("signature", .blob)
+                t.column("envelope_id", .blob).indexed()
+                t.column("sender_key_changed", .boolean).notNull().defaults(to: false)
+            }
+            try db.create(table: "event") { t in
+                t.autoIncrementedPrimaryKey("seq")
+                t.column("message_id", .blob).notNull().indexed()
+                t.column("kind", .text).notNull()
+                t.column("at", .integer).notNull()
+                t.column("detail", .text)
+            }
+            try db.create(table: "outbox") { t in
+                t.column("message_id", .blob).primaryKey()
+                t.column("recipient", .text).notNull()
+                t.column("queued_at", .integer).notNull()
+                t.column("envelope", .blob)  // sealed envelope bytes once sealed, so a resend is the same envelope
+                t.column("attempts", .integer).notNull().defaults(to: 0)
+                t.column("last_error", .text)
+            }
+            try db.create(table: "failure") { t in
+                t.autoIncrementedPrimaryKey("seq")
+                t.column("envelope_id", .blob).notNull()
+                t.column("relay_sender", .text).notNull()
+                t.column("at", .integer).notNull()
+                t.column("reason", .text).notNull()
+            }
+        }
+        return migrator
+    }
+
+    // MARK: - Sealed columns
+
+    func seal(_ plaintext: [UInt8], column: String) throws -> Data {
+        let nonce = secureRandomBytes(count: ChaChaPoly.nonceByteCount)
+        return Data(nonce + (try ChaChaPoly.seal(plaintext, using: storageKey, nonce: nonce, authenticating: Array(column.utf8))))
+    }
+
+    func unseal(_ sealed: Data, column: String) throws -> [UInt8] {
+        let bytes = Array(sealed)
+        guard bytes.count >= ChaChaPoly.nonceByteCount + ChaChaPoly.tagByteCount else {
+            throw ClientError(.profile, "a sealed \(column) value in the profile database is damaged")
+        }
+        do {
+            return try ChaChaPoly.open(
+                Array(bytes[ChaChaPoly.nonceByteCount...]),
+                using: storageKey,
+                nonce: Array(bytes[..<ChaChaPoly.nonceByteCount]),
+                authenticating: Array(column.utf8)
+            )
+        } catch {
+            throw ClientError(.profile, "a sealed \(column) value in the profile database does not open with this profile's key")
+        }
+    }
+
+    // MARK: - Settings
+
+    func setting(_ key: String) async throws -> String? {
+        try await writer.read { db in try String.fetchOne(db, sql: "SELECT value FROM setting WHERE key = ?", arguments: [key]) }
+    }
+
+    func setSetting(_ key: String, _ value: String) async throws {
+        try await writer.write { db in try Self.setSetting(db, key, value) }
+    }
+
+    static func setSetting(_ db: Database, _ key: String, _ value: String) throws {
+        try db.execute(sql: "INSERT OR REPLACE INTO setting (key, value) VALUES (?, ?)", arguments: [key, value])
+    }
+
+    static func setting(_ db: Database, _ key: String) throws -> String? {
+        try String.fetchOne(db, sql: "SELECT value FROM setting WHERE key = ?", arguments: [key])
+    }
+
+    /// Takes the next number of a counter kept in settings (prekey ids).
+    static func nextNumber(_ db: Database, _ key: String, startingAt start: UInt32) throws -> UInt32 {
+        let next = try setting(db, key).flatMap(UInt32.init) ?? start
+        try setSetting(db, key, String(next == UInt32.max ? start : next + 1))
+        return next
+    }
+}
