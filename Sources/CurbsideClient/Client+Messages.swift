@@ -186,6 +186,8 @@ extension Client {
                 sql: "UPDATE contact SET identity_key = ?, changed_key = NULL, verified = 1 WHERE handle = ?",
                 arguments: [key, handle.rawValue]
             )
+            // Messages held back because they came with the key now verified can be shown.
+            try db.execute(sql: "UPDATE message SET sender_key_changed = 0 WHERE peer = ? AND direction = 'in'", arguments: [handle.rawValue])
         }
         return try await pinnedContact(handle)!
     }

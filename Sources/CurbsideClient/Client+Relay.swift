@@ -141,7 +141,10 @@ extension Client {
 
     /// Fetches `handle`'s bundle and checks it against the pinned identity: pins it on first use, and refuses (with
     /// the new key recorded) when it differs.
-    func trustedBundle(_ connection: RelayConnection, for handle: Handle, now: Timestamp = .now()) async throws -> PrekeyBundle {
+    ///
+    /// With `toChangedKey`, a changed key is recorded but accepted: only for the `untrusted_sender` receipt that
+    /// tells the holder of the new key why its message was held back.
+    func trustedBundle(_ connection: RelayConnection, for handle: Handle, toChangedKey: Bool = false, now: Timestamp = .now()) async throws -> PrekeyBundle {
         let reply: RelayMessage
         do {
             reply = try await request(connection, .fetchBundle(handle))
@@ -152,7 +155,12 @@ extension Client {
         guard bundle.owner.handle == handle else {
             throw ClientError(.protocol, "the relay answered with \(bundle.owner.handle)'s bundle for \(handle)")
         }
-        let pinned = try await pin(bundle.owner, now: now)
+        let pinned: Party
+        do {
+            pinned = try await pin(bundle.owner, now: now)
+        } catch let error as ClientError where error.category == .trust && toChangedKey {
+            pinned = bundle.owner
+        }
         do {
             try bundle.verify(now: now, expecting: pinned)
         } catch {
@@ -224,8 +232,10 @@ extension Client {
                 var envelope = (entry["envelope"] as Data?).map(Array.init)
                 if envelope == nil {
                     // Each envelope needs its own bundle fetch: one-time prekeys are used once.
-                    let bundle = try await trustedBundle(connection, for: recipient)
                     let content = try Content(decoding: try database.unseal(entry["body"] as Data, column: "message.body"))
+                    var toChangedKey = false
+                    if case .receipt(let receipt) = content, receipt.failure?.reason == .untrustedSender { toChangedKey = true }
+                    let bundle = try await trustedBundle(connection, for: recipient, toChangedKey: toChangedKey)
                     let message = try Message(
                         sender: me,
                         recipient: bundle.owner,

@@ -17,10 +17,10 @@ public actor Client {
     public nonisolated let me: Party
     public nonisolated let relay: RelayEndpoint
     public nonisolated let home: URL
-    let identity: SigningKey
-    let database: ProfileDatabase
-    let logger: Logger
-    let tls: TLSContext
+    nonisolated let identity: SigningKey
+    nonisolated let database: ProfileDatabase
+    nonisolated let logger: Logger
+    nonisolated let tls: TLSContext
     /// The connection of the current sync or watch, if any.
     var connection: RelayConnection?
 

@@ -42,7 +42,7 @@ final class FileRelay: @unchecked Sendable {
 
     func start() async throws {
         var configuration = RelayConfiguration()
-        configuration.port = 0
+        configuration.port = port  // 0 the first time; a restart keeps the port clients know
         configure(&configuration)
         let tls = try TLSContext(configuration: .server(identity: LiveRelay.identity, applicationProtocols: ["curbside/1"]))
         let bound = try await RelayServer(
