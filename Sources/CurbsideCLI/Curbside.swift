@@ -13,6 +13,10 @@ public struct Curbside: AsyncParsableCommand {
         discussion: """
             Send a consult with clinical images to a colleague through a relay that stores and forwards it \
             and can read none of it. The protocol is described in spec/ in the source tree.
+
+            Profile: --home DIR, else $CURBSIDE_HOME, else ~/.curbside. Passphrase: $CURBSIDE_PASSPHRASE, else asked without echo.
+
+            \(ExitStatus.help)
             """,
         version: "curbside \(version) (libsodium \(CryptoLibrary.sodiumVersion), \(OpenSSLLibrary.versionString))",
         subcommands: [

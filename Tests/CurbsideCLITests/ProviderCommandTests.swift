@@ -1,0 +1,171 @@
+import CurbsideTestSupport
+import Foundation
+import Testing
+
+@testable import CurbsideCLI
+
+/// A `curbside relay serve` process on loopback, restartable on the same port.
+final class RelayProcess: @unchecked Sendable {
+    // Touched only by the test's own task.
+    let data: String
+    private(set) var port = 0
+    private var process: Process?
+    private let log: String
+
+    init(base: String) throws {
+        data = "\(base)/relay"
+        log = "\(base)/relay.log"
+        let created = try Executable.run(["relay", "init", "--data", data, "--listen", "127.0.0.1:0"])
+        guard created.status == 0 else { throw CLIError("relay init failed: \(created.stderr)") }
+        fingerprint = String(try #require(created.stdout.firstMatch(of: /fingerprint  ([0-9a-f]{64})/)).output.1)
+    }
+
+    let fingerprint: String
+
+    func start() async throws {
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let serve = Process()
+        serve.executableURL = Executable.url
+        serve.arguments = ["relay", "serve", "--data", data] + (port == 0 ? [] : ["--listen", "127.0.0.1:\(port)"])
+        serve.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        serve.standardOutput = FileHandle.nullDevice
+        try serve.run()
+        process = serve
+        for _ in 0..<200 {
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            if let match = text.firstMatch(of: /listening on 127\.0\.0\.1:(\d+)/) {
+                port = Int(match.output.1)!
+                return
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw CLIError("relay serve did not start: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+    }
+
+    func stop() async {
+        guard let process, process.isRunning else { return }
+        kill(process.processIdentifier, SIGTERM)
+        for _ in 0..<200 where process.isRunning { try? await Task.sleep(for: .milliseconds(25)) }
+        if process.isRunning { process.terminate() }
+        self.process = nil
+    }
+
+    func enroll(_ handle: String) throws -> String {
+        let enrolled = try Executable.run(["relay", "enroll", "--data", data, handle])
+        return String(try #require(enrolled.stdout.firstMatch(of: /[0-9A-Z]{5}-[0-9A-Z]{5}-[0-9A-Z]{5}-[0-9A-Z]{5}/)).output)
+    }
+}
+
+/// The provider commands as a person uses them: separate processes, separate homes.
+@Suite("curbside provider commands", .serialized)
+struct ProviderCommandTests {
+    static let environment = ["CURBSIDE_PASSPHRASE": "correct horse battery staple", "CURBSIDE_PWHASH_LIMITS": "interactive"]
+
+    func curbside(_ arguments: String..., home: String, environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
+        try Executable.run(arguments + ["--home", home], environment: Self.environment.merging(environment) { $1 })
+    }
+
+    func base() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-e2e-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// `make demo`'s script: relay, two providers, consult, show, reply, and the sender's status with every step.
+    @Test func theDemoScriptRunsEveryStep() throws {
+        let demo = Process()
+        demo.executableURL = URL(fileURLWithPath: "/bin/sh")
+        demo.arguments = [Repository.root.appendingPathComponent("scripts/demo.sh").path]
+        demo.environment = ProcessInfo.processInfo.environment.merging(["CURBSIDE": Executable.url.path]) { $1 }
+        let out = Pipe()
+        demo.standardOutput = out
+        demo.standardError = out
+        try demo.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        demo.waitUntilExit()
+        #expect(demo.terminationStatus == 0, "\(text)")
+        let lines = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        for step in ["stored", "delivered to device", "delivered", "read", "answered"] {
+            let line = lines.first { $0.hasPrefix(step + "  ") }
+            #expect(line?.contains(#/  20\d\d-\d\d-\d\dT/#) == true, "\(step) has a time: \(line ?? "missing")")
+        }
+        #expect(text.contains(/time to answer +\d/))
+        #expect(text.contains("reply   from osei.derm  Features suggest a dysplastic naevus"))
+    }
+
+    /// The relay is down while the GP sends: the consult is queued (exit 0, said so), and goes out with the same id
+    /// when the relay is back; the dermatologist reads it and the GP's status shows delivered and read.
+    @Test func aConsultSentWhileTheRelayIsDownArrivesWhenItIsBack() async throws {
+        let base = try base()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let relay = try RelayProcess(base: base)
+        try await relay.start()
+        defer { Task { await relay.stop() } }
+        let gp = "\(base)/gp", derm = "\(base)/derm"
+        for (home, handle) in [(gp, "amara.gp"), (derm, "osei.derm")] {
+            let created = try curbside(
+                "init", "--handle", handle, "--relay", "127.0.0.1:\(relay.port)", "--relay-fingerprint", relay.fingerprint,
+                "--code", try relay.enroll(handle), home: home
+            )
+            #expect(created.status == 0, "\(created.stderr)")
+        }
+        await relay.stop()
+
+        let queued = try curbside("send", "osei.derm", "--subject", "Retinal photo", "--question", "Refer?", "--json", home: gp)
+        #expect(queued.status == 0, "\(queued.stderr)")
+        let outcome = try JSONSerialization.jsonObject(with: Data(queued.stdout.utf8)) as? [String: Any]
+        #expect(outcome?["stored"] as? Bool == false)
+        let id = try #require(outcome?["id"] as? String)
+        let offline = try curbside("sync", home: gp)
+        #expect(offline.status == ExitStatus.network)
+        #expect(offline.stderr.hasPrefix("curbside: error: cannot reach the relay"))
+        #expect(offline.stderr.contains("curbside: hint: "))
+
+        try await relay.start()
+        #expect(try curbside("sync", home: gp).status == 0)
+        let inbox = try curbside("inbox", "--json", home: derm)
+        #expect(inbox.stdout.contains(id))
+        #expect(try curbside("show", id, home: derm).stdout.contains("Retinal photo"))
+        let status = try curbside("status", id, "--json", home: gp)
+        let statuses = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [[String: Any]]
+        #expect(statuses?.first?["delivered"] as? Int != nil)
+        #expect(statuses?.first?["read"] as? Int != nil)
+    }
+
+    /// Bad input from the command line: each a clear message and its exit status.
+    @Test func badInputGetsItsMessageAndExitStatus() async throws {
+        let base = try base()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let relay = try RelayProcess(base: base)
+        try await relay.start()
+        defer { Task { await relay.stop() } }
+        let gp = "\(base)/gp"
+        let wrongPin = try curbside(
+            "init", "--handle", "amara.gp", "--relay", "127.0.0.1:\(relay.port)", "--relay-fingerprint", String(repeating: "0", count: 64),
+            "--code", try relay.enroll("amara.gp"), home: gp
+        )
+        #expect(wrongPin.status == ExitStatus.network)
+        #expect(wrongPin.stderr.contains("did not present the pinned certificate key"))
+        let created = try curbside(
+            "init", "--handle", "amara.gp", "--relay", "127.0.0.1:\(relay.port)", "--relay-fingerprint", relay.fingerprint,
+            "--code", try relay.enroll("amara.gp"), home: gp
+        )
+        #expect(created.status == 0, "\(created.stderr)")
+
+        let wrongPassphrase = try curbside("whoami", home: gp, environment: ["CURBSIDE_PASSPHRASE": "not it at all"])
+        #expect(wrongPassphrase.status == ExitStatus.profile)
+        #expect(wrongPassphrase.stderr.hasPrefix("curbside: error: the passphrase does not open this profile"))
+
+        let unknown = try curbside("send", "nobody.here", "--subject", "s", "--question", "q", home: gp)
+        #expect(unknown.status == ExitStatus.usage)
+        #expect(unknown.stderr.contains("nobody.here is not registered"))
+
+        let badID = try curbside("show", "abc", home: gp)
+        #expect(badID.status == ExitStatus.usage && badID.stderr.contains("is not a message id"))
+        let noProfile = try curbside("whoami", home: "\(base)/nobody")
+        #expect(noProfile.status == ExitStatus.usage && noProfile.stderr.contains("there is no Curbside profile"))
+        let whoami = try curbside("whoami", "--json", home: gp)
+        #expect((try JSONSerialization.jsonObject(with: Data(whoami.stdout.utf8)) as? [String: Any])?["handle"] as? String == "amara.gp")
+        #expect(try Executable.run(["--help"]).stdout.contains("65 trust"))
+    }
+}
