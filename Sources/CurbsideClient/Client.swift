@@ -135,6 +135,7 @@ public actor Client {
         }
         let secrets = try file.open(passphrase: passphrase)
         let database = try ProfileDatabase(path: databasePath(home), storageKey: secrets.storageKey)
+        try restrictDatabaseFiles(home)
         guard let handleText = try await database.setting("handle"), let handle = try? Handle(handleText),
             let relayText = try await database.setting("relay"),
             let relay = try? JSONDecoder().decode(RelayEndpoint.self, from: Data(relayText.utf8))

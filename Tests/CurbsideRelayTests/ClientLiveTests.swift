@@ -307,3 +307,37 @@ extension ClientLiveTests {
         #expect(try await derm.show(id).subject == "Pigmented lesion, left forearm")
     }
 }
+
+extension ClientLiveTests {
+    /// `watch` stays connected: a consult sent meanwhile arrives by push and is saved and receipted at once, and the
+    /// watch reconnects after the relay restarts.
+    @Test func watchReceivesPushesAndReconnects() async throws {
+        let providers = try await Providers.start()
+        defer { Task { await providers.stop() } }
+        let gp = try await providers.create("amara.gp")
+        let derm = try await providers.create("osei.derm")
+        let (events, continuation) = AsyncStream<WatchEvent>.makeStream()
+        let watching = Task { await derm.watch { continuation.yield($0) } }
+        defer { watching.cancel() }
+        var iterator = events.makeAsyncIterator()
+        func next(_ kind: String) async -> WatchEvent? {
+            while let event = await iterator.next() {
+                if event.event == kind { return event }
+            }
+            return nil
+        }
+        #expect(await next("connected") != nil)
+        let sent = try await gp.send(try Providers.consult(), to: derm.me.handle)
+        #expect(await next("received") != nil)
+        #expect(try await derm.inbox().map(\.id) == [sent.id])
+        // The delivered receipt went out from the watch; the GP sees it on its next sync.
+        _ = try await gp.sync()
+        let id = try MessageID(rawValue: try #require([UInt8](hexString: sent.id)))
+        #expect(try await gp.status(id).first?.delivered != nil)
+
+        await providers.relay.stop()
+        #expect(await next("disconnected") != nil)
+        try await providers.relay.start()
+        #expect(await next("connected") != nil, "reconnected after the relay came back")
+    }
+}
