@@ -77,7 +77,7 @@ public actor Client {
         guard passphrase.count >= 8 else {
             throw ClientError(.usage, "the passphrase is too short", hint: "use at least 8 characters")
         }
-        guard let code = normalisedEnrollmentCode(enrollmentCode) else {
+        guard let code = EnrollmentCode(enrollmentCode)?.characters else {
             throw ClientError(.usage, "the enrollment code must be 20 characters of 0-9 and A-Z (without I, L, O, U), dashes allowed")
         }
         try makePrivateDirectory(home)
@@ -161,23 +161,6 @@ public actor Client {
     /// The safety number of this profile with `other` (spec/safety-number.md).
     public nonisolated func safetyNumber(with other: Party) -> SafetyNumber {
         SafetyNumber(me, other)
-    }
-
-    /// Clients normalise what a person typed (spec/relay.md §Registration).
-    static func normalisedEnrollmentCode(_ text: String) -> String? {
-        let alphabet = Set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
-        var out = ""
-        for character in text.uppercased() where character != "-" && character != " " {
-            let mapped: Character =
-                switch character {
-                case "O": "0"
-                case "I", "L": "1"
-                default: character
-                }
-            guard alphabet.contains(mapped) else { return nil }
-            out.append(mapped)
-        }
-        return out.count == 20 ? out : nil
     }
 }
 
