@@ -112,22 +112,40 @@ extension Client {
         return try await deliver(replyID)
     }
 
+    /// Tries to send a queued message now. The message is queued whatever happens, so this never fails for want of
+    /// a relay: the outcome says whether it was stored and, if not, why it waits. Only an unknown recipient (a
+    /// typo) and a changed key are errors; an unknown recipient's message is discarded, a changed key's waits for
+    /// verification.
     private func deliver(_ id: MessageID) async throws -> SendOutcome {
-        let report = try await sync()
-        let stored = try await database.writer.read { db in
-            try Bool.fetchOne(db, sql: "SELECT NOT EXISTS (SELECT 1 FROM outbox WHERE message_id = ?)", arguments: [Data(id.rawValue)]) ?? false
+        var waiting: String?
+        do {
+            waiting = try await sync().queueReason
+        } catch let error as ClientError {
+            waiting = error.message
         }
-        let lastError = try await database.writer.read { db in
-            try String.fetchOne(db, sql: "SELECT last_error FROM outbox WHERE message_id = ?", arguments: [Data(id.rawValue)])
+        let row = try await database.writer.read { db in
+            try Row.fetchOne(db, sql: "SELECT last_error FROM outbox WHERE message_id = ?", arguments: [Data(id.rawValue)])
         }
-        if !stored, let lastError, lastError.contains("identity key has changed") {
-            throw ClientError.keyChanged(try await recipientOf(id))
+        guard let row else { return SendOutcome(id: id.description, stored: true, waiting: nil) }
+        let lastError: String? = row["last_error"]
+        let recipient = try await recipientOf(id)
+        if let lastError, lastError.contains("is not registered on the relay") {
+            try await database.writer.write { db in
+                try db.execute(sql: "DELETE FROM outbox WHERE message_id = ?", arguments: [Data(id.rawValue)])
+                try db.execute(sql: "DELETE FROM event WHERE message_id = ?", arguments: [Data(id.rawValue)])
+                try db.execute(sql: "DELETE FROM message WHERE id = ?", arguments: [Data(id.rawValue)])
+            }
+            throw ClientError(.usage, "\(recipient) is not registered on the relay (or has not published prekeys yet); nothing was sent", hint: "check the handle")
         }
-        let failed = try await database.writer.read { db in
-            try String.fetchOne(db, sql: "SELECT detail FROM event WHERE message_id = ? AND kind = 'failed'", arguments: [Data(id.rawValue)])
+        if let lastError, lastError.contains("identity key has changed") {
+            throw ClientError(
+                .trust,
+                "\(recipient)'s identity key has changed since you pinned it; message \(id) waits and is not sent",
+                hint: "compare the new safety number with \(recipient) in person or by phone (`curbside contacts show \(recipient)`); "
+                    + "`curbside contacts verify \(recipient) NUMBER` then sends it"
+            )
         }
-        if let failed { throw ClientError(.usage, failed) }
-        return SendOutcome(id: id.description, stored: stored, waiting: stored ? nil : (lastError ?? report.queueReason))
+        return SendOutcome(id: id.description, stored: false, waiting: lastError ?? waiting)
     }
 
     private func recipientOf(_ id: MessageID) async throws -> Handle {
@@ -137,7 +155,7 @@ extension Client {
         return try Handle(peer ?? "")
     }
 
-    /// Refuses to queue for a contact whose key changed and is not verified.
+    /// Refuses to queue for a contact whose key changed and is not verified (nothing is queued).
     private func checkNotBlocked(_ handle: Handle) async throws {
         let blocked = try await database.writer.read { db in
             try Bool.fetchOne(db, sql: "SELECT changed_key IS NOT NULL FROM contact WHERE handle = ?", arguments: [handle.rawValue]) ?? false
@@ -187,7 +205,10 @@ extension Client {
                 arguments: [key, handle.rawValue]
             )
             // Messages held back because they came with the key now verified can be shown.
-            try db.execute(sql: "UPDATE message SET sender_key_changed = 0 WHERE peer = ? AND direction = 'in'", arguments: [handle.rawValue])
+            try db.execute(
+                sql: "UPDATE message SET sender_key_changed = 0 WHERE peer = ? AND direction = 'in' AND sender_key = ?",
+                arguments: [handle.rawValue, key]
+            )
         }
         return try await pinnedContact(handle)!
     }
@@ -241,15 +262,21 @@ extension Client {
                 hint: "`curbside contacts show \(summary.peer)`, compare the safety number with them, then `curbside contacts verify`"
             )
         }
-        let content = try Content(decoding: try database.unseal(row["body"] as Data, column: "message.body"))
+        let content = try Content(decoding: try database.unseal(row["body"] as Data, column: "message.body", row: id.rawValue))
         if summary.direction == "in", content.kind != .receipt {
             let alreadyRead = try await database.writer.read { db in
                 try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM event WHERE message_id = ? AND kind = 'read')", arguments: [Data(id.rawValue)]) ?? false
             }
             if !alreadyRead {
-                try await database.writer.write { db in try Self.addEvent(db, id, "read", at: .now()) }
-                _ = try await queue(.receipt(.read(id)), to: try Handle(summary.peer), thread: try MessageID(rawValue: Array(row["thread_id"] as Data)))
-                _ = try await sync()
+                // Recorded and queued together; sent now if the relay can be reached, else with the next sync.
+                let database = self.database
+                let peer = try Handle(summary.peer)
+                let thread = try MessageID(rawValue: Array(row["thread_id"] as Data))
+                try await database.writer.write { db in
+                    try Self.addEvent(db, id, "read", at: .now())
+                    try Self.queue(db, database, .receipt(.read(id)), to: peer, id: .random(), thread: thread, now: .now())
+                }
+                _ = try? await sync()
             }
         }
         let timeline = try await timeline(id)
@@ -318,7 +345,7 @@ extension Client {
             var urgency: String?
             let kind = Content.Kind(rawValue: UInt8(row["kind"] as Int64)) ?? .consult
             if !untrusted {
-                switch try Content(decoding: try database.unseal(row["body"] as Data, column: "message.body")) {
+                switch try Content(decoding: try database.unseal(row["body"] as Data, column: "message.body", row: id.rawValue)) {
                 case .consult(let consult):
                     title = consult.subject
                     urgency = "\(consult.urgency)"

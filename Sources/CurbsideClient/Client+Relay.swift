@@ -63,6 +63,15 @@ extension Client {
 
     nonisolated func clientError(_ error: RelayClientError) -> ClientError {
         switch error {
+        case .refused(let relayError) where relayError.code == .rateLimited || relayError.isStorage:
+            // The relay is there but cannot serve now: like an outage, queued work waits.
+            ClientError(.network, "the relay cannot serve now: \(relayError.code.identifier)", hint: ClientError.refused(relayError).hint)
+        case .refused(let relayError) where relayError.code == .loginFailed:
+            ClientError(
+                .profile,
+                "the relay does not accept this profile's identity for \(me.handle)",
+                hint: "this profile may be a stale copy, or the handle was registered from another device"
+            )
         case .refused(let relayError): ClientError.refused(relayError)
         case .connectionLost(let why): ClientError.unreachable(relay, why)
         case .timedOut(let seconds): ClientError.unreachable(relay, "no answer within \(seconds) s")
@@ -81,59 +90,91 @@ extension Client {
 
     // MARK: - Prekeys
 
-    /// Rotates the signed prekey when it is due, deletes retired ones past their grace, and tops the relay's
-    /// one-time prekeys up to the target.
+    /// Rotates the signed prekey when it is due (the previous one is retired only once the relay has the new one),
+    /// and tops the relay's one-time prekeys up to the target.
     func maintainPrekeys(_ connection: RelayConnection, now: Timestamp = .now()) async throws {
         let database = self.database
         let identity = self.identity
-        let current = try await database.writer.read { db in
-            try Row.fetchOne(db, sql: "SELECT id, created_at FROM prekey WHERE kind = 1 AND retired_at IS NULL ORDER BY id DESC LIMIT 1")
+        let nowMS = Int64(now.millisecondsSince1970)
+        let latest = try await database.writer.read { db in
+            try Row.fetchOne(db, sql: "SELECT created_at FROM prekey WHERE kind = 1 ORDER BY id DESC LIMIT 1")
         }
-        var signed: SignedPrekey?
-        let due = current.map { now.millisecondsSince1970 >= UInt64($0["created_at"] as Int64) + Self.signedPrekeyRotation * 1000 } ?? true
-        if due {
+        if latest.map({ now.millisecondsSince1970 >= UInt64($0["created_at"] as Int64) + Self.signedPrekeyRotation * 1000 }) ?? true {
             let key = AgreementKey.Private()
-            let sealedKey = try database.seal(key.rawRepresentation.copiedBytes, column: "prekey.private_key")
-            let expiresAt = now.adding(seconds: Self.signedPrekeyLifetime)
-            signed = try await database.writer.write { db in
+            try await database.writer.write { db in
                 let id = try ProfileDatabase.nextNumber(db, "next_signed_prekey_id", startingAt: 1)
-                try db.execute(
-                    sql: "UPDATE prekey SET retired_at = ? WHERE kind = 1 AND retired_at IS NULL",
-                    arguments: [Int64(now.millisecondsSince1970)]
+                let sealedKey = try database.seal(
+                    key.rawRepresentation.copiedBytes,
+                    column: "prekey.private_key",
+                    row: ProfileDatabase.prekeyRow(kind: 1, id: id)
                 )
                 try db.execute(
-                    sql: "INSERT INTO prekey (kind, id, private_key, created_at, expires_at) VALUES (1, ?, ?, ?, ?)",
-                    arguments: [Int64(id), sealedKey, Int64(now.millisecondsSince1970), Int64(expiresAt.millisecondsSince1970)]
+                    sql: "INSERT INTO prekey (kind, id, private_key, created_at, expires_at, published) VALUES (1, ?, ?, ?, ?, 0)",
+                    arguments: [Int64(id), sealedKey, nowMS, nowMS + Int64(Self.signedPrekeyLifetime * 1000)]
                 )
-                return SignedPrekey(id: id, publicKey: key.publicKey, expiresAt: expiresAt, signedBy: identity)
             }
         }
-        // Retired signed prekeys past their grace are deleted: envelopes sealed to them can no longer be opened.
-        let graceStart = Int64(now.millisecondsSince1970) - Int64(Self.signedPrekeyGrace * 1000)
-        try await database.writer.write { db in
-            try db.execute(sql: "DELETE FROM prekey WHERE kind = 1 AND retired_at IS NOT NULL AND retired_at < ?", arguments: [graceStart])
+        // An unpublished signed prekey (new, or one whose upload failed before) goes up until the relay has it.
+        var signed: SignedPrekey?
+        if let row = try await database.writer.read({ db in
+            try Row.fetchOne(db, sql: "SELECT id, private_key, expires_at FROM prekey WHERE kind = 1 AND published = 0 ORDER BY id DESC LIMIT 1")
+        }) {
+            let id = UInt32(row["id"] as Int64)
+            let key = try AgreementKey.Private(
+                rawRepresentation: SecretBytes(
+                    try database.unseal(row["private_key"], column: "prekey.private_key", row: ProfileDatabase.prekeyRow(kind: 1, id: id))
+                )
+            )
+            signed = SignedPrekey(
+                id: id,
+                publicKey: key.publicKey,
+                expiresAt: Timestamp(millisecondsSince1970: UInt64(row["expires_at"] as Int64)),
+                signedBy: identity
+            )
         }
-        // Ask how many one-time prekeys the relay holds (publishing the new signed prekey, if any, at the same time).
         guard case .prekeysPublished(let held) = try await request(connection, .publishPrekeys(try PrekeyUpload(signedPrekey: signed, oneTimePrekeys: []))) else {
             throw ClientError(.protocol, "the relay did not answer prekeys_published")
+        }
+        if let signed {
+            // The relay hands out the new key from now on; the older ones are kept for envelopes already sealed to them.
+            try await database.writer.write { db in
+                try db.execute(sql: "UPDATE prekey SET published = 1 WHERE kind = 1 AND id = ?", arguments: [Int64(signed.id)])
+                try db.execute(
+                    sql: "UPDATE prekey SET retired_at = ? WHERE kind = 1 AND id != ? AND retired_at IS NULL",
+                    arguments: [nowMS, Int64(signed.id)]
+                )
+            }
         }
         var missing = max(0, Self.oneTimePrekeyTarget - Int(held))
         while missing > 0 {
             let batch = min(missing, 100)
             let keys = (0..<batch).map { _ in AgreementKey.Private() }
-            let sealed = try keys.map { try database.seal($0.rawRepresentation.copiedBytes, column: "prekey.private_key") }
             let records = try await database.writer.write { db in
-                try zip(keys, sealed).map { key, sealedKey in
+                try keys.map { key in
                     let id = try ProfileDatabase.nextNumber(db, "next_one_time_prekey_id", startingAt: 1)
+                    let sealedKey = try database.seal(
+                        key.rawRepresentation.copiedBytes,
+                        column: "prekey.private_key",
+                        row: ProfileDatabase.prekeyRow(kind: 2, id: id)
+                    )
                     try db.execute(
                         sql: "INSERT INTO prekey (kind, id, private_key, created_at) VALUES (2, ?, ?, ?)",
-                        arguments: [Int64(id), sealedKey, Int64(now.millisecondsSince1970)]
+                        arguments: [Int64(id), sealedKey, nowMS]
                     )
                     return OneTimePrekey(id: id, publicKey: key.publicKey, signedBy: identity)
                 }
             }
             _ = try await request(connection, .publishPrekeys(try PrekeyUpload(signedPrekey: nil, oneTimePrekeys: records)))
             missing -= batch
+        }
+    }
+
+    /// Deletes retired signed prekeys once no envelope sealed to them can still arrive: the grace period after
+    /// retirement plus the relay's envelope lifetime. Runs after fetching, so what waited is opened first.
+    func deleteRetiredPrekeys(now: Timestamp = .now()) async throws {
+        let cutoff = Int64(now.millisecondsSince1970) - Int64((Self.signedPrekeyGrace + Self.relayEnvelopeLifetime) * 1000)
+        try await database.writer.write { db in
+            try db.execute(sql: "DELETE FROM prekey WHERE kind = 1 AND retired_at IS NOT NULL AND retired_at < ?", arguments: [cutoff])
         }
     }
 
@@ -147,9 +188,11 @@ extension Client {
     func trustedBundle(_ connection: RelayConnection, for handle: Handle, toChangedKey: Bool = false, now: Timestamp = .now()) async throws -> PrekeyBundle {
         let reply: RelayMessage
         do {
-            reply = try await request(connection, .fetchBundle(handle))
-        } catch let error as ClientError where error.message.contains("unknown_handle") {
-            throw ClientError(.usage, "\(handle) is not registered on the relay (or has not published prekeys)", hint: "check the handle")
+            reply = try await connection.request(.fetchBundle(handle))
+        } catch RelayClientError.refused(let error) where error.code == .unknownHandle {
+            throw ClientError(.usage, "\(handle) is not registered on the relay (or has not published prekeys yet)", hint: "check the handle")
+        } catch let error as RelayClientError {
+            throw clientError(error)
         }
         guard case .bundle(let bundle) = reply else { throw ClientError(.protocol, "the relay did not answer with a bundle") }
         guard bundle.owner.handle == handle else {
@@ -163,8 +206,14 @@ extension Client {
         }
         do {
             try bundle.verify(now: now, expecting: pinned)
+        } catch let error as BundleError where error.code == .prekeyExpired {
+            throw ClientError(
+                .network,
+                "\(handle)'s published keys have expired (they have not been online for a while)",
+                hint: "the message waits in the outbox and goes out once \(handle) is back online"
+            )
         } catch {
-            throw ClientError(.protocol, "\(handle)'s prekey bundle does not verify: \(error)")
+            throw ClientError(.protocol, "\(handle)'s prekey bundle does not verify (\(error)); nothing was sent to it")
         }
         return bundle
     }
@@ -173,22 +222,8 @@ extension Client {
     /// when the handle is pinned to another key.
     @discardableResult
     func pin(_ party: Party, now: Timestamp = .now()) async throws -> Party {
-        let key = Data(party.identityKey.rawRepresentation)
-        let changed = try await database.writer.write { db -> Bool in
-            guard let row = try Row.fetchOne(db, sql: "SELECT identity_key FROM contact WHERE handle = ?", arguments: [party.handle.rawValue]) else {
-                try db.execute(
-                    sql: "INSERT INTO contact (handle, identity_key, pinned_at) VALUES (?, ?, ?)",
-                    arguments: [party.handle.rawValue, key, Int64(now.millisecondsSince1970)]
-                )
-                return false
-            }
-            guard row["identity_key"] as Data == key else {
-                try db.execute(sql: "UPDATE contact SET changed_key = ? WHERE handle = ?", arguments: [key, party.handle.rawValue])
-                return true
-            }
-            return false
-        }
-        if changed { throw ClientError.keyChanged(party.handle) }
+        let trusted = try await database.writer.write { db in try Self.checkPin(db, party, now: now) }
+        if !trusted { throw ClientError.keyChanged(party.handle) }
         return party
     }
 
@@ -196,89 +231,133 @@ extension Client {
 
     /// Records an outgoing message and queues it; the next sync seals and sends it.
     func queue(_ content: Content, to recipient: Handle, id: MessageID = .random(), thread: ThreadID? = nil, now: Timestamp = .now()) async throws -> MessageID {
-        let body = try database.seal(content.encoded, column: "message.body")
+        let database = self.database
         try await database.writer.write { db in
-            try db.execute(
-                sql: """
-                    INSERT INTO message (id, thread_id, direction, peer, kind, created_at, body)
-                    VALUES (?, ?, 'out', ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    Data(id.rawValue), Data((thread ?? id).rawValue), recipient.rawValue, Int64(content.kind.rawValue),
-                    Int64(now.millisecondsSince1970), body,
-                ]
-            )
-            try db.execute(
-                sql: "INSERT INTO outbox (message_id, recipient, queued_at) VALUES (?, ?, ?)",
-                arguments: [Data(id.rawValue), recipient.rawValue, Int64(now.millisecondsSince1970)]
-            )
-            if case .receipt = content {} else {
-                try Self.addEvent(db, id, "created", at: now)
-            }
+            try Self.queue(db, database, content, to: recipient, id: id, thread: thread, now: now)
         }
         return id
     }
 
-    /// Seals (once) and sends every queued message, oldest first. Stops at the first network failure; a message
-    /// refused for good (unknown recipient) leaves the outbox with a `failed` event.
+    /// Queues inside a transaction the caller holds (so a received message and its receipt are saved together).
+    static func queue(
+        _ db: Database,
+        _ database: ProfileDatabase,
+        _ content: Content,
+        to recipient: Handle,
+        id: MessageID,
+        thread: ThreadID?,
+        now: Timestamp
+    ) throws {
+        let body = try database.seal(content.encoded, column: "message.body", row: id.rawValue)
+        try db.execute(
+            sql: """
+                INSERT INTO message (id, thread_id, direction, peer, kind, created_at, body)
+                VALUES (?, ?, 'out', ?, ?, ?, ?)
+                """,
+            arguments: [
+                Data(id.rawValue), Data((thread ?? id).rawValue), recipient.rawValue, Int64(content.kind.rawValue),
+                Int64(now.millisecondsSince1970), body,
+            ]
+        )
+        try db.execute(
+            sql: "INSERT INTO outbox (message_id, recipient, queued_at) VALUES (?, ?, ?)",
+            arguments: [Data(id.rawValue), recipient.rawValue, Int64(now.millisecondsSince1970)]
+        )
+        if content.kind != .receipt { try addEvent(db, id, "created", at: now) }
+    }
+
+    /// Automatic receipts that cannot be delivered are given up after this many attempts.
+    static let receiptAttempts = 50
+
+    /// Seals (once) and sends every queued message, oldest first. A network failure ends the flush (the connection
+    /// is gone); any other failure of one message is recorded on it and the flush goes on, so one contact can never
+    /// hold up the rest. Nothing leaves the outbox except by being stored on the relay, or by the user's own
+    /// decision (`discard`).
     func flushOutbox(_ connection: RelayConnection, report: inout SyncReport) async throws {
+        let database = self.database
         let entries = try await database.writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT o.*, m.thread_id, m.created_at, m.body FROM outbox o JOIN message m ON m.id = o.message_id ORDER BY o.queued_at, o.rowid")
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT o.message_id, o.recipient, o.envelope, o.attempts, m.thread_id, m.created_at, m.body, m.kind
+                    FROM outbox o JOIN message m ON m.id = o.message_id ORDER BY o.queued_at, o.rowid
+                    """
+            )
         }
         for entry in entries {
             let id = try MessageID(rawValue: Array(entry["message_id"] as Data))
             let recipient = try Handle(entry["recipient"] as String)
             do {
-                var envelope = (entry["envelope"] as Data?).map(Array.init)
-                if envelope == nil {
-                    // Each envelope needs its own bundle fetch: one-time prekeys are used once.
-                    let content = try Content(decoding: try database.unseal(entry["body"] as Data, column: "message.body"))
-                    var toChangedKey = false
-                    if case .receipt(let receipt) = content, receipt.failure?.reason == .untrustedSender { toChangedKey = true }
-                    let bundle = try await trustedBundle(connection, for: recipient, toChangedKey: toChangedKey)
-                    let message = try Message(
-                        sender: me,
-                        recipient: bundle.owner,
-                        id: id,
-                        threadID: try MessageID(rawValue: Array(entry["thread_id"] as Data)),
-                        createdAt: Timestamp(millisecondsSince1970: UInt64(entry["created_at"] as Int64)),
-                        content: content
-                    )
-                    let sealed = try SealedEnvelope.seal(message, to: bundle, signedBy: identity).encoded
-                    try await database.writer.write { db in
-                        try db.execute(sql: "UPDATE outbox SET envelope = ? WHERE message_id = ?", arguments: [Data(sealed), Data(id.rawValue)])
-                    }
-                    envelope = sealed
+                let envelope = try await envelope(for: entry, id: id, recipient: recipient, connection: connection)
+                let reply: RelayMessage
+                do {
+                    reply = try await connection.request(.send(try SendRequest(recipient: recipient, envelope: envelope)))
+                } catch let error as RelayClientError {
+                    throw clientError(error)
                 }
-                guard let envelope else { continue }
-                guard case .stored(let stored) = try await request(connection, .send(try SendRequest(recipient: recipient, envelope: envelope))) else {
-                    throw ClientError(.protocol, "the relay did not answer stored")
-                }
+                guard case .stored(let stored) = reply else { throw ClientError(.protocol, "the relay did not answer stored") }
                 try await database.writer.write { db in
                     try db.execute(sql: "DELETE FROM outbox WHERE message_id = ?", arguments: [Data(id.rawValue)])
                     try db.execute(sql: "UPDATE message SET envelope_id = ? WHERE id = ?", arguments: [Data(stored.envelopeID), Data(id.rawValue)])
-                    try Self.addEvent(db, id, "stored", at: stored.storedAt)
-                }
-                report.sent += 1
-            } catch let error as ClientError {
-                let permanent = error.category == .usage
-                try await database.writer.write { db in
-                    if permanent {
-                        try db.execute(sql: "DELETE FROM outbox WHERE message_id = ?", arguments: [Data(id.rawValue)])
-                        try Self.addEvent(db, id, "failed", at: .now(), detail: error.message)
-                    } else {
-                        try db.execute(
-                            sql: "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE message_id = ?",
-                            arguments: [error.message, Data(id.rawValue)]
-                        )
+                    if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM event WHERE message_id = ? AND kind = 'stored')", arguments: [Data(id.rawValue)]) != true {
+                        try Self.addEvent(db, id, "stored", at: stored.storedAt)
                     }
                 }
-                if error.category == .network { throw error }
-                if !permanent { report.queueReason = error.message }
-                logger.info("outbox: \(id) to \(recipient) waits: \(error.message)")
+                report.sent += 1
+            } catch let error as ClientError where error.category == .network {
+                try await recordAttempt(id, error.message)
+                throw error
+            } catch {
+                let message = (error as? ClientError)?.message ?? "\(error)"
+                let isReceipt = entry["kind"] as Int64 == Int64(Content.Kind.receipt.rawValue)
+                if isReceipt, entry["attempts"] as Int64 + 1 >= Self.receiptAttempts {
+                    try await database.writer.write { db in
+                        try db.execute(sql: "DELETE FROM outbox WHERE message_id = ?", arguments: [Data(id.rawValue)])
+                    }
+                } else {
+                    try await recordAttempt(id, message)
+                    report.queueReason = message
+                }
+                logger.info("outbox: \(id) to \(recipient) waits: \(message)")
             }
         }
         report.queued = try await database.writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0 }
+    }
+
+    private func recordAttempt(_ id: MessageID, _ message: String) async throws {
+        try await database.writer.write { db in
+            try db.execute(
+                sql: "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE message_id = ?",
+                arguments: [message, Data(id.rawValue)]
+            )
+        }
+    }
+
+    /// The envelope of an outbox entry: sealed once and kept, so every resend is the same envelope (the relay stores
+    /// it once). If another process sealed it first, its envelope wins.
+    private func envelope(for entry: Row, id: MessageID, recipient: Handle, connection: RelayConnection) async throws -> [UInt8] {
+        if let sealed = entry["envelope"] as Data? { return Array(sealed) }
+        let content = try Content(decoding: try database.unseal(entry["body"] as Data, column: "message.body", row: id.rawValue))
+        var toChangedKey = false
+        if case .receipt(let receipt) = content, receipt.failure?.reason == .untrustedSender { toChangedKey = true }
+        let bundle = try await trustedBundle(connection, for: recipient, toChangedKey: toChangedKey)
+        let message = try Message(
+            sender: me,
+            recipient: bundle.owner,
+            id: id,
+            threadID: try MessageID(rawValue: Array(entry["thread_id"] as Data)),
+            createdAt: Timestamp(millisecondsSince1970: UInt64(entry["created_at"] as Int64)),
+            content: content
+        )
+        let sealed = try SealedEnvelope.seal(message, to: bundle, signedBy: identity).encoded
+        return try await database.writer.write { db in
+            try db.execute(
+                sql: "UPDATE outbox SET envelope = ? WHERE message_id = ? AND envelope IS NULL",
+                arguments: [Data(sealed), Data(id.rawValue)]
+            )
+            let stored = try Data.fetchOne(db, sql: "SELECT envelope FROM outbox WHERE message_id = ?", arguments: [Data(id.rawValue)])
+            return stored.map(Array.init) ?? sealed
+        }
     }
 
     // MARK: - Sync
@@ -286,42 +365,65 @@ extension Client {
     /// Sends what waits in the outbox, fetches and processes what the relay holds (acknowledging each envelope once
     /// it is saved), applies notices, and keeps prekeys topped up. When the relay cannot be reached, nothing is lost:
     /// the report says `reachedRelay == false` and the outbox keeps its messages.
+    ///
+    /// Syncs of one client run one at a time.
     public func sync() async throws -> SyncReport {
-        var report = SyncReport()
-        do {
-            try await withConnection { connection in
-                report.reachedRelay = true
-                try await maintainPrekeys(connection)
-                try await flushOutbox(connection, report: &report)
-                try await fetchAll(connection, report: &report)
-                try await applyNotices(connection, report: &report)
-                // Receipts queued while processing go out now.
-                try await flushOutbox(connection, report: &report)
+        try await exclusively {
+            var report = SyncReport()
+            do {
+                try await withConnection { connection in
+                    report.reachedRelay = true
+                    try await exchange(connection, report: &report)
+                }
+            } catch let error as ClientError where error.category == .network {
+                report.queued = try await database.writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0 }
+                report.queueReason = error.message
+                logger.info("sync: \(error.message)")
+                if report.reachedRelay { report.reachedRelay = false }
             }
-        } catch let error as ClientError where error.category == .network && !report.reachedRelay {
-            report.queued = try await database.writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0 }
-            report.queueReason = error.message
-            logger.info("sync: \(error.message)")
+            return report
         }
-        return report
     }
 
+    /// One round with the relay: prekeys, outbox, envelopes, notices, then the receipts that produced.
+    func exchange(_ connection: RelayConnection, report: inout SyncReport) async throws {
+        try await maintainPrekeys(connection)
+        try await flushOutbox(connection, report: &report)
+        try await fetchAll(connection, report: &report)
+        try await applyNotices(connection, report: &report)
+        try await flushOutbox(connection, report: &report)
+        try await deleteRetiredPrekeys()
+    }
+
+    /// Runs `body` when no other sync or watch step of this client is running (the actor alone does not prevent
+    /// interleaving at suspension points).
+    func exclusively<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        while busy {
+            await withCheckedContinuation { busyWaiters.append($0) }
+        }
+        busy = true
+        defer {
+            busy = false
+            if !busyWaiters.isEmpty { busyWaiters.removeFirst().resume() }
+        }
+        return try await body()
+    }
+
+    /// Fetches everything pending from the start of the queue (acknowledged envelopes are gone, so nothing is
+    /// skipped even if the relay was restored from a backup), saving each before acknowledging it.
     func fetchAll(_ connection: RelayConnection, report: inout SyncReport) async throws {
-        var cursor = UInt64(try await database.setting("fetch_cursor") ?? "0") ?? 0
+        var cursor: UInt64 = 0
         while true {
             guard case .envelopes(let envelopes) = try await request(connection, .fetch(after: cursor, limit: 100)) else {
                 throw ClientError(.protocol, "the relay did not answer with envelopes")
             }
             if envelopes.isEmpty { return }
-            var saved: [[UInt8]] = []
             for envelope in envelopes {
                 try await receive(envelope, report: &report)
-                saved.append(envelope.envelopeID)
             }
             // Saved durably above; only now may the relay delete them.
-            _ = try await request(connection, .acknowledge(saved))
+            _ = try await request(connection, .acknowledge(envelopes.map(\.envelopeID)))
             cursor = envelopes.last!.sequence
-            try await database.setSetting("fetch_cursor", String(cursor))
         }
     }
 
@@ -332,9 +434,10 @@ extension Client {
         guard let last = notices.last else { return }
         try await database.writer.write { db in
             for notice in notices {
-                guard let id = try Data.fetchOne(db, sql: "SELECT id FROM message WHERE envelope_id = ?", arguments: [Data(notice.envelopeID)]) else { continue }
+                guard let id = try Data.fetchOne(db, sql: "SELECT id FROM message WHERE envelope_id = ? AND direction = 'out'", arguments: [Data(notice.envelopeID)]) else { continue }
                 let kind = notice.kind == .deliveredToDevice ? "delivered_to_device" : "expired"
-                try Self.addEvent(db, try MessageID(rawValue: Array(id)), kind, at: notice.at)
+                let seen = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM event WHERE message_id = ? AND kind = ?)", arguments: [id, kind]) ?? false
+                if !seen { try Self.addEvent(db, try MessageID(rawValue: Array(id)), kind, at: notice.at) }
             }
         }
         report.notices += notices.count
@@ -343,11 +446,20 @@ extension Client {
 
     // MARK: - Receiving
 
-    /// Opens, checks and saves one envelope, and queues the receipt it calls for. Never throws for the envelope's
-    /// own faults (those are recorded and reported); throws only when the profile cannot be written.
+    /// Opens, checks and saves one envelope, and queues the receipt it calls for, in one transaction. Never throws
+    /// for the envelope's own faults (those are recorded and reported); throws only when the profile cannot be written.
     func receive(_ delivered: DeliveredEnvelope, report: inout SyncReport, now: Timestamp = .now()) async throws {
         let database = self.database
         let envelopeID = Data(delivered.envelopeID)
+        // Seen before (pushed and then fetched, or fetched again after a lost acknowledgement): nothing to do.
+        let seen = try await database.writer.read { db in
+            try Bool.fetchOne(
+                db,
+                sql: "SELECT EXISTS (SELECT 1 FROM message WHERE envelope_id = ? AND direction = 'in') OR EXISTS (SELECT 1 FROM failure WHERE envelope_id = ?)",
+                arguments: [envelopeID, envelopeID]
+            ) ?? false
+        }
+        if seen { return }
         func recordFailure(_ reason: String) async throws {
             try await database.writer.write { db in
                 try db.execute(
@@ -365,12 +477,13 @@ extension Client {
             return try await recordFailure("\(error.code.identifier)")
         }
         let reference = sealed.header.prekey
+        let row = ProfileDatabase.prekeyRow(kind: reference.kind.rawValue, id: reference.id)
         let privateKey = try await database.writer.read { db in
             try Data.fetchOne(db, sql: "SELECT private_key FROM prekey WHERE kind = ? AND id = ?", arguments: [Int64(reference.kind.rawValue), Int64(reference.id)])
         }
         var ring = PrekeyRing()
         if let privateKey {
-            let key = try AgreementKey.Private(rawRepresentation: SecretBytes(try database.unseal(privateKey, column: "prekey.private_key")))
+            let key = try AgreementKey.Private(rawRepresentation: SecretBytes(try database.unseal(privateKey, column: "prekey.private_key", row: row)))
             if reference.kind == .signed { ring.signedPrekeys[reference.id] = key } else { ring.oneTimePrekeys[reference.id] = key }
         }
         let opened: OpenedEnvelope
@@ -380,38 +493,39 @@ extension Client {
             return try await recordFailure("\(error.code.identifier)")
         }
         let message = opened.message
-        let duplicate = try await database.writer.read { db in
-            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM message WHERE id = ?)", arguments: [Data(message.id.rawValue)]) ?? false
+        // The relay logged the sender in: a message signed in another handle's name is a forgery by that account.
+        guard message.sender.handle == delivered.sender else {
+            return try await recordFailure("sender_mismatch: sent by \(delivered.sender), signed as \(message.sender.handle)")
         }
-        if duplicate {
-            logger.debug("duplicate \(message.id) dropped")
-            return
-        }
-        let keyChanged: Bool
-        do {
-            try await pin(message.sender, now: now)
-            keyChanged = false
-        } catch let error as ClientError where error.category == .trust {
-            keyChanged = true
-        }
-        let body = try database.seal(message.content.encoded, column: "message.body")
-        try await database.writer.write { db in
+        let senderKey = Data(message.sender.identityKey.rawRepresentation)
+        let me = self.me
+        let outcome = try await database.writer.write { db -> ReceiveOutcome in
+            // Forward secrecy: a one-time prekey opens one envelope, then it is gone (a duplicate's too).
+            if opened.prekey.kind == .oneTime {
+                try db.execute(sql: "DELETE FROM prekey WHERE kind = 2 AND id = ?", arguments: [Int64(opened.prekey.id)])
+            }
+            if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM message WHERE id = ?)", arguments: [Data(message.id.rawValue)]) == true {
+                return .duplicate
+            }
+            let trusted = try Self.checkPin(db, message.sender, now: now)
+            let body = try database.seal(message.content.encoded, column: "message.body", row: message.id.rawValue)
             try db.execute(
                 sql: """
-                    INSERT INTO message (id, thread_id, direction, peer, kind, created_at, received_at, body, signature, envelope_id, sender_key_changed)
-                    VALUES (?, ?, 'in', ?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO message (id, thread_id, direction, peer, kind, created_at, received_at, body, signature,
+                        envelope_id, sender_key_changed, sender_key)
+                    VALUES (?, ?, 'in', ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     Data(message.id.rawValue), Data(message.threadID.rawValue), message.sender.handle.rawValue,
                     Int64(message.content.kind.rawValue), Int64(message.createdAt.millisecondsSince1970),
-                    Int64(now.millisecondsSince1970), body, Data(opened.signature), envelopeID, keyChanged,
+                    Int64(now.millisecondsSince1970), body, Data(opened.signature), envelopeID, !trusted, senderKey,
                 ]
             )
-            // Forward secrecy: a one-time prekey opens one envelope, then it is gone.
-            if opened.prekey.kind == .oneTime {
-                try db.execute(sql: "DELETE FROM prekey WHERE kind = 2 AND id = ?", arguments: [Int64(opened.prekey.id)])
+            guard trusted else {
+                let failure = try Receipt.Failure(reason: .untrustedSender, detail: "the recipient has not verified your new identity key")
+                try Self.queue(db, database, .receipt(.failed(message.id, failure)), to: message.sender.handle, id: .random(), thread: message.threadID, now: now)
+                return .untrusted
             }
-            guard !keyChanged else { return }
             switch message.content {
             case .receipt(let receipt):
                 // Only the peer a message went to may report on it.
@@ -420,36 +534,74 @@ extension Client {
                     sql: "SELECT EXISTS (SELECT 1 FROM message WHERE id = ? AND direction = 'out' AND peer = ?)",
                     arguments: [Data(receipt.messageID.rawValue), message.sender.handle.rawValue]
                 ) ?? false
-                guard ours else { return }
-                let kind = switch receipt.kind {
+                guard ours else { return .receipt }
+                let kind =
+                    switch receipt.kind {
                     case .delivered: "delivered"
                     case .read: "read"
                     case .failed: "failed"
                     }
-                let detail = receipt.failure.map { "\($0.reason) \($0.detail)".trimmingCharacters(in: .whitespaces) }
+                let detail = receipt.failure.map { [Self.identifier(of: $0.reason), $0.detail].filter { !$0.isEmpty }.joined(separator: ": ") }
                 try Self.addEvent(db, receipt.messageID, kind, at: message.createdAt, detail: detail)
+                return .receipt
             case .reply(let reply):
                 try Self.addEvent(db, message.id, "received", at: now)
+                // Answered: a reply from the consult's own peer, in the consult's thread.
                 let answersOurs = try Bool.fetchOne(
                     db,
-                    sql: "SELECT EXISTS (SELECT 1 FROM message WHERE id = ? AND direction = 'out')",
-                    arguments: [Data(reply.inReplyTo.rawValue)]
+                    sql: "SELECT EXISTS (SELECT 1 FROM message WHERE id = ? AND direction = 'out' AND peer = ? AND thread_id = ?)",
+                    arguments: [Data(reply.inReplyTo.rawValue), message.sender.handle.rawValue, Data(message.threadID.rawValue)]
                 ) ?? false
                 if answersOurs { try Self.addEvent(db, reply.inReplyTo, "answered", at: message.createdAt) }
             case .consult:
                 try Self.addEvent(db, message.id, "received", at: now)
             }
-        }
-        switch message.content {
-        case .receipt:
-            report.receipts += 1
-        case .consult, .reply:
-            report.received += 1
+            // Attachments arrive with chunked transfer; until this client fetches them, the sender learns they did not.
             let receipt: Receipt =
-                keyChanged
-                ? .failed(message.id, try Receipt.Failure(reason: .untrustedSender, detail: "the recipient has not verified your new identity key"))
-                : .delivered(message.id)
-            _ = try await queue(.receipt(receipt), to: message.sender.handle, thread: message.threadID, now: now)
+                message.attachments.isEmpty
+                ? .delivered(message.id)
+                : .failed(message.id, try Receipt.Failure(reason: .attachmentUnavailable, detail: "this client version does not fetch attachments yet"))
+            try Self.queue(db, database, .receipt(receipt), to: message.sender.handle, id: .random(), thread: message.threadID, now: now)
+            _ = me
+            return .saved
+        }
+        switch outcome {
+        case .duplicate: logger.debug("duplicate \(message.id) dropped")
+        case .receipt: report.receipts += 1
+        case .saved, .untrusted: report.received += 1
+        }
+    }
+
+    private enum ReceiveOutcome: Sendable { case duplicate, receipt, saved, untrusted }
+
+    /// Pins `party` on first use; false when the handle is pinned to another key (which is recorded as changed).
+    static func checkPin(_ db: Database, _ party: Party, now: Timestamp) throws -> Bool {
+        let key = Data(party.identityKey.rawRepresentation)
+        guard let row = try Row.fetchOne(db, sql: "SELECT identity_key FROM contact WHERE handle = ?", arguments: [party.handle.rawValue]) else {
+            try db.execute(
+                sql: "INSERT INTO contact (handle, identity_key, pinned_at) VALUES (?, ?, ?)",
+                arguments: [party.handle.rawValue, key, Int64(now.millisecondsSince1970)]
+            )
+            return true
+        }
+        guard row["identity_key"] as Data == key else {
+            try db.execute(sql: "UPDATE contact SET changed_key = ? WHERE handle = ?", arguments: [key, party.handle.rawValue])
+            return false
+        }
+        return true
+    }
+
+    /// The spec's name of a failure reason (spec/envelope.md §Receipt).
+    static func identifier(of reason: Receipt.FailureReason) -> String {
+        switch reason {
+        case .undecryptable: "undecryptable"
+        case .badSignature: "bad_signature"
+        case .attachmentUnavailable: "attachment_unavailable"
+        case .attachmentCorrupt: "attachment_corrupt"
+        case .unsupportedContent: "unsupported_content"
+        case .untrustedSender: "untrusted_sender"
+        case .expired: "expired"
+        case .other: "other"
         }
     }
 
@@ -485,35 +637,42 @@ extension Client {
                     emit("connected", "\(relay)")
                     backoff = .seconds(1)
                     var report = SyncReport()
-                    try await maintainPrekeys(connection)
-                    try await flushOutbox(connection, report: &report)
-                    try await fetchAll(connection, report: &report)
-                    try await applyNotices(connection, report: &report)
-                    try await flushOutbox(connection, report: &report)
+                    try await exclusively { try await exchange(connection, report: &report) }
                     self.announce(report, emit)
+                    // The relay closes connections idle for 5 minutes; a cheap request every 2 keeps this one.
+                    let keepalive = Task {
+                        while !Task.isCancelled {
+                            try await Task.sleep(for: .seconds(120))
+                            _ = try await connection.request(.fetchNotices(after: UInt64.max))
+                        }
+                    }
+                    defer { keepalive.cancel() }
                     for await push in connection.pushes {
                         if Task.isCancelled { break }
                         var report = SyncReport()
-                        switch push {
-                        case .pushEnvelope(let delivered):
-                            try await receive(delivered, report: &report)
-                            _ = try await request(connection, .acknowledge([delivered.envelopeID]))
-                        case .pushNotice:
-                            try await applyNotices(connection, report: &report)
-                        case .prekeysLow:
-                            try await maintainPrekeys(connection)
-                        default:
-                            break
+                        try await exclusively {
+                            switch push {
+                            case .pushEnvelope(let delivered):
+                                try await receive(delivered, report: &report)
+                                _ = try await request(connection, .acknowledge([delivered.envelopeID]))
+                            case .pushNotice:
+                                try await applyNotices(connection, report: &report)
+                            case .prekeysLow:
+                                try await maintainPrekeys(connection)
+                            default:
+                                break
+                            }
+                            try await flushOutbox(connection, report: &report)
                         }
-                        try await flushOutbox(connection, report: &report)
                         self.announce(report, emit)
                     }
                 }
-                emit("disconnected", "the relay closed the connection")
+                if !Task.isCancelled { emit("disconnected", "the relay closed the connection") }
             } catch {
-                emit("disconnected", "\(error)")
+                if !Task.isCancelled { emit("disconnected", "\(error)") }
             }
             guard !Task.isCancelled else { return }
+            emit("retrying", "in \(backoff.components.seconds) s")
             try? await Task.sleep(for: backoff)
             backoff = min(backoff * 2, .seconds(60))
         }

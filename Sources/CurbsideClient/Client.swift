@@ -23,12 +23,17 @@ public actor Client {
     nonisolated let tls: TLSContext
     /// The connection of the current sync or watch, if any.
     var connection: RelayConnection?
+    /// A sync or watch step is running; others wait (see `exclusively`).
+    var busy = false
+    var busyWaiters: [CheckedContinuation<Void, Never>] = []
 
     /// How long a signed prekey is valid, and how often it is replaced.
     static let signedPrekeyLifetime: UInt64 = 30 * 86_400
     static let signedPrekeyRotation: UInt64 = 7 * 86_400
-    /// A replaced signed prekey is kept this long, for envelopes sealed to it before senders saw the new one.
+    /// A replaced signed prekey is kept this long, for envelopes sealed to it before senders saw the new one, plus
+    /// the relay's envelope lifetime (an envelope sealed at the end of the grace may wait that long).
     static let signedPrekeyGrace: UInt64 = 14 * 86_400
+    static let relayEnvelopeLifetime: UInt64 = 14 * 86_400
     /// One-time prekeys the client keeps on the relay.
     static let oneTimePrekeyTarget = 100
 
@@ -92,26 +97,33 @@ public actor Client {
                 try ProfileDatabase.setSetting(db, "relay", String(decoding: try JSONEncoder().encode(relay), as: UTF8.self))
             }
             let client = try Client(me: me, relay: relay, home: home, identity: identity, database: database, logger: logger)
-            try await client.withConnection(loggingIn: false) { connection in
-                do {
-                    try await connection.register(handle, identity: identity, enrollmentCode: Array(code.utf8))
-                } catch let error as RelayClientError {
-                    throw client.clientError(error)
-                }
-                try await client.maintainPrekeys(connection)
-            }
-            // The identity file last: a profile exists only once it is registered.
+            // Argon2id runs before registering: once the relay has the handle, only writing the file remains.
             let file = try IdentityFile.seal(
                 .init(identity: identity, storageKey: storageKey),
                 handle: handle,
                 passphrase: passphrase,
                 limits: limits
             )
-            try writePrivateFile(identityPath(home), JSONEncoder.sorted.encode(file))
+            try await client.withConnection(loggingIn: false) { connection in
+                do {
+                    try await connection.register(handle, identity: identity, enrollmentCode: Array(code.utf8))
+                } catch let error as RelayClientError {
+                    throw client.clientError(error)
+                }
+                // Registered: the profile must exist now whatever else fails (a retry would find the handle taken).
+                try writePrivateFile(identityPath(home), JSONEncoder.sorted.encode(file))
+                do {
+                    try await client.maintainPrekeys(connection)
+                } catch {
+                    logger.warning("prekeys not yet published (the next sync does it): \(error)")
+                }
+            }
             try restrictDatabaseFiles(home)
             return client
         } catch {
-            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: databasePath + suffix) }
+            if !FileManager.default.fileExists(atPath: identityPath(home)) {
+                for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: databasePath + suffix) }
+            }
             throw error
         }
     }
@@ -166,15 +178,23 @@ public actor Client {
 
 // MARK: - Files
 
+/// Creates the profile directory 0700; an existing directory is made 0700 only if it is empty (never, say, $HOME).
 func makePrivateDirectory(_ url: URL) throws {
+    if FileManager.default.fileExists(atPath: url.path) {
+        guard (try FileManager.default.contentsOfDirectory(atPath: url.path)).isEmpty else {
+            throw ClientError(.usage, "\(url.path) exists and is not empty", hint: "give --home a new or empty directory")
+        }
+        try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: url.path)
+        return
+    }
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-    try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: url.path)
 }
 
 /// Writes a file readable by its owner only, atomically (temporary file, fsync, rename).
 func writePrivateFile(_ path: String, _ data: Data) throws {
     let temporary = path + ".tmp"
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    unlink(temporary)  // a stale one could carry another mode
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL, 0o600)
     guard fd >= 0 else { throw ClientError(.profile, "cannot write \(temporary): \(String(cString: strerror(errno)))") }
     let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
     let synced = fsync(fd) == 0
@@ -182,6 +202,11 @@ func writePrivateFile(_ path: String, _ data: Data) throws {
     guard written == data.count, synced, rename(temporary, path) == 0 else {
         unlink(temporary)
         throw ClientError(.profile, "cannot write \(path): \(String(cString: strerror(errno)))")
+    }
+    let directory = open((path as NSString).deletingLastPathComponent, O_RDONLY)
+    if directory >= 0 {
+        _ = fsync(directory)
+        close(directory)
     }
 }
 

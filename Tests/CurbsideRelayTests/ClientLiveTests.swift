@@ -301,7 +301,7 @@ extension ClientLiveTests {
         }
         _ = try await gp.sync()
         let timeline = try #require(try await gp.status(id).first).timeline
-        #expect(timeline.contains { $0.kind == "failed" && $0.detail?.contains("untrustedSender") == true })
+        #expect(timeline.contains { $0.kind == "failed" && $0.detail?.hasPrefix("untrusted_sender") == true })
 
         _ = try await derm.verify(gp.me.handle, safetyNumber: derm.safetyNumber(with: gp.me).description)
         #expect(try await derm.show(id).subject == "Pigmented lesion, left forearm")
@@ -339,5 +339,75 @@ extension ClientLiveTests {
         #expect(await next("disconnected") != nil)
         try await providers.relay.start()
         #expect(await next("connected") != nil, "reconnected after the relay came back")
+    }
+}
+
+extension ClientLiveTests {
+    /// An account that signs a message in another handle's name is caught: the relay logged it in as itself. Nothing
+    /// is pinned for the impersonated handle, and its real messages are trusted afterwards.
+    @Test func aMessageSignedInAnotherHandlesNameIsRefused() async throws {
+        let providers = try await Providers.start()
+        defer { Task { await providers.stop() } }
+        let gp = try await providers.create("amara.gp")
+        let derm = try await providers.create("osei.derm")
+        let mallory = try await providers.create("mallory.x")
+        let connection = try await RelayConnection.open(host: "127.0.0.1", port: providers.relay.port, tls: mallory.tls)
+        try await connection.login(as: mallory.me.handle, identity: mallory.identity)
+        guard case .bundle(let bundle) = try await connection.request(.fetchBundle(derm.me.handle)) else { return }
+        let posing = Party(identityKey: mallory.me.identityKey, handle: gp.me.handle)
+        let forged = try Message(sender: posing, recipient: derm.me, content: .consult(try Providers.consult("Forged")))
+        let envelope = try SealedEnvelope.seal(forged, to: bundle, signedBy: mallory.identity).encoded
+        _ = try await connection.request(.send(try SendRequest(recipient: derm.me.handle, envelope: envelope)))
+        await connection.close()
+
+        let report = try await derm.sync()
+        #expect(report.failed == 1 && report.received == 0)
+        #expect(try await derm.contacts().isEmpty, "nothing pinned for the impersonated handle")
+        _ = try await gp.send(try Providers.consult("Real"), to: derm.me.handle)
+        _ = try await derm.sync()
+        let inbox = try await derm.inbox()
+        #expect(inbox.map(\.title) == ["Real"] && inbox.allSatisfy { !$0.untrusted })
+    }
+
+    /// A message that cannot be sealed (here: a damaged outbox entry) waits with its reason; it does not stop the
+    /// client from sending the rest or receiving.
+    @Test func aBrokenOutboxEntryHoldsUpNothingElse() async throws {
+        let providers = try await Providers.start()
+        defer { Task { await providers.stop() } }
+        let gp = try await providers.create("amara.gp")
+        let derm = try await providers.create("osei.derm")
+        let broken = MessageID.random()
+        let sealedGarbage = try derm.database.seal([0xFF, 0xFF], column: "message.body", row: broken.rawValue)
+        try await derm.database.writer.write { db in
+            try db.execute(
+                sql: "INSERT INTO message (id, thread_id, direction, peer, kind, created_at, body) VALUES (?, ?, 'out', 'amara.gp', 1, 0, ?)",
+                arguments: [Data(broken.rawValue), Data(broken.rawValue), sealedGarbage]
+            )
+            try db.execute(sql: "INSERT INTO outbox (message_id, recipient, queued_at) VALUES (?, 'amara.gp', 0)", arguments: [Data(broken.rawValue)])
+        }
+        _ = try await gp.send(try Providers.consult(), to: derm.me.handle)
+        let report = try await derm.sync()
+        #expect(report.received == 1)
+        #expect(report.queued == 1 && report.queueReason != nil)
+        _ = try await gp.sync()
+        #expect(try await gp.inbox().contains { $0.kind == "receipt" }, "derm's receipt went out past the broken entry")
+    }
+
+    /// Syncs of one client run one at a time: run together they receive each message once, without errors.
+    @Test func concurrentSyncsReceiveEachMessageOnce() async throws {
+        let providers = try await Providers.start()
+        defer { Task { await providers.stop() } }
+        let gp = try await providers.create("amara.gp")
+        let derm = try await providers.create("osei.derm")
+        for n in 0..<5 { _ = try await gp.send(try Providers.consult("consult \(n)"), to: derm.me.handle) }
+        let received = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<3 { group.addTask { try await derm.sync().received } }
+            return try await group.reduce(0, +)
+        }
+        #expect(received == 5)
+        #expect(try await derm.inbox().count == 5)
+        _ = try await gp.sync()
+        let delivered = try await gp.status().filter { $0.delivered != nil }.count
+        #expect(delivered == 5, "one delivered receipt each")
     }
 }

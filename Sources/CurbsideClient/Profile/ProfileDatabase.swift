@@ -13,7 +13,11 @@ struct ProfileDatabase: Sendable {
     init(path: String, storageKey: SymmetricKey) throws {
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
-        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            // Deleted rows (used one-time prekeys above all) are overwritten, not left in free pages.
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+        }
         writer = try DatabasePool(path: path, configuration: configuration)
         self.storageKey = storageKey
         try Self.migrator.migrate(writer)
@@ -79,17 +83,29 @@ struct ProfileDatabase: Sendable {
                 t.column("reason", .text).notNull()
             }
         }
+        // Which key signed each incoming message (so verifying a key reveals only what that key signed), and whether
+        // a signed prekey has reached the relay (the previous one is retired only once it has).
+        migrator.registerMigration("v2: sender keys and published prekeys") { db in
+            try db.alter(table: "message") { t in t.add(column: "sender_key", .blob) }
+            try db.alter(table: "prekey") { t in t.add(column: "published", .boolean).notNull().defaults(to: true) }
+        }
         return migrator
     }
 
     // MARK: - Sealed columns
 
-    func seal(_ plaintext: [UInt8], column: String) throws -> Data {
+    /// Seals a value of `column` for row `row`: the associated data binds both, so sealed values cannot be moved
+    /// between columns or rows.
+    func seal(_ plaintext: [UInt8], column: String, row: [UInt8]) throws -> Data {
         let nonce = secureRandomBytes(count: ChaChaPoly.nonceByteCount)
-        return Data(nonce + (try ChaChaPoly.seal(plaintext, using: storageKey, nonce: nonce, authenticating: Array(column.utf8))))
+        return Data(nonce + (try ChaChaPoly.seal(plaintext, using: storageKey, nonce: nonce, authenticating: Self.associatedData(column, row))))
     }
 
-    func unseal(_ sealed: Data, column: String) throws -> [UInt8] {
+    private static func associatedData(_ column: String, _ row: [UInt8]) -> [UInt8] {
+        Array(column.utf8) + [0] + row
+    }
+
+    func unseal(_ sealed: Data, column: String, row: [UInt8]) throws -> [UInt8] {
         let bytes = Array(sealed)
         guard bytes.count >= ChaChaPoly.nonceByteCount + ChaChaPoly.tagByteCount else {
             throw ClientError(.profile, "a sealed \(column) value in the profile database is damaged")
@@ -99,7 +115,7 @@ struct ProfileDatabase: Sendable {
                 Array(bytes[ChaChaPoly.nonceByteCount...]),
                 using: storageKey,
                 nonce: Array(bytes[..<ChaChaPoly.nonceByteCount]),
-                authenticating: Array(column.utf8)
+                authenticating: Self.associatedData(column, row)
             )
         } catch {
             throw ClientError(.profile, "a sealed \(column) value in the profile database does not open with this profile's key")
@@ -122,6 +138,11 @@ struct ProfileDatabase: Sendable {
 
     static func setting(_ db: Database, _ key: String) throws -> String? {
         try String.fetchOne(db, sql: "SELECT value FROM setting WHERE key = ?", arguments: [key])
+    }
+
+    /// The row identifier of a prekey in sealed values.
+    static func prekeyRow(kind: UInt8, id: UInt32) -> [UInt8] {
+        [kind, UInt8(id >> 24), UInt8(truncatingIfNeeded: id >> 16), UInt8(truncatingIfNeeded: id >> 8), UInt8(truncatingIfNeeded: id)]
     }
 
     /// Takes the next number of a counter kept in settings (prekey ids).
