@@ -57,6 +57,7 @@ public enum VectorExpectation: Decodable, Hashable, Sendable, CustomStringConver
         WireError.allCodes.map(\.identifier) + BundleError.allCodes.map(\.identifier)
             + EnvelopeError.allCodes.map(\.identifier) + CryptoError.allCodes.map(\.identifier)
             + RelayError.allCodes.map(\.identifier)
+            + AgeError.allCodes.map(\.identifier)
     )
 
     public init(from decoder: Decoder) throws {
@@ -88,6 +89,7 @@ public func errorIdentifier(_ error: any Error) -> String {
     case let error as EnvelopeError: error.code.identifier
     case let error as CryptoError: error.code.identifier
     case let error as RelayError: error.code.identifier
+    case let error as AgeError: error.code.identifier
     default: "unexpected error: \(error)"
     }
 }

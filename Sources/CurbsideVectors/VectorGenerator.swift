@@ -11,6 +11,7 @@ package enum VectorGenerator {
             envelopeVectors(fixtures),
             safetyNumberVectors(fixtures),
             relayVectors(fixtures),
+            ageVectors(),
         ].map { ($0.name, $0.json.rendered) }
     }
 

@@ -22,6 +22,7 @@ struct SpecDocumentTests {
             + EnvelopeError.allCodes.map({ ($0.rawValue, $0.identifier) })
             + CryptoError.allCodes.map({ ($0.rawValue, $0.identifier) })
             + RelayError.allCodes.map({ ($0.rawValue, $0.identifier) })
+            + AgeError.allCodes.map({ ($0.rawValue, $0.identifier) })
         {
             #expect(defined[number] == nil, "code \(number) defined twice")
             defined[number] = identifier

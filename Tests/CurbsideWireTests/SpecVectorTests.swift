@@ -163,6 +163,18 @@ struct RelayVector: Decodable, Sendable, CustomTestStringConvertible {
     }
 }
 
+struct AgeVector: Decodable, Sendable, CustomTestStringConvertible {
+    let name: String
+    let identity: String
+    let file: Hex
+    let plaintext: Hex?
+    let file_key: Hex?
+    let ephemeral_secret: Hex?
+    let payload_nonce: Hex?
+    let expect: VectorExpectation
+    var testDescription: String { name }
+}
+
 struct SafetyNumberVector: Decodable, Sendable, CustomTestStringConvertible {
     let name: String
     let a: PartyJSON
@@ -250,17 +262,38 @@ struct SpecVectorTests {
         }
     }
 
+    @Test(arguments: try VectorFile<AgeVector>.load("age.json").cases)
+    func age(_ v: AgeVector) {
+        check(v.expect, v.name) {
+            let identity = try AgeKeys.identity(v.identity)
+            var decryptor = AgeDecryptor(identity: identity)
+            let plaintext = try decryptor.update(v.file.bytes) + decryptor.finish()
+            #expect(plaintext == v.plaintext?.bytes, "\(v.name): plaintext")
+            if let fileKey = v.file_key, let ephemeral = v.ephemeral_secret, let nonce = v.payload_nonce {
+                var encryptor = try AgeEncryptor(
+                    recipient: identity.publicKey,
+                    fileKey: SecretBytes(fileKey.bytes),
+                    ephemeral: try AgreementKey.Private(rawRepresentation: SecretBytes(ephemeral.bytes)),
+                    nonce: nonce.bytes
+                )
+                let remade = encryptor.header + (try encryptor.update(plaintext)) + (try encryptor.finish())
+                #expect(remade == v.file.bytes, "\(v.name): encryption is not reproduced")
+            }
+        }
+    }
+
     /// Every file in spec/vectors is loaded, is not empty, and is run by a test above.
     @Test func everyVectorFileIsKnownAndCounted() throws {
         let names = try FileManager.default.contentsOfDirectory(atPath: Repository.vectors.path)
             .filter { $0.hasSuffix(".json") }.sorted()
-        #expect(names == ["bundles.json", "encoding.json", "envelopes.json", "relay.json", "safety-numbers.json"])
+        #expect(names == ["age.json", "bundles.json", "encoding.json", "envelopes.json", "relay.json", "safety-numbers.json"])
         let counts = [
             try VectorFile<EncodingVector>.load("encoding.json").cases.map(\.expect),
             try VectorFile<BundleVector>.load("bundles.json").cases.map(\.expect),
             try VectorFile<EnvelopeVector>.load("envelopes.json").cases.map(\.expect),
             try VectorFile<SafetyNumberVector>.load("safety-numbers.json").cases.map(\.expect),
             try VectorFile<RelayVector>.load("relay.json").cases.map(\.expect),
+            try VectorFile<AgeVector>.load("age.json").cases.map(\.expect),
         ].joined()
         let invalid = counts.filter { $0 != .valid }.count
         print("spec/vectors: \(counts.count) cases, \(invalid) of them invalid inputs")

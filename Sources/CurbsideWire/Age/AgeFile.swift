@@ -1,0 +1,242 @@
+/// The age v1 file format (age-encryption.org/v1) with X25519 recipients, streaming in both directions: bytes go
+/// in as they come and whole 64 KiB chunks come out, so memory stays at a few chunks whatever the file's size.
+
+/// Encrypts one file to one X25519 recipient.
+///
+/// Write `header` first, then what `update` returns for each piece of plaintext, then what `finish` returns.
+public struct AgeEncryptor {
+    public static let chunkSize = 64 * 1024
+
+    /// The header and the payload nonce: the file's first bytes.
+    public let header: [UInt8]
+    private let payloadKey: SymmetricKey
+    private var counter: UInt64 = 0
+    private var pending: [UInt8] = []
+
+    public init(recipient: AgreementKey.Public) throws {
+        try self.init(
+            recipient: recipient,
+            fileKey: .random(count: 16),
+            ephemeral: AgreementKey.Private(),
+            nonce: secureRandomBytes(count: 16)
+        )
+    }
+
+    /// Deterministic encryption for test vectors and tests.
+    package init(recipient: AgreementKey.Public, fileKey: SecretBytes, ephemeral: AgreementKey.Private, nonce: [UInt8]) throws {
+        let share = ephemeral.publicKey.rawRepresentation
+        let shared = try ephemeral.sharedSecret(with: recipient)
+        let wrapKey = try HKDF.deriveKey(
+            inputKeyMaterial: shared,
+            salt: share + recipient.rawRepresentation,
+            info: Array("age-encryption.org/v1/X25519".utf8),
+            outputByteCount: 32
+        )
+        let body = try ChaChaPoly.seal(fileKey.copiedBytes, using: SymmetricKey(wrapKey), nonce: [UInt8](repeating: 0, count: 12))
+        var text = Array("age-encryption.org/v1\n-> X25519 \(RawBase64.encode(share))\n\(RawBase64.encode(body))\n---".utf8)
+        let mac = HMACSHA256.authenticationCode(for: text, using: try Self.headerKey(fileKey))
+        text += Array(" \(RawBase64.encode(mac))\n".utf8)
+        header = text + nonce
+        payloadKey = try Self.payloadKey(fileKey, nonce: nonce)
+        pending.reserveCapacity(Self.chunkSize + 1)
+    }
+
+    /// Ciphertext of every chunk that is complete and known not to be the last.
+    public mutating func update(_ plaintext: some Collection<UInt8>) throws -> [UInt8] {
+        var out: [UInt8] = []
+        var rest = plaintext[...]
+        while !rest.isEmpty {
+            let room = Self.chunkSize + 1 - pending.count
+            pending += rest.prefix(room)
+            rest = rest.dropFirst(room)
+            // A chunk is sealed as non-final only once a byte after it is known to exist.
+            if pending.count > Self.chunkSize {
+                out += try seal(Array(pending[..<Self.chunkSize]), last: false)
+                pending.removeFirst(Self.chunkSize)
+            }
+        }
+        return out
+    }
+
+    /// The final chunk (empty only if the whole file is).
+    public mutating func finish() throws -> [UInt8] {
+        defer { secureZero(&pending) }
+        return try seal(pending, last: true)
+    }
+
+    /// Seals `chunk` as the next chunk, final or not, whatever its size (tests build malformed files with it).
+    package mutating func seal(_ chunk: [UInt8], last: Bool) throws -> [UInt8] {
+        defer { counter += 1 }
+        return try ChaChaPoly.seal(chunk, using: payloadKey, nonce: Self.nonce(counter, last: last))
+    }
+
+    static func nonce(_ counter: UInt64, last: Bool) -> [UInt8] {
+        [0, 0, 0] + (0..<8).map { UInt8(truncatingIfNeeded: counter >> (56 - 8 * UInt64($0))) } + [last ? 1 : 0]
+    }
+
+    static func headerKey(_ fileKey: SecretBytes) throws -> SymmetricKey {
+        SymmetricKey(try HKDF.deriveKey(inputKeyMaterial: fileKey, salt: [], info: Array("header".utf8), outputByteCount: 32))
+    }
+
+    static func payloadKey(_ fileKey: SecretBytes, nonce: [UInt8]) throws -> SymmetricKey {
+        SymmetricKey(try HKDF.deriveKey(inputKeyMaterial: fileKey, salt: nonce, info: Array("payload".utf8), outputByteCount: 32))
+    }
+}
+
+/// Decrypts one age file with an X25519 identity, as its bytes arrive.
+///
+/// Feed every byte to `update` (which returns the plaintext of each chunk verified so far), then call `finish`,
+/// which returns the last chunk's plaintext or throws if the file was cut short. Nothing unverified is returned.
+public struct AgeDecryptor {
+    /// A header larger than this is refused before it is parsed (ours are under 200 bytes).
+    public static let maximumHeaderSize = 16 * 1024
+    static let sealedChunkSize = AgeEncryptor.chunkSize + ChaChaPoly.tagByteCount
+
+    private let identity: AgreementKey.Private
+    private var buffer: [UInt8] = []
+    private var payloadKey: SymmetricKey?
+    private var counter: UInt64 = 0
+
+    public init(identity: AgreementKey.Private) {
+        self.identity = identity
+    }
+
+    public mutating func update(_ bytes: some Collection<UInt8>) throws(AgeError) -> [UInt8] {
+        buffer += bytes
+        if payloadKey == nil {
+            guard try readHeader() else { return [] }
+        }
+        var out: [UInt8] = []
+        var consumed = 0
+        defer { buffer.removeFirst(consumed) }  // once per call, not once per chunk
+        // The chunk at the end of the buffer may be the last: it is held until more bytes or `finish` say which.
+        while buffer.count - consumed > Self.sealedChunkSize {
+            let chunk = Array(buffer[consumed..<(consumed + Self.sealedChunkSize)])
+            consumed += Self.sealedChunkSize
+            guard let plaintext = open(chunk, last: false) else {
+                if open(chunk, last: true) != nil {
+                    throw AgeError(.chunkAfterLast, "data follows the final chunk \(counter)")
+                }
+                throw AgeError(.decryptionFailed, "chunk \(counter) does not decrypt")
+            }
+            counter += 1
+            out += plaintext
+        }
+        return out
+    }
+
+    public mutating func finish() throws(AgeError) -> [UInt8] {
+        guard payloadKey != nil else {
+            throw AgeError(.truncated, "the file ends inside its header or nonce")
+        }
+        guard buffer.count >= ChaChaPoly.tagByteCount else {
+            throw AgeError(.truncated, "the file ends without a final chunk")
+        }
+        guard let plaintext = open(buffer, last: true) else {
+            if open(buffer, last: false) != nil {
+                throw AgeError(.truncated, "the file ends after chunk \(counter), which is not the final one")
+            }
+            throw AgeError(.decryptionFailed, "the final chunk \(counter) does not decrypt")
+        }
+        if plaintext.isEmpty, counter > 0 {
+            throw AgeError(.emptyFinalChunk, "the final chunk \(counter) is empty")
+        }
+        buffer = []
+        return plaintext
+    }
+
+    private func open(_ chunk: [UInt8], last: Bool) -> [UInt8]? {
+        guard let payloadKey else { return nil }
+        return try? ChaChaPoly.open(chunk, using: payloadKey, nonce: AgeEncryptor.nonce(counter, last: last))
+    }
+
+    /// Parses and checks the header once it and the nonce are complete; false while more bytes are needed.
+    private mutating func readHeader() throws(AgeError) -> Bool {
+        let marker = Array("\n--- ".utf8)
+        guard let markerStart = buffer.firstRange(of: marker)?.lowerBound else {
+            if buffer.count > Self.maximumHeaderSize { throw AgeError(.malformedHeader, "no header end within \(Self.maximumHeaderSize) bytes") }
+            if buffer.count >= 21, !buffer.starts(with: Array("age-encryption.org/".utf8)) {
+                throw AgeError(.malformedHeader, "not an age file")
+            }
+            return false
+        }
+        let macStart = markerStart + marker.count
+        guard buffer.count >= macStart + 43 + 1 + 16 else { return false }
+        guard buffer[macStart + 43] == UInt8(ascii: "\n"), let mac = RawBase64.decode(buffer[macStart..<(macStart + 43)]),
+            mac.count == 32
+        else {
+            throw AgeError(.malformedHeader, "the MAC line is not 43 base64 characters")
+        }
+        let signed = Array(buffer[..<(markerStart + 4)])  // up to and including "---"
+        let lines = buffer[..<markerStart].split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map(Array.init)
+        guard let version = lines.first, version.starts(with: Array("age-encryption.org/".utf8)) else {
+            throw AgeError(.malformedHeader, "no version line")
+        }
+        guard version == Array("age-encryption.org/v1".utf8) else {
+            throw AgeError(.unsupportedVersion, "version \(String(decoding: version.dropFirst(19), as: UTF8.self))")
+        }
+        let stanzas = try Self.stanzas(lines.dropFirst())
+        guard !stanzas.isEmpty else { throw AgeError(.malformedHeader, "no recipient stanza") }
+        var fileKey: SecretBytes?
+        for stanza in stanzas where stanza.arguments.first == "X25519" {
+            guard stanza.arguments.count == 2, let share = RawBase64.decode(Array(stanza.arguments[1].utf8)), share.count == 32 else {
+                throw AgeError(.malformedHeader, "an X25519 stanza's share is not 32 bytes")
+            }
+            guard stanza.body.count == 32 else { throw AgeError(.malformedHeader, "an X25519 stanza's body is not 32 bytes") }
+            guard let peer = try? AgreementKey.Public(rawRepresentation: share),
+                let shared = try? identity.sharedSecret(with: peer),
+                let wrapKey = try? HKDF.deriveKey(
+                    inputKeyMaterial: shared,
+                    salt: share + identity.publicKey.rawRepresentation,
+                    info: Array("age-encryption.org/v1/X25519".utf8),
+                    outputByteCount: 32
+                ),
+                let key = try? ChaChaPoly.open(stanza.body, using: SymmetricKey(wrapKey), nonce: [UInt8](repeating: 0, count: 12))
+            else { continue }
+            fileKey = SecretBytes(key)
+            break
+        }
+        guard let fileKey else { throw AgeError(.noMatchingStanza, "no X25519 stanza is for this identity") }
+        guard let headerKey = try? AgeEncryptor.headerKey(fileKey),
+            HMACSHA256.isValidAuthenticationCode(mac, for: signed, using: headerKey)
+        else {
+            throw AgeError(.badHeaderMAC, "the header MAC does not verify")
+        }
+        let nonceStart = macStart + 44
+        payloadKey = try? AgeEncryptor.payloadKey(fileKey, nonce: Array(buffer[nonceStart..<(nonceStart + 16)]))
+        buffer.removeFirst(nonceStart + 16)
+        return true
+    }
+
+    private struct Stanza {
+        var arguments: [String]
+        var body: [UInt8]
+    }
+
+    private static func stanzas(_ lines: ArraySlice<[UInt8]>) throws(AgeError) -> [Stanza] {
+        var out: [Stanza] = []
+        var index = lines.startIndex
+        while index < lines.endIndex {
+            let line = lines[index]
+            guard line.starts(with: Array("-> ".utf8)) else { throw AgeError(.malformedHeader, "a stanza must start with \"-> \"") }
+            let arguments = line.dropFirst(3).split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
+            guard !arguments.isEmpty, arguments.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0 >= 33 && $0 <= 126 } }) else {
+                throw AgeError(.malformedHeader, "a stanza argument is empty or not printable")
+            }
+            index += 1
+            var body: [UInt8] = []
+            while true {
+                guard index < lines.endIndex else { throw AgeError(.malformedHeader, "a stanza body does not end with a short line") }
+                let bodyLine = lines[index]
+                index += 1
+                guard bodyLine.count <= 64, let decoded = RawBase64.decode(bodyLine) else {
+                    throw AgeError(.malformedHeader, "a stanza body line is not canonical base64 of at most 64 columns")
+                }
+                body += decoded
+                if bodyLine.count < 64 { break }
+            }
+            out.append(Stanza(arguments: arguments.map { String(decoding: $0, as: UTF8.self) }, body: body))
+        }
+        return out
+    }
+}
