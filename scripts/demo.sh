@@ -45,16 +45,19 @@ derm="--home $work/osei.derm"
 run "$curbside" init $gp --handle amara.gp --relay "127.0.0.1:$port" --relay-fingerprint "$fingerprint" --code "$code_gp"
 run "$curbside" init $derm --handle osei.derm --relay "127.0.0.1:$port" --relay-fingerprint "$fingerprint" --code "$code_derm"
 
-step "curbside send osei.derm --subject … --question … --urgency urgent --specialty dermatology"
+python3 "$(dirname "$0")/sample-photo.py" "$work/forearm.jpg"
+step "curbside send osei.derm --subject … --question … --urgency urgent --specialty dermatology --image forearm.jpg"
 consult=$("$curbside" send $gp osei.derm \
     --subject "Pigmented lesion, left forearm" \
     --question "Does this need excision within two weeks?" \
     --summary "54-year-old, lesion grown over 3 months, irregular border, 7 mm, no bleeding." \
-    --urgency urgent --specialty dermatology | head -n 1)
-echo "$consult"
+    --urgency urgent --specialty dermatology --image "$work/forearm.jpg" | head -n 1)
+echo "$consult   (the photo's GPS position was removed before encryption)"
 
 run "$curbside" inbox $derm
-run "$curbside" show $derm "$consult"
+run "$curbside" show $derm "$consult" --save-dir "$work/received"
+step "ls -l $work/received"
+ls -l "$work/received"
 run "$curbside" reply $derm "$consult" --text "Features suggest a dysplastic naevus; excise within 2 weeks, 2 mm margins."
 run "$curbside" inbox $gp
 run "$curbside" status $gp "$consult"

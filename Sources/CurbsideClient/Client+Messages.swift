@@ -53,6 +53,7 @@ public struct ShownMessage: Sendable, Hashable, Codable {
     public let text: String?
     public let inReplyTo: String?
     public let timeline: [TimelineEvent]
+    public let attachments: [AttachmentInfo]
 }
 
 /// A consult's timeline and time to answer, for `status`.
@@ -91,14 +92,14 @@ extension Client {
     ///
     /// - Throws: `ClientError` `.trust` when the recipient's key changed (nothing is sent; the consult stays queued
     ///   until the new key is verified), `.usage` for an unknown recipient.
-    public func send(_ consult: Consult, to recipient: Handle) async throws -> SendOutcome {
+    public func send(_ consult: Consult, to recipient: Handle, attachments: [AttachmentSource] = []) async throws -> SendOutcome {
         try await checkNotBlocked(recipient)
-        let id = try await queue(.consult(consult), to: recipient)
+        let id = try await queue(.consult(consult), to: recipient, attachments: attachments)
         return try await deliver(id)
     }
 
     /// Replies in the thread of message `id` (a consult or reply received from, or sent to, the other party).
-    public func reply(to id: MessageID, text: String) async throws -> SendOutcome {
+    public func reply(to id: MessageID, text: String, attachments: [AttachmentSource] = []) async throws -> SendOutcome {
         let (peer, thread) = try await database.writer.read { db -> (String, Data)? in
             guard let row = try Row.fetchOne(db, sql: "SELECT peer, thread_id, kind FROM message WHERE id = ?", arguments: [Data(id.rawValue)]),
                 row["kind"] as Int64 != Int64(Content.Kind.receipt.rawValue)
@@ -108,7 +109,7 @@ extension Client {
         let recipient = try Handle(peer)
         try await checkNotBlocked(recipient)
         let reply = try Reply(inReplyTo: id, text: text)
-        let replyID = try await queue(.reply(reply), to: recipient, thread: try MessageID(rawValue: Array(thread)))
+        let replyID = try await queue(.reply(reply), to: recipient, thread: try MessageID(rawValue: Array(thread)), attachments: attachments)
         return try await deliver(replyID)
     }
 
@@ -280,21 +281,22 @@ extension Client {
             }
         }
         let timeline = try await timeline(id)
+        let attachments = try await attachments(of: id)
         switch content {
         case .consult(let consult):
             return ShownMessage(
                 summary: summary, subject: consult.subject, specialty: consult.specialty, question: consult.question,
-                clinicalSummary: consult.clinicalSummary, text: nil, inReplyTo: nil, timeline: timeline
+                clinicalSummary: consult.clinicalSummary, text: nil, inReplyTo: nil, timeline: timeline, attachments: attachments
             )
         case .reply(let reply):
             return ShownMessage(
                 summary: summary, subject: nil, specialty: nil, question: nil, clinicalSummary: nil, text: reply.text,
-                inReplyTo: reply.inReplyTo.description, timeline: timeline
+                inReplyTo: reply.inReplyTo.description, timeline: timeline, attachments: attachments
             )
         case .receipt:
             return ShownMessage(
                 summary: summary, subject: nil, specialty: nil, question: nil, clinicalSummary: nil, text: summary.title,
-                inReplyTo: nil, timeline: timeline
+                inReplyTo: nil, timeline: timeline, attachments: []
             )
         }
     }

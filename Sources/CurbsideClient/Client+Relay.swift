@@ -230,10 +230,20 @@ extension Client {
     // MARK: - Sending
 
     /// Records an outgoing message and queues it; the next sync seals and sends it.
-    func queue(_ content: Content, to recipient: Handle, id: MessageID = .random(), thread: ThreadID? = nil, now: Timestamp = .now()) async throws -> MessageID {
+    func queue(
+        _ content: Content,
+        to recipient: Handle,
+        id: MessageID = .random(),
+        thread: ThreadID? = nil,
+        attachments: [AttachmentSource] = [],
+        now: Timestamp = .now()
+    ) async throws -> MessageID {
         let database = self.database
+        // Encrypted to disk first (streaming, outside any transaction), then recorded with the message at once.
+        let prepared = try prepareAttachments(attachments, for: id)
         try await database.writer.write { db in
             try Self.queue(db, database, content, to: recipient, id: id, thread: thread, now: now)
+            try Self.insertAttachments(db, database, prepared, for: id)
         }
         return id
     }
@@ -288,10 +298,10 @@ extension Client {
             let id = try MessageID(rawValue: Array(entry["message_id"] as Data))
             let recipient = try Handle(entry["recipient"] as String)
             do {
-                let envelope = try await envelope(for: entry, id: id, recipient: recipient, connection: connection)
+                let (envelope, attachmentIDs) = try await envelope(for: entry, id: id, recipient: recipient, connection: connection)
                 let reply: RelayMessage
                 do {
-                    reply = try await connection.request(.send(try SendRequest(recipient: recipient, envelope: envelope)))
+                    reply = try await connection.request(.send(try SendRequest(recipient: recipient, envelope: envelope, attachments: attachmentIDs)))
                 } catch let error as RelayClientError {
                     throw clientError(error)
                 }
@@ -335,8 +345,13 @@ extension Client {
 
     /// The envelope of an outbox entry: sealed once and kept, so every resend is the same envelope (the relay stores
     /// it once). If another process sealed it first, its envelope wins.
-    private func envelope(for entry: Row, id: MessageID, recipient: Handle, connection: RelayConnection) async throws -> [UInt8] {
-        if let sealed = entry["envelope"] as Data? { return Array(sealed) }
+    private func envelope(for entry: Row, id: MessageID, recipient: Handle, connection: RelayConnection) async throws
+        -> (envelope: [UInt8], attachments: [[UInt8]])
+    {
+        // Attachments go up first (resuming where an earlier attempt stopped); the send names them.
+        let descriptors = try await uploadedDescriptors(for: id, connection: connection)
+        let attachmentIDs = descriptors.map(\.sha256)
+        if let sealed = entry["envelope"] as Data? { return (Array(sealed), attachmentIDs) }
         let content = try Content(decoding: try database.unseal(entry["body"] as Data, column: "message.body", row: id.rawValue))
         var toChangedKey = false
         if case .receipt(let receipt) = content, receipt.failure?.reason == .untrustedSender { toChangedKey = true }
@@ -347,10 +362,11 @@ extension Client {
             id: id,
             threadID: try MessageID(rawValue: Array(entry["thread_id"] as Data)),
             createdAt: Timestamp(millisecondsSince1970: UInt64(entry["created_at"] as Int64)),
-            content: content
+            content: content,
+            attachments: descriptors
         )
         let sealed = try SealedEnvelope.seal(message, to: bundle, signedBy: identity).encoded
-        return try await database.writer.write { db in
+        let envelope = try await database.writer.write { db in
             try db.execute(
                 sql: "UPDATE outbox SET envelope = ? WHERE message_id = ? AND envelope IS NULL",
                 arguments: [Data(sealed), Data(id.rawValue)]
@@ -358,6 +374,7 @@ extension Client {
             let stored = try Data.fetchOne(db, sql: "SELECT envelope FROM outbox WHERE message_id = ?", arguments: [Data(id.rawValue)])
             return stored.map(Array.init) ?? sealed
         }
+        return (envelope, attachmentIDs)
     }
 
     // MARK: - Sync
@@ -370,19 +387,37 @@ extension Client {
     public func sync() async throws -> SyncReport {
         try await exclusively {
             var report = SyncReport()
-            do {
-                try await withConnection { connection in
-                    report.reachedRelay = true
-                    try await exchange(connection, report: &report)
+            var attempt = 0
+            while true {
+                var reached = false
+                do {
+                    try await withConnection { connection in
+                        reached = true
+                        report.reachedRelay = true
+                        try await exchange(connection, report: &report)
+                    }
+                    return report
+                } catch let error as ClientError where error.category == .network {
+                    report.queued = try await database.writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0 }
+                    report.queueReason = error.message
+                    logger.info("sync: \(error.message)")
+                    // A connection that dropped part-way (a poor link) is tried again, resuming every transfer where
+                    // it stopped; a relay that cannot be reached at all is left for the next sync.
+                    attempt += 1
+                    guard reached, attempt <= retryLimit else {
+                        report.reachedRelay = false
+                        return report
+                    }
+                    try await Task.sleep(for: .seconds(min(1 << (attempt - 1), 30)))
                 }
-            } catch let error as ClientError where error.category == .network {
-                report.queued = try await database.writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0 }
-                report.queueReason = error.message
-                logger.info("sync: \(error.message)")
-                if report.reachedRelay { report.reachedRelay = false }
             }
-            return report
         }
+    }
+
+    /// How many times a sync reconnects after its connection drops part-way (default 5, with back-off 1 s, 2 s,
+    /// 4 s … up to 30 s).
+    public func setRetryLimit(_ limit: Int) {
+        retryLimit = max(0, limit)
     }
 
     /// One round with the relay: prekeys, outbox, envelopes, notices, then the receipts that produced.
@@ -419,7 +454,7 @@ extension Client {
             }
             if envelopes.isEmpty { return }
             for envelope in envelopes {
-                try await receive(envelope, report: &report)
+                try await receive(envelope, report: &report, connection: connection)
             }
             // Saved durably above; only now may the relay delete them.
             _ = try await request(connection, .acknowledge(envelopes.map(\.envelopeID)))
@@ -448,7 +483,7 @@ extension Client {
 
     /// Opens, checks and saves one envelope, and queues the receipt it calls for, in one transaction. Never throws
     /// for the envelope's own faults (those are recorded and reported); throws only when the profile cannot be written.
-    func receive(_ delivered: DeliveredEnvelope, report: inout SyncReport, now: Timestamp = .now()) async throws {
+    func receive(_ delivered: DeliveredEnvelope, report: inout SyncReport, connection: RelayConnection? = nil, now: Timestamp = .now()) async throws {
         let database = self.database
         let envelopeID = Data(delivered.envelopeID)
         // Seen before (pushed and then fetched, or fetched again after a lost acknowledgement): nothing to do.
@@ -499,6 +534,18 @@ extension Client {
         }
         let senderKey = Data(message.sender.identityKey.rawRepresentation)
         let me = self.me
+        // Attachments are fetched and checked before anything is saved or acknowledged (acknowledging may delete
+        // them on the relay). A duplicate's were fetched the first time.
+        let known = try await database.writer.read { db in
+            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM message WHERE id = ?)", arguments: [Data(message.id.rawValue)]) ?? false
+        }
+        var fetched: [String] = []
+        if !known, !message.attachments.isEmpty {
+            guard let connection else { throw ClientError(.protocol, "attachments need a connection") }
+            fetched = try await fetchAttachments(message, connection: connection)
+        }
+        let states = fetched
+        let directory = attachmentsDirectory
         let outcome = try await database.writer.write { db -> ReceiveOutcome in
             // Forward secrecy: a one-time prekey opens one envelope, then it is gone (a duplicate's too).
             if opened.prekey.kind == .oneTime {
@@ -522,6 +569,7 @@ extension Client {
                 ]
             )
             guard trusted else {
+                try Self.insertReceived(db, database, message, states: states, directory: directory)
                 let failure = try Receipt.Failure(reason: .untrustedSender, detail: "the recipient has not verified your new identity key")
                 try Self.queue(db, database, .receipt(.failed(message.id, failure)), to: message.sender.handle, id: .random(), thread: message.threadID, now: now)
                 return .untrusted
@@ -556,11 +604,15 @@ extension Client {
             case .consult:
                 try Self.addEvent(db, message.id, "received", at: now)
             }
-            // Attachments arrive with chunked transfer; until this client fetches them, the sender learns they did not.
+            try Self.insertReceived(db, database, message, states: states, directory: directory)
             let receipt: Receipt =
-                message.attachments.isEmpty
-                ? .delivered(message.id)
-                : .failed(message.id, try Receipt.Failure(reason: .attachmentUnavailable, detail: "this client version does not fetch attachments yet"))
+                if states.contains("corrupt") {
+                    .failed(message.id, try Receipt.Failure(reason: .attachmentCorrupt, detail: "an attachment's size, SHA-256 or encryption did not check"))
+                } else if states.contains("unavailable") {
+                    .failed(message.id, try Receipt.Failure(reason: .attachmentUnavailable, detail: "an attachment was no longer on the relay"))
+                } else {
+                    .delivered(message.id)
+                }
             try Self.queue(db, database, .receipt(receipt), to: message.sender.handle, id: .random(), thread: message.threadID, now: now)
             _ = me
             return .saved
@@ -653,7 +705,7 @@ extension Client {
                         try await exclusively {
                             switch push {
                             case .pushEnvelope(let delivered):
-                                try await receive(delivered, report: &report)
+                                try await receive(delivered, report: &report, connection: connection)
                                 _ = try await request(connection, .acknowledge([delivered.envelopeID]))
                             case .pushNotice:
                                 try await applyNotices(connection, report: &report)

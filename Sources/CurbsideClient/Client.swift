@@ -3,6 +3,7 @@ import CurbsideWire
 import Foundation
 import GRDB
 import Logging
+import Synchronization
 
 /// A provider's Curbside profile: its identity, contacts, consults and the relay it uses.
 ///
@@ -23,6 +24,10 @@ public actor Client {
     nonisolated let tls: TLSContext
     /// The connection of the current sync or watch, if any.
     var connection: RelayConnection?
+    /// Called as attachment bytes move.
+    nonisolated let progressHandler = Mutex<(@Sendable (TransferProgress) -> Void)?>(nil)
+    /// Reconnections after a connection drops part-way through a sync.
+    var retryLimit = 5
     /// A sync or watch step is running; others wait (see `exclusively`).
     var busy = false
     var busyWaiters: [CheckedContinuation<Void, Never>] = []
@@ -179,7 +184,8 @@ public actor Client {
 // MARK: - Files
 
 /// Creates the profile directory 0700; an existing directory is made 0700 only if it is empty (never, say, $HOME).
-func makePrivateDirectory(_ url: URL) throws {
+func makePrivateDirectory(_ url: URL, allowExisting: Bool = false) throws {
+    if allowExisting, FileManager.default.fileExists(atPath: url.path) { return }
     if FileManager.default.fileExists(atPath: url.path) {
         guard (try FileManager.default.contentsOfDirectory(atPath: url.path)).isEmpty else {
             throw ClientError(.usage, "\(url.path) exists and is not empty", hint: "give --home a new or empty directory")

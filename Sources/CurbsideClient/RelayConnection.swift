@@ -45,6 +45,9 @@ public actor RelayConnection {
     private let writes: AsyncStream<Frame>.Continuation
     private let pushContinuation: AsyncStream<RelayMessage>.Continuation
     private var waiting: [UInt32: CheckedContinuation<RelayMessage, any Error>] = [:]
+    /// Requests sent with `start` whose answers nobody awaits yet, and answers that came before they were awaited.
+    private var started: Set<UInt32> = []
+    private var early: [UInt32: Result<RelayMessage, any Error>] = [:]
     private var nextRequestID: UInt32 = 1
     private var closedReason: String?
 
@@ -186,6 +189,25 @@ public actor RelayConnection {
         }
     }
 
+    /// Sends `message` without waiting: the answer is collected with `result(of:)`. Requests go out in the order
+    /// they are started, so a client can keep several upload chunks in flight in order.
+    public func start(_ message: RelayMessage) throws -> UInt32 {
+        if let closedReason { throw RelayClientError.connectionLost(closedReason) }
+        let id = nextRequestID
+        nextRequestID = nextRequestID == UInt32.max ? 1 : nextRequestID + 1
+        started.insert(id)
+        writes.yield(message.frame(requestID: id))
+        return id
+    }
+
+    /// The answer to a request sent with `start`.
+    public func result(of id: UInt32) async throws -> RelayMessage {
+        if let result = early.removeValue(forKey: id) { return try result.get() }
+        guard started.remove(id) != nil else { throw RelayClientError.protocolViolation("no request \(id) is outstanding") }
+        if let closedReason { throw RelayClientError.connectionLost(closedReason) }
+        return try await withCheckedThrowingContinuation { waiting[id] = $0 }
+    }
+
     /// Sends close_notify and waits (up to 5 s) for the relay to close its side; outstanding requests fail with
     /// `connectionLost`.
     public func close() async {
@@ -223,11 +245,19 @@ public actor RelayConnection {
             } else {
                 continuation.resume(returning: message)
             }
+        } else if started.remove(frame.requestID) != nil {
+            if case .error(let code, let detail) = message {
+                early[frame.requestID] = .failure(RelayClientError.refused(RelayError(frameCode: code, detail: detail)))
+            } else {
+                early[frame.requestID] = .success(message)
+            }
         } else if frame.requestID == 0, case .error(let code, let detail) = message {
             // The relay is closing the connection for this reason; everyone waiting learns it.
             let error = RelayClientError.refused(RelayError(frameCode: code, detail: detail))
             for continuation in waiting.values { continuation.resume(throwing: error) }
             waiting = [:]
+            for id in started { early[id] = .failure(error) }
+            started = []
             closedReason = "\(error)"
         } else if frame.requestID == 0 {
             pushContinuation.yield(message)
@@ -239,6 +269,8 @@ public actor RelayConnection {
         if closedReason == nil { closedReason = reason }
         for continuation in waiting.values { continuation.resume(throwing: RelayClientError.connectionLost(reason)) }
         waiting = [:]
+        for id in started { early[id] = .failure(RelayClientError.connectionLost(reason)) }
+        started = []
         pushContinuation.finish()
     }
 

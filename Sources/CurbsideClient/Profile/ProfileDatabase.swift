@@ -89,6 +89,23 @@ struct ProfileDatabase: Sendable {
             try db.alter(table: "message") { t in t.add(column: "sender_key", .blob) }
             try db.alter(table: "prekey") { t in t.add(column: "published", .boolean).notNull().defaults(to: true) }
         }
+        // Attachments of messages both ways: the encrypted file on disk, its descriptor (file name and single-use
+        // identity sealed), and where its transfer stands.
+        migrator.registerMigration("v3: attachments") { db in
+            try db.create(table: "attachment") { t in
+                t.column("message_id", .blob).notNull().indexed()
+                t.column("idx", .integer).notNull()
+                t.column("file_name", .blob).notNull()  // sealed
+                t.column("media_type", .text).notNull()
+                t.column("size", .integer).notNull()
+                t.column("sha256", .blob).notNull()
+                t.column("identity", .blob).notNull()  // sealed
+                t.column("path", .text).notNull()
+                // out: ready, uploaded; in: saved, unavailable, corrupt
+                t.column("state", .text).notNull()
+                t.primaryKey(["message_id", "idx"])
+            }
+        }
         return migrator
     }
 

@@ -169,9 +169,11 @@ extension Curbside {
         @Option(help: ArgumentHelp("Read the case summary from a file.", valueName: "file")) var summaryFile: String?
         @Option(help: "routine, urgent or emergency.") var urgency: String = "routine"
         @Option(help: "The specialty asked, such as dermatology.") var specialty: String = "general"
+        @OptionGroup var attachments: AttachmentOptions
 
         func validate() throws {
             if summary != nil, summaryFile != nil { throw ValidationError("give --summary or --summary-file, not both") }
+            try attachments.validate()
             guard ["routine", "urgent", "emergency"].contains(urgency) else {
                 throw ValidationError("--urgency must be routine, urgent or emergency")
             }
@@ -198,7 +200,9 @@ extension Curbside {
                 throw ClientError(.usage, "the consult cannot be sent as written: \(error)")
             }
             let client = try await options.open()
-            let outcome = try await client.send(consult, to: try parseHandle(handle))
+            try await attachments.configure(client, options: options)
+            let outcome = try await client.send(consult, to: try parseHandle(handle), attachments: attachments.sources)
+            ProgressBar.shared.end()
             try report(outcome, options: options)
         }
     }
@@ -209,9 +213,11 @@ extension Curbside {
         @Argument(help: "The id of the consult or reply you answer.") var id: String
         @Option(help: "The reply.") var text: String?
         @Option(help: ArgumentHelp("Read the reply from a file.", valueName: "file")) var textFile: String?
+        @OptionGroup var attachments: AttachmentOptions
 
         func validate() throws {
             guard (text == nil) != (textFile == nil) else { throw ValidationError("give exactly one of --text and --text-file") }
+            try attachments.validate()
         }
 
         func run() async throws {
@@ -221,9 +227,11 @@ extension Curbside {
                 body = String(decoding: data, as: UTF8.self)
             }
             let client = try await options.open()
+            try await attachments.configure(client, options: options)
             let outcome: SendOutcome
             do {
-                outcome = try await client.reply(to: try parseMessageID(id), text: body)
+                outcome = try await client.reply(to: try parseMessageID(id), text: body, attachments: attachments.sources)
+                ProgressBar.shared.end()
             } catch let error as WireError {
                 throw ClientError(.usage, "the reply cannot be sent as written: \(error)")
             }
@@ -267,10 +275,27 @@ extension Curbside {
         static let configuration = CommandConfiguration(abstract: "Print a consult or reply (and send its read receipt).")
         @OptionGroup var options: ProviderOptions
         @Argument(help: "The message id.") var id: String
+        @Option(help: ArgumentHelp("Decrypt the attachments into this directory.", valueName: "dir")) var saveDir: String?
+        @Option(
+            help: ArgumentHelp(
+                "Also write each attachment as received (NAME.age) with its single-use identity (NAME.key), to check with another age implementation.",
+                valueName: "dir"
+            )
+        )
+        var rawDir: String?
 
         func run() async throws {
-            let shown = try await options.open().show(try parseMessageID(id))
-            try options.output(shown) {
+            let client = try await options.open()
+            let messageID = try parseMessageID(id)
+            let shown = try await client.show(messageID)
+            var saved: [String] = []
+            if let saveDir { saved += try await client.saveAttachments(of: messageID, to: saveDir) }
+            if let rawDir { saved += try await client.saveAttachments(of: messageID, to: rawDir, raw: true) }
+            struct Output: Encodable {
+                let message: ShownMessage
+                let saved: [String]
+            }
+            try options.output(Output(message: shown, saved: saved)) {
                 var lines = [
                     "\(shown.summary.kind) \(shown.summary.id) \(shown.summary.direction == "in" ? "from" : "to") \(shown.summary.peer)",
                     "sent         \(formatTime(shown.summary.createdAt))",
@@ -282,6 +307,13 @@ extension Curbside {
                 if let summary = shown.clinicalSummary, !summary.isEmpty { lines += ["", "summary:", summary] }
                 if let inReplyTo = shown.inReplyTo { lines.append("in reply to  \(inReplyTo)") }
                 if let text = shown.text { lines += ["", text] }
+                if !shown.attachments.isEmpty {
+                    lines += ["", "attachments:"]
+                    for attachment in shown.attachments {
+                        lines.append("  \(attachment.fileName)  \(attachment.mediaType)  \(attachment.size) bytes  \(attachment.state)")
+                    }
+                }
+                for path in saved { lines.append("saved        \(path)") }
                 return lines.joined(separator: "\n")
             }
         }
@@ -360,6 +392,83 @@ extension Curbside {
             defer { signals.cancel() }
             await watching.value
         }
+    }
+}
+
+/// `--image FILE` (repeatable), `--keep-metadata` and `--retries` for send and reply.
+struct AttachmentOptions: ParsableArguments {
+    @Option(name: .customLong("image"), help: ArgumentHelp("Attach an image (or any file); repeat for several.", valueName: "file"))
+    var images: [String] = []
+    @Flag(help: "Keep EXIF GPS data and PNG text chunks (removed by default).") var keepMetadata = false
+    @Option(help: "Reconnect this many times when the connection drops during a transfer.") var retries: Int = 5
+
+    func validate() throws {
+        guard images.count <= 16 else { throw ValidationError("at most 16 --image files") }
+        for image in images where !FileManager.default.isReadableFile(atPath: image) {
+            throw ValidationError("cannot read \(image)")
+        }
+        guard retries >= 0 else { throw ValidationError("--retries must be 0 or more") }
+    }
+
+    var sources: [AttachmentSource] { images.map { AttachmentSource(path: $0, keepMetadata: keepMetadata) } }
+
+    func configure(_ client: Client, options: ProviderOptions) async throws {
+        await client.setRetryLimit(retries)
+        if !options.json, isatty(STDERR_FILENO) == 1 {
+            client.onTransferProgress { ProgressBar.shared.show($0) }
+        }
+    }
+}
+
+/// A one-line progress display on standard error: bytes, rate and time left.
+final class ProgressBar: @unchecked Sendable {
+    static let shared = ProgressBar()
+    private let lock = NSLock()
+    private var started: (name: String, at: Date, from: UInt64)?
+    private var lastDraw = Date.distantPast
+    private var drawn = false
+
+    func show(_ progress: TransferProgress) {
+        lock.lock()
+        defer { lock.unlock() }
+        if started?.name != progress.fileName + progress.direction.rawValue {
+            started = (progress.fileName + progress.direction.rawValue, Date(), progress.bytes)
+        }
+        let now = Date()
+        guard now.timeIntervalSince(lastDraw) >= 0.1 || progress.bytes == progress.total else { return }
+        lastDraw = now
+        let elapsed = max(now.timeIntervalSince(started!.at), 0.001)
+        let rate = Double(progress.bytes - min(progress.bytes, started!.from)) / elapsed
+        let left = rate > 0 ? Double(progress.total - progress.bytes) / rate : 0
+        let fraction = progress.total == 0 ? 1 : Double(progress.bytes) / Double(progress.total)
+        let width = 24
+        let filled = Int(fraction * Double(width))
+        let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+        let line = String(
+            format: "\r%@ %@ [%@] %3d%%  %@ / %@  %@/s  %@ left ",
+            progress.direction == .upload ? "up  " : "down", String(progress.fileName.prefix(24)), bar, Int(fraction * 100),
+            Self.bytes(progress.bytes), Self.bytes(progress.total), Self.bytes(UInt64(rate)), formatDuration(UInt64(left * 1000))
+        )
+        FileHandle.standardError.write(Data(line.utf8))
+        drawn = true
+    }
+
+    func end() {
+        lock.lock()
+        defer { lock.unlock() }
+        if drawn { FileHandle.standardError.write(Data("\n".utf8)) }
+        drawn = false
+        started = nil
+    }
+
+    static func bytes(_ count: UInt64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB"]
+        var value = Double(count), unit = 0
+        while value >= 1024, unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        return unit == 0 ? "\(count) B" : String(format: "%.1f %@", value, units[unit])
     }
 }
 

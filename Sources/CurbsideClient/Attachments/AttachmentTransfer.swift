@@ -1,0 +1,281 @@
+import CurbsideWire
+import Foundation
+
+/// A file to attach: a clinical image, usually.
+public struct AttachmentSource: Sendable, Hashable {
+    public let path: String
+    /// Shown to the recipient; by default the file's own name.
+    public let fileName: String
+    /// Such as "image/jpeg"; by default guessed from the name.
+    public let mediaType: String
+    /// Keep EXIF GPS and PNG text chunks (they are removed by default).
+    public let keepMetadata: Bool
+
+    public init(path: String, fileName: String? = nil, mediaType: String? = nil, keepMetadata: Bool = false) {
+        self.path = path
+        let name = fileName ?? (path as NSString).lastPathComponent
+        self.fileName = name
+        self.mediaType = mediaType ?? Self.mediaType(forName: name)
+        self.keepMetadata = keepMetadata
+    }
+
+    static func mediaType(forName name: String) -> String {
+        switch (name as NSString).pathExtension.lowercased() {
+        case "jpg", "jpeg": "image/jpeg"
+        case "png": "image/png"
+        case "heic": "image/heic"
+        case "tif", "tiff": "image/tiff"
+        case "dcm": "application/dicom"
+        case "pdf": "application/pdf"
+        default: "application/octet-stream"
+        }
+    }
+}
+
+/// Where a transfer stands, for a progress display.
+public struct TransferProgress: Sendable, Hashable {
+    public enum Direction: String, Sendable { case upload, download }
+    public let direction: Direction
+    public let fileName: String
+    public let bytes: UInt64
+    public let total: UInt64
+}
+
+/// An attachment encrypted on disk, ready to upload.
+struct PreparedAttachment: Sendable {
+    let path: String
+    let size: UInt64
+    let sha256: [UInt8]
+    let identity: AgreementKey.Private
+    let removedMetadata: Set<String>
+}
+
+enum AttachmentFiles {
+    static let readSize = 1 << 20
+
+    /// Strips metadata (unless kept) and encrypts `source` to a fresh single-use identity into `destination`,
+    /// streaming: memory stays at about two 1 MiB buffers and one age chunk.
+    static func prepare(_ source: AttachmentSource, into destination: String) throws -> PreparedAttachment {
+        guard let input = FileHandle(forReadingAtPath: source.path) else {
+            throw ClientError(.usage, "cannot read \(source.path)")
+        }
+        defer { try? input.close() }
+        let identity = AgreementKey.Private()
+        var encryptor = try AgeEncryptor(recipient: identity.publicKey)
+        var filter = MetadataFilter()
+        let output = try OutputFile(path: destination)
+        var hasher = SHA256()
+        var size: UInt64 = 0
+        func emit(_ bytes: [UInt8]) throws {
+            guard !bytes.isEmpty else { return }
+            hasher.update(bytes)
+            size += UInt64(bytes.count)
+            try output.write(bytes)
+        }
+        try emit(encryptor.header)
+        while let data = try input.read(upToCount: readSize), !data.isEmpty {
+            let plain = source.keepMetadata ? Array(data) : filter.update(Array(data))
+            try emit(try encryptor.update(plain))
+        }
+        if !source.keepMetadata { try emit(try encryptor.update(filter.finish())) }
+        try emit(try encryptor.finish())
+        try output.close(sync: true)
+        return PreparedAttachment(path: destination, size: size, sha256: hasher.finalize(), identity: identity, removedMetadata: filter.removed)
+    }
+
+    /// SHA-256 and size of a file, read in 1 MiB pieces.
+    static func digest(_ path: String) throws -> (size: UInt64, sha256: [UInt8]) {
+        guard let input = FileHandle(forReadingAtPath: path) else { throw ClientError(.profile, "cannot read \(path)") }
+        defer { try? input.close() }
+        var hasher = SHA256()
+        var size: UInt64 = 0
+        while let data = try input.read(upToCount: readSize), !data.isEmpty {
+            hasher.update(Array(data))
+            size += UInt64(data.count)
+        }
+        return (size, hasher.finalize())
+    }
+
+    /// Decrypts the age file at `path` with `identity` into `destination`, streaming; nothing is left at
+    /// `destination` if the file does not decrypt completely.
+    static func decrypt(_ path: String, identity: AgreementKey.Private, to destination: String) throws {
+        guard let input = FileHandle(forReadingAtPath: path) else { throw ClientError(.profile, "cannot read \(path)") }
+        defer { try? input.close() }
+        let temporary = destination + ".part"
+        let output = try OutputFile(path: temporary)
+        do {
+            var decryptor = AgeDecryptor(identity: identity)
+            while let data = try input.read(upToCount: readSize), !data.isEmpty {
+                try output.write(try decryptor.update(Array(data)))
+            }
+            try output.write(try decryptor.finish())
+            try output.close(sync: true)
+            guard rename(temporary, destination) == 0 else { throw ClientError(.usage, "cannot write \(destination)") }
+        } catch {
+            try? output.close(sync: false)
+            unlink(temporary)
+            throw error
+        }
+    }
+}
+
+/// A file written with POSIX calls, created 0600.
+final class OutputFile {
+    private let fd: Int32
+    private var closed = false
+
+    init(path: String, append: Bool = false) throws {
+        fd = open(path, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), 0o600)
+        guard fd >= 0 else { throw ClientError(.usage, "cannot write \(path): \(String(cString: strerror(errno)))") }
+    }
+
+    func write(_ bytes: [UInt8]) throws {
+        var written = 0
+        while written < bytes.count {
+            let n = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            guard n > 0 else { throw ClientError(.usage, "cannot write: \(String(cString: strerror(errno)))") }
+            written += n
+        }
+    }
+
+    func close(sync: Bool) throws {
+        guard !closed else { return }
+        closed = true
+        let synced = !sync || fsync(fd) == 0
+        Glibc.close(fd)
+        guard synced else { throw ClientError(.usage, "cannot sync a file: \(String(cString: strerror(errno)))") }
+    }
+
+    deinit { if !closed { Glibc.close(fd) } }
+}
+
+extension Client {
+    /// How many chunks are in flight at once: enough to fill a long link, few enough to keep memory flat.
+    static let transferWindow = 4
+
+    /// Uploads an encrypted attachment, resuming from what the relay holds; returns when it is committed.
+    func upload(_ path: String, size: UInt64, sha256: [UInt8], name: String, connection: RelayConnection) async throws {
+        var status = try await uploadStatus(connection, id: sha256, size: size)
+        var restarts = 0
+        while status.state != .complete {
+            guard let input = FileHandle(forReadingAtPath: path) else { throw ClientError(.profile, "cannot read \(path)") }
+            defer { try? input.close() }
+            try input.seek(toOffset: status.held)
+            var offset = status.held
+            var inflight: [UInt32] = []
+            var refused: RelayClientError?
+            report(.upload, name, offset, size)
+            while offset < size || !inflight.isEmpty {
+                while inflight.count < Self.transferWindow, offset < size, refused == nil {
+                    let data = Array(try input.read(upToCount: AttachmentChunk.maximumLength) ?? Data())
+                    guard !data.isEmpty else { throw ClientError(.profile, "\(path) is shorter than recorded") }
+                    inflight.append(try await startRequest(connection, .uploadChunk(try UploadChunk(attachmentID: sha256, offset: offset, data: data))))
+                    offset += UInt64(data.count)
+                }
+                guard !inflight.isEmpty else { break }
+                do {
+                    guard case .uploadStatus(let answer) = try await connection.result(of: inflight.removeFirst()) else {
+                        throw ClientError(.protocol, "the relay did not answer upload_status")
+                    }
+                    report(.upload, name, answer.held, size)
+                } catch let error as RelayClientError {
+                    if case .refused(let relayError) = error, relayError.code == .offsetMismatch || relayError.code == .storageFull {
+                        refused = error  // the chunks behind it are refused too; drain them, then resume
+                        offset = size
+                        continue
+                    }
+                    throw clientError(error)
+                }
+            }
+            if let refused {
+                restarts += 1
+                if case .refused(let relayError) = refused, relayError.code == .storageFull || restarts > 3 { throw clientError(refused) }
+            } else {
+                do {
+                    guard case .uploadStatus(let committed) = try await connection.request(.commitUpload(attachmentID: sha256)) else {
+                        throw ClientError(.protocol, "the relay did not answer the commit")
+                    }
+                    status = committed
+                    continue
+                } catch RelayClientError.refused(let error) where error.code == .attachmentHashMismatch || error.code == .uploadIncomplete {
+                    restarts += 1
+                    if restarts > 3 { throw ClientError.refused(error) }
+                } catch let error as RelayClientError {
+                    throw clientError(error)
+                }
+            }
+            status = try await uploadStatus(connection, id: sha256, size: size)
+        }
+        report(.upload, name, size, size)
+    }
+
+    private func uploadStatus(_ connection: RelayConnection, id: [UInt8], size: UInt64) async throws -> UploadStatus {
+        guard case .uploadStatus(let status) = try await request(connection, .openUpload(OpenUpload(attachmentID: id, size: size))) else {
+            throw ClientError(.protocol, "the relay did not answer upload_status")
+        }
+        return status
+    }
+
+    private func startRequest(_ connection: RelayConnection, _ message: RelayMessage) async throws -> UInt32 {
+        do {
+            return try await connection.start(message)
+        } catch let error as RelayClientError {
+            throw clientError(error)
+        }
+    }
+
+    /// Downloads attachment `id` of `size` bytes to `path`, resuming from the bytes already there; checks size and
+    /// SHA-256 before returning. Throws `.usage`-free relay errors: `unknown_attachment` as `.protocol` with that code.
+    func download(_ id: [UInt8], size: UInt64, to path: String, name: String, connection: RelayConnection) async throws {
+        let partial = path + ".part"
+        var held = UInt64((try? FileManager.default.attributesOfItem(atPath: partial)[.size] as? Int) ?? 0)
+        if held > size {
+            unlink(partial)
+            held = 0
+        }
+        let output = try OutputFile(path: partial, append: true)
+        var offset = held
+        var inflight: [UInt32] = []
+        report(.download, name, held, size)
+        while held < size {
+            while inflight.count < Self.transferWindow, offset < size {
+                let length = UInt32(min(UInt64(AttachmentChunk.maximumLength), size - offset))
+                inflight.append(try await startRequest(connection, .download(DownloadRequest(attachmentID: id, offset: offset, length: length))))
+                offset += UInt64(length)
+            }
+            let answer: RelayMessage
+            do {
+                answer = try await connection.result(of: inflight.removeFirst())
+            } catch let error as RelayClientError {
+                try? output.close(sync: true)
+                throw clientError(error)
+            }
+            guard case .attachmentData(let data) = answer, data.offset == held, data.size == size, !data.data.isEmpty else {
+                try? output.close(sync: false)
+                throw ClientError(.protocol, "the relay answered a download with the wrong range or size")
+            }
+            try output.write(data.data)
+            held += UInt64(data.data.count)
+            report(.download, name, held, size)
+        }
+        try output.close(sync: true)
+        let (written, digest) = try AttachmentFiles.digest(partial)
+        guard written == size, constantTimeEquals(digest, id) else {
+            unlink(partial)
+            throw AttachmentCheckFailed()
+        }
+        guard rename(partial, path) == 0 else { throw ClientError(.profile, "cannot write \(path)") }
+    }
+
+    nonisolated func report(_ direction: TransferProgress.Direction, _ name: String, _ bytes: UInt64, _ total: UInt64) {
+        progressHandler.withLock { $0 }?(TransferProgress(direction: direction, fileName: name, bytes: bytes, total: total))
+    }
+
+    /// Calls `handler` as attachment bytes move (from any task; keep it quick).
+    public nonisolated func onTransferProgress(_ handler: (@Sendable (TransferProgress) -> Void)?) {
+        progressHandler.withLock { $0 = handler }
+    }
+}
+
+/// A downloaded attachment whose size or SHA-256 is not the descriptor's.
+struct AttachmentCheckFailed: Error {}

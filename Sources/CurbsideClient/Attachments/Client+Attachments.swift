@@ -1,0 +1,186 @@
+import CurbsideWire
+import Foundation
+import GRDB
+
+/// An attachment as the user sees it.
+public struct AttachmentInfo: Sendable, Hashable, Codable {
+    public let index: Int
+    public let fileName: String
+    public let mediaType: String
+    /// Size of the encrypted file.
+    public let size: UInt64
+    public let sha256: String
+    /// ready or uploaded (sent); saved, unavailable or corrupt (received).
+    public let state: String
+}
+
+extension Client {
+    var attachmentsDirectory: URL { home.appendingPathComponent("attachments") }
+
+    /// Encrypts the files for message `id` and records them; the files are uploaded when the message is sent.
+    func prepareAttachments(_ sources: [AttachmentSource], for id: MessageID) throws -> [(PreparedAttachment, AttachmentSource)] {
+        guard sources.count <= 16 else { throw ClientError(.usage, "at most 16 attachments per message") }
+        try makePrivateDirectory(attachmentsDirectory, allowExisting: true)
+        return try sources.enumerated().map { index, source in
+            let path = attachmentsDirectory.appendingPathComponent("\(id)-\(index).age").path
+            return (try AttachmentFiles.prepare(source, into: path), source)
+        }
+    }
+
+    static func insertAttachments(_ db: Database, _ database: ProfileDatabase, _ prepared: [(PreparedAttachment, AttachmentSource)], for id: MessageID) throws {
+        for (index, (file, source)) in prepared.enumerated() {
+            let row = id.rawValue + [UInt8(index)]
+            try db.execute(
+                sql: """
+                    INSERT INTO attachment (message_id, idx, file_name, media_type, size, sha256, identity, path, state)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'ready')
+                    """,
+                arguments: [
+                    Data(id.rawValue), index, try database.seal(Array(source.fileName.utf8), column: "attachment.file_name", row: row),
+                    source.mediaType, Int64(file.size), Data(file.sha256),
+                    try database.seal(file.identity.rawRepresentation.copiedBytes, column: "attachment.identity", row: row),
+                    file.path,
+                ]
+            )
+        }
+    }
+
+    /// The descriptors of message `id`'s attachments, uploading those not yet on the relay.
+    func uploadedDescriptors(for id: MessageID, connection: RelayConnection) async throws -> [AttachmentDescriptor] {
+        let rows = try await database.writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM attachment WHERE message_id = ? ORDER BY idx", arguments: [Data(id.rawValue)])
+        }
+        var descriptors: [AttachmentDescriptor] = []
+        for row in rows {
+            let descriptor = try descriptor(row, messageID: id)
+            if row["state"] as String != "uploaded" {
+                try await upload(row["path"], size: descriptor.size, sha256: descriptor.sha256, name: descriptor.fileName, connection: connection)
+                let index: Int64 = row["idx"]
+                try await database.writer.write { db in
+                    try db.execute(sql: "UPDATE attachment SET state = 'uploaded' WHERE message_id = ? AND idx = ?", arguments: [Data(id.rawValue), index])
+                }
+            }
+            descriptors.append(descriptor)
+        }
+        return descriptors
+    }
+
+    func descriptor(_ row: Row, messageID id: MessageID) throws -> AttachmentDescriptor {
+        let rowID = id.rawValue + [UInt8(row["idx"] as Int64)]
+        let name = String(decoding: try database.unseal(row["file_name"], column: "attachment.file_name", row: rowID), as: UTF8.self)
+        let identity = try AgreementKey.Private(
+            rawRepresentation: SecretBytes(try database.unseal(row["identity"], column: "attachment.identity", row: rowID))
+        )
+        return try AttachmentDescriptor(
+            size: UInt64(row["size"] as Int64),
+            sha256: Array(row["sha256"] as Data),
+            mediaType: row["media_type"],
+            fileName: name,
+            ageIdentity: identity
+        )
+    }
+
+    /// Downloads and checks every attachment of an incoming message before it is saved and acknowledged; returns
+    /// each one's state (saved, unavailable, corrupt). A lost connection throws: the envelope is fetched again later
+    /// and the downloads resume.
+    func fetchAttachments(_ message: Message, connection: RelayConnection) async throws -> [String] {
+        guard !message.attachments.isEmpty else { return [] }
+        try makePrivateDirectory(attachmentsDirectory, allowExisting: true)
+        var states: [String] = []
+        for (index, descriptor) in message.attachments.enumerated() {
+            let path = attachmentsDirectory.appendingPathComponent("\(message.id)-\(index).age").path
+            do {
+                if !FileManager.default.fileExists(atPath: path) {
+                    try await download(descriptor.sha256, size: descriptor.size, to: path, name: descriptor.fileName, connection: connection)
+                }
+                // It must also decrypt with the identity the sender gave.
+                try AttachmentFiles.decrypt(path, identity: descriptor.ageIdentity, to: "/dev/null")
+                states.append("saved")
+            } catch let error as ClientError where error.message.contains("unknown_attachment") {
+                states.append("unavailable")
+            } catch is AttachmentCheckFailed {
+                states.append("corrupt")
+            } catch is AgeError {
+                states.append("corrupt")
+            }
+        }
+        return states
+    }
+
+    static func insertReceived(_ db: Database, _ database: ProfileDatabase, _ message: Message, states: [String], directory: URL) throws {
+        for (index, descriptor) in message.attachments.enumerated() {
+            let row = message.id.rawValue + [UInt8(index)]
+            try db.execute(
+                sql: """
+                    INSERT INTO attachment (message_id, idx, file_name, media_type, size, sha256, identity, path, state)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    Data(message.id.rawValue), index,
+                    try database.seal(Array(descriptor.fileName.utf8), column: "attachment.file_name", row: row),
+                    descriptor.mediaType, Int64(descriptor.size), Data(descriptor.sha256),
+                    try database.seal(descriptor.ageIdentity.rawRepresentation.copiedBytes, column: "attachment.identity", row: row),
+                    directory.appendingPathComponent("\(message.id)-\(index).age").path, states[index],
+                ]
+            )
+        }
+    }
+
+    /// The attachments of message `id`.
+    public func attachments(of id: MessageID) async throws -> [AttachmentInfo] {
+        let rows = try await database.writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM attachment WHERE message_id = ? ORDER BY idx", arguments: [Data(id.rawValue)])
+        }
+        return try rows.map { row in
+            let descriptor = try descriptor(row, messageID: id)
+            return AttachmentInfo(
+                index: Int(row["idx"] as Int64), fileName: descriptor.fileName, mediaType: descriptor.mediaType,
+                size: descriptor.size, sha256: descriptor.sha256.hexString, state: row["state"]
+            )
+        }
+    }
+
+    /// Decrypts message `id`'s saved attachments into `directory`; with `raw`, writes each as received (`NAME.age`)
+    /// with its single-use identity (`NAME.key`, `AGE-SECRET-KEY-1…`) instead, for checking with another age
+    /// implementation. Returns the paths written.
+    public func saveAttachments(of id: MessageID, to directory: String, raw: Bool = false) async throws -> [String] {
+        let rows = try await database.writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM attachment WHERE message_id = ? ORDER BY idx", arguments: [Data(id.rawValue)])
+        }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var written: [String] = []
+        for row in rows where ["saved", "ready", "uploaded"].contains(row["state"] as String) {
+            let descriptor = try descriptor(row, messageID: id)
+            let name = Self.safeFileName(descriptor.fileName, index: Int(row["idx"] as Int64))
+            let target = Self.unusedPath(directory, name + (raw ? ".age" : ""))
+            if raw {
+                try FileManager.default.copyItem(atPath: row["path"], toPath: target)
+                let keyPath = Self.unusedPath(directory, name + ".key")
+                try writePrivateFile(keyPath, Data((AgeKeys.encode(identity: descriptor.ageIdentity) + "\n").utf8))
+                written += [target, keyPath]
+            } else {
+                try AttachmentFiles.decrypt(row["path"], identity: descriptor.ageIdentity, to: target)
+                written.append(target)
+            }
+        }
+        return written
+    }
+
+    /// A file name without directories or control characters; never empty.
+    static func safeFileName(_ name: String, index: Int) -> String {
+        let cleaned = String(name.map { $0 == "/" || $0 == "\\" || $0.isNewline || ($0.asciiValue ?? 32) < 32 ? "_" : $0 })
+            .trimmingCharacters(in: CharacterSet(charactersIn: ". "))
+        return cleaned.isEmpty ? "attachment-\(index)" : cleaned
+    }
+
+    static func unusedPath(_ directory: String, _ name: String) -> String {
+        var candidate = (directory as NSString).appendingPathComponent(name)
+        var n = 1
+        while FileManager.default.fileExists(atPath: candidate) {
+            let base = (name as NSString).deletingPathExtension, ext = (name as NSString).pathExtension
+            candidate = (directory as NSString).appendingPathComponent("\(base) (\(n))" + (ext.isEmpty ? "" : ".\(ext)"))
+            n += 1
+        }
+        return candidate
+    }
+}

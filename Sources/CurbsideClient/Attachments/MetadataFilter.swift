@@ -1,0 +1,183 @@
+/// Removes location data from photos before they are encrypted, as a stream (spec/attachments.md §Privacy).
+///
+/// - JPEG: the EXIF GPS directory is emptied in place — its entry count set to 0 and its entries and the values
+///   they point to overwritten with zeros — so the file keeps its size and every other byte.
+/// - PNG: `tEXt`, `zTXt` and `iTXt` chunks are dropped; every other chunk is passed on byte for byte.
+/// - Anything else passes through unchanged.
+///
+/// Memory: the JPEG filter looks at the first 128 KiB only (EXIF lives in an APP1 segment of at most 64 KiB near
+/// the start); the PNG filter holds one chunk header at a time and streams chunk bodies.
+public struct MetadataFilter: Sendable {
+    public enum Kind: Sendable { case jpeg, png, other }
+
+    public private(set) var kind: Kind?
+    /// What was removed, for the user: "GPS location", "PNG text chunks".
+    public private(set) var removed: Set<String> = []
+    private var head: [UInt8] = []
+    private var headDone = false
+    // PNG state
+    private var pngPending: [UInt8] = []
+    private var pngSkip = 0
+    private var pngPass = 0
+
+    static let jpegWindow = 128 * 1024
+
+    public init() {}
+
+    /// Filtered bytes for `bytes`; some may be held back until more arrive or `finish`.
+    public mutating func update(_ bytes: [UInt8]) -> [UInt8] {
+        if kind == nil {
+            head += bytes
+            guard head.count >= 8 else { return [] }
+            kind = head.starts(with: [0xFF, 0xD8, 0xFF]) ? .jpeg : head.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) ? .png : .other
+            let first = head
+            head = []
+            return route(first)
+        }
+        return route(bytes)
+    }
+
+    public mutating func finish() -> [UInt8] {
+        if kind == nil {
+            kind = .other
+            let rest = head
+            head = []
+            return rest
+        }
+        switch kind! {
+        case .jpeg where !headDone:
+            headDone = true
+            var window = head
+            head = []
+            if Self.emptyGPS(&window) { removed.insert("GPS location") }
+            return window
+        case .png:
+            let rest = pngPending
+            pngPending = []
+            return rest
+        default:
+            return []
+        }
+    }
+
+    private mutating func route(_ bytes: [UInt8]) -> [UInt8] {
+        switch kind! {
+        case .other: return bytes
+        case .jpeg:
+            if headDone { return bytes }
+            head += bytes
+            guard head.count >= Self.jpegWindow else { return [] }
+            headDone = true
+            var window = head
+            head = []
+            if Self.emptyGPS(&window) { removed.insert("GPS location") }
+            return window
+        case .png:
+            return png(bytes)
+        }
+    }
+
+    // MARK: - PNG
+
+    private mutating func png(_ bytes: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        var input = bytes[...]
+        while !input.isEmpty {
+            if pngPass > 0 {
+                let n = min(pngPass, input.count)
+                out += input.prefix(n)
+                input = input.dropFirst(n)
+                pngPass -= n
+                continue
+            }
+            if pngSkip > 0 {
+                let n = min(pngSkip, input.count)
+                input = input.dropFirst(n)
+                pngSkip -= n
+                continue
+            }
+            // Collect the signature (first 8 bytes) or a chunk's length and type.
+            let needed = (out.isEmpty && pngPending.isEmpty && !sawSignature) ? 8 : 8
+            let take = min(needed - pngPending.count, input.count)
+            pngPending += input.prefix(take)
+            input = input.dropFirst(take)
+            guard pngPending.count == needed else { continue }
+            if !sawSignature {
+                sawSignature = true
+                out += pngPending
+                pngPending = []
+                continue
+            }
+            let length = Int(pngPending[0]) << 24 | Int(pngPending[1]) << 16 | Int(pngPending[2]) << 8 | Int(pngPending[3])
+            let type = String(decoding: pngPending[4..<8], as: UTF8.self)
+            if ["tEXt", "zTXt", "iTXt"].contains(type) {
+                removed.insert("PNG text chunks")
+                pngSkip = length + 4  // data and CRC
+            } else {
+                out += pngPending
+                pngPass = length + 4
+            }
+            pngPending = []
+        }
+        return out
+    }
+
+    private var sawSignature = false
+
+    // MARK: - JPEG
+
+    /// Empties the GPS IFD of the EXIF APP1 segment in `window`; true if there was one with entries.
+    static func emptyGPS(_ window: inout [UInt8]) -> Bool {
+        var position = 2  // after SOI
+        while position + 4 <= window.count, window[position] == 0xFF {
+            let marker = window[position + 1]
+            if marker == 0xDA || marker == 0xD9 { return false }  // start of scan or end: no EXIF before the image data
+            let length = Int(window[position + 2]) << 8 | Int(window[position + 3])
+            let segment = (position + 4)..<(position + 2 + length)
+            guard length >= 2, segment.upperBound <= window.count else { return false }
+            if marker == 0xE1, length >= 8, Array(window[segment.prefix(6)]) == Array("Exif\0\0".utf8) {
+                return emptyGPS(in: &window, tiff: segment.lowerBound + 6, end: segment.upperBound)
+            }
+            position = segment.upperBound
+        }
+        return false
+    }
+
+    private static func emptyGPS(in window: inout [UInt8], tiff: Int, end: Int) -> Bool {
+        guard tiff + 8 <= end else { return false }
+        let little = window[tiff] == 0x49 && window[tiff + 1] == 0x49
+        guard little || (window[tiff] == 0x4D && window[tiff + 1] == 0x4D) else { return false }
+        func u16(_ at: Int) -> Int? {
+            guard at >= tiff, at + 2 <= end else { return nil }
+            return little ? Int(window[at]) | Int(window[at + 1]) << 8 : Int(window[at]) << 8 | Int(window[at + 1])
+        }
+        func u32(_ at: Int) -> Int? {
+            guard at >= tiff, at + 4 <= end else { return nil }
+            let b = (0..<4).map { Int(window[at + $0]) }
+            return little ? b[0] | b[1] << 8 | b[2] << 16 | b[3] << 24 : b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3]
+        }
+        guard let ifd0Offset = u32(tiff + 4), let count = u16(tiff + ifd0Offset) else { return false }
+        var gpsOffset: Int?
+        for index in 0..<count {
+            let entry = tiff + ifd0Offset + 2 + 12 * index
+            guard let tag = u16(entry) else { return false }
+            if tag == 0x8825 { gpsOffset = u32(entry + 8) }
+        }
+        guard let gpsOffset, let gpsCount = u16(tiff + gpsOffset), gpsCount > 0 else { return false }
+        let typeSizes = [1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 7: 1, 9: 4, 10: 8]
+        for index in 0..<gpsCount {
+            let entry = tiff + gpsOffset + 2 + 12 * index
+            guard entry + 12 <= end, let type = u16(entry + 2), let components = u32(entry + 4) else { break }
+            let size = (typeSizes[type] ?? 1) * components
+            // Values longer than 4 bytes live elsewhere in the TIFF block: overwrite them too.
+            if size > 4, let valueOffset = u32(entry + 8), tiff + valueOffset + size <= end, valueOffset >= 8 {
+                for i in 0..<size { window[tiff + valueOffset + i] = 0 }
+            }
+            for i in 0..<12 { window[entry + i] = 0 }
+        }
+        // An empty directory: count 0 (its next-IFD pointer, already past the zeroed entries, stays as it was).
+        window[tiff + gpsOffset] = 0
+        window[tiff + gpsOffset + 1] = 0
+        return true
+    }
+}
