@@ -390,6 +390,7 @@ extension Client {
             var attempt = 0
             while true {
                 var reached = false
+                let progressBefore = transferred.withLock { $0 }
                 do {
                     try await withConnection { connection in
                         reached = true
@@ -403,19 +404,20 @@ extension Client {
                     logger.info("sync: \(error.message)")
                     // A connection that dropped part-way (a poor link) is tried again, resuming every transfer where
                     // it stopped; a relay that cannot be reached at all is left for the next sync.
-                    attempt += 1
+                    // The limit counts drops in a row that moved nothing: a transfer that advances keeps going.
+                    attempt = transferred.withLock { $0 } != progressBefore ? 1 : attempt + 1
                     guard reached, attempt <= retryLimit else {
                         report.reachedRelay = false
                         return report
                     }
-                    try await Task.sleep(for: .seconds(min(1 << (attempt - 1), 30)))
+                    try await Task.sleep(for: .milliseconds(min(250 << (attempt - 1), 30_000)))
                 }
             }
         }
     }
 
-    /// How many times a sync reconnects after its connection drops part-way (default 5, with back-off 1 s, 2 s,
-    /// 4 s … up to 30 s).
+    /// How many times in a row a sync reconnects after its connection drops part-way without any transfer moving
+    /// forward (default 5, with back-off 0.25 s, 0.5 s, 1 s … up to 30 s). Drops after progress do not count.
     public func setRetryLimit(_ limit: Int) {
         retryLimit = max(0, limit)
     }

@@ -26,6 +26,8 @@ public actor Client {
     var connection: RelayConnection?
     /// Called as attachment bytes move.
     nonisolated let progressHandler = Mutex<(@Sendable (TransferProgress) -> Void)?>(nil)
+    /// Counts transfer progress reports, so a retry loop can tell a drop after progress from one without.
+    nonisolated let transferred = Mutex<UInt64>(0)
     /// Reconnections after a connection drops part-way through a sync.
     var retryLimit = 5
     /// A sync or watch step is running; others wait (see `exclusively`).

@@ -150,8 +150,12 @@ final class OutputFile {
 }
 
 extension Client {
-    /// How many chunks are in flight at once: enough to fill a long link, few enough to keep memory flat.
-    static let transferWindow = 4
+    /// How many chunks are in flight at once: enough to keep a link busy, and a dropped connection re-sends at
+    /// most this many.
+    static let transferWindow = 2
+    /// Bytes per chunk, up and down: small enough that a poor link completes chunks between drops (the protocol
+    /// allows up to 1 MiB).
+    static let transferChunk = 256 * 1024
 
     /// Uploads an encrypted attachment, resuming from what the relay holds; returns when it is committed.
     func upload(_ path: String, size: UInt64, sha256: [UInt8], name: String, connection: RelayConnection) async throws {
@@ -167,7 +171,7 @@ extension Client {
             report(.upload, name, offset, size)
             while offset < size || !inflight.isEmpty {
                 while inflight.count < Self.transferWindow, offset < size, refused == nil {
-                    let data = Array(try input.read(upToCount: AttachmentChunk.maximumLength) ?? Data())
+                    let data = Array(try input.read(upToCount: Self.transferChunk) ?? Data())
                     guard !data.isEmpty else { throw ClientError(.profile, "\(path) is shorter than recorded") }
                     inflight.append(try await startRequest(connection, .uploadChunk(try UploadChunk(attachmentID: sha256, offset: offset, data: data))))
                     offset += UInt64(data.count)
@@ -239,7 +243,7 @@ extension Client {
         report(.download, name, held, size)
         while held < size {
             while inflight.count < Self.transferWindow, offset < size {
-                let length = UInt32(min(UInt64(AttachmentChunk.maximumLength), size - offset))
+                let length = UInt32(min(UInt64(Self.transferChunk), size - offset))
                 inflight.append(try await startRequest(connection, .download(DownloadRequest(attachmentID: id, offset: offset, length: length))))
                 offset += UInt64(length)
             }
@@ -268,6 +272,7 @@ extension Client {
     }
 
     nonisolated func report(_ direction: TransferProgress.Direction, _ name: String, _ bytes: UInt64, _ total: UInt64) {
+        transferred.withLock { $0 &+= 1 }
         progressHandler.withLock { $0 }?(TransferProgress(direction: direction, fileName: name, bytes: bytes, total: total))
     }
 

@@ -1,0 +1,222 @@
+import CurbsideTestSupport
+import CurbsideWire
+import Foundation
+import GRDB
+import Testing
+
+@testable import CurbsideClient
+@testable import CurbsideRelay
+
+/// A JPEG-structured file with an EXIF GPS directory (the same layout as scripts/sample-photo.py).
+enum SamplePhoto {
+    static func le16(_ v: Int) -> [UInt8] { [UInt8(v & 255), UInt8(v >> 8 & 255)] }
+    static func le32(_ v: Int) -> [UInt8] { le16(v & 0xFFFF) + le16(v >> 16) }
+
+    static var exif: [UInt8] {
+        var tiff: [UInt8] = Array("II*\0".utf8) + le32(8)
+        tiff += le16(1) + le16(0x8825) + le16(4) + le32(1) + le32(26) + le32(0)
+        tiff += le16(3)
+        tiff += le16(1) + le16(2) + le32(2) + Array("N\0\0\0".utf8)
+        tiff += le16(2) + le16(5) + le32(3) + le32(26 + 2 + 36 + 4)
+        tiff += le16(3) + le16(2) + le32(2) + Array("W\0\0\0".utf8)
+        tiff += le32(0)
+        tiff += [51, 1, 30, 1, 0, 1].flatMap(le32)
+        return Array("Exif\0\0".utf8) + tiff
+    }
+
+    static func jpeg(scan: Int = 50_000) -> [UInt8] {
+        let exif = self.exif
+        let comment = Array("curbside test photo".utf8)
+        var data: [UInt8] = [0xFF, 0xD8, 0xFF, 0xE1] + [UInt8((exif.count + 2) >> 8), UInt8((exif.count + 2) & 255)] + exif
+        data += [0xFF, 0xFE, 0, UInt8(comment.count + 2)] + comment
+        data += [0xFF, 0xDA, 0, 8, 1, 1, 0, 0, 0x3F, 0]
+        data += (0..<scan).map { UInt8($0 * 7 % 251) }
+        return data + [0xFF, 0xD9]
+    }
+
+    /// Offset of the TIFF header in `jpeg()`.
+    static let tiffStart = 4 + 2 + 6
+}
+
+@Suite("photo metadata")
+struct MetadataFilterTests {
+    static func filter(_ bytes: [UInt8], step: Int) -> ([UInt8], Set<String>) {
+        var filter = MetadataFilter()
+        var out: [UInt8] = []
+        var offset = 0
+        while offset < bytes.count {
+            out += filter.update(Array(bytes[offset..<min(offset + step, bytes.count)]))
+            offset += step
+        }
+        out += filter.finish()
+        return (out, filter.removed)
+    }
+
+    @Test(arguments: [1, 100, 4096, 1 << 20])
+    func aJPEGLosesItsGPSDataAndNothingElse(_ step: Int) {
+        let photo = SamplePhoto.jpeg()
+        let (out, removed) = Self.filter(photo, step: step)
+        #expect(removed == ["GPS location"])
+        #expect(out.count == photo.count)
+        let gps = SamplePhoto.tiffStart + 26
+        let latitude = SamplePhoto.tiffStart + 26 + 2 + 36 + 4
+        let changed = Set((0..<photo.count).filter { photo[$0] != out[$0] })
+        #expect(!changed.isEmpty)
+        // Only the GPS directory (count and entries) and the latitude it pointed to changed.
+        #expect(changed.allSatisfy { (gps..<(gps + 2 + 36)).contains($0) || (latitude..<(latitude + 24)).contains($0) })
+        #expect(out[gps] == 0 && out[gps + 1] == 0, "the directory is empty")
+        #expect(out[(gps + 2)..<(gps + 38)].allSatisfy { $0 == 0 }, "no GPS entry left")
+        #expect(Self.filter(out, step: step).1.isEmpty, "filtering again finds nothing")
+    }
+
+    @Test func aPNGLosesItsTextChunksOnly() {
+        func chunk(_ type: String, _ data: [UInt8]) -> [UInt8] {
+            let length = data.count
+            return [UInt8(length >> 24), UInt8(length >> 16 & 255), UInt8(length >> 8 & 255), UInt8(length & 255)]
+                + Array(type.utf8) + data + [1, 2, 3, 4]
+        }
+        let signature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+        let header = chunk("IHDR", [UInt8](repeating: 1, count: 13))
+        let image = chunk("IDAT", (0..<70_000).map { UInt8($0 % 256) })
+        let end = chunk("IEND", [])
+        let png = signature + header + chunk("tEXt", Array("Comment\0GPS 51.5 N".utf8)) + image
+            + chunk("iTXt", Array("XML:com.adobe.xmp\0\0\0\0\0<x/>".utf8)) + chunk("zTXt", [1, 2]) + end
+        for step in [1, 33, 65_536] {
+            let (out, removed) = Self.filter(png, step: step)
+            #expect(out == signature + header + image + end)
+            #expect(removed == ["PNG text chunks"])
+        }
+    }
+
+    @Test func otherFilesPassUnchanged() {
+        let bytes = (0..<10_000).map { UInt8($0 * 13 % 256) }
+        #expect(Self.filter(bytes, step: 999).0 == bytes)
+        #expect(Self.filter([1, 2, 3], step: 1).0 == [1, 2, 3])
+    }
+}
+
+@Suite("attachments between clients", .serialized)
+struct AttachmentClientTests {
+    static func write(_ bytes: [UInt8], _ name: String, in directory: URL) throws -> String {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let path = directory.appendingPathComponent(name).path
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    @Test func imagesTravelEncryptedAndArriveChecked() async throws {
+        let providers = try await Providers.start()
+        defer { Task { await providers.stop() } }
+        let gp = try await providers.create("amara.gp")
+        let derm = try await providers.create("osei.derm")
+        var rng = SplitMix64(seed: 61)
+        let scan = rng.bytes(300_000)
+        let files = providers.root.appendingPathComponent("files")
+        let scanPath = try Self.write(scan, "scan.bin", in: files)
+        let photoPath = try Self.write(SamplePhoto.jpeg(), "forearm.jpg", in: files)
+
+        let sent = try await gp.send(try Providers.consult(), to: derm.me.handle, attachments: [
+            AttachmentSource(path: photoPath), AttachmentSource(path: scanPath),
+        ])
+        #expect(sent.stored)
+        #expect(try await derm.sync().received == 1)
+        let id = try MessageID(rawValue: try #require([UInt8](hexString: sent.id)))
+        let shown = try await derm.show(id)
+        #expect(shown.attachments.map(\.fileName) == ["forearm.jpg", "scan.bin"])
+        #expect(shown.attachments.map(\.state) == ["saved", "saved"])
+        #expect(shown.attachments.first?.mediaType == "image/jpeg")
+
+        let saveDirectory = providers.root.appendingPathComponent("saved").path
+        let saved = try await derm.saveAttachments(of: id, to: saveDirectory)
+        #expect(saved.count == 2)
+        let photo = Array(try Data(contentsOf: URL(fileURLWithPath: saved[0])))
+        #expect(photo.count == SamplePhoto.jpeg().count && photo != SamplePhoto.jpeg(), "same size, GPS removed")
+        #expect(MetadataFilterTests.filter(photo, step: 1 << 20).1.isEmpty, "no GPS data arrived")
+        #expect(Array(try Data(contentsOf: URL(fileURLWithPath: saved[1]))) == scan)
+
+        // Raw files check with Debian's age and the single-use identity.
+        let raw = try await derm.saveAttachments(of: id, to: providers.root.appendingPathComponent("raw").path, raw: true)
+        #expect(raw.map { ($0 as NSString).lastPathComponent } == ["forearm.jpg.age", "forearm.jpg.key", "scan.bin.age", "scan.bin.key"])
+        let keyMode = try FileManager.default.attributesOfItem(atPath: raw[3])[.posixPermissions] as? Int
+        #expect(keyMode == 0o600)
+        let age = Process()
+        age.executableURL = URL(fileURLWithPath: "/usr/bin/age")
+        age.arguments = ["-d", "-i", raw[3], raw[2]]
+        let out = Pipe()
+        age.standardOutput = out
+        try age.run()
+        let decrypted = out.fileHandleForReading.readDataToEndOfFile()
+        age.waitUntilExit()
+        #expect(age.terminationStatus == 0 && Array(decrypted) == scan)
+
+        // The sender sees it delivered; the relay kept nothing after the acknowledgement.
+        _ = try await gp.sync()
+        #expect(try await gp.status(id).first?.delivered != nil)
+        #expect(try await SQLiteRelayStore(path: providers.relay.path).statistics().attachments == 0)
+    }
+
+    /// The relay changes a stored file: the recipient refuses it (size and SHA-256 are checked) and tells the sender.
+    @Test func aFileChangedOnTheRelayIsRefusedAndReported() async throws {
+        let providers = try await Providers.start()
+        defer { Task { await providers.stop() } }
+        let gp = try await providers.create("amara.gp")
+        let derm = try await providers.create("osei.derm")
+        var rng = SplitMix64(seed: 62)
+        let path = try Self.write(rng.bytes(100_000), "scan.bin", in: providers.root.appendingPathComponent("files"))
+        let sent = try await gp.send(try Providers.consult(), to: derm.me.handle, attachments: [AttachmentSource(path: path)])
+        let stored = try FileManager.default.contentsOfDirectory(atPath: "\(providers.relay.attachmentsPath)/complete")
+        let blob = "\(providers.relay.attachmentsPath)/complete/\(try #require(stored.first))"
+        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: blob)))
+        bytes[bytes.count / 2] ^= 0x40
+        try Data(bytes).write(to: URL(fileURLWithPath: blob))
+
+        _ = try await derm.sync()
+        let id = try MessageID(rawValue: try #require([UInt8](hexString: sent.id)))
+        #expect(try await derm.attachments(of: id).map(\.state) == ["corrupt"])
+        #expect(try await derm.saveAttachments(of: id, to: providers.root.appendingPathComponent("out").path).isEmpty)
+        _ = try await gp.sync()
+        let failed = try await gp.status(id).first?.timeline.first { $0.kind == "failed" }
+        #expect(failed?.detail?.hasPrefix("attachment_corrupt") == true)
+    }
+
+    /// A link that drops 50 times during a 20 MiB upload and download: both finish with the right SHA-256, resuming
+    /// each time where the relay (or the local file) stood, re-sending at most two chunks per drop.
+    @Test func transfersResumeThroughFiftyDrops() async throws {
+        let providers = try await Providers.start()
+        defer { Task { await providers.stop() } }
+        let gp = try await providers.create("amara.gp")
+        let derm = try await providers.create("osei.derm")
+        var rng = SplitMix64(seed: 63)
+        let size = 20 << 20
+        let path = try Self.write(rng.bytes(size), "scan.bin", in: providers.root.appendingPathComponent("files"))
+        let original = try AttachmentFiles.digest(path)
+
+        func viaProxy(_ client: Client, cuts: Int, seed: UInt64) throws -> (Client, CuttingProxy) {
+            let proxy = try CuttingProxy(target: providers.relay.port, cuts: cuts, after: (400 << 10)...(1200 << 10), seed: seed)
+            let endpoint = RelayEndpoint(host: "127.0.0.1", port: proxy.port, fingerprint: providers.endpoint.fingerprint)
+            return (try Client(me: client.me, relay: endpoint, home: client.home, identity: client.identity, database: client.database, logger: Client.silentLogger), proxy)
+        }
+        let (gpLossy, upProxy) = try viaProxy(gp, cuts: 25, seed: 1)
+        defer { upProxy.stop() }
+        await gpLossy.setRetryLimit(10)
+        let sent = try await gpLossy.send(try Providers.consult(), to: derm.me.handle, attachments: [AttachmentSource(path: path)])
+        #expect(sent.stored)
+        #expect(upProxy.cutsDone == 25)
+        let encryptedSize = try #require(try await gp.attachments(of: try MessageID(rawValue: [UInt8](hexString: sent.id)!)).first).size
+        let resent = Int64(upProxy.clientToRelayBytes) - Int64(encryptedSize)
+        print("upload: \(upProxy.cutsDone) drops, \(resent) bytes beyond the file (\(resent / Int64(upProxy.cutsDone)) per drop)")
+        #expect(resent <= Int64(upProxy.cutsDone) * Int64(2 * Client.transferChunk + 32 * 1024), "at most two chunks (and a login) per drop")
+
+        let (dermLossy, downProxy) = try viaProxy(derm, cuts: 25, seed: 2)
+        defer { downProxy.stop() }
+        await dermLossy.setRetryLimit(10)
+        let report = try await dermLossy.sync()
+        #expect(report.received == 1 && report.reachedRelay)
+        #expect(downProxy.cutsDone == 25)
+        let id = try MessageID(rawValue: try #require([UInt8](hexString: sent.id)))
+        #expect(try await derm.attachments(of: id).map(\.state) == ["saved"])
+        let saved = try await derm.saveAttachments(of: id, to: providers.root.appendingPathComponent("saved").path)
+        let arrived = try AttachmentFiles.digest(saved[0])
+        #expect(arrived.size == original.size && arrived.sha256 == original.sha256)
+    }
+}
