@@ -12,9 +12,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# Demo passphrases come from the environment; libsodium's interactive Argon2id limits keep the demo quick.
+# The demo's passphrase comes from the environment instead of a prompt.
 export CURBSIDE_PASSPHRASE="correct horse battery staple"
-export CURBSIDE_PWHASH_LIMITS=interactive
 
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 run() { step "$*"; "$@"; }

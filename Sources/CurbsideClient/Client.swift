@@ -80,7 +80,7 @@ public actor Client {
         relay: RelayEndpoint,
         enrollmentCode: String,
         passphrase: SecretBytes,
-        limits: PasswordHash.Limits = .moderate,
+        limits: PasswordHash.Limits = .profile,
         logger: Logger = Client.silentLogger
     ) async throws -> Client {
         guard !FileManager.default.fileExists(atPath: identityPath(home)) else {

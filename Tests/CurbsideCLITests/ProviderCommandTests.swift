@@ -59,7 +59,7 @@ final class RelayProcess: @unchecked Sendable {
 /// The provider commands as a person uses them: separate processes, separate homes.
 @Suite("curbside provider commands", .serialized)
 struct ProviderCommandTests {
-    static let environment = ["CURBSIDE_PASSPHRASE": "correct horse battery staple", "CURBSIDE_PWHASH_LIMITS": "interactive"]
+    static let environment = ["CURBSIDE_PASSPHRASE": "correct horse battery staple"]
 
     func curbside(_ arguments: String..., home: String, environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
         try Executable.run(arguments + ["--home", home], environment: Self.environment.merging(environment) { $1 })

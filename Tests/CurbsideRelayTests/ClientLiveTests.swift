@@ -32,7 +32,7 @@ struct Providers {
             relay: endpoint ?? self.endpoint,
             enrollmentCode: code.description.lowercased(),  // as a person might type it
             passphrase: Self.passphrase,
-            limits: .interactive
+            limits: .profile
         )
     }
 

@@ -14,6 +14,13 @@ public enum PasswordHash {
             self.memoryBytes = memoryBytes
         }
 
+        /// What profiles use: 3 passes over 24 MiB. Stronger than OWASP's recommended minimums for Argon2id
+        /// (2 passes over 19 MiB, or 3 over 12 MiB), and small enough that a client unlocking its profile stays
+        /// within 64 MiB of memory in all.
+        public static var profile: Limits {
+            Limits(operations: 3, memoryBytes: 24 << 20)
+        }
+
         /// libsodium's "moderate" limits: 3 passes over 256 MiB, about a second on a laptop.
         public static var moderate: Limits {
             Limits(operations: UInt64(crypto_pwhash_opslimit_moderate()), memoryBytes: UInt64(crypto_pwhash_memlimit_moderate()))

@@ -29,16 +29,12 @@ extension Curbside {
                     hint: "both are printed by `curbside relay init` on the relay"
                 )
             }
-            // Tests and slow machines may ask for libsodium's interactive Argon2id limits; the default is moderate.
-            let limits: PasswordHash.Limits =
-                ProcessInfo.processInfo.environment["CURBSIDE_PWHASH_LIMITS"] == "interactive" ? .interactive : .moderate
             let client = try await Client.create(
                 home: options.homeURL,
                 handle: handle,
                 relay: endpoint,
                 enrollmentCode: code,
-                passphrase: try Passphrase.read(prompt: "New passphrase for \(handle): ", confirm: true),
-                limits: limits
+                passphrase: try Passphrase.read(prompt: "New passphrase for \(handle): ", confirm: true)
             )
             // A safety number is one half per party; this is this profile's half, which colleagues will see in theirs.
             let own = Array(client.safetyNumber(with: client.me).groups.prefix(6))
