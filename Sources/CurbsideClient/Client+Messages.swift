@@ -80,6 +80,14 @@ public struct SendOutcome: Sendable, Hashable, Codable {
     public let stored: Bool
     /// Why it waits, when it does.
     public let waiting: String?
+    /// What was removed from attachments before encryption, such as "forearm.jpg: GPS location".
+    public var removedMetadata: [String] = []
+
+    func noting(_ prepared: [(PreparedAttachment, AttachmentSource)]) -> SendOutcome {
+        var copy = self
+        copy.removedMetadata = prepared.flatMap { file, source in file.removedMetadata.sorted().map { "\(source.fileName): \($0)" } }
+        return copy
+    }
 }
 
 extension Client {
@@ -94,8 +102,11 @@ extension Client {
     ///   until the new key is verified), `.usage` for an unknown recipient.
     public func send(_ consult: Consult, to recipient: Handle, attachments: [AttachmentSource] = []) async throws -> SendOutcome {
         try await checkNotBlocked(recipient)
-        let id = try await queue(.consult(consult), to: recipient, attachments: attachments)
-        return try await deliver(id)
+        // Encrypted to disk first (streaming, outside any transaction), then recorded with the message at once.
+        let id = MessageID.random()
+        let prepared = try prepareAttachments(attachments, for: id)
+        _ = try await queue(.consult(consult), to: recipient, id: id, prepared: prepared)
+        return try await deliver(id).noting(prepared)
     }
 
     /// Replies in the thread of message `id` (a consult or reply received from, or sent to, the other party).
@@ -109,8 +120,10 @@ extension Client {
         let recipient = try Handle(peer)
         try await checkNotBlocked(recipient)
         let reply = try Reply(inReplyTo: id, text: text)
-        let replyID = try await queue(.reply(reply), to: recipient, thread: try MessageID(rawValue: Array(thread)), attachments: attachments)
-        return try await deliver(replyID)
+        let replyID = MessageID.random()
+        let prepared = try prepareAttachments(attachments, for: replyID)
+        _ = try await queue(.reply(reply), to: recipient, id: replyID, thread: try MessageID(rawValue: Array(thread)), prepared: prepared)
+        return try await deliver(replyID).noting(prepared)
     }
 
     /// Tries to send a queued message now. The message is queued whatever happens, so this never fails for want of

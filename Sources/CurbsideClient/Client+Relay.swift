@@ -235,12 +235,10 @@ extension Client {
         to recipient: Handle,
         id: MessageID = .random(),
         thread: ThreadID? = nil,
-        attachments: [AttachmentSource] = [],
+        prepared: [(PreparedAttachment, AttachmentSource)] = [],
         now: Timestamp = .now()
     ) async throws -> MessageID {
         let database = self.database
-        // Encrypted to disk first (streaming, outside any transaction), then recorded with the message at once.
-        let prepared = try prepareAttachments(attachments, for: id)
         try await database.writer.write { db in
             try Self.queue(db, database, content, to: recipient, id: id, thread: thread, now: now)
             try Self.insertAttachments(db, database, prepared, for: id)

@@ -88,6 +88,41 @@ struct MetadataFilterTests {
         }
     }
 
+    @Test func malformedJPEGSegmentsPassWithoutACrash() {
+        for length: UInt8 in [0, 1] {
+            let broken: [UInt8] = [0xFF, 0xD8, 0xFF, 0xE0, 0x00, length] + [UInt8](repeating: 7, count: 100)
+            #expect(Self.filter(broken, step: 10).0 == broken)
+        }
+    }
+
+    @Test func xmpLocationIsBlankedAndPNGExifDropped() {
+        let xmp = Array("http://ns.adobe.com/xap/1.0/\0<x:xmpmeta exif:GPSLatitude=\"51,30N\"/>".utf8)
+        let jpeg: [UInt8] = [0xFF, 0xD8, 0xFF, 0xE1, UInt8((xmp.count + 2) >> 8), UInt8((xmp.count + 2) & 255)] + xmp
+            + [0xFF, 0xDA, 0, 2, 1, 2, 3, 0xFF, 0xD9]
+        let (out, removed) = Self.filter(jpeg, step: 5)
+        #expect(removed == ["XMP location"] && out.count == jpeg.count)
+        #expect(out.firstRange(of: Array("GPSLatitude".utf8)) == nil)
+        #expect(out.suffix(9) == jpeg.suffix(9), "the image data is untouched")
+
+        func chunk(_ type: String, _ data: [UInt8]) -> [UInt8] {
+            [0, 0, 0, UInt8(data.count)] + Array(type.utf8) + data + [9, 9, 9, 9]
+        }
+        let signature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+        let png = signature + chunk("IHDR", [1, 2, 3]) + chunk("eXIf", SamplePhoto.exif) + chunk("IEND", [])
+        #expect(Self.filter(png, step: 3).0 == signature + chunk("IHDR", [1, 2, 3]) + chunk("IEND", []))
+    }
+
+    @Test func formatsThatCannotBeCleanedAreRefusedUnlessKept() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-heic-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("photo.heic").path
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: path))
+        #expect(throws: ClientError.self) { _ = try AttachmentFiles.prepare(AttachmentSource(path: path), into: path + ".age") }
+        let kept = try AttachmentFiles.prepare(AttachmentSource(path: path, keepMetadata: true), into: path + ".age")
+        #expect(kept.size > 3)
+    }
+
     @Test func otherFilesPassUnchanged() {
         let bytes = (0..<10_000).map { UInt8($0 * 13 % 256) }
         #expect(Self.filter(bytes, step: 999).0 == bytes)

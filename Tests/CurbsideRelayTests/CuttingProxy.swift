@@ -84,7 +84,7 @@ private final class ProxiedConnection: @unchecked Sendable {
     let limit: Int?
     let reset: Bool
     let record: @Sendable (Int, Bool, Bool) -> Void
-    private let carried = NIOLockedValueBox((bytes: 0, closed: false))
+    private let carried = NIOLockedValueBox((bytes: 0, closed: false, cut: false))
 
     init(client: Int32, upstream: Int32, limit: Int?, reset: Bool, record: @escaping @Sendable (Int, Bool, Bool) -> Void) {
         self.client = client
@@ -110,7 +110,10 @@ private final class ProxiedConnection: @unchecked Sendable {
                 guard let limit else { return (n, false) }
                 let allowed = max(0, min(n, limit - carried.bytes))
                 carried.bytes += allowed
-                return (allowed, carried.bytes >= limit)
+                // Both directions reach the budget; the cut is counted once.
+                guard carried.bytes >= limit, !carried.cut else { return (allowed, false) }
+                carried.cut = true
+                return (allowed, true)
             }
             if allowed > 0 {
                 var written = 0
@@ -125,7 +128,7 @@ private final class ProxiedConnection: @unchecked Sendable {
                 record(0, toRelay, true)
                 break
             }
-            if allowed < n { break }
+            if allowed < n || carried.withLockedValue({ $0.cut }) { break }
         }
         closeBoth()
     }

@@ -56,6 +56,14 @@ enum AttachmentFiles {
     /// Strips metadata (unless kept) and encrypts `source` to a fresh single-use identity into `destination`,
     /// streaming: memory stays at about two 1 MiB buffers and one age chunk.
     static func prepare(_ source: AttachmentSource, into destination: String) throws -> PreparedAttachment {
+        let uncleanable = ["image/heic", "image/tiff", "image/webp", "image/heif"]
+        if !source.keepMetadata, uncleanable.contains(source.mediaType) {
+            throw ClientError(
+                .usage,
+                "Curbside cannot remove location data from \(source.fileName) (\(source.mediaType))",
+                hint: "convert it to JPEG or PNG first, or send it as it is with --keep-metadata"
+            )
+        }
         guard let input = FileHandle(forReadingAtPath: source.path) else {
             throw ClientError(.usage, "cannot read \(source.path)")
         }
@@ -78,6 +86,15 @@ enum AttachmentFiles {
             try emit(try encryptor.update(plain))
         }
         if !source.keepMetadata { try emit(try encryptor.update(filter.finish())) }
+        if filter.uncheckable {
+            try? output.close(sync: false)
+            unlink(destination)
+            throw ClientError(
+                .usage,
+                "\(source.fileName) has more metadata than Curbside can check for location data",
+                hint: "re-save the photo without metadata, or send it as it is with --keep-metadata"
+            )
+        }
         try emit(try encryptor.finish())
         try output.close(sync: true)
         return PreparedAttachment(path: destination, size: size, sha256: hasher.finalize(), identity: identity, removedMetadata: filter.removed)
@@ -96,13 +113,27 @@ enum AttachmentFiles {
         return (size, hasher.finalize())
     }
 
+    /// Checks that the age file at `path` decrypts completely with `identity`, keeping none of the plaintext.
+    static func verify(_ path: String, identity: AgreementKey.Private) throws {
+        guard let input = FileHandle(forReadingAtPath: path) else { throw ClientError(.profile, "cannot read \(path)") }
+        defer { try? input.close() }
+        var decryptor = AgeDecryptor(identity: identity)
+        while let data = try input.read(upToCount: readSize), !data.isEmpty {
+            var plaintext = try decryptor.update(Array(data))
+            secureZero(&plaintext)
+        }
+        var last = try decryptor.finish()
+        secureZero(&last)
+    }
+
     /// Decrypts the age file at `path` with `identity` into `destination`, streaming; nothing is left at
     /// `destination` if the file does not decrypt completely.
     static func decrypt(_ path: String, identity: AgreementKey.Private, to destination: String) throws {
         guard let input = FileHandle(forReadingAtPath: path) else { throw ClientError(.profile, "cannot read \(path)") }
         defer { try? input.close() }
-        let temporary = destination + ".part"
-        let output = try OutputFile(path: temporary)
+        // A new name nobody else can have made: never a file or link someone placed at a predictable path.
+        let temporary = destination + ".\(UInt32.random(in: 0...UInt32.max)).part"
+        let output = try OutputFile(path: temporary, exclusive: true)
         do {
             var decryptor = AgeDecryptor(identity: identity)
             while let data = try input.read(upToCount: readSize), !data.isEmpty {
@@ -110,7 +141,9 @@ enum AttachmentFiles {
             }
             try output.write(try decryptor.finish())
             try output.close(sync: true)
-            guard rename(temporary, destination) == 0 else { throw ClientError(.usage, "cannot write \(destination)") }
+            // link(2) fails if the destination exists: a file saved meanwhile is never overwritten.
+            guard link(temporary, destination) == 0 else { throw ClientError(.usage, "cannot write \(destination): it exists or the directory is not writable") }
+            unlink(temporary)
         } catch {
             try? output.close(sync: false)
             unlink(temporary)
@@ -124,8 +157,9 @@ final class OutputFile {
     private let fd: Int32
     private var closed = false
 
-    init(path: String, append: Bool = false) throws {
-        fd = open(path, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), 0o600)
+    init(path: String, append: Bool = false, exclusive: Bool = false) throws {
+        let mode = exclusive ? O_EXCL | O_NOFOLLOW : (append ? O_APPEND : O_TRUNC)
+        fd = open(path, O_WRONLY | O_CREAT | mode, 0o600)
         guard fd >= 0 else { throw ClientError(.usage, "cannot write \(path): \(String(cString: strerror(errno)))") }
     }
 
@@ -181,6 +215,7 @@ extension Client {
                     guard case .uploadStatus(let answer) = try await connection.result(of: inflight.removeFirst()) else {
                         throw ClientError(.protocol, "the relay did not answer upload_status")
                     }
+                    advanced()
                     report(.upload, name, answer.held, size)
                 } catch let error as RelayClientError {
                     if case .refused(let relayError) = error, relayError.code == .offsetMismatch || relayError.code == .storageFull {
@@ -231,6 +266,15 @@ extension Client {
     /// Downloads attachment `id` of `size` bytes to `path`, resuming from the bytes already there; checks size and
     /// SHA-256 before returning. Throws `.usage`-free relay errors: `unknown_attachment` as `.protocol` with that code.
     func download(_ id: [UInt8], size: UInt64, to path: String, name: String, connection: RelayConnection) async throws {
+        do {
+            try await downloadOnce(id, size: size, to: path, name: name, connection: connection)
+        } catch is AttachmentCheckFailed {
+            // A resumed download whose bytes do not check is fetched once more from the start before it is refused.
+            try await downloadOnce(id, size: size, to: path, name: name, connection: connection)
+        }
+    }
+
+    private func downloadOnce(_ id: [UInt8], size: UInt64, to path: String, name: String, connection: RelayConnection) async throws {
         let partial = path + ".part"
         var held = UInt64((try? FileManager.default.attributesOfItem(atPath: partial)[.size] as? Int) ?? 0)
         if held > size {
@@ -260,6 +304,7 @@ extension Client {
             }
             try output.write(data.data)
             held += UInt64(data.data.count)
+            advanced()
             report(.download, name, held, size)
         }
         try output.close(sync: true)
@@ -269,10 +314,20 @@ extension Client {
             throw AttachmentCheckFailed()
         }
         guard rename(partial, path) == 0 else { throw ClientError(.profile, "cannot write \(path)") }
+        let directory = Glibc.open((path as NSString).deletingLastPathComponent, O_RDONLY)
+        if directory >= 0 {
+            _ = fsync(directory)
+            close(directory)
+        }
+    }
+
+    /// The relay confirmed bytes (an upload chunk stored, a download chunk received): a drop after this is not
+    /// counted against the retry limit.
+    nonisolated func advanced() {
+        transferred.withLock { $0 &+= 1 }
     }
 
     nonisolated func report(_ direction: TransferProgress.Direction, _ name: String, _ bytes: UInt64, _ total: UInt64) {
-        transferred.withLock { $0 &+= 1 }
         progressHandler.withLock { $0 }?(TransferProgress(direction: direction, fileName: name, bytes: bytes, total: total))
     }
 

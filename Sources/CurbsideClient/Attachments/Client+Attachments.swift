@@ -53,8 +53,9 @@ extension Client {
         var descriptors: [AttachmentDescriptor] = []
         for row in rows {
             let descriptor = try descriptor(row, messageID: id)
+            // Always asked: the relay deletes uploads no envelope named within 7 days, and then it is uploaded again.
+            try await upload(row["path"], size: descriptor.size, sha256: descriptor.sha256, name: descriptor.fileName, connection: connection)
             if row["state"] as String != "uploaded" {
-                try await upload(row["path"], size: descriptor.size, sha256: descriptor.sha256, name: descriptor.fileName, connection: connection)
                 let index: Int64 = row["idx"]
                 try await database.writer.write { db in
                     try db.execute(sql: "UPDATE attachment SET state = 'uploaded' WHERE message_id = ? AND idx = ?", arguments: [Data(id.rawValue), index])
@@ -90,17 +91,27 @@ extension Client {
         for (index, descriptor) in message.attachments.enumerated() {
             let path = attachmentsDirectory.appendingPathComponent("\(message.id)-\(index).age").path
             do {
+                // Only one process fetches a given attachment at a time (a watch and a sync may overlap).
+                let lock = try FileLock(path + ".lock")
+                defer { lock.release() }
+                if FileManager.default.fileExists(atPath: path) {
+                    let (size, digest) = try AttachmentFiles.digest(path)
+                    if size != descriptor.size || !constantTimeEquals(digest, descriptor.sha256) { unlink(path) }
+                }
                 if !FileManager.default.fileExists(atPath: path) {
                     try await download(descriptor.sha256, size: descriptor.size, to: path, name: descriptor.fileName, connection: connection)
                 }
-                // It must also decrypt with the identity the sender gave.
-                try AttachmentFiles.decrypt(path, identity: descriptor.ageIdentity, to: "/dev/null")
+                // It must also decrypt with the identity the sender gave; the plaintext is not kept.
+                try AttachmentFiles.verify(path, identity: descriptor.ageIdentity)
                 states.append("saved")
+            } catch let error as ClientError where error.category == .network {
+                throw error  // the envelope is fetched again later and the download resumes
             } catch let error as ClientError where error.message.contains("unknown_attachment") {
                 states.append("unavailable")
-            } catch is AttachmentCheckFailed {
-                states.append("corrupt")
-            } catch is AgeError {
+            } catch {
+                // Whatever else (wrong size, hash, encryption, a range the relay refuses): this attachment is refused,
+                // the message is kept, and the sender is told; nothing blocks the rest of the inbox.
+                logger.warning("attachment \(index) of \(message.id) refused: \(error)")
                 states.append("corrupt")
             }
         }
@@ -166,10 +177,18 @@ extension Client {
         return written
     }
 
-    /// A file name without directories or control characters; never empty.
+    /// A file name without directories, control or format characters (bidirectional overrides could disguise an
+    /// extension), at most 200 bytes; never empty.
     static func safeFileName(_ name: String, index: Int) -> String {
-        let cleaned = String(name.map { $0 == "/" || $0 == "\\" || $0.isNewline || ($0.asciiValue ?? 32) < 32 ? "_" : $0 })
-            .trimmingCharacters(in: CharacterSet(charactersIn: ". "))
+        var cleaned = ""
+        for scalar in name.unicodeScalars {
+            let unsafe = scalar == "/" || scalar == "\\" || scalar.properties.generalCategory == .control
+                || scalar.properties.generalCategory == .format || scalar.properties.generalCategory == .lineSeparator
+                || scalar.properties.generalCategory == .paragraphSeparator
+            guard cleaned.utf8.count + String(scalar).utf8.count <= 200 else { break }
+            cleaned.unicodeScalars.append(unsafe ? "_" : scalar)
+        }
+        cleaned = cleaned.trimmingCharacters(in: CharacterSet(charactersIn: ". "))
         return cleaned.isEmpty ? "attachment-\(index)" : cleaned
     }
 
@@ -182,5 +201,21 @@ extension Client {
             n += 1
         }
         return candidate
+    }
+}
+
+/// An advisory lock on a file (flock), released explicitly or when the process ends.
+final class FileLock {
+    private let fd: Int32
+
+    init(_ path: String) throws {
+        fd = open(path, O_RDWR | O_CREAT, 0o600)
+        guard fd >= 0 else { throw ClientError(.profile, "cannot lock \(path)") }
+        flock(fd, LOCK_EX)
+    }
+
+    func release() {
+        flock(fd, LOCK_UN)
+        close(fd)
     }
 }

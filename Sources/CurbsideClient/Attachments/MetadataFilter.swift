@@ -2,17 +2,20 @@
 ///
 /// - JPEG: the EXIF GPS directory is emptied in place — its entry count set to 0 and its entries and the values
 ///   they point to overwritten with zeros — so the file keeps its size and every other byte.
-/// - PNG: `tEXt`, `zTXt` and `iTXt` chunks are dropped; every other chunk is passed on byte for byte.
+/// - JPEG XMP packets that hold GPS properties are blanked (overwritten with spaces, same size).
+/// - PNG: `tEXt`, `zTXt`, `iTXt` and `eXIf` chunks are dropped; every other chunk is passed on byte for byte.
 /// - Anything else passes through unchanged.
 ///
-/// Memory: the JPEG filter looks at the first 128 KiB only (EXIF lives in an APP1 segment of at most 64 KiB near
-/// the start); the PNG filter holds one chunk header at a time and streams chunk bodies.
+/// Memory: the JPEG filter looks at the first 512 KiB only (metadata segments come before the image data, each at
+/// most 64 KiB); the PNG filter holds one chunk header at a time and streams chunk bodies.
 public struct MetadataFilter: Sendable {
     public enum Kind: Sendable { case jpeg, png, other }
 
     public private(set) var kind: Kind?
     /// What was removed, for the user: "GPS location", "PNG text chunks".
     public private(set) var removed: Set<String> = []
+    /// The JPEG's metadata segments did not fit in the window the filter reads: it could not check for location.
+    public private(set) var uncheckable = false
     private var head: [UInt8] = []
     private var headDone = false
     // PNG state
@@ -20,7 +23,7 @@ public struct MetadataFilter: Sendable {
     private var pngSkip = 0
     private var pngPass = 0
 
-    static let jpegWindow = 128 * 1024
+    static let jpegWindow = 512 * 1024
 
     public init() {}
 
@@ -49,7 +52,7 @@ public struct MetadataFilter: Sendable {
             headDone = true
             var window = head
             head = []
-            if Self.emptyGPS(&window) { removed.insert("GPS location") }
+            clean(&window, complete: true)
             return window
         case .png:
             let rest = pngPending
@@ -70,7 +73,7 @@ public struct MetadataFilter: Sendable {
             headDone = true
             var window = head
             head = []
-            if Self.emptyGPS(&window) { removed.insert("GPS location") }
+            clean(&window, complete: false)
             return window
         case .png:
             return png(bytes)
@@ -110,7 +113,7 @@ public struct MetadataFilter: Sendable {
             }
             let length = Int(pngPending[0]) << 24 | Int(pngPending[1]) << 16 | Int(pngPending[2]) << 8 | Int(pngPending[3])
             let type = String(decoding: pngPending[4..<8], as: UTF8.self)
-            if ["tEXt", "zTXt", "iTXt"].contains(type) {
+            if ["tEXt", "zTXt", "iTXt", "eXIf"].contains(type) {
                 removed.insert("PNG text chunks")
                 pngSkip = length + 4  // data and CRC
             } else {
@@ -126,20 +129,52 @@ public struct MetadataFilter: Sendable {
 
     // MARK: - JPEG
 
-    /// Empties the GPS IFD of the EXIF APP1 segment in `window`; true if there was one with entries.
-    static func emptyGPS(_ window: inout [UInt8]) -> Bool {
+    private mutating func clean(_ window: inout [UInt8], complete: Bool) {
+        switch Self.cleanSegments(&window) {
+        case .done(let found):
+            removed.formUnion(found)
+        case .ranOut(let found):
+            removed.formUnion(found)
+            // The whole file was seen: a JPEG without a scan has nothing more to check.
+            if !complete { uncheckable = true }
+        }
+    }
+
+    enum Scan { case done(Set<String>), ranOut(Set<String>) }
+
+    /// Walks the segments before the image data: empties the GPS directory of every EXIF APP1 segment and blanks XMP
+    /// packets that name GPS properties.
+    static func cleanSegments(_ window: inout [UInt8]) -> Scan {
+        var found: Set<String> = []
         var position = 2  // after SOI
-        while position + 4 <= window.count, window[position] == 0xFF {
+        while position + 4 <= window.count {
+            guard window[position] == 0xFF else { return .done(found) }  // not a marker: not ours to judge
             let marker = window[position + 1]
-            if marker == 0xDA || marker == 0xD9 { return false }  // start of scan or end: no EXIF before the image data
+            if marker == 0xFF { position += 1; continue }  // fill byte
+            if marker == 0xDA || marker == 0xD9 { return .done(found) }  // image data or end: no metadata after
+            if (0xD0...0xD7).contains(marker) || marker == 0x01 { position += 2; continue }  // no length
             let length = Int(window[position + 2]) << 8 | Int(window[position + 3])
+            guard length >= 2 else { return .done(found) }  // malformed: leave it as it is
             let segment = (position + 4)..<(position + 2 + length)
-            guard length >= 2, segment.upperBound <= window.count else { return false }
-            if marker == 0xE1, length >= 8, Array(window[segment.prefix(6)]) == Array("Exif\0\0".utf8) {
-                return emptyGPS(in: &window, tiff: segment.lowerBound + 6, end: segment.upperBound)
+            guard segment.upperBound <= window.count else { return .ranOut(found) }
+            if marker == 0xE1 {
+                let exifHeader = Array("Exif\0\0".utf8), xmpHeader = Array("http://ns.adobe.com/xap/1.0/\0".utf8)
+                if window[segment].starts(with: exifHeader), emptyGPS(in: &window, tiff: segment.lowerBound + 6, end: segment.upperBound) {
+                    found.insert("GPS location")
+                }
+                if window[segment].starts(with: xmpHeader), window[segment].firstRange(of: Array("GPS".utf8)) != nil {
+                    for index in (segment.lowerBound + xmpHeader.count)..<segment.upperBound { window[index] = 0x20 }
+                    found.insert("XMP location")
+                }
             }
             position = segment.upperBound
         }
+        return .ranOut(found)
+    }
+
+    /// Empties the GPS IFD of the EXIF APP1 segment in `window`; true if there was one with entries.
+    static func emptyGPS(_ window: inout [UInt8]) -> Bool {
+        if case .done(let found) = cleanSegments(&window) { return found.contains("GPS location") }
         return false
     }
 
@@ -168,7 +203,7 @@ public struct MetadataFilter: Sendable {
         for index in 0..<gpsCount {
             let entry = tiff + gpsOffset + 2 + 12 * index
             guard entry + 12 <= end, let type = u16(entry + 2), let components = u32(entry + 4) else { break }
-            let size = (typeSizes[type] ?? 1) * components
+            let size = (typeSizes[type] ?? 8) * components  // an unknown type is taken as the widest
             // Values longer than 4 bytes live elsewhere in the TIFF block: overwrite them too.
             if size > 4, let valueOffset = u32(entry + 8), tiff + valueOffset + size <= end, valueOffset >= 8 {
                 for i in 0..<size { window[tiff + valueOffset + i] = 0 }

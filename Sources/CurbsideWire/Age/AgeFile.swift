@@ -153,7 +153,8 @@ public struct AgeDecryptor {
     /// Parses and checks the header once it and the nonce are complete; false while more bytes are needed.
     private mutating func readHeader() throws(AgeError) -> Bool {
         let marker = Array("\n--- ".utf8)
-        guard let markerStart = buffer.firstRange(of: marker)?.lowerBound else {
+        let searched = buffer.prefix(Self.maximumHeaderSize + marker.count)
+        guard let markerStart = searched.firstRange(of: marker)?.lowerBound else {
             if buffer.count > Self.maximumHeaderSize { throw AgeError(.malformedHeader, "no header end within \(Self.maximumHeaderSize) bytes") }
             if buffer.count >= 21, !buffer.starts(with: Array("age-encryption.org/".utf8)) {
                 throw AgeError(.malformedHeader, "not an age file")
@@ -193,7 +194,9 @@ public struct AgeDecryptor {
                 ),
                 let key = try? ChaChaPoly.open(stanza.body, using: SymmetricKey(wrapKey), nonce: [UInt8](repeating: 0, count: 12))
             else { continue }
-            fileKey = SecretBytes(key)
+            var keyBytes = key
+            fileKey = SecretBytes(keyBytes)
+            secureZero(&keyBytes)
             break
         }
         guard let fileKey else { throw AgeError(.noMatchingStanza, "no X25519 stanza is for this identity") }

@@ -470,6 +470,9 @@ final class ProgressBar: @unchecked Sendable {
 
 /// Prints a send's outcome: the id, and whether it waits in the outbox.
 private func report(_ outcome: SendOutcome, options: ProviderOptions) throws {
+    if !options.json {
+        for note in outcome.removedMetadata { FileHandle.standardError.write(Data("curbside: removed \(note)\n".utf8)) }
+    }
     try options.output(outcome) {
         outcome.stored
             ? outcome.id
