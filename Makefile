@@ -2,12 +2,12 @@
 
 SWIFT        ?= swift
 SWIFT_FLAGS  ?=
-SYSTEM_PACKAGES := libsodium-dev libssl-dev libsqlite3-dev pkg-config openssl age
+SYSTEM_PACKAGES := libsodium-dev libssl-dev libsqlite3-dev pkg-config openssl age python3 python3-venv
 
 # Root runs apt-get itself; anyone else goes through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test demo vectors check-vectors clean
+.PHONY: all deps build test interop demo vectors check-vectors bench clean
 
 all: build
 
@@ -32,9 +32,16 @@ deps:
 build: deps
 	$(SWIFT) build $(SWIFT_FLAGS) --build-tests
 
-## test: install, build and run every test.
+## test: install, build and run every test: the Swift suites, then the independent Python implementation.
 test: build
 	$(SWIFT) test $(SWIFT_FLAGS) --skip-build
+	$(MAKE) --no-print-directory interop-only
+
+## interop: the Python implementation in interop/ against spec/vectors and, live, against the Swift build.
+interop: build interop-only
+
+interop-only:
+	CURBSIDE_BIN=$$($(SWIFT) build $(SWIFT_FLAGS) --show-bin-path)/curbside CURBSIDE_REQUIRE_LIVE=1 ./interop/run.sh
 
 ## demo: the main job end to end on this machine.
 demo: deps
@@ -44,6 +51,10 @@ demo: deps
 ## vectors: regenerate spec/vectors/*.json (deterministic; a test checks the files match).
 vectors: deps
 	$(SWIFT) run $(SWIFT_FLAGS) curbside-vectors spec/vectors
+
+# Speed beside the raw limits and peer servers (mosquitto, nginx, openssl), in release mode; never part of `test`.
+bench: deps
+	./bench/run.sh
 
 clean:
 	rm -rf .build
