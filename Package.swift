@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // C libraries, one system-library target each; only CurbsideWire/Sodium and CurbsideTLS import them.
@@ -97,6 +98,22 @@ let package = Package(
             dependencies: [
                 "CurbsideCLI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // `make bench`: Curbside's side of each benchmark (bench/run.sh measures the peers and writes the table).
+        .executableTarget(
+            name: "curbside-bench",
+            dependencies: [
+                "CSodium",
+                "CurbsideWire",
+                "CurbsideTLS",
+                "CurbsideTransport",
+                "CurbsideRelay",
+                "CurbsideClient",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
 

@@ -36,7 +36,7 @@ struct AttachmentStoreTests {
     }
 
     @Test func reopeningAnswersTheSameUploadAndAnotherSizeIsRefused() async throws {
-        let store = try SQLiteRelayStore.inMemory()
+        let store = try await SQLiteRelayStore.inMemory().withProviders()
         let first = try opened(try await store.openUpload(owner: gp, id: image, size: 100, expiresAt: now, quota: 1000, maximumCount: 256))
         let again = try opened(try await store.openUpload(owner: gp, id: image, size: 100, expiresAt: now.adding(seconds: 9), quota: 1000, maximumCount: 256))
         #expect(again == first)
@@ -51,7 +51,7 @@ struct AttachmentStoreTests {
     }
 
     @Test func theQuotaCountsDeclaredSizesAndRecordsNothingWhenPassed() async throws {
-        let store = try SQLiteRelayStore.inMemory()
+        let store = try await SQLiteRelayStore.inMemory().withProviders()
         _ = try opened(try await store.openUpload(owner: gp, id: image, size: 600, expiresAt: now, quota: 1000, maximumCount: 256))
         let second = SHA256.hash([2])
         #expect(try await store.openUpload(owner: gp, id: second, size: 401, expiresAt: now, quota: 1000, maximumCount: 256) == .quotaExceeded(used: 600, count: 1))
@@ -62,7 +62,7 @@ struct AttachmentStoreTests {
     }
 
     @Test func aSendMayNameOnlyTheSendersCommittedAttachments() async throws {
-        let store = try SQLiteRelayStore.inMemory()
+        let store = try await SQLiteRelayStore.inMemory().withProviders()
         let uncommitted = try opened(try await store.openUpload(owner: gp, id: image, size: 10, expiresAt: now, quota: 1000, maximumCount: 256))
         #expect(try await store.enqueue(submission("a", to: derm, attachments: [image])) == .unknownAttachment(image))
         let dermsOwn = SHA256.hash([9])
@@ -80,7 +80,7 @@ struct AttachmentStoreTests {
     }
 
     @Test func onlyTheOwnerAndRecipientsOfQueuedEnvelopesMayDownload() async throws {
-        let store = try SQLiteRelayStore.inMemory()
+        let store = try await SQLiteRelayStore.inMemory().withProviders()
         let upload = try await committedUpload(store, owner: gp, id: image)
         #expect(try await store.downloadable(image, by: gp)?.key == upload.key)
         #expect(try await store.downloadable(image, by: derm) == nil)
@@ -94,7 +94,7 @@ struct AttachmentStoreTests {
     }
 
     @Test func anAttachmentIsForgottenWithTheLastEnvelopeThatNamesIt() async throws {
-        let store = try SQLiteRelayStore.inMemory()
+        let store = try await SQLiteRelayStore.inMemory().withProviders()
         let upload = try await committedUpload(store, owner: gp, id: image)
         _ = try await store.enqueue(submission("to derm", to: derm, attachments: [image]))
         _ = try await store.enqueue(submission("to cardio", to: cardio, attachments: [image]))
@@ -113,7 +113,7 @@ struct AttachmentStoreTests {
     }
 
     @Test func uploadsNoEnvelopeNamesExpire() async throws {
-        let store = try SQLiteRelayStore.inMemory()
+        let store = try await SQLiteRelayStore.inMemory().withProviders()
         let kept = try await committedUpload(store, owner: gp, id: image)
         _ = try await store.enqueue(submission("consult", to: derm, attachments: [image]))
         let unsent = try opened(try await store.openUpload(owner: gp, id: SHA256.hash([1]), size: 5, expiresAt: now.adding(seconds: 10), quota: 1000, maximumCount: 256))
@@ -123,7 +123,7 @@ struct AttachmentStoreTests {
     }
 
     @Test func theQueueLimitIsCheckedInTheTransactionThatStores() async throws {
-        let store = try SQLiteRelayStore.inMemory()
+        let store = try await SQLiteRelayStore.inMemory().withProviders()
         func limited(_ body: String) -> Submission {
             Submission(body: Array(body.utf8), sender: gp, recipient: derm, storedAt: now, expiresAt: now.adding(seconds: 60), maximumQueuedEnvelopes: 2)
         }

@@ -19,7 +19,7 @@ struct EnvelopeQueueTests {
     }
 
     @Test func pendingEnvelopesComeInOrderWithACursor() async throws {
-        let store = try SQLiteRelayStore.inMemory()
+        let store = try await SQLiteRelayStore.inMemory().withProviders()
         for i in 0..<5 { _ = try await enqueue(store, "envelope \(i)") }
         _ = try await enqueue(store, "for someone else", to: cardio)
         let first = try await store.pending(for: derm, after: 0, limit: 3, maximumBytes: 1 << 20)
@@ -30,7 +30,7 @@ struct EnvelopeQueueTests {
     }
 
     @Test func theSameBytesAreStoredOnce() async throws {
-        let store = try SQLiteRelayStore.inMemory()
+        let store = try await SQLiteRelayStore.inMemory().withProviders()
         let first = try await enqueue(store, "consult")
         let retry = try await enqueue(store, "consult")
         guard case .stored(let sequence) = first else {
@@ -47,7 +47,7 @@ struct EnvelopeQueueTests {
     }
 
     @Test func acknowledgingDeletesAndNotifiesTheSender() async throws {
-        let store = try SQLiteRelayStore.inMemory()
+        let store = try await SQLiteRelayStore.inMemory().withProviders()
         _ = try await enqueue(store, "consult")
         let envelope = try #require(try await store.pending(for: derm, after: 0, limit: 1, maximumBytes: 1 << 20).first)
 
@@ -69,7 +69,7 @@ struct EnvelopeQueueTests {
     }
 
     @Test func expiryDeletesOnlyWhatIsDueAndNoticesEachOne() async throws {
-        let store = try SQLiteRelayStore.inMemory()
+        let store = try await SQLiteRelayStore.inMemory().withProviders()
         _ = try await enqueue(store, "short", lifetime: 60)
         _ = try await enqueue(store, "long", lifetime: 3600)
         #expect(try await store.expire(now: now.adding(seconds: 59)).notices.isEmpty)
@@ -86,7 +86,7 @@ struct EnvelopeQueueTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("relay.sqlite").path
         do {
-            let store = try SQLiteRelayStore(path: path)
+            let store = try await SQLiteRelayStore(path: path).withProviders()
             _ = try await enqueue(store, "kept across a restart")
         }
         let reopened = try SQLiteRelayStore(path: path)
@@ -100,7 +100,7 @@ struct EnvelopeQueueTests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-queue-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let store = try SQLiteRelayStore(path: directory.appendingPathComponent("relay.sqlite").path)
+        let store = try await SQLiteRelayStore(path: directory.appendingPathComponent("relay.sqlite").path).withProviders()
         let outcomes = try await withThrowingTaskGroup(of: EnqueueOutcome.self) { group in
             for i in 0..<200 {
                 group.addTask { try await enqueue(store, "envelope \(i % 100)") }
@@ -138,7 +138,7 @@ struct MigrationTests {
         #expect(try await store.identityKey(for: Handle("osei.derm")) == key)
         let applied = try await queue.read { db in try SQLiteRelayStore.migrator.appliedMigrations(db) }
         #expect(applied == SQLiteRelayStore.migrator.migrations)
-        #expect(applied.count == 4)
+        #expect(applied.count == 5)
     }
 
     /// An envelope queued before attachments existed is still delivered, and acknowledging it forgets nothing else.
@@ -154,12 +154,19 @@ struct MigrationTests {
                 arguments: [Data(SHA256.hash([7, 7])), Data([7, 7])]
             )
         }
-        let store = try SQLiteRelayStore(writer: queue)
+        let store = try await SQLiteRelayStore(writer: queue).withProviders()
         let derm = try Handle("osei.derm")
+        #expect(try await store.queueUsage(for: derm) == (1, 2), "the counters start from what was queued")
         let pending = try await store.pending(for: derm, after: 0, limit: 10, maximumBytes: 1 << 20)
         #expect(pending.map(\.body) == [[7, 7]])
         let removal = try await store.acknowledge(pending.map(\.id), by: derm, now: .now())
         #expect(removal.notices.count == 1 && removal.attachmentFiles.isEmpty)
+        #expect(try await store.queueUsage(for: derm) == (0, 0))
+        _ = try await store.enqueue([1, 2, 3], from: try Handle("amara.gp"), to: derm, now: .now(), expiresAt: .now())
+        _ = try await store.enqueue([4], from: try Handle("amara.gp"), to: derm, now: .now(), expiresAt: Timestamp.now().adding(seconds: 60))
+        #expect(try await store.queueUsage(for: derm) == (2, 4))
+        _ = try await store.expire(now: Timestamp.now().adding(seconds: 1))
+        #expect(try await store.queueUsage(for: derm) == (1, 1), "insert, acknowledgement and expiry all counted")
     }
 }
 
@@ -240,5 +247,20 @@ extension GroupCommitTests {
         }
         #expect(sawLeaderReturn.withLockedValue { $0 } == true, "the first caller waited for a batch that was not its own")
         #expect(await committer.items == 6)
+    }
+}
+
+extension SQLiteRelayStore {
+    /// Registers the test providers (amara.gp, osei.derm, kofi.cardio): a store only queues for registered handles.
+    func withProviders() async throws -> SQLiteRelayStore {
+        try await database.write { db in
+            for handle in ["amara.gp", "osei.derm", "kofi.cardio"] {
+                try db.execute(
+                    sql: "INSERT OR IGNORE INTO account (handle, identity_key, registered_at) VALUES (?, ?, 0)",
+                    arguments: [handle, Data(SigningKey().verifyingKey.rawRepresentation)]
+                )
+            }
+        }
+        return self
     }
 }

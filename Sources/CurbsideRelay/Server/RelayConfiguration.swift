@@ -43,7 +43,7 @@ public struct RelayConfiguration: Sendable {
     public var shutdownGracePeriod: Duration = .seconds(10)
     /// Most login attempts from one address under way at once; with `maximumLoginFailures`, this bounds how many
     /// guesses one address gets per window.
-    public var maximumConcurrentLoginsPerAddress: Int = 8
+    public var maximumConcurrentLoginsPerAddress: Int = 32
 
     public init() {}
 }

@@ -1,4 +1,6 @@
 import CurbsideWire
+import NIOConcurrencyHelpers
+import NIOCore
 
 /// Sending envelopes and moving attachments (spec/relay.md §Store and forward, §Attachments).
 extension RelaySession {
@@ -14,9 +16,7 @@ extension RelaySession {
     }
 
     func send(_ request: SendRequest, from sender: Handle, state: State) async throws -> Outcome {
-        guard try await store.identityKey(for: request.recipient) != nil else {
-            return .refuse(RelayError(.unknownHandle, "\(request.recipient) is not registered"))
-        }
+        // The recipient is checked in the transaction that stores (one database round trip per send).
         let id = EnvelopeID(of: request.envelope)
         if try await diskIsLow() {
             // A retry of something already stored is still acknowledged: it takes no space.
@@ -58,6 +58,8 @@ extension RelaySession {
             return .reply(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: storedAt, expiresAt: originalExpiry)), state)
         case .queueFull:
             return .refuse(RelayError(.quotaExceeded, "\(request.recipient)'s queue is full; try again later"))
+        case .unknownRecipient:
+            return .refuse(RelayError(.unknownHandle, "\(request.recipient) is not registered"))
         case .unknownAttachment(let attachment):
             return .refuse(RelayError(.unknownAttachment, "attachment \(attachment.hexString) is not a committed upload of \(sender)"))
         }
@@ -174,7 +176,7 @@ extension RelaySession {
     func diskIsLow(needing bytes: UInt64 = 0) async throws -> Bool {
         let available: UInt64
         do {
-            available = try await attachments.availableBytes()
+            available = try await freeSpace.available { try await attachments.availableBytes() }
         } catch let failure as BlobStore.Failure {
             throw RelayError(failure)
         }
@@ -201,5 +203,18 @@ extension RelayError {
         case .storageFull: self.init(.storageFull, "the relay's disk is full; try again later")
         case .io(let detail): self.init(.storageFailed, "the relay could not use its disk: \(detail)")
         }
+    }
+}
+
+/// The free space of the relay's disk, asked of the system at most every 100 ms (sends ask on every request).
+final class FreeSpaceCache: Sendable {
+    private let state = NIOLockedValueBox<(bytes: UInt64, at: NIODeadline)?>(nil)
+
+    func available(_ measure: () async throws -> UInt64) async throws -> UInt64 {
+        let now = NIODeadline.now()
+        if let cached = state.withLockedValue({ $0 }), now - cached.at < .milliseconds(100) { return cached.bytes }
+        let bytes = try await measure()
+        state.withLockedValue { $0 = (bytes, now) }
+        return bytes
     }
 }

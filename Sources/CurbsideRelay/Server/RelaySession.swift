@@ -13,6 +13,7 @@ struct RelaySession {
     let configuration: RelayConfiguration
     let clients: ConnectedClients
     let attachments: BlobStore
+    let freeSpace = FreeSpaceCache()
 
     var store: any RelayStore { directory.store }
 

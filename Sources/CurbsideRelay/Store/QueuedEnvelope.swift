@@ -72,6 +72,8 @@ public enum EnqueueOutcome: Sendable, Hashable {
     case duplicate(sequence: Int64, storedAt: Timestamp, expiresAt: Timestamp)
     /// Nothing stored: the recipient's queue is full.
     case queueFull
+    /// Nothing stored: nobody is registered under the recipient's handle.
+    case unknownRecipient
     /// Nothing stored: the sender has no committed attachment with this id.
     case unknownAttachment([UInt8])
 }

@@ -162,6 +162,29 @@ public final class SQLiteRelayStore: RelayStore {
                 t.primaryKey(["envelope", "attachment"])
             }
         }
+        // Each recipient's queue size, kept by triggers: the quota check on every send reads one row instead of
+        // scanning the queue (which made sending slower as a queue grew).
+        migrator.registerMigration("v5: queue usage counters") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE queue_usage (
+                        recipient TEXT PRIMARY KEY,
+                        envelopes INTEGER NOT NULL,
+                        bytes INTEGER NOT NULL
+                    );
+                    INSERT INTO queue_usage (recipient, envelopes, bytes)
+                        SELECT recipient, COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM envelope GROUP BY recipient;
+                    CREATE TRIGGER envelope_counted AFTER INSERT ON envelope BEGIN
+                        INSERT INTO queue_usage (recipient, envelopes, bytes) VALUES (NEW.recipient, 1, LENGTH(NEW.body))
+                            ON CONFLICT (recipient) DO UPDATE SET envelopes = envelopes + 1, bytes = bytes + LENGTH(NEW.body);
+                    END;
+                    CREATE TRIGGER envelope_uncounted AFTER DELETE ON envelope BEGIN
+                        UPDATE queue_usage SET envelopes = envelopes - 1, bytes = bytes - LENGTH(OLD.body)
+                            WHERE recipient = OLD.recipient;
+                    END;
+                    """
+            )
+        }
         return migrator
     }
 
@@ -277,7 +300,7 @@ public final class SQLiteRelayStore: RelayStore {
                 oneTimePrekeys: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM one_time_prekey") ?? 0,
                 pendingEnrollments: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM enrollment WHERE used_at IS NULL") ?? 0,
                 queuedEnvelopes: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM envelope") ?? 0,
-                queuedBytes: try Int.fetchOne(db, sql: "SELECT COALESCE(SUM(LENGTH(body)), 0) FROM envelope") ?? 0,
+                queuedBytes: try Int.fetchOne(db, sql: "SELECT COALESCE(SUM(bytes), 0) FROM queue_usage") ?? 0,
                 attachments: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM attachment") ?? 0,
                 attachmentBytes: try Int.fetchOne(db, sql: "SELECT COALESCE(SUM(size), 0) FROM attachment") ?? 0
             )
@@ -309,9 +332,12 @@ public final class SQLiteRelayStore: RelayStore {
                         expiresAt: Timestamp(sqlValue: existing[2])
                     )
                 }
+                guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM account WHERE handle = ?)", arguments: [item.recipient.rawValue]) == true else {
+                    return .unknownRecipient
+                }
                 let usage = try Row.fetchOne(
                     db,
-                    sql: "SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM envelope WHERE recipient = ?",
+                    sql: "SELECT envelopes, bytes FROM queue_usage WHERE recipient = ?",
                     arguments: [item.recipient.rawValue]
                 )
                 let (count, bytes): (Int, Int) = (usage?[0] ?? 0, usage?[1] ?? 0)
@@ -367,7 +393,7 @@ public final class SQLiteRelayStore: RelayStore {
         try await Self.reading(database) { db in
             let row = try Row.fetchOne(
                 db,
-                sql: "SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM envelope WHERE recipient = ?",
+                sql: "SELECT envelopes, bytes FROM queue_usage WHERE recipient = ?",
                 arguments: [recipient.rawValue]
             )
             return (row?[0] ?? 0, row?[1] ?? 0)

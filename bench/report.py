@@ -1,0 +1,41 @@
+#!/usr/bin/env python3
+"""Turns bench/run.sh's raw measurements into rows with baselines and ratios; prints the table, writes JSON lines."""
+import json
+import sys
+
+raw = {}
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if line.startswith("{"):
+        item = json.loads(line)
+        raw[item["metric"]] = item
+
+# metric, baseline metric, baseline description, goal, higher_is_better
+ROWS = [
+    ("seal_per_s", "primitives_seal_per_s", "the same libsodium primitives called directly", "ratio >= 0.9", True),
+    ("open_per_s", "primitives_open_per_s", "the same libsodium primitives called directly", "ratio >= 0.9", True),
+    ("relay_durable_msgs_per_s", "mosquitto_msgs_per_s", "mosquitto 2 TLS 1.3, persistence, QoS 1 (no fsync)", "ratio >= 1.0", True),
+    ("push_latency_p50_ms", "mosquitto_latency_p50_ms", "mosquitto QoS 1 at 1000 msgs/s", "-", False),
+    ("push_latency_p99_ms", "mosquitto_latency_p99_ms", "mosquitto QoS 1 at 1000 msgs/s", "p99 <= 2x peer", False),
+    ("attachment_mb_per_s", "curl_put_mb_per_s", "curl PUT over HTTPS to nginx (disk)", "ratio >= 1.0", True),
+    ("tls_bulk_mb_per_s", "openssl_bulk_mb_per_s", "plain C on OpenSSL, same defaults", "ratio >= 0.8", True),
+    ("handshakes_per_s", "s_time_per_s", "openssl s_time -new vs s_server", "ratio >= 0.8", True),
+    ("idle_conn_kib", None, "-", "<= 64 KiB", False),
+    ("client_peak_rss_mib", None, "-", "<= 64 MiB", False),
+]
+
+out = open(sys.argv[2], "w")
+print(f"{'metric':26} {'Curbside':>12} {'baseline':>12} {'ratio':>7}  goal             baseline is")
+for metric, baseline, described, goal, higher in ROWS:
+    item = raw.get(metric)
+    value = item["value"] if item else None
+    base = raw.get(baseline)["value"] if baseline and baseline in raw else None
+    ratio = None
+    if value is not None and base:
+        ratio = value / base if higher else base / value if value else None
+    row = {"metric": metric, "value": value, "unit": item["unit"] if item else None, "baseline": described if baseline else None,
+           "baseline_value": base, "ratio": round(ratio, 3) if ratio is not None else None}
+    out.write(json.dumps(row) + "\n")
+    fmt = lambda v: "-" if v is None else f"{v:.2f}"
+    print(f"{metric:26} {fmt(value):>12} {fmt(base):>12} {fmt(ratio):>7}  {goal:16} {described}")
+out.close()

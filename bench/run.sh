@@ -1,0 +1,132 @@
+#!/bin/sh
+# `make bench`: Curbside beside its limits and peers, measured in one run; prints a table and writes
+# bench/results.jsonl. Never part of `make test`. Servers bind 127.0.0.1; every loop is bounded in time.
+set -eu
+cd "$(dirname "$0")/.."
+root=$(pwd)
+seconds=${BENCH_SECONDS:-5}
+export BENCH_SECONDS=$seconds
+
+need="mosquitto libmosquitto-dev nginx curl gcc libssl-dev openssl time"
+missing=""
+for p in $need; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+    sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
+fi
+# Debian starts the peers as services when it installs them; the bench runs its own, on its own ports.
+for service in mosquitto nginx; do systemctl stop "$service" 2>/dev/null || service "$service" stop 2>/dev/null || true; done
+
+swift build -c release --product curbside-bench >/dev/null
+swift build -c release --product curbside >/dev/null
+bin=$(swift build -c release --show-bin-path)
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/curbside-bench.XXXXXX")
+pids=""
+cleanup() {
+    for pid in $pids; do kill "$pid" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+raw="$work/raw.jsonl"
+: >"$raw"
+log() { printf '%s\n' "$*" >&2; }
+
+# A throw-away certificate (Ed25519, as the relay's) for the peers.
+openssl req -x509 -newkey ed25519 -nodes -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+gcc -O2 -o "$work/tls_bulk" bench/tls_bulk.c -lssl -lcrypto
+gcc -O2 -o "$work/mqtt_bench" bench/mqtt_bench.c -lmosquitto
+
+log "crypto (one core)…"
+"$bin/curbside-bench" crypto >>"$raw"
+
+log "TLS bulk…"
+"$bin/curbside-bench" tls-bulk 128 >>"$raw"
+"$work/tls_bulk" "$work/cert.pem" "$work/key.pem" 128 >>"$raw"
+
+log "handshakes…"
+"$bin/curbside-bench" handshakes >>"$raw"
+openssl s_server -accept 127.0.0.1:18443 -cert "$work/cert.pem" -key "$work/key.pem" -tls1_3 -www -quiet >/dev/null 2>&1 &
+pids="$pids $!"
+sleep 0.5
+s_time=$(openssl s_time -connect 127.0.0.1:18443 -new -tls1_3 -time "$seconds" 2>/dev/null | awk '/connections in [0-9]+ real seconds/ {print $1 / $4; exit}')
+echo "{\"metric\": \"s_time_per_s\", \"value\": ${s_time:-0}, \"unit\": \"connections/s\"}" >>"$raw"
+
+log "durable relay throughput and push latency…"
+"$bin/curbside-bench" relay-durable >>"$raw"
+"$bin/curbside-bench" push-latency >>"$raw"
+mkdir -p "$work/mosquitto"
+cat >"$work/mosquitto.conf" <<CONF
+listener 18883 127.0.0.1
+cafile $work/cert.pem
+certfile $work/cert.pem
+keyfile $work/key.pem
+tls_version tlsv1.3
+allow_anonymous true
+persistence true
+persistence_location $work/mosquitto/
+autosave_interval 1
+user root
+max_queued_messages 1000000
+CONF
+mosquitto -c "$work/mosquitto.conf" >/dev/null 2>&1 &
+pids="$pids $!"
+sleep 0.5
+"$work/mqtt_bench" throughput 18883 "$work/cert.pem" "$seconds" >>"$raw"
+"$work/mqtt_bench" latency 18883 "$work/cert.pem" "$seconds" 1000 >>"$raw"
+
+log "attachments and client memory…"
+CURBSIDE="$bin/curbside" ./scripts/attachment-memory.sh 256 >"$work/attach256.txt"
+awk '{ for (i = 1; i <= NF; i++) if ($i == "wall") { split($(i + 1), t, ":"); s += t[1] * 60 + t[2] } }
+     END { printf "{\"metric\": \"attachment_mb_per_s\", \"value\": %.3f, \"unit\": \"MiB/s\"}\n", 256 / s }' \
+    "$work/attach256.txt" >>"$raw"
+CURBSIDE="$bin/curbside" ./scripts/attachment-memory.sh 1024 >"$work/attach1024.txt"
+awk '/^send/ { for (i = 1; i <= NF; i++) if ($i == "RSS") { printf "{\"metric\": \"client_peak_rss_mib\", \"value\": %s, \"unit\": \"MiB\"}\n", $(i + 1); exit } }' \
+    "$work/attach1024.txt" >>"$raw"
+mkdir -p "$work/nginx/uploads" "$work/nginx/tmp"
+cat >"$work/nginx.conf" <<CONF
+worker_processes 1;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path $work/nginx/tmp;
+    server {
+        listen 127.0.0.1:18444 ssl;
+        ssl_certificate $work/cert.pem;
+        ssl_certificate_key $work/key.pem;
+        ssl_protocols TLSv1.3;
+        client_max_body_size 0;
+        location /uploads/ { root $work/nginx; dav_methods PUT; create_full_put_path on; }
+    }
+}
+CONF
+nginx -c "$work/nginx.conf" -p "$work/nginx" -g "daemon off; user root;" >/dev/null 2>&1 &
+pids="$pids $!"
+sleep 0.5
+head -c $((256 << 20)) /dev/urandom >"$work/image.bin"
+curl -s -k --tlsv1.3 -T "$work/image.bin" "https://127.0.0.1:18444/uploads/image.bin" -o /dev/null -w '%{time_total}\n' >"$work/curl.txt"
+awk '{ printf "{\"metric\": \"curl_put_mb_per_s\", \"value\": %.3f, \"unit\": \"MiB/s\"}\n", 256 / $1 }' "$work/curl.txt" >>"$raw"
+
+log "idle connections (2000)…"
+ulimit -n 16384
+mkfifo "$work/relay-in" "$work/clients-in"
+"$bin/curbside-bench" serve-relay <"$work/relay-in" >"$work/relay-out" &
+relay=$!; pids="$pids $relay"
+exec 7>"$work/relay-in"
+for _ in $(seq 1 100); do grep -q "^port" "$work/relay-out" 2>/dev/null && break; sleep 0.1; done
+set -- $(cat "$work/relay-out")
+port=$2 keys=$4 fingerprint=$6
+before=$(awk '/^VmRSS/ {print $2}' "/proc/$relay/status")
+"$bin/curbside-bench" idle-clients "$port" "$keys" 2000 "$fingerprint" <"$work/clients-in" >"$work/clients-out" &
+clients=$!; pids="$pids $clients"
+exec 8>"$work/clients-in"
+for _ in $(seq 1 600); do grep -q "^open" "$work/clients-out" 2>/dev/null && break; sleep 0.1; done
+sleep 1
+after=$(awk '/^VmRSS/ {print $2}' "/proc/$relay/status")
+echo "{\"metric\": \"idle_conn_kib\", \"value\": $(( (after - before) / 2000 )).$(( ((after - before) % 2000) * 1000 / 2000 )), \"unit\": \"KiB\"}" >>"$raw"
+exec 8>&- 7>&-
+
+python3 bench/report.py "$raw" bench/results.jsonl
