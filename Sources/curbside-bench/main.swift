@@ -61,7 +61,8 @@ func crypto(duration: Double) throws {
 
     // The same libsodium work called directly: what sealing needs (2 Ed25519 verifications of the bundle, an X25519
     // key pair and agreement, the HKDF's HMACs, an Ed25519 signature, ChaCha20-Poly1305 over the 1 KiB plaintext),
-    // and what opening needs (an agreement, the HMACs, the AEAD, a verification).
+    // and what opening needs (an agreement, the HMACs, the AEAD, checking that the two identity keys the message
+    // names are valid points (keys.md), a verification).
     let plaintext = [UInt8](repeating: 7, count: message.encoded.count + 64)
     var signature = [UInt8](repeating: 0, count: 64)
     var secret = [UInt8](repeating: 0, count: 64), publicKey = [UInt8](repeating: 0, count: 32)
@@ -88,6 +89,8 @@ func crypto(duration: Double) throws {
         crypto_aead_chacha20poly1305_ietf_encrypt(&ciphertext, &length, plaintext, UInt64(plaintext.count), nil, 0, nil, nonce, key)
     }
     let primitiveOpen = rate {
+        _ = crypto_core_ed25519_is_valid_point(publicKey)
+        _ = crypto_core_ed25519_is_valid_point(publicKey)
         _ = crypto_scalarmult(&shared, scalar, point)
         hmacs(10)
         var length: UInt64 = 0

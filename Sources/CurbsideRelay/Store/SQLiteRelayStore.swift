@@ -320,9 +320,9 @@ public final class SQLiteRelayStore: RelayStore {
         try await Self.transaction(database) { db in
             try batch.map { item in
                 let id = EnvelopeID(of: item.body)
+                // Prepared once per connection (cached): every send runs these.
                 if let existing = try Row.fetchOne(
-                    db,
-                    sql: "SELECT sequence, stored_at, expires_at FROM envelope WHERE envelope_id = ? AND recipient = ?",
+                    try db.cachedStatement(sql: "SELECT sequence, stored_at, expires_at FROM envelope WHERE envelope_id = ? AND recipient = ?"),
                     arguments: [Data(id.bytes), item.recipient.rawValue]
                 ) {
                     // A retry is acknowledged whatever the quota: it takes no new space.
@@ -332,12 +332,16 @@ public final class SQLiteRelayStore: RelayStore {
                         expiresAt: Timestamp(sqlValue: existing[2])
                     )
                 }
-                guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM account WHERE handle = ?)", arguments: [item.recipient.rawValue]) == true else {
+                guard
+                    try Bool.fetchOne(
+                        try db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM account WHERE handle = ?)"),
+                        arguments: [item.recipient.rawValue]
+                    ) == true
+                else {
                     return .unknownRecipient
                 }
                 let usage = try Row.fetchOne(
-                    db,
-                    sql: "SELECT envelopes, bytes FROM queue_usage WHERE recipient = ?",
+                    try db.cachedStatement(sql: "SELECT envelopes, bytes FROM queue_usage WHERE recipient = ?"),
                     arguments: [item.recipient.rawValue]
                 )
                 let (count, bytes): (Int, Int) = (usage?[0] ?? 0, usage?[1] ?? 0)
@@ -355,11 +359,12 @@ public final class SQLiteRelayStore: RelayStore {
                     else { return .unknownAttachment(attachment) }
                     keys.append(key)
                 }
-                try db.execute(
+                try db.cachedStatement(
                     sql: """
                         INSERT INTO envelope (envelope_id, sender, recipient, body, stored_at, expires_at)
                         VALUES (?, ?, ?, ?, ?, ?)
-                        """,
+                        """
+                ).execute(
                     arguments: [
                         Data(id.bytes), item.sender.rawValue, item.recipient.rawValue, Data(item.body),
                         item.storedAt.sqlValue, item.expiresAt.sqlValue,
