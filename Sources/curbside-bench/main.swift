@@ -10,6 +10,7 @@ import CurbsideTransport
 import CurbsideWire
 import Foundation
 import Histogram
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
@@ -286,11 +287,14 @@ func tlsBulk(megabytes: Int) async throws {
     let group = MultiThreadedEventLoopGroup.singleton
     let serverTLS = try TLSContext(configuration: .server(identity: BenchRelay.identity, applicationProtocols: ["curbside/1"]))
     let done = group.next().makePromise(of: Void.self)
+    let counter = group.next().makePromise(of: Channel.self)
+    let counterHandler = CountingHandler(expected: total, done: done)
     let server = try await ServerBootstrap(group: group)
         .childChannelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(TLSHandler(context: serverTLS))
-                try channel.pipeline.syncOperations.addHandler(CountingHandler(expected: total, done: done))
+                try channel.pipeline.syncOperations.addHandler(counterHandler)
+                counter.succeed(channel)
             }
         }
         .bind(host: "127.0.0.1", port: 0).get()
@@ -306,10 +310,20 @@ func tlsBulk(megabytes: Int) async throws {
         }
     let chunk = ByteBuffer(repeating: 0x5A, count: 64 * 1024)
     let start = ContinuousClock.now
+    let written = NIOLockedValueBox(0)
+    let watchdog = Task {
+        try await Task.sleep(for: .seconds(15))
+        let counted = try await counter.futureResult.get().eventLoop.submit { counterHandler.received }.get()
+        FileHandle.standardError.write(Data("tls-bulk stalled: \(written.withLockedValue { $0 }) bytes written, \(counted) received of \(total)\n".utf8))
+    }
     try await client.executeThenClose { _, outbound in
-        for _ in 0..<(total / chunk.readableBytes) { try await outbound.write(chunk) }
+        for _ in 0..<(total / chunk.readableBytes) {
+            try await outbound.write(chunk)
+            written.withLockedValue { $0 += 65536 }
+        }
         try await done.futureResult.get()
     }
+    watchdog.cancel()
     emit("tls_bulk_mb_per_s", Double(megabytes) / seconds(since: start), "MiB/s")
     try await server.close()
 }
