@@ -1,3 +1,4 @@
+import CurbsideTLS
 import CurbsideWire
 import Foundation
 
@@ -72,7 +73,7 @@ enum AttachmentFiles {
         var encryptor = try AgeEncryptor(recipient: identity.publicKey)
         var filter = MetadataFilter()
         let output = try OutputFile(path: destination)
-        var hasher = SHA256()
+        let hasher = FileSHA256()
         var size: UInt64 = 0
         func emit(_ bytes: [UInt8]) throws {
             guard !bytes.isEmpty else { return }
@@ -104,10 +105,10 @@ enum AttachmentFiles {
     static func digest(_ path: String) throws -> (size: UInt64, sha256: [UInt8]) {
         guard let input = FileHandle(forReadingAtPath: path) else { throw ClientError(.profile, "cannot read \(path)") }
         defer { try? input.close() }
-        var hasher = SHA256()
+        let hasher = FileSHA256()
         var size: UInt64 = 0
         while let data = try input.read(upToCount: readSize), !data.isEmpty {
-            hasher.update(Array(data))
+            data.withUnsafeBytes { hasher.update($0) }
             size += UInt64(data.count)
         }
         return (size, hasher.finalize())

@@ -1,3 +1,4 @@
+import CurbsideTLS
 import CurbsideWire
 import Foundation
 import NIOPosix
@@ -14,9 +15,9 @@ import Darwin
 /// share a file). An upload writes to `partial/<key>`; commit checks the declared size and the SHA-256, fsyncs the
 /// file, renames it to `complete/<key>` and fsyncs the directory, so a committed blob survives a crash and a partial
 /// one never passes for complete. Memory stays flat: chunks go straight to the file and the hash is computed in
-/// 64 KiB reads. All file work runs on NIO's blocking thread pool, never on an event loop or the cooperative pool.
-/// Writes to one upload are serialised with `flock`, so two connections writing the same upload cannot both
-/// append at one offset.
+/// 1 MiB reads (`FileSHA256`). All file work runs on NIO's blocking thread pool, never on an event loop or the
+/// cooperative pool. Writes to one upload are serialised with `flock`, so two connections writing the same upload
+/// cannot both append at one offset.
 public struct BlobStore: Sendable {
     public enum Failure: Error, Hashable, Sendable, CustomStringConvertible {
         /// A chunk's offset is not where the upload stands; the relay holds `held` bytes.
@@ -124,8 +125,8 @@ public struct BlobStore: Sendable {
                 close(fd)
                 throw Failure.incomplete(held: UInt64(info.st_size), declared: declaredSize)
             }
-            var hasher = SHA256()
-            var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+            let hasher = FileSHA256()
+            var chunk = [UInt8](repeating: 0, count: 1 << 20)
             while true {
                 let n = systemRead(fd, &chunk, chunk.count)
                 if n < 0 { close(fd); throw Self.failure("read") }
