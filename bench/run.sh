@@ -42,8 +42,8 @@ log "crypto (one core)…"
 "$bin/curbside-bench" crypto >>"$raw"
 
 log "TLS bulk…"
-"$bin/curbside-bench" tls-bulk 128 >>"$raw"
-"$work/tls_bulk" "$work/cert.pem" "$work/key.pem" 128 >>"$raw"
+"$bin/curbside-bench" tls-bulk 1024 >>"$raw"
+"$work/tls_bulk" "$work/cert.pem" "$work/key.pem" 1024 >>"$raw"
 
 log "handshakes…"
 "$bin/curbside-bench" handshakes >>"$raw"

@@ -15,7 +15,8 @@ public struct TLSHandshakeCompletedEvent: Sendable, Hashable {
 /// TLS 1.3 through OpenSSL for one channel, client or server.
 ///
 /// Writes issued before the handshake completes are buffered, with their promises, and sent in order once it
-/// does; flushes are remembered the same way. After every step the ciphertext OpenSSL produced is written out at
+/// does; flushes are remembered the same way. Past `maximumBufferedPlaintext` the connection fails rather than
+/// drop a write. After every step the ciphertext OpenSSL produced is written out at
 /// once, so the handler itself holds no plaintext after the handshake: inbound plaintext is passed on a record at a
 /// time (at most 16 KiB per read), outbound plaintext is encrypted as it is written. KeyUpdate messages are answered
 /// inside reads. `close` sends close_notify and waits up to `shutdownTimeout` for the peer's; a close_notify from the
@@ -48,7 +49,9 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Our close_notify is out after `close(mode: .output)`: reads go on, writes fail.
     private var outputClosed = false
 
-    /// The most plaintext buffered before the handshake completes; writes beyond it fail with `bufferLimit`.
+    /// The most plaintext buffered before the handshake completes. A write beyond it fails the connection with
+    /// `bufferLimit`, together with every buffered write, so no later write is ever sent without an earlier one.
+    /// (The channel stays writable during the handshake; a bulk writer waits for it, as `HandshakeObserver` allows.)
     public static let maximumBufferedPlaintext = 16 << 20
 
     /// The event fired at handshake completion, kept for later readers (the relay's login).
@@ -250,7 +253,11 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch state {
         case .idle, .handshaking:
             guard bufferedPlaintextByteCount + plaintext.readableBytes <= Self.maximumBufferedPlaintext else {
-                promise?.fail(TLSError(.bufferLimit, "more than \(Self.maximumBufferedPlaintext) bytes written before the handshake"))
+                // Dropping this write and sending later ones would cut a hole in the stream (writers such as
+                // NIOAsyncChannel pass no promise and would never know): the connection fails instead.
+                let error = TLSError(.bufferLimit, "more than \(Self.maximumBufferedPlaintext) bytes written before the handshake completed")
+                promise?.fail(error)
+                fail(context: context, error)
                 return
             }
             bufferedWrites.append((plaintext, promise))

@@ -301,13 +301,17 @@ func tlsBulk(megabytes: Int) async throws {
     let clientTLS = try TLSContext(
         configuration: .client(trust: .pinnedPublicKeys([BenchRelay.identity.certificate.publicKeyFingerprint]), applicationProtocols: ["curbside/1"])
     )
-    let client = try await ClientBootstrap(group: group)
+    let (client, handshake) = try await ClientBootstrap(group: group)
         .connect(host: "127.0.0.1", port: server.localAddress!.port!) { channel in
             channel.eventLoop.makeCompletedFuture {
+                let handshake = channel.eventLoop.makePromise(of: TLSHandshakeCompletedEvent.self)
                 try channel.pipeline.syncOperations.addHandler(TLSHandler(context: clientTLS))
-                return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                try channel.pipeline.syncOperations.addHandler(HandshakeObserver(handshake))
+                return (try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel), handshake.futureResult)
             }
         }
+    // The channel is writable during the handshake, but the TLS handler buffers only 16 MiB until it completes.
+    _ = try await handshake.get()
     let chunk = ByteBuffer(repeating: 0x5A, count: 64 * 1024)
     let start = ContinuousClock.now
     let written = NIOLockedValueBox(0)

@@ -99,17 +99,36 @@ struct TLSEdgeCaseTests {
         #expect(pair.serverRecorder.received == ByteBuffer(string: "flushed;unflushed"))
     }
 
-    @Test func writesBeforeTheHandshakeAreBounded() throws {
+    /// Past the limit the connection fails as a whole: a stream never continues after a write it dropped (writers
+    /// such as NIOAsyncChannel pass no promise and would not notice a hole).
+    @Test func writesBeforeTheHandshakeAreBoundedAndTheLimitFailsTheConnection() throws {
         let pair = try BackToBack()
         try pair.activate()
         let fits = pair.client.write(ByteBuffer(repeating: 1, count: TLSHandler.maximumBufferedPlaintext))
         let over = pair.client.write(ByteBuffer(repeating: 2, count: 1))
         let error = #expect(throws: TLSError.self) { try over.wait() }
         #expect(error?.code == .bufferLimit)
+        let buffered = #expect(throws: TLSError.self) { try fits.wait() }
+        #expect(buffered?.code == .bufferLimit)
+        let later = pair.client.writeAndFlush(ByteBuffer(repeating: 3, count: 10))
+        try? pair.interact()
+        #expect(throws: (any Error).self) { try later.wait() }
+        #expect(!pair.client.isActive)
+        #expect(pair.clientRecorder.tlsErrors.map(\.code).contains(.bufferLimit))
+        #expect(pair.serverRecorder.received.readableBytes == 0)
+    }
+
+    @Test func writesUpToTheLimitBeforeTheHandshakeAllArrive() throws {
+        let pair = try BackToBack()
+        try pair.activate()
+        let fits = pair.client.write(ByteBuffer(repeating: 1, count: TLSHandler.maximumBufferedPlaintext - 1))
+        let last = pair.client.write(ByteBuffer(repeating: 2, count: 1))
         pair.client.flush()
         try pair.interact()
         try fits.wait()
+        try last.wait()
         #expect(pair.serverRecorder.received.readableBytes == TLSHandler.maximumBufferedPlaintext)
+        #expect(pair.serverRecorder.received.getInteger(at: TLSHandler.maximumBufferedPlaintext - 1, as: UInt8.self) == 2)
     }
 
     @Test func encryptedKeyFileIsRefusedWithoutPrompting() throws {
