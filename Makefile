@@ -7,7 +7,7 @@ SYSTEM_PACKAGES := libsodium-dev libssl-dev libsqlite3-dev pkg-config openssl ag
 # Root runs apt-get itself; anyone else goes through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test interop demo vectors check-vectors bench clean
+.PHONY: all deps build test interop demo vectors check-vectors bench reliability clean
 
 all: build
 
@@ -55,6 +55,15 @@ vectors: deps
 # Speed beside the raw limits and peer servers (mosquitto, nginx, openssl), in release mode; never part of `test`.
 bench: deps
 	./bench/run.sh
+
+# Fault runs against a live relay, with counts; exits non-zero on any loss. `make test` runs a short version.
+# CRASH_CONSULTS, CRASH_KILLS and CRASH_SEED change the crash run (defaults: 10,000 consults, 20 SIGKILLs).
+reliability: deps
+	$(SWIFT) build -c release --product curbside
+	$(SWIFT) build -c release --product curbside-faults
+	bin=$$($(SWIFT) build -c release --show-bin-path); \
+	"$$bin/curbside-faults" crash --curbside "$$bin/curbside" --senders 4 --consults $${CRASH_CONSULTS:-10000} \
+	    --kills $${CRASH_KILLS:-20} $${CRASH_SEED:+--seed $$CRASH_SEED}
 
 clean:
 	rm -rf .build

@@ -118,6 +118,19 @@ let package = Package(
             ]
         ),
 
+        // `make reliability` and the fault tests: runs that attack a live relay process and count what was lost.
+        .executableTarget(
+            name: "curbside-faults",
+            dependencies: [
+                "CurbsideWire",
+                "CurbsideTestSupport",
+                "CurbsideTLS",
+                "CurbsideClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+
         // The deterministic generator of spec/vectors/*.json, and its command.
         .target(
             name: "CurbsideVectors",

@@ -284,7 +284,11 @@ final class CountingHandler: ChannelInboundHandler, @unchecked Sendable {
 
 func tlsBulk(megabytes: Int) async throws {
     let total = megabytes << 20
-    let group = MultiThreadedEventLoopGroup.singleton
+    // Sender and receiver on a thread each, as the C baseline's two processes: on one shared group both ends
+    // sometimes land on the same event loop and the figure halves.
+    let serverGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    let clientGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    let group = serverGroup
     let serverTLS = try TLSContext(configuration: .server(identity: BenchRelay.identity, applicationProtocols: ["curbside/1"]))
     let done = group.next().makePromise(of: Void.self)
     let counter = group.next().makePromise(of: Channel.self)
@@ -301,7 +305,7 @@ func tlsBulk(megabytes: Int) async throws {
     let clientTLS = try TLSContext(
         configuration: .client(trust: .pinnedPublicKeys([BenchRelay.identity.certificate.publicKeyFingerprint]), applicationProtocols: ["curbside/1"])
     )
-    let (client, handshake) = try await ClientBootstrap(group: group)
+    let (client, handshake) = try await ClientBootstrap(group: clientGroup)
         .connect(host: "127.0.0.1", port: server.localAddress!.port!) { channel in
             channel.eventLoop.makeCompletedFuture {
                 let handshake = channel.eventLoop.makePromise(of: TLSHandshakeCompletedEvent.self)

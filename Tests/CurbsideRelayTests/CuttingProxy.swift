@@ -1,3 +1,4 @@
+import CurbsideTestSupport
 import Foundation
 import NIOConcurrencyHelpers
 
@@ -10,7 +11,7 @@ final class CuttingProxy: @unchecked Sendable {
     private let target: Int
     private let state = NIOLockedValueBox((cutsLeft: 0, cutsDone: 0, clientToRelay: UInt64(0), stopped: false))
     private let range: ClosedRange<Int>
-    private var rng: SplitMixRandom
+    private var rng: SplitMix64
 
     /// - Parameters:
     ///   - cuts: how many connections to cut.
@@ -18,7 +19,7 @@ final class CuttingProxy: @unchecked Sendable {
     init(target: Int, cuts: Int, after range: ClosedRange<Int>, seed: UInt64) throws {
         self.target = target
         self.range = range
-        rng = SplitMixRandom(seed: seed)
+        rng = SplitMix64(seed: seed)
         state.withLockedValue { $0.cutsLeft = cuts }
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         listener = fd
@@ -148,18 +149,5 @@ private final class ProxiedConnection: @unchecked Sendable {
         shutdown(upstream, Int32(SHUT_RDWR))
         close(client)
         close(upstream)
-    }
-}
-
-/// A seeded generator for `Int.random(in:using:)`.
-struct SplitMixRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

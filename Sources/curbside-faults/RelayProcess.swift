@@ -1,0 +1,108 @@
+import CurbsideTLS
+import Foundation
+import GRDB
+
+/// A `curbside relay serve` child process on loopback, over one data directory that outlives it: started,
+/// killed with SIGKILL, checked and started again.
+final class RelayProcess: @unchecked Sendable {
+    let executable: String
+    let dataDirectory: String
+    private(set) var port = 0
+    private var process: Process?
+    private var starts = 0
+
+    init(executable: String, dataDirectory: String) {
+        self.executable = executable
+        self.dataDirectory = dataDirectory
+    }
+
+    var storePath: String { "\(dataDirectory)/relay.sqlite" }
+
+    /// `relay init` on loopback with a port chosen at each start; returns the pin clients use.
+    func initialise() throws -> PublicKeyFingerprint {
+        let result = try Self.run(executable, ["relay", "init", "--data", dataDirectory, "--listen", "127.0.0.1:0"])
+        guard result.status == 0 else { throw FaultRunError("relay init failed: \(result.output)") }
+        return try TLSCertificate(pemFile: "\(dataDirectory)/tls-certificate.pem").publicKeyFingerprint
+    }
+
+    /// An enrollment code for `handle` from `relay enroll` (the relay may be running).
+    func enroll(_ handle: String) throws -> String {
+        let result = try Self.run(executable, ["relay", "enroll", "--data", dataDirectory, handle])
+        guard result.status == 0, let code = result.output.split(separator: "\n").first?.split(separator: " ").last else {
+            throw FaultRunError("relay enroll \(handle) failed: \(result.output)")
+        }
+        return String(code)
+    }
+
+    /// Starts the relay and waits until it listens (at most 30 s).
+    func start() throws {
+        starts += 1
+        let logPath = "\(dataDirectory)/serve-\(starts).log"
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = ["relay", "serve", "--data", dataDirectory]
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        try log.close()
+        self.process = process
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+            if let range = text.range(of: "listening on 127.0.0.1:") {
+                let digits = text[range.upperBound...].prefix { $0.isNumber }
+                if let port = Int(digits) {
+                    self.port = port
+                    return
+                }
+            }
+            guard process.isRunning else { throw FaultRunError("the relay exited at start: \(text)") }
+            usleep(10_000)
+        }
+        throw FaultRunError("the relay did not listen within 30 s")
+    }
+
+    /// SIGKILL: no graceful stop, no flush, no answer to anything in flight.
+    func kill() {
+        guard let process, process.isRunning else { return }
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        self.process = nil
+    }
+
+    /// A graceful stop (SIGTERM), for the end of a run.
+    func stop() {
+        guard let process, process.isRunning else { return }
+        process.terminate()
+        process.waitUntilExit()
+        self.process = nil
+    }
+
+    /// `PRAGMA integrity_check` of the store while the relay is down: "ok" or SQLite's list of problems.
+    func integrityCheck() throws -> String {
+        let queue = try DatabaseQueue(path: storePath)
+        defer { try? queue.close() }
+        let lines = try queue.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check") }
+        return lines.joined(separator: "; ")
+    }
+
+    static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, output)
+    }
+}
+
+struct FaultRunError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
