@@ -95,6 +95,29 @@ struct EnvelopeQueueTests {
         #expect(try await reopened.statistics().queuedBytes == "kept across a restart".utf8.count)
     }
 
+    /// Commits leave the log to the background checkpointer (the writer's own threshold is 64 MiB), which copies
+    /// it into the database file while the store stays open: the file grows without any commit checkpointing.
+    @Test func theLogIsCheckpointedBesideTheWriter() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-queue-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("relay.sqlite").path
+        let store = try await SQLiteRelayStore(path: path).withProviders()
+        func size(_ file: String) -> Int { (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0 }
+        let before = size(path)
+        let filler = String(repeating: "x", count: 2000)
+        for i in 0..<1500 { _ = try await enqueue(store, "envelope \(i) \(filler)") }
+        // 1,500 envelopes of 2 KB: past SQLite's default threshold of 1,000 pages, far below the backstop.
+        #expect(try await store.database.read { db in try Int.fetchOne(db, sql: "PRAGMA wal_autocheckpoint") } == 16_384)
+        var grown = size(path)
+        for _ in 0..<50 where grown < before + 3_000_000 {
+            try await Task.sleep(for: .milliseconds(100))
+            grown = size(path)
+        }
+        #expect(grown >= before + 3_000_000, "database file \(before) -> \(grown) bytes")
+        #expect(try await store.statistics().queuedEnvelopes == 1500)
+    }
+
     /// Concurrent sends of distinct and repeated envelopes: every distinct one stored once, none lost.
     @Test func concurrentSendsLoseNothingAndStoreRetriesOnce() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-queue-\(UUID())")

@@ -9,6 +9,7 @@ import GRDB
 public final class SQLiteRelayStore: RelayStore {
     let database: any DatabaseWriter
     private let groupCommit: GroupCommit
+    private let checkpointer: WALCheckpointer?
 
     /// Opens (creating if needed) the store at `path` and brings its schema up to date.
     public convenience init(path: String) throws {
@@ -18,8 +19,12 @@ public final class SQLiteRelayStore: RelayStore {
         configuration.prepareDatabase { db in
             // Durable before acknowledged: a commit returns only once it is on disk.
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            // Checkpoints run beside the writer (WALCheckpointer); a commit checkpoints only as a backstop, when the
+            // log passes 64 MiB, so a send is not made to wait for copying the log into the database.
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = \(WALCheckpointer.backstopPages)")
         }
-        try self.init(writer: DatabasePool(path: path, configuration: configuration))
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        try self.init(writer: pool, checkpointer: WALCheckpointer(path: path, configuration: configuration))
     }
 
     /// A store in memory, for tests.
@@ -27,8 +32,9 @@ public final class SQLiteRelayStore: RelayStore {
         try SQLiteRelayStore(writer: DatabaseQueue())
     }
 
-    init(writer: any DatabaseWriter) throws {
+    init(writer: any DatabaseWriter, checkpointer: WALCheckpointer? = nil) throws {
         database = writer
+        self.checkpointer = checkpointer
         groupCommit = GroupCommit { batch in try await Self.write(batch, to: writer) }
         try Self.migrator.migrate(writer)
     }
