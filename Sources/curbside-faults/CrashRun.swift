@@ -43,6 +43,8 @@ struct CrashRun {
     /// Progress shared by the senders and the killer.
     actor Tally {
         var acknowledged = 0
+        /// The consults answered `stored` so far, by number.
+        var acknowledgedNumbers = Set<Int>()
         var port: Int
         var resends = 0
         var refusals = 0
@@ -51,7 +53,10 @@ struct CrashRun {
         var integrityResults: [String] = []
         init(port: Int) { self.port = port }
         func record(kill integrity: String) { integrityResults.append(integrity) }
-        func acknowledge() { acknowledged += 1 }
+        func acknowledge(_ number: Int) {
+            acknowledged += 1
+            acknowledgedNumbers.insert(number)
+        }
         func resent() { resends += 1 }
         func refused() { refusals += 1 }
         func alreadyStored() { resendsAlreadyStored += 1 }
@@ -156,9 +161,39 @@ struct CrashRun {
         report.resends = await tally.resends
         report.refusals = await tally.refusals
 
-        // Everything queued for the recipient, read back by cursor (nothing acknowledged, so nothing is deleted).
-        let reader = try await RelayConnection.open(host: "127.0.0.1", port: relay.port, tls: tls)
-        try await reader.login(as: recipient, identity: accounts[senders].1)
+        let seen = try await Self.readBack(port: relay.port, tls: tls, as: recipient, key: accounts[senders].1)
+        relay.stop()
+        let finalIntegrity = try relay.integrityCheck()
+        report.integrityChecks += 1
+        if finalIntegrity != "ok" { report.integrityFailures.append(finalIntegrity) }
+
+        report.delivered = seen.count
+        report.lost = sent.subtracting(seen.keys).count
+        report.duplicated = seen.values.reduce(0) { $0 + max(0, $1 - 1) }
+        report.resendsAlreadyStored = await tally.resendsAlreadyStored
+        // Anything the relay holds that no sender saw acknowledged would mean a sender gave up on a stored consult.
+        report.unfinished = max(report.unfinished, Set(seen.keys).subtracting(sent).count)
+        report.seconds = Double((ContinuousClock.now - start).components.seconds)
+            + Double((ContinuousClock.now - start).components.attoseconds) / 1e18
+        return report
+    }
+
+    /// Everything queued for `recipient`, read back by cursor (nothing acknowledged, so nothing is deleted): how many
+    /// times each consult number came back. Throws if any envelope is not exactly the bytes a sender sent.
+    static func readBack(port: Int, tls: TLSContext, as recipient: Handle, key: SigningKey) async throws -> [Int: Int] {
+        let reader = try await RelayConnection.open(host: "127.0.0.1", port: port, tls: tls)
+        do {
+            let seen = try await readAll(reader, as: recipient, key: key)
+            await reader.close()
+            return seen
+        } catch {
+            await reader.close()
+            throw error
+        }
+    }
+
+    private static func readAll(_ reader: RelayConnection, as recipient: Handle, key: SigningKey) async throws -> [Int: Int] {
+        try await reader.login(as: recipient, identity: key)
         var seen: [Int: Int] = [:]
         var cursor: UInt64 = 0
         while true {
@@ -178,21 +213,7 @@ struct CrashRun {
             }
             cursor = last.sequence
         }
-        await reader.close()
-        relay.stop()
-        let finalIntegrity = try relay.integrityCheck()
-        report.integrityChecks += 1
-        if finalIntegrity != "ok" { report.integrityFailures.append(finalIntegrity) }
-
-        report.delivered = seen.count
-        report.lost = sent.subtracting(seen.keys).count
-        report.duplicated = seen.values.reduce(0) { $0 + max(0, $1 - 1) }
-        report.resendsAlreadyStored = await tally.resendsAlreadyStored
-        // Anything the relay holds that no sender saw acknowledged would mean a sender gave up on a stored consult.
-        report.unfinished = max(report.unfinished, Set(seen.keys).subtracting(sent).count)
-        report.seconds = Double((ContinuousClock.now - start).components.seconds)
-            + Double((ContinuousClock.now - start).components.attoseconds) / 1e18
-        return report
+        return seen
     }
 
     /// One sender: each consult until `stored`, reconnecting (to whatever port the relay has now) after a drop.
@@ -241,7 +262,7 @@ struct CrashRun {
                         await tally.alreadyStored()
                     }
                     acknowledged.insert(number)
-                    await tally.acknowledge()
+                    await tally.acknowledge(number)
                     break
                 } catch RelayClientError.refused {
                     await tally.refused()

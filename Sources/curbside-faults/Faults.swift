@@ -9,7 +9,7 @@ struct Faults: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "curbside-faults",
         abstract: "Fault runs against a live relay, with counts of what was tried and what was lost.",
-        subcommands: [Crash.self]
+        subcommands: [Crash.self, PowerCut.self]
     )
 }
 
@@ -52,6 +52,54 @@ struct Crash: AsyncParsableCommand {
             """
         FileHandle.standardError.write(Data(summary.utf8))
         for failure in report.integrityFailures { FileHandle.standardError.write(Data("integrity: \(failure)\n".utf8)) }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        if !report.passed { throw ExitCode(1) }
+    }
+}
+
+struct PowerCut: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "power-cut",
+        abstract: "Cut the power (pause the relay, copy its ext4 loop disk) under load; check the copy lost nothing acknowledged.",
+        discussion: "Needs root and loop devices; prints SKIPPED and exits 0 where they are unavailable."
+    )
+
+    @Option(help: "Concurrent senders.") var senders = 4
+    @Option(help: "Seconds of load before the cut.") var seconds = 2
+    @Flag(help: "Control run: the relay does not fsync, and the run passes only if it loses consults.") var control = false
+    @Option(help: "The curbside executable that runs the relay.") var curbside: String
+    @Flag(help: "Keep the disk images (their path is printed).") var keep = false
+
+    func validate() throws {
+        guard senders > 0, seconds > 0 else { throw ValidationError("--senders and --seconds must be positive") }
+        guard FileManager.default.isExecutableFile(atPath: curbside) else { throw ValidationError("--curbside \(curbside) is not an executable") }
+    }
+
+    func run() async throws {
+        var cut = PowerCutRun(executable: curbside)
+        cut.senders = senders
+        cut.loadDuration = .seconds(seconds)
+        cut.control = control
+        cut.keepDirectory = keep
+        let report: PowerCutRun.Report
+        do {
+            report = try await cut.run { line in FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        } catch let unavailable as PowerCutRun.Unavailable {
+            FileHandle.standardError.write(Data("power cut: SKIPPED: \(unavailable)\n".utf8))
+            print(#"{"skipped": true}"#)
+            return
+        }
+        let verdict = report.passed ? "PASS" : "FAIL"
+        let summary = """
+            power cut\(report.control ? " (control: relay without fsync)" : ""): acknowledged before the cut \(report.acknowledgedBeforeCut), \
+            found on the copy \(report.found), lost \(report.lost)
+              e2fsck -f -y exit status \(report.fsckStatus), integrity \(report.integrity)\(report.note.isEmpty ? "" : ", \(report.note)")
+            power cut: \(verdict)\(report.control ? (report.passed ? " (the control lost consults, so the test can see loss)" : " (the control lost nothing: the test cannot see loss)") : "")
+
+            """
+        FileHandle.standardError.write(Data(summary.utf8))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         print(String(decoding: try encoder.encode(report), as: UTF8.self))

@@ -35,7 +35,7 @@ final class RelayProcess: @unchecked Sendable {
     }
 
     /// Starts the relay and waits until it listens (at most 30 s).
-    func start() throws {
+    func start(environment: [String: String] = [:]) throws {
         starts += 1
         let logPath = "\(dataDirectory)/serve-\(starts).log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
@@ -43,6 +43,7 @@ final class RelayProcess: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = ["relay", "serve", "--data", dataDirectory]
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardOutput = log
         process.standardError = log
         try process.run()
@@ -62,6 +63,12 @@ final class RelayProcess: @unchecked Sendable {
             usleep(10_000)
         }
         throw FaultRunError("the relay did not listen within 30 s")
+    }
+
+    /// SIGSTOP: the relay keeps its state but does nothing more, as at a power cut.
+    func pause() {
+        guard let process, process.isRunning else { return }
+        Glibc.kill(process.processIdentifier, SIGSTOP)
     }
 
     /// SIGKILL: no graceful stop, no flush, no answer to anything in flight.

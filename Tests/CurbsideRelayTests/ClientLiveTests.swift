@@ -101,6 +101,8 @@ struct ClientLiveTests {
             #expect(mode == 0o600, "\(name)")
         }
         #expect(try FileManager.default.attributesOfItem(atPath: gp.home.path)[.posixPermissions] as? Int == 0o700)
+        // The profile's writer commits with synchronous = FULL (2), not the NORMAL GRDB sets with WAL.
+        #expect(try await reopened.database.writer.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") } == 2)
         // Content at rest is sealed: the database file holds no consult text.
         _ = try await gp.send(try Providers.consult("Unmistakable subject 7341"), to: try Handle("amara.gp"))
         let raw = try Data(contentsOf: gp.home.appendingPathComponent("profile.sqlite"))

@@ -109,6 +109,8 @@ struct EnvelopeQueueTests {
         for i in 0..<1500 { _ = try await enqueue(store, "envelope \(i) \(filler)") }
         // 1,500 envelopes of 2 KB: past SQLite's default threshold of 1,000 pages, far below the backstop.
         #expect(try await store.database.read { db in try Int.fetchOne(db, sql: "PRAGMA wal_autocheckpoint") } == 16_384)
+        // The writer commits with synchronous = FULL (2): GRDB's own WAL set-up would leave it at NORMAL (1).
+        #expect(try await store.database.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") } == 2)
         var grown = size(path)
         for _ in 0..<50 where grown < before + 3_000_000 {
             try await Task.sleep(for: .milliseconds(100))

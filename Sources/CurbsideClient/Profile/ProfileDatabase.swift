@@ -18,7 +18,11 @@ struct ProfileDatabase: Sendable {
             // Deleted rows (used one-time prekeys above all) are overwritten, not left in free pages.
             try db.execute(sql: "PRAGMA secure_delete = ON")
         }
-        writer = try DatabasePool(path: path, configuration: configuration)
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        // GRDB sets the writer to synchronous = NORMAL when it turns WAL on, after prepareDatabase: back to FULL, so
+        // a saved message and the deletion of its one-time prekey are on disk when the transaction returns.
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        writer = pool
         self.storageKey = storageKey
         try Self.migrator.migrate(writer)
     }

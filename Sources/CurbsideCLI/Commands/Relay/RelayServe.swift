@@ -28,7 +28,11 @@ extension Curbside.Relay {
             let address = listen.flatMap(HostPort.init) ?? settings.listen
             let identity = try TLSIdentity.read(certificatePath: directory.certificatePath, privateKeyPath: directory.privateKeyPath)
             let tls = try TLSContext(configuration: .server(identity: identity, applicationProtocols: ["curbside/1"]))
-            let store = try SQLiteRelayStore(path: directory.storePath)
+            // The power-cut test's control run (curbside-faults powercut --control) needs a relay that loses what it
+            // acknowledged; nothing else sets this, and the relay says so loudly when it is set.
+            let unsafeNoSync = ProcessInfo.processInfo.environment["CURBSIDE_TESTONLY_UNSAFE_NO_SYNC"] == "1"
+            if unsafeNoSync { log("WARNING: CURBSIDE_TESTONLY_UNSAFE_NO_SYNC=1: commits are not fsynced; consults can be lost") }
+            let store = try SQLiteRelayStore(path: directory.storePath, _testOnlyUnsafeNoSync: unsafeNoSync)
             var configuration = RelayConfiguration()
             configuration.host = address.host
             configuration.port = address.port
