@@ -2,7 +2,7 @@
 
 SWIFT        ?= swift
 SWIFT_FLAGS  ?=
-SYSTEM_PACKAGES := libsodium-dev libssl-dev libsqlite3-dev pkg-config openssl age python3 python3-venv
+SYSTEM_PACKAGES := libsodium-dev libssl-dev libsqlite3-dev pkg-config openssl age python3 python3-venv e2fsprogs mount
 
 # Root runs apt-get itself; anyone else goes through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -57,13 +57,16 @@ bench: deps
 	./bench/run.sh
 
 # Fault runs against a live relay, with counts; exits non-zero on any loss. `make test` runs a short version.
-# CRASH_CONSULTS, CRASH_KILLS and CRASH_SEED change the crash run (defaults: 10,000 consults, 20 SIGKILLs).
+# CRASH_CONSULTS, CRASH_KILLS and CRASH_SEED change the crash run (defaults: 10,000 consults, 20 SIGKILLs); three
+# power cuts follow (ext4 in a loop device; skipped without root), then the control that must lose consults.
 reliability: deps
 	$(SWIFT) build -c release --product curbside
 	$(SWIFT) build -c release --product curbside-faults
 	bin=$$($(SWIFT) build -c release --show-bin-path); \
 	"$$bin/curbside-faults" crash --curbside "$$bin/curbside" --senders 4 --consults $${CRASH_CONSULTS:-10000} \
-	    --kills $${CRASH_KILLS:-20} $${CRASH_SEED:+--seed $$CRASH_SEED}
+	    --kills $${CRASH_KILLS:-20} $${CRASH_SEED:+--seed $$CRASH_SEED} && \
+	for run in 1 2 3; do "$$bin/curbside-faults" power-cut --curbside "$$bin/curbside" --seconds 3 || exit 1; done && \
+	"$$bin/curbside-faults" power-cut --control --curbside "$$bin/curbside" --seconds 3
 
 clean:
 	rm -rf .build

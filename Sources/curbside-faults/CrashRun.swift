@@ -230,6 +230,7 @@ struct CrashRun {
         var acknowledged = Set<Int>()
         var connection: RelayConnection?
         for number in numbers {
+            guard ContinuousClock.now < deadline else { break }
             let body = body(sender: index, number: number)
             var attempts = 0
             while ContinuousClock.now < deadline {
