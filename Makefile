@@ -7,7 +7,7 @@ SYSTEM_PACKAGES := libsodium-dev libssl-dev libsqlite3-dev pkg-config openssl ag
 # Root runs apt-get itself; anyone else goes through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test interop demo vectors check-vectors bench reliability clean
+.PHONY: all deps build test interop demo vectors check-vectors bench reliability fuzz clean
 
 all: build
 
@@ -67,6 +67,11 @@ reliability: deps
 	    --kills $${CRASH_KILLS:-20} $${CRASH_SEED:+--seed $$CRASH_SEED} && \
 	for run in 1 2 3; do "$$bin/curbside-faults" power-cut --curbside "$$bin/curbside" --seconds 3 || exit 1; done && \
 	"$$bin/curbside-faults" power-cut --control --curbside "$$bin/curbside" --seconds 3
+
+# libFuzzer harnesses for the decoders of untrusted bytes (fuzz/), FUZZ_SECONDS each (default 300); seeded from
+# spec/vectors; exits non-zero if any input crashed one (kept in fuzz/crashes/).
+fuzz: deps
+	./fuzz/run.sh
 
 clean:
 	rm -rf .build

@@ -1,0 +1,39 @@
+#!/bin/sh
+# `make fuzz`: builds the libFuzzer harnesses (fuzz/Package.swift) with --sanitize=fuzzer into .build-fuzz, seeds
+# each corpus from spec/vectors and runs each harness for FUZZ_SECONDS (default 300). Prints executions and crashes
+# per harness; exits 1 if any harness crashed (the input is kept in fuzz/crashes/ and becomes a regression test).
+set -eu
+cd "$(dirname "$0")/.."
+root=$(pwd)
+seconds=${FUZZ_SECONDS:-300}
+scratch="$root/.build-fuzz"
+harnesses=${FUZZ_HARNESSES:-"fuzz-frames fuzz-envelope fuzz-bundle fuzz-age"}
+
+(cd fuzz && swift build -c release --sanitize=fuzzer --scratch-path "$scratch" >"$scratch.log" 2>&1) || {
+    tail -n 30 "$scratch.log" >&2
+    echo "make fuzz: the harnesses did not build (log: $scratch.log)" >&2
+    exit 1
+}
+bin=$(cd fuzz && swift build -c release --sanitize=fuzzer --scratch-path "$scratch" --show-bin-path)
+python3 fuzz/seeds.py spec/vectors "$scratch/corpus"
+mkdir -p fuzz/crashes
+
+status=0
+summary=""
+for harness in $harnesses; do
+    log="$scratch/$harness.log"
+    before=$(ls fuzz/crashes | grep -c "^$harness-" || true)
+    # Memory and time per input are bounded so a slow or hungry input counts as a finding, not a hang.
+    "$bin/$harness" "$scratch/corpus/$harness" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
+        -artifact_prefix="fuzz/crashes/$harness-" -print_final_stats=1 >"$log" 2>&1 || true
+    after=$(ls fuzz/crashes | grep -c "^$harness-" || true)
+    runs=$(awk '/stat::number_of_executed_units/ {print $2}' "$log" | tail -n 1)
+    crashes=$((after - before))
+    [ "$crashes" -gt 0 ] && status=1
+    summary="$summary$(printf '%-14s %12s executions in %ss, %d crashes' "$harness" "${runs:-?}" "$seconds" "$crashes")
+"
+    printf '%-14s %12s executions in %ss, %d crashes\n' "$harness" "${runs:-?}" "$seconds" "$crashes" >&2
+done
+printf '\nfuzz summary\n%s' "$summary"
+[ "$status" -eq 0 ] && echo "fuzz: PASS (no crashes)" || echo "fuzz: FAIL (crashing inputs in fuzz/crashes/)"
+exit $status
