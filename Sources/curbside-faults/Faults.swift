@@ -9,8 +9,29 @@ struct Faults: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "curbside-faults",
         abstract: "Fault runs against a live relay, with counts of what was tried and what was lost.",
-        subcommands: [Crash.self, PowerCut.self]
+        subcommands: [Crash.self, PowerCut.self, Abuse.self]
     )
+}
+
+/// The `curbside` executable each run starts its relays with.
+struct RelayExecutable: ParsableArguments {
+    @Option(help: "The curbside executable that runs the relay.") var curbside: String
+
+    func validate() throws {
+        guard FileManager.default.isExecutableFile(atPath: curbside) else { throw ValidationError("--curbside \(curbside) is not an executable") }
+    }
+}
+
+/// A line of the run's human-readable account, on standard error.
+@Sendable func logLine(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}
+
+/// The run's counts as one JSON object on standard output (what the tests read).
+func printReport(_ report: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    print(String(decoding: try encoder.encode(report), as: UTF8.self))
 }
 
 struct Crash: AsyncParsableCommand {
@@ -23,23 +44,22 @@ struct Crash: AsyncParsableCommand {
     @Option(help: "SIGKILLs of the relay, at random moments while consults are in flight.") var kills = 20
     @Option(help: "Seed of the kill schedule.") var seed: UInt64 = UInt64.random(in: 1...UInt64(UInt32.max))
     @Option(help: "Give up (and fail) after this many seconds.") var timeLimit = 900
-    @Option(help: "The curbside executable that runs the relay.") var curbside: String
+    @OptionGroup var relay: RelayExecutable
     @Flag(help: "Keep the relay's data directory (its path is printed).") var keep = false
 
     func validate() throws {
         guard senders > 0, consults > 0, kills >= 0 else { throw ValidationError("--senders and --consults must be positive, --kills not negative") }
-        guard FileManager.default.isExecutableFile(atPath: curbside) else { throw ValidationError("--curbside \(curbside) is not an executable") }
     }
 
     func run() async throws {
-        var crash = CrashRun(executable: curbside)
+        var crash = CrashRun(executable: relay.curbside)
         crash.senders = senders
         crash.consults = consults
         crash.kills = kills
         crash.seed = seed
         crash.timeLimit = .seconds(timeLimit)
         crash.keepDirectory = keep
-        let report = try await crash.run { line in FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        let report = try await crash.run(log: logLine)
         let summary = """
             crash: \(report.consults) consults tried by \(report.senders) senders, \(report.kills) kills (SIGKILL), \
             \(String(format: "%.1f", report.seconds)) s
@@ -52,9 +72,7 @@ struct Crash: AsyncParsableCommand {
             """
         FileHandle.standardError.write(Data(summary.utf8))
         for failure in report.integrityFailures { FileHandle.standardError.write(Data("integrity: \(failure)\n".utf8)) }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        try printReport(report)
         if !report.passed { throw ExitCode(1) }
     }
 }
@@ -69,23 +87,22 @@ struct PowerCut: AsyncParsableCommand {
     @Option(help: "Concurrent senders.") var senders = 4
     @Option(help: "Seconds of load before the cut.") var seconds = 2
     @Flag(help: "Control run: the relay does not fsync, and the run passes only if it loses consults.") var control = false
-    @Option(help: "The curbside executable that runs the relay.") var curbside: String
+    @OptionGroup var relay: RelayExecutable
     @Flag(help: "Keep the disk images (their path is printed).") var keep = false
 
     func validate() throws {
         guard senders > 0, seconds > 0 else { throw ValidationError("--senders and --seconds must be positive") }
-        guard FileManager.default.isExecutableFile(atPath: curbside) else { throw ValidationError("--curbside \(curbside) is not an executable") }
     }
 
     func run() async throws {
-        var cut = PowerCutRun(executable: curbside)
+        var cut = PowerCutRun(executable: relay.curbside)
         cut.senders = senders
         cut.loadDuration = .seconds(seconds)
         cut.control = control
         cut.keepDirectory = keep
         let report: PowerCutRun.Report
         do {
-            report = try await cut.run { line in FileHandle.standardError.write(Data((line + "\n").utf8)) }
+            report = try await cut.run(log: logLine)
         } catch let unavailable as PowerCutRun.Unavailable {
             FileHandle.standardError.write(Data("power cut: SKIPPED: \(unavailable)\n".utf8))
             print(#"{"skipped": true}"#)
@@ -100,9 +117,48 @@ struct PowerCut: AsyncParsableCommand {
 
             """
         FileHandle.standardError.write(Data(summary.utf8))
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        try printReport(report)
+        if !report.passed { throw ExitCode(1) }
+    }
+}
+
+struct Abuse: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Random and mutated frames, slow-loris connections and a login brute force against a live relay."
+    )
+
+    @Option(help: "Abusive frames, each on its own connection (half before login, half after).") var frames = 10_000
+    @Option(help: "Slow-loris connections (each waits out the relay's 30 s login timeout; 0 skips them).") var slowLoris = 24
+    @Option(help: "Seed of the frames.") var seed: UInt64 = UInt64.random(in: 1...UInt64(UInt32.max))
+    @OptionGroup var relay: RelayExecutable
+
+    func validate() throws {
+        guard frames >= 0, slowLoris >= 0, slowLoris <= 30 else {
+            throw ValidationError("--frames must not be negative; --slow-loris at most 30 (the relay allows 32 connections per address)")
+        }
+    }
+
+    func run() async throws {
+        var abuse = AbuseRun(executable: relay.curbside)
+        abuse.frames = frames
+        abuse.slowLoris = slowLoris
+        abuse.seed = seed
+        let report = try await abuse.run(log: logLine)
+        let codes = report.errorFrames.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
+        let summary = """
+            abuse: \(report.frames) frames tried: answered with an error \(report.answeredWithError) (codes \(codes)), \
+            closed without an answer \(report.closedWithoutAnswer), answered normally \(report.answeredNormally), hung \(report.hung), \
+            connections refused \(report.connectFailures)
+              providers during the attack: \(report.providerRoundTrips) round trips, \(report.providerFailures) failed
+              slow-loris: \(report.slowLorisOpened) opened, \(report.slowLorisClosedByRelay) closed by the relay
+              login brute force: \(report.bruteForceAttempts) guesses, \(report.bruteForceRateLimited) rate-limited, \(report.bruteForceAccepted) accepted
+              relay: \(report.relayAlive ? "up" : "DOWN"), RSS \(report.relayRSSBeforeKiB / 1024) -> \(report.relayRSSAfterKiB / 1024) MiB, \
+            \(String(format: "%.0f", report.seconds)) s
+            abuse: \(report.passed ? "PASS" : "FAIL")
+
+            """
+        FileHandle.standardError.write(Data(summary.utf8))
+        try printReport(report)
         if !report.passed { throw ExitCode(1) }
     }
 }

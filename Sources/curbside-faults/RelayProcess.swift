@@ -65,6 +65,17 @@ final class RelayProcess: @unchecked Sendable {
         throw FaultRunError("the relay did not listen within 30 s")
     }
 
+    var isRunning: Bool { process?.isRunning ?? false }
+
+    /// The relay's resident memory (VmRSS), or 0 when it is not running.
+    var residentKiB: Int {
+        guard let process, process.isRunning,
+            let status = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+        else { return 0 }
+        return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
+    }
+
     /// SIGSTOP: the relay keeps its state but does nothing more, as at a power cut.
     func pause() {
         guard let process, process.isRunning else { return }

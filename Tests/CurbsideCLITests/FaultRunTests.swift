@@ -4,8 +4,8 @@ import Testing
 /// The short crash and power-cut runs of `make test` (`make reliability` runs the full ones): the relay is killed
 /// with SIGKILL while consults are in flight and restarted, or its disk is copied as at a power cut; nothing it
 /// acknowledged may be lost or stored twice.
-@Suite("crash and power-cut durability (short runs)", .serialized)
-struct CrashDurabilityTests {
+@Suite("fault runs against a relay process (short versions)", .serialized)
+struct FaultRunTests {
     struct Report: Decodable {
         let consults: Int
         let acknowledged: Int
@@ -83,5 +83,40 @@ struct CrashDurabilityTests {
             #expect(report.integrity == "ok")
             #expect((0...1).contains(report.fsckStatus ?? -1))
         }
+    }
+
+    struct AbuseReport: Decodable {
+        let frames: Int
+        let errorFrames: [String: Int]
+        let closedWithoutAnswer: Int
+        let answeredNormally: Int
+        let hung: Int
+        let connectFailures: Int
+        let providerRoundTrips: Int
+        let providerFailures: Int
+        let bruteForceRateLimited: Int
+        let bruteForceAccepted: Int
+        let relayAlive: Bool
+    }
+
+    /// Random and mutated frames against a live relay process: each answered with an error or a close, never a hang;
+    /// two providers exchange consults throughout; a login brute force is rate-limited. (`make reliability` sends
+    /// 10,000 frames and adds slow-loris connections; RelayLimitTests cover the timeouts with short settings.)
+    @Test func abusiveFramesAreRefusedWhileProvidersAreServed() throws {
+        let run = try Self.faults(["abuse", "--frames", "600", "--slow-loris", "0", "--seed", "20261129"])
+        #expect(run.status == 0)
+        let report = try JSONDecoder().decode(AbuseReport.self, from: run.report)
+        let answered = report.errorFrames.values.reduce(0, +) + report.closedWithoutAnswer + report.answeredNormally
+        #expect(answered == report.frames)
+        #expect(report.hung == 0)
+        #expect(report.connectFailures == 0)
+        // Most attempts are told what was wrong, with several different codes.
+        #expect(report.errorFrames.values.reduce(0, +) > report.frames / 2)
+        #expect(report.errorFrames.count >= 3)
+        #expect(report.providerRoundTrips >= 3)
+        #expect(report.providerFailures == 0)
+        #expect(report.bruteForceRateLimited > 0)
+        #expect(report.bruteForceAccepted == 0)
+        #expect(report.relayAlive)
     }
 }
