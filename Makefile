@@ -59,7 +59,8 @@ bench: deps
 # Fault runs against a live relay, with counts; exits non-zero on any loss. `make test` runs a short version.
 # CRASH_CONSULTS, CRASH_KILLS and CRASH_SEED change the crash run (defaults: 10,000 consults, 20 SIGKILLs); three
 # power cuts follow (ext4 in a loop device; skipped without root), then the control that must lose consults, then
-# the abuse run (ABUSE_FRAMES random and mutated frames, default 10,000; slow-loris; login brute force).
+# the abuse run (ABUSE_FRAMES random and mutated frames, default 10,000; slow-loris; login brute force), then the
+# network-fault trials (FAULT_TRIALS per operation, default 50: 200 in all; make test runs 10 per operation).
 reliability: deps
 	$(SWIFT) build -c release --product curbside
 	$(SWIFT) build -c release --product curbside-faults
@@ -69,6 +70,8 @@ reliability: deps
 	for run in 1 2 3; do "$$bin/curbside-faults" power-cut --curbside "$$bin/curbside" --seconds 3 || exit 1; done && \
 	"$$bin/curbside-faults" power-cut --control --curbside "$$bin/curbside" --seconds 3 && \
 	"$$bin/curbside-faults" abuse --curbside "$$bin/curbside" --frames $${ABUSE_FRAMES:-10000} --slow-loris 24
+	$(SWIFT) build $(SWIFT_FLAGS) --build-tests
+	CURBSIDE_FAULT_TRIALS=$${FAULT_TRIALS:-50} $(SWIFT) test $(SWIFT_FLAGS) --skip-build --filter NetworkFaultTests
 
 # libFuzzer harnesses for the decoders of untrusted bytes (fuzz/), FUZZ_SECONDS each (default 300); seeded from
 # spec/vectors; exits non-zero if any input crashed one (kept in fuzz/crashes/).

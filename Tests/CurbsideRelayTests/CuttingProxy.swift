@@ -4,21 +4,36 @@ import NIOConcurrencyHelpers
 
 /// A TCP proxy on 127.0.0.1 that forwards to `target` and cuts each connection after a random number of bytes
 /// (counted in both directions), alternately with FIN and RST, until it has cut `cuts` times; then it forwards
-/// untouched. Threads and blocking sockets: simple, and independent of the code under test.
+/// untouched. Instead of cutting it can stall (stop forwarding for a while at that point, then go on), and it can
+/// delay every read. Threads and blocking sockets: simple, and independent of the code under test.
 final class CuttingProxy: @unchecked Sendable {
+    /// What happens when a connection's byte budget is spent.
+    enum Fault: Sendable {
+        /// The connection is closed, with FIN or RST (alternately, by the budget's parity).
+        case cut
+        /// Nothing is forwarded for this long; then the connection carries on.
+        case stall(milliseconds: Int)
+    }
+
     let port: Int
     private let listener: Int32
     private let target: Int
     private let state = NIOLockedValueBox((cutsLeft: 0, cutsDone: 0, clientToRelay: UInt64(0), stopped: false))
     private let range: ClosedRange<Int>
     private var rng: SplitMix64
+    private let fault: Fault
+    private let delayMicroseconds: UInt32
 
     /// - Parameters:
     ///   - cuts: how many connections to cut.
     ///   - after: the range of bytes a connection carries before it is cut.
-    init(target: Int, cuts: Int, after range: ClosedRange<Int>, seed: UInt64) throws {
+    ///   - fault: what happens at the end of the budget.
+    ///   - delayMicroseconds: added before forwarding every read, in both directions (a slow link).
+    init(target: Int, cuts: Int, after range: ClosedRange<Int>, seed: UInt64, fault: Fault = .cut, delayMicroseconds: UInt32 = 0) throws {
         self.target = target
         self.range = range
+        self.fault = fault
+        self.delayMicroseconds = delayMicroseconds
         rng = SplitMix64(seed: seed)
         state.withLockedValue { $0.cutsLeft = cuts }
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -69,7 +84,16 @@ final class CuttingProxy: @unchecked Sendable {
                 state.cutsLeft -= 1
                 return Int.random(in: range, using: &rng)
             }
-            let connection = ProxiedConnection(client: client, upstream: upstream, limit: limit, reset: (limit ?? 0) % 2 == 1) { [state] count, toRelay, cut in
+            var stall: UInt32?
+            if case .stall(let milliseconds) = fault { stall = UInt32(milliseconds) * 1000 }
+            let connection = ProxiedConnection(
+                client: client,
+                upstream: upstream,
+                limit: limit,
+                reset: (limit ?? 0) % 2 == 1,
+                stallMicroseconds: stall,
+                delayMicroseconds: delayMicroseconds
+            ) { [state] count, toRelay, cut in
                 state.withLockedValue {
                     if toRelay { $0.clientToRelay += UInt64(count) }
                     if cut { $0.cutsDone += 1 }
@@ -84,15 +108,37 @@ private final class ProxiedConnection: @unchecked Sendable {
     let client: Int32, upstream: Int32
     let limit: Int?
     let reset: Bool
+    /// Stall at the limit for this long instead of cutting.
+    let stallMicroseconds: UInt32?
+    let delayMicroseconds: UInt32
     let record: @Sendable (Int, Bool, Bool) -> Void
     private let carried = NIOLockedValueBox((bytes: 0, closed: false, cut: false))
 
-    init(client: Int32, upstream: Int32, limit: Int?, reset: Bool, record: @escaping @Sendable (Int, Bool, Bool) -> Void) {
+    init(
+        client: Int32,
+        upstream: Int32,
+        limit: Int?,
+        reset: Bool,
+        stallMicroseconds: UInt32?,
+        delayMicroseconds: UInt32,
+        record: @escaping @Sendable (Int, Bool, Bool) -> Void
+    ) {
         self.client = client
         self.upstream = upstream
         self.limit = limit
         self.reset = reset
+        self.stallMicroseconds = stallMicroseconds
+        self.delayMicroseconds = delayMicroseconds
         self.record = record
+    }
+
+    private func forward(_ buffer: [UInt8], _ range: Range<Int>, to destination: Int32) {
+        var written = range.lowerBound
+        while written < range.upperBound {
+            let w = buffer[written..<range.upperBound].withUnsafeBytes { write(destination, $0.baseAddress, $0.count) }
+            guard w > 0 else { break }
+            written += w
+        }
     }
 
     func start() {
@@ -106,9 +152,11 @@ private final class ProxiedConnection: @unchecked Sendable {
             let n = read(source, &buffer, buffer.count)
             guard n > 0 else { break }
             // Cut part-way through this read once the connection's budget is spent.
+            if delayMicroseconds > 0 { usleep(delayMicroseconds) }
+            let stalls = stallMicroseconds != nil
             let (allowed, cut) = carried.withLockedValue { carried -> (Int, Bool) in
                 guard !carried.closed else { return (0, false) }
-                guard let limit else { return (n, false) }
+                guard let limit, !(stalls && carried.cut) else { return (n, false) }
                 let allowed = max(0, min(n, limit - carried.bytes))
                 carried.bytes += allowed
                 // Both directions reach the budget; the cut is counted once.
@@ -117,18 +165,19 @@ private final class ProxiedConnection: @unchecked Sendable {
                 return (allowed, true)
             }
             if allowed > 0 {
-                var written = 0
-                while written < allowed {
-                    let w = buffer[written..<allowed].withUnsafeBytes { write(destination, $0.baseAddress, $0.count) }
-                    guard w > 0 else { break }
-                    written += w
-                }
+                forward(buffer, 0..<allowed, to: destination)
                 record(allowed, toRelay, false)
             }
             if cut {
                 record(0, toRelay, true)
-                break
+                guard let stallMicroseconds else { break }
+                // A link that freezes and comes back: the rest of this read goes on after the pause.
+                usleep(stallMicroseconds)
+                forward(buffer, allowed..<n, to: destination)
+                record(n - allowed, toRelay, false)
+                continue
             }
+            if stalls { continue }
             if allowed < n || carried.withLockedValue({ $0.cut }) { break }
         }
         closeBoth()
