@@ -7,7 +7,7 @@ SYSTEM_PACKAGES := libsodium-dev libssl-dev libsqlite3-dev pkg-config openssl ag
 # Root runs apt-get itself; anyone else goes through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test interop demo vectors check-vectors bench reliability fuzz clean
+.PHONY: all deps build test interop demo vectors check-vectors bench reliability fuzz audit clean
 
 all: build
 
@@ -77,6 +77,11 @@ reliability: deps
 # spec/vectors; exits non-zero if any input crashed one (kept in fuzz/crashes/).
 fuzz: deps
 	./fuzz/run.sh
+
+# The relay's TLS against sslyze (Mozilla intermediate) and testssl.sh, with a weak openssl s_server as the control.
+audit: deps
+	$(SWIFT) build $(SWIFT_FLAGS) --product curbside
+	CURBSIDE=$$($(SWIFT) build $(SWIFT_FLAGS) --show-bin-path)/curbside ./scripts/audit.sh
 
 clean:
 	rm -rf .build

@@ -9,9 +9,10 @@ seconds=${FUZZ_SECONDS:-300}
 scratch="$root/.build-fuzz"
 harnesses=${FUZZ_HARNESSES:-"fuzz-frames fuzz-envelope fuzz-bundle fuzz-age"}
 
-(cd fuzz && swift build -c release --sanitize=fuzzer --scratch-path "$scratch" >"$scratch.log" 2>&1) || {
-    tail -n 30 "$scratch.log" >&2
-    echo "make fuzz: the harnesses did not build (log: $scratch.log)" >&2
+mkdir -p "$scratch"
+(cd fuzz && swift build -c release --sanitize=fuzzer --scratch-path "$scratch" >"$scratch/build.log" 2>&1) || {
+    tail -n 30 "$scratch/build.log" >&2
+    echo "make fuzz: the harnesses did not build (log: $scratch/build.log)" >&2
     exit 1
 }
 bin=$(cd fuzz && swift build -c release --sanitize=fuzzer --scratch-path "$scratch" --show-bin-path)

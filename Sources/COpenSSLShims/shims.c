@@ -35,3 +35,7 @@ int curbside_SSL_set_app_data(SSL *ssl, void *data) {
 void *curbside_SSL_get_app_data(const SSL *ssl) {
     return SSL_get_app_data(ssl);
 }
+
+int curbside_SSL_CTX_set1_groups_list(SSL_CTX *ctx, const char *list) {
+    return (int)SSL_CTX_set1_groups_list(ctx, list);
+}

@@ -11,6 +11,8 @@ public final class TLSContext: @unchecked Sendable {
     public let configuration: TLSConfiguration
     /// The ALPN list in wire form: each protocol prefixed by its length.
     let alpnWire: [UInt8]
+    /// The key exchange groups both ends offer, in order of preference (spec/transport.md).
+    public static let groups = "X25519:P-256:P-384"
 
     public init(configuration: TLSConfiguration) throws {
         _ = OpenSSLLibrary.ready
@@ -45,6 +47,11 @@ public final class TLSContext: @unchecked Sendable {
         // No session tickets: no resumption state to store or to leak.
         _ = SSL_CTX_set_options(context, curbside_SSL_OP_NO_TICKET())
         _ = SSL_CTX_set_num_tickets(context, 0)
+        // Key exchange groups as Mozilla's recommendations list them: X25519 first, then P-256 and P-384; not
+        // OpenSSL's default X448, P-521 and finite-field groups, which only add handshake cost and attack surface.
+        guard curbside_SSL_CTX_set1_groups_list(context, Self.groups) == 1 else {
+            throw TLSError.drainingQueue(.invalidConfiguration, "this OpenSSL does not offer the groups \(Self.groups)")
+        }
 
         switch configuration.role {
         case .server(let identity):

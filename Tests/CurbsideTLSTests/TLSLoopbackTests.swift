@@ -184,6 +184,23 @@ struct OpenSSLPeerTests {
         #expect(result.output.components(separatedBy: "ping-curbside").count >= 2, "the line came back: \(result.output)")
     }
 
+    /// Only X25519, P-256 and P-384 are accepted (transport.md §Profile); X448 and P-521, which OpenSSL would take
+    /// by default, are refused, and the server prefers X25519.
+    @Test(arguments: [("X25519", true), ("P-256", true), ("P-384", true), ("X448", false), ("P-521", false)])
+    func keyExchangeGroupsAreLimited(group name: String, accepted: Bool) throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let server = try EchoServer.start(group: group, context: TestIdentity.serverContext())
+        defer { try? server.channel.close().wait() }
+        let result = try shell(
+            "(printf 'ping\\n'; sleep 1) | timeout 10 openssl s_client -connect 127.0.0.1:\(server.port) -tls1_3 "
+                + "-alpn curbside/1 -groups \(name) -no_ign_eof 2>&1"
+        )
+        #expect(result.output.contains("TLSv1.3") == accepted, "\(result.output)")
+        #expect(result.output.contains("Cipher is (NONE)") == !accepted, "\(result.output)")
+        if !accepted { #expect(result.output.contains("handshake failure"), "\(result.output)") }
+    }
+
     @Test func sClientWithTLS12IsRefused() throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }

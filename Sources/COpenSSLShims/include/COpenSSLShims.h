@@ -15,5 +15,6 @@ long curbside_BIO_set_mem_eof_return(BIO *bio, long value);
 uint64_t curbside_SSL_OP_NO_TICKET(void);
 int curbside_SSL_set_app_data(SSL *ssl, void *data);
 void *curbside_SSL_get_app_data(const SSL *ssl);
+int curbside_SSL_CTX_set1_groups_list(SSL_CTX *ctx, const char *list);
 
 #endif
