@@ -100,8 +100,16 @@ sleep 0.5
 # reports as $work/$3.*.
 scan() {
     testssl_port=$1 sslyze_port=$2 name=$3
-    testssl --quiet --color 0 --warnings off --nodns min --phone-out --add-ca "$work/ca.pem" -p -s -f -S -P -U \
-        --jsonfile "$work/$name.testssl.json" "127.0.0.1:$testssl_port" >"$work/$name.testssl.txt" 2>&1 || true
+    # A scan whose very first probe could not connect (seen once in six runs on a loaded machine) is run again
+    # once; any finding about TLS itself stands.
+    for _ in 1 2; do
+        rm -f "$work/$name.testssl.json"
+        testssl --quiet --color 0 --warnings off --nodns min --phone-out --add-ca "$work/ca.pem" -p -s -f -S -P -U \
+            --jsonfile "$work/$name.testssl.json" "127.0.0.1:$testssl_port" >"$work/$name.testssl.txt" 2>&1 || true
+        python3 -c 'import json, sys; sys.exit(0 if any(f.get("id") == "optimal_proto" and f.get("severity") == "WARN"
+            for f in json.load(open(sys.argv[1]))) else 1)' "$work/$name.testssl.json" 2>/dev/null || break
+        echo "audit: testssl could not connect to 127.0.0.1:$testssl_port at its first probe; scanning again" >&2
+    done
     sslyze_status=0
     "$venv/bin/sslyze" --quiet --certinfo_ca_file "$work/ca.pem" --mozilla_config=intermediate \
         --json_out "$work/$name.sslyze.json" "127.0.0.1:$sslyze_port" >"$work/$name.sslyze.txt" 2>&1 || sslyze_status=$?
