@@ -89,7 +89,7 @@ public actor Client {
         guard passphrase.count >= 8 else {
             throw ClientError(.usage, "the passphrase is too short", hint: "use at least 8 characters")
         }
-        guard let code = EnrollmentCode(enrollmentCode)?.characters else {
+        guard let code = EnrollmentCode(enrollmentCode) else {
             throw ClientError(.usage, "the enrollment code must be 20 characters of 0-9 and A-Z (without I, L, O, U), dashes allowed")
         }
         try makePrivateDirectory(home)
@@ -113,7 +113,7 @@ public actor Client {
             )
             try await client.withConnection(loggingIn: false) { connection in
                 do {
-                    try await connection.register(handle, identity: identity, enrollmentCode: Array(code.utf8))
+                    try await connection.register(handle, identity: identity, enrollmentCode: code)
                 } catch let error as RelayClientError {
                     throw client.clientError(error)
                 }

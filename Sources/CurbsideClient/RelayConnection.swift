@@ -157,12 +157,14 @@ public actor RelayConnection {
         try await expect(.loginAccepted, from: .login(login))
     }
 
-    /// Registers `handle` with `identity` using the operator's enrollment code (already normalised) and is then
-    /// logged in.
-    public func register(_ handle: Handle, identity: SigningKey, enrollmentCode: [UInt8]) async throws {
+    /// Registers `handle` with `identity` using the operator's enrollment code and is then logged in.
+    ///
+    /// The code is an `EnrollmentCode`, so what a person typed is normalised (and refused if it cannot be a code)
+    /// before it gets here: `EnrollmentCode("7k3m-...")` returns nil for text that is not one.
+    public func register(_ handle: Handle, identity: SigningKey, enrollmentCode: EnrollmentCode) async throws {
         let request = RegisterRequest(
             handle: handle,
-            enrollmentCode: enrollmentCode,
+            enrollmentCode: Array(enrollmentCode.characters.utf8),
             challenge: challenge,
             channelBinding: handshake.channelBinding,
             signedBy: identity

@@ -79,7 +79,7 @@ struct AbuseRun {
             let handle = try Handle(name)
             guard let code = codes[handle].flatMap(EnrollmentCode.init) else { throw FaultRunError("no enrollment code for \(name)") }
             let connection = try await RelayConnection.open(host: "127.0.0.1", port: relay.port, tls: tls)
-            try await connection.register(handle, identity: keys[handle]!, enrollmentCode: Array(code.characters.utf8))
+            try await connection.register(handle, identity: keys[handle]!, enrollmentCode: code)
             await connection.close()
         }
         let attacker = try Handle("abuse.attacker"), gp = try Handle("abuse.gp"), derm = try Handle("abuse.derm")

@@ -82,7 +82,7 @@ struct PowerCutRun {
         for ((handle, key), code) in zip(accounts, codes) {
             guard let normalised = EnrollmentCode(code) else { throw FaultRunError("relay enroll printed no code: \(code)") }
             let connection = try await RelayConnection.open(host: "127.0.0.1", port: relay.port, tls: tls)
-            try await connection.register(handle, identity: key, enrollmentCode: Array(normalised.characters.utf8))
+            try await connection.register(handle, identity: key, enrollmentCode: normalised)
             await connection.close()
         }
         if control {

@@ -21,7 +21,7 @@ struct RelayConnectionTests {
         let code = try await KeyDirectory(store: try SQLiteRelayStore(path: relay.path)).enroll(nurse.handle, now: .now())
 
         let registering = try await RelayConnection.open(host: "127.0.0.1", port: relay.port, tls: try Self.clientTLS())
-        try await registering.register(nurse.handle, identity: nurse.key, enrollmentCode: Array(code.characters.utf8))
+        try await registering.register(nurse.handle, identity: nurse.key, enrollmentCode: code)
         await registering.close()
 
         let receiving = try await RelayConnection.open(host: "127.0.0.1", port: relay.port, tls: try Self.clientTLS())
