@@ -1,7 +1,8 @@
 #!/bin/sh
 # `make fuzz`: builds the libFuzzer harnesses (fuzz/Package.swift) with --sanitize=fuzzer into .build-fuzz, seeds
 # each corpus from spec/vectors and runs each harness for FUZZ_SECONDS (default 300). Prints executions and crashes
-# per harness; exits 1 if any harness crashed (the input is kept in fuzz/crashes/ and becomes a regression test).
+# per harness; exits 1 if any harness crashed (the input is kept in fuzz/crashes/ and copied to fuzz/regressions/,
+# which DecoderMutationTests replays in make test: commit it with the fix).
 set -eu
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -30,7 +31,12 @@ for harness in $harnesses; do
     after=$(ls fuzz/crashes | grep -c "^$harness-" || true)
     runs=$(awk '/stat::number_of_executed_units/ {print $2}' "$log" | tail -n 1)
     crashes=$((after - before))
-    [ "$crashes" -gt 0 ] && status=1
+    if [ "$crashes" -gt 0 ]; then
+        status=1
+        # Each crashing input becomes a regression: DecoderMutationTests replays fuzz/regressions/ in make test.
+        mkdir -p "fuzz/regressions/$harness"
+        for file in fuzz/crashes/"$harness"-*; do cp "$file" "fuzz/regressions/$harness/"; done
+    fi
     summary="$summary$(printf '%-14s %12s executions in %ss, %d crashes' "$harness" "${runs:-?}" "$seconds" "$crashes")
 "
     printf '%-14s %12s executions in %ss, %d crashes\n' "$harness" "${runs:-?}" "$seconds" "$crashes" >&2
