@@ -216,6 +216,14 @@ struct AttachmentClientTests {
 
     /// A link that drops 50 times during a 20 MiB upload and download: both finish with the right SHA-256, resuming
     /// each time where the relay (or the local file) stood, re-sending at most two chunks per drop.
+    /// Chunks grow on a connection that keeps going (256 KiB for 2 MiB, 512 KiB for 4 MiB, then the protocol's
+    /// 1 MiB) and never pass the protocol's limit.
+    @Test func chunksGrowOnAGoodConnectionUpToTheProtocolLimit() {
+        #expect((0..<8).map { Client.chunkSize(afterConfirming: $0) }.allSatisfy { $0 == 256 << 10 })
+        #expect((8..<16).map { Client.chunkSize(afterConfirming: $0) }.allSatisfy { $0 == 512 << 10 })
+        #expect([16, 17, 100, 10_000, Int.max / 2].map { Client.chunkSize(afterConfirming: $0) }.allSatisfy { $0 == AttachmentChunk.maximumLength })
+    }
+
     @Test func transfersResumeThroughFiftyDrops() async throws {
         let providers = try await Providers.start()
         defer { Task { await providers.stop() } }
