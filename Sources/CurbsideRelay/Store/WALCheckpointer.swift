@@ -12,6 +12,8 @@ import GRDB
 final class WALCheckpointer: @unchecked Sendable {
     /// The writer checkpoints by itself only past this many log pages (64 MiB of 4 KiB pages).
     static let backstopPages = 16_384
+    /// The log file's size once it starts over after a complete checkpoint (SQLite's `journal_size_limit`).
+    static let logSizeLimit = 4 << 20
 
     private let timer: any DispatchSourceTimer
 
