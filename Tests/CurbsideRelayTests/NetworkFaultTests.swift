@@ -130,4 +130,44 @@ struct NetworkFaultTests {
         #expect(memory - baselineMemory < 48 * 1024, "resident memory \(baselineMemory) -> \(memory) KiB")
         #expect(tally.faultsApplied >= tally.trials * 3 / 4, "most trials met their fault")
     }
+
+    /// A backlog written while the relay was out of reach goes out over a slow link (every read delayed): each
+    /// consult stored once, in the order it was written.
+    @Test func aBacklogIsFlushedInOrderOverASlowLink() async throws {
+        let providers = try await Providers.start()
+        defer { Task { await providers.stop() } }
+        let gp = try await providers.create("amara.gp")
+        let derm = try await providers.create("osei.derm")
+        _ = try await gp.send(try Providers.consult("warm-up"), to: derm.me.handle)  // pins derm's key
+        _ = try await derm.sync()
+        // A relay address nothing listens on: every consult waits in the outbox.
+        let nowhere = RelayEndpoint(host: "127.0.0.1", port: 1, fingerprint: providers.endpoint.fingerprint)
+        let offline = try Client(me: gp.me, relay: nowhere, home: gp.home, identity: gp.identity, database: gp.database, logger: Client.silentLogger)
+        var ids: [String] = []
+        for n in 0..<20 {
+            let outcome = try await offline.send(try Providers.consult("backlog \(n)"), to: derm.me.handle)
+            #expect(!outcome.stored)
+            ids.append(outcome.id)
+        }
+        let proxy = try CuttingProxy(target: providers.relay.port, cuts: 0, after: 1...1, seed: 1, delayMicroseconds: 20_000)
+        defer { proxy.stop() }
+        let slow = try Client(
+            me: gp.me,
+            relay: RelayEndpoint(host: "127.0.0.1", port: proxy.port, fingerprint: providers.endpoint.fingerprint),
+            home: gp.home, identity: gp.identity, database: gp.database, logger: Client.silentLogger
+        )
+        let start = ContinuousClock.now
+        let report = try await slow.sync()
+        print("backlog of 20 over a link delaying every read by 20 ms: flushed in \(ContinuousClock.now - start)")
+        #expect(report.sent == 20 && report.queued == 0)
+        var stored: [UInt64] = []
+        for id in ids {
+            let status = try await gp.status(try MessageID(rawValue: try #require([UInt8](hexString: id))))
+            stored.append(try #require(status.first?.stored))
+        }
+        #expect(stored == stored.sorted(), "stored in the order written")
+        #expect(try await derm.sync().received == 20)
+        let inbox = try await derm.inbox().map(\.id)
+        #expect(ids.allSatisfy { id in inbox.filter { $0 == id }.count == 1 })
+    }
 }
