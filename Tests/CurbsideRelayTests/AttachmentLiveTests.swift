@@ -265,6 +265,10 @@ extension AttachmentLiveTests {
             }
             #expect(try await gp.status(.openUpload(OpenUpload(attachmentID: id, size: UInt64(bytes.count)))).held == 0)
 
+            // Let the background checkpoint copy what is committed first: a checkpoint that grows the database file
+            // after the disk is filled could take the last 100 KiB, and a checkpoint cut short by ENOSPC keeps the
+            // log from starting over, so an acknowledgement would then need new log space (see WALCheckpointer).
+            try await Task.sleep(for: .milliseconds(500))
             try disk.fill(leaving: 100 * 1024)
             #expect(try await gp.refusal(.uploadChunk(try UploadChunk(attachmentID: id, offset: 0, data: bytes))) == .storageFull)
             #expect(try await gp.status(.openUpload(OpenUpload(attachmentID: id, size: UInt64(bytes.count)))).held == 0, "nothing half-written")
@@ -278,6 +282,8 @@ extension AttachmentLiveTests {
             #expect(try await derm.request(.acknowledge(pending.map(\.envelopeID))) == .acknowledged(count: 1))
         }
         try disk.empty()
+        // The relay asks the system for free space at most every 100 ms (FreeSpaceCache).
+        try await Task.sleep(for: .milliseconds(150))
         try await relay.session(relay.gp) { gp in
             try await gp.upload(bytes, id: id, chunk: bytes.count)
             #expect(try await gp.status(.commitUpload(attachmentID: id)).state == .complete)

@@ -7,7 +7,10 @@ import GRDB
 /// send waits for the log to be copied and the database file fsynced, which is most of a durable relay's tail
 /// latency. Here checkpoints are PASSIVE — they never wait for or block the writer or readers — and the writer's own
 /// automatic checkpoint stays only as a backstop (`backstopPages`) should this one fall behind. Durability does not
-/// change: a commit is durable once its log frames are fsynced, before any checkpoint.
+/// change: a commit is durable once its log frames are fsynced, before any checkpoint. On a disk full to its last
+/// block a checkpoint can fail part-way (the database file cannot grow); until space returns the log cannot start
+/// over, so writes — acknowledgements included — need new log space. The relay's free-space reserve
+/// (`minimumFreeDiskBytes`, 256 MiB) is what keeps that from happening in service.
 /// `@unchecked Sendable`: the timer is touched only by `init` and `deinit`; its handler runs on its own queue.
 final class WALCheckpointer: @unchecked Sendable {
     /// The writer checkpoints by itself only past this many log pages (64 MiB of 4 KiB pages).
