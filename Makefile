@@ -32,9 +32,11 @@ deps:
 build: deps
 	$(SWIFT) build $(SWIFT_FLAGS) --build-tests
 
-## test: install, build and run every test: the Swift suites, then the independent Python implementation.
+## test: install, build and run every test: the Swift suites, the fault runs, then the independent Python implementation.
 test: build
-	$(SWIFT) test $(SWIFT_FLAGS) --skip-build
+	$(SWIFT) test $(SWIFT_FLAGS) --skip-build --skip FaultRunTests
+	@# The fault runs (relay processes killed, power cuts, abuse) load the machine: alone, after the rest.
+	$(SWIFT) test $(SWIFT_FLAGS) --skip-build --filter FaultRunTests
 	$(MAKE) --no-print-directory interop-only
 
 ## interop: the Python implementation in interop/ against spec/vectors and, live, against the Swift build.
