@@ -64,25 +64,9 @@ struct AbuseRun {
             try? FileManager.default.removeItem(atPath: directory)
         }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let pin = try relay.initialise()
-        let tls = try TLSContext(configuration: .client(trust: .pinnedPublicKeys([pin]), applicationProtocols: ["curbside/1"]))
-        let names = ["abuse.attacker", "abuse.gp", "abuse.derm"]
-        var keys: [Handle: SigningKey] = [:]
-        var codes: [Handle: String] = [:]
-        for name in names {
-            let handle = try Handle(name)
-            keys[handle] = SigningKey()
-            codes[handle] = try relay.enroll(name)
-        }
-        try relay.start()
-        for name in names {
-            let handle = try Handle(name)
-            guard let code = codes[handle].flatMap(EnrollmentCode.init) else { throw FaultRunError("no enrollment code for \(name)") }
-            let connection = try await RelayConnection.open(host: "127.0.0.1", port: relay.port, tls: tls)
-            try await connection.register(handle, identity: keys[handle]!, enrollmentCode: code)
-            await connection.close()
-        }
-        let attacker = try Handle("abuse.attacker"), gp = try Handle("abuse.gp"), derm = try Handle("abuse.derm")
+        let (tls, accounts) = try await relay.startWithAccounts(["abuse.attacker", "abuse.gp", "abuse.derm"])
+        let keys = Dictionary(uniqueKeysWithValues: accounts)
+        let (attacker, gp, derm) = (accounts[0].0, accounts[1].0, accounts[2].0)
         // The providers log in before the attack and stay connected through it.
         let sender = try await RelayConnection.open(host: "127.0.0.1", port: relay.port, tls: tls)
         try await sender.login(as: gp, identity: keys[gp]!)
@@ -274,18 +258,13 @@ struct AbuseRun {
                 }
             }
         let binding = try await handshake.get().channelBinding
-        // Without an answer the client ends its side (close_notify), so a frame cut short is seen to end; after 6 s
-        // the attempt has hung.
-        let endOutput = channel.channel.eventLoop.scheduleTask(in: .seconds(1)) { channel.channel.close(mode: .output, promise: nil) }
+        // After 6 s without an end the attempt has hung.
         let hung = NIOLockedValueBox(false)
         let giveUp = channel.channel.eventLoop.scheduleTask(in: .seconds(6)) {
             hung.withLockedValue { $0 = true }
             channel.channel.close(promise: nil)
         }
-        defer {
-            endOutput.cancel()
-            giveUp.cancel()
-        }
+        defer { giveUp.cancel() }
         return try await channel.executeThenClose { inbound, outbound in
             var parser = FrameParser()
             var frames = inbound.makeAsyncIterator()
@@ -307,9 +286,10 @@ struct AbuseRun {
                     throw FaultRunError("the attacker's own login was refused")
                 }
             }
-            endOutput.cancel()
-            let later = channel.channel.eventLoop.scheduleTask(in: .milliseconds(200)) { channel.channel.close(mode: .output, promise: nil) }
-            defer { later.cancel() }
+            // Without an answer within 200 ms the client ends its side (close_notify), so a frame cut short is seen
+            // to end.
+            let endOutput = channel.channel.eventLoop.scheduleTask(in: .milliseconds(200)) { channel.channel.close(mode: .output, promise: nil) }
+            defer { endOutput.cancel() }
             try await outbound.write(ByteBuffer(bytes: bytes))
             do {
                 guard let frame = try await nextFrame() else { return hung.withLockedValue { $0 } ? .hung : .closed }

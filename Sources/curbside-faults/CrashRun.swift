@@ -86,22 +86,8 @@ struct CrashRun {
             if !keepDirectory { try? FileManager.default.removeItem(atPath: directory) }
         }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let pin = try relay.initialise()
-        let tls = try TLSContext(configuration: .client(trust: .pinnedPublicKeys([pin]), applicationProtocols: ["curbside/1"]))
-        let recipient = try Handle("crash.sink")
-        var accounts: [(Handle, SigningKey)] = []
-        for name in (0..<senders).map({ "crash.sender\($0)" }) + ["crash.sink"] {
-            accounts.append((try Handle(name), SigningKey()))
-        }
-        var codes: [String] = []
-        for (handle, _) in accounts { codes.append(try relay.enroll(handle.rawValue)) }
-        try relay.start()
-        for ((handle, key), code) in zip(accounts, codes) {
-            let connection = try await RelayConnection.open(host: "127.0.0.1", port: relay.port, tls: tls)
-            guard let normalised = EnrollmentCode(code) else { throw FaultRunError("relay enroll printed no code: \(code)") }
-            try await connection.register(handle, identity: key, enrollmentCode: normalised)
-            await connection.close()
-        }
+        let (tls, accounts) = try await relay.startWithAccounts((0..<senders).map { "crash.sender\($0)" } + ["crash.sink"])
+        let recipient = accounts[senders].0
 
         var generator = SplitMix64(seed: seed)  // the same seed gives the same kill schedule
         let thresholds = (0..<kills).map { _ in Int.random(in: 1..<max(2, consults), using: &generator) }.sorted()

@@ -71,20 +71,8 @@ struct PowerCutRun {
 
         let relay = RelayProcess(executable: executable, dataDirectory: "\(mountPoint)/relay")
         relays.append(relay)
-        let pin = try relay.initialise()
-        let tls = try TLSContext(configuration: .client(trust: .pinnedPublicKeys([pin]), applicationProtocols: ["curbside/1"]))
-        let recipient = try Handle("cut.sink")
-        var accounts: [(Handle, SigningKey)] = []
-        for name in (0..<senders).map({ "cut.sender\($0)" }) + ["cut.sink"] { accounts.append((try Handle(name), SigningKey())) }
-        var codes: [String] = []
-        for (handle, _) in accounts { codes.append(try relay.enroll(handle.rawValue)) }
-        try relay.start()
-        for ((handle, key), code) in zip(accounts, codes) {
-            guard let normalised = EnrollmentCode(code) else { throw FaultRunError("relay enroll printed no code: \(code)") }
-            let connection = try await RelayConnection.open(host: "127.0.0.1", port: relay.port, tls: tls)
-            try await connection.register(handle, identity: key, enrollmentCode: normalised)
-            await connection.close()
-        }
+        let (tls, accounts) = try await relay.startWithAccounts((0..<senders).map { "cut.sender\($0)" } + ["cut.sink"])
+        let recipient = accounts[senders].0
         if control {
             // Accounts are registered durably; only the consults of the control run go without fsync.
             relay.stop()

@@ -1,4 +1,6 @@
+import CurbsideClient
 import CurbsideTLS
+import CurbsideWire
 import Foundation
 import GRDB
 
@@ -32,6 +34,31 @@ final class RelayProcess: @unchecked Sendable {
             throw FaultRunError("relay enroll \(handle) failed: \(result.output)")
         }
         return String(code)
+    }
+
+    /// `relay init`, `relay enroll` for each of `names`, `relay serve`, and each account registered with a fresh key
+    /// over TLS: the client context that pins this relay, and the accounts in the order of `names`.
+    func startWithAccounts(_ names: [String]) async throws -> (tls: TLSContext, accounts: [(Handle, SigningKey)]) {
+        let pin = try initialise()
+        let tls = try TLSContext(configuration: .client(trust: .pinnedPublicKeys([pin]), applicationProtocols: ["curbside/1"]))
+        var enrolled: [(Handle, SigningKey, EnrollmentCode)] = []
+        for name in names {
+            let printed = try enroll(name)
+            guard let code = EnrollmentCode(printed) else { throw FaultRunError("relay enroll printed no code: \(printed)") }
+            enrolled.append((try Handle(name), SigningKey(), code))
+        }
+        try start()
+        for (handle, key, code) in enrolled {
+            let connection = try await RelayConnection.open(host: "127.0.0.1", port: port, tls: tls)
+            do {
+                try await connection.register(handle, identity: key, enrollmentCode: code)
+            } catch {
+                await connection.close()
+                throw error
+            }
+            await connection.close()
+        }
+        return (tls, enrolled.map { ($0.0, $0.1) })
     }
 
     /// Starts the relay and waits until it listens (at most 30 s).
