@@ -111,15 +111,16 @@ extension Client {
 
     /// Replies in the thread of message `id` (a consult or reply received from, or sent to, the other party).
     public func reply(to id: MessageID, text: String, attachments: [AttachmentSource] = []) async throws -> SendOutcome {
-        let (peer, thread) = try await database.writer.read { db -> (String, Data)? in
-            guard let row = try Row.fetchOne(db, sql: "SELECT peer, thread_id, kind FROM message WHERE id = ?", arguments: [Data(id.rawValue)]),
+        let (peer, thread, wireID) = try await database.writer.read { db -> (String, Data, Data?)? in
+            guard let row = try Row.fetchOne(db, sql: "SELECT peer, thread_id, kind, wire_id FROM message WHERE id = ?", arguments: [Data(id.rawValue)]),
                 row["kind"] as Int64 != Int64(Content.Kind.receipt.rawValue)
             else { return nil }
-            return (row["peer"], row["thread_id"])
+            return (row["peer"], row["thread_id"], row["wire_id"])
         } ?? { throw ClientError(.usage, "there is no consult or reply \(id)", hint: "`curbside inbox` lists them") }()
         let recipient = try Handle(peer)
         try await checkNotBlocked(recipient)
-        let reply = try Reply(inReplyTo: id, text: text)
+        // A message kept under a local id (its sender reused another's id) is answered by the id it was sent with.
+        let reply = try Reply(inReplyTo: try wireID.map { try MessageID(rawValue: Array($0)) } ?? id, text: text)
         let replyID = MessageID.random()
         let prepared = try prepareAttachments(attachments, for: replyID)
         _ = try await queue(.reply(reply), to: recipient, id: replyID, thread: try MessageID(rawValue: Array(thread)), prepared: prepared)
@@ -286,9 +287,10 @@ extension Client {
                 let database = self.database
                 let peer = try Handle(summary.peer)
                 let thread = try MessageID(rawValue: Array(row["thread_id"] as Data))
+                let wireID = try (row["wire_id"] as Data?).map { try MessageID(rawValue: Array($0)) } ?? id
                 try await database.writer.write { db in
-                    try Self.addEvent(db, id, "read", at: .now())
-                    try Self.queue(db, database, .receipt(.read(id)), to: peer, id: .random(), thread: thread, now: .now())
+                    try Self.addEvent(db, database, id, "read", at: .now())
+                    try Self.queue(db, database, .receipt(.read(wireID)), to: peer, id: .random(), thread: thread, now: .now())
                 }
                 _ = try? await sync()
             }
@@ -345,9 +347,16 @@ extension Client {
     }
 
     func timeline(_ id: MessageID) async throws -> [TimelineEvent] {
-        try await database.writer.read { db in
+        let database = self.database
+        return try await database.writer.read { db in
             try Row.fetchAll(db, sql: "SELECT kind, at, detail FROM event WHERE message_id = ? ORDER BY at, seq", arguments: [Data(id.rawValue)])
-                .map { TimelineEvent(kind: $0["kind"], at: UInt64($0["at"] as Int64), detail: $0["detail"]) }
+                .map { row in
+                    let kind: String = row["kind"]
+                    let detail = try (row["detail"] as Data?).map {
+                        String(decoding: try database.unseal($0, column: "event.detail", row: ProfileDatabase.eventRow(id, kind)), as: UTF8.self)
+                    }
+                    return TimelineEvent(kind: kind, at: UInt64(clamping: row["at"] as Int64), detail: detail)
+                }
         }
     }
 

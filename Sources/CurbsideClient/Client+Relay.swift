@@ -271,7 +271,7 @@ extension Client {
             sql: "INSERT INTO outbox (message_id, recipient, queued_at) VALUES (?, ?, ?)",
             arguments: [Data(id.rawValue), recipient.rawValue, Int64(now.millisecondsSince1970)]
         )
-        if content.kind != .receipt { try addEvent(db, id, "created", at: now) }
+        if content.kind != .receipt { try addEvent(db, database, id, "created", at: now) }
     }
 
     /// Automatic receipts that cannot be delivered are given up after this many attempts.
@@ -308,7 +308,7 @@ extension Client {
                     try db.execute(sql: "DELETE FROM outbox WHERE message_id = ?", arguments: [Data(id.rawValue)])
                     try db.execute(sql: "UPDATE message SET envelope_id = ? WHERE id = ?", arguments: [Data(stored.envelopeID), Data(id.rawValue)])
                     if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM event WHERE message_id = ? AND kind = 'stored')", arguments: [Data(id.rawValue)]) != true {
-                        try Self.addEvent(db, id, "stored", at: stored.storedAt)
+                        try Self.addEvent(db, database, id, "stored", at: stored.storedAt)
                     }
                 }
                 report.sent += 1
@@ -420,6 +420,12 @@ extension Client {
         retryLimit = max(0, limit)
     }
 
+    /// Sets what incoming attachments may make this device download (default ``AttachmentLimits/standard``); an
+    /// attachment past a limit is not fetched, and its sender gets an `attachment_unavailable` receipt saying which.
+    public func setAttachmentLimits(_ limits: AttachmentLimits) {
+        attachmentLimits = limits
+    }
+
     /// One round with the relay: prekeys, outbox, envelopes, notices, then the receipts that produced.
     func exchange(_ connection: RelayConnection, report: inout SyncReport) async throws {
         try await maintainPrekeys(connection)
@@ -428,6 +434,7 @@ extension Client {
         try await applyNotices(connection, report: &report)
         try await flushOutbox(connection, report: &report)
         try await deleteRetiredPrekeys()
+        try await forgetOldEnvelopeIDs()
     }
 
     /// Runs `body` when no other sync or watch step of this client is running (the actor alone does not prevent
@@ -453,11 +460,12 @@ extension Client {
                 throw ClientError(.protocol, "the relay did not answer with envelopes")
             }
             if envelopes.isEmpty { return }
+            var dispositions: [([UInt8], Disposition)] = []
             for envelope in envelopes {
-                try await receive(envelope, report: &report, connection: connection)
+                dispositions.append((envelope.envelopeID, try await receive(envelope, report: &report, connection: connection)))
             }
-            // Saved durably above; only now may the relay delete them.
-            _ = try await request(connection, .acknowledge(envelopes.map(\.envelopeID)))
+            // Saved (or recorded as rejected) durably above; only now may the relay delete them.
+            try await settle(dispositions, on: connection)
             cursor = envelopes.last!.sequence
         }
     }
@@ -467,164 +475,26 @@ extension Client {
             throw ClientError(.protocol, "the relay did not answer with notices")
         }
         guard let last = notices.last else { return }
+        let database = self.database
         try await database.writer.write { db in
             for notice in notices {
                 guard let id = try Data.fetchOne(db, sql: "SELECT id FROM message WHERE envelope_id = ? AND direction = 'out'", arguments: [Data(notice.envelopeID)]) else { continue }
-                let kind = notice.kind == .deliveredToDevice ? "delivered_to_device" : "expired"
+                // A rejection is a failure the relay reports for the recipient's device (spec/relay.md, `reject`):
+                // never `delivered_to_device`.
+                let (kind, detail): (String, String?) =
+                    switch notice.kind {
+                    case .deliveredToDevice: ("delivered_to_device", nil)
+                    case .expired: ("expired", nil)
+                    case .rejected:
+                        ("failed", "rejected: \(notice.recipient)'s device could not open it (\(notice.reason.map(Self.identifier(of:)) ?? "other")); send it again")
+                    }
                 let seen = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM event WHERE message_id = ? AND kind = ?)", arguments: [id, kind]) ?? false
-                if !seen { try Self.addEvent(db, try MessageID(rawValue: Array(id)), kind, at: notice.at) }
+                if !seen { try Self.addEvent(db, database, try MessageID(rawValue: Array(id)), kind, at: notice.at, detail: detail) }
             }
         }
         report.notices += notices.count
         _ = try await request(connection, .acknowledgeNotices(through: last.sequence))
     }
-
-    // MARK: - Receiving
-
-    /// Opens, checks and saves one envelope, and queues the receipt it calls for, in one transaction. Never throws
-    /// for the envelope's own faults (those are recorded and reported); throws only when the profile cannot be written.
-    func receive(_ delivered: DeliveredEnvelope, report: inout SyncReport, connection: RelayConnection? = nil, now: Timestamp = .now()) async throws {
-        let database = self.database
-        let envelopeID = Data(delivered.envelopeID)
-        // Seen before (pushed and then fetched, or fetched again after a lost acknowledgement): nothing to do.
-        let seen = try await database.writer.read { db in
-            try Bool.fetchOne(
-                db,
-                sql: "SELECT EXISTS (SELECT 1 FROM message WHERE envelope_id = ? AND direction = 'in') OR EXISTS (SELECT 1 FROM failure WHERE envelope_id = ?)",
-                arguments: [envelopeID, envelopeID]
-            ) ?? false
-        }
-        if seen { return }
-        func recordFailure(_ reason: String) async throws {
-            try await database.writer.write { db in
-                try db.execute(
-                    sql: "INSERT INTO failure (envelope_id, relay_sender, at, reason) VALUES (?, ?, ?, ?)",
-                    arguments: [envelopeID, delivered.sender.rawValue, Int64(now.millisecondsSince1970), reason]
-                )
-            }
-            report.failed += 1
-            logger.warning("envelope from \(delivered.sender) could not be opened: \(reason)")
-        }
-        let sealed: SealedEnvelope
-        do {
-            sealed = try SealedEnvelope(decoding: delivered.envelope)
-        } catch {
-            return try await recordFailure("\(error.code.identifier)")
-        }
-        let reference = sealed.header.prekey
-        let row = ProfileDatabase.prekeyRow(kind: reference.kind.rawValue, id: reference.id)
-        let privateKey = try await database.writer.read { db in
-            try Data.fetchOne(db, sql: "SELECT private_key FROM prekey WHERE kind = ? AND id = ?", arguments: [Int64(reference.kind.rawValue), Int64(reference.id)])
-        }
-        var ring = PrekeyRing()
-        if let privateKey {
-            let key = try AgreementKey.Private(rawRepresentation: SecretBytes(try database.unseal(privateKey, column: "prekey.private_key", row: row)))
-            if reference.kind == .signed { ring.signedPrekeys[reference.id] = key } else { ring.oneTimePrekeys[reference.id] = key }
-        }
-        let opened: OpenedEnvelope
-        do {
-            opened = try sealed.open(as: me, using: ring)
-        } catch {
-            return try await recordFailure("\(error.code.identifier)")
-        }
-        let message = opened.message
-        // The relay logged the sender in: a message signed in another handle's name is a forgery by that account.
-        guard message.sender.handle == delivered.sender else {
-            return try await recordFailure("sender_mismatch: sent by \(delivered.sender), signed as \(message.sender.handle)")
-        }
-        let senderKey = Data(message.sender.identityKey.rawRepresentation)
-        let me = self.me
-        // Attachments are fetched and checked before anything is saved or acknowledged (acknowledging may delete
-        // them on the relay). A duplicate's were fetched the first time.
-        let known = try await database.writer.read { db in
-            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM message WHERE id = ?)", arguments: [Data(message.id.rawValue)]) ?? false
-        }
-        var fetched: [String] = []
-        if !known, !message.attachments.isEmpty {
-            guard let connection else { throw ClientError(.protocol, "attachments need a connection") }
-            fetched = try await fetchAttachments(message, connection: connection)
-        }
-        let states = fetched
-        let directory = attachmentsDirectory
-        let outcome = try await database.writer.write { db -> ReceiveOutcome in
-            // Forward secrecy: a one-time prekey opens one envelope, then it is gone (a duplicate's too).
-            if opened.prekey.kind == .oneTime {
-                try db.execute(sql: "DELETE FROM prekey WHERE kind = 2 AND id = ?", arguments: [Int64(opened.prekey.id)])
-            }
-            if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM message WHERE id = ?)", arguments: [Data(message.id.rawValue)]) == true {
-                return .duplicate
-            }
-            let trusted = try Self.checkPin(db, message.sender, now: now)
-            let body = try database.seal(message.content.encoded, column: "message.body", row: message.id.rawValue)
-            try db.execute(
-                sql: """
-                    INSERT INTO message (id, thread_id, direction, peer, kind, created_at, received_at, body, signature,
-                        envelope_id, sender_key_changed, sender_key)
-                    VALUES (?, ?, 'in', ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    Data(message.id.rawValue), Data(message.threadID.rawValue), message.sender.handle.rawValue,
-                    Int64(message.content.kind.rawValue), Int64(message.createdAt.millisecondsSince1970),
-                    Int64(now.millisecondsSince1970), body, Data(opened.signature), envelopeID, !trusted, senderKey,
-                ]
-            )
-            guard trusted else {
-                try Self.insertReceived(db, database, message, states: states, directory: directory)
-                let failure = try Receipt.Failure(reason: .untrustedSender, detail: "the recipient has not verified your new identity key")
-                try Self.queue(db, database, .receipt(.failed(message.id, failure)), to: message.sender.handle, id: .random(), thread: message.threadID, now: now)
-                return .untrusted
-            }
-            switch message.content {
-            case .receipt(let receipt):
-                // Only the peer a message went to may report on it.
-                let ours = try Bool.fetchOne(
-                    db,
-                    sql: "SELECT EXISTS (SELECT 1 FROM message WHERE id = ? AND direction = 'out' AND peer = ?)",
-                    arguments: [Data(receipt.messageID.rawValue), message.sender.handle.rawValue]
-                ) ?? false
-                guard ours else { return .receipt }
-                let kind =
-                    switch receipt.kind {
-                    case .delivered: "delivered"
-                    case .read: "read"
-                    case .failed: "failed"
-                    }
-                let detail = receipt.failure.map { [Self.identifier(of: $0.reason), $0.detail].filter { !$0.isEmpty }.joined(separator: ": ") }
-                try Self.addEvent(db, receipt.messageID, kind, at: message.createdAt, detail: detail)
-                return .receipt
-            case .reply(let reply):
-                try Self.addEvent(db, message.id, "received", at: now)
-                // Answered: a reply from the consult's own peer, in the consult's thread.
-                let answersOurs = try Bool.fetchOne(
-                    db,
-                    sql: "SELECT EXISTS (SELECT 1 FROM message WHERE id = ? AND direction = 'out' AND peer = ? AND thread_id = ?)",
-                    arguments: [Data(reply.inReplyTo.rawValue), message.sender.handle.rawValue, Data(message.threadID.rawValue)]
-                ) ?? false
-                if answersOurs { try Self.addEvent(db, reply.inReplyTo, "answered", at: message.createdAt) }
-            case .consult:
-                try Self.addEvent(db, message.id, "received", at: now)
-            }
-            try Self.insertReceived(db, database, message, states: states, directory: directory)
-            let receipt: Receipt =
-                if states.contains("corrupt") {
-                    .failed(message.id, try Receipt.Failure(reason: .attachmentCorrupt, detail: "an attachment's size, SHA-256 or encryption did not check"))
-                } else if states.contains("unavailable") {
-                    .failed(message.id, try Receipt.Failure(reason: .attachmentUnavailable, detail: "an attachment was no longer on the relay"))
-                } else {
-                    .delivered(message.id)
-                }
-            try Self.queue(db, database, .receipt(receipt), to: message.sender.handle, id: .random(), thread: message.threadID, now: now)
-            _ = me
-            return .saved
-        }
-        switch outcome {
-        case .duplicate: logger.debug("duplicate \(message.id) dropped")
-        case .receipt: report.receipts += 1
-        case .saved, .untrusted: report.received += 1
-        }
-    }
-
-    private enum ReceiveOutcome: Sendable { case duplicate, receipt, saved, untrusted }
 
     /// Pins `party` on first use; false when the handle is pinned to another key (which is recorded as changed).
     static func checkPin(_ db: Database, _ party: Party, now: Timestamp) throws -> Bool {
@@ -657,10 +527,12 @@ extension Client {
         }
     }
 
-    static func addEvent(_ db: Database, _ id: MessageID, _ kind: String, at: Timestamp, detail: String? = nil) throws {
+    /// Adds a timeline event; its detail (a peer's failure text) is sealed like message bodies.
+    static func addEvent(_ db: Database, _ database: ProfileDatabase, _ id: MessageID, _ kind: String, at: Timestamp, detail: String? = nil) throws {
+        let sealedDetail = try detail.map { try database.seal(Array($0.utf8), column: "event.detail", row: ProfileDatabase.eventRow(id, kind)) }
         try db.execute(
             sql: "INSERT INTO event (message_id, kind, at, detail) VALUES (?, ?, ?, ?)",
-            arguments: [Data(id.rawValue), kind, Int64(at.millisecondsSince1970), detail]
+            arguments: [Data(id.rawValue), kind, at.signedMilliseconds, sealedDetail]
         )
     }
 }
@@ -705,8 +577,8 @@ extension Client {
                         try await exclusively {
                             switch push {
                             case .pushEnvelope(let delivered):
-                                try await receive(delivered, report: &report, connection: connection)
-                                _ = try await request(connection, .acknowledge([delivered.envelopeID]))
+                                let disposition = try await receive(delivered, report: &report, connection: connection)
+                                try await settle([(delivered.envelopeID, disposition)], on: connection)
                             case .pushNotice:
                                 try await applyNotices(connection, report: &report)
                             case .prekeysLow:

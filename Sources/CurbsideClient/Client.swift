@@ -30,6 +30,8 @@ public actor Client {
     nonisolated let transferred = Mutex<UInt64>(0)
     /// Reconnections after a connection drops part-way through a sync.
     var retryLimit = 5
+    /// What incoming attachments may make this device download.
+    var attachmentLimits = AttachmentLimits.standard
     /// A sync or watch step is running; others wait (see `exclusively`).
     var busy = false
     var busyWaiters: [CheckedContinuation<Void, Never>] = []

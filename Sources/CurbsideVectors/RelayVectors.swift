@@ -84,6 +84,14 @@ extension VectorGenerator {
             recipient: f.derm.party.handle,
             at: Fixtures.now
         )
+        let rejected = DeliveryNotice(
+            sequence: 5,
+            kind: .rejected,
+            envelopeID: envelopeID,
+            recipient: f.derm.party.handle,
+            at: Fixtures.now,
+            reason: .undecryptable
+        )
         let storeAndForward: [Frame] = [
             RelayMessage.send(try! SendRequest(recipient: f.derm.party.handle, envelope: envelopeBytes)).frame(requestID: 5),
             RelayMessage.stored(StoredReceipt(envelopeID: envelopeID, storedAt: Fixtures.now, expiresAt: Fixtures.now.adding(seconds: 14 * 86_400))).frame(requestID: 5),
@@ -98,6 +106,9 @@ extension VectorGenerator {
             RelayMessage.acknowledgeNotices(through: 4).frame(requestID: 9),
             RelayMessage.noticesAcknowledged.frame(requestID: 9),
             RelayMessage.prekeysLow(oneTimePrekeysHeld: 3).frame(requestID: 0),
+            RelayMessage.reject([Rejection(envelopeID: envelopeID, reason: .undecryptable)]).frame(requestID: 10),
+            RelayMessage.acknowledged(count: 1).frame(requestID: 10),
+            RelayMessage.pushNotice(rejected).frame(requestID: 0),
         ]
         addStream("store and forward frames", storeAndForward.flatMap(\.encoded), frames: storeAndForward, "valid")
         // Attachments: the consult's image uploaded in two chunks, committed, named by the send, downloaded by range.
@@ -167,9 +178,49 @@ extension VectorGenerator {
         )
         addStream("fetch with limit 0", Frame(type: 0x18, requestID: 6, body: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).encoded, "malformed_frame")
         addStream("acknowledge nothing", Frame(type: 0x1A, requestID: 7, body: [0, 0]).encoded, "malformed_frame")
+        addStream("reject nothing", Frame(type: 0x29, requestID: 10, body: [0, 0]).encoded, "malformed_frame")
         addStream(
-            "notice of kind 3",
-            Frame(type: 0x21, requestID: 0, body: notice.encoded.replacing(at: 8, with: [3])).encoded,
+            "reject with reason 0",
+            Frame(type: 0x29, requestID: 10, body: [0, 1] + envelopeID + [0]).encoded,
+            "malformed_frame"
+        )
+        addStream(
+            "rejected notice without its reason",
+            Frame(type: 0x21, requestID: 0, body: Array(rejected.encoded.dropLast())).encoded,
+            "malformed_frame"
+        )
+        addStream(
+            "delivered notice carrying a reason",
+            Frame(type: 0x21, requestID: 0, body: notice.encoded + [1]).encoded,
+            "malformed_frame"
+        )
+        // Times (encoding.md §Times): the last millisecond of 9999 is valid, the next one is not, nor is 2^64 - 1.
+        let storedBody = RelayMessage.stored(StoredReceipt(envelopeID: envelopeID, storedAt: Fixtures.now, expiresAt: Fixtures.now)).frame(requestID: 5).body
+        let latest: [UInt8] = [0, 0, 0xe6, 0x77, 0xd2, 0x1f, 0xdb, 0xff]
+        addStream(
+            "stored at the latest time",
+            Frame(type: 0x17, requestID: 5, body: storedBody.replacing(at: 32, with: latest)).encoded,
+            frames: [Frame(type: 0x17, requestID: 5, body: storedBody.replacing(at: 32, with: latest))],
+            "valid"
+        )
+        addStream(
+            "stored a millisecond after the latest time",
+            Frame(type: 0x17, requestID: 5, body: storedBody.replacing(at: 32, with: [0, 0, 0xe6, 0x77, 0xd2, 0x1f, 0xdc, 0x00])).encoded,
+            "malformed_frame"
+        )
+        addStream(
+            "pushed envelope stored at 2^64 - 1",
+            Frame(type: 0x20, requestID: 0, body: delivered.encoded.replacing(at: 8 + 32 + 1 + f.gp.party.handle.rawValue.utf8.count, with: [UInt8](repeating: 0xff, count: 8))).encoded,
+            "malformed_frame"
+        )
+        addStream(
+            "notice at 2^64 - 1",
+            Frame(type: 0x21, requestID: 0, body: Array(notice.encoded.dropLast(8)) + [UInt8](repeating: 0xff, count: 8)).encoded,
+            "malformed_frame"
+        )
+        addStream(
+            "notice of kind 4",
+            Frame(type: 0x21, requestID: 0, body: notice.encoded.replacing(at: 8, with: [4])).encoded,
             "malformed_frame"
         )
         addStream("send of an empty envelope", Frame(type: 0x16, requestID: 5, body: [9] + Array("osei.derm".utf8) + [0, 0, 0, 0, 0]).encoded, "malformed_frame")

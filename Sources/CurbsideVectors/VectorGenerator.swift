@@ -199,6 +199,16 @@ package enum VectorGenerator {
         add("envelope", "envelope", envelope, "valid")
         add("envelope with empty ciphertext", "envelope", Array(envelope.prefix(40)) + [0, 0, 0, 0], "length_out_of_bounds")
         add("message truncated inside the body", "message", Array(message.prefix(contentTypeOffset + 20)), "truncated")
+        // Times (encoding.md §Times): created_at sits just before content_type.
+        let createdAtOffset = contentTypeOffset - 8
+        add("message created at the latest time", "message", message.replacing(at: createdAtOffset, with: [0, 0, 0xe6, 0x77, 0xd2, 0x1f, 0xdb, 0xff]), "valid")
+        add(
+            "message created a millisecond after the latest time",
+            "message",
+            message.replacing(at: createdAtOffset, with: [0, 0, 0xe6, 0x77, 0xd2, 0x1f, 0xdc, 0x00]),
+            "invalid_value"
+        )
+        add("message created at 2^64 - 1", "message", message.replacing(at: createdAtOffset, with: [UInt8](repeating: 0xff, count: 8)), "invalid_value")
         return file
     }
 
@@ -526,6 +536,16 @@ package enum VectorGenerator {
             "plaintext with a trailing byte",
             recipient: f.derm,
             envelope: sealRaw(signed.encoded + [0], to: f.derm, label: "trailing"),
+            "malformed_content"
+        )
+        // A sender's signed time past encoding.md §Times' bound: refused on decoding, whatever the signature says.
+        var lateBytes = consult.encoded
+        let createdAt = Self.contentTypeOffset(consult) - 8
+        lateBytes.replaceSubrange(createdAt..<(createdAt + 8), with: [UInt8](repeating: 0xff, count: 8))
+        add(
+            "signed message created at 2^64 - 1",
+            recipient: f.derm,
+            envelope: sealRaw(lateBytes + f.gp.signingKey.signature(for: Array("curbside/v1/message\0".utf8) + lateBytes), to: f.derm, label: "late"),
             "malformed_content"
         )
         return file

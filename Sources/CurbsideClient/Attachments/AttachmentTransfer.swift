@@ -204,6 +204,9 @@ extension Client {
         var status = try await uploadStatus(connection, id: sha256, size: size)
         var restarts = 0
         while status.state != .complete {
+            guard status.held <= size else {
+                throw ClientError(.protocol, "the relay claims to hold \(status.held) bytes of a \(size)-byte upload")
+            }
             guard let input = FileHandle(forReadingAtPath: path) else { throw ClientError(.profile, "cannot read \(path)") }
             defer { try? input.close() }
             try input.seek(toOffset: status.held)

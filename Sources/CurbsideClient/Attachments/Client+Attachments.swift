@@ -37,7 +37,7 @@ extension Client {
                     """,
                 arguments: [
                     Data(id.rawValue), index, try database.seal(Array(source.fileName.utf8), column: "attachment.file_name", row: row),
-                    source.mediaType, Int64(file.size), Data(file.sha256),
+                    try database.seal(Array(source.mediaType.utf8), column: "attachment.media_type", row: row), Int64(file.size), Data(file.sha256),
                     try database.seal(file.identity.rawRepresentation.copiedBytes, column: "attachment.identity", row: row),
                     file.path,
                 ]
@@ -75,21 +75,45 @@ extension Client {
         return try AttachmentDescriptor(
             size: UInt64(row["size"] as Int64),
             sha256: Array(row["sha256"] as Data),
-            mediaType: row["media_type"],
+            mediaType: String(decoding: try database.unseal(row["media_type"], column: "attachment.media_type", row: rowID), as: UTF8.self),
             fileName: name,
             ageIdentity: identity
         )
     }
 
-    /// Downloads and checks every attachment of an incoming message before it is saved and acknowledged; returns
-    /// each one's state (saved, unavailable, corrupt). A lost connection throws: the envelope is fetched again later
-    /// and the downloads resume.
-    func fetchAttachments(_ message: Message, connection: RelayConnection) async throws -> [String] {
+    /// Downloads and checks every attachment of an incoming message, kept under the local id `localID`, before it
+    /// is saved and acknowledged; returns each one's state. Attachments past the limits (``AttachmentLimits``) are
+    /// not downloaded. A lost connection throws: the envelope is fetched again later and the downloads resume.
+    func fetchAttachments(_ message: Message, storedAs localID: MessageID, connection: RelayConnection, now: Timestamp) async throws
+        -> [AttachmentState]
+    {
         guard !message.attachments.isEmpty else { return [] }
         try makePrivateDirectory(attachmentsDirectory, allowExisting: true)
-        var states: [String] = []
+        let limits = attachmentLimits
+        let dayAgo = now.signedMilliseconds - 86_400_000
+        // What this sender's attachments took in the last 24 hours: each message naming an upload counts it again,
+        // so naming one upload in many envelopes cannot multiply what the profile keeps.
+        var fromSender = try await database.writer.read { db in
+            try Int64.fetchOne(
+                db,
+                sql: """
+                    SELECT COALESCE(SUM(a.size), 0) FROM attachment a JOIN message m ON m.id = a.message_id
+                    WHERE m.direction = 'in' AND m.peer = ? AND m.received_at >= ? AND a.state = 'saved'
+                    """,
+                arguments: [message.sender.handle.rawValue, dayAgo]
+            ) ?? 0
+        }
+        var states: [AttachmentState] = []
         for (index, descriptor) in message.attachments.enumerated() {
-            let path = attachmentsDirectory.appendingPathComponent("\(message.id)-\(index).age").path
+            let path = attachmentsDirectory.appendingPathComponent("\(localID)-\(index).age").path
+            if descriptor.size > limits.bytesPerAttachment {
+                states.append(.tooLarge)
+                continue
+            }
+            if UInt64(clamping: fromSender) + descriptor.size > limits.bytesPerSenderPerDay {
+                states.append(.overSenderLimit)
+                continue
+            }
             do {
                 // Only one process fetches a given attachment at a time (a watch and a sync may overlap).
                 let lock = try FileLock(path + ".lock")
@@ -103,35 +127,44 @@ extension Client {
                 }
                 // It must also decrypt with the identity the sender gave; the plaintext is not kept.
                 try AttachmentFiles.verify(path, identity: descriptor.ageIdentity)
-                states.append("saved")
+                states.append(.saved)
+                fromSender += Int64(descriptor.size)
             } catch let error as ClientError where error.category == .network {
                 throw error  // the envelope is fetched again later and the download resumes
             } catch let error as ClientError where error.message.contains("unknown_attachment") {
-                states.append("unavailable")
+                states.append(.unavailable)
             } catch {
                 // Whatever else (wrong size, hash, encryption, a range the relay refuses): this attachment is refused,
                 // the message is kept, and the sender is told; nothing blocks the rest of the inbox.
-                logger.warning("attachment \(index) of \(message.id) refused: \(error)")
-                states.append("corrupt")
+                logger.warning("attachment \(index) of \(localID) refused: \(error)")
+                states.append(.corrupt)
             }
         }
         return states
     }
 
-    static func insertReceived(_ db: Database, _ database: ProfileDatabase, _ message: Message, states: [String], directory: URL) throws {
+    static func insertReceived(
+        _ db: Database,
+        _ database: ProfileDatabase,
+        _ message: Message,
+        storedAs localID: MessageID,
+        states: [AttachmentState],
+        directory: URL
+    ) throws {
         for (index, descriptor) in message.attachments.enumerated() {
-            let row = message.id.rawValue + [UInt8(index)]
+            let row = localID.rawValue + [UInt8(index)]
             try db.execute(
                 sql: """
                     INSERT INTO attachment (message_id, idx, file_name, media_type, size, sha256, identity, path, state)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
-                    Data(message.id.rawValue), index,
+                    Data(localID.rawValue), index,
                     try database.seal(Array(descriptor.fileName.utf8), column: "attachment.file_name", row: row),
-                    descriptor.mediaType, Int64(descriptor.size), Data(descriptor.sha256),
+                    try database.seal(Array(descriptor.mediaType.utf8), column: "attachment.media_type", row: row),
+                    Int64(descriptor.size), Data(descriptor.sha256),
                     try database.seal(descriptor.ageIdentity.rawRepresentation.copiedBytes, column: "attachment.identity", row: row),
-                    directory.appendingPathComponent("\(message.id)-\(index).age").path, states[index],
+                    directory.appendingPathComponent("\(localID)-\(index).age").path, states[index].rawValue,
                 ]
             )
         }

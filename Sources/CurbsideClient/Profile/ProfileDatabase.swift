@@ -24,10 +24,11 @@ struct ProfileDatabase: Sendable {
         try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         writer = pool
         self.storageKey = storageKey
-        try Self.migrator.migrate(writer)
+        try Self.migrator(storageKey: storageKey).migrate(writer)
     }
 
-    static var migrator: DatabaseMigrator {
+    /// The schema's migrations; one of them seals values written in the clear by earlier versions, hence the key.
+    static func migrator(storageKey: SymmetricKey) -> DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1: profile") { db in
             try db.create(table: "setting") { t in
@@ -110,6 +111,55 @@ struct ProfileDatabase: Sendable {
                 t.primaryKey(["message_id", "idx"])
             }
         }
+        // What receiving needs to survive hostile peers (spec/envelope.md §Receiving, §Duplicates): the envelopes
+        // already opened or rejected (a re-delivery is acknowledged, never opened again), the wire id of a message
+        // stored under another local id (two senders may use the same message id), how each failure ended, and when
+        // each one-time prekey left the relay.
+        migrator.registerMigration("v4: receiving") { db in
+            try db.create(table: "seen_envelope") { t in
+                t.column("envelope_id", .blob).primaryKey()
+                t.column("at", .integer).notNull()
+                // The reason sent with `reject`, when the envelope was rejected (a re-delivery is rejected again).
+                t.column("rejected_reason", .integer)
+            }
+            try db.execute(
+                sql: """
+                    INSERT OR IGNORE INTO seen_envelope (envelope_id, at)
+                    SELECT envelope_id, COALESCE(received_at, created_at) FROM message WHERE direction = 'in' AND envelope_id IS NOT NULL
+                    """
+            )
+            try db.execute(sql: "INSERT OR IGNORE INTO seen_envelope (envelope_id, at) SELECT envelope_id, at FROM failure")
+            try db.alter(table: "message") { t in t.add(column: "wire_id", .blob) }
+            try db.create(index: "message_wire_id", on: "message", columns: ["wire_id"])
+            try db.create(index: "message_sender_key", on: "message", columns: ["sender_key"])
+            try db.alter(table: "failure") { t in
+                // Shown once in `inbox` until the user has seen it.
+                t.add(column: "shown", .boolean).notNull().defaults(to: false)
+            }
+            try db.alter(table: "prekey") { t in t.add(column: "handed_out_at", .integer) }
+        }
+        // A stolen profile must not confirm a guessed message: signatures (a guess of the plaintext verifies against
+        // one), attachments' media types and peers' failure details were kept in the clear before this.
+        migrator.registerMigration("v5: sealed signatures, media types and event details") { db in
+            for row in try Row.fetchAll(db, sql: "SELECT id, signature FROM message WHERE signature IS NOT NULL") {
+                let id: Data = row["id"]
+                let sealed = try Self.seal(Array(row["signature"] as Data), column: "message.signature", row: Array(id), key: storageKey)
+                try db.execute(sql: "UPDATE message SET signature = ? WHERE id = ?", arguments: [sealed, id])
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT message_id, idx, media_type FROM attachment") {
+                let id: Data = row["message_id"]
+                let index: Int64 = row["idx"]
+                let mediaType: String = row["media_type"]
+                let sealed = try Self.seal(Array(mediaType.utf8), column: "attachment.media_type", row: Array(id) + [UInt8(truncatingIfNeeded: index)], key: storageKey)
+                try db.execute(sql: "UPDATE attachment SET media_type = ? WHERE message_id = ? AND idx = ?", arguments: [sealed, id, index])
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT seq, message_id, kind, detail FROM event WHERE detail IS NOT NULL") {
+                let detail: String = row["detail"]
+                let id = try MessageID(rawValue: Array(row["message_id"] as Data))
+                let sealed = try Self.seal(Array(detail.utf8), column: "event.detail", row: eventRow(id, row["kind"]), key: storageKey)
+                try db.execute(sql: "UPDATE event SET detail = ? WHERE seq = ?", arguments: [sealed, row["seq"] as Int64])
+            }
+        }
         return migrator
     }
 
@@ -118,8 +168,17 @@ struct ProfileDatabase: Sendable {
     /// Seals a value of `column` for row `row`: the associated data binds both, so sealed values cannot be moved
     /// between columns or rows.
     func seal(_ plaintext: [UInt8], column: String, row: [UInt8]) throws -> Data {
+        try Self.seal(plaintext, column: column, row: row, key: storageKey)
+    }
+
+    private static func seal(_ plaintext: [UInt8], column: String, row: [UInt8], key: SymmetricKey) throws -> Data {
         let nonce = secureRandomBytes(count: ChaChaPoly.nonceByteCount)
-        return Data(nonce + (try ChaChaPoly.seal(plaintext, using: storageKey, nonce: nonce, authenticating: Self.associatedData(column, row))))
+        return Data(nonce + (try ChaChaPoly.seal(plaintext, using: key, nonce: nonce, authenticating: associatedData(column, row))))
+    }
+
+    /// The row identifier of an event's sealed detail: its message and kind.
+    static func eventRow(_ id: MessageID, _ kind: String) -> [UInt8] {
+        id.rawValue + [0] + Array(kind.utf8)
     }
 
     private static func associatedData(_ column: String, _ row: [UInt8]) -> [UInt8] {

@@ -158,6 +158,11 @@ struct RelaySession {
             let removal = try await store.acknowledge(envelopeIDs, by: recipient, now: .now())
             await settle(removal)
             return .reply(.acknowledged(count: UInt16(clamping: removal.notices.count)), state)
+        case (.loggedIn(let recipient), .reject(let rejections)):
+            let named = rejections.compactMap { rejection in EnvelopeID(bytes: rejection.envelopeID).map { (id: $0, reason: rejection.reason) } }
+            let removal = try await store.reject(named, by: recipient, now: .now())
+            await settle(removal)
+            return .reply(.acknowledged(count: UInt16(clamping: removal.notices.count)), state)
         case (.loggedIn(let sender), .fetchNotices(let after)):
             let notices = try await store.notices(for: sender, after: Int64(clamping: after), limit: 1000)
             return .reply(.notices(notices.map(\.wire)), state)
@@ -197,12 +202,19 @@ extension QueuedEnvelope {
 
 extension SenderNotice {
     var wire: DeliveryNotice {
-        DeliveryNotice(
+        let (wireKind, reason): (DeliveryNotice.Kind, Receipt.FailureReason?) =
+            switch kind {
+            case .deliveredToDevice: (.deliveredToDevice, nil)
+            case .expired: (.expired, nil)
+            case .rejected(let reason): (.rejected, reason)
+            }
+        return DeliveryNotice(
             sequence: UInt64(sequence),
-            kind: kind == .deliveredToDevice ? .deliveredToDevice : .expired,
+            kind: wireKind,
             envelopeID: envelopeID.bytes,
             recipient: recipient,
-            at: at
+            at: at,
+            reason: reason
         )
     }
 }

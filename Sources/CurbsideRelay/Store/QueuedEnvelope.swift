@@ -116,11 +116,33 @@ public enum UploadOpening: Sendable, Hashable {
 
 /// A relay-level notice for a sender about one of its envelopes.
 public struct SenderNotice: Sendable, Hashable {
-    public enum Kind: Int64, Sendable {
+    public enum Kind: Sendable, Hashable {
         /// The recipient's device acknowledged it; the relay deleted it.
-        case deliveredToDevice = 1
+        case deliveredToDevice
         /// Nobody fetched it before it expired; the relay deleted it.
-        case expired = 2
+        case expired
+        /// The recipient's device received it and could not open it; the relay deleted it.
+        case rejected(Receipt.FailureReason)
+
+        /// How a store keeps the kind in one integer: 1, 2, or 256 plus the rejection's reason.
+        public var storedValue: Int64 {
+            switch self {
+            case .deliveredToDevice: 1
+            case .expired: 2
+            case .rejected(let reason): 256 + Int64(reason.rawValue)
+            }
+        }
+
+        public init?(storedValue: Int64) {
+            switch storedValue {
+            case 1: self = .deliveredToDevice
+            case 2: self = .expired
+            case 256...511:
+                guard let reason = Receipt.FailureReason(rawValue: UInt8(storedValue - 256)) else { return nil }
+                self = .rejected(reason)
+            default: return nil
+            }
+        }
     }
 
     public let sequence: Int64

@@ -49,6 +49,10 @@ public protocol RelayStore: Sendable {
     /// any more are forgotten with them.
     func acknowledge(_ ids: [EnvelopeID], by recipient: Handle, now: Timestamp) async throws -> Removal
 
+    /// As `acknowledge`, but each sender's notice is `rejected` with the recipient's reason: the envelope reached the
+    /// recipient's device and could not be opened there.
+    func reject(_ rejections: [(id: EnvelopeID, reason: Receipt.FailureReason)], by recipient: Handle, now: Timestamp) async throws -> Removal
+
     /// Deletes every envelope whose expiry is at or before `now` and records an expiry notice for its sender, and
     /// every unreferenced upload whose expiry has passed, in the same transaction.
     func expire(now: Timestamp) async throws -> Removal

@@ -452,10 +452,21 @@ public final class SQLiteRelayStore: RelayStore {
 
 
     public func acknowledge(_ ids: [EnvelopeID], by recipient: Handle, now: Timestamp) async throws -> Removal {
+        try await remove(ids.map { ($0, SenderNotice.Kind.deliveredToDevice) }, by: recipient, now: now)
+    }
+
+    public func reject(_ rejections: [(id: EnvelopeID, reason: Receipt.FailureReason)], by recipient: Handle, now: Timestamp)
+        async throws -> Removal
+    {
+        try await remove(rejections.map { ($0.id, SenderNotice.Kind.rejected($0.reason)) }, by: recipient, now: now)
+    }
+
+    /// Deletes the envelopes named that are addressed to `recipient`, each with a notice of its kind for its sender.
+    private func remove(_ removals: [(EnvelopeID, SenderNotice.Kind)], by recipient: Handle, now: Timestamp) async throws -> Removal {
         try await Self.transaction(database) { db in
             var removal = Removal()
             var referenced: [Int64] = []
-            for id in ids {
+            for (id, kind) in removals {
                 guard
                     let row = try Row.fetchOne(
                         db,
@@ -468,7 +479,7 @@ public final class SQLiteRelayStore: RelayStore {
                 else { continue }
                 let envelope = try QueuedEnvelope(row: row)
                 referenced += try Self.deleteEnvelope(db, envelope.sequence)
-                removal.notices.append(try Self.addNotice(db, .deliveredToDevice, for: envelope, at: now))
+                removal.notices.append(try Self.addNotice(db, kind, for: envelope, at: now))
             }
             removal.attachmentFiles = try Self.forgetUnreferenced(db, referenced)
             return removal
@@ -621,7 +632,7 @@ public final class SQLiteRelayStore: RelayStore {
             ).map { row in
                 SenderNotice(
                     sequence: row["sequence"],
-                    kind: SenderNotice.Kind(rawValue: row["kind"]) ?? .expired,
+                    kind: SenderNotice.Kind(storedValue: row["kind"]) ?? .expired,
                     sender: sender,
                     envelopeID: EnvelopeID(bytes: Array(row["envelope_id"] as Data))!,
                     recipient: try Handle(row["recipient"] as String),
@@ -649,7 +660,7 @@ public final class SQLiteRelayStore: RelayStore {
     {
         try db.execute(
             sql: "INSERT INTO notice (sender, kind, envelope_id, recipient, at) VALUES (?, ?, ?, ?, ?)",
-            arguments: [envelope.sender.rawValue, kind.rawValue, Data(envelope.id.bytes), envelope.recipient.rawValue, at.sqlValue]
+            arguments: [envelope.sender.rawValue, kind.storedValue, Data(envelope.id.bytes), envelope.recipient.rawValue, at.sqlValue]
         )
         let inserted = db.lastInsertedRowID
         try db.execute(

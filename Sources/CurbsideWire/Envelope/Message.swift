@@ -44,7 +44,7 @@ public struct Message: Sendable, Hashable, WireCodable {
         recipient = try Party(from: &reader, field: "\(field).recipient")
         id = try MessageID(from: &reader, field: "\(field).message_id")
         threadID = try MessageID(from: &reader, field: "\(field).thread_id")
-        createdAt = Timestamp(millisecondsSince1970: try reader.readUInt64("\(field).created_at"))
+        createdAt = try Timestamp(from: &reader, field: "\(field).created_at")
         content = try Content(from: &reader, field: field)
         let attachmentsOffset = reader.offset
         attachments = try reader.readList("\(field).attachments", count: Self.attachmentCountBounds) {

@@ -46,7 +46,7 @@ public struct SignedPrekey: Sendable, Hashable, WireCodable {
     public init(from reader: inout WireReader, field: String) throws(WireError) {
         id = try reader.readUInt32("\(field).id")
         publicKey = try AgreementKey.Public(from: &reader, field: "\(field).public_key")
-        expiresAt = Timestamp(millisecondsSince1970: try reader.readUInt64("\(field).expires_at"))
+        expiresAt = try Timestamp(from: &reader, field: "\(field).expires_at")
         signature = try reader.readBytes(count: VerifyingKey.signatureByteCount, "\(field).signature")
     }
 

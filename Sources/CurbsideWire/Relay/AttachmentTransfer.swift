@@ -72,7 +72,7 @@ public struct UploadStatus: Sendable, Hashable, WireCodable {
             throw WireError(.invalidValue, field: "\(field).held", offset: heldOffset, detail: "held \(held) is more than size \(size)")
         }
         state = try reader.readEnum(State.self, "\(field).state")
-        expiresAt = Timestamp(millisecondsSince1970: try reader.readUInt64("\(field).expires_at"))
+        expiresAt = try Timestamp(from: &reader, field: "\(field).expires_at")
     }
 
     public func encode(to writer: inout WireWriter) {

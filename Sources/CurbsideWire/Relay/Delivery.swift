@@ -72,8 +72,8 @@ public struct StoredReceipt: Sendable, Hashable, WireCodable {
 
     public init(from reader: inout WireReader, field: String) throws(WireError) {
         envelopeID = try reader.readBytes(count: 32, "\(field).envelope_id")
-        storedAt = Timestamp(millisecondsSince1970: try reader.readUInt64("\(field).stored_at"))
-        expiresAt = Timestamp(millisecondsSince1970: try reader.readUInt64("\(field).expires_at"))
+        storedAt = try Timestamp(from: &reader, field: "\(field).stored_at")
+        expiresAt = try Timestamp(from: &reader, field: "\(field).expires_at")
     }
 
     public func encode(to writer: inout WireWriter) {
@@ -106,7 +106,7 @@ public struct DeliveredEnvelope: Sendable, Hashable, WireCodable {
         sequence = try reader.readUInt64("\(field).sequence")
         envelopeID = try reader.readBytes(count: 32, "\(field).envelope_id")
         sender = try Handle(from: &reader, field: "\(field).sender")
-        storedAt = Timestamp(millisecondsSince1970: try reader.readUInt64("\(field).stored_at"))
+        storedAt = try Timestamp(from: &reader, field: "\(field).stored_at")
         envelope = try reader.readOpaque("\(field).envelope", bounds: SendRequest.envelopeBounds)
     }
 
@@ -119,13 +119,16 @@ public struct DeliveredEnvelope: Sendable, Hashable, WireCodable {
     }
 }
 
-/// A relay-level notice for a sender: its envelope reached the recipient's device, or expired undelivered.
+/// A relay-level notice for a sender: its envelope reached the recipient's device, expired undelivered, or reached
+/// the device and could not be opened there (spec/relay.md §Store and forward).
 public struct DeliveryNotice: Sendable, Hashable, WireCodable {
     public static let wireName = "notice"
 
     public enum Kind: UInt8, Sendable {
         case deliveredToDevice = 1
         case expired = 2
+        /// The recipient's device received the envelope and could not open it; `reason` says why.
+        case rejected = 3
     }
 
     public let sequence: UInt64
@@ -133,13 +136,17 @@ public struct DeliveryNotice: Sendable, Hashable, WireCodable {
     public let envelopeID: [UInt8]
     public let recipient: Handle
     public let at: Timestamp
+    /// Why the recipient's device rejected the envelope: present exactly when `kind` is `.rejected`.
+    public let reason: Receipt.FailureReason?
 
-    public init(sequence: UInt64, kind: Kind, envelopeID: [UInt8], recipient: Handle, at: Timestamp) {
+    public init(sequence: UInt64, kind: Kind, envelopeID: [UInt8], recipient: Handle, at: Timestamp, reason: Receipt.FailureReason? = nil) {
+        precondition((kind == .rejected) == (reason != nil), "internal error: a rejected notice, and only one, carries a reason")
         self.sequence = sequence
         self.kind = kind
         self.envelopeID = envelopeID
         self.recipient = recipient
         self.at = at
+        self.reason = reason
     }
 
     public init(from reader: inout WireReader, field: String) throws(WireError) {
@@ -147,7 +154,8 @@ public struct DeliveryNotice: Sendable, Hashable, WireCodable {
         kind = try reader.readEnum(Kind.self, "\(field).kind")
         envelopeID = try reader.readBytes(count: 32, "\(field).envelope_id")
         recipient = try Handle(from: &reader, field: "\(field).recipient")
-        at = Timestamp(millisecondsSince1970: try reader.readUInt64("\(field).at"))
+        at = try Timestamp(from: &reader, field: "\(field).at")
+        reason = kind == .rejected ? try reader.readEnum(Receipt.FailureReason.self, "\(field).reason") : nil
     }
 
     public func encode(to writer: inout WireWriter) {
@@ -156,5 +164,34 @@ public struct DeliveryNotice: Sendable, Hashable, WireCodable {
         writer.writeBytes(envelopeID)
         recipient.encode(to: &writer)
         writer.writeUInt64(at.millisecondsSince1970)
+        if let reason { writer.writeEnum(reason) }
+    }
+}
+
+/// One envelope a recipient's device could not open, and why (spec/relay.md §Store and forward, `reject`).
+///
+/// Only the relay vouches for a rejection: the recipient cannot sign for an envelope it could not open under a key
+/// the sender trusts, so the sender learns it as a relay-level notice, never as an end-to-end receipt.
+public struct Rejection: Sendable, Hashable, WireCodable {
+    public static let wireName = "rejection"
+
+    /// SHA-256 of the envelope bytes, as delivered.
+    public let envelopeID: [UInt8]
+    public let reason: Receipt.FailureReason
+
+    public init(envelopeID: [UInt8], reason: Receipt.FailureReason) {
+        precondition(envelopeID.count == 32, "internal error: an envelope id is 32 bytes")
+        self.envelopeID = envelopeID
+        self.reason = reason
+    }
+
+    public init(from reader: inout WireReader, field: String) throws(WireError) {
+        envelopeID = try reader.readBytes(count: 32, "\(field).envelope_id")
+        reason = try reader.readEnum(Receipt.FailureReason.self, "\(field).reason")
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        writer.writeBytes(envelopeID)
+        writer.writeEnum(reason)
     }
 }

@@ -58,6 +58,9 @@ public enum RelayMessage: Sendable, Hashable {
     case download(DownloadRequest)
     /// Relay → client: the range.
     case attachmentData(AttachmentData)
+    /// Client → relay: these envelopes reached my device but cannot be opened there; delete them and tell each
+    /// sender why (a `rejected` notice). Answered with `acknowledged`.
+    case reject([Rejection])
 
     public enum FrameType: UInt16, Sendable {
         case error = 0x0001
@@ -89,6 +92,7 @@ public enum RelayMessage: Sendable, Hashable {
         case commitUpload = 0x0026
         case download = 0x0027
         case attachmentData = 0x0028
+        case reject = 0x0029
     }
 
     static let fetchLimitBounds = 1...1000
@@ -128,6 +132,7 @@ public enum RelayMessage: Sendable, Hashable {
         case .commitUpload: .commitUpload
         case .download: .download
         case .attachmentData: .attachmentData
+        case .reject: .reject
         }
     }
 
@@ -199,6 +204,8 @@ public enum RelayMessage: Sendable, Hashable {
             request.encode(to: &writer)
         case .attachmentData(let data):
             data.encode(to: &writer)
+        case .reject(let rejections):
+            writer.writeList(rejections, count: Self.acknowledgeBounds) { $1.encode(to: &$0) }
         }
         return Frame(type: frameType.rawValue, requestID: requestID, body: writer.bytes)
     }
@@ -291,6 +298,12 @@ public enum RelayMessage: Sendable, Hashable {
                 self = .download(try DownloadRequest(from: &reader, field: "download"))
             case .attachmentData:
                 self = .attachmentData(try AttachmentData(from: &reader, field: "attachment_data"))
+            case .reject:
+                self = .reject(
+                    try reader.readList("reject", count: Self.acknowledgeBounds) { (reader, index) throws(WireError) in
+                        try Rejection(from: &reader, field: "reject[\(index)]")
+                    }
+                )
             }
             try reader.finish("\(type)")
         } catch {

@@ -86,6 +86,14 @@ class Reader:
     def u64(self, name=None):
         return self.uint(8, name)
 
+    def time(self, name=None) -> int:
+        """A timestamp (encoding.md §Times): a uint64 of at most LATEST_TIME, else invalid_value."""
+        where = self.where(name)
+        value = self.uint(8, name)
+        if value > LATEST_TIME:
+            fail("invalid_value", where)
+        return value
+
     def fixed(self, n: int, name=None) -> bytes:
         return self._take(n, name)
 
@@ -170,6 +178,10 @@ def u16(v: int) -> bytes:
 
 def u32(v: int) -> bytes:
     return struct.pack(">I", v)
+
+
+#: 9999-12-31T23:59:59.999Z in milliseconds: the latest time any timestamp field may carry (encoding.md §Times).
+LATEST_TIME = 253402300799999
 
 
 def u64(v: int) -> bytes:

@@ -6,7 +6,7 @@ from typing import List, Optional
 from . import ed25519
 from . import encoding as enc
 from .errors import CurbsideError, fail
-from .structures import MAX_ATTACHMENT_SIZE, OneTimePrekey, PrekeyBundle, SignedPrekey
+from .structures import FAILURE_REASONS, MAX_ATTACHMENT_SIZE, OneTimePrekey, PrekeyBundle, SignedPrekey
 
 DEFAULT_MAXIMUM_LENGTH = 4194304
 ALPN = b"curbside/1"
@@ -23,9 +23,10 @@ ACKNOWLEDGE_NOTICES, NOTICES_ACKNOWLEDGED, PUSH_ENVELOPE, PUSH_NOTICE, PREKEYS_L
     0x001E, 0x001F, 0x0020, 0x0021, 0x0022)
 OPEN_UPLOAD, UPLOAD_STATUS, UPLOAD_CHUNK, COMMIT_UPLOAD, DOWNLOAD, ATTACHMENT_DATA = (
     0x0023, 0x0024, 0x0025, 0x0026, 0x0027, 0x0028)
+REJECT = 0x0029
 
 UPLOADING, COMPLETE = 1, 2
-NOTICE_DELIVERED_TO_DEVICE, NOTICE_EXPIRED = 1, 2
+NOTICE_DELIVERED_TO_DEVICE, NOTICE_EXPIRED, NOTICE_REJECTED = 1, 2, 3
 MAX_ENVELOPE = 2097196
 MAX_CHUNK = 1048576
 
@@ -141,7 +142,7 @@ class Stored:
 
     @staticmethod
     def read(r):
-        return Stored(r.fixed(32), r.u64(), r.u64())
+        return Stored(r.fixed(32), r.time("stored.stored_at"), r.time("stored.expires_at"))
 
     def encode(self):
         return enc.fixed(self.envelope_id, 32) + enc.u64(self.stored_at) + enc.u64(self.expires_at)
@@ -177,7 +178,7 @@ class DeliveredEnvelope:
 
     @staticmethod
     def read(r):
-        return DeliveredEnvelope(r.u64(), r.fixed(32), r.handle("delivered.sender"), r.u64(),
+        return DeliveredEnvelope(r.u64(), r.fixed(32), r.handle("delivered.sender"), r.time("delivered.stored_at"),
                                  r.opaque(1, MAX_ENVELOPE, "delivered.envelope"))
 
     def encode(self):
@@ -192,15 +193,33 @@ class Notice:
     envelope_id: bytes
     recipient: bytes
     at: int
+    reason: int = None  # a FailureReason, exactly when kind is rejected
 
     @staticmethod
     def read(r):
-        return Notice(r.u64(), r.enum((NOTICE_DELIVERED_TO_DEVICE, NOTICE_EXPIRED), "notice.kind"), r.fixed(32),
-                      r.handle("notice.recipient"), r.u64())
+        sequence = r.u64()
+        kind = r.enum((NOTICE_DELIVERED_TO_DEVICE, NOTICE_EXPIRED, NOTICE_REJECTED), "notice.kind")
+        envelope_id, recipient, at = r.fixed(32), r.handle("notice.recipient"), r.time("notice.at")
+        reason = r.enum(tuple(FAILURE_REASONS.values()), "notice.reason") if kind == NOTICE_REJECTED else None
+        return Notice(sequence, kind, envelope_id, recipient, at, reason)
 
     def encode(self):
         return (enc.u64(self.sequence) + enc.u8(self.kind) + enc.fixed(self.envelope_id, 32)
-                + enc.handle(self.recipient) + enc.u64(self.at))
+                + enc.handle(self.recipient) + enc.u64(self.at)
+                + (enc.u8(self.reason) if self.kind == NOTICE_REJECTED else b""))
+
+
+@dataclass(frozen=True)
+class Rejection:
+    envelope_id: bytes
+    reason: int  # a FailureReason (envelope.md §Receipt)
+
+    @staticmethod
+    def read(r):
+        return Rejection(r.fixed(32, "rejection.envelope_id"), r.enum(tuple(FAILURE_REASONS.values()), "rejection.reason"))
+
+    def encode(self):
+        return enc.fixed(self.envelope_id, 32) + enc.u8(self.reason)
 
 
 def _size(r, name):
@@ -238,7 +257,7 @@ class UploadStatus:
         held = r.u64()
         if held > size:
             fail("invalid_value", where)
-        return UploadStatus(size, held, r.enum((UPLOADING, COMPLETE), "upload_status.state"), r.u64())
+        return UploadStatus(size, held, r.enum((UPLOADING, COMPLETE), "upload_status.state"), r.time("upload_status.expires_at"))
 
     def encode(self):
         return enc.u64(self.size) + enc.u64(self.held) + enc.u8(self.state) + enc.u64(self.expires_at)
@@ -330,6 +349,10 @@ def _notice_list(r):
     return r.list(Notice.read, 0, 1000, "notices")
 
 
+def _rejections(r):
+    return r.list(Rejection.read, 1, 1000, "reject")
+
+
 #: frame type -> (name, body reader)
 FRAME_TYPES = {
     ERROR: ("error", ErrorBody.read),
@@ -361,6 +384,7 @@ FRAME_TYPES = {
     COMMIT_UPLOAD: ("commit_upload", lambda r: r.fixed(32)),
     DOWNLOAD: ("download", Download.read),
     ATTACHMENT_DATA: ("attachment_data", AttachmentData.read),
+    REJECT: ("reject", _rejections),
 }
 
 

@@ -186,7 +186,7 @@ class Message:
         recipient = Party.read(r)
         message_id = r.fixed(16, "message.message_id")
         thread_id = r.fixed(16, "message.thread_id")
-        created_at = r.u64("message.created_at")
+        created_at = r.time("message.created_at")
         content_type = r.enum((CONSULT, REPLY, RECEIPT), "message.content_type")
         body = r.nested(_BODY_TYPES[content_type].read, 1, MAX_BODY, "message.body")
         where = r.where("message.attachments")
@@ -249,7 +249,7 @@ class SignedPrekey:
     @staticmethod
     def read(r: Reader) -> "SignedPrekey":
         return SignedPrekey(r.u32("signed_prekey.id"), r.fixed(32, "signed_prekey.public_key"),
-                            r.u64("signed_prekey.expires_at"), r.fixed(64, "signed_prekey.signature"))
+                            r.time("signed_prekey.expires_at"), r.fixed(64, "signed_prekey.signature"))
 
     def encode(self) -> bytes:
         return (enc.u32(self.id) + _key32(self.public_key, "signed_prekey.public_key") + enc.u64(self.expires_at)

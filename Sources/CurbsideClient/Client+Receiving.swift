@@ -1,0 +1,323 @@
+import CurbsideWire
+import Foundation
+import GRDB
+
+/// An envelope that reached this device and could not be opened (spec/envelope.md §Receiving): the relay-named
+/// sender was told through a `rejected` notice; the user should ask them to send it again.
+public struct UnopenedEnvelope: Sendable, Hashable, Codable {
+    /// The sender as the relay named it (the account that sent it; nothing inside the envelope could be trusted).
+    public let sender: String
+    /// Milliseconds since 1970, when this device received it.
+    public let at: UInt64
+    /// Why it could not be opened: an error identifier of spec/errors.md, such as "unknown_prekey".
+    public let reason: String
+    /// Whether `inbox` has reported it already.
+    public let shown: Bool
+}
+
+/// How one delivered envelope ended: acknowledged (opened, a duplicate, or seen before) or rejected with a reason.
+enum Disposition: Sendable, Equatable {
+    case acknowledge
+    case reject(Receipt.FailureReason)
+}
+
+/// Limits on what a message's attachments may make this device download (spec/envelope.md §Receiving).
+public struct AttachmentLimits: Sendable, Hashable, Codable {
+    /// The largest single attachment fetched; a larger one is refused with an `attachment_unavailable` receipt.
+    public var bytesPerAttachment: UInt64
+    /// Attachment bytes fetched from one sender in any 24 hours; beyond it, attachments are refused likewise.
+    public var bytesPerSenderPerDay: UInt64
+
+    public init(bytesPerAttachment: UInt64, bytesPerSenderPerDay: UInt64) {
+        self.bytesPerAttachment = bytesPerAttachment
+        self.bytesPerSenderPerDay = bytesPerSenderPerDay
+    }
+
+    /// 512 MiB per attachment, 2 GiB per sender per day.
+    public static let standard = AttachmentLimits(bytesPerAttachment: 512 << 20, bytesPerSenderPerDay: 2 << 30)
+}
+
+extension Client {
+    /// How long opened and rejected envelope ids are remembered: longer than the relay keeps an envelope (14 days
+    /// by default), so no re-delivery is ever opened twice or reported as a failure.
+    static let seenEnvelopeLifetime: UInt64 = 60 * 86_400
+
+    /// Opens, checks and saves one envelope, and queues the receipt it calls for, in one transaction; says whether
+    /// to acknowledge or reject it (spec/envelope.md §Receiving).
+    ///
+    /// Never throws for the envelope's own faults, whatever its bytes: those are recorded (a rejection, or a message
+    /// saved with a failure) and reported. Throws only when the connection drops during an attachment download or
+    /// the profile cannot be written; the envelope then stays unacknowledged and is processed on the next fetch.
+    /// Without a connection, attachments are recorded as not fetched.
+    func receive(
+        _ delivered: DeliveredEnvelope,
+        report: inout SyncReport,
+        connection: RelayConnection? = nil,
+        now: Timestamp = .now()
+    ) async throws -> Disposition {
+        let database = self.database
+        let envelopeID = Data(delivered.envelopeID)
+        // Seen before (pushed and then fetched, or delivered again after a lost acknowledgement): the earlier outcome
+        // stands. A one-time prekey is gone after the first opening, so a second opening could only fail.
+        if let seen = try await database.writer.read({ db in
+            try Row.fetchOne(db, sql: "SELECT rejected_reason FROM seen_envelope WHERE envelope_id = ?", arguments: [envelopeID])
+        }) {
+            if let raw = seen["rejected_reason"] as Int64?, let reason = Receipt.FailureReason(rawValue: UInt8(clamping: raw)) {
+                return .reject(reason)
+            }
+            return .acknowledge
+        }
+        func reject(_ reason: Receipt.FailureReason, _ why: String) async throws -> Disposition {
+            try await database.writer.write { db in
+                try db.execute(
+                    sql: "INSERT INTO failure (envelope_id, relay_sender, at, reason) VALUES (?, ?, ?, ?)",
+                    arguments: [envelopeID, delivered.sender.rawValue, now.signedMilliseconds, why]
+                )
+                try Self.markSeen(db, envelopeID, at: now, rejected: reason)
+            }
+            report.failed += 1
+            logger.warning("envelope from \(delivered.sender) could not be opened: \(why)")
+            return .reject(reason)
+        }
+        let sealed: SealedEnvelope
+        do {
+            sealed = try SealedEnvelope(decoding: delivered.envelope)
+        } catch {
+            return try await reject(.undecryptable, error.code.identifier)
+        }
+        let reference = sealed.header.prekey
+        let privateKey = try await database.writer.read { db in
+            try Data.fetchOne(
+                db,
+                sql: "SELECT private_key FROM prekey WHERE kind = ? AND id = ?",
+                arguments: [Int64(reference.kind.rawValue), Int64(reference.id)]
+            )
+        }
+        var ring = PrekeyRing()
+        if let privateKey {
+            let row = ProfileDatabase.prekeyRow(kind: reference.kind.rawValue, id: reference.id)
+            let key = try AgreementKey.Private(rawRepresentation: SecretBytes(try database.unseal(privateKey, column: "prekey.private_key", row: row)))
+            if reference.kind == .signed { ring.signedPrekeys[reference.id] = key } else { ring.oneTimePrekeys[reference.id] = key }
+        }
+        let opened: OpenedEnvelope
+        do {
+            opened = try sealed.open(as: me, using: ring)
+        } catch {
+            return try await reject(Self.rejectionReason(error.code), error.code.identifier)
+        }
+        let message = opened.message
+        // The relay logged the sender in: a message signed in another handle's name is a forgery by that account.
+        guard message.sender.handle == delivered.sender else {
+            return try await reject(.badSignature, "sender_mismatch: sent by \(delivered.sender), signed as \(message.sender.handle)")
+        }
+        let senderKey = Data(message.sender.identityKey.rawRepresentation)
+        let wireID = Data(message.id.rawValue)
+        // Duplicates are the same message id from the same sender's key; another sender reusing an id (one of ours,
+        // or a colleague's it has seen) gets its own local id, so it can neither suppress nor overwrite anything.
+        let (duplicate, localID) = try await database.writer.read { db -> (Bool, MessageID) in
+            if try Self.isDuplicate(db, senderKey: senderKey, wireID: wireID) { return (true, message.id) }
+            let taken = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM message WHERE id = ?)", arguments: [wireID]) ?? false
+            return (false, taken ? MessageID.random() : message.id)
+        }
+        // Attachments are fetched and checked before anything is saved or acknowledged (acknowledging may delete them
+        // on the relay). A duplicate's were fetched the first time.
+        var fetched: [AttachmentState] = []
+        if !duplicate, !message.attachments.isEmpty {
+            if let connection {
+                fetched = try await fetchAttachments(message, storedAs: localID, connection: connection, now: now)
+            } else {
+                fetched = message.attachments.map { _ in .unavailable }
+            }
+        }
+        let directory = attachmentsDirectory
+        let states = fetched
+        let outcome = try await database.writer.write { db -> ReceiveOutcome in
+            // Forward secrecy: a one-time prekey opens one envelope, then it is gone (a duplicate's too).
+            if opened.prekey.kind == .oneTime {
+                try db.execute(sql: "DELETE FROM prekey WHERE kind = 2 AND id = ?", arguments: [Int64(opened.prekey.id)])
+            }
+            try Self.markSeen(db, envelopeID, at: now, rejected: nil)
+            if try Self.isDuplicate(db, senderKey: senderKey, wireID: wireID) { return .duplicate }
+            if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM message WHERE id = ?)", arguments: [Data(localID.rawValue)]) == true {
+                // Only another process saving this very message can get here between the read above and now.
+                throw ClientError(.profile, "message \(localID) was saved by another process meanwhile; the next sync settles it")
+            }
+            let trusted = try Self.checkPin(db, message.sender, now: now)
+            let body = try database.seal(message.content.encoded, column: "message.body", row: localID.rawValue)
+            let signature = try database.seal(opened.signature, column: "message.signature", row: localID.rawValue)
+            try db.execute(
+                sql: """
+                    INSERT INTO message (id, wire_id, thread_id, direction, peer, kind, created_at, received_at, body, signature,
+                        envelope_id, sender_key_changed, sender_key)
+                    VALUES (?, ?, ?, 'in', ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    Data(localID.rawValue), localID == message.id ? nil : wireID, Data(message.threadID.rawValue),
+                    message.sender.handle.rawValue, Int64(message.content.kind.rawValue), message.createdAt.signedMilliseconds,
+                    now.signedMilliseconds, body, signature, envelopeID, !trusted, senderKey,
+                ]
+            )
+            guard trusted else {
+                try Self.insertReceived(db, database, message, storedAs: localID, states: states, directory: directory)
+                // Receipts are never answered with receipts (envelope.md §Receipts): two clients that each see the
+                // other's key as changed would bounce them for ever.
+                if case .receipt = message.content { return .receipt }
+                let failure = try Receipt.Failure(reason: .untrustedSender, detail: "the recipient has not verified your new identity key")
+                try Self.queue(db, database, .receipt(.failed(message.id, failure)), to: message.sender.handle, id: .random(), thread: message.threadID, now: now)
+                return .untrusted
+            }
+            switch message.content {
+            case .receipt(let receipt):
+                // Only the peer a message went to may report on it.
+                let ours = try Bool.fetchOne(
+                    db,
+                    sql: "SELECT EXISTS (SELECT 1 FROM message WHERE id = ? AND direction = 'out' AND peer = ?)",
+                    arguments: [Data(receipt.messageID.rawValue), message.sender.handle.rawValue]
+                ) ?? false
+                guard ours else { return .receipt }
+                let kind =
+                    switch receipt.kind {
+                    case .delivered: "delivered"
+                    case .read: "read"
+                    case .failed: "failed"
+                    }
+                let detail = receipt.failure.map { [Self.identifier(of: $0.reason), $0.detail].filter { !$0.isEmpty }.joined(separator: ": ") }
+                try Self.addEvent(db, database, receipt.messageID, kind, at: message.createdAt, detail: detail)
+                return .receipt
+            case .reply(let reply):
+                try Self.addEvent(db, database, localID, "received", at: now)
+                // Answered: a reply from the consult's own peer, in the consult's thread.
+                let answersOurs = try Bool.fetchOne(
+                    db,
+                    sql: "SELECT EXISTS (SELECT 1 FROM message WHERE id = ? AND direction = 'out' AND peer = ? AND thread_id = ?)",
+                    arguments: [Data(reply.inReplyTo.rawValue), message.sender.handle.rawValue, Data(message.threadID.rawValue)]
+                ) ?? false
+                if answersOurs { try Self.addEvent(db, database, reply.inReplyTo, "answered", at: message.createdAt) }
+            case .consult:
+                try Self.addEvent(db, database, localID, "received", at: now)
+            }
+            try Self.insertReceived(db, database, message, storedAs: localID, states: states, directory: directory)
+            try Self.queue(db, database, .receipt(try Self.receipt(for: message, states: states)), to: message.sender.handle, id: .random(), thread: message.threadID, now: now)
+            return .saved
+        }
+        switch outcome {
+        case .duplicate: logger.debug("duplicate \(message.id) dropped")
+        case .receipt: report.receipts += 1
+        case .saved, .untrusted: report.received += 1
+        }
+        return .acknowledge
+    }
+
+    private enum ReceiveOutcome: Sendable { case duplicate, receipt, saved, untrusted }
+
+    /// The receipt a saved message calls for: `delivered`, or `failed` naming the first attachment problem.
+    static func receipt(for message: Message, states: [AttachmentState]) throws -> Receipt {
+        if states.contains(.corrupt) {
+            return .failed(message.id, try Receipt.Failure(reason: .attachmentCorrupt, detail: "an attachment's size, SHA-256 or encryption did not check"))
+        }
+        if states.contains(.tooLarge) {
+            return .failed(message.id, try Receipt.Failure(reason: .attachmentUnavailable, detail: "an attachment is larger than the recipient accepts"))
+        }
+        if states.contains(.overSenderLimit) {
+            return .failed(
+                message.id,
+                try Receipt.Failure(reason: .attachmentUnavailable, detail: "the recipient's daily limit for attachments from you is reached")
+            )
+        }
+        if states.contains(.unavailable) {
+            return .failed(message.id, try Receipt.Failure(reason: .attachmentUnavailable, detail: "an attachment was no longer on the relay"))
+        }
+        return .delivered(message.id)
+    }
+
+    /// Whether a message with this sender key and wire id was accepted already.
+    static func isDuplicate(_ db: Database, senderKey: Data, wireID: Data) throws -> Bool {
+        try Bool.fetchOne(
+            db,
+            sql: """
+                SELECT EXISTS (SELECT 1 FROM message WHERE direction = 'in' AND sender_key = ?
+                    AND (wire_id = ? OR (wire_id IS NULL AND id = ?)))
+                """,
+            arguments: [senderKey, wireID, wireID]
+        ) ?? false
+    }
+
+    static func markSeen(_ db: Database, _ envelopeID: Data, at now: Timestamp, rejected reason: Receipt.FailureReason?) throws {
+        try db.execute(
+            sql: "INSERT OR REPLACE INTO seen_envelope (envelope_id, at, rejected_reason) VALUES (?, ?, ?)",
+            arguments: [envelopeID, now.signedMilliseconds, reason.map { Int64($0.rawValue) }]
+        )
+    }
+
+    /// Forgets envelope ids older than the relay could deliver again.
+    func forgetOldEnvelopeIDs(now: Timestamp = .now()) async throws {
+        let cutoff = now.signedMilliseconds - Int64(Self.seenEnvelopeLifetime * 1000)
+        try await database.writer.write { db in
+            try db.execute(sql: "DELETE FROM seen_envelope WHERE at < ?", arguments: [cutoff])
+        }
+    }
+
+    /// The reason a rejection carries for an opening failure (spec/envelope.md §Receiving).
+    static func rejectionReason(_ code: EnvelopeError.Code) -> Receipt.FailureReason {
+        switch code {
+        case .malformedContent: .unsupportedContent
+        case .badSignature: .badSignature
+        case .wrongRecipient: .other
+        default: .undecryptable
+        }
+    }
+
+    /// Hands the relay the outcome of a batch: acknowledgements, then rejections. A relay that predates `reject`
+    /// (it answers `unknown_frame_type`) gets them as acknowledgements, so they do not come back for ever.
+    func settle(_ dispositions: [([UInt8], Disposition)], on connection: RelayConnection) async throws {
+        let acknowledged = dispositions.compactMap { $0.1 == .acknowledge ? $0.0 : nil }
+        let rejections = dispositions.compactMap { id, disposition -> Rejection? in
+            if case .reject(let reason) = disposition { return Rejection(envelopeID: id, reason: reason) }
+            return nil
+        }
+        if !acknowledged.isEmpty { _ = try await request(connection, .acknowledge(acknowledged)) }
+        guard !rejections.isEmpty else { return }
+        do {
+            _ = try await connection.request(.reject(rejections))
+        } catch RelayClientError.refused(let error) where error.code == .unknownFrameType {
+            _ = try await request(connection, .acknowledge(rejections.map(\.envelopeID)))
+        } catch let error as RelayClientError {
+            throw clientError(error)
+        }
+    }
+
+    // MARK: - Unopened envelopes
+
+    /// Envelopes that reached this device and could not be opened, newest first.
+    public func unopenedEnvelopes() async throws -> [UnopenedEnvelope] {
+        try await database.writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT relay_sender, at, reason, shown FROM failure ORDER BY at DESC, seq DESC").map { row in
+                let reason: String = row["reason"]
+                return UnopenedEnvelope(
+                    sender: row["relay_sender"],
+                    at: UInt64(clamping: row["at"] as Int64),
+                    reason: String(reason.prefix { $0 != ":" }),
+                    shown: row["shown"]
+                )
+            }
+        }
+    }
+
+    /// Marks every unopened envelope reported (`inbox` reports each once).
+    public func markUnopenedShown() async throws {
+        try await database.writer.write { db in try db.execute(sql: "UPDATE failure SET shown = 1 WHERE shown = 0") }
+    }
+}
+
+/// Where one incoming attachment stands once its message is saved.
+enum AttachmentState: String, Sendable {
+    case saved
+    /// Not on the relay any more, or not fetched (no connection).
+    case unavailable
+    /// Its size, SHA-256 or encryption did not check.
+    case corrupt
+    /// Larger than `AttachmentLimits.bytesPerAttachment`: not downloaded.
+    case tooLarge = "too_large"
+    /// Past `AttachmentLimits.bytesPerSenderPerDay` for its sender: not downloaded.
+    case overSenderLimit = "over_sender_limit"
+}
