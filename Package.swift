@@ -179,7 +179,10 @@ let package = Package(
         ),
         .testTarget(
             name: "CurbsideCLITests",
-            dependencies: ["CurbsideCLI", "CurbsideClient", "CurbsideTLS", "CurbsideWire", "CurbsideTestSupport"]
+            dependencies: [
+                "CurbsideCLI", "CurbsideClient", "CurbsideTLS", "CurbsideWire", "CurbsideTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,5 +1,6 @@
 import CurbsideTestSupport
 import Foundation
+import GRDB
 import Testing
 
 @testable import CurbsideCLI
@@ -91,6 +92,44 @@ struct ProviderCommandTests {
         }
         #expect(text.contains(/time to answer +\d/))
         #expect(text.contains("reply   from osei.derm  Features suggest a dysplastic naevus"))
+    }
+
+    /// Issue 14.2: a consult sealed to a key the dermatologist's profile no longer holds. On main `inbox` said
+    /// "nothing received yet" and the GP's status showed it delivered to the device.
+    @Test func aConsultThatCannotBeOpenedIsReportedOnBothSides() async throws {
+        let base = try base()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let relay = try RelayProcess(base: base)
+        try await relay.start()
+        defer { Task { await relay.stop() } }
+        let gp = "\(base)/gp", derm = "\(base)/derm"
+        for (home, handle) in [(gp, "amara.gp"), (derm, "osei.derm")] {
+            let created = try curbside(
+                "init", "--handle", handle, "--relay", "127.0.0.1:\(relay.port)", "--relay-fingerprint", relay.fingerprint,
+                "--code", try relay.enroll(handle), home: home
+            )
+            #expect(created.status == 0, "\(created.stderr)")
+        }
+        let sent = try curbside("send", "osei.derm", "--subject", "Retinal photo", "--question", "Refer?", home: gp)
+        #expect(sent.status == 0, "\(sent.stderr)")
+        let id = try #require(sent.stdout.firstMatch(of: /[0-9a-f]{32}/)).output
+        // The dermatologist's private prekeys are gone (an old copy of the profile restored, say).
+        let profile = try DatabaseQueue(path: "\(derm)/profile.sqlite")
+        try await profile.write { db in try db.execute(sql: "DELETE FROM prekey") }
+        try profile.close()
+
+        let inbox = try curbside("inbox", home: derm)
+        #expect(inbox.status == 0, "\(inbox.stderr)")
+        #expect(inbox.stdout.contains("1 message from amara.gp could not be opened — ask them to send it again"), "\(inbox.stdout)")
+        #expect(!inbox.stdout.contains("nothing received yet"))
+        // Reported once; the JSON form keeps listing it.
+        #expect(!(try curbside("inbox", home: derm).stdout.contains("could not be opened")))
+        #expect(try curbside("inbox", "--json", home: derm).stdout.contains("unknown_prekey"))
+
+        let status = try curbside("status", String(id), home: gp)
+        #expect(status.status == 0, "\(status.stderr)")
+        #expect(status.stdout.contains("delivered to device  —"), "\(status.stdout)")
+        #expect(status.stdout.contains(/failed +20\d\d-.*rejected: osei.derm's device could not open it \(undecryptable\)/), "\(status.stdout)")
     }
 
     /// The relay is down while the GP sends: the consult is queued (exit 0, said so), and goes out with the same id

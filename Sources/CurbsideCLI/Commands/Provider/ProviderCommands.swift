@@ -250,20 +250,33 @@ extension Curbside {
                 report = try await client.sync()
             }
             let items = try await client.inbox()
+            let unopened = try await client.unopenedEnvelopes()
             struct Output: Encodable {
                 let relayReached: Bool
                 let messages: [MessageSummary]
+                /// Envelopes that reached this device and could not be opened; their senders were told.
+                let unopened: [UnopenedEnvelope]
             }
-            try options.output(Output(relayReached: report.reachedRelay, messages: items)) {
+            try options.output(Output(relayReached: report.reachedRelay, messages: items, unopened: unopened)) {
                 var lines: [String] = []
                 if !report.reachedRelay { lines.append("(the relay could not be reached; showing what this device has)") }
-                if items.isEmpty { lines.append("nothing received yet") }
+                // Each is reported once, grouped by sender: nothing that arrived may go unmentioned.
+                var bySender: [String: Int] = [:]
+                for envelope in unopened where !envelope.shown { bySender[envelope.sender, default: 0] += 1 }
+                for (sender, count) in bySender.sorted(by: { $0.key < $1.key }) {
+                    lines.append(
+                        "\(count) \(count == 1 ? "message" : "messages") from \(sender) could not be opened — ask them to send it again "
+                            + "(they were told it failed)"
+                    )
+                }
+                if items.isEmpty, bySender.isEmpty { lines.append("nothing received yet") }
                 for item in items {
                     let urgency = item.urgency.map { " [\($0)]" } ?? ""
                     lines.append("\(item.id)  \(formatTime(item.createdAt))  \(item.kind.padding(toLength: 7, withPad: " ", startingAt: 0)) from \(item.peer)\(urgency)  \(item.title)")
                 }
                 return lines.joined(separator: "\n")
             }
+            try await client.markUnopenedShown()
         }
     }
 
@@ -328,8 +341,8 @@ extension Curbside {
             let statuses = try await client.status(try id.map(parseMessageID))
             try options.output(statuses) {
                 if statuses.isEmpty { return "nothing sent yet" }
-                return statuses.map { status in
-                    [
+                return statuses.map { (status: ConsultStatus) -> String in
+                    let steps: [String] = [
                         "\(status.summary.kind) \(status.summary.id) to \(status.summary.peer): \(status.summary.title)"
                             + (status.queued ? "  (queued: waiting for the relay)" : ""),
                         "  created              \(formatTime(status.created))",
@@ -340,7 +353,12 @@ extension Curbside {
                         "  answered             \(formatTime(status.answered))",
                         "  time to answer       \(formatDuration(status.timeToAnswer))",
                     ]
-                    .joined(separator: "\n")
+                    // Failures and expiry are never silent: each is its own line with what the other side said.
+                    let problems: [String] = status.timeline.filter { $0.kind == "failed" || $0.kind == "expired" }.map { event in
+                        let label = event.kind.padding(toLength: 19, withPad: " ", startingAt: 0)
+                        return "  \(label)  \(formatTime(event.at))" + (event.detail.map { "  \($0)" } ?? "")
+                    }
+                    return (steps + problems).joined(separator: "\n")
                 }
                 .joined(separator: "\n\n")
             }
