@@ -145,6 +145,7 @@ extension Client {
                 )
             }
         }
+        try await markHandedOut(held: held, now: now)
         var missing = max(0, Self.oneTimePrekeyTarget - Int(held))
         while missing > 0 {
             let batch = min(missing, 100)
@@ -166,6 +167,40 @@ extension Client {
             }
             _ = try await request(connection, .publishPrekeys(try PrekeyUpload(signedPrekey: nil, oneTimePrekeys: records)))
             missing -= batch
+        }
+    }
+
+    /// Records which one-time prekeys have left the relay: it hands them out lowest id first, so all but the `held`
+    /// newest unused ones (keys.md §One-time prekeys).
+    func markHandedOut(held: UInt32, now: Timestamp) async throws {
+        try await database.writer.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE prekey SET handed_out_at = ? WHERE kind = 2 AND handed_out_at IS NULL AND id NOT IN (
+                        SELECT id FROM prekey WHERE kind = 2 AND handed_out_at IS NULL ORDER BY id DESC LIMIT ?)
+                    """,
+                arguments: [now.signedMilliseconds, Int64(held)]
+            )
+        }
+    }
+
+    /// How long a one-time private key handed out by the relay and never used is kept, and how many such keys at
+    /// most: someone draining the relay's one-time prekeys cannot grow the profile's private keys without bound.
+    static let handedOutPrekeyGrace: UInt64 = 7 * 86_400
+    static let maximumHandedOutPrekeys = 200
+
+    /// Deletes one-time private keys handed out by the relay longer ago than the grace, and all but the newest
+    /// ``maximumHandedOutPrekeys`` of them. Runs after fetching, so what waited on the relay is opened first.
+    func deleteHandedOutPrekeys(now: Timestamp = .now()) async throws {
+        let cutoff = now.signedMilliseconds - Int64(Self.handedOutPrekeyGrace * 1000)
+        try await database.writer.write { db in
+            try db.execute(
+                sql: """
+                    DELETE FROM prekey WHERE kind = 2 AND handed_out_at IS NOT NULL AND (handed_out_at < ? OR id NOT IN (
+                        SELECT id FROM prekey WHERE kind = 2 AND handed_out_at IS NOT NULL ORDER BY handed_out_at DESC, id DESC LIMIT ?))
+                    """,
+                arguments: [cutoff, Self.maximumHandedOutPrekeys]
+            )
         }
     }
 
@@ -434,6 +469,7 @@ extension Client {
         try await applyNotices(connection, report: &report)
         try await flushOutbox(connection, report: &report)
         try await deleteRetiredPrekeys()
+        try await deleteHandedOutPrekeys()
         try await forgetOldEnvelopeIDs()
     }
 

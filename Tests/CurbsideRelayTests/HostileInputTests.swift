@@ -231,6 +231,36 @@ struct HostileInputTests {
         #expect(try await rowCount(derm, "SELECT COUNT(*) FROM outbox") == 0)
     }
 
+    /// Issue 14.9 (the client's part): on main every one-time private key ever published stayed in the profile, so
+    /// each drain of the relay's one-time prekeys grew it by 100 (100 -> 198 after one refill). Handed-out keys now
+    /// go after a grace, and at most 200 are kept meanwhile, however often the relay is drained.
+    @Test func drainedOneTimePrekeysDoNotPileUpInTheProfile() async throws {
+        let providers = try await Providers.start()
+        defer { Task { await providers.stop() } }
+        let mallory = try await providers.create("mallory.gp")
+        let derm = try await providers.create("osei.derm")
+        let oneTime = "SELECT COUNT(*) FROM prekey WHERE kind = 2"
+        #expect(try await rowCount(derm, oneTime) == 100)
+        let peer = try await CraftedPeer.connect(mallory, providers)
+        defer { Task { await peer.close() } }
+        var drained = 0
+        for _ in 0..<4 {
+            // Fetch until the relay hands out no more one-time prekeys (or refuses), then the victim syncs and refills.
+            for _ in 0..<120 {
+                guard let bundle = try? await peer.bundle(derm.me.handle), bundle.oneTimePrekey != nil else { break }
+                drained += 1
+            }
+            _ = try await derm.sync()
+            #expect(try await rowCount(derm, oneTime) <= 100 + Client.maximumHandedOutPrekeys)
+        }
+        #expect(drained > 0)
+        #expect(try await rowCount(derm, "SELECT COUNT(*) FROM prekey WHERE kind = 2 AND handed_out_at IS NOT NULL") == min(drained, Client.maximumHandedOutPrekeys))
+        // A week later nothing handed out is left; the keys the relay still holds are.
+        try await derm.deleteHandedOutPrekeys(now: Timestamp.now().adding(seconds: Client.handedOutPrekeyGrace + 60))
+        let held = try await SQLiteRelayStore(path: providers.relay.path).oneTimePrekeyCount(for: derm.me.handle)
+        #expect(try await rowCount(derm, oneTime) == held)
+    }
+
     /// Issue 14.10: attachments past the recipient's limits are not downloaded; the sender gets a signed
     /// attachment_unavailable receipt saying which limit.
     @Test func attachmentsPastTheLimitsAreRefusedWithAReceipt() async throws {
