@@ -13,6 +13,11 @@ let package = Package(
         .executableTarget(name: "fuzz-envelope", dependencies: [.product(name: "CurbsideWire", package: "Curbside")]),
         .executableTarget(name: "fuzz-bundle", dependencies: [.product(name: "CurbsideWire", package: "Curbside")]),
         .executableTarget(name: "fuzz-age", dependencies: [.product(name: "CurbsideWire", package: "Curbside")]),
+        // The client's receive path on a real profile database: open, check, store, receipt decision.
+        .executableTarget(
+            name: "fuzz-receive",
+            dependencies: [.product(name: "CurbsideClient", package: "Curbside"), .product(name: "CurbsideWire", package: "Curbside")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 seconds=${FUZZ_SECONDS:-300}
 scratch="$root/.build-fuzz"
-harnesses=${FUZZ_HARNESSES:-"fuzz-frames fuzz-envelope fuzz-bundle fuzz-age"}
+harnesses=${FUZZ_HARNESSES:-"fuzz-frames fuzz-envelope fuzz-bundle fuzz-age fuzz-receive"}
 
 mkdir -p "$scratch"
 (cd fuzz && swift build -c release --sanitize=fuzzer --scratch-path "$scratch" >"$scratch/build.log" 2>&1) || {

@@ -11,7 +11,12 @@ SOURCES = {
     "fuzz-envelope": ["envelopes.json", "encoding.json"],
     "fuzz-bundle": ["bundles.json", "encoding.json"],
     "fuzz-age": ["age.json"],
+    "fuzz-receive": ["encoding.json", "envelopes.json"],
 }
+# fuzz-receive reads a mode byte first (ReceivePathHarness): each byte string is seeded as a delivered envelope (0),
+# as a message re-addressed and signed by the pinned sender to a one-time prekey (1, 1), by an unpinned key to the
+# signed prekey (2, 0), by another account (3, 1), and as a raw plaintext (4).
+PREFIXES = {"fuzz-receive": [b"\x00", b"\x01\x01", b"\x02\x00", b"\x03\x01", b"\x04"]}
 
 
 def strings(value):
@@ -33,7 +38,8 @@ for harness, files in SOURCES.items():
     for name in files:
         for text in strings(json.load(open(os.path.join(vectors, name)))):
             if HEX.match(text):
-                with open(os.path.join(directory, f"seed-{name[:-5]}-{count}"), "wb") as out:
-                    out.write(bytes.fromhex(text))
-                count += 1
+                for prefix in PREFIXES.get(harness, [b""]):
+                    with open(os.path.join(directory, f"seed-{name[:-5]}-{count}"), "wb") as out:
+                        out.write(prefix + bytes.fromhex(text))
+                    count += 1
     print(f"{harness}: {count} seeds", file=sys.stderr)

@@ -73,23 +73,6 @@ struct DecoderMutationTests {
         }
     }
 
-    static func mutate(_ input: [UInt8], using generator: inout SplitMix64) -> [UInt8] {
-        var bytes = input
-        for _ in 0..<Int.random(in: 1...3, using: &generator) {
-            switch Int.random(in: 0..<4, using: &generator) {
-            case 0 where !bytes.isEmpty:
-                bytes[Int.random(in: 0..<bytes.count, using: &generator)] ^= UInt8.random(in: 1...255, using: &generator)
-            case 1:
-                bytes.insert(UInt8.random(in: 0...255, using: &generator), at: Int.random(in: 0...bytes.count, using: &generator))
-            case 2 where !bytes.isEmpty:
-                bytes.remove(at: Int.random(in: 0..<bytes.count, using: &generator))
-            default:
-                bytes = Array(bytes.prefix(Int.random(in: 0...bytes.count, using: &generator)))
-            }
-        }
-        return bytes
-    }
-
     @Test(arguments: Decoder.allCases)
     func mutatedVectorsNeverTrapAndWhatDecodesIsCanonical(decoder: Decoder) throws {
         let seeds = try Self.seeds(for: decoder)
@@ -100,7 +83,7 @@ struct DecoderMutationTests {
         #expect(decodedSeeds > 0)
         var decodedMutants = 0
         for _ in 0..<20_000 {
-            decodedMutants += decoder.check(Self.mutate(seeds.randomElement(using: &generator)!, using: &generator))
+            decodedMutants += decoder.check(mutate(seeds.randomElement(using: &generator)!, using: &generator))
         }
         let regressions = Repository.root.appendingPathComponent("fuzz/regressions/\(decoder.harness)")
         let replayed = (try? FileManager.default.contentsOfDirectory(at: regressions, includingPropertiesForKeys: nil)) ?? []

@@ -1,0 +1,34 @@
+@_spi(Fuzzing) import CurbsideClient
+import Dispatch
+import Foundation
+
+/// The client's receive path on a real profile (ReceivePathHarness): whatever an envelope holds, it is settled once
+/// (acknowledged or rejected), a re-delivery is settled the same way and changes nothing, and nothing traps. The
+/// profile lives in /dev/shm where there is one, so the profile's fsyncs do not set the pace.
+let harness: ReceivePathHarness = {
+    let parent = FileManager.default.fileExists(atPath: "/dev/shm") ? URL(fileURLWithPath: "/dev/shm") : FileManager.default.temporaryDirectory
+    return wait { try await ReceivePathHarness(in: parent) }
+}()
+
+/// Runs async work to completion from libFuzzer's synchronous callback (the cooperative pool runs it).
+func wait<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) -> T {
+    let done = DispatchSemaphore(value: 0)
+    nonisolated(unsafe) var result: Result<T, any Error>?
+    Task {
+        do { result = .success(try await body()) } catch { result = .failure(error) }
+        done.signal()
+    }
+    done.wait()
+    switch result! {
+    case .success(let value): return value
+    case .failure(let error): fatalError("fuzz-receive: \(error)")
+    }
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzReceive(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let bytes = Array(UnsafeBufferPointer(start: data, count: size))
+    let harness = harness
+    _ = wait { try await harness.run(bytes) }
+    return 0
+}
