@@ -207,6 +207,11 @@ class Connection:
         body = enc.list_(list(envelope_ids), lambda i: enc.fixed(i, 32), 1, 1000)
         return self.request(relay.ACKNOWLEDGE, body, relay.ACKNOWLEDGED)
 
+    def reject(self, rejections) -> int:
+        """Envelopes this device received and cannot open: (envelope id, FailureReason value) pairs."""
+        body = enc.list_([relay.Rejection(i, reason) for i, reason in rejections], lambda r: r.encode(), 1, 1000)
+        return self.request(relay.REJECT, body, relay.ACKNOWLEDGED)
+
     def fetch_notices(self, after: int = 0):
         return self.request(relay.FETCH_NOTICES, enc.u64(after), relay.NOTICES)
 

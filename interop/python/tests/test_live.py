@@ -23,7 +23,7 @@ from curbside_interop.client import PinMismatch, RelayError, connect
 from curbside_interop.provider import Attachment, Provider
 from curbside_interop.safety import display, safety_number
 from curbside_interop.structures import (CONSULT, DELIVERED, FAILED, FAILURE_REASONS, MESSAGE_LABEL, READ, RECEIPT,
-                                         Party)
+                                         ROUTINE, Consult, Message, Party)
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".."))
 BIN = os.environ.get("CURBSIDE_BIN") or os.path.join(REPO, ".build", "debug", "curbside")
@@ -323,6 +323,29 @@ def test_python_recipient_reports_corrupt_attachment(registered):
         receipts = [r.opened.message.body for r in sender.receive(conn)
                     if r.opened.message.content_type == RECEIPT and r.opened.message.body.message_id == message.message_id]
     assert [(r.kind, r.reason) for r in receipts] == [(FAILED, FAILURE_REASONS["attachment_corrupt"])]
+
+
+def test_swift_recipient_rejects_a_consult_from_the_end_of_time(registered):
+    """A hostile sender (this implementation) signs a consult created at 2^64 - 1, past encoding.md §Times. The
+    Swift recipient does not crash: `inbox` reports one message from the sender that could not be opened, a second
+    `inbox` is quiet, and the sender gets a `rejected` notice with the reason, not delivered_to_device."""
+    live = registered
+    python, swift_home = live["python"], live["swift_home"]
+    with live["relay"].connect() as conn:
+        python.login(conn)
+        bundle = python.fetch_verified_bundle(conn, SWIFT_HANDLE.encode())
+        message_id = os.urandom(16)
+        message = Message(python.party, bundle.owner, message_id, message_id, 2**64 - 1, CONSULT,
+                          Consult("From the end of time", ROUTINE, "general", "Crash?", ""), [])
+        stored = python._seal_and_send(conn, message, bundle)
+    inbox = cli("inbox", "--home", swift_home)
+    assert f"1 message from {PYTHON_HANDLE} could not be opened" in inbox.stdout, inbox.stdout
+    again = cli_json("inbox", home=swift_home)
+    assert any(u["sender"] == PYTHON_HANDLE and u["reason"] == "malformed_content" for u in again["unopened"])
+    with live["relay"].connect() as conn:
+        python.login(conn)
+        notices = [n for n in conn.fetch_notices() if n.envelope_id == stored.envelope_id]
+    assert [(n.kind, n.reason) for n in notices] == [(relay.NOTICE_REJECTED, FAILURE_REASONS["unsupported_content"])]
 
 
 def test_login_with_another_key_is_refused(registered):
