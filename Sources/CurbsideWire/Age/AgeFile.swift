@@ -102,14 +102,21 @@ package struct AgeStanza: Sendable {
     /// An X25519 stanza wrapping `fileKey` under the wrap key derived from `sharedSecret`; taking the shared secret
     /// rather than computing it lets vectors write the stanza of a low-order share, whose shared secret is zero.
     package static func x25519(share: [UInt8], sharedSecret: SecretBytes, recipient: AgreementKey.Public, fileKey: SecretBytes) throws -> Self {
-        let wrapKey = try HKDF.deriveKey(
-            inputKeyMaterial: sharedSecret,
-            salt: share + recipient.rawRepresentation,
-            info: Array("age-encryption.org/v1/X25519".utf8),
-            outputByteCount: 32
-        )
-        let body = try ChaChaPoly.seal(fileKey.copiedBytes, using: SymmetricKey(wrapKey), nonce: [UInt8](repeating: 0, count: 12))
+        let wrapKey = try x25519WrapKey(sharedSecret: sharedSecret, share: share, recipient: recipient)
+        let body = try ChaChaPoly.seal(fileKey.copiedBytes, using: wrapKey, nonce: [UInt8](repeating: 0, count: 12))
         return Self(arguments: ["X25519", RawBase64.encode(share)], body: body)
+    }
+
+    /// HKDF-SHA-256(ikm = shared secret, salt = share ‖ recipient, info = "age-encryption.org/v1/X25519").
+    static func x25519WrapKey(sharedSecret: SecretBytes, share: [UInt8], recipient: AgreementKey.Public) throws(CryptoError) -> SymmetricKey {
+        SymmetricKey(
+            try HKDF.deriveKey(
+                inputKeyMaterial: sharedSecret,
+                salt: share + recipient.rawRepresentation,
+                info: Array("age-encryption.org/v1/X25519".utf8),
+                outputByteCount: 32
+            )
+        )
     }
 
     /// The argument line and the body wrapped at 64 columns, ending with a line shorter than 64 (maybe empty).
@@ -239,13 +246,8 @@ public struct AgeDecryptor {
                 throw AgeError(.malformedHeader, "an X25519 stanza's share \(RawBase64.encode(share)) gives an all-zero shared secret")
             }
             guard fileKey == nil,
-                let wrapKey = try? HKDF.deriveKey(
-                    inputKeyMaterial: shared,
-                    salt: share + identity.publicKey.rawRepresentation,
-                    info: Array("age-encryption.org/v1/X25519".utf8),
-                    outputByteCount: 32
-                ),
-                var key = try? ChaChaPoly.open(stanza.body, using: SymmetricKey(wrapKey), nonce: [UInt8](repeating: 0, count: 12))
+                let wrapKey = try? AgeStanza.x25519WrapKey(sharedSecret: shared, share: share, recipient: identity.publicKey),
+                var key = try? ChaChaPoly.open(stanza.body, using: wrapKey, nonce: [UInt8](repeating: 0, count: 12))
             else { continue }
             fileKey = SecretBytes(key)
             secureZero(&key)
