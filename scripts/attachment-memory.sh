@@ -50,7 +50,7 @@ measure() {
     wall=$(awk '/Elapsed \(wall clock\)/ {print $NF}' "$work/time.txt")
     printf '%-36s peak RSS %4d MiB, after unlocking %4d MiB   wall %s\n' "$label" "$((rss / 1024))" "$((late / 1024))" "$wall"
 }
-measure "send ${mib} MiB (encrypt + upload)" "$curbside" send --home "$work/amara.gp" osei.derm --subject "Large scan" --question "Seen?" --image "$work/big.bin"
+measure "send ${mib} MiB (encrypt + upload)" "$curbside" send --home "$work/amara.gp" osei.derm --subject "Large scan" --question "Seen?" --image "$work/big.bin" --keep-metadata
 measure "inbox (download + check)" "$curbside" inbox --home "$work/osei.derm"
 id=$(awk 'NR == 1 {print $1}' "$work/out.txt")
 measure "show --save-dir (decrypt)" "$curbside" show --home "$work/osei.derm" "$id" --save-dir "$work/saved"

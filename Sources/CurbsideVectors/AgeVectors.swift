@@ -8,7 +8,7 @@ extension VectorGenerator {
                 Attachments in the age v1 format (spec/attachments.md). Decrypt `file` with the X25519 identity \
                 `identity` (AGE-SECRET-KEY-1…). valid: it gives exactly `plaintext`, and encrypting `plaintext` to the \
                 identity's recipient with `file_key`, `ephemeral_secret` and `payload_nonce` reproduces `file`. \
-                Otherwise decryption fails with `expect`.
+                Otherwise decryption fails with `expect`; some of those files hold several stanzas.
                 """
         )
         let identity = Fixtures.agreementKey("image-1/age-identity")
@@ -73,6 +73,39 @@ extension VectorGenerator {
         let shareLine = text.firstRange(of: Array("-> X25519 ".utf8))!.upperBound
         let padded = Array(text[..<(shareLine + 43)]) + Array("=".utf8) + Array(good[(shareLine + 43)...])
         add("a padded stanza argument", file: padded, "age_malformed_header")
+
+        // X25519 stanzas whose share is a low-order point: X25519(identity, share) is all zeros whatever the
+        // identity, so the stanza's wrap key is known to anyone who knows the recipient. Each body really wraps the
+        // file key under that key (what an attacker would write); the whole file fails wherever the stanza stands.
+        let p = [0xED] + [UInt8](repeating: 0xFF, count: 30) + [0x7F]  // 2^255 - 19, a non-canonical 0
+        let orderEight = [UInt8](hexString: "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800")!
+        let lowOrder: [(String, [UInt8], String)] = [
+            ("an all-zero share before a valid stanza", [UInt8](repeating: 0, count: 32), "before"),
+            ("a share of order 8 after a valid stanza", orderEight, "after"),
+            ("a share equal to 2^255-19 before a valid stanza", p, "before"),
+            ("an all-zero share alone", [UInt8](repeating: 0, count: 32), "alone"),
+        ]
+        for (name, share, position) in lowOrder {
+            let fileKey = SecretBytes(Fixtures.secret("age/\(name)/file-key").copiedBytes.prefix(16))
+            let ephemeral = Fixtures.agreementKey("age/\(name)/ephemeral")
+            let nonce = Array(Fixtures.secret("age/\(name)/nonce").copiedBytes.prefix(16))
+            let valid = try! AgeStanza.x25519(
+                share: ephemeral.publicKey.rawRepresentation,
+                sharedSecret: try! ephemeral.sharedSecret(with: identity.publicKey),
+                recipient: identity.publicKey,
+                fileKey: fileKey
+            )
+            let weak = try! AgeStanza.x25519(
+                share: share,
+                sharedSecret: SecretBytes([UInt8](repeating: 0, count: 32)),
+                recipient: identity.publicKey,
+                fileKey: fileKey
+            )
+            let stanzas = position == "before" ? [weak, valid] : position == "after" ? [valid, weak] : [weak]
+            var encryptor = try! AgeEncryptor(stanzas: stanzas, fileKey: fileKey, nonce: nonce)
+            let body = try! encryptor.update(plaintext(100))
+            add(name, file: encryptor.header + body + (try! encryptor.finish()), "age_malformed_header")
+        }
         return file
     }
 }

@@ -7,37 +7,6 @@ import Testing
 @testable import CurbsideClient
 @testable import CurbsideRelay
 
-/// A JPEG-structured file with an EXIF GPS directory (the same layout as scripts/sample-photo.py).
-enum SamplePhoto {
-    static func le16(_ v: Int) -> [UInt8] { [UInt8(v & 255), UInt8(v >> 8 & 255)] }
-    static func le32(_ v: Int) -> [UInt8] { le16(v & 0xFFFF) + le16(v >> 16) }
-
-    static var exif: [UInt8] {
-        var tiff: [UInt8] = Array("II*\0".utf8) + le32(8)
-        tiff += le16(1) + le16(0x8825) + le16(4) + le32(1) + le32(26) + le32(0)
-        tiff += le16(3)
-        tiff += le16(1) + le16(2) + le32(2) + Array("N\0\0\0".utf8)
-        tiff += le16(2) + le16(5) + le32(3) + le32(26 + 2 + 36 + 4)
-        tiff += le16(3) + le16(2) + le32(2) + Array("W\0\0\0".utf8)
-        tiff += le32(0)
-        tiff += [51, 1, 30, 1, 0, 1].flatMap(le32)
-        return Array("Exif\0\0".utf8) + tiff
-    }
-
-    static func jpeg(scan: Int = 50_000) -> [UInt8] {
-        let exif = self.exif
-        let comment = Array("curbside test photo".utf8)
-        var data: [UInt8] = [0xFF, 0xD8, 0xFF, 0xE1] + [UInt8((exif.count + 2) >> 8), UInt8((exif.count + 2) & 255)] + exif
-        data += [0xFF, 0xFE, 0, UInt8(comment.count + 2)] + comment
-        data += [0xFF, 0xDA, 0, 8, 1, 1, 0, 0, 0x3F, 0]
-        data += (0..<scan).map { UInt8($0 * 7 % 251) }
-        return data + [0xFF, 0xD9]
-    }
-
-    /// Offset of the TIFF header in `jpeg()`.
-    static let tiffStart = 4 + 2 + 6
-}
-
 @Suite("photo metadata")
 struct MetadataFilterTests {
     static func filter(_ bytes: [UInt8], step: Int) -> ([UInt8], Set<String>) {
@@ -117,10 +86,11 @@ struct MetadataFilterTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("photo.heic").path
-        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: path))
+        let heic = SamplePhoto.ftyp("heic", ["mif1", "heic"])
+        try Data(heic).write(to: URL(fileURLWithPath: path))
         #expect(throws: ClientError.self) { _ = try AttachmentFiles.prepare(AttachmentSource(path: path), into: path + ".age") }
         let kept = try AttachmentFiles.prepare(AttachmentSource(path: path, keepMetadata: true), into: path + ".age")
-        #expect(kept.size > 3)
+        #expect(kept.size > UInt64(heic.count) && kept.mediaType == "image/heic")
     }
 
     @Test func otherFilesPassUnchanged() {
@@ -151,7 +121,7 @@ struct AttachmentClientTests {
         let photoPath = try Self.write(SamplePhoto.jpeg(), "forearm.jpg", in: files)
 
         let sent = try await gp.send(try Providers.consult(), to: derm.me.handle, attachments: [
-            AttachmentSource(path: photoPath), AttachmentSource(path: scanPath),
+            AttachmentSource(path: photoPath), AttachmentSource(path: scanPath, keepMetadata: true),
         ])
         #expect(sent.stored)
         #expect(try await derm.sync().received == 1)
@@ -198,7 +168,7 @@ struct AttachmentClientTests {
         let derm = try await providers.create("osei.derm")
         var rng = SplitMix64(seed: 62)
         let path = try Self.write(rng.bytes(100_000), "scan.bin", in: providers.root.appendingPathComponent("files"))
-        let sent = try await gp.send(try Providers.consult(), to: derm.me.handle, attachments: [AttachmentSource(path: path)])
+        let sent = try await gp.send(try Providers.consult(), to: derm.me.handle, attachments: [AttachmentSource(path: path, keepMetadata: true)])
         let stored = try FileManager.default.contentsOfDirectory(atPath: "\(providers.relay.attachmentsPath)/complete")
         let blob = "\(providers.relay.attachmentsPath)/complete/\(try #require(stored.first))"
         var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: blob)))
@@ -242,7 +212,7 @@ struct AttachmentClientTests {
         let (gpLossy, upProxy) = try viaProxy(gp, cuts: 25, seed: 1)
         defer { upProxy.stop() }
         await gpLossy.setRetryLimit(10)
-        let sent = try await gpLossy.send(try Providers.consult(), to: derm.me.handle, attachments: [AttachmentSource(path: path)])
+        let sent = try await gpLossy.send(try Providers.consult(), to: derm.me.handle, attachments: [AttachmentSource(path: path, keepMetadata: true)])
         #expect(sent.stored)
         #expect(upProxy.cutsDone == 25)
         let encryptedSize = try #require(try await gp.attachments(of: try MessageID(rawValue: [UInt8](hexString: sent.id)!)).first).size

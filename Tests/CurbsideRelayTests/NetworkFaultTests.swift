@@ -78,7 +78,7 @@ struct NetworkFaultTests {
             let queuedBefore = try await store.statistics().queuedEnvelopes
             let id: MessageID
             if sending {
-                let attachments = operation == .upload ? [AttachmentSource(path: image)] : []
+                let attachments = operation == .upload ? [AttachmentSource(path: image, keepMetadata: true)] : []
                 let outcome = try await lossy.send(try Providers.consult("trial \(trial)"), to: derm.me.handle, attachments: attachments)
                 id = try MessageID(rawValue: try #require([UInt8](hexString: outcome.id)))
                 if outcome.stored {
@@ -93,7 +93,7 @@ struct NetworkFaultTests {
                 let received = try await derm.sync()
                 #expect(received.received == 1, "\(context)")
             } else {
-                let attachments = operation == .download ? [AttachmentSource(path: image)] : []
+                let attachments = operation == .download ? [AttachmentSource(path: image, keepMetadata: true)] : []
                 let outcome = try await gp.send(try Providers.consult("trial \(trial)"), to: derm.me.handle, attachments: attachments)
                 id = try MessageID(rawValue: try #require([UInt8](hexString: outcome.id)))
                 let report = try await lossy.sync()

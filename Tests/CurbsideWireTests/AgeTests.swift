@@ -117,6 +117,45 @@ struct AgeTests {
         Self.expectError(.emptyFinalChunk) { _ = try Self.decrypt(file, with: identity, step: 1 << 20) }
     }
 
+    /// A file whose header holds, besides a valid stanza for `identity`, an X25519 stanza with the low-order share
+    /// `share`, placed before or after it. The weak stanza really wraps the file key under the all-zero shared
+    /// secret, as an attacker would write it.
+    static func fileWithLowOrderStanza(for identity: AgreementKey.Private, share: [UInt8], before: Bool, plaintext: [UInt8]) throws -> [UInt8] {
+        let fileKey = SecretBytes.random(count: 16)
+        let ephemeral = AgreementKey.Private()
+        let valid = try AgeStanza.x25519(
+            share: ephemeral.publicKey.rawRepresentation,
+            sharedSecret: try ephemeral.sharedSecret(with: identity.publicKey),
+            recipient: identity.publicKey,
+            fileKey: fileKey
+        )
+        let weak = try AgeStanza.x25519(
+            share: share,
+            sharedSecret: SecretBytes([UInt8](repeating: 0, count: 32)),
+            recipient: identity.publicKey,
+            fileKey: fileKey
+        )
+        var encryptor = try AgeEncryptor(stanzas: before ? [weak, valid] : [valid, weak], fileKey: fileKey, nonce: secureRandomBytes(count: 16))
+        return encryptor.header + (try encryptor.update(plaintext)) + (try encryptor.finish())
+    }
+
+    static let lowOrderShares: [[UInt8]] = [
+        [UInt8](repeating: 0, count: 32),
+        [1] + [UInt8](repeating: 0, count: 31),
+        [UInt8](hexString: "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800")!,
+        [0xED] + [UInt8](repeating: 0xFF, count: 30) + [0x7F],  // 2^255 - 19, a non-canonical 0
+    ]
+
+    /// c2sp.org/age: "If the shared secret is all 0x00 bytes, the identity implementation MUST abort." The whole
+    /// file fails, wherever the stanza stands, even though a valid stanza for the identity is there too.
+    @Test(arguments: lowOrderShares, [true, false])
+    func aStanzaWithAnAllZeroSharedSecretFailsTheFile(_ share: [UInt8], before: Bool) throws {
+        let identity = AgreementKey.Private()
+        let file = try Self.fileWithLowOrderStanza(for: identity, share: share, before: before, plaintext: Array("a skin photo".utf8))
+        Self.expectError(.malformedHeader) { _ = try Self.decrypt(file, with: identity, step: 1 << 20) }
+        Self.expectError(.malformedHeader) { _ = try Self.decrypt(file, with: identity, step: 1) }
+    }
+
     @Test func keysRoundTripAndRejectDamage() throws {
         let identity = AgreementKey.Private()
         let text = AgeKeys.encode(identity: identity)
@@ -167,6 +206,30 @@ struct AgeInteropTests {
         let output = stdout.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return (process.terminationStatus, Array(output))
+    }
+
+    /// What Debian's `age` (1.1.1) does with a low-order X25519 share: it stops at the first stanza that opens or
+    /// fails, so a weak stanza before the valid one fails the file ("invalid X25519 recipient: bad input point: low
+    /// order point"), while one after it is never looked at and the file decrypts. Curbside fails both
+    /// (spec/attachments.md §Header); if a later `age` fails the second too, this test says so and can be tightened.
+    @Test func debiansAgeAbortsOnAnAllZeroSharedSecretItReaches() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.tool), "age is not installed: run `make deps`")
+        let identity = AgreementKey.Private()
+        let keyFile = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-age-\(UUID()).key")
+        try Data((AgeKeys.encode(identity: identity) + "\n").utf8).write(to: keyFile)
+        defer { try? FileManager.default.removeItem(at: keyFile) }
+        let plaintext = Array("a retinal image".utf8)
+        for share in AgeTests.lowOrderShares {
+            let before = try AgeTests.fileWithLowOrderStanza(for: identity, share: share, before: true, plaintext: plaintext)
+            let refused = try run(["-d", "-i", keyFile.path], input: before)
+            #expect(refused.status != 0 && refused.output.isEmpty, "age decrypted a file whose first stanza has share \(share.hexString)")
+            AgeTests.expectError(.malformedHeader) { _ = try AgeTests.decrypt(before, with: identity, step: 4096) }
+
+            let after = try AgeTests.fileWithLowOrderStanza(for: identity, share: share, before: false, plaintext: plaintext)
+            let accepted = try run(["-d", "-i", keyFile.path], input: after)
+            #expect(accepted.status == 0 && accepted.output == plaintext, "age 1.1.1 never reaches a weak stanza after the one that opens")
+            AgeTests.expectError(.malformedHeader) { _ = try AgeTests.decrypt(after, with: identity, step: 4096) }
+        }
     }
 
     @Test(arguments: [0, 1, AgeEncryptor.chunkSize, 3 * AgeEncryptor.chunkSize + 17])

@@ -7,29 +7,64 @@ public struct AttachmentSource: Sendable, Hashable {
     public let path: String
     /// Shown to the recipient; by default the file's own name.
     public let fileName: String
-    /// Such as "image/jpeg"; by default guessed from the name.
-    public let mediaType: String
-    /// Keep EXIF GPS and PNG text chunks (they are removed by default).
+    /// What the caller says the file is, such as "image/jpeg". The descriptor records the type detected from the
+    /// content; this one is checked against it (an image type the content does not bear out is refused) and is
+    /// recorded only for content Curbside does not recognise, sent with `keepMetadata`.
+    public let mediaType: String?
+    /// Send the file as it is: keep EXIF GPS and PNG text chunks, and allow formats Curbside cannot clean.
     public let keepMetadata: Bool
 
     public init(path: String, fileName: String? = nil, mediaType: String? = nil, keepMetadata: Bool = false) {
         self.path = path
-        let name = fileName ?? (path as NSString).lastPathComponent
-        self.fileName = name
-        self.mediaType = mediaType ?? Self.mediaType(forName: name)
+        self.fileName = fileName ?? (path as NSString).lastPathComponent
+        self.mediaType = mediaType
         self.keepMetadata = keepMetadata
     }
 
-    static func mediaType(forName name: String) -> String {
-        switch (name as NSString).pathExtension.lowercased() {
-        case "jpg", "jpeg": "image/jpeg"
-        case "png": "image/png"
-        case "heic": "image/heic"
-        case "tif", "tiff": "image/tiff"
-        case "dcm": "application/dicom"
-        case "pdf": "application/pdf"
-        default: "application/octet-stream"
+    /// The format the name or the stated media type claims, if it is one Curbside recognises.
+    var claimedFormat: ContentFormat? {
+        if let mediaType { return ContentFormat.allCases.first { $0.mediaType == mediaType.lowercased() } }
+        return ContentFormat(claimedBy: fileName)
+    }
+
+    /// Decides from the file's first bytes whether it may be sent, and returns the media type for its descriptor
+    /// (spec/attachments.md §Privacy before encryption). Throws a `.usage` error that says what the file is.
+    func admit(head: [UInt8]) throws -> String {
+        guard !head.isEmpty else {
+            throw ClientError(
+                .usage,
+                "\(fileName) is empty; there is nothing to attach",
+                hint: "check that the file finished copying or downloading, then attach it again"
+            )
         }
+        let claimed = claimedFormat
+        guard let format = ContentFormat.detect(head) else {
+            if let claimed {
+                throw ClientError(
+                    .usage,
+                    "\(fileName) is not a \(claimed.name) image: its content is not any image format Curbside recognises",
+                    hint: "check that you attached the file you meant; a file that is not an image can go as it is "
+                        + "with --keep-metadata once its name no longer says it is one"
+                )
+            }
+            guard keepMetadata else {
+                throw ClientError(
+                    .usage,
+                    "Curbside cannot tell what kind of file \(fileName) is, so it cannot check it for location data",
+                    hint: "convert photos to JPEG or PNG first, or send the file as it is with --keep-metadata"
+                )
+            }
+            return mediaType ?? "application/octet-stream"
+        }
+        if !format.canBeCleaned, !keepMetadata {
+            let despite = claimed.map { $0 == format ? "" : " (whatever its name says)" } ?? ""
+            throw ClientError(
+                .usage,
+                "\(fileName) is a \(format.name) file\(despite); Curbside can remove location data (EXIF GPS) only from JPEG and PNG",
+                hint: "convert it to JPEG or PNG first, or send it as it is with --keep-metadata"
+            )
+        }
+        return format.mediaType
     }
 }
 
@@ -49,6 +84,8 @@ struct PreparedAttachment: Sendable {
     let sha256: [UInt8]
     let identity: AgreementKey.Private
     let removedMetadata: Set<String>
+    /// Detected from the content (`AttachmentSource.admit`).
+    let mediaType: String
 }
 
 enum AttachmentFiles {
@@ -57,18 +94,16 @@ enum AttachmentFiles {
     /// Strips metadata (unless kept) and encrypts `source` to a fresh single-use identity into `destination`,
     /// streaming: memory stays at about two 1 MiB buffers and one age chunk.
     static func prepare(_ source: AttachmentSource, into destination: String) throws -> PreparedAttachment {
-        let uncleanable = ["image/heic", "image/tiff", "image/webp", "image/heif"]
-        if !source.keepMetadata, uncleanable.contains(source.mediaType) {
-            throw ClientError(
-                .usage,
-                "Curbside cannot remove location data from \(source.fileName) (\(source.mediaType))",
-                hint: "convert it to JPEG or PNG first, or send it as it is with --keep-metadata"
-            )
-        }
         guard let input = FileHandle(forReadingAtPath: source.path) else {
             throw ClientError(.usage, "cannot read \(source.path)")
         }
         defer { try? input.close() }
+        // The content decides, not the name: the first bytes are read and judged before anything is written.
+        var head: [UInt8] = []
+        while head.count < ContentFormat.headLength, let data = try input.read(upToCount: ContentFormat.headLength - head.count), !data.isEmpty {
+            head += data
+        }
+        let mediaType = try source.admit(head: head)
         let identity = AgreementKey.Private()
         var encryptor = try AgeEncryptor(recipient: identity.publicKey)
         var filter = MetadataFilter()
@@ -82,9 +117,11 @@ enum AttachmentFiles {
             try output.write(bytes)
         }
         try emit(encryptor.header)
-        while let data = try input.read(upToCount: readSize), !data.isEmpty {
-            let plain = source.keepMetadata ? Array(data) : filter.update(Array(data))
+        var piece = head
+        while !piece.isEmpty {
+            let plain = source.keepMetadata ? piece : filter.update(piece)
             try emit(try encryptor.update(plain))
+            piece = try input.read(upToCount: readSize).map(Array.init) ?? []
         }
         if !source.keepMetadata { try emit(try encryptor.update(filter.finish())) }
         if filter.uncheckable {
@@ -98,7 +135,14 @@ enum AttachmentFiles {
         }
         try emit(try encryptor.finish())
         try output.close(sync: true)
-        return PreparedAttachment(path: destination, size: size, sha256: hasher.finalize(), identity: identity, removedMetadata: filter.removed)
+        return PreparedAttachment(
+            path: destination,
+            size: size,
+            sha256: hasher.finalize(),
+            identity: identity,
+            removedMetadata: filter.removed,
+            mediaType: mediaType
+        )
     }
 
     /// SHA-256 and size of a file, read in 1 MiB pieces.

@@ -21,10 +21,18 @@ extension Client {
     func prepareAttachments(_ sources: [AttachmentSource], for id: MessageID) throws -> [(PreparedAttachment, AttachmentSource)] {
         guard sources.count <= 16 else { throw ClientError(.usage, "at most 16 attachments per message") }
         try makePrivateDirectory(attachmentsDirectory, allowExisting: true)
-        return try sources.enumerated().map { index, source in
-            let path = attachmentsDirectory.appendingPathComponent("\(id)-\(index).age").path
-            return (try AttachmentFiles.prepare(source, into: path), source)
+        var prepared: [(PreparedAttachment, AttachmentSource)] = []
+        do {
+            for (index, source) in sources.enumerated() {
+                let path = attachmentsDirectory.appendingPathComponent("\(id)-\(index).age").path
+                prepared.append((try AttachmentFiles.prepare(source, into: path), source))
+            }
+        } catch {
+            // A later file was refused: the message is not queued, so the files encrypted for it go too.
+            for (file, _) in prepared { unlink(file.path) }
+            throw error
         }
+        return prepared
     }
 
     static func insertAttachments(_ db: Database, _ database: ProfileDatabase, _ prepared: [(PreparedAttachment, AttachmentSource)], for id: MessageID) throws {
@@ -37,7 +45,7 @@ extension Client {
                     """,
                 arguments: [
                     Data(id.rawValue), index, try database.seal(Array(source.fileName.utf8), column: "attachment.file_name", row: row),
-                    try database.seal(Array(source.mediaType.utf8), column: "attachment.media_type", row: row), Int64(file.size), Data(file.sha256),
+                    try database.seal(Array(file.mediaType.utf8), column: "attachment.media_type", row: row), Int64(file.size), Data(file.sha256),
                     try database.seal(file.identity.rawRepresentation.copiedBytes, column: "attachment.identity", row: row),
                     file.path,
                 ]

@@ -4,7 +4,8 @@
 ///   they point to overwritten with zeros — so the file keeps its size and every other byte.
 /// - JPEG XMP packets that hold GPS properties are blanked (overwritten with spaces, same size).
 /// - PNG: `tEXt`, `zTXt`, `iTXt` and `eXIf` chunks are dropped; every other chunk is passed on byte for byte.
-/// - Anything else passes through unchanged.
+/// - Anything else passes through unchanged: the sender refuses every other format before it gets here, unless the
+///   user keeps metadata (`AttachmentSource.admit`, which judges the same first bytes with `ContentFormat`).
 ///
 /// Memory: the JPEG filter looks at the first 512 KiB only (metadata segments come before the image data, each at
 /// most 64 KiB); the PNG filter holds one chunk header at a time and streams chunk bodies.
@@ -32,7 +33,11 @@ public struct MetadataFilter: Sendable {
         if kind == nil {
             head += bytes
             guard head.count >= 8 else { return [] }
-            kind = head.starts(with: [0xFF, 0xD8, 0xFF]) ? .jpeg : head.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) ? .png : .other
+            kind = switch ContentFormat.detect(head) {
+            case .jpeg: .jpeg
+            case .png: .png
+            default: .other
+            }
             let first = head
             head = []
             return route(first)

@@ -19,7 +19,8 @@ public struct AgeError: ErrorDomain, Hashable, CustomStringConvertible {
 }
 
 extension ErrorCode where Domain == AgeError {
-    /// The header does not follow the v1 grammar: a bad line, non-canonical base64, a stanza of the wrong shape.
+    /// The header does not follow the v1 grammar (a bad line, non-canonical base64, a stanza of the wrong shape), or
+    /// an X25519 stanza's shared secret is all zeros.
     public static var malformedHeader: Self { .init(601, "age_malformed_header", "malformed age header") }
     /// The version line names a version other than v1.
     public static var unsupportedVersion: Self { .init(602, "age_unsupported_version", "unsupported age version") }

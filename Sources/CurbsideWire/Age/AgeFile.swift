@@ -25,15 +25,21 @@ public struct AgeEncryptor {
     /// Deterministic encryption for test vectors and tests.
     package init(recipient: AgreementKey.Public, fileKey: SecretBytes, ephemeral: AgreementKey.Private, nonce: [UInt8]) throws {
         let share = ephemeral.publicKey.rawRepresentation
-        let shared = try ephemeral.sharedSecret(with: recipient)
-        let wrapKey = try HKDF.deriveKey(
-            inputKeyMaterial: shared,
-            salt: share + recipient.rawRepresentation,
-            info: Array("age-encryption.org/v1/X25519".utf8),
-            outputByteCount: 32
+        let stanza = try AgeStanza.x25519(
+            share: share,
+            sharedSecret: try ephemeral.sharedSecret(with: recipient),
+            recipient: recipient,
+            fileKey: fileKey
         )
-        let body = try ChaChaPoly.seal(fileKey.copiedBytes, using: SymmetricKey(wrapKey), nonce: [UInt8](repeating: 0, count: 12))
-        var text = Array("age-encryption.org/v1\n-> X25519 \(RawBase64.encode(share))\n\(RawBase64.encode(body))\n---".utf8)
+        try self.init(stanzas: [stanza], fileKey: fileKey, nonce: nonce)
+    }
+
+    /// A file whose header holds `stanzas` in this order, all wrapping `fileKey`: tests and vectors build headers
+    /// with several stanzas, or with stanzas no honest sender writes, through it.
+    package init(stanzas: [AgeStanza], fileKey: SecretBytes, nonce: [UInt8]) throws {
+        var text = Array("age-encryption.org/v1\n".utf8)
+        for stanza in stanzas { text += stanza.encoded }
+        text += Array("---".utf8)
         let mac = HMACSHA256.authenticationCode(for: text, using: try Self.headerKey(fileKey))
         text += Array(" \(RawBase64.encode(mac))\n".utf8)
         header = text + nonce
@@ -80,6 +86,50 @@ public struct AgeEncryptor {
 
     static func payloadKey(_ fileKey: SecretBytes, nonce: [UInt8]) throws -> SymmetricKey {
         SymmetricKey(try HKDF.deriveKey(inputKeyMaterial: fileKey, salt: nonce, info: Array("payload".utf8), outputByteCount: 32))
+    }
+}
+
+/// One recipient stanza of an age header: its arguments and its body (spec/attachments.md §Header).
+package struct AgeStanza: Sendable {
+    package var arguments: [String]
+    package var body: [UInt8]
+
+    package init(arguments: [String], body: [UInt8]) {
+        self.arguments = arguments
+        self.body = body
+    }
+
+    /// An X25519 stanza wrapping `fileKey` under the wrap key derived from `sharedSecret`; taking the shared secret
+    /// rather than computing it lets vectors write the stanza of a low-order share, whose shared secret is zero.
+    package static func x25519(share: [UInt8], sharedSecret: SecretBytes, recipient: AgreementKey.Public, fileKey: SecretBytes) throws -> Self {
+        let wrapKey = try x25519WrapKey(sharedSecret: sharedSecret, share: share, recipient: recipient)
+        let body = try ChaChaPoly.seal(fileKey.copiedBytes, using: wrapKey, nonce: [UInt8](repeating: 0, count: 12))
+        return Self(arguments: ["X25519", RawBase64.encode(share)], body: body)
+    }
+
+    /// HKDF-SHA-256(ikm = shared secret, salt = share ‖ recipient, info = "age-encryption.org/v1/X25519").
+    static func x25519WrapKey(sharedSecret: SecretBytes, share: [UInt8], recipient: AgreementKey.Public) throws(CryptoError) -> SymmetricKey {
+        SymmetricKey(
+            try HKDF.deriveKey(
+                inputKeyMaterial: sharedSecret,
+                salt: share + recipient.rawRepresentation,
+                info: Array("age-encryption.org/v1/X25519".utf8),
+                outputByteCount: 32
+            )
+        )
+    }
+
+    /// The argument line and the body wrapped at 64 columns, ending with a line shorter than 64 (maybe empty).
+    package var encoded: [UInt8] {
+        let text = Array(RawBase64.encode(body).utf8)
+        var out = Array("-> \(arguments.joined(separator: " "))\n".utf8)
+        var offset = 0
+        while true {
+            let line = text[offset..<min(offset + 64, text.count)]
+            out += line + [UInt8(ascii: "\n")]
+            offset += line.count
+            if line.count < 64 { return out }
+        }
     }
 }
 
@@ -178,26 +228,29 @@ public struct AgeDecryptor {
         }
         let stanzas = try Self.stanzas(lines.dropFirst())
         guard !stanzas.isEmpty else { throw AgeError(.malformedHeader, "no recipient stanza") }
+        // Every X25519 stanza is checked, not only those before the one that opens: c2sp.org/age says "If the shared
+        // secret is all 0x00 bytes, the identity implementation MUST abort", and a low-order share anywhere in the
+        // header fails the file, whatever the order of its stanzas (spec/attachments.md §Header).
         var fileKey: SecretBytes?
         for stanza in stanzas where stanza.arguments.first == "X25519" {
             guard stanza.arguments.count == 2, let share = RawBase64.decode(Array(stanza.arguments[1].utf8)), share.count == 32 else {
                 throw AgeError(.malformedHeader, "an X25519 stanza's share is not 32 bytes")
             }
             guard stanza.body.count == 32 else { throw AgeError(.malformedHeader, "an X25519 stanza's body is not 32 bytes") }
-            guard let peer = try? AgreementKey.Public(rawRepresentation: share),
-                let shared = try? identity.sharedSecret(with: peer),
-                let wrapKey = try? HKDF.deriveKey(
-                    inputKeyMaterial: shared,
-                    salt: share + identity.publicKey.rawRepresentation,
-                    info: Array("age-encryption.org/v1/X25519".utf8),
-                    outputByteCount: 32
-                ),
-                let key = try? ChaChaPoly.open(stanza.body, using: SymmetricKey(wrapKey), nonce: [UInt8](repeating: 0, count: 12))
+            let shared: SecretBytes
+            do {
+                shared = try identity.sharedSecret(with: AgreementKey.Public(rawRepresentation: share))
+            } catch {
+                // libsodium refuses exactly the shares whose result is all zeros (small order, or a non-canonical
+                // encoding of one); the share is public input, so it may be quoted.
+                throw AgeError(.malformedHeader, "an X25519 stanza's share \(RawBase64.encode(share)) gives an all-zero shared secret")
+            }
+            guard fileKey == nil,
+                let wrapKey = try? AgeStanza.x25519WrapKey(sharedSecret: shared, share: share, recipient: identity.publicKey),
+                var key = try? ChaChaPoly.open(stanza.body, using: wrapKey, nonce: [UInt8](repeating: 0, count: 12))
             else { continue }
-            var keyBytes = key
-            fileKey = SecretBytes(keyBytes)
-            secureZero(&keyBytes)
-            break
+            fileKey = SecretBytes(key)
+            secureZero(&key)
         }
         guard let fileKey else { throw AgeError(.noMatchingStanza, "no X25519 stanza is for this identity") }
         guard let headerKey = try? AgeEncryptor.headerKey(fileKey),
@@ -211,13 +264,8 @@ public struct AgeDecryptor {
         return true
     }
 
-    private struct Stanza {
-        var arguments: [String]
-        var body: [UInt8]
-    }
-
-    private static func stanzas(_ lines: ArraySlice<[UInt8]>) throws(AgeError) -> [Stanza] {
-        var out: [Stanza] = []
+    private static func stanzas(_ lines: ArraySlice<[UInt8]>) throws(AgeError) -> [AgeStanza] {
+        var out: [AgeStanza] = []
         var index = lines.startIndex
         while index < lines.endIndex {
             let line = lines[index]
@@ -238,7 +286,7 @@ public struct AgeDecryptor {
                 body += decoded
                 if bodyLine.count < 64 { break }
             }
-            out.append(Stanza(arguments: arguments.map { String(decoding: $0, as: UTF8.self) }, body: body))
+            out.append(AgeStanza(arguments: arguments.map { String(decoding: $0, as: UTF8.self) }, body: body))
         }
         return out
     }

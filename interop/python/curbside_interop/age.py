@@ -253,12 +253,18 @@ def decrypt(data: bytes, identity: bytes) -> bytes:
         if share is None or len(share) != 32 or len(body) != 32:
             fail("age_malformed_header", "X25519 stanza")
         x25519_stanzas.append((share, body))
+    # Every X25519 stanza is computed, even after one has opened: an all-zero shared secret (a low-order share)
+    # anywhere in the header fails the whole file (attachments.md §Header; c2sp.org/age "MUST abort").
     file_key = None
     for share, body in x25519_stanzas:
         try:
             shared = hpke.x25519(identity, share)
+        except CurbsideError:
+            fail("age_malformed_header", "X25519 share with an all-zero shared secret")
+        if file_key is not None:
+            continue
+        try:
             file_key = hpke.aead_open(_wrap_key(shared, share, recipient), bytes(12), b"", body)
-            break
         except CurbsideError:
             continue
     if file_key is None:

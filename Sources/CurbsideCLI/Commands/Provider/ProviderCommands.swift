@@ -411,9 +411,15 @@ extension Curbside {
 
 /// `--image FILE` (repeatable), `--keep-metadata` and `--retries` for send and reply.
 struct AttachmentOptions: ParsableArguments {
-    @Option(name: .customLong("image"), help: ArgumentHelp("Attach an image (or any file); repeat for several.", valueName: "file"))
+    @Option(name: .customLong("image"), help: ArgumentHelp("Attach an image (JPEG or PNG; other files need --keep-metadata); repeat for several.", valueName: "file"))
     var images: [String] = []
-    @Flag(help: "Keep EXIF GPS data and PNG text chunks (removed by default).") var keepMetadata = false
+    @Flag(
+        help: ArgumentHelp(
+            "Send files as they are: keep JPEG GPS data and PNG text chunks (removed by default), and allow formats "
+                + "Curbside cannot clean (WebP, HEIC, TIFF, DICOM, PDF, …), which are refused by default."
+        )
+    )
+    var keepMetadata = false
     @Option(help: "Reconnect this many times when the connection drops during a transfer.") var retries: Int = 5
 
     func validate() throws {
