@@ -4,9 +4,10 @@ import Foundation
 
 /// The client's receive path on a real profile (ReceivePathHarness): whatever an envelope holds, it is settled once
 /// (acknowledged or rejected), a re-delivery is settled the same way and changes nothing, and nothing traps. The
-/// profile lives in /dev/shm where there is one, so the profile's fsyncs do not set the pace.
+/// profile lives under FUZZ_PROFILES (fuzz/run.sh points it at a directory in memory it removes afterwards), else
+/// in the temporary directory.
 let harness: ReceivePathHarness = {
-    let parent = FileManager.default.fileExists(atPath: "/dev/shm") ? URL(fileURLWithPath: "/dev/shm") : FileManager.default.temporaryDirectory
+    let parent = ProcessInfo.processInfo.environment["FUZZ_PROFILES"].map { URL(fileURLWithPath: $0) } ?? FileManager.default.temporaryDirectory
     return wait { try await ReceivePathHarness(in: parent) }
 }()
 
