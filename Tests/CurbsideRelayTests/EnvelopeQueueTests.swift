@@ -80,6 +80,52 @@ struct EnvelopeQueueTests {
         #expect(try await store.pending(for: derm, after: 0, limit: 10, maximumBytes: 1 << 20).map { String(decoding: $0.body, as: UTF8.self) } == ["long"])
     }
 
+    /// `pending` bounds the answer as the frame encodes it: routing fields count, not only bodies (issue 14 item 12).
+    @Test func pendingCountsEachEnvelopeWithItsRoutingFields() async throws {
+        let store = try await SQLiteRelayStore.inMemory().withProviders()
+        let sender = try Handle(String(repeating: "x", count: 64))
+        for index in 0..<100 {
+            _ = try await store.enqueue(Array("\(index)".utf8) + [UInt8](repeating: 0, count: 400), from: sender, to: derm, now: now, expiresAt: now.adding(seconds: 60))
+        }
+        let bound = 20_000
+        let pending = try await store.pending(for: derm, after: 0, limit: 1000, maximumBytes: bound)
+        let delivered = pending.map(\.delivered)
+        let body = RelayMessage.envelopes(delivered).frame(requestID: 1).body
+        #expect(body.count - 2 <= bound, "\(pending.count) envelopes encode to \(body.count - 2) bytes")
+        #expect(pending.count == bound / (117 + 402), "as many as fit, and no fewer")
+        for envelope in delivered {
+            var writer = WireWriter()
+            envelope.encode(to: &writer)
+            #expect(writer.bytes.count == DeliveredEnvelope.encodedByteCount(senderByteCount: 64, envelopeByteCount: envelope.envelope.count))
+        }
+    }
+
+    /// Notices are pruned by each sender's own count: another sender's 10,000 notices leave an unfetched expiry
+    /// notice in place (issue 14 item 6).
+    @Test func noticesArePrunedPerSender() async throws {
+        let store = try await SQLiteRelayStore.inMemory().withProviders()
+        _ = try await enqueue(store, "consult", lifetime: 60)
+        #expect(try await store.expire(now: now.adding(seconds: 60)).notices.map(\.kind) == [.expired])
+        // kofi.cardio: 10,001 envelopes to osei.derm, all acknowledged, so 10,001 notices of its own.
+        var ids: [EnvelopeID] = []
+        for index in 0...SQLiteRelayStore.maximumNoticesPerSender {
+            let body = Array("junk \(index)".utf8)
+            _ = try await store.enqueue(body, from: cardio, to: derm, now: now, expiresAt: now.adding(seconds: 3600))
+            ids.append(EnvelopeID(of: body))
+        }
+        for start in stride(from: 0, to: ids.count, by: 1000) {
+            _ = try await store.acknowledge(Array(ids[start..<min(start + 1000, ids.count)]), by: derm, now: now)
+        }
+        // amara.gp gets a second notice: its own count is 2, so nothing of its own is pruned.
+        _ = try await enqueue(store, "second consult")
+        _ = try await store.acknowledge([EnvelopeID(of: Array("second consult".utf8))], by: derm, now: now)
+        #expect(try await store.notices(for: gp, after: 0, limit: 10).map(\.kind) == [.expired, .deliveredToDevice])
+        // kofi.cardio keeps its newest 10,000: the first one is gone.
+        let cardioNotices = try await store.notices(for: cardio, after: 0, limit: 20_000)
+        #expect(cardioNotices.count == SQLiteRelayStore.maximumNoticesPerSender)
+        #expect(cardioNotices.first?.envelopeID == ids[1])
+    }
+
     @Test func queuedEnvelopesSurviveReopening() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-queue-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

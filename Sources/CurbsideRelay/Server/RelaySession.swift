@@ -105,8 +105,8 @@ struct RelaySession {
         }
         switch (state, message) {
         case (.awaitingLogin(let challenge), .login(let login)):
-            guard let attempt = await limiter.admit(peerAddress) else {
-                throw RelayError(.rateLimited, "too many failed logins from this address; try again later")
+            guard let attempt = await limiter.admit(peerAddress, handle: login.handle) else {
+                throw RelayError(.rateLimited, "too many failed logins as \(login.handle) from this address; try again later")
             }
             try await limiter.counting(attempt) {
                 guard let key = try await directory.store.identityKey(for: login.handle) else {
@@ -116,8 +116,8 @@ struct RelaySession {
             }
             return .reply(.loginAccepted, .loggedIn(login.handle))
         case (.awaitingLogin(let challenge), .register(let request)):
-            guard let attempt = await limiter.admit(peerAddress) else {
-                throw RelayError(.rateLimited, "too many failed attempts from this address; try again later")
+            guard let attempt = await limiter.admit(peerAddress, handle: request.handle) else {
+                throw RelayError(.rateLimited, "too many failed attempts as \(request.handle) from this address; try again later")
             }
             try await limiter.counting(attempt) {
                 try request.verify(challenge: challenge, channelBinding: binding)
@@ -145,11 +145,14 @@ struct RelaySession {
         case (.loggedIn(let sender), .send(let request)):
             return try await send(request, from: sender, state: state)
         case (.loggedIn(let recipient), .fetch(let after, let limit)):
+            // The answer must fit the frame maximum every client accepts (and this relay's own, if lower): the
+            // frame's type and request id, the list's 2-byte count, and each envelope whole.
+            let frameLimit = min(configuration.maximumFrameLength, Frame.protocolMaximumLength)
             let queued = try await store.pending(
                 for: recipient,
                 after: Int64(clamping: after),
                 limit: Int(limit),
-                maximumBytes: configuration.maximumFrameLength - 64 * 1024
+                maximumBytes: frameLimit - Frame.headerByteCount - 2
             )
             let delivered = queued.map(\.delivered)
             return .reply(.envelopes(delivered), state)

@@ -29,6 +29,15 @@ public struct QueuedEnvelope: Sendable, Hashable {
     public let expiresAt: Timestamp
 }
 
+extension DeliveredEnvelope {
+    /// Bytes one envelope takes in an `envelopes` or `push_envelope` body: sequence (8), envelope id (32), sender
+    /// with its 1-byte length, stored_at (8), and the envelope with its 4-byte length (spec/relay.md §Store and
+    /// forward): 117 bytes besides the envelope for a 64-byte handle.
+    static func encodedByteCount(senderByteCount: Int, envelopeByteCount: Int) -> Int {
+        8 + 32 + 1 + senderByteCount + 8 + 4 + envelopeByteCount
+    }
+}
+
 /// An envelope a sender hands the relay, with what the store checks in the transaction that stores it.
 public struct Submission: Sendable, Hashable {
     public let body: [UInt8]

@@ -38,7 +38,7 @@ public protocol RelayStore: Sendable {
     func queueUsage(for recipient: Handle) async throws -> (envelopes: Int, bytes: Int)
 
     /// Envelopes for `recipient` after sequence `cursor`, oldest first, at most `limit` and at most `maximumBytes` of
-    /// bodies (but always the first one, if any).
+    /// them as a `DeliveredEnvelope` encodes each, routing fields included (but always the first one, if any).
     func pending(for recipient: Handle, after cursor: Int64, limit: Int, maximumBytes: Int) async throws -> [QueuedEnvelope]
 
     /// When the envelope `id` queued for `recipient` was stored and expires, if it is queued.

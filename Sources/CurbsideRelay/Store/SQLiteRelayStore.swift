@@ -430,13 +430,17 @@ public final class SQLiteRelayStore: RelayStore {
             // Sizes first, so only the bodies that fit are loaded: memory stays bounded by `maximumBytes`.
             let sizes = try Row.fetchAll(
                 db,
-                sql: "SELECT sequence, LENGTH(body) FROM envelope WHERE recipient = ? AND sequence > ? ORDER BY sequence LIMIT ?",
+                sql: """
+                    SELECT sequence, LENGTH(body), LENGTH(CAST(sender AS BLOB)) FROM envelope
+                    WHERE recipient = ? AND sequence > ? ORDER BY sequence LIMIT ?
+                    """,
                 arguments: [recipient.rawValue, cursor, limit]
             )
             var total = 0
             var last: Int64?
             for row in sizes {
-                let size: Int = row[1]
+                // Each envelope as the answer encodes it, routing fields included.
+                let size = DeliveredEnvelope.encodedByteCount(senderByteCount: row[2], envelopeByteCount: row[1])
                 if last != nil, total + size > maximumBytes { break }
                 total += size
                 last = row[0]
@@ -652,10 +656,15 @@ public final class SQLiteRelayStore: RelayStore {
             arguments: [envelope.sender.rawValue, kind.rawValue, Data(envelope.id.bytes), envelope.recipient.rawValue, at.sqlValue]
         )
         let inserted = db.lastInsertedRowID
-        try db.execute(
-            sql: "DELETE FROM notice WHERE sender = ? AND sequence <= ?",
-            arguments: [envelope.sender.rawValue, inserted - Int64(maximumNoticesPerSender)]
-        )
+        // By the sender's own count: sequences are relay-wide, so "inserted - limit" would let another account's
+        // notices push this sender's unfetched ones (its expiry notices included) out. The sender index holds the
+        // sequence (the rowid), so the offset walks that sender's entries alone.
+        try db.cachedStatement(
+            sql: """
+                DELETE FROM notice WHERE sender = ?1 AND sequence <= (
+                    SELECT sequence FROM notice WHERE sender = ?1 ORDER BY sequence DESC LIMIT 1 OFFSET ?2)
+                """
+        ).execute(arguments: [envelope.sender.rawValue, maximumNoticesPerSender])
         return SenderNotice(
             sequence: inserted,
             kind: kind,

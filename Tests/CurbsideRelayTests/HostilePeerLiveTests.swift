@@ -1,0 +1,108 @@
+import CurbsideTestSupport
+import CurbsideWire
+import Foundation
+import Testing
+
+@testable import CurbsideRelay
+
+/// Issue 14's relay items: one account, or anyone before login, attacking a live relay on loopback the way the audit
+/// did, while a colleague's work must go on (spec/threat-model.md §Service attacks names each test).
+@Suite("hostile peers against a live relay", .serialized)
+struct HostilePeerLiveTests {
+    static func stored(_ answers: [RelayMessage]) -> Int {
+        answers.filter { if case .stored = $0 { true } else { false } }.count
+    }
+
+    static func refusals(_ answers: [RelayMessage]) -> Set<UInt16> {
+        Set(answers.compactMap { if case .error(let code, _) = $0 { code } else { nil } })
+    }
+
+    /// A sender's unfetched expiry notice survives another account making 10,000 notices of its own.
+    @Test func anotherAccountsNoticesDoNotPushOutASendersExpiryNotice() async throws {
+        let relay = try await FileRelay(inMemory: true)
+        defer { Task { await relay.stop() } }
+        let derm = relay.derm.handle
+        // amara.gp's consult to osei.derm expires unfetched: an expiry notice waits for amara.gp.
+        let consult = RelayMessage.send(try SendRequest(recipient: derm, envelope: Array("consult 1".utf8)))
+        _ = try await relay.session(relay.gp) { try await $0.request(consult) }
+        let expired = try await relay.store.expire(now: Timestamp.now().adding(seconds: 15 * 24 * 3600)).notices
+        #expect(expired.map(\.kind) == [.expired])
+
+        // kofi.cardio makes 10,000 notices: ten rounds of 1,000 sends to osei.derm, each acknowledged.
+        for round in 0..<10 {
+            let bodies = (0..<1000).map { Array("junk \(round)-\($0)".utf8) }
+            let answers = try await relay.session(relay.cardio) { session in
+                try await session.requests(bodies.map { .send(try SendRequest(recipient: derm, envelope: $0)) })
+            }
+            #expect(Self.stored(answers) == 1000, "round \(round): \(Self.refusals(answers))")
+            let acknowledged = try await relay.session(relay.derm) { session in
+                try await session.request(.acknowledge(bodies.map { EnvelopeID(of: $0).bytes }))
+            }
+            #expect(acknowledged == .acknowledged(count: 1000))
+        }
+        // amara.gp's next consult is delivered: its second notice is recorded, and the pruning runs for amara.gp.
+        let second = Array("consult 2".utf8)
+        _ = try await relay.session(relay.gp) { try await $0.request(.send(try SendRequest(recipient: derm, envelope: second))) }
+        _ = try await relay.session(relay.derm) { try await $0.request(.acknowledge([EnvelopeID(of: second).bytes])) }
+
+        let notices = try await relay.session(relay.gp) { try await $0.request(.fetchNotices(after: 0)) }
+        guard case .notices(let list) = notices else {
+            Issue.record("expected notices, got \(String(describing: notices))")
+            return
+        }
+        #expect(list.map(\.kind) == [.expired, .deliveredToDevice], "the expiry notice must not be pruned by another's")
+        #expect(list.first?.envelopeID == EnvelopeID(of: Array("consult 1".utf8)).bytes)
+    }
+
+    /// 1,000 small envelopes from a 64-character handle: every `envelopes` answer fits the frame limit every client
+    /// accepts, and the recipient fetches them all.
+    @Test func anEnvelopesAnswerFitsTheFrameLimitWithItsRoutingFields() async throws {
+        let relay = try await FileRelay(inMemory: true)
+        defer { Task { await relay.stop() } }
+        let sender = try await relay.register(try Handle(String(repeating: "x", count: 64)))
+        // 4,128 bytes each: the bodies alone (4,128,000) fit the old bound of 4 MiB − 64 KiB; with routing, they do not.
+        let sends = try (0..<1000).map { index in
+            var body = [UInt8](repeating: 0x5A, count: 4128)
+            body.replaceSubrange(0..<4, with: withUnsafeBytes(of: UInt32(index).bigEndian) { Array($0) })
+            return RelayMessage.send(try SendRequest(recipient: relay.derm.handle, envelope: body))
+        }
+        let answers = try await relay.session(sender) { try await $0.requests(sends) }
+        #expect(Self.stored(answers) == 1000)
+
+        // The client's frame decoder refuses anything above 2^22: a reply that big would end the session here.
+        let fetched = try await relay.session(relay.derm) { session in
+            var cursor: UInt64 = 0
+            var count = 0
+            while count < 1000 {
+                guard case .envelopes(let batch) = try await session.request(.fetch(after: cursor, limit: 1000)), let last = batch.last else {
+                    break
+                }
+                let frameLength = Frame.headerByteCount + RelayMessage.envelopes(batch).frame(requestID: 1).body.count
+                #expect(frameLength <= Frame.protocolMaximumLength)
+                count += batch.count
+                cursor = last.sequence
+            }
+            return count
+        }
+        #expect(fetched == 1000)
+    }
+
+    /// Five failed logins for one handle from an address do not lock out another clinician behind the same address.
+    @Test func failedLoginsForOneHandleDoNotLockOutAnotherAtTheSameAddress() async throws {
+        let relay = try await LiveRelay.start()
+        defer { relay.task.cancel() }
+        let target = try Handle("osei.derm")
+        var codes: [UInt16] = []
+        for _ in 0..<6 {
+            let replies = try await relay.exchange { challenge, binding in
+                [.login(LoginRequest(handle: target, challenge: challenge, channelBinding: binding, signedBy: SigningKey()))]
+            }
+            if case .error(let code, _) = replies.first { codes.append(code) }
+        }
+        #expect(codes == Array(repeating: RelayError.Code.loginFailed.rawValue, count: 5) + [RelayError.Code.rateLimited.rawValue])
+        let replies = try await relay.exchange { challenge, binding in
+            [.login(LoginRequest(handle: relay.gp, challenge: challenge, channelBinding: binding, signedBy: relay.gpKey))]
+        }
+        #expect(replies == [.loginAccepted])
+    }
+}
