@@ -105,4 +105,32 @@ struct HostilePeerLiveTests {
         }
         #expect(replies == [.loginAccepted])
     }
+
+    /// 150 bundle fetches from one requester take only a few of the owner's one-time prekeys; a colleague's fetch still
+    /// gets one.
+    @Test func aRequesterCannotDrainAnOwnersOneTimePrekeys() async throws {
+        let relay = try await FileRelay(inMemory: true)
+        defer { Task { await relay.stop() } }
+        let derm = relay.derm
+        let upload = try PrekeyUpload(
+            signedPrekey: SignedPrekey(id: 1, publicKey: AgreementKey.Private().publicKey, expiresAt: .now().adding(seconds: 86_400), signedBy: derm.key),
+            oneTimePrekeys: (0..<100).map { OneTimePrekey(id: $0, publicKey: AgreementKey.Private().publicKey, signedBy: derm.key) }
+        )
+        #expect(try await relay.session(derm) { try await $0.request(.publishPrekeys(upload)) } == .prekeysPublished(oneTimePrekeysHeld: 100))
+
+        let bundles = try await relay.session(relay.cardio) { session in
+            try await session.requests(Array(repeating: .fetchBundle(derm.handle), count: 150))
+        }
+        #expect(bundles.count == 150)
+        let oneTimeKeys = bundles.compactMap { if case .bundle(let bundle) = $0 { bundle.oneTimePrekey } else { nil } }
+        #expect(oneTimeKeys.count <= 10, "the drain took \(oneTimeKeys.count) one-time prekeys")
+        #expect(bundles.allSatisfy { if case .bundle = $0 { true } else { false } }, "every fetch still gets a bundle")
+
+        let colleague = try await relay.session(relay.gp) { try await $0.request(.fetchBundle(derm.handle)) }
+        guard case .bundle(let bundle) = colleague else {
+            Issue.record("expected a bundle, got \(String(describing: colleague))")
+            return
+        }
+        #expect(bundle.oneTimePrekey != nil, "a colleague still gets a one-time prekey")
+    }
 }

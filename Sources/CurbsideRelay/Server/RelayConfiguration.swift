@@ -34,7 +34,11 @@ public struct RelayConfiguration: Sendable {
     public var envelopeLifetimeSeconds: UInt64 = 14 * 24 * 3600
     /// How often the relay looks for expired envelopes.
     public var expirySweepInterval: Duration = .seconds(60)
-    /// Failed logins allowed per client address per `loginFailureWindow` before `rate_limited`.
+    /// One-time prekeys one account may take from another's bundles: this many at once, then one per interval
+    /// (a token bucket per requester and owner); a fetch beyond it gets the bundle without a one-time prekey.
+    public var oneTimePrekeysPerRequester: Int = 10
+    public var oneTimePrekeyRefillInterval: TimeAmount = .seconds(60)
+    /// Failed logins allowed per client address and handle per `loginFailureWindow` before `rate_limited`.
     public var maximumLoginFailures: Int = 5
     public var loginFailureWindow: TimeAmount = .seconds(60)
 

@@ -171,6 +171,10 @@ public struct BoundRelay: Sendable {
                 window: server.configuration.loginFailureWindow,
                 concurrent: server.configuration.maximumConcurrentLoginsPerAddress
             ),
+            bundleFetches: BundleFetchLimiter(
+                burst: server.configuration.oneTimePrekeysPerRequester,
+                refill: server.configuration.oneTimePrekeyRefillInterval
+            ),
             configuration: server.configuration,
             clients: ConnectedClients(),
             attachments: server.attachments

@@ -10,6 +10,7 @@ import NIOCore
 struct RelaySession {
     let directory: KeyDirectory
     let limiter: LoginRateLimiter
+    let bundleFetches: BundleFetchLimiter
     let configuration: RelayConfiguration
     let clients: ConnectedClients
     let attachments: BlobStore
@@ -132,10 +133,12 @@ struct RelaySession {
             }
             let held = try await directory.store.oneTimePrekeyCount(for: handle)
             return .reply(.prekeysPublished(oneTimePrekeysHeld: UInt32(clamping: held)), state)
-        case (.loggedIn, .fetchBundle(let owner)):
+        case (.loggedIn(let requester), .fetchBundle(let owner)):
             do {
-                let (bundle, left) = try await directory.fetchBundleCounting(for: owner)
-                if left < directory.lowWaterMark {
+                // Past its share of the owner's one-time prekeys, a requester gets the bundle without one.
+                let oneTime = await bundleFetches.take(requester: requester, owner: owner)
+                let (bundle, left) = try await directory.fetchBundleCounting(for: owner, withOneTimePrekey: oneTime)
+                if oneTime, left < directory.lowWaterMark {
                     await clients.push(.prekeysLow(oneTimePrekeysHeld: UInt32(clamping: left)), to: owner)
                 }
                 return .reply(.bundle(bundle), state)

@@ -26,8 +26,9 @@ public protocol RelayStore: Sendable {
     func oneTimePrekeyCount(for handle: Handle) async throws -> Int
 
     /// The bundle for `handle`, with one one-time prekey removed from the store in the same transaction (so no
-    /// one-time prekey is ever handed out twice), and how many remain. Nil when the handle has no signed prekey.
-    func takeBundle(for handle: Handle) async throws -> (bundle: PrekeyBundle, oneTimePrekeysLeft: Int)?
+    /// one-time prekey is ever handed out twice) unless `withOneTimePrekey` is false, and how many remain. Nil when
+    /// the handle has no signed prekey.
+    func takeBundle(for handle: Handle, withOneTimePrekey: Bool) async throws -> (bundle: PrekeyBundle, oneTimePrekeysLeft: Int)?
 
     /// Stores an envelope for its recipient unless the same bytes are stored for it already, the queue is full or an
     /// attachment it names is not the sender's and committed; returns once the transaction is durable. Named

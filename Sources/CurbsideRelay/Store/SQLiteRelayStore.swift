@@ -276,7 +276,9 @@ public final class SQLiteRelayStore: RelayStore {
         }
     }
 
-    public func takeBundle(for handle: Handle) async throws -> (bundle: PrekeyBundle, oneTimePrekeysLeft: Int)? {
+    public func takeBundle(for handle: Handle, withOneTimePrekey: Bool) async throws
+        -> (bundle: PrekeyBundle, oneTimePrekeysLeft: Int)?
+    {
         try await Self.transaction(database) { db in
             guard
                 let row = try Row.fetchOne(
@@ -291,7 +293,7 @@ public final class SQLiteRelayStore: RelayStore {
             let owner = Party(identityKey: try VerifyingKey(rawRepresentation: Array(row[0] as Data)), handle: handle)
             let signed = try SignedPrekey(decoding: Array(row[1] as Data))
             var oneTime: OneTimePrekey?
-            if let taken = try Row.fetchOne(
+            if withOneTimePrekey, let taken = try Row.fetchOne(
                 db,
                 sql: "SELECT id, record FROM one_time_prekey WHERE handle = ? ORDER BY id LIMIT 1",
                 arguments: [handle.rawValue]
