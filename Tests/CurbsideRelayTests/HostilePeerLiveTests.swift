@@ -133,4 +133,67 @@ struct HostilePeerLiveTests {
         }
         #expect(bundle.oneTimePrekey != nil, "a colleague still gets a one-time prekey")
     }
+
+    /// One account floods an offline recipient with 10,000 junk envelopes; a colleague's consult is still stored.
+    @Test func oneAccountsFloodLeavesRoomForAColleaguesConsult() async throws {
+        let relay = try await FileRelay(inMemory: true)
+        defer { Task { await relay.stop() } }
+        let derm = relay.derm.handle
+        let flood = try (0..<10_000).map { RelayMessage.send(try SendRequest(recipient: derm, envelope: Array("junk \($0)".utf8))) }
+        let answers = try await relay.session(relay.cardio) { try await $0.requests(flood) }
+        #expect(answers.count == 10_000)
+        let flooded = Self.stored(answers)
+        #expect(flooded == RelayConfiguration().maximumQueuedEnvelopesPerSender, "the flood stops at the sender's share")
+        #expect(Self.refusals(answers) == [RelayError.Code.quotaExceeded.rawValue])
+
+        let consult = RelayMessage.send(try SendRequest(recipient: derm, envelope: Array("emergency consult".utf8)))
+        let reply = try await relay.session(relay.gp) { try await $0.request(consult) }
+        guard case .stored = reply else {
+            Issue.record("the colleague's consult was not stored after \(flooded) junk envelopes: \(String(describing: reply))")
+            return
+        }
+        // The recipient gets it among what is queued.
+        let usage = try await relay.store.queueUsage(for: derm)
+        #expect(usage.envelopes == flooded + 1)
+    }
+
+    /// One upload named by five envelopes counts five times against the recipient's queue.
+    @Test func anAttachmentCountsAgainstTheRecipientsQuotaForEachEnvelope() async throws {
+        let relay = try await FileRelay(inMemory: true) { $0.maximumQueuedBytesPerAccount = 1 << 20 }
+        defer { Task { await relay.stop() } }
+        let image = AttachmentLiveTests.image(300_000, seed: 14)
+        let answers = try await relay.session(relay.gp) { session in
+            try await session.upload(image.bytes, id: image.id, chunk: 1 << 16)
+            #expect(try await session.status(.commitUpload(attachmentID: image.id)).state == .complete)
+            return try await session.requests(
+                try (0..<5).map {
+                    .send(try SendRequest(recipient: relay.derm.handle, envelope: Array("consult \($0)".utf8), attachments: [image.id]))
+                }
+            )
+        }
+        // 3 × 300,000 bytes fit in 1 MiB; a fourth would not.
+        #expect(Self.stored(answers) == 3)
+        #expect(Self.refusals(answers) == [RelayError.Code.quotaExceeded.rawValue])
+    }
+
+    /// One account may start writing to only so many recipients an hour; those it writes to already are not held up.
+    @Test func aSenderStartsWritingToOnlySoManyRecipients() async throws {
+        let relay = try await FileRelay(inMemory: true) { $0.maximumNewRecipientsPerSender = 2 }
+        defer { Task { await relay.stop() } }
+        let third = try await relay.register(try Handle("third.colleague"))
+        let answers = try await relay.session(relay.cardio) { session in
+            try await session.requests(
+                try [relay.derm.handle, relay.gp.handle, third.handle, relay.derm.handle].enumerated().map {
+                    .send(try SendRequest(recipient: $0.element, envelope: Array("consult \($0.offset)".utf8)))
+                }
+            )
+        }
+        #expect(answers.count == 4)
+        #expect(Self.stored([answers[0], answers[1], answers[3]]) == 3)
+        guard case .error(let code, _) = answers[2] else {
+            Issue.record("a third new recipient was not refused: \(answers[2])")
+            return
+        }
+        #expect(code == RelayError.Code.rateLimited.rawValue)
+    }
 }

@@ -18,9 +18,18 @@ public struct RelayConfiguration: Sendable {
     /// Connections open at once, in all and from one address; more are closed as soon as they are accepted.
     public var maximumConnections: Int = 1024
     public var maximumConnectionsPerAddress: Int = 32
-    /// Envelopes, and bytes, one account's queue may hold; a send beyond either is `quota_exceeded`.
+    /// Envelopes, and bytes, one account's queue may hold; a send beyond either is `quota_exceeded`. Bytes count each
+    /// envelope with the attachments it names, once for every envelope that names them.
     public var maximumQueuedEnvelopesPerAccount: Int = 10_000
-    public var maximumQueuedBytesPerAccount: Int = 1 << 30
+    public var maximumQueuedBytesPerAccount: Int = 4 << 30
+    /// The share of one recipient's queue that one sender may hold, counted the same way; a send beyond either is
+    /// `quota_exceeded`, so one account cannot fill a colleague's queue.
+    public var maximumQueuedEnvelopesPerSender: Int = 1_000
+    public var maximumQueuedBytesPerSender: Int = 1 << 30
+    /// Recipients one sender may start writing to within `newRecipientWindow` (those it has not sent to within the
+    /// window); a send to one more is `rate_limited`.
+    public var maximumNewRecipientsPerSender: Int = 60
+    public var newRecipientWindow: TimeAmount = .hours(1)
     /// Bytes of attachments one account may hold on the relay (uploads counted at their declared size).
     public var maximumAttachmentBytesPerAccount: UInt64 = 4 << 30
     /// Uploads and attachments one account may hold at once, whatever their size (each costs a file and a row).

@@ -175,6 +175,10 @@ public struct BoundRelay: Sendable {
                 burst: server.configuration.oneTimePrekeysPerRequester,
                 refill: server.configuration.oneTimePrekeyRefillInterval
             ),
+            newRecipients: NewRecipientLimiter(
+                limit: server.configuration.maximumNewRecipientsPerSender,
+                window: server.configuration.newRecipientWindow
+            ),
             configuration: server.configuration,
             clients: ConnectedClients(),
             attachments: server.attachments

@@ -11,6 +11,7 @@ struct RelaySession {
     let directory: KeyDirectory
     let limiter: LoginRateLimiter
     let bundleFetches: BundleFetchLimiter
+    let newRecipients: NewRecipientLimiter
     let configuration: RelayConfiguration
     let clients: ConnectedClients
     let attachments: BlobStore

@@ -47,9 +47,13 @@ public struct Submission: Sendable, Hashable {
     public let attachments: [[UInt8]]
     public let storedAt: Timestamp
     public let expiresAt: Timestamp
-    /// The recipient's queue limits: a new envelope that would pass either is not stored.
+    /// The recipient's queue limits: a new envelope that would pass either is not stored. Bytes count the envelope
+    /// and every attachment it names.
     public let maximumQueuedEnvelopes: Int
     public let maximumQueuedBytes: Int
+    /// The share of the recipient's queue one sender may hold, counted the same way.
+    public let maximumQueuedEnvelopesPerSender: Int
+    public let maximumQueuedBytesPerSender: Int
 
     public init(
         body: [UInt8],
@@ -59,7 +63,9 @@ public struct Submission: Sendable, Hashable {
         storedAt: Timestamp,
         expiresAt: Timestamp,
         maximumQueuedEnvelopes: Int = .max,
-        maximumQueuedBytes: Int = .max
+        maximumQueuedBytes: Int = .max,
+        maximumQueuedEnvelopesPerSender: Int = .max,
+        maximumQueuedBytesPerSender: Int = .max
     ) {
         self.body = body
         self.sender = sender
@@ -69,6 +75,8 @@ public struct Submission: Sendable, Hashable {
         self.expiresAt = expiresAt
         self.maximumQueuedEnvelopes = maximumQueuedEnvelopes
         self.maximumQueuedBytes = maximumQueuedBytes
+        self.maximumQueuedEnvelopesPerSender = maximumQueuedEnvelopesPerSender
+        self.maximumQueuedBytesPerSender = maximumQueuedBytesPerSender
     }
 }
 
@@ -81,6 +89,8 @@ public enum EnqueueOutcome: Sendable, Hashable {
     case duplicate(sequence: Int64, storedAt: Timestamp, expiresAt: Timestamp)
     /// Nothing stored: the recipient's queue is full.
     case queueFull
+    /// Nothing stored: the sender holds its whole share of the recipient's queue (these envelopes and bytes).
+    case senderShareFull(envelopes: Int, bytes: Int)
     /// Nothing stored: nobody is registered under the recipient's handle.
     case unknownRecipient
     /// Nothing stored: the sender has no committed attachment with this id.

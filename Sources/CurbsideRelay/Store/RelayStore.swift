@@ -30,12 +30,13 @@ public protocol RelayStore: Sendable {
     /// the handle has no signed prekey.
     func takeBundle(for handle: Handle, withOneTimePrekey: Bool) async throws -> (bundle: PrekeyBundle, oneTimePrekeysLeft: Int)?
 
-    /// Stores an envelope for its recipient unless the same bytes are stored for it already, the queue is full or an
-    /// attachment it names is not the sender's and committed; returns once the transaction is durable. Named
-    /// attachments are kept while the envelope waits.
+    /// Stores an envelope for its recipient unless the same bytes are stored for it already, the sender's share of
+    /// the queue or the queue is full, or an attachment it names is not the sender's and committed; returns once the
+    /// transaction is durable. Named attachments are kept while the envelope waits, and their bytes count against
+    /// the recipient's queue (and the sender's share of it) once for every envelope that names them.
     func enqueue(_ submission: Submission) async throws -> EnqueueOutcome
 
-    /// How many envelopes, and how many bytes of them, wait for `recipient`.
+    /// How many envelopes, and how many bytes of them (each with the attachments it names), wait for `recipient`.
     func queueUsage(for recipient: Handle) async throws -> (envelopes: Int, bytes: Int)
 
     /// Envelopes for `recipient` after sequence `cursor`, oldest first, at most `limit` and at most `maximumBytes` of
