@@ -1,6 +1,9 @@
+import CurbsideTLS
 import CurbsideTestSupport
 import CurbsideWire
 import Foundation
+import NIOCore
+import NIOPosix
 import Testing
 
 @testable import CurbsideRelay
@@ -195,5 +198,127 @@ struct HostilePeerLiveTests {
             return
         }
         #expect(code == RelayError.Code.rateLimited.rawValue)
+    }
+
+    /// Before login a frame announcing 4 MiB is refused from its length prefix (frame_too_large), not buffered until
+    /// the login timeout.
+    @Test func beforeLoginAFrameLargerThanALoginIsRefusedFromItsLength() async throws {
+        let relay = try await LiveRelay.start { $0.loginTimeout = .seconds(3) }
+        defer { relay.task.cancel() }
+        let result = try await Task.detached {
+            // length 0x00400000 (4 MiB), type login, request 1, then 1 KiB of the body, then silence.
+            try relayShell(
+                "(printf '\\000\\100\\000\\000\\000\\003\\000\\000\\000\\001'; head -c 1024 /dev/zero; sleep 5) | timeout 10 "
+                    + "openssl s_client -connect 127.0.0.1:\(relay.port) -tls1_3 -alpn curbside/1 -quiet 2>/dev/null "
+                    + "| od -An -tx1 | tr -d ' \\n'"
+            )
+        }.value
+        #expect(result.output.contains("000200000000"), "challenge: \(result.output)")
+        // An error frame (type 0001, request 0) with code 503 (0x01f7), not the login timeout's 512 (0x0200).
+        #expect(result.output.contains("00010000000001f7"), "\(result.output)")
+    }
+
+    /// Large frames after login share the relay's budget: while one connection holds most of it with a frame it is
+    /// sending, another's large frame is refused relay_busy from its length, small requests go on, and once the
+    /// first frame has arrived the budget is back.
+    @Test func largeFramesShareTheRelaysBudget() async throws {
+        let relay = try await FileRelay(inMemory: true) { $0.maximumBufferedFrameBytes = 1 << 20 }
+        defer { Task { await relay.stop() } }
+        let derm = relay.derm.handle
+        let big = RelayMessage.send(try SendRequest(recipient: derm, envelope: [UInt8](repeating: 1, count: 900_000))).frame(requestID: 2).encoded
+        try await RawRelayClient.loggedIn(port: relay.port, as: relay.gp) { holder in
+            // A fetch and the start of the big frame in one record: once the fetch is answered, the relay has read
+            // the big frame's length and charged it to the budget.
+            try await holder.write(RelayMessage.fetch(after: 0, limit: 1).frame(requestID: 1).encoded + big.prefix(1000))
+            #expect(try await holder.nextMessage() == .envelopes([]))
+
+            let busy = try await RawRelayClient.loggedIn(port: relay.port, as: relay.cardio) { refused in
+                try await refused.write(FrameBudgetTests.header(length: 200_000, requestID: 7))
+                let busy = try await refused.nextFrame()
+                #expect(try await refused.nextFrame() == nil, "the relay closes after relay_busy")
+                return busy
+            }
+            #expect(busy?.requestID == 0)
+            #expect(try busy.map(RelayMessage.init(decoding:)).flatMap { if case .error(let code, _) = $0 { code } else { nil } } == RelayError.Code.relayBusy.rawValue)
+            // Small requests are served meanwhile.
+            #expect(try await relay.session(relay.cardio) { try await $0.request(.fetch(after: 0, limit: 1)) } == .envelopes([]))
+
+            try await holder.write(Array(big.dropFirst(1000)))
+            guard case .stored = try await holder.nextMessage() else {
+                Issue.record("the held frame was not stored")
+                return
+            }
+        }
+        let second = RelayMessage.send(try SendRequest(recipient: derm, envelope: [UInt8](repeating: 2, count: 200_000)))
+        guard case .stored = try await relay.session(relay.cardio, { try await $0.request(second) }) else {
+            Issue.record("the budget did not come back")
+            return
+        }
+    }
+}
+
+/// A logged-in TLS connection to a relay that writes raw bytes, so a test can send part of a frame.
+final class RawRelayClient: @unchecked Sendable {
+    // Used from one task at a time (the test body).
+    private var inbound: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
+    private let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    private var parser = FrameParser()
+
+    private init(inbound: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) {
+        self.inbound = inbound
+        self.outbound = outbound
+    }
+
+    /// Connects, logs in as `who`, and runs `body` with the connection, which closes when it returns.
+    static func loggedIn<R: Sendable>(
+        port: Int,
+        as who: (handle: Handle, key: SigningKey),
+        _ body: (RawRelayClient) async throws -> R
+    ) async throws -> R {
+        let tls = try TLSContext(
+            configuration: .client(
+                trust: .pinnedPublicKeys([LiveRelay.identity.certificate.publicKeyFingerprint]),
+                applicationProtocols: ["curbside/1"]
+            )
+        )
+        let (channel, handshake) = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let handshake = channel.eventLoop.makePromise(of: TLSHandshakeCompletedEvent.self)
+                    try channel.pipeline.syncOperations.addHandler(TLSHandler(context: tls))
+                    try channel.pipeline.syncOperations.addHandler(HandshakeObserver(handshake))
+                    return (try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel), handshake.futureResult)
+                }
+            }
+        let binding = try await handshake.get().channelBinding
+        return try await channel.executeThenClose { inbound, outbound in
+            let client = RawRelayClient(inbound: inbound.makeAsyncIterator(), outbound: outbound)
+            guard case .challenge(let challenge) = try await client.nextMessage() else { throw RelayError(.unexpectedFrame, "no challenge") }
+            let login = LoginRequest(handle: who.handle, challenge: challenge, channelBinding: binding, signedBy: who.key)
+            try await client.write(RelayMessage.login(login).frame(requestID: 1).encoded)
+            guard try await client.nextMessage() == .loginAccepted else { throw RelayError(.loginFailed, "login refused") }
+            return try await body(client)
+        }
+    }
+
+    func write(_ bytes: [UInt8]) async throws {
+        try await outbound.write(ByteBuffer(bytes: bytes))
+    }
+
+    /// The next frame, or nil once the relay closed the connection.
+    func nextFrame() async throws -> Frame? {
+        while true {
+            if let frame = try parser.next() { return frame }
+            do {
+                guard var buffer = try await inbound.next() else { return nil }
+                parser.append(buffer.readBytes(length: buffer.readableBytes) ?? [])
+            } catch is TLSError {
+                return nil
+            }
+        }
+    }
+
+    func nextMessage() async throws -> RelayMessage? {
+        try await nextFrame().map(RelayMessage.init(decoding:))
     }
 }

@@ -7,8 +7,16 @@ public struct RelayConfiguration: Sendable {
     public var host: String = "127.0.0.1"
     /// Port to bind; 0 lets the system choose (tests).
     public var port: Int = 4433
-    /// The largest frame accepted (spec/relay.md §Framing: at least 2^22).
+    /// The largest frame accepted after login (spec/relay.md §Framing: at least 2^22).
     public var maximumFrameLength: Int = Frame.protocolMaximumLength
+    /// The largest frame accepted before login: room for a `login` or a `register` (under 200 bytes), so a
+    /// connection that never logs in cannot make the relay hold more than this of its frame.
+    public var maximumFrameLengthBeforeLogin: Int = 1024
+    /// Bytes of partly received frames the relay holds for all connections together: a frame longer than
+    /// `unbudgetedFrameLength` takes its length from this budget when its length prefix arrives, and a frame that
+    /// finds too little left is `relay_busy` (the connection closes; the client retries later).
+    public var maximumBufferedFrameBytes: Int = 128 << 20
+    public var unbudgetedFrameLength: Int = 64 << 10
     /// Time allowed from accepting a connection to completing TLS.
     public var handshakeTimeout: TimeAmount = .seconds(10)
     /// Time allowed from the challenge to a successful login.

@@ -57,11 +57,13 @@ struct RelaySession {
                     }
                     switch outcome {
                     case .reply(let message, let next):
+                        let loggingIn: Handle?
+                        if case .awaitingLogin = state, case .loggedIn(let handle) = next { loggingIn = handle } else { loggingIn = nil }
+                        // Before the answer goes out: the frame maximum is raised on the event loop before the client
+                        // can send anything after reading it.
+                        if loggingIn != nil { loggedIn() }
                         try await outbound.write(message.frame(requestID: frame.requestID))
-                        if case .awaitingLogin = state, case .loggedIn(let handle) = next {
-                            loggedIn()
-                            await clients.add(handle, id: connectionID, channel: channel.channel)
-                        }
+                        if let loggingIn { await clients.add(loggingIn, id: connectionID, channel: channel.channel) }
                         state = next
                     case .refuse(let error):
                         // The request failed; the connection carries on.
@@ -69,6 +71,8 @@ struct RelaySession {
                     }
                     // The relay is stopping: the request is answered; now the connection closes.
                     guard activity?.end() ?? true else { break }
+                    // A framing error on the next frame (too large, relay_busy) answers no request: request id 0.
+                    currentRequest = 0
                 }
             } catch let error as RelayError {
                 // The fatal error answers the request that caused it, if a frame did (0 for framing errors).
