@@ -73,9 +73,10 @@ public struct KeyDirectory: Sendable {
         return (bundle, left < lowWaterMark)
     }
 
-    /// A bundle for `handle` and how many one-time prekeys the owner has left.
-    func fetchBundleCounting(for handle: Handle) async throws -> (bundle: PrekeyBundle, left: Int) {
-        guard let (bundle, left) = try await store.takeBundle(for: handle) else {
+    /// A bundle for `handle`, with a one-time prekey if `withOneTimePrekey` and any is left, and how many one-time
+    /// prekeys the owner has left.
+    func fetchBundleCounting(for handle: Handle, withOneTimePrekey: Bool = true) async throws -> (bundle: PrekeyBundle, left: Int) {
+        guard let (bundle, left) = try await store.takeBundle(for: handle, withOneTimePrekey: withOneTimePrekey) else {
             throw RelayError(.unknownHandle, "no prekey bundle for \(handle)")
         }
         return (bundle, left)

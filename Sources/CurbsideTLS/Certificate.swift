@@ -221,13 +221,14 @@ public struct TLSIdentity: Sendable {
         return TLSIdentity(certificate: TLSCertificate(takingForIdentity: x509), privateKey: key)
     }
 
-    /// Writes the certificate (mode 0644) and the key (mode 0600, created fresh) as PEM.
+    /// Writes the certificate (mode 0644 unless given) and the key (mode 0600, created fresh) as PEM.
     ///
+    /// - Parameter certificateMode: the relay keeps its certificate 0600 too, in its private data directory.
     /// - Throws: `TLSError.certificateError` if either file exists or cannot be written.
-    public func write(certificatePath: String, privateKeyPath: String) throws {
+    public func write(certificatePath: String, privateKeyPath: String, certificateMode: Int = 0o644) throws {
         try writeFile(privateKeyPath, try privateKey.pem, mode: 0o600)
         do {
-            try writeFile(certificatePath, try certificate.pem, mode: 0o644)
+            try writeFile(certificatePath, try certificate.pem, mode: mode_t(certificateMode))
         } catch {
             unlink(privateKeyPath)  // no orphan key that would make every retry fail
             throw error

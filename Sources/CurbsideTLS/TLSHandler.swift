@@ -181,6 +181,9 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // OpenSSL lets a handshake without ALPN through (the server's callback only runs when the client offers
             // the extension); a peer that agreed on none of our protocols speaks something else.
             if !configuration.applicationProtocols.isEmpty, negotiated == nil {
+                // The handshake completed, so the peer can read an orderly end: close_notify, then close
+                // (transport.md §Closing), not a cut connection it would have to tell from an attack.
+                _ = connection.shutdownStep()
                 fail(context: context, TLSError(.handshakeFailed, "the peer agreed on no application protocol"))
                 return
             }
@@ -385,7 +388,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard state != .closed else { return }
         state = .closed
         cancelTimers()
-        flushCiphertext(context: context, promise: nil)  // the alert, if OpenSSL produced one
+        flushCiphertext(context: context, promise: nil)  // the alert or close_notify, if OpenSSL produced one
         failBufferedWrites(error)
         context.fireErrorCaught(error)
         context.close(promise: nil)

@@ -86,8 +86,10 @@ struct CrashRun {
             if !keepDirectory { try? FileManager.default.removeItem(atPath: directory) }
         }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let (tls, accounts) = try await relay.startWithAccounts((0..<senders).map { "crash.sender\($0)" } + ["crash.sink"])
-        let recipient = accounts[senders].0
+        // Enough recipients that no sender holds more than its share of any one queue.
+        let sinks = Self.sinks(forEachSender: (consults + senders - 1) / senders)
+        let (tls, accounts) = try await relay.startWithAccounts((0..<senders).map { "crash.sender\($0)" } + sinks)
+        let recipients = Array(accounts[senders...])
 
         var generator = SplitMix64(seed: seed)  // the same seed gives the same kill schedule
         let thresholds = (0..<kills).map { _ in Int.random(in: 1..<max(2, consults), using: &generator) }.sorted()
@@ -110,7 +112,7 @@ struct CrashRun {
                         from: index,
                         as: handle,
                         key: key,
-                        to: recipient,
+                        to: recipients.map(\.0),
                         tls: tls,
                         tally: tally,
                         deadline: deadline
@@ -147,7 +149,7 @@ struct CrashRun {
         report.resends = await tally.resends
         report.refusals = await tally.refusals
 
-        let seen = try await Self.readBack(port: relay.port, tls: tls, as: recipient, key: accounts[senders].1)
+        let seen = try await Self.readBack(port: relay.port, tls: tls, as: recipients)
         relay.stop()
         let finalIntegrity = try relay.integrityCheck()
         report.integrityChecks += 1
@@ -162,6 +164,25 @@ struct CrashRun {
         report.seconds = Double((ContinuousClock.now - start).components.seconds)
             + Double((ContinuousClock.now - start).components.attoseconds) / 1e18
         return report
+    }
+
+    /// The relay's default share of one recipient's queue per sender (spec/relay.md §Limits).
+    static let sharePerSender = 1_000
+
+    /// The recipients' handles for a run in which each sender sends `count` consults, spread over the recipients in
+    /// turn: enough that no (sender, recipient) pair passes the relay's per-sender share of a queue.
+    static func sinks(forEachSender count: Int) -> [String] {
+        let needed = max(1, (count + sharePerSender - 1) / sharePerSender)
+        return (0..<needed).map { $0 == 0 ? "crash.sink" : "crash.sink\($0)" }
+    }
+
+    /// Everything queued for each of `recipients`, merged: how many times each consult number came back.
+    static func readBack(port: Int, tls: TLSContext, as recipients: [(Handle, SigningKey)]) async throws -> [Int: Int] {
+        var seen: [Int: Int] = [:]
+        for (recipient, key) in recipients {
+            seen.merge(try await readBack(port: port, tls: tls, as: recipient, key: key), uniquingKeysWith: +)
+        }
+        return seen
     }
 
     /// Everything queued for `recipient`, read back by cursor (nothing acknowledged, so nothing is deleted): how many
@@ -208,16 +229,18 @@ struct CrashRun {
         from index: Int,
         as handle: Handle,
         key: SigningKey,
-        to recipient: Handle,
+        to recipients: [Handle],
         tls: TLSContext,
         tally: Tally,
         deadline: ContinuousClock.Instant
     ) async -> Set<Int> {
         var acknowledged = Set<Int>()
         var connection: RelayConnection?
-        for number in numbers {
+        for (position, number) in numbers.enumerated() {
             guard ContinuousClock.now < deadline else { break }
             let body = body(sender: index, number: number)
+            // In turn, so each recipient gets an even part; a resend goes to the same one.
+            let recipient = recipients[position % recipients.count]
             var attempts = 0
             while ContinuousClock.now < deadline {
                 if connection == nil {

@@ -71,8 +71,10 @@ struct PowerCutRun {
 
         let relay = RelayProcess(executable: executable, dataDirectory: "\(mountPoint)/relay")
         relays.append(relay)
-        let (tls, accounts) = try await relay.startWithAccounts((0..<senders).map { "cut.sender\($0)" } + ["cut.sink"])
-        let recipient = accounts[senders].0
+        // Four recipients in turn: a sender may send a few thousand consults in the load time, and holds at most its
+        // share of each recipient's queue.
+        let (tls, accounts) = try await relay.startWithAccounts((0..<senders).map { "cut.sender\($0)" } + (0..<4).map { "cut.sink\($0)" })
+        let recipients = Array(accounts[senders...])
         if control {
             // Accounts are registered durably; only the consults of the control run go without fsync.
             relay.stop()
@@ -91,7 +93,7 @@ struct PowerCutRun {
                     let (handle, key) = senderAccounts[index]
                     let numbers = stride(from: index, to: 10_000_000, by: senders).map { $0 }
                     group.addTask {
-                        _ = await CrashRun.send(numbers, from: index, as: handle, key: key, to: recipient, tls: tls, tally: tally, deadline: deadline)
+                        _ = await CrashRun.send(numbers, from: index, as: handle, key: key, to: recipients.map(\.0), tls: tls, tally: tally, deadline: deadline)
                     }
                 }
             }
@@ -118,7 +120,7 @@ struct PowerCutRun {
         report.integrity = try survivor.integrityCheck()
         try survivor.start()
         do {
-            let seen = try await CrashRun.readBack(port: survivor.port, tls: tls, as: recipient, key: accounts[senders].1)
+            let seen = try await CrashRun.readBack(port: survivor.port, tls: tls, as: recipients)
             report.found = acknowledged.intersection(seen.keys).count
             let missing = acknowledged.subtracting(seen.keys).sorted()
             if !missing.isEmpty {

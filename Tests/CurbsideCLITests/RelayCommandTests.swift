@@ -73,6 +73,63 @@ struct RelayCommandTests {
         #expect(status.stdout.contains("pending enrolments 1"))
     }
 
+    /// Starts `relay serve --data data`, logging to `log`, and waits for the port it reports.
+    func serveRelay(data: String, log: String) async throws -> (Process, Int) {
+        let serve = Process()
+        serve.executableURL = Executable.url
+        serve.arguments = ["relay", "serve", "--data", data]
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        serve.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        serve.standardOutput = FileHandle.nullDevice
+        try serve.run()
+        var port: Int?
+        for _ in 0..<100 where port == nil {
+            try await Task.sleep(for: .milliseconds(50))
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            if let match = text.firstMatch(of: /listening on 127\.0\.0\.1:(\d+)/) { port = Int(match.output.1) }
+        }
+        guard let port else {
+            serve.terminate()
+            throw CLIError("relay serve did not report its port")
+        }
+        return (serve, port)
+    }
+
+    /// `relay init` into a directory that exists and is world-readable makes it 0700, and every file the relay
+    /// writes, there or below, is 0600: settings, key, certificate, the store and its -wal and -shm files while it
+    /// serves (issue 14 item 13).
+    @Test func theDataDirectoryIsPrivateEvenWhenItExistedBefore() async throws {
+        let base = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let data = "\(base)/relay"
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        let created = try Executable.run(["relay", "init", "--data", data, "--listen", "127.0.0.1:0"])
+        #expect(created.status == 0, "\(created.stderr)")
+
+        /// Every entry below `data` with its mode, and those that are not 0700 (directories) or 0600 (files).
+        func modes() throws -> (all: [String: Int], wrong: [String: Int]) {
+            var modes: [String: Int] = [:]
+            let files = FileManager.default.enumerator(atPath: data)
+            while let name = files?.nextObject() as? String {
+                modes[name] = try FileManager.default.attributesOfItem(atPath: "\(data)/\(name)")[.posixPermissions] as? Int
+            }
+            return (modes, modes.filter { $0.value != (FileManager.default.isDirectory("\(data)/\($0.key)") ? 0o700 : 0o600) })
+        }
+        #expect(try FileManager.default.attributesOfItem(atPath: data)[.posixPermissions] as? Int == 0o700)
+        let afterInit = try modes()
+        #expect(afterInit.all.keys.contains("relay.sqlite") && afterInit.all.keys.contains("relay.conf"))
+        #expect(afterInit.wrong.isEmpty, "\(afterInit.all)")
+
+        // An operator loosened the directory; serving tightens it again, and the store's log files are private.
+        chmod(data, 0o755)
+        let (serve, _) = try await serveRelay(data: data, log: "\(base)/serve.log")
+        defer { if serve.isRunning { serve.terminate() } }
+        #expect(try FileManager.default.attributesOfItem(atPath: data)[.posixPermissions] as? Int == 0o700)
+        let serving = try modes()
+        #expect(serving.all.keys.contains("relay.sqlite-wal") && serving.all.keys.contains("relay.sqlite-shm"), "\(serving.all)")
+        #expect(serving.wrong.isEmpty, "\(serving.all)")
+    }
+
     /// `relay serve` answers openssl s_client's malformed frame with an error frame and stops cleanly on SIGTERM.
     @Test func serveAnswersMalformedFramesAndStopsOnSIGTERM() async throws {
         let base = try temporaryDirectory()
@@ -83,23 +140,9 @@ struct RelayCommandTests {
         let fingerprintLine = try #require(created.stdout.split(separator: "\n").first { $0.hasPrefix("fingerprint") })
         let pin = try #require(PublicKeyFingerprint(String(fingerprintLine.split(separator: " ").last ?? "")))
 
-        let serve = Process()
-        serve.executableURL = Executable.url
-        serve.arguments = ["relay", "serve", "--data", data]
         let log = "\(base)/serve.log"
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        serve.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        serve.standardOutput = FileHandle.nullDevice
-        try serve.run()
+        let (serve, relayPort) = try await serveRelay(data: data, log: log)
         defer { if serve.isRunning { serve.terminate() } }
-
-        var port: Int?
-        for _ in 0..<100 where port == nil {
-            try await Task.sleep(for: .milliseconds(50))
-            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-            if let match = text.firstMatch(of: /listening on 127\.0\.0\.1:(\d+)/) { port = Int(match.output.1) }
-        }
-        let relayPort = try #require(port, "relay serve did not report its port")
 
         let probe = Process()
         probe.executableURL = URL(fileURLWithPath: "/bin/sh")
@@ -152,5 +195,12 @@ struct RelayCommandTests {
         #expect(serve.terminationStatus == 0)
         let text = try String(contentsOfFile: log, encoding: .utf8)
         #expect(text.contains("stopping") && text.contains("stopped"))
+    }
+}
+
+extension FileManager {
+    func isDirectory(_ path: String) -> Bool {
+        var directory: ObjCBool = false
+        return fileExists(atPath: path, isDirectory: &directory) && directory.boolValue
     }
 }

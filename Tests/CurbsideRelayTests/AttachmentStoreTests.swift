@@ -112,6 +112,29 @@ struct AttachmentStoreTests {
         #expect(try await store.attachmentKeys().isEmpty)
     }
 
+    /// An attachment counts against the recipient's queue once for each envelope that names it (issue 14 item 10).
+    @Test func attachmentBytesCountForEachEnvelopeThatNamesThem() async throws {
+        let store = try await SQLiteRelayStore.inMemory().withProviders()
+        _ = try await committedUpload(store, owner: gp, id: image, size: 300)
+        func naming(_ body: String) -> Submission {
+            Submission(
+                body: Array(body.utf8), sender: gp, recipient: derm, attachments: [image], storedAt: now,
+                expiresAt: now.adding(seconds: 3600), maximumQueuedBytes: 1000
+            )
+        }
+        for index in 0..<3 {
+            guard case .stored = try await store.enqueue(naming("consult \(index)")) else {
+                Issue.record("envelope \(index) was refused")
+                return
+            }
+        }
+        #expect(try await store.queueUsage(for: derm) == (3, 3 * (300 + 9)))
+        #expect(try await store.enqueue(naming("consult 3")) == .queueFull, "a fourth 300 would pass 1,000 bytes")
+        let pending = try await store.pending(for: derm, after: 0, limit: 1, maximumBytes: 1 << 20)
+        _ = try await store.acknowledge(pending.map(\.id), by: derm, now: now)
+        #expect(try await store.queueUsage(for: derm) == (2, 2 * (300 + 9)), "acknowledging gives the bytes back")
+    }
+
     @Test func uploadsNoEnvelopeNamesExpire() async throws {
         let store = try await SQLiteRelayStore.inMemory().withProviders()
         let kept = try await committedUpload(store, owner: gp, id: image)

@@ -80,6 +80,80 @@ struct EnvelopeQueueTests {
         #expect(try await store.pending(for: derm, after: 0, limit: 10, maximumBytes: 1 << 20).map { String(decoding: $0.body, as: UTF8.self) } == ["long"])
     }
 
+    /// Each sender holds at most its share of a recipient's queue; another sender still gets in (issue 14 item 8).
+    @Test func aSenderHoldsAtMostItsShareOfARecipientsQueue() async throws {
+        let store = try await SQLiteRelayStore.inMemory().withProviders()
+        func submission(_ body: String, from sender: Handle) -> Submission {
+            Submission(
+                body: Array(body.utf8), sender: sender, recipient: derm, storedAt: now, expiresAt: now.adding(seconds: 60),
+                maximumQueuedEnvelopes: 10, maximumQueuedBytes: 1000, maximumQueuedEnvelopesPerSender: 3, maximumQueuedBytesPerSender: 100
+            )
+        }
+        for index in 0..<3 { #expect(try await store.enqueue(submission("junk \(index)", from: cardio)) != .queueFull) }
+        #expect(try await store.enqueue(submission("junk 3", from: cardio)) == .senderShareFull(envelopes: 3, bytes: 18))
+        // A retry of what is stored is still answered; another sender is stored.
+        guard case .duplicate = try await store.enqueue(submission("junk 0", from: cardio)),
+            case .stored = try await store.enqueue(submission("consult", from: gp))
+        else {
+            Issue.record("a retry or another sender's consult was refused")
+            return
+        }
+        // Bytes count too: 100 bytes per sender.
+        #expect(try await store.enqueue(submission(String(repeating: "x", count: 94), from: gp)) == .senderShareFull(envelopes: 1, bytes: 7))
+        // Acknowledging frees the share.
+        _ = try await store.acknowledge([EnvelopeID(of: Array("junk 0".utf8))], by: derm, now: now)
+        guard case .stored = try await store.enqueue(submission("junk 3", from: cardio)) else {
+            Issue.record("the share was not freed")
+            return
+        }
+    }
+
+    /// `pending` bounds the answer as the frame encodes it: routing fields count, not only bodies (issue 14 item 12).
+    @Test func pendingCountsEachEnvelopeWithItsRoutingFields() async throws {
+        let store = try await SQLiteRelayStore.inMemory().withProviders()
+        let sender = try Handle(String(repeating: "x", count: 64))
+        for index in 0..<100 {
+            _ = try await store.enqueue(Array("\(index)".utf8) + [UInt8](repeating: 0, count: 400), from: sender, to: derm, now: now, expiresAt: now.adding(seconds: 60))
+        }
+        let bound = 20_000
+        let pending = try await store.pending(for: derm, after: 0, limit: 1000, maximumBytes: bound)
+        let delivered = pending.map(\.delivered)
+        let body = RelayMessage.envelopes(delivered).frame(requestID: 1).body
+        #expect(body.count - 2 <= bound, "\(pending.count) envelopes encode to \(body.count - 2) bytes")
+        #expect(pending.count == bound / (117 + 402), "as many as fit, and no fewer")
+        for envelope in delivered {
+            var writer = WireWriter()
+            envelope.encode(to: &writer)
+            #expect(writer.bytes.count == DeliveredEnvelope.encodedByteCount(senderByteCount: 64, envelopeByteCount: envelope.envelope.count))
+        }
+    }
+
+    /// Notices are pruned by each sender's own count: another sender's 10,000 notices leave an unfetched expiry
+    /// notice in place (issue 14 item 6).
+    @Test func noticesArePrunedPerSender() async throws {
+        let store = try await SQLiteRelayStore.inMemory().withProviders()
+        _ = try await enqueue(store, "consult", lifetime: 60)
+        #expect(try await store.expire(now: now.adding(seconds: 60)).notices.map(\.kind) == [.expired])
+        // kofi.cardio: 10,001 envelopes to osei.derm, all acknowledged, so 10,001 notices of its own.
+        var ids: [EnvelopeID] = []
+        for index in 0...SQLiteRelayStore.maximumNoticesPerSender {
+            let body = Array("junk \(index)".utf8)
+            _ = try await store.enqueue(body, from: cardio, to: derm, now: now, expiresAt: now.adding(seconds: 3600))
+            ids.append(EnvelopeID(of: body))
+        }
+        for start in stride(from: 0, to: ids.count, by: 1000) {
+            _ = try await store.acknowledge(Array(ids[start..<min(start + 1000, ids.count)]), by: derm, now: now)
+        }
+        // amara.gp gets a second notice: its own count is 2, so nothing of its own is pruned.
+        _ = try await enqueue(store, "second consult")
+        _ = try await store.acknowledge([EnvelopeID(of: Array("second consult".utf8))], by: derm, now: now)
+        #expect(try await store.notices(for: gp, after: 0, limit: 10).map(\.kind) == [.expired, .deliveredToDevice])
+        // kofi.cardio keeps its newest 10,000: the first one is gone.
+        let cardioNotices = try await store.notices(for: cardio, after: 0, limit: 20_000)
+        #expect(cardioNotices.count == SQLiteRelayStore.maximumNoticesPerSender)
+        #expect(cardioNotices.first?.envelopeID == ids[1])
+    }
+
     @Test func queuedEnvelopesSurviveReopening() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-queue-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -176,7 +250,7 @@ struct MigrationTests {
         #expect(try await store.identityKey(for: Handle("osei.derm")) == key)
         let applied = try await queue.read { db in try SQLiteRelayStore.migrator.appliedMigrations(db) }
         #expect(applied == SQLiteRelayStore.migrator.migrations)
-        #expect(applied.count == 5)
+        #expect(applied.count == 6)
     }
 
     /// An envelope queued before attachments existed is still delivered, and acknowledging it forgets nothing else.
@@ -205,6 +279,36 @@ struct MigrationTests {
         #expect(try await store.queueUsage(for: derm) == (2, 4))
         _ = try await store.expire(now: Timestamp.now().adding(seconds: 1))
         #expect(try await store.queueUsage(for: derm) == (1, 1), "insert, acknowledgement and expiry all counted")
+    }
+
+    /// A v5 queue (before per-sender shares) keeps its envelopes; the counters are rebuilt per sender, with each
+    /// envelope's attachments counted against its recipient.
+    @Test func v5QueueMigratesToSenderSharesAndAttachmentBytes() async throws {
+        let queue = try DatabaseQueue()
+        try SQLiteRelayStore.migrator.migrate(queue, upTo: "v5: queue usage counters")
+        try await queue.write { db in
+            try db.execute(sql: "INSERT INTO attachment (key, owner, sha256, size, complete) VALUES (1, 'amara.gp', ?, 1000, 1)", arguments: [Data(SHA256.hash([9]))])
+            for (index, sender) in ["amara.gp", "amara.gp", "kofi.cardio"].enumerated() {
+                try db.execute(
+                    sql: """
+                        INSERT INTO envelope (sequence, envelope_id, sender, recipient, body, stored_at, expires_at)
+                        VALUES (?, ?, ?, 'osei.derm', ?, 1, 9999999999999)
+                        """,
+                    arguments: [index + 1, Data(SHA256.hash([UInt8(index)])), sender, Data([UInt8(index), 0])]
+                )
+            }
+            try db.execute(sql: "INSERT INTO envelope_attachment (envelope, attachment) VALUES (1, 1), (2, 1)")
+        }
+        let store = try await SQLiteRelayStore(writer: queue).withProviders()
+        let derm = try Handle("osei.derm"), gp = try Handle("amara.gp")
+        #expect(try await store.queueUsage(for: derm) == (3, 2006), "three envelopes of 2 bytes, two naming 1,000 bytes")
+        // amara.gp holds 2 envelopes of 2,004 bytes: a share of 2 is full, kofi.cardio's is not.
+        let submission = Submission(body: [7], sender: gp, recipient: derm, storedAt: .now(), expiresAt: .now(), maximumQueuedEnvelopesPerSender: 2)
+        #expect(try await store.enqueue(submission) == .senderShareFull(envelopes: 2, bytes: 2004))
+        let pending = try await store.pending(for: derm, after: 0, limit: 10, maximumBytes: 1 << 20)
+        _ = try await store.acknowledge(pending.map(\.id), by: derm, now: .now())
+        #expect(try await store.queueUsage(for: derm) == (0, 0))
+        #expect(try await store.database.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM sender_usage") } == 0)
     }
 }
 

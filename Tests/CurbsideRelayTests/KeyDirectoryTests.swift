@@ -157,6 +157,18 @@ struct KeyDirectoryTests {
         #expect(low == [false, true, true, true])
     }
 
+    /// A bundle fetched past the requester's share carries no one-time prekey and takes none from the store.
+    @Test func aBundleWithoutAOneTimePrekeyLeavesThemAll() async throws {
+        let directory = KeyDirectory(store: try SQLiteRelayStore.inMemory())
+        let derm = Provider("osei.derm")
+        try await registered(derm, in: directory)
+        try await directory.publish(for: derm.handle, signedPrekey: derm.signedPrekey(), oneTimePrekeys: derm.oneTimePrekeys(0..<3))
+        let (bare, left) = try await directory.fetchBundleCounting(for: derm.handle, withOneTimePrekey: false)
+        #expect(bare.oneTimePrekey == nil && left == 3)
+        try bare.verify(now: now, expecting: Party(identityKey: derm.key.verifyingKey, handle: derm.handle))
+        #expect(try await directory.fetchBundleCounting(for: derm.handle).bundle.oneTimePrekey?.id == 0)
+    }
+
     /// Many fetches at once, on a real file with a connection pool: no one-time prekey goes out twice.
     @Test func concurrentFetchesNeverShareAOneTimePrekey() async throws {
         let directoryURL = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-store-\(UUID())")

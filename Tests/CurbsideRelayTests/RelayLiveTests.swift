@@ -187,6 +187,24 @@ extension RelayLiveTests {
     }
 }
 
+extension RelayLiveTests {
+    /// A real peer that completes the handshake without ALPN is refused with close_notify, an orderly close
+    /// (transport.md §Closing), not a cut connection; one that offers only another protocol gets the handshake's
+    /// no_application_protocol alert (issue 14 item 14).
+    @Test func aHandshakeWithoutALPNEndsWithCloseNotify() async throws {
+        let relay = try await LiveRelay.start()
+        defer { relay.task.cancel() }
+        let none = try await Task.detached {
+            try relayShell("(sleep 2) | timeout 10 openssl s_client -connect 127.0.0.1:\(relay.port) -tls1_3 -msg 2>&1")
+        }.value
+        #expect(none.output.contains("<<< TLS 1.3, Alert [length 0002], warning close_notify"), "\(none.output)")
+        let other = try await Task.detached {
+            try relayShell("(sleep 2) | timeout 10 openssl s_client -connect 127.0.0.1:\(relay.port) -tls1_3 -alpn h2 -msg 2>&1")
+        }.value
+        #expect(other.output.contains("alert no application protocol"), "\(other.output)")
+    }
+}
+
 @Suite("relay registration and key directory", .serialized)
 struct RelayDirectoryLiveTests {
     @Test func registerPublishAndFetchABundle() async throws {

@@ -19,20 +19,25 @@ final class FileRelay: @unchecked Sendable {
     let derm = (handle: try! Handle("osei.derm"), key: SigningKey())
     let cardio = (handle: try! Handle("kofi.cardio"), key: SigningKey())
     let configure: @Sendable (inout RelayConfiguration) -> Void
+    /// The store when it is kept in memory (runs of thousands of sends, where an fsync each would take minutes).
+    private let memoryStore: SQLiteRelayStore?
 
     /// - Parameters:
     ///   - directory: where the store and attachments go; a fresh temporary directory by default.
     ///   - register: register gp, derm and cardio (false to reopen another relay's directory).
+    ///   - inMemory: the store is in memory (attachments still go to `directory`); a restart keeps it.
     init(
         directory: URL = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-relay-\(UUID())"),
         register: Bool = true,
+        inMemory: Bool = false,
         configure: @escaping @Sendable (inout RelayConfiguration) -> Void = { _ in }
     ) async throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         path = directory.appendingPathComponent("relay.sqlite").path
         attachmentsPath = directory.appendingPathComponent("attachments").path
         self.configure = configure
-        let keys = KeyDirectory(store: try SQLiteRelayStore(path: path))
+        memoryStore = inMemory ? try SQLiteRelayStore.inMemory() : nil
+        let keys = KeyDirectory(store: try memoryStore ?? SQLiteRelayStore(path: path))
         for (handle, key) in register ? [gp, derm, cardio] : [] {
             let code = try await keys.enroll(handle, now: .now())
             try await keys.register(handle, identityKey: key.verifyingKey, code: code, now: .now())
@@ -48,7 +53,7 @@ final class FileRelay: @unchecked Sendable {
         let bound = try await RelayServer(
             configuration: configuration,
             tls: tls,
-            store: try SQLiteRelayStore(path: path),
+            store: try memoryStore ?? SQLiteRelayStore(path: path),
             attachments: try BlobStore(root: attachmentsPath)
         ).bind()
         port = bound.port
@@ -58,6 +63,20 @@ final class FileRelay: @unchecked Sendable {
     func stop() async {
         task?.cancel()
         _ = try? await task?.value
+    }
+
+    /// The relay's store (the one in memory, or the file opened once more).
+    var store: SQLiteRelayStore {
+        get throws { try memoryStore ?? SQLiteRelayStore(path: path) }
+    }
+
+    /// Enrolls and registers another provider.
+    func register(_ handle: Handle) async throws -> (handle: Handle, key: SigningKey) {
+        let key = SigningKey()
+        let keys = KeyDirectory(store: try store)
+        let code = try await keys.enroll(handle, now: .now())
+        try await keys.register(handle, identityKey: key.verifyingKey, code: code, now: .now())
+        return (handle, key)
     }
 
     /// A logged-in connection for `who`, kept open while `body` runs.
@@ -109,6 +128,24 @@ final class RelayTestSession: @unchecked Sendable {
             nextID += 1
             try await outbound.write(message.frame(requestID: nextID))
         }
+    }
+
+    /// Answers to `messages`, in order, written `batch` at a time before their answers are read (pipelining, so a
+    /// run of thousands of requests does not wait a round trip for each).
+    func requests(_ messages: [RelayMessage], batch: Int = 200) async throws -> [RelayMessage] {
+        var answers: [RelayMessage] = []
+        for start in stride(from: 0, to: messages.count, by: batch) {
+            let chunk = messages[start..<min(start + batch, messages.count)]
+            let first = nextID + 1
+            try await write(Array(chunk))
+            var byID: [UInt32: RelayMessage] = [:]
+            while byID.count < chunk.count, let frame = try await inbound.next() {
+                let message = try RelayMessage(decoding: frame)
+                if (first...nextID).contains(frame.requestID) { byID[frame.requestID] = message } else { pushes.append(message) }
+            }
+            answers += (first...nextID).compactMap { byID[$0] }
+        }
+        return answers
     }
 
     /// Every frame until the relay closes the connection.

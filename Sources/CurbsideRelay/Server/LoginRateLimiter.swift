@@ -1,20 +1,31 @@
+import CurbsideWire
 import NIOCore
 
-/// Limits login attempts per client address (spec/relay.md §Login): at most `limit` failures in a sliding window,
-/// and at most `concurrent` attempts under way at once, so parallel guesses cannot all pass the check before any of
-/// them fails. At most `limit + concurrent - 1` guesses per window get through. Addresses not seen for a window are
+/// Limits login attempts (spec/relay.md §Login): at most `limit` failures per client address and handle in a sliding
+/// window, and at most `concurrent` attempts under way at once per address, so parallel guesses cannot all pass the
+/// check before any of them fails. At most `limit + concurrent - 1` guesses at one handle per window get through
+/// from one address.
+///
+/// Failures count per (address, handle), not per address: clinicians behind one address (a hospital's NAT) are not
+/// locked out by someone else's failures there, only the handle that failed is. Entries not seen for a window are
 /// forgotten, so the table stays as small as the recent traffic.
 actor LoginRateLimiter {
+    private struct Key: Hashable {
+        let address: String
+        let handle: Handle
+    }
+
     private let limit: Int
     private let window: TimeAmount
     private let concurrent: Int
-    private var failures: [String: [NIODeadline]] = [:]
+    private var failures: [Key: [NIODeadline]] = [:]
     private var underWay: [String: Int] = [:]
     private var lastSweep = NIODeadline.now()
 
     /// An admitted attempt; `counting` ends it.
     struct Attempt: Sendable {
         fileprivate let address: String
+        fileprivate let handle: Handle
     }
 
     init(limit: Int, window: TimeAmount, concurrent: Int = 8) {
@@ -23,14 +34,15 @@ actor LoginRateLimiter {
         self.concurrent = concurrent
     }
 
-    /// Admits a login attempt from `address`; nil when the address failed `limit` times in the window or has
-    /// `concurrent` attempts under way.
-    func admit(_ address: String, now: NIODeadline = .now()) -> Attempt? {
+    /// Admits an attempt from `address` to log in (or register) as `handle`; nil when that pair failed `limit` times
+    /// in the window or the address has `concurrent` attempts under way.
+    func admit(_ address: String, handle: Handle, now: NIODeadline = .now()) -> Attempt? {
         sweepIfDue(now: now)
-        prune(address, now: now)
-        guard (failures[address]?.count ?? 0) < limit, underWay[address, default: 0] < concurrent else { return nil }
+        let key = Key(address: address, handle: handle)
+        prune(key, now: now)
+        guard (failures[key]?.count ?? 0) < limit, underWay[address, default: 0] < concurrent else { return nil }
         underWay[address, default: 0] += 1
-        return Attempt(address: address)
+        return Attempt(address: address, handle: handle)
     }
 
     /// Runs the attempt's checks: if they throw, it counts as a failure; either way it is no longer under way.
@@ -49,21 +61,21 @@ actor LoginRateLimiter {
     func end(_ attempt: Attempt, failed: Bool, now: NIODeadline = .now()) {
         let left = underWay[attempt.address, default: 1] - 1
         underWay[attempt.address] = left > 0 ? left : nil
-        if failed { failures[attempt.address, default: []].append(now) }
+        if failed { failures[Key(address: attempt.address, handle: attempt.handle), default: []].append(now) }
     }
 
     /// Addresses with failures in the window or attempts under way (for tests).
-    var trackedAddresses: Int { Set(failures.keys).union(underWay.keys).count }
+    var trackedAddresses: Int { Set(failures.keys.map(\.address)).union(underWay.keys).count }
 
-    private func prune(_ address: String, now: NIODeadline) {
-        guard var times = failures[address] else { return }
+    private func prune(_ key: Key, now: NIODeadline) {
+        guard var times = failures[key] else { return }
         times.removeAll { $0 + window <= now }
-        failures[address] = times.isEmpty ? nil : times
+        failures[key] = times.isEmpty ? nil : times
     }
 
     private func sweepIfDue(now: NIODeadline) {
         guard lastSweep + window <= now else { return }
         lastSweep = now
-        for address in Array(failures.keys) { prune(address, now: now) }
+        for key in Array(failures.keys) { prune(key, now: now) }
     }
 }

@@ -7,8 +7,16 @@ public struct RelayConfiguration: Sendable {
     public var host: String = "127.0.0.1"
     /// Port to bind; 0 lets the system choose (tests).
     public var port: Int = 4433
-    /// The largest frame accepted (spec/relay.md §Framing: at least 2^22).
+    /// The largest frame accepted after login (spec/relay.md §Framing: at least 2^22).
     public var maximumFrameLength: Int = Frame.protocolMaximumLength
+    /// The largest frame accepted before login: room for a `login` or a `register` (under 200 bytes), so a
+    /// connection that never logs in cannot make the relay hold more than this of its frame.
+    public var maximumFrameLengthBeforeLogin: Int = 1024
+    /// Bytes of partly received frames the relay holds for all connections together: a frame longer than
+    /// `unbudgetedFrameLength` takes its length from this budget when its length prefix arrives, and a frame that
+    /// finds too little left is `relay_busy` (the connection closes; the client retries later).
+    public var maximumBufferedFrameBytes: Int = 128 << 20
+    public var unbudgetedFrameLength: Int = 64 << 10
     /// Time allowed from accepting a connection to completing TLS.
     public var handshakeTimeout: TimeAmount = .seconds(10)
     /// Time allowed from the challenge to a successful login.
@@ -18,9 +26,18 @@ public struct RelayConfiguration: Sendable {
     /// Connections open at once, in all and from one address; more are closed as soon as they are accepted.
     public var maximumConnections: Int = 1024
     public var maximumConnectionsPerAddress: Int = 32
-    /// Envelopes, and bytes, one account's queue may hold; a send beyond either is `quota_exceeded`.
+    /// Envelopes, and bytes, one account's queue may hold; a send beyond either is `quota_exceeded`. Bytes count each
+    /// envelope with the attachments it names, once for every envelope that names them.
     public var maximumQueuedEnvelopesPerAccount: Int = 10_000
-    public var maximumQueuedBytesPerAccount: Int = 1 << 30
+    public var maximumQueuedBytesPerAccount: Int = 4 << 30
+    /// The share of one recipient's queue that one sender may hold, counted the same way; a send beyond either is
+    /// `quota_exceeded`, so one account cannot fill a colleague's queue.
+    public var maximumQueuedEnvelopesPerSender: Int = 1_000
+    public var maximumQueuedBytesPerSender: Int = 1 << 30
+    /// Recipients one sender may start writing to within `newRecipientWindow` (those it has not sent to within the
+    /// window); a send to one more is `rate_limited`.
+    public var maximumNewRecipientsPerSender: Int = 60
+    public var newRecipientWindow: TimeAmount = .hours(1)
     /// Bytes of attachments one account may hold on the relay (uploads counted at their declared size).
     public var maximumAttachmentBytesPerAccount: UInt64 = 4 << 30
     /// Uploads and attachments one account may hold at once, whatever their size (each costs a file and a row).
@@ -34,7 +51,11 @@ public struct RelayConfiguration: Sendable {
     public var envelopeLifetimeSeconds: UInt64 = 14 * 24 * 3600
     /// How often the relay looks for expired envelopes.
     public var expirySweepInterval: Duration = .seconds(60)
-    /// Failed logins allowed per client address per `loginFailureWindow` before `rate_limited`.
+    /// One-time prekeys one account may take from another's bundles: this many at once, then one per interval
+    /// (a token bucket per requester and owner); a fetch beyond it gets the bundle without a one-time prekey.
+    public var oneTimePrekeysPerRequester: Int = 10
+    public var oneTimePrekeyRefillInterval: TimeAmount = .seconds(60)
+    /// Failed logins allowed per client address and handle per `loginFailureWindow` before `rate_limited`.
     public var maximumLoginFailures: Int = 5
     public var loginFailureWindow: TimeAmount = .seconds(60)
 

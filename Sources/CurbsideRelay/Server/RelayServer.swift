@@ -13,6 +13,7 @@ public struct RelayServer: Sendable {
     let attachments: BlobStore
     let connections: ConnectionLimiter
     let openChannels = OpenChannels()
+    let frameBudget: RelayFrameBudget
 
     /// - Parameter attachments: where attachment files live; on the same file system as the store, whose free space
     ///   it measures against `minimumFreeDiskBytes`.
@@ -25,6 +26,7 @@ public struct RelayServer: Sendable {
             total: configuration.maximumConnections,
             perAddress: configuration.maximumConnectionsPerAddress
         )
+        self.frameBudget = RelayFrameBudget(capacity: configuration.maximumBufferedFrameBytes)
     }
 
     /// Binds the listening socket; `serve` then runs it.
@@ -33,6 +35,7 @@ public struct RelayServer: Sendable {
         let configuration = self.configuration
         let connections = self.connections
         let openChannels = self.openChannels
+        let frameBudget = self.frameBudget
         let listener = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -51,18 +54,31 @@ public struct RelayServer: Sendable {
                     let timeouts = TimeoutHandler(idleTimeout: configuration.idleTimeout, loginTimeout: configuration.loginTimeout)
                     try sync.addHandler(TLSHandler(context: tls))
                     try sync.addHandler(HandshakeObserver(handshake))
-                    try sync.addHandler(ByteToMessageHandler(FrameDecoder(maximumLength: configuration.maximumFrameLength)))
+                    // Before login, frames no longer than a login or a registration needs; larger ones, after it,
+                    // take their length from the relay's budget while they arrive.
+                    let limits = FrameLimits(
+                        maximumLength: configuration.maximumFrameLengthBeforeLogin,
+                        chargedAbove: configuration.unbudgetedFrameLength,
+                        budget: frameBudget
+                    )
+                    try sync.addHandler(ByteToMessageHandler(FrameDecoder(limits: limits)))
                     try sync.addHandler(MessageToByteHandler(FrameEncoder()))
                     try sync.addHandler(timeouts)
                     let asyncChannel = try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel)
                     let loopBoundTimeouts = NIOLoopBound(timeouts, eventLoop: channel.eventLoop)
+                    let loopBoundLimits = NIOLoopBound(limits, eventLoop: channel.eventLoop)
                     return Accepted(
                         session: .init(
                             channel: asyncChannel,
                             handshake: handshake.futureResult,
                             peerAddress: peerAddress,
                             activity: activity,
-                            loggedIn: { channel.eventLoop.execute { loopBoundTimeouts.value.loggedIn() } }
+                            loggedIn: {
+                                channel.eventLoop.execute {
+                                    loopBoundTimeouts.value.loggedIn()
+                                    loopBoundLimits.value.maximumLength = configuration.maximumFrameLength
+                                }
+                            }
                         )
                     )
                 }
@@ -77,7 +93,7 @@ public struct RelayServer: Sendable {
             let handshake: EventLoopFuture<TLSHandshakeCompletedEvent>
             let peerAddress: String
             let activity: ConnectionActivity
-            /// Tells the connection's timeout handler that the login succeeded.
+            /// Tells the connection's timeout handler and frame decoder that the login succeeded.
             let loggedIn: @Sendable () -> Void
         }
         let session: Session?
@@ -170,6 +186,14 @@ public struct BoundRelay: Sendable {
                 limit: server.configuration.maximumLoginFailures,
                 window: server.configuration.loginFailureWindow,
                 concurrent: server.configuration.maximumConcurrentLoginsPerAddress
+            ),
+            bundleFetches: BundleFetchLimiter(
+                burst: server.configuration.oneTimePrekeysPerRequester,
+                refill: server.configuration.oneTimePrekeyRefillInterval
+            ),
+            newRecipients: NewRecipientLimiter(
+                limit: server.configuration.maximumNewRecipientsPerSender,
+                window: server.configuration.newRecipientWindow
             ),
             configuration: server.configuration,
             clients: ConnectedClients(),

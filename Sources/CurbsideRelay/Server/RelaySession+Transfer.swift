@@ -25,6 +25,15 @@ extension RelaySession {
             }
             return .reply(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: stored.storedAt, expiresAt: stored.expiresAt)), state)
         }
+        guard await newRecipients.admit(sender: sender, recipient: request.recipient) else {
+            return .refuse(
+                RelayError(
+                    .rateLimited,
+                    "\(sender) started writing to \(configuration.maximumNewRecipientsPerSender) recipients within "
+                        + "\(configuration.newRecipientWindow); try \(request.recipient) later"
+                )
+            )
+        }
         let now = Timestamp.now()
         let expiresAt = now.adding(seconds: configuration.envelopeLifetimeSeconds)
         let submission = Submission(
@@ -35,7 +44,9 @@ extension RelaySession {
             storedAt: now,
             expiresAt: expiresAt,
             maximumQueuedEnvelopes: configuration.maximumQueuedEnvelopesPerAccount,
-            maximumQueuedBytes: configuration.maximumQueuedBytesPerAccount
+            maximumQueuedBytes: configuration.maximumQueuedBytesPerAccount,
+            maximumQueuedEnvelopesPerSender: configuration.maximumQueuedEnvelopesPerSender,
+            maximumQueuedBytesPerSender: configuration.maximumQueuedBytesPerSender
         )
         let outcome: EnqueueOutcome
         do {
@@ -58,6 +69,15 @@ extension RelaySession {
             return .reply(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: storedAt, expiresAt: originalExpiry)), state)
         case .queueFull:
             return .refuse(RelayError(.quotaExceeded, "\(request.recipient)'s queue is full; try again later"))
+        case .senderShareFull(let envelopes, let bytes):
+            return .refuse(
+                RelayError(
+                    .quotaExceeded,
+                    "\(sender) holds \(envelopes) envelopes of \(bytes) bytes for \(request.recipient), the most one sender may "
+                        + "(\(configuration.maximumQueuedEnvelopesPerSender) or \(configuration.maximumQueuedBytesPerSender) bytes); "
+                        + "try again once they fetch"
+                )
+            )
         case .unknownRecipient:
             return .refuse(RelayError(.unknownHandle, "\(request.recipient) is not registered"))
         case .unknownAttachment(let attachment):

@@ -10,6 +10,8 @@ import NIOCore
 struct RelaySession {
     let directory: KeyDirectory
     let limiter: LoginRateLimiter
+    let bundleFetches: BundleFetchLimiter
+    let newRecipients: NewRecipientLimiter
     let configuration: RelayConfiguration
     let clients: ConnectedClients
     let attachments: BlobStore
@@ -55,11 +57,13 @@ struct RelaySession {
                     }
                     switch outcome {
                     case .reply(let message, let next):
+                        let loggingIn: Handle?
+                        if case .awaitingLogin = state, case .loggedIn(let handle) = next { loggingIn = handle } else { loggingIn = nil }
+                        // Before the answer goes out: the frame maximum is raised on the event loop before the client
+                        // can send anything after reading it.
+                        if loggingIn != nil { loggedIn() }
                         try await outbound.write(message.frame(requestID: frame.requestID))
-                        if case .awaitingLogin = state, case .loggedIn(let handle) = next {
-                            loggedIn()
-                            await clients.add(handle, id: connectionID, channel: channel.channel)
-                        }
+                        if let loggingIn { await clients.add(loggingIn, id: connectionID, channel: channel.channel) }
                         state = next
                     case .refuse(let error):
                         // The request failed; the connection carries on.
@@ -67,6 +71,8 @@ struct RelaySession {
                     }
                     // The relay is stopping: the request is answered; now the connection closes.
                     guard activity?.end() ?? true else { break }
+                    // A framing error on the next frame (too large, relay_busy) answers no request: request id 0.
+                    currentRequest = 0
                 }
             } catch let error as RelayError {
                 // The fatal error answers the request that caused it, if a frame did (0 for framing errors).
@@ -105,8 +111,8 @@ struct RelaySession {
         }
         switch (state, message) {
         case (.awaitingLogin(let challenge), .login(let login)):
-            guard let attempt = await limiter.admit(peerAddress) else {
-                throw RelayError(.rateLimited, "too many failed logins from this address; try again later")
+            guard let attempt = await limiter.admit(peerAddress, handle: login.handle) else {
+                throw RelayError(.rateLimited, "too many failed logins as \(login.handle) from this address; try again later")
             }
             try await limiter.counting(attempt) {
                 guard let key = try await directory.store.identityKey(for: login.handle) else {
@@ -116,8 +122,8 @@ struct RelaySession {
             }
             return .reply(.loginAccepted, .loggedIn(login.handle))
         case (.awaitingLogin(let challenge), .register(let request)):
-            guard let attempt = await limiter.admit(peerAddress) else {
-                throw RelayError(.rateLimited, "too many failed attempts from this address; try again later")
+            guard let attempt = await limiter.admit(peerAddress, handle: request.handle) else {
+                throw RelayError(.rateLimited, "too many failed attempts as \(request.handle) from this address; try again later")
             }
             try await limiter.counting(attempt) {
                 try request.verify(challenge: challenge, channelBinding: binding)
@@ -132,10 +138,12 @@ struct RelaySession {
             }
             let held = try await directory.store.oneTimePrekeyCount(for: handle)
             return .reply(.prekeysPublished(oneTimePrekeysHeld: UInt32(clamping: held)), state)
-        case (.loggedIn, .fetchBundle(let owner)):
+        case (.loggedIn(let requester), .fetchBundle(let owner)):
             do {
-                let (bundle, left) = try await directory.fetchBundleCounting(for: owner)
-                if left < directory.lowWaterMark {
+                // Past its share of the owner's one-time prekeys, a requester gets the bundle without one.
+                let oneTime = await bundleFetches.take(requester: requester, owner: owner)
+                let (bundle, left) = try await directory.fetchBundleCounting(for: owner, withOneTimePrekey: oneTime)
+                if oneTime, left < directory.lowWaterMark {
                     await clients.push(.prekeysLow(oneTimePrekeysHeld: UInt32(clamping: left)), to: owner)
                 }
                 return .reply(.bundle(bundle), state)
@@ -145,11 +153,14 @@ struct RelaySession {
         case (.loggedIn(let sender), .send(let request)):
             return try await send(request, from: sender, state: state)
         case (.loggedIn(let recipient), .fetch(let after, let limit)):
+            // The answer must fit the frame maximum every client accepts (and this relay's own, if lower): the
+            // frame's type and request id, the list's 2-byte count, and each envelope whole.
+            let frameLimit = min(configuration.maximumFrameLength, Frame.protocolMaximumLength)
             let queued = try await store.pending(
                 for: recipient,
                 after: Int64(clamping: after),
                 limit: Int(limit),
-                maximumBytes: configuration.maximumFrameLength - 64 * 1024
+                maximumBytes: frameLimit - Frame.headerByteCount - 2
             )
             let delivered = queued.map(\.delivered)
             return .reply(.envelopes(delivered), state)

@@ -29,6 +29,15 @@ public struct QueuedEnvelope: Sendable, Hashable {
     public let expiresAt: Timestamp
 }
 
+extension DeliveredEnvelope {
+    /// Bytes one envelope takes in an `envelopes` or `push_envelope` body: sequence (8), envelope id (32), sender
+    /// with its 1-byte length, stored_at (8), and the envelope with its 4-byte length (spec/relay.md §Store and
+    /// forward): 117 bytes besides the envelope for a 64-byte handle.
+    static func encodedByteCount(senderByteCount: Int, envelopeByteCount: Int) -> Int {
+        8 + 32 + 1 + senderByteCount + 8 + 4 + envelopeByteCount
+    }
+}
+
 /// An envelope a sender hands the relay, with what the store checks in the transaction that stores it.
 public struct Submission: Sendable, Hashable {
     public let body: [UInt8]
@@ -38,9 +47,13 @@ public struct Submission: Sendable, Hashable {
     public let attachments: [[UInt8]]
     public let storedAt: Timestamp
     public let expiresAt: Timestamp
-    /// The recipient's queue limits: a new envelope that would pass either is not stored.
+    /// The recipient's queue limits: a new envelope that would pass either is not stored. Bytes count the envelope
+    /// and every attachment it names.
     public let maximumQueuedEnvelopes: Int
     public let maximumQueuedBytes: Int
+    /// The share of the recipient's queue one sender may hold, counted the same way.
+    public let maximumQueuedEnvelopesPerSender: Int
+    public let maximumQueuedBytesPerSender: Int
 
     public init(
         body: [UInt8],
@@ -50,7 +63,9 @@ public struct Submission: Sendable, Hashable {
         storedAt: Timestamp,
         expiresAt: Timestamp,
         maximumQueuedEnvelopes: Int = .max,
-        maximumQueuedBytes: Int = .max
+        maximumQueuedBytes: Int = .max,
+        maximumQueuedEnvelopesPerSender: Int = .max,
+        maximumQueuedBytesPerSender: Int = .max
     ) {
         self.body = body
         self.sender = sender
@@ -60,6 +75,8 @@ public struct Submission: Sendable, Hashable {
         self.expiresAt = expiresAt
         self.maximumQueuedEnvelopes = maximumQueuedEnvelopes
         self.maximumQueuedBytes = maximumQueuedBytes
+        self.maximumQueuedEnvelopesPerSender = maximumQueuedEnvelopesPerSender
+        self.maximumQueuedBytesPerSender = maximumQueuedBytesPerSender
     }
 }
 
@@ -72,6 +89,8 @@ public enum EnqueueOutcome: Sendable, Hashable {
     case duplicate(sequence: Int64, storedAt: Timestamp, expiresAt: Timestamp)
     /// Nothing stored: the recipient's queue is full.
     case queueFull
+    /// Nothing stored: the sender holds its whole share of the recipient's queue (these envelopes and bytes).
+    case senderShareFull(envelopes: Int, bytes: Int)
     /// Nothing stored: nobody is registered under the recipient's handle.
     case unknownRecipient
     /// Nothing stored: the sender has no committed attachment with this id.

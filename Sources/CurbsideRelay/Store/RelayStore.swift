@@ -26,19 +26,21 @@ public protocol RelayStore: Sendable {
     func oneTimePrekeyCount(for handle: Handle) async throws -> Int
 
     /// The bundle for `handle`, with one one-time prekey removed from the store in the same transaction (so no
-    /// one-time prekey is ever handed out twice), and how many remain. Nil when the handle has no signed prekey.
-    func takeBundle(for handle: Handle) async throws -> (bundle: PrekeyBundle, oneTimePrekeysLeft: Int)?
+    /// one-time prekey is ever handed out twice) unless `withOneTimePrekey` is false, and how many remain. Nil when
+    /// the handle has no signed prekey.
+    func takeBundle(for handle: Handle, withOneTimePrekey: Bool) async throws -> (bundle: PrekeyBundle, oneTimePrekeysLeft: Int)?
 
-    /// Stores an envelope for its recipient unless the same bytes are stored for it already, the queue is full or an
-    /// attachment it names is not the sender's and committed; returns once the transaction is durable. Named
-    /// attachments are kept while the envelope waits.
+    /// Stores an envelope for its recipient unless the same bytes are stored for it already, the sender's share of
+    /// the queue or the queue is full, or an attachment it names is not the sender's and committed; returns once the
+    /// transaction is durable. Named attachments are kept while the envelope waits, and their bytes count against
+    /// the recipient's queue (and the sender's share of it) once for every envelope that names them.
     func enqueue(_ submission: Submission) async throws -> EnqueueOutcome
 
-    /// How many envelopes, and how many bytes of them, wait for `recipient`.
+    /// How many envelopes, and how many bytes of them (each with the attachments it names), wait for `recipient`.
     func queueUsage(for recipient: Handle) async throws -> (envelopes: Int, bytes: Int)
 
     /// Envelopes for `recipient` after sequence `cursor`, oldest first, at most `limit` and at most `maximumBytes` of
-    /// bodies (but always the first one, if any).
+    /// them as a `DeliveredEnvelope` encodes each, routing fields included (but always the first one, if any).
     func pending(for recipient: Handle, after cursor: Int64, limit: Int, maximumBytes: Int) async throws -> [QueuedEnvelope]
 
     /// When the envelope `id` queued for `recipient` was stored and expires, if it is queued.

@@ -203,6 +203,52 @@ public final class SQLiteRelayStore: RelayStore {
                     """
             )
         }
+        // A recipient's queue is shared between its senders, and an attachment counts against it once for every
+        // envelope that names it (each is downloaded and kept once per envelope): per (recipient, sender) counters
+        // beside the per-recipient ones, and each envelope's attachment bytes, both kept by triggers that replace
+        // v5's.
+        migrator.registerMigration("v6: per-sender queue shares and attachment bytes per envelope") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE envelope ADD COLUMN attachment_bytes INTEGER NOT NULL DEFAULT 0;
+                    UPDATE envelope SET attachment_bytes = (
+                        SELECT COALESCE(SUM(a.size), 0) FROM envelope_attachment l JOIN attachment a ON a.key = l.attachment
+                        WHERE l.envelope = envelope.sequence);
+                    CREATE TABLE sender_usage (
+                        recipient TEXT NOT NULL,
+                        sender TEXT NOT NULL,
+                        envelopes INTEGER NOT NULL,
+                        bytes INTEGER NOT NULL,
+                        PRIMARY KEY (recipient, sender)
+                    );
+                    INSERT INTO sender_usage (recipient, sender, envelopes, bytes)
+                        SELECT recipient, sender, COUNT(*), SUM(LENGTH(body) + attachment_bytes) FROM envelope
+                        GROUP BY recipient, sender;
+                    DELETE FROM queue_usage;
+                    INSERT INTO queue_usage (recipient, envelopes, bytes)
+                        SELECT recipient, COUNT(*), SUM(LENGTH(body) + attachment_bytes) FROM envelope GROUP BY recipient;
+                    DROP TRIGGER envelope_counted;
+                    DROP TRIGGER envelope_uncounted;
+                    CREATE TRIGGER envelope_counted AFTER INSERT ON envelope BEGIN
+                        INSERT INTO queue_usage (recipient, envelopes, bytes)
+                            VALUES (NEW.recipient, 1, LENGTH(NEW.body) + NEW.attachment_bytes)
+                            ON CONFLICT (recipient) DO UPDATE
+                            SET envelopes = envelopes + 1, bytes = bytes + LENGTH(NEW.body) + NEW.attachment_bytes;
+                        INSERT INTO sender_usage (recipient, sender, envelopes, bytes)
+                            VALUES (NEW.recipient, NEW.sender, 1, LENGTH(NEW.body) + NEW.attachment_bytes)
+                            ON CONFLICT (recipient, sender) DO UPDATE
+                            SET envelopes = envelopes + 1, bytes = bytes + LENGTH(NEW.body) + NEW.attachment_bytes;
+                    END;
+                    CREATE TRIGGER envelope_uncounted AFTER DELETE ON envelope BEGIN
+                        UPDATE queue_usage SET envelopes = envelopes - 1, bytes = bytes - LENGTH(OLD.body) - OLD.attachment_bytes
+                            WHERE recipient = OLD.recipient;
+                        UPDATE sender_usage SET envelopes = envelopes - 1, bytes = bytes - LENGTH(OLD.body) - OLD.attachment_bytes
+                            WHERE recipient = OLD.recipient AND sender = OLD.sender;
+                        DELETE FROM sender_usage WHERE recipient = OLD.recipient AND sender = OLD.sender AND envelopes = 0;
+                    END;
+                    """
+            )
+        }
         return migrator
     }
 
@@ -276,7 +322,9 @@ public final class SQLiteRelayStore: RelayStore {
         }
     }
 
-    public func takeBundle(for handle: Handle) async throws -> (bundle: PrekeyBundle, oneTimePrekeysLeft: Int)? {
+    public func takeBundle(for handle: Handle, withOneTimePrekey: Bool) async throws
+        -> (bundle: PrekeyBundle, oneTimePrekeysLeft: Int)?
+    {
         try await Self.transaction(database) { db in
             guard
                 let row = try Row.fetchOne(
@@ -291,7 +339,7 @@ public final class SQLiteRelayStore: RelayStore {
             let owner = Party(identityKey: try VerifyingKey(rawRepresentation: Array(row[0] as Data)), handle: handle)
             let signed = try SignedPrekey(decoding: Array(row[1] as Data))
             var oneTime: OneTimePrekey?
-            if let taken = try Row.fetchOne(
+            if withOneTimePrekey, let taken = try Row.fetchOne(
                 db,
                 sql: "SELECT id, record FROM one_time_prekey WHERE handle = ? ORDER BY id LIMIT 1",
                 arguments: [handle.rawValue]
@@ -358,34 +406,47 @@ public final class SQLiteRelayStore: RelayStore {
                 else {
                     return .unknownRecipient
                 }
+                var keys: [Int64] = []
+                var attachmentBytes = 0
+                for attachment in item.attachments {
+                    guard
+                        let row = try Row.fetchOne(
+                            db,
+                            sql: "SELECT key, size FROM attachment WHERE owner = ? AND sha256 = ? AND complete",
+                            arguments: [item.sender.rawValue, Data(attachment)]
+                        )
+                    else { return .unknownAttachment(attachment) }
+                    keys.append(row[0])
+                    attachmentBytes += row[1] as Int
+                }
+                // What the envelope costs its recipient: its bytes, and those of every attachment it names, which
+                // the recipient downloads and keeps for this envelope however many others name them too.
+                let size = item.body.count + attachmentBytes
+                let share = try Row.fetchOne(
+                    try db.cachedStatement(sql: "SELECT envelopes, bytes FROM sender_usage WHERE recipient = ? AND sender = ?"),
+                    arguments: [item.recipient.rawValue, item.sender.rawValue]
+                )
+                let (held, heldBytes): (Int, Int) = (share?[0] ?? 0, share?[1] ?? 0)
+                if held >= item.maximumQueuedEnvelopesPerSender || heldBytes + size > item.maximumQueuedBytesPerSender {
+                    return .senderShareFull(envelopes: held, bytes: heldBytes)
+                }
                 let usage = try Row.fetchOne(
                     try db.cachedStatement(sql: "SELECT envelopes, bytes FROM queue_usage WHERE recipient = ?"),
                     arguments: [item.recipient.rawValue]
                 )
                 let (count, bytes): (Int, Int) = (usage?[0] ?? 0, usage?[1] ?? 0)
-                if count >= item.maximumQueuedEnvelopes || bytes + item.body.count > item.maximumQueuedBytes {
+                if count >= item.maximumQueuedEnvelopes || bytes + size > item.maximumQueuedBytes {
                     return .queueFull
-                }
-                var keys: [Int64] = []
-                for attachment in item.attachments {
-                    guard
-                        let key = try Int64.fetchOne(
-                            db,
-                            sql: "SELECT key FROM attachment WHERE owner = ? AND sha256 = ? AND complete",
-                            arguments: [item.sender.rawValue, Data(attachment)]
-                        )
-                    else { return .unknownAttachment(attachment) }
-                    keys.append(key)
                 }
                 try db.cachedStatement(
                     sql: """
-                        INSERT INTO envelope (envelope_id, sender, recipient, body, stored_at, expires_at)
-                        VALUES (?, ?, ?, ?, ?, ?)
+                        INSERT INTO envelope (envelope_id, sender, recipient, body, stored_at, expires_at, attachment_bytes)
+                        VALUES (?, ?, ?, ?, ?, ?, ?)
                         """
                 ).execute(
                     arguments: [
                         Data(id.bytes), item.sender.rawValue, item.recipient.rawValue, Data(item.body),
-                        item.storedAt.sqlValue, item.expiresAt.sqlValue,
+                        item.storedAt.sqlValue, item.expiresAt.sqlValue, attachmentBytes,
                     ]
                 )
                 let sequence = db.lastInsertedRowID
@@ -430,13 +491,17 @@ public final class SQLiteRelayStore: RelayStore {
             // Sizes first, so only the bodies that fit are loaded: memory stays bounded by `maximumBytes`.
             let sizes = try Row.fetchAll(
                 db,
-                sql: "SELECT sequence, LENGTH(body) FROM envelope WHERE recipient = ? AND sequence > ? ORDER BY sequence LIMIT ?",
+                sql: """
+                    SELECT sequence, LENGTH(body), LENGTH(CAST(sender AS BLOB)) FROM envelope
+                    WHERE recipient = ? AND sequence > ? ORDER BY sequence LIMIT ?
+                    """,
                 arguments: [recipient.rawValue, cursor, limit]
             )
             var total = 0
             var last: Int64?
             for row in sizes {
-                let size: Int = row[1]
+                // Each envelope as the answer encodes it, routing fields included.
+                let size = DeliveredEnvelope.encodedByteCount(senderByteCount: row[2], envelopeByteCount: row[1])
                 if last != nil, total + size > maximumBytes { break }
                 total += size
                 last = row[0]
@@ -663,10 +728,15 @@ public final class SQLiteRelayStore: RelayStore {
             arguments: [envelope.sender.rawValue, kind.storedValue, Data(envelope.id.bytes), envelope.recipient.rawValue, at.sqlValue]
         )
         let inserted = db.lastInsertedRowID
-        try db.execute(
-            sql: "DELETE FROM notice WHERE sender = ? AND sequence <= ?",
-            arguments: [envelope.sender.rawValue, inserted - Int64(maximumNoticesPerSender)]
-        )
+        // By the sender's own count: sequences are relay-wide, so "inserted - limit" would let another account's
+        // notices push this sender's unfetched ones (its expiry notices included) out. The sender index holds the
+        // sequence (the rowid), so the offset walks that sender's entries alone.
+        try db.cachedStatement(
+            sql: """
+                DELETE FROM notice WHERE sender = ?1 AND sequence <= (
+                    SELECT sequence FROM notice WHERE sender = ?1 ORDER BY sequence DESC LIMIT 1 OFFSET ?2)
+                """
+        ).execute(arguments: [envelope.sender.rawValue, maximumNoticesPerSender])
         return SenderNotice(
             sequence: inserted,
             kind: kind,

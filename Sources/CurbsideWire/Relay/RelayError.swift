@@ -27,7 +27,7 @@ public struct RelayError: ErrorDomain, Hashable, CustomStringConvertible {
         .malformedFrame, .unknownFrameType, .frameTooLarge, .notLoggedIn, .loginFailed, .rateLimited,
         .unexpectedFrame, .enrollmentInvalid, .handleTaken, .unknownHandle, .prekeyRejected, .timeout,
         .quotaExceeded, .offsetMismatch, .beyondDeclaredSize, .uploadIncomplete, .attachmentHashMismatch,
-        .unknownAttachment, .storageFull, .storageFailed,
+        .unknownAttachment, .storageFull, .storageFailed, .relayBusy,
     ]
 }
 
@@ -72,4 +72,7 @@ extension ErrorCode where Domain == RelayError {
     public static var storageFull: Self { .init(519, "storage_full", "storage full") }
     /// The relay could not read or write its disk for another reason (an I/O error); nothing was changed. Retry later.
     public static var storageFailed: Self { .init(520, "storage_failed", "storage failed") }
+    /// The relay's budget for frames being received is spent: a large frame is refused from its length prefix and
+    /// the connection closed. Retry later with back-off.
+    public static var relayBusy: Self { .init(521, "relay_busy", "relay busy") }
 }

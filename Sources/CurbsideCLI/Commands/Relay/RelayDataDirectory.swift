@@ -51,6 +51,34 @@ struct RelayDataDirectory {
         }
     }
 
+    /// Makes the directory and everything in it private to the relay's user, whatever their modes were (a directory
+    /// that existed before `relay init`, an operator's chmod): 0700 for directories, 0600 for files; links are left
+    /// alone, not followed. Sets the process's umask to 077 first, so every file the relay creates from here on
+    /// (SQLite's -wal and -shm files, attachment files, keys) starts private too.
+    ///
+    /// - Throws: `CLIError` naming the path whose mode could not be set.
+    func makePrivate() throws {
+        umask(0o077)
+        try Self.setMode(path, 0o700)
+        let entries = FileManager.default.enumerator(atPath: path)
+        while let name = entries?.nextObject() as? String {
+            let entry = "\(path)/\(name)"
+            var info = stat()
+            guard lstat(entry, &info) == 0 else { continue }
+            switch info.st_mode & S_IFMT {
+            case S_IFDIR: try Self.setMode(entry, 0o700)
+            case S_IFREG: try Self.setMode(entry, 0o600)
+            default: continue
+            }
+        }
+    }
+
+    private static func setMode(_ path: String, _ mode: mode_t) throws {
+        guard chmod(path, mode) == 0 else {
+            throw CLIError("cannot make \(path) private (mode \(String(mode, radix: 8))): \(String(cString: strerror(errno)))")
+        }
+    }
+
     func readSettings() throws -> Settings {
         guard let text = try? String(contentsOfFile: configurationPath, encoding: .utf8) else {
             throw CLIError(

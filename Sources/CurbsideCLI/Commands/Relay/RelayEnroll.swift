@@ -30,6 +30,7 @@ extension Curbside.Relay {
         func run() async throws {
             let directory = options.directory
             _ = try directory.readSettings()
+            try directory.makePrivate()
             let store = try SQLiteRelayStore(path: directory.storePath)
             let handle = try Handle(handle)
             if try await store.identityKey(for: handle) != nil {

@@ -40,13 +40,15 @@ extension Curbside.Relay {
                 withIntermediateDirectories: true,
                 attributes: [.posixPermissions: 0o700]
             )
+            // The directory may have existed with another mode: createDirectory leaves it as it was.
+            try directory.makePrivate()
             var certificateNames = names
             if certificateNames.isEmpty {
                 certificateNames = ["localhost", "127.0.0.1"]
                 if !["0.0.0.0", "::", "127.0.0.1", "localhost"].contains(listen.host) { certificateNames.append(listen.host) }
             }
             let identity = try TLSIdentity.selfSigned(names: certificateNames)
-            try identity.write(certificatePath: directory.certificatePath, privateKeyPath: directory.privateKeyPath)
+            try identity.write(certificatePath: directory.certificatePath, privateKeyPath: directory.privateKeyPath, certificateMode: 0o600)
             _ = try SQLiteRelayStore(path: directory.storePath)
             let settings = RelayDataDirectory.Settings(listen: listen, names: certificateNames)
             try Data(settings.text.utf8).write(to: URL(fileURLWithPath: directory.configurationPath))

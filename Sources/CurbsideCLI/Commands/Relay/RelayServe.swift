@@ -25,6 +25,7 @@ extension Curbside.Relay {
         func run() async throws {
             let directory = options.directory
             let settings = try directory.readSettings()
+            try directory.makePrivate()
             let address = listen.flatMap(HostPort.init) ?? settings.listen
             let identity = try TLSIdentity.read(certificatePath: directory.certificatePath, privateKeyPath: directory.privateKeyPath)
             let tls = try TLSContext(configuration: .server(identity: identity, applicationProtocols: ["curbside/1"]))

@@ -14,6 +14,7 @@ extension Curbside.Relay {
         func run() async throws {
             let directory = options.directory
             let settings = try directory.readSettings()
+            try directory.makePrivate()
             let statistics = try await SQLiteRelayStore(path: directory.storePath).statistics()
             print("listen             \(settings.listen)")
             print("accounts           \(statistics.accounts)")

@@ -1,0 +1,45 @@
+import CurbsideWire
+import NIOCore
+
+/// How many recipients one sender may start writing to in a sliding window (spec/relay.md §Limits): a send to a
+/// recipient the sender has written to within the window always passes (and renews it); one to another passes
+/// only while fewer than `limit` recipients are in the window. With each sender's share of a queue, this bounds how
+/// much of the relay's queues one account can fill. Senders not seen for a window are forgotten.
+actor NewRecipientLimiter {
+    private let limit: Int
+    private let window: TimeAmount
+    /// Per sender, the recipients written to within the window and when last.
+    private var recent: [Handle: [Handle: NIODeadline]] = [:]
+    private var lastSweep = NIODeadline.now()
+
+    init(limit: Int, window: TimeAmount) {
+        self.limit = limit
+        self.window = window
+    }
+
+    /// Records a send from `sender` to `recipient`; false (nothing recorded) if it would start one recipient too many.
+    func admit(sender: Handle, recipient: Handle, now: NIODeadline = .now()) -> Bool {
+        sweepIfDue(now: now)
+        var recipients = recent[sender, default: [:]]
+        recipients = recipients.filter { $0.value + window > now }
+        guard recipients[recipient] != nil || recipients.count < limit else {
+            recent[sender] = recipients
+            return false
+        }
+        recipients[recipient] = now
+        recent[sender] = recipients
+        return true
+    }
+
+    /// Senders with recipients in the window (for tests).
+    var trackedSenders: Int { recent.count }
+
+    private func sweepIfDue(now: NIODeadline) {
+        guard lastSweep + window <= now else { return }
+        lastSweep = now
+        for (sender, recipients) in recent {
+            let current = recipients.filter { $0.value + window > now }
+            recent[sender] = current.isEmpty ? nil : current
+        }
+    }
+}
