@@ -132,7 +132,7 @@ extension Client {
                 signedBy: identity
             )
         }
-        guard case .prekeysPublished(let held) = try await request(connection, .publishPrekeys(try PrekeyUpload(signedPrekey: signed, oneTimePrekeys: []))) else {
+        guard case .prekeysPublished(let heldAtFirst) = try await request(connection, .publishPrekeys(try PrekeyUpload(signedPrekey: signed, oneTimePrekeys: []))) else {
             throw ClientError(.protocol, "the relay did not answer prekeys_published")
         }
         if let signed {
@@ -143,6 +143,33 @@ extension Client {
                     sql: "UPDATE prekey SET retired_at = ? WHERE kind = 1 AND id != ? AND retired_at IS NULL",
                     arguments: [nowMS, Int64(signed.id)]
                 )
+            }
+        }
+        var held = heldAtFirst
+        // One-time keys whose upload failed before (a dropped connection) go up again first: the relay ignores ids
+        // it holds already, and until it has them they must not count as on the relay or as handed out. If it
+        // refuses them, no sender can have them: they are deleted.
+        let unpublished = try await database.writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, private_key FROM prekey WHERE kind = 2 AND published = 0 ORDER BY id")
+        }
+        for start in stride(from: 0, to: unpublished.count, by: 100) {
+            let records = try unpublished[start..<min(start + 100, unpublished.count)].map { row -> OneTimePrekey in
+                let id = UInt32(row["id"] as Int64)
+                let key = try AgreementKey.Private(
+                    rawRepresentation: SecretBytes(
+                        try database.unseal(row["private_key"], column: "prekey.private_key", row: ProfileDatabase.prekeyRow(kind: 2, id: id))
+                    )
+                )
+                return OneTimePrekey(id: id, publicKey: key.publicKey, signedBy: identity)
+            }
+            do {
+                held = try await publishOneTimePrekeys(records, connection)
+            } catch let error as ClientError where error.category != .network {
+                let ids = records.map { Int64($0.id) }
+                try await database.writer.write { db in
+                    try db.execute(sql: "DELETE FROM prekey WHERE kind = 2 AND published = 0 AND id IN (\(ids.map(String.init).joined(separator: ",")))")
+                }
+                logger.warning("\(ids.count) one-time prekeys the relay refused were deleted: \(error.message)")
             }
         }
         try await markHandedOut(held: held, now: now)
@@ -158,26 +185,39 @@ extension Client {
                         column: "prekey.private_key",
                         row: ProfileDatabase.prekeyRow(kind: 2, id: id)
                     )
+                    // Published once the relay says it holds them (a dropped upload is sent again next time).
                     try db.execute(
-                        sql: "INSERT INTO prekey (kind, id, private_key, created_at) VALUES (2, ?, ?, ?)",
+                        sql: "INSERT INTO prekey (kind, id, private_key, created_at, published) VALUES (2, ?, ?, ?, 0)",
                         arguments: [Int64(id), sealedKey, nowMS]
                     )
                     return OneTimePrekey(id: id, publicKey: key.publicKey, signedBy: identity)
                 }
             }
-            _ = try await request(connection, .publishPrekeys(try PrekeyUpload(signedPrekey: nil, oneTimePrekeys: records)))
+            held = try await publishOneTimePrekeys(records, connection)
             missing -= batch
         }
     }
 
+    /// Uploads one-time prekeys and marks them published once the relay answers; returns how many it holds.
+    private func publishOneTimePrekeys(_ records: [OneTimePrekey], _ connection: RelayConnection) async throws -> UInt32 {
+        guard case .prekeysPublished(let held) = try await request(connection, .publishPrekeys(try PrekeyUpload(signedPrekey: nil, oneTimePrekeys: records))) else {
+            throw ClientError(.protocol, "the relay did not answer prekeys_published")
+        }
+        let ids = records.map { Int64($0.id) }
+        try await database.writer.write { db in
+            try db.execute(sql: "UPDATE prekey SET published = 1 WHERE kind = 2 AND id IN (\(ids.map(String.init).joined(separator: ",")))")
+        }
+        return held
+    }
+
     /// Records which one-time prekeys have left the relay: it hands them out lowest id first, so all but the `held`
-    /// newest unused ones (keys.md §One-time prekeys).
+    /// newest unused ones it was given (keys.md §One-time prekeys). Keys whose upload is not confirmed do not count.
     func markHandedOut(held: UInt32, now: Timestamp) async throws {
         try await database.writer.write { db in
             try db.execute(
                 sql: """
-                    UPDATE prekey SET handed_out_at = ? WHERE kind = 2 AND handed_out_at IS NULL AND id NOT IN (
-                        SELECT id FROM prekey WHERE kind = 2 AND handed_out_at IS NULL ORDER BY id DESC LIMIT ?)
+                    UPDATE prekey SET handed_out_at = ? WHERE kind = 2 AND published = 1 AND handed_out_at IS NULL AND id NOT IN (
+                        SELECT id FROM prekey WHERE kind = 2 AND published = 1 AND handed_out_at IS NULL ORDER BY id DESC LIMIT ?)
                     """,
                 arguments: [now.signedMilliseconds, Int64(held)]
             )

@@ -261,6 +261,31 @@ struct HostileInputTests {
         #expect(try await rowCount(derm, oneTime) == held)
     }
 
+    /// A top-up whose upload never reached the relay (the connection dropped after the keys were saved) must not
+    /// make the client count the relay's older keys as handed out and delete them while the relay still hands them
+    /// out (found in review of the first version of the expiry above).
+    @Test func oneTimePrekeysWhoseUploadFailedAreSentAgainAndNotCountedHandedOut() async throws {
+        let providers = try await Providers.start()
+        defer { Task { await providers.stop() } }
+        let derm = try await providers.create("osei.derm")
+        // 40 keys saved as a top-up would save them, and the upload lost.
+        let database = derm.database
+        try await database.writer.write { db in
+            for _ in 0..<40 {
+                let id = try ProfileDatabase.nextNumber(db, "next_one_time_prekey_id", startingAt: 1)
+                let sealed = try database.seal(AgreementKey.Private().rawRepresentation.copiedBytes, column: "prekey.private_key", row: ProfileDatabase.prekeyRow(kind: 2, id: id))
+                try db.execute(sql: "INSERT INTO prekey (kind, id, private_key, created_at, published) VALUES (2, ?, ?, 0, 0)", arguments: [Int64(id), sealed])
+            }
+        }
+        _ = try await derm.sync()
+        #expect(try await rowCount(derm, "SELECT COUNT(*) FROM prekey WHERE kind = 2 AND handed_out_at IS NOT NULL") == 0)
+        #expect(try await rowCount(derm, "SELECT COUNT(*) FROM prekey WHERE kind = 2 AND published = 0") == 0)
+        #expect(try await SQLiteRelayStore(path: providers.relay.path).oneTimePrekeyCount(for: derm.me.handle) == 140)
+        // However long it waits, nothing the relay holds is deleted from the profile.
+        try await derm.deleteHandedOutPrekeys(now: Timestamp.now().adding(seconds: Client.handedOutPrekeyGrace + 60))
+        #expect(try await rowCount(derm, "SELECT COUNT(*) FROM prekey WHERE kind = 2") == 140)
+    }
+
     /// Issue 14.10: attachments past the recipient's limits are not downloaded; the sender gets a signed
     /// attachment_unavailable receipt saying which limit.
     @Test func attachmentsPastTheLimitsAreRefusedWithAReceipt() async throws {
