@@ -63,7 +63,7 @@ extension Client {
 
     nonisolated func clientError(_ error: RelayClientError) -> ClientError {
         switch error {
-        case .refused(let relayError) where relayError.code == .rateLimited || relayError.isStorage:
+        case .refused(let relayError) where relayError.code == .rateLimited || relayError.code == .relayBusy || relayError.isStorage:
             // The relay is there but cannot serve now: like an outage, queued work waits.
             ClientError(.network, "the relay cannot serve now: \(relayError.code.identifier)", hint: ClientError.refused(relayError).hint)
         case .refused(let relayError) where relayError.code == .loginFailed:

@@ -6,10 +6,11 @@ import NIOCore
 ///
 /// Called from decoders on event loops, which must not wait: implementations answer at once.
 public protocol FrameBudget: AnyObject, Sendable {
-    /// Takes `bytes` from the budget; false (nothing taken) if they are not there.
-    func reserve(_ bytes: Int) -> Bool
-    /// Gives back bytes taken by `reserve`.
-    func release(_ bytes: Int)
+    /// Takes `bytes` from the budget for `owner` (an account, or an address before login); false (nothing taken)
+    /// if they are not there, in all or within the owner's share.
+    func reserve(_ bytes: Int, for owner: String) -> Bool
+    /// Gives back bytes taken by `reserve` for the same owner.
+    func release(_ bytes: Int, for owner: String)
 }
 
 /// The limits one connection's `FrameDecoder` applies, which its owner may change while the connection runs (the
@@ -20,11 +21,14 @@ public final class FrameLimits {
     /// A frame longer than this is charged to `budget` from its length prefix until it has arrived whole.
     public let chargedAbove: Int
     public let budget: any FrameBudget
+    /// Whom charges are made for: the peer's address, then its account once it has logged in.
+    public var owner: String
 
-    public init(maximumLength: Int, chargedAbove: Int, budget: any FrameBudget) {
+    public init(maximumLength: Int, chargedAbove: Int, budget: any FrameBudget, owner: String = "") {
         self.maximumLength = maximumLength
         self.chargedAbove = chargedAbove
         self.budget = budget
+        self.owner = owner
     }
 }
 
@@ -41,8 +45,9 @@ public struct FrameDecoder: ByteToMessageDecoder {
     public typealias InboundOut = Frame
     public let maximumLength: Int
     private let limits: FrameLimits?
-    /// Budget held for the frame being received.
+    /// Budget held for the frame being received, and for whom.
     private var charged = 0
+    private var chargedOwner = ""
 
     public init(maximumLength: Int = Frame.protocolMaximumLength) {
         self.maximumLength = maximumLength
@@ -67,10 +72,11 @@ public struct FrameDecoder: ByteToMessageDecoder {
         }
         guard buffer.readableBytes >= Frame.lengthPrefixByteCount + length else {
             if charged == 0, let limits, length > limits.chargedAbove {
-                guard limits.budget.reserve(length) else {
+                guard limits.budget.reserve(length, for: limits.owner) else {
                     throw RelayError(.relayBusy, "no room for a frame of \(length) bytes now; try again later")
                 }
                 charged = length
+                chargedOwner = limits.owner
             }
             return .needMoreData
         }
@@ -89,7 +95,7 @@ public struct FrameDecoder: ByteToMessageDecoder {
 
     private mutating func releaseCharge() {
         guard charged > 0 else { return }
-        limits?.budget.release(charged)
+        limits?.budget.release(charged, for: chargedOwner)
         charged = 0
     }
 

@@ -62,4 +62,24 @@ struct FrameBudgetTests {
         _ = try? third.finish()
         #expect(budget.heldBytes == 0)
     }
+
+    /// One account announcing large frames on many connections (and sending them slowly) holds at most its share;
+    /// another account's large frame still finds room (found in review: 32 connections of one account took all).
+    @Test func oneAccountHoldsAtMostItsShare() throws {
+        let budget = RelayFrameBudget(capacity: 10_000, ownerShare: 2_000)
+        let mallory = FrameLimits(maximumLength: 4096, chargedAbove: 100, budget: budget, owner: "account mallory.gp")
+        let amara = FrameLimits(maximumLength: 4096, chargedAbove: 100, budget: budget, owner: "account amara.gp")
+        let held = try (0..<2).map { _ in try channel(mallory) }
+        for connection in held { try connection.writeInbound(ByteBuffer(bytes: Self.header(length: 1000) + [1])) }
+        #expect(budget.heldBytes(for: "account mallory.gp") == 2000)
+        let third = try channel(mallory)
+        let busy = #expect(throws: RelayError.self) { try third.writeInbound(ByteBuffer(bytes: Self.header(length: 1000))) }
+        #expect(busy?.code == .relayBusy)
+        let colleague = try channel(amara)
+        let frame = Frame(type: 0x0016, requestID: 5, body: [UInt8](repeating: 3, count: 1994))  // length 2000
+        try colleague.writeInbound(ByteBuffer(bytes: frame.encoded))
+        #expect(try colleague.readInbound(as: Frame.self) == frame)
+        for connection in held { _ = try? connection.finish() }
+        #expect(budget.heldBytes == 0 && budget.heldBytes(for: "account mallory.gp") == 0)
+    }
 }

@@ -16,6 +16,9 @@ public struct RelayConfiguration: Sendable {
     /// `unbudgetedFrameLength` takes its length from this budget when its length prefix arrives, and a frame that
     /// finds too little left is `relay_busy` (the connection closes; the client retries later).
     public var maximumBufferedFrameBytes: Int = 128 << 20
+    /// The most of that budget one account may hold at once (four of the largest frames): one account announcing
+    /// large frames on many connections cannot take it all.
+    public var maximumBufferedFrameBytesPerAccount: Int = 16 << 20
     public var unbudgetedFrameLength: Int = 64 << 10
     /// Time allowed from accepting a connection to completing TLS.
     public var handshakeTimeout: TimeAmount = .seconds(10)

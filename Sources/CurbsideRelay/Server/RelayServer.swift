@@ -26,7 +26,10 @@ public struct RelayServer: Sendable {
             total: configuration.maximumConnections,
             perAddress: configuration.maximumConnectionsPerAddress
         )
-        self.frameBudget = RelayFrameBudget(capacity: configuration.maximumBufferedFrameBytes)
+        self.frameBudget = RelayFrameBudget(
+            capacity: configuration.maximumBufferedFrameBytes,
+            ownerShare: configuration.maximumBufferedFrameBytesPerAccount
+        )
     }
 
     /// Binds the listening socket; `serve` then runs it.
@@ -59,7 +62,8 @@ public struct RelayServer: Sendable {
                     let limits = FrameLimits(
                         maximumLength: configuration.maximumFrameLengthBeforeLogin,
                         chargedAbove: configuration.unbudgetedFrameLength,
-                        budget: frameBudget
+                        budget: frameBudget,
+                        owner: "address \(peerAddress)"
                     )
                     try sync.addHandler(ByteToMessageHandler(FrameDecoder(limits: limits)))
                     try sync.addHandler(MessageToByteHandler(FrameEncoder()))
@@ -73,10 +77,11 @@ public struct RelayServer: Sendable {
                             handshake: handshake.futureResult,
                             peerAddress: peerAddress,
                             activity: activity,
-                            loggedIn: {
+                            loggedIn: { handle in
                                 channel.eventLoop.execute {
                                     loopBoundTimeouts.value.loggedIn()
                                     loopBoundLimits.value.maximumLength = configuration.maximumFrameLength
+                                    loopBoundLimits.value.owner = "account \(handle)"
                                 }
                             }
                         )
@@ -94,7 +99,7 @@ public struct RelayServer: Sendable {
             let peerAddress: String
             let activity: ConnectionActivity
             /// Tells the connection's timeout handler and frame decoder that the login succeeded.
-            let loggedIn: @Sendable () -> Void
+            let loggedIn: @Sendable (Handle) -> Void
         }
         let session: Session?
     }

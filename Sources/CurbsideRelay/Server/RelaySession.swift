@@ -29,7 +29,7 @@ struct RelaySession {
         handshake: EventLoopFuture<TLSHandshakeCompletedEvent>,
         peerAddress: String,
         activity: ConnectionActivity? = nil,
-        loggedIn: @Sendable () -> Void = {}
+        loggedIn: @Sendable (Handle) -> Void = { _ in }
     ) async {
         guard let info = try? await handshake.get() else {
             // The handshake failed or timed out: close, finishing the async channel as NIO requires.
@@ -61,7 +61,7 @@ struct RelaySession {
                         if case .awaitingLogin = state, case .loggedIn(let handle) = next { loggingIn = handle } else { loggingIn = nil }
                         // Before the answer goes out: the frame maximum is raised on the event loop before the client
                         // can send anything after reading it.
-                        if loggingIn != nil { loggedIn() }
+                        if let loggingIn { loggedIn(loggingIn) }
                         try await outbound.write(message.frame(requestID: frame.requestID))
                         if let loggingIn { await clients.add(loggingIn, id: connectionID, channel: channel.channel) }
                         state = next
