@@ -44,4 +44,17 @@ struct BundleFetchLimiterTests {
         _ = await limiter.take(requester: gp, owner: cardio, now: start + .seconds(10))
         #expect(await limiter.trackedPairs == 1)
     }
+
+    /// The table never grows past its bound: a new pair finding it full (and nothing to forget) gets no one-time
+    /// prekey, while pairs already tracked go on.
+    @Test func theTableIsBounded() async throws {
+        let limiter = BundleFetchLimiter(burst: 2, refill: .seconds(60), maximumPairs: 2)
+        #expect(await limiter.take(requester: gp, owner: derm, now: start))
+        #expect(await limiter.take(requester: cardio, owner: derm, now: start))
+        #expect(await limiter.take(requester: gp, owner: cardio, now: start) == false)
+        #expect(await limiter.trackedPairs == 2)
+        #expect(await limiter.take(requester: gp, owner: derm, now: start))
+        // Once the tracked buckets are full again they are forgotten and a new pair has room.
+        #expect(await limiter.take(requester: gp, owner: cardio, now: start + .seconds(600)))
+    }
 }

@@ -140,7 +140,11 @@ struct RelaySession {
             return .reply(.prekeysPublished(oneTimePrekeysHeld: UInt32(clamping: held)), state)
         case (.loggedIn(let requester), .fetchBundle(let owner)):
             do {
-                // Past its share of the owner's one-time prekeys, a requester gets the bundle without one.
+                // Past its share of the owner's one-time prekeys, a requester gets the bundle without one. Only real
+                // owners get a bucket: fetches for made-up handles must not grow the limiter's table.
+                guard try await directory.store.identityKey(for: owner) != nil else {
+                    throw RelayError(.unknownHandle, "\(owner) is not registered here")
+                }
                 let oneTime = await bundleFetches.take(requester: requester, owner: owner)
                 let (bundle, left) = try await directory.fetchBundleCounting(for: owner, withOneTimePrekey: oneTime)
                 if oneTime, left < directory.lowWaterMark {
