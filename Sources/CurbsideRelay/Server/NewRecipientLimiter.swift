@@ -4,7 +4,9 @@ import NIOCore
 /// How many recipients one sender may start writing to in a sliding window (spec/relay.md §Limits): a send to a
 /// recipient the sender has written to within the window always passes (and renews it); one to another passes
 /// only while fewer than `limit` recipients are in the window. With each sender's share of a queue, this bounds how
-/// much of the relay's queues one account can fill. Senders not seen for a window are forgotten.
+/// much of the relay's queues one account can fill. Answering is never new: a recipient that wrote to the sender
+/// within the window may always be written back to (a specialist's receipts and replies to many referrers). Senders
+/// not seen for a window are forgotten.
 actor NewRecipientLimiter {
     private let limit: Int
     private let window: TimeAmount
@@ -22,6 +24,11 @@ actor NewRecipientLimiter {
         sweepIfDue(now: now)
         var recipients = recent[sender, default: [:]]
         recipients = recipients.filter { $0.value + window > now }
+        // An answer neither needs room nor takes any.
+        if recipients[recipient] == nil, recent[recipient]?[sender].map({ $0 + window > now }) == true {
+            recent[sender] = recipients.isEmpty ? nil : recipients
+            return true
+        }
         guard recipients[recipient] != nil || recipients.count < limit else {
             recent[sender] = recipients
             return false
