@@ -546,6 +546,7 @@ public final class SQLiteRelayStore: RelayStore {
                 referenced += try Self.deleteEnvelope(db, envelope.sequence)
                 removal.notices.append(try Self.addNotice(db, kind, for: envelope, at: now))
             }
+            try Self.pruneNotices(db, of: Set(removal.notices.map(\.sender)))
             removal.attachmentFiles = try Self.forgetUnreferenced(db, referenced)
             return removal
         }
@@ -591,6 +592,7 @@ public final class SQLiteRelayStore: RelayStore {
                 referenced += try Self.deleteEnvelope(db, envelope.sequence)
                 removal.notices.append(try Self.addNotice(db, .expired, for: envelope, at: now))
             }
+            try Self.pruneNotices(db, of: Set(removal.notices.map(\.sender)))
             removal.attachmentFiles = try Self.forgetUnreferenced(db, referenced)
             // Uploads never sent (or no longer referred to and past their own expiry).
             let stale = try Int64.fetchAll(
@@ -720,6 +722,23 @@ public final class SQLiteRelayStore: RelayStore {
     /// cannot grow the store without bound; envelopes themselves are unaffected).
     static let maximumNoticesPerSender = 10_000
 
+    /// Keeps each of `senders`' newest `maximumNoticesPerSender` notices; once per transaction, after its notices
+    /// were added (the walk costs up to that many index steps, so not once per notice).
+    ///
+    /// By the sender's own count: sequences are relay-wide, so "newest sequence - limit" would let another account's
+    /// notices push this sender's unfetched ones (its expiry notices included) out. The sender index holds the
+    /// sequence (the rowid), so the offset walks that sender's entries alone.
+    private static func pruneNotices(_ db: Database, of senders: Set<Handle>) throws {
+        for sender in senders {
+            try db.cachedStatement(
+                sql: """
+                    DELETE FROM notice WHERE sender = ?1 AND sequence <= (
+                        SELECT sequence FROM notice WHERE sender = ?1 ORDER BY sequence DESC LIMIT 1 OFFSET ?2)
+                    """
+            ).execute(arguments: [sender.rawValue, maximumNoticesPerSender])
+        }
+    }
+
     private static func addNotice(_ db: Database, _ kind: SenderNotice.Kind, for envelope: QueuedEnvelope, at: Timestamp)
         throws -> SenderNotice
     {
@@ -728,15 +747,6 @@ public final class SQLiteRelayStore: RelayStore {
             arguments: [envelope.sender.rawValue, kind.storedValue, Data(envelope.id.bytes), envelope.recipient.rawValue, at.sqlValue]
         )
         let inserted = db.lastInsertedRowID
-        // By the sender's own count: sequences are relay-wide, so "inserted - limit" would let another account's
-        // notices push this sender's unfetched ones (its expiry notices included) out. The sender index holds the
-        // sequence (the rowid), so the offset walks that sender's entries alone.
-        try db.cachedStatement(
-            sql: """
-                DELETE FROM notice WHERE sender = ?1 AND sequence <= (
-                    SELECT sequence FROM notice WHERE sender = ?1 ORDER BY sequence DESC LIMIT 1 OFFSET ?2)
-                """
-        ).execute(arguments: [envelope.sender.rawValue, maximumNoticesPerSender])
         return SenderNotice(
             sequence: inserted,
             kind: kind,
