@@ -24,7 +24,36 @@ struct ProfileDatabase: Sendable {
         try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         writer = pool
         self.storageKey = storageKey
-        try Self.migrator(storageKey: storageKey).migrate(writer)
+        // A migration may seal values with this key (v5): make sure first that it is this profile's, or an identity
+        // file from another profile would seal them for good under a key that cannot read the rest.
+        try checkStorageKey()
+        let migrator = Self.migrator(storageKey: storageKey)
+        let sealing = try writer.read { db in try !migrator.appliedIdentifiers(db).contains(Self.sealingMigration) }
+        try migrator.migrate(writer)
+        if sealing {
+            // The values v5 sealed are still in the clear in the database file's old pages until the log is copied
+            // over them (secure_delete then leaves nothing behind): copy it now, not at some later checkpoint.
+            try writer.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+        }
+    }
+
+    static let sealingMigration = "v5: sealed signatures, media types and event details"
+
+    /// A sealer with no database behind it, for tests that write rows the way an earlier version did.
+    init(unmigratedFor storageKey: SymmetricKey) throws {
+        writer = try DatabaseQueue()
+        self.storageKey = storageKey
+    }
+
+    /// Throws unless a value this database sealed opens with the storage key (a new database has none to check).
+    private func checkStorageKey() throws {
+        let sample = try writer.read { db -> Row? in
+            guard try db.tableExists("prekey") else { return nil }
+            return try Row.fetchOne(db, sql: "SELECT kind, id, private_key FROM prekey LIMIT 1")
+        }
+        guard let sample else { return }
+        let row = Self.prekeyRow(kind: UInt8(truncatingIfNeeded: sample["kind"] as Int64), id: UInt32(truncatingIfNeeded: sample["id"] as Int64))
+        _ = try unseal(sample["private_key"], column: "prekey.private_key", row: row)
     }
 
     /// The schema's migrations; one of them seals values written in the clear by earlier versions, hence the key.
@@ -140,7 +169,7 @@ struct ProfileDatabase: Sendable {
         }
         // A stolen profile must not confirm a guessed message: signatures (a guess of the plaintext verifies against
         // one), attachments' media types and peers' failure details were kept in the clear before this.
-        migrator.registerMigration("v5: sealed signatures, media types and event details") { db in
+        migrator.registerMigration(sealingMigration) { db in
             for row in try Row.fetchAll(db, sql: "SELECT id, signature FROM message WHERE signature IS NOT NULL") {
                 let id: Data = row["id"]
                 let sealed = try Self.seal(Array(row["signature"] as Data), column: "message.signature", row: Array(id), key: storageKey)
