@@ -5,6 +5,8 @@ import GRDB
 /// An envelope that reached this device and could not be opened (spec/envelope.md §Receiving): the relay-named
 /// sender was told through a `rejected` notice; the user should ask them to send it again.
 public struct UnopenedEnvelope: Sendable, Hashable, Codable {
+    /// The profile's number for this record, increasing with each one (``Client/markUnopenedShown(through:)``).
+    public let sequence: Int64
     /// The sender as the relay named it (the account that sent it; nothing inside the envelope could be trusted).
     public let sender: String
     /// Milliseconds since 1970, when this device received it.
@@ -67,12 +69,19 @@ extension Client {
             }
             return .acknowledge
         }
-        func reject(_ reason: Receipt.FailureReason, _ why: String) async throws -> Disposition {
+        /// Records the rejection; `spent` names a one-time prekey the envelope was decrypted with (its header is then
+        /// authenticated, so deleting the key cannot be someone else's doing), which goes like any used one.
+        func reject(_ reason: Receipt.FailureReason, _ why: String, spent: SealedEnvelope.PrekeyReference? = nil) async throws -> Disposition {
             try await database.writer.write { db in
+                // Another process may have settled it meanwhile: one record per envelope.
+                guard try !Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM seen_envelope WHERE envelope_id = ?)", arguments: [envelopeID])! else { return }
                 try db.execute(
                     sql: "INSERT INTO failure (envelope_id, relay_sender, at, reason) VALUES (?, ?, ?, ?)",
                     arguments: [envelopeID, delivered.sender.rawValue, now.signedMilliseconds, why]
                 )
+                if let spent, spent.kind == .oneTime {
+                    try db.execute(sql: "DELETE FROM prekey WHERE kind = 2 AND id = ?", arguments: [Int64(spent.id)])
+                }
                 try Self.markSeen(db, envelopeID, at: now, rejected: reason)
             }
             report.failed += 1
@@ -103,12 +112,18 @@ extension Client {
         do {
             opened = try sealed.open(as: me, using: ring)
         } catch {
-            return try await reject(Self.rejectionReason(error.code), error.code.identifier)
+            // Past decryption (the content, the signature or the recipient was wrong) the one-time key was used.
+            let decrypted = [EnvelopeError.Code.malformedContent, .badSignature, .wrongRecipient].contains(error.code)
+            return try await reject(Self.rejectionReason(error.code), error.code.identifier, spent: decrypted ? reference : nil)
         }
         let message = opened.message
         // The relay logged the sender in: a message signed in another handle's name is a forgery by that account.
         guard message.sender.handle == delivered.sender else {
-            return try await reject(.badSignature, "sender_mismatch: sent by \(delivered.sender), signed as \(message.sender.handle)")
+            return try await reject(
+                .badSignature,
+                "sender_mismatch: sent by \(delivered.sender), signed as \(message.sender.handle)",
+                spent: opened.prekey
+            )
         }
         let senderKey = Data(message.sender.identityKey.rawRepresentation)
         let wireID = Data(message.id.rawValue)
@@ -291,9 +306,10 @@ extension Client {
     /// Envelopes that reached this device and could not be opened, newest first.
     public func unopenedEnvelopes() async throws -> [UnopenedEnvelope] {
         try await database.writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT relay_sender, at, reason, shown FROM failure ORDER BY at DESC, seq DESC").map { row in
+            try Row.fetchAll(db, sql: "SELECT seq, relay_sender, at, reason, shown FROM failure ORDER BY at DESC, seq DESC").map { row in
                 let reason: String = row["reason"]
                 return UnopenedEnvelope(
+                    sequence: row["seq"],
                     sender: row["relay_sender"],
                     at: UInt64(clamping: row["at"] as Int64),
                     reason: String(reason.prefix { $0 != ":" }),
@@ -303,9 +319,12 @@ extension Client {
         }
     }
 
-    /// Marks every unopened envelope reported (`inbox` reports each once).
-    public func markUnopenedShown() async throws {
-        try await database.writer.write { db in try db.execute(sql: "UPDATE failure SET shown = 1 WHERE shown = 0") }
+    /// Marks the unopened envelopes up to `sequence` reported (`inbox` reports each once); any recorded since the
+    /// list was read stay unreported.
+    public func markUnopenedShown(through sequence: Int64) async throws {
+        try await database.writer.write { db in
+            try db.execute(sql: "UPDATE failure SET shown = 1 WHERE shown = 0 AND seq <= ?", arguments: [sequence])
+        }
     }
 }
 

@@ -86,6 +86,9 @@ struct HostileInputTests {
         #expect(try await derm.inbox().map(\.title) == ["Genuine"])
         let unopened = try await derm.unopenedEnvelopes()
         #expect(unopened.map(\.sender) == ["mallory.gp"] && unopened.map(\.reason) == ["malformed_content"])
+        // It decrypted before it failed, so the one-time key it used is gone like any used one.
+        let spent = try #require(bundle.oneTimePrekey?.id)
+        #expect(try await rowCount(derm, "SELECT COUNT(*) FROM prekey WHERE kind = 2 AND id = \(spent)") == 0)
         // Settled: the relay holds nothing more for the recipient, and a second sync is quiet.
         #expect(try await SQLiteRelayStore(path: providers.relay.path).queueUsage(for: derm.me.handle).envelopes == 0)
         let again = try await derm.sync()

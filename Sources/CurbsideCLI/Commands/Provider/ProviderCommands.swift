@@ -276,7 +276,7 @@ extension Curbside {
                 }
                 return lines.joined(separator: "\n")
             }
-            try await client.markUnopenedShown()
+            if let newest = unopened.map(\.sequence).max() { try await client.markUnopenedShown(through: newest) }
         }
     }
 
