@@ -83,7 +83,7 @@ struct RelayCommandTests {
         serve.standardOutput = FileHandle.nullDevice
         try serve.run()
         var port: Int?
-        for _ in 0..<100 where port == nil {
+        for _ in 0..<400 where port == nil {
             try await Task.sleep(for: .milliseconds(50))
             let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             if let match = text.firstMatch(of: /listening on 127\.0\.0\.1:(\d+)/) { port = Int(match.output.1) }

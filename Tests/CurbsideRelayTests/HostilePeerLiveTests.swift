@@ -208,7 +208,7 @@ struct HostilePeerLiveTests {
         let result = try await Task.detached {
             // length 0x00400000 (4 MiB), type login, request 1, then 1 KiB of the body, then silence.
             try relayShell(
-                "(printf '\\000\\100\\000\\000\\000\\003\\000\\000\\000\\001'; head -c 1024 /dev/zero; sleep 5) | timeout 10 "
+                "(printf '\\000\\100\\000\\000\\000\\003\\000\\000\\000\\001'; head -c 1024 /dev/zero; sleep 8) | timeout 20 "
                     + "openssl s_client -connect 127.0.0.1:\(relay.port) -tls1_3 -alpn curbside/1 -quiet 2>/dev/null "
                     + "| od -An -tx1 | tr -d ' \\n'"
             )

@@ -195,11 +195,11 @@ extension RelayLiveTests {
         let relay = try await LiveRelay.start()
         defer { relay.task.cancel() }
         let none = try await Task.detached {
-            try relayShell("(sleep 2) | timeout 10 openssl s_client -connect 127.0.0.1:\(relay.port) -tls1_3 -msg 2>&1")
+            try relayShell("(sleep 6) | timeout 20 openssl s_client -connect 127.0.0.1:\(relay.port) -tls1_3 -msg 2>&1")
         }.value
         #expect(none.output.contains("<<< TLS 1.3, Alert [length 0002], warning close_notify"), "\(none.output)")
         let other = try await Task.detached {
-            try relayShell("(sleep 2) | timeout 10 openssl s_client -connect 127.0.0.1:\(relay.port) -tls1_3 -alpn h2 -msg 2>&1")
+            try relayShell("(sleep 6) | timeout 20 openssl s_client -connect 127.0.0.1:\(relay.port) -tls1_3 -alpn h2 -msg 2>&1")
         }.value
         #expect(other.output.contains("alert no application protocol"), "\(other.output)")
     }
