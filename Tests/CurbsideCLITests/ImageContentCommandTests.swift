@@ -17,13 +17,7 @@ struct ImageContentCommandTests {
         func curbside(_ arguments: String..., home: String) throws -> (status: Int32, stdout: String, stderr: String) {
             try Executable.run(arguments + ["--home", home], environment: ProviderCommandTests.environment)
         }
-        for (home, handle) in [(gp, "amara.gp"), (derm, "osei.derm")] {
-            let created = try curbside(
-                "init", "--handle", handle, "--relay", "127.0.0.1:\(relay.port)", "--relay-fingerprint", relay.fingerprint,
-                "--code", try relay.enroll(handle), home: home
-            )
-            #expect(created.status == 0, "\(created.stderr)")
-        }
+        for (home, handle) in [(gp, "amara.gp"), (derm, "osei.derm")] { try relay.createProvider(handle, home: home) }
         func file(_ name: String, _ bytes: [UInt8]) throws -> String {
             let path = "\(base)/\(name)"
             try Data(bytes).write(to: URL(fileURLWithPath: path))

@@ -51,6 +51,18 @@ final class RelayProcess: @unchecked Sendable {
         self.process = nil
     }
 
+    /// Enrolls `handle` and runs `curbside init` for it in `home`, as a provider would with the operator's code.
+    func createProvider(_ handle: String, home: String) throws {
+        let created = try Executable.run(
+            [
+                "init", "--handle", handle, "--relay", "127.0.0.1:\(port)", "--relay-fingerprint", fingerprint,
+                "--code", try enroll(handle), "--home", home,
+            ],
+            environment: ProviderCommandTests.environment
+        )
+        #expect(created.status == 0, "\(created.stderr)")
+    }
+
     func enroll(_ handle: String) throws -> String {
         let enrolled = try Executable.run(["relay", "enroll", "--data", data, handle])
         return String(try #require(enrolled.stdout.firstMatch(of: /[0-9A-Z]{5}-[0-9A-Z]{5}-[0-9A-Z]{5}-[0-9A-Z]{5}/)).output)
@@ -103,13 +115,7 @@ struct ProviderCommandTests {
         try await relay.start()
         defer { Task { await relay.stop() } }
         let gp = "\(base)/gp", derm = "\(base)/derm"
-        for (home, handle) in [(gp, "amara.gp"), (derm, "osei.derm")] {
-            let created = try curbside(
-                "init", "--handle", handle, "--relay", "127.0.0.1:\(relay.port)", "--relay-fingerprint", relay.fingerprint,
-                "--code", try relay.enroll(handle), home: home
-            )
-            #expect(created.status == 0, "\(created.stderr)")
-        }
+        for (home, handle) in [(gp, "amara.gp"), (derm, "osei.derm")] { try relay.createProvider(handle, home: home) }
         let sent = try curbside("send", "osei.derm", "--subject", "Retinal photo", "--question", "Refer?", home: gp)
         #expect(sent.status == 0, "\(sent.stderr)")
         let id = try #require(sent.stdout.firstMatch(of: /[0-9a-f]{32}/)).output
@@ -141,13 +147,7 @@ struct ProviderCommandTests {
         try await relay.start()
         defer { Task { await relay.stop() } }
         let gp = "\(base)/gp", derm = "\(base)/derm"
-        for (home, handle) in [(gp, "amara.gp"), (derm, "osei.derm")] {
-            let created = try curbside(
-                "init", "--handle", handle, "--relay", "127.0.0.1:\(relay.port)", "--relay-fingerprint", relay.fingerprint,
-                "--code", try relay.enroll(handle), home: home
-            )
-            #expect(created.status == 0, "\(created.stderr)")
-        }
+        for (home, handle) in [(gp, "amara.gp"), (derm, "osei.derm")] { try relay.createProvider(handle, home: home) }
         await relay.stop()
 
         let queued = try curbside("send", "osei.derm", "--subject", "Retinal photo", "--question", "Refer?", "--json", home: gp)
