@@ -38,6 +38,40 @@ struct MetadataFilterTests {
         #expect(Self.filter(out, step: step).1.isEmpty, "filtering again finds nothing")
     }
 
+    /// Phones append more JPEGs after the first one's end (Multi-Picture Format: depth maps, previews), each with its
+    /// own EXIF: on main only the first image's GPS was removed, so a second copy of the location travelled.
+    @Test(arguments: [1, 100, 4096, 1 << 20])
+    func imagesAppendedAfterTheFirstLoseTheirGPSToo(_ step: Int) {
+        let first = SamplePhoto.jpeg(scan: 600_000), second = SamplePhoto.jpeg(scan: 3_000)
+        let trailer = Array("not an image".utf8)
+        let file = first + second + trailer
+        let (out, removed) = Self.filter(file, step: step)
+        #expect(removed == ["GPS location"])
+        #expect(out.count == file.count, "in place: the offsets an MPF index holds stay right")
+        for start in [0, first.count] {
+            let gps = start + SamplePhoto.tiffStart + 26
+            #expect(out[gps] == 0 && out[gps + 1] == 0 && out[(gps + 2)..<(gps + 38)].allSatisfy { $0 == 0 }, "image at \(start)")
+        }
+        // The image data and what follows the last image are untouched.
+        #expect(out[(first.count - 1000)..<first.count] == file[(first.count - 1000)..<first.count])
+        #expect(Array(out.suffix(trailer.count)) == trailer)
+        #expect(Self.filter(out, step: step).1.isEmpty, "filtering again finds nothing")
+    }
+
+    /// IPTC keeps place names (city, sub-location, country) in a Photoshop APP13 segment: zeroed, same size.
+    @Test func IPTCPlaceNamesAreZeroed() {
+        let photo = SamplePhoto.jpeg(scan: 2_000)
+        let resource = Array("8BIM".utf8) + [0x04, 0x04, 0, 0] + [0, 0, 0, 14] + [0x1C, 0x02, 0x5A, 0, 6] + Array("London".utf8) + [0, 0, 0]
+        let payload = Array("Photoshop 3.0\0".utf8) + resource
+        let segment: [UInt8] = [0xFF, 0xED, UInt8((payload.count + 2) >> 8), UInt8((payload.count + 2) & 255)] + payload
+        let file = Array(photo.prefix(2)) + segment + Array(photo.dropFirst(2))
+        let (out, removed) = Self.filter(file, step: 64)
+        #expect(removed == ["GPS location", "IPTC place names"])
+        #expect(out.count == file.count)
+        #expect(out.firstRange(of: Array("London".utf8)) == nil && out.firstRange(of: Array("8BIM".utf8)) == nil)
+        #expect(Array(out[2..<(2 + 4 + 14)]) == Array(segment.prefix(4 + 14)), "the segment and its header stay")
+    }
+
     @Test func aPNGLosesItsTextChunksOnly() {
         func chunk(_ type: String, _ data: [UInt8]) -> [UInt8] {
             let length = data.count

@@ -2,13 +2,18 @@
 ///
 /// - JPEG: the EXIF GPS directory is emptied in place — its entry count set to 0 and its entries and the values
 ///   they point to overwritten with zeros — so the file keeps its size and every other byte.
-/// - JPEG XMP packets that hold GPS properties are blanked (overwritten with spaces, same size).
+/// - JPEG XMP packets that hold GPS properties are blanked (overwritten with spaces, same size), and Photoshop/IPTC
+///   segments (APP13, which carry place names: city, sub-location, country) are zeroed, same size.
+/// - JPEG images appended after the first one's end, as phones do for depth maps and previews (Multi-Picture
+///   Format), each carry their own EXIF: every image that starts right after an end-of-image marker is cleaned the
+///   same way, in place, so the offsets the MPF index holds stay right.
 /// - PNG: `tEXt`, `zTXt`, `iTXt` and `eXIf` chunks are dropped; every other chunk is passed on byte for byte.
 /// - Anything else passes through unchanged: the sender refuses every other format before it gets here, unless the
 ///   user keeps metadata (`AttachmentSource.admit`, which judges the same first bytes with `ContentFormat`).
 ///
-/// Memory: the JPEG filter looks at the first 512 KiB only (metadata segments come before the image data, each at
-/// most 64 KiB); the PNG filter holds one chunk header at a time and streams chunk bodies.
+/// Memory: the JPEG filter holds at most 512 KiB at a time, the first of each image (metadata segments come before
+/// the image data, each at most 64 KiB), and between images looks for the end marker as bytes stream past; the PNG
+/// filter holds one chunk header at a time and streams chunk bodies.
 public struct MetadataFilter: Sendable {
     public enum Kind: Sendable { case jpeg, png, other }
 
@@ -23,6 +28,14 @@ public struct MetadataFilter: Sendable {
     private var pngPending: [UInt8] = []
     private var pngSkip = 0
     private var pngPass = 0
+    /// Where the JPEG stream stands after the first image's metadata: looking for an image's end marker, just past
+    /// one, or holding the start of an appended image.
+    private var tail = Tail.scanning(afterFF: false)
+    private enum Tail: Sendable {
+        case scanning(afterFF: Bool)
+        case afterEnd([UInt8])
+        case appended([UInt8])
+    }
 
     static let jpegWindow = 512 * 1024
 
@@ -57,8 +70,9 @@ public struct MetadataFilter: Sendable {
             headDone = true
             var window = head
             head = []
-            clean(&window, complete: true)
-            return window
+            return clean(&window, complete: true) + finishTail()
+        case .jpeg:
+            return finishTail()
         case .png:
             let rest = pngPending
             pngPending = []
@@ -72,14 +86,13 @@ public struct MetadataFilter: Sendable {
         switch kind! {
         case .other: return bytes
         case .jpeg:
-            if headDone { return bytes }
+            if headDone { return scanTail(bytes[...]) }
             head += bytes
             guard head.count >= Self.jpegWindow else { return [] }
             headDone = true
             var window = head
             head = []
-            clean(&window, complete: false)
-            return window
+            return clean(&window, complete: false)
         case .png:
             return png(bytes)
         }
@@ -134,18 +147,87 @@ public struct MetadataFilter: Sendable {
 
     // MARK: - JPEG
 
-    private mutating func clean(_ window: inout [UInt8], complete: Bool) {
+    /// Cleans the window that starts an image (at its start-of-image marker) and returns it, the part after its
+    /// metadata run through the end-marker scan.
+    private mutating func clean(_ window: inout [UInt8], complete: Bool) -> [UInt8] {
         switch Self.cleanSegments(&window) {
-        case .done(let found):
+        case .done(let found, let imageData):
             removed.formUnion(found)
+            tail = .scanning(afterFF: false)
+            return Array(window[..<imageData]) + scanTail(window[imageData...])
         case .ranOut(let found):
             removed.formUnion(found)
             // The whole file was seen: a JPEG without a scan has nothing more to check.
             if !complete { uncheckable = true }
+            tail = .scanning(afterFF: false)
+            return window
         }
     }
 
-    enum Scan { case done(Set<String>), ranOut(Set<String>) }
+    /// Passes bytes after an image's metadata on, looking for its end-of-image marker (in entropy-coded data a 0xFF
+    /// is always followed by 0x00 or a restart marker, so FF D9 is the end); an image that starts right after it is
+    /// held until its metadata can be cleaned.
+    private mutating func scanTail(_ bytes: ArraySlice<UInt8>) -> [UInt8] {
+        var out: [UInt8] = []
+        var input = bytes
+        while !input.isEmpty {
+            switch tail {
+            case .scanning(let afterFF):
+                if afterFF {
+                    let byte = input.removeFirst()
+                    out.append(byte)
+                    tail = byte == 0xD9 ? .afterEnd([]) : .scanning(afterFF: byte == 0xFF)
+                    continue
+                }
+                guard let marker = input.firstIndex(of: 0xFF) else {
+                    out += input
+                    input = []
+                    continue
+                }
+                out += input[...marker]
+                input = input[(marker + 1)...]
+                tail = .scanning(afterFF: true)
+            case .afterEnd(var pending):
+                pending.append(input.removeFirst())
+                guard pending.count == 2 else {
+                    tail = .afterEnd(pending)
+                    continue
+                }
+                if pending == [0xFF, 0xD8] {
+                    tail = .appended(pending)
+                } else {
+                    out += pending
+                    tail = .scanning(afterFF: pending[1] == 0xFF)
+                }
+            case .appended(var window):
+                let take = min(Self.jpegWindow - window.count, input.count)
+                window += input.prefix(take)
+                input = input.dropFirst(take)
+                guard window.count >= Self.jpegWindow else {
+                    tail = .appended(window)
+                    continue
+                }
+                out += clean(&window, complete: false)
+            }
+        }
+        return out
+    }
+
+    /// What the end-marker scan still holds when the input ends.
+    private mutating func finishTail() -> [UInt8] {
+        switch tail {
+        case .scanning: return []
+        case .afterEnd(let pending):
+            tail = .scanning(afterFF: false)
+            return pending
+        case .appended(var window):
+            tail = .scanning(afterFF: false)
+            return clean(&window, complete: true) + finishTail()
+        }
+    }
+
+    /// `done` carries where the image data (or the end) begins: the first byte the metadata walk did not judge.
+    enum Scan { case done(Set<String>, imageData: Int), ranOut(Set<String>) }
 
     /// Walks the segments before the image data: empties the GPS directory of every EXIF APP1 segment and blanks XMP
     /// packets that name GPS properties.
@@ -153,13 +235,13 @@ public struct MetadataFilter: Sendable {
         var found: Set<String> = []
         var position = 2  // after SOI
         while position + 4 <= window.count {
-            guard window[position] == 0xFF else { return .done(found) }  // not a marker: not ours to judge
+            guard window[position] == 0xFF else { return .done(found, imageData: position) }  // not a marker: not ours to judge
             let marker = window[position + 1]
             if marker == 0xFF { position += 1; continue }  // fill byte
-            if marker == 0xDA || marker == 0xD9 { return .done(found) }  // image data or end: no metadata after
+            if marker == 0xDA || marker == 0xD9 { return .done(found, imageData: position) }  // image data or end
             if (0xD0...0xD7).contains(marker) || marker == 0x01 { position += 2; continue }  // no length
             let length = Int(window[position + 2]) << 8 | Int(window[position + 3])
-            guard length >= 2 else { return .done(found) }  // malformed: leave it as it is
+            guard length >= 2 else { return .done(found, imageData: position) }  // malformed: leave it as it is
             let segment = (position + 4)..<(position + 2 + length)
             guard segment.upperBound <= window.count else { return .ranOut(found) }
             if marker == 0xE1 {
@@ -172,6 +254,15 @@ public struct MetadataFilter: Sendable {
                     found.insert("XMP location")
                 }
             }
+            // Photoshop image resources, where IPTC keeps place names: zeroed after the header (no "8BIM" remains,
+            // so readers find no resources; the segment keeps its size).
+            let photoshopHeader = Array("Photoshop 3.0\0".utf8)
+            if marker == 0xED, window[segment].starts(with: photoshopHeader),
+                window[(segment.lowerBound + photoshopHeader.count)..<segment.upperBound].contains(where: { $0 != 0 })
+            {
+                for index in (segment.lowerBound + photoshopHeader.count)..<segment.upperBound { window[index] = 0 }
+                found.insert("IPTC place names")
+            }
             position = segment.upperBound
         }
         return .ranOut(found)
@@ -179,7 +270,7 @@ public struct MetadataFilter: Sendable {
 
     /// Empties the GPS IFD of the EXIF APP1 segment in `window`; true if there was one with entries.
     static func emptyGPS(_ window: inout [UInt8]) -> Bool {
-        if case .done(let found) = cleanSegments(&window) { return found.contains("GPS location") }
+        if case .done(let found, _) = cleanSegments(&window) { return found.contains("GPS location") }
         return false
     }
 
