@@ -95,7 +95,7 @@ extension Client {
     func maintainPrekeys(_ connection: RelayConnection, now: Timestamp = .now()) async throws {
         let database = self.database
         let identity = self.identity
-        let nowMS = Int64(now.millisecondsSince1970)
+        let nowMS = now.signedMilliseconds
         let latest = try await database.writer.read { db in
             try Row.fetchOne(db, sql: "SELECT created_at FROM prekey WHERE kind = 1 ORDER BY id DESC LIMIT 1")
         }
@@ -247,7 +247,7 @@ extension Client {
     /// Deletes retired signed prekeys once no envelope sealed to them can still arrive: the grace period after
     /// retirement plus the relay's envelope lifetime. Runs after fetching, so what waited is opened first.
     func deleteRetiredPrekeys(now: Timestamp = .now()) async throws {
-        let cutoff = Int64(now.millisecondsSince1970) - Int64((Self.signedPrekeyGrace + Self.relayEnvelopeLifetime) * 1000)
+        let cutoff = now.signedMilliseconds - Int64((Self.signedPrekeyGrace + Self.relayEnvelopeLifetime) * 1000)
         try await database.writer.write { db in
             try db.execute(sql: "DELETE FROM prekey WHERE kind = 1 AND retired_at IS NOT NULL AND retired_at < ?", arguments: [cutoff])
         }
@@ -339,12 +339,12 @@ extension Client {
                 """,
             arguments: [
                 Data(id.rawValue), Data((thread ?? id).rawValue), recipient.rawValue, Int64(content.kind.rawValue),
-                Int64(now.millisecondsSince1970), body,
+                now.signedMilliseconds, body,
             ]
         )
         try db.execute(
             sql: "INSERT INTO outbox (message_id, recipient, queued_at) VALUES (?, ?, ?)",
-            arguments: [Data(id.rawValue), recipient.rawValue, Int64(now.millisecondsSince1970)]
+            arguments: [Data(id.rawValue), recipient.rawValue, now.signedMilliseconds]
         )
         if content.kind != .receipt { try addEvent(db, database, id, "created", at: now) }
     }
@@ -578,7 +578,7 @@ extension Client {
         guard let row = try Row.fetchOne(db, sql: "SELECT identity_key FROM contact WHERE handle = ?", arguments: [party.handle.rawValue]) else {
             try db.execute(
                 sql: "INSERT INTO contact (handle, identity_key, pinned_at) VALUES (?, ?, ?)",
-                arguments: [party.handle.rawValue, key, Int64(now.millisecondsSince1970)]
+                arguments: [party.handle.rawValue, key, now.signedMilliseconds]
             )
             return true
         }

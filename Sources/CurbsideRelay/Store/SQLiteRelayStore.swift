@@ -256,7 +256,7 @@ public final class SQLiteRelayStore: RelayStore {
         try await Self.transaction(database) { db in
             try db.execute(
                 sql: "INSERT INTO enrollment (code_hash, handle, expires_at) VALUES (?, ?, ?)",
-                arguments: [Data(codeHash), handle.rawValue, expiresAt.sqlValue]
+                arguments: [Data(codeHash), handle.rawValue, expiresAt.signedMilliseconds]
             )
         }
     }
@@ -269,7 +269,7 @@ public final class SQLiteRelayStore: RelayStore {
                 arguments: [Data(codeHash)]
             )
             guard let row, row["handle"] as String == handle.rawValue, row["used_at"] as Int64? == nil,
-                now.sqlValue < row["expires_at"] as Int64
+                now.signedMilliseconds < row["expires_at"] as Int64
             else {
                 throw RelayError(.enrollmentInvalid, "no usable enrollment code for \(handle)")
             }
@@ -283,11 +283,11 @@ public final class SQLiteRelayStore: RelayStore {
             }
             try db.execute(
                 sql: "UPDATE enrollment SET used_at = ? WHERE code_hash = ?",
-                arguments: [now.sqlValue, Data(codeHash)]
+                arguments: [now.signedMilliseconds, Data(codeHash)]
             )
             try db.execute(
                 sql: "INSERT INTO account (handle, identity_key, registered_at) VALUES (?, ?, ?)",
-                arguments: [handle.rawValue, Data(identityKey.rawRepresentation), now.sqlValue]
+                arguments: [handle.rawValue, Data(identityKey.rawRepresentation), now.signedMilliseconds]
             )
         }
     }
@@ -394,8 +394,8 @@ public final class SQLiteRelayStore: RelayStore {
                     // A retry is acknowledged whatever the quota: it takes no new space.
                     return .duplicate(
                         sequence: existing[0],
-                        storedAt: Timestamp(sqlValue: existing[1]),
-                        expiresAt: Timestamp(sqlValue: existing[2])
+                        storedAt: Timestamp(storedMilliseconds: existing[1]),
+                        expiresAt: Timestamp(storedMilliseconds: existing[2])
                     )
                 }
                 guard
@@ -446,7 +446,7 @@ public final class SQLiteRelayStore: RelayStore {
                 ).execute(
                     arguments: [
                         Data(id.bytes), item.sender.rawValue, item.recipient.rawValue, Data(item.body),
-                        item.storedAt.sqlValue, item.expiresAt.sqlValue, attachmentBytes,
+                        item.storedAt.signedMilliseconds, item.expiresAt.signedMilliseconds, attachmentBytes,
                     ]
                 )
                 let sequence = db.lastInsertedRowID
@@ -469,7 +469,7 @@ public final class SQLiteRelayStore: RelayStore {
                 db,
                 sql: "SELECT stored_at, expires_at FROM envelope WHERE envelope_id = ? AND recipient = ?",
                 arguments: [Data(id.bytes), recipient.rawValue]
-            ).map { (Timestamp(sqlValue: $0[0]), Timestamp(sqlValue: $0[1])) }
+            ).map { (Timestamp(storedMilliseconds: $0[0]), Timestamp(storedMilliseconds: $0[1])) }
         }
     }
 
@@ -584,7 +584,7 @@ public final class SQLiteRelayStore: RelayStore {
                     SELECT sequence, envelope_id, sender, recipient, X'' AS body, stored_at, expires_at
                     FROM envelope WHERE expires_at <= ? ORDER BY sequence
                     """,
-                arguments: [now.sqlValue]
+                arguments: [now.signedMilliseconds]
             ).map(QueuedEnvelope.init(row:))
             var removal = Removal()
             var referenced: [Int64] = []
@@ -598,7 +598,7 @@ public final class SQLiteRelayStore: RelayStore {
             let stale = try Int64.fetchAll(
                 db,
                 sql: "SELECT key FROM attachment WHERE expires_at IS NOT NULL AND expires_at <= ?",
-                arguments: [now.sqlValue]
+                arguments: [now.signedMilliseconds]
             )
             for key in stale {
                 try db.execute(sql: "DELETE FROM attachment WHERE key = ?", arguments: [key])
@@ -628,7 +628,7 @@ public final class SQLiteRelayStore: RelayStore {
             }
             try db.execute(
                 sql: "INSERT INTO attachment (owner, sha256, size, expires_at) VALUES (?, ?, ?, ?)",
-                arguments: [owner.rawValue, Data(id), Int64(size), expiresAt.sqlValue]
+                arguments: [owner.rawValue, Data(id), Int64(size), expiresAt.signedMilliseconds]
             )
             return .opened(
                 StoredAttachment(key: db.lastInsertedRowID, owner: owner, id: id, size: size, complete: false, expiresAt: expiresAt)
@@ -652,7 +652,7 @@ public final class SQLiteRelayStore: RelayStore {
                             THEN NULL ELSE ? END
                     WHERE key = ?
                     """,
-                arguments: [key, expiresAt.sqlValue, key]
+                arguments: [key, expiresAt.signedMilliseconds, key]
             )
         }
     }
@@ -685,7 +685,7 @@ public final class SQLiteRelayStore: RelayStore {
                 id: Array(row["sha256"] as Data),
                 size: UInt64(row["size"] as Int64),
                 complete: row["complete"],
-                expiresAt: (row["expires_at"] as Int64?).map(Timestamp.init(sqlValue:))
+                expiresAt: (row["expires_at"] as Int64?).map(Timestamp.init(storedMilliseconds:))
             )
         }
     }
@@ -703,7 +703,7 @@ public final class SQLiteRelayStore: RelayStore {
                     sender: sender,
                     envelopeID: EnvelopeID(bytes: Array(row["envelope_id"] as Data))!,
                     recipient: try Handle(row["recipient"] as String),
-                    at: Timestamp(sqlValue: row["at"])
+                    at: Timestamp(storedMilliseconds: row["at"])
                 )
             }
         }
@@ -744,7 +744,7 @@ public final class SQLiteRelayStore: RelayStore {
     {
         try db.execute(
             sql: "INSERT INTO notice (sender, kind, envelope_id, recipient, at) VALUES (?, ?, ?, ?, ?)",
-            arguments: [envelope.sender.rawValue, kind.storedValue, Data(envelope.id.bytes), envelope.recipient.rawValue, at.sqlValue]
+            arguments: [envelope.sender.rawValue, kind.storedValue, Data(envelope.id.bytes), envelope.recipient.rawValue, at.signedMilliseconds]
         )
         let inserted = db.lastInsertedRowID
         return SenderNotice(
@@ -767,18 +767,9 @@ extension QueuedEnvelope {
             sender: try Handle(row["sender"] as String),
             recipient: try Handle(row["recipient"] as String),
             body: Array(row["body"] as Data),
-            storedAt: Timestamp(sqlValue: row["stored_at"]),
-            expiresAt: Timestamp(sqlValue: row["expires_at"])
+            storedAt: Timestamp(storedMilliseconds: row["stored_at"]),
+            expiresAt: Timestamp(storedMilliseconds: row["expires_at"])
         )
-    }
-}
-
-extension Timestamp {
-    /// SQLite integers are signed; times beyond 2^63 ms (never reached) are clamped.
-    var sqlValue: Int64 { Int64(clamping: millisecondsSince1970) }
-
-    init(sqlValue: Int64) {
-        self.init(millisecondsSince1970: UInt64(max(0, sqlValue)))
     }
 }
 
