@@ -61,20 +61,13 @@ extension Client {
         let envelopeID = Data(delivered.envelopeID)
         // Seen before (pushed and then fetched, or delivered again after a lost acknowledgement): the earlier outcome
         // stands. A one-time prekey is gone after the first opening, so a second opening could only fail.
-        if let seen = try await database.writer.read({ db in
-            try Row.fetchOne(db, sql: "SELECT rejected_reason FROM seen_envelope WHERE envelope_id = ?", arguments: [envelopeID])
-        }) {
-            if let raw = seen["rejected_reason"] as Int64?, let reason = Receipt.FailureReason(rawValue: UInt8(clamping: raw)) {
-                return .reject(reason)
-            }
-            return .acknowledge
-        }
+        if let earlier = try await database.writer.read({ db in try Self.settled(db, envelopeID) }) { return earlier }
         /// Records the rejection; `spent` names a one-time prekey the envelope was decrypted with (its header is then
         /// authenticated, so deleting the key cannot be someone else's doing), which goes like any used one.
         func reject(_ reason: Receipt.FailureReason, _ why: String, spent: SealedEnvelope.PrekeyReference? = nil) async throws -> Disposition {
-            try await database.writer.write { db in
-                // Another process may have settled it meanwhile: one record per envelope.
-                guard try !Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM seen_envelope WHERE envelope_id = ?)", arguments: [envelopeID])! else { return }
+            let disposition = try await database.writer.write { db -> Disposition in
+                // Another process may have settled it meanwhile: its outcome stands, one record per envelope.
+                if let earlier = try Self.settled(db, envelopeID) { return earlier }
                 try db.execute(
                     sql: "INSERT INTO failure (envelope_id, relay_sender, at, reason) VALUES (?, ?, ?, ?)",
                     arguments: [envelopeID, delivered.sender.rawValue, now.signedMilliseconds, why]
@@ -83,10 +76,11 @@ extension Client {
                     try db.execute(sql: "DELETE FROM prekey WHERE kind = 2 AND id = ?", arguments: [Int64(spent.id)])
                 }
                 try Self.markSeen(db, envelopeID, at: now, rejected: reason)
+                return .reject(reason)
             }
             report.failed += 1
             logger.warning("envelope from \(delivered.sender) could not be opened: \(why)")
-            return .reject(reason)
+            return disposition
         }
         let sealed: SealedEnvelope
         do {
@@ -255,6 +249,17 @@ extension Client {
                 """,
             arguments: [senderKey, wireID, wireID]
         ) ?? false
+    }
+
+    /// How an envelope already opened or rejected here was settled, if it was.
+    static func settled(_ db: Database, _ envelopeID: Data) throws -> Disposition? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT rejected_reason FROM seen_envelope WHERE envelope_id = ?", arguments: [envelopeID]) else {
+            return nil
+        }
+        if let raw = row["rejected_reason"] as Int64?, let reason = Receipt.FailureReason(rawValue: UInt8(clamping: raw)) {
+            return .reject(reason)
+        }
+        return .acknowledge
     }
 
     static func markSeen(_ db: Database, _ envelopeID: Data, at now: Timestamp, rejected reason: Receipt.FailureReason?) throws {

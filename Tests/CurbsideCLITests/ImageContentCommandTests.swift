@@ -10,14 +10,11 @@ struct ImageContentCommandTests {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-content-\(UUID())").path
         try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: base) }
-        let relay = try RelayProcess(base: base)
-        try await relay.start()
+        let (relay, gp, derm) = try await RelayProcess.startWithGPAndDerm(base: base)
         defer { Task { await relay.stop() } }
-        let gp = "\(base)/gp", derm = "\(base)/derm"
         func curbside(_ arguments: String..., home: String) throws -> (status: Int32, stdout: String, stderr: String) {
             try Executable.run(arguments + ["--home", home], environment: ProviderCommandTests.environment)
         }
-        for (home, handle) in [(gp, "amara.gp"), (derm, "osei.derm")] { try relay.createProvider(handle, home: home) }
         func file(_ name: String, _ bytes: [UInt8]) throws -> String {
             let path = "\(base)/\(name)"
             try Data(bytes).write(to: URL(fileURLWithPath: path))

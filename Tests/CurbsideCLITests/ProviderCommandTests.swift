@@ -51,6 +51,20 @@ final class RelayProcess: @unchecked Sendable {
         self.process = nil
     }
 
+    /// A serving relay under `base`, with amara.gp and osei.derm set up in `base/gp` and `base/derm`.
+    static func startWithGPAndDerm(base: String) async throws -> (relay: RelayProcess, gp: String, derm: String) {
+        let relay = try RelayProcess(base: base)
+        try await relay.start()
+        let gp = "\(base)/gp", derm = "\(base)/derm"
+        do {
+            for (home, handle) in [(gp, "amara.gp"), (derm, "osei.derm")] { try relay.createProvider(handle, home: home) }
+        } catch {
+            await relay.stop()
+            throw error
+        }
+        return (relay, gp, derm)
+    }
+
     /// Enrolls `handle` and runs `curbside init` for it in `home`, as a provider would with the operator's code.
     func createProvider(_ handle: String, home: String) throws {
         let created = try Executable.run(
@@ -111,11 +125,8 @@ struct ProviderCommandTests {
     @Test func aConsultThatCannotBeOpenedIsReportedOnBothSides() async throws {
         let base = try base()
         defer { try? FileManager.default.removeItem(atPath: base) }
-        let relay = try RelayProcess(base: base)
-        try await relay.start()
+        let (relay, gp, derm) = try await RelayProcess.startWithGPAndDerm(base: base)
         defer { Task { await relay.stop() } }
-        let gp = "\(base)/gp", derm = "\(base)/derm"
-        for (home, handle) in [(gp, "amara.gp"), (derm, "osei.derm")] { try relay.createProvider(handle, home: home) }
         let sent = try curbside("send", "osei.derm", "--subject", "Retinal photo", "--question", "Refer?", home: gp)
         #expect(sent.status == 0, "\(sent.stderr)")
         let id = try #require(sent.stdout.firstMatch(of: /[0-9a-f]{32}/)).output
@@ -143,11 +154,8 @@ struct ProviderCommandTests {
     @Test func aConsultSentWhileTheRelayIsDownArrivesWhenItIsBack() async throws {
         let base = try base()
         defer { try? FileManager.default.removeItem(atPath: base) }
-        let relay = try RelayProcess(base: base)
-        try await relay.start()
+        let (relay, gp, derm) = try await RelayProcess.startWithGPAndDerm(base: base)
         defer { Task { await relay.stop() } }
-        let gp = "\(base)/gp", derm = "\(base)/derm"
-        for (home, handle) in [(gp, "amara.gp"), (derm, "osei.derm")] { try relay.createProvider(handle, home: home) }
         await relay.stop()
 
         let queued = try curbside("send", "osei.derm", "--subject", "Retinal photo", "--question", "Refer?", "--json", home: gp)
