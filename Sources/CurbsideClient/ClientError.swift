@@ -61,6 +61,7 @@ public struct ClientError: Error, Sendable, Hashable, CustomStringConvertible {
             case .storageFull, .storageFailed: "the relay is short of disk space; try again later"
             case .rateLimited: "the relay limits how fast this is done; wait a minute and try again"
             case .relayBusy: "the relay is receiving a lot at once; `curbside sync` tries again"
+            case .storeUnavailable: "the relay's database is changing over; `curbside sync` tries again in a moment"
             case .loginFailed: "this profile's identity is not the one the relay has for its handle"
             case .enrollmentInvalid: "ask the relay's operator for a new enrollment code"
             case .handleTaken: "the handle is registered already; choose another or ask the operator"

@@ -18,7 +18,7 @@ struct AttachmentStoreTests {
         return upload
     }
 
-    func committedUpload(_ store: SQLiteRelayStore, owner: Handle, id: [UInt8], size: UInt64 = 100) async throws -> StoredAttachment {
+    func committedUpload(_ store: any RelayStore, owner: Handle, id: [UInt8], size: UInt64 = 100) async throws -> StoredAttachment {
         let upload = try opened(try await store.openUpload(owner: owner, id: id, size: size, expiresAt: now.adding(seconds: 60), quota: 1 << 30, maximumCount: 256))
         try await store.markCommitted(upload.key, expiresAt: now.adding(seconds: 60))
         return upload
@@ -35,8 +35,8 @@ struct AttachmentStoreTests {
         )
     }
 
-    @Test func reopeningAnswersTheSameUploadAndAnotherSizeIsRefused() async throws {
-        let store = try await SQLiteRelayStore.inMemory().withProviders()
+    @Test(arguments: StoreKind.allCases) func reopeningAnswersTheSameUploadAndAnotherSizeIsRefused(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore().withProviders()
         let first = try opened(try await store.openUpload(owner: gp, id: image, size: 100, expiresAt: now, quota: 1000, maximumCount: 256))
         let again = try opened(try await store.openUpload(owner: gp, id: image, size: 100, expiresAt: now.adding(seconds: 9), quota: 1000, maximumCount: 256))
         #expect(again == first)
@@ -50,8 +50,8 @@ struct AttachmentStoreTests {
         #expect(theirs.key != first.key)
     }
 
-    @Test func theQuotaCountsDeclaredSizesAndRecordsNothingWhenPassed() async throws {
-        let store = try await SQLiteRelayStore.inMemory().withProviders()
+    @Test(arguments: StoreKind.allCases) func theQuotaCountsDeclaredSizesAndRecordsNothingWhenPassed(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore().withProviders()
         _ = try opened(try await store.openUpload(owner: gp, id: image, size: 600, expiresAt: now, quota: 1000, maximumCount: 256))
         let second = SHA256.hash([2])
         #expect(try await store.openUpload(owner: gp, id: second, size: 401, expiresAt: now, quota: 1000, maximumCount: 256) == .quotaExceeded(used: 600, count: 1))
@@ -61,8 +61,8 @@ struct AttachmentStoreTests {
         _ = try opened(try await store.openUpload(owner: derm, id: second, size: 1000, expiresAt: now, quota: 1000, maximumCount: 256))
     }
 
-    @Test func aSendMayNameOnlyTheSendersCommittedAttachments() async throws {
-        let store = try await SQLiteRelayStore.inMemory().withProviders()
+    @Test(arguments: StoreKind.allCases) func aSendMayNameOnlyTheSendersCommittedAttachments(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore().withProviders()
         let uncommitted = try opened(try await store.openUpload(owner: gp, id: image, size: 10, expiresAt: now, quota: 1000, maximumCount: 256))
         #expect(try await store.enqueue(submission("a", to: derm, attachments: [image])) == .unknownAttachment(image))
         let dermsOwn = SHA256.hash([9])
@@ -79,8 +79,8 @@ struct AttachmentStoreTests {
         #expect(referenced.expiresAt == nil, "a referenced attachment lives by its envelopes")
     }
 
-    @Test func onlyTheOwnerAndRecipientsOfQueuedEnvelopesMayDownload() async throws {
-        let store = try await SQLiteRelayStore.inMemory().withProviders()
+    @Test(arguments: StoreKind.allCases) func onlyTheOwnerAndRecipientsOfQueuedEnvelopesMayDownload(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore().withProviders()
         let upload = try await committedUpload(store, owner: gp, id: image)
         #expect(try await store.downloadable(image, by: gp)?.key == upload.key)
         #expect(try await store.downloadable(image, by: derm) == nil)
@@ -93,8 +93,8 @@ struct AttachmentStoreTests {
         #expect(try await store.downloadable(partial, by: gp) == nil)
     }
 
-    @Test func anAttachmentIsForgottenWithTheLastEnvelopeThatNamesIt() async throws {
-        let store = try await SQLiteRelayStore.inMemory().withProviders()
+    @Test(arguments: StoreKind.allCases) func anAttachmentIsForgottenWithTheLastEnvelopeThatNamesIt(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore().withProviders()
         let upload = try await committedUpload(store, owner: gp, id: image)
         _ = try await store.enqueue(submission("to derm", to: derm, attachments: [image]))
         _ = try await store.enqueue(submission("to cardio", to: cardio, attachments: [image]))
@@ -113,8 +113,8 @@ struct AttachmentStoreTests {
     }
 
     /// An attachment counts against the recipient's queue once for each envelope that names it (issue 14 item 10).
-    @Test func attachmentBytesCountForEachEnvelopeThatNamesThem() async throws {
-        let store = try await SQLiteRelayStore.inMemory().withProviders()
+    @Test(arguments: StoreKind.allCases) func attachmentBytesCountForEachEnvelopeThatNamesThem(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore().withProviders()
         _ = try await committedUpload(store, owner: gp, id: image, size: 300)
         func naming(_ body: String) -> Submission {
             Submission(
@@ -135,8 +135,8 @@ struct AttachmentStoreTests {
         #expect(try await store.queueUsage(for: derm) == (2, 2 * (300 + 9)), "acknowledging gives the bytes back")
     }
 
-    @Test func uploadsNoEnvelopeNamesExpire() async throws {
-        let store = try await SQLiteRelayStore.inMemory().withProviders()
+    @Test(arguments: StoreKind.allCases) func uploadsNoEnvelopeNamesExpire(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore().withProviders()
         let kept = try await committedUpload(store, owner: gp, id: image)
         _ = try await store.enqueue(submission("consult", to: derm, attachments: [image]))
         let unsent = try opened(try await store.openUpload(owner: gp, id: SHA256.hash([1]), size: 5, expiresAt: now.adding(seconds: 10), quota: 1000, maximumCount: 256))
@@ -145,8 +145,8 @@ struct AttachmentStoreTests {
         #expect(try await store.attachmentKeys() == [kept.key])
     }
 
-    @Test func theQueueLimitIsCheckedInTheTransactionThatStores() async throws {
-        let store = try await SQLiteRelayStore.inMemory().withProviders()
+    @Test(arguments: StoreKind.allCases) func theQueueLimitIsCheckedInTheTransactionThatStores(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore().withProviders()
         func limited(_ body: String) -> Submission {
             Submission(body: Array(body.utf8), sender: gp, recipient: derm, storedAt: now, expiresAt: now.adding(seconds: 60), maximumQueuedEnvelopes: 2)
         }

@@ -12,14 +12,14 @@ struct EnvelopeQueueTests {
     let cardio = try! Handle("kofi.cardio")
     let now = Timestamp(millisecondsSince1970: 1_800_000_000_000)
 
-    func enqueue(_ store: SQLiteRelayStore, _ text: String, to recipient: Handle? = nil, lifetime: UInt64 = 3600)
+    func enqueue(_ store: any RelayStore, _ text: String, to recipient: Handle? = nil, lifetime: UInt64 = 3600)
         async throws -> EnqueueOutcome
     {
         try await store.enqueue(Array(text.utf8), from: gp, to: recipient ?? derm, now: now, expiresAt: now.adding(seconds: lifetime))
     }
 
-    @Test func pendingEnvelopesComeInOrderWithACursor() async throws {
-        let store = try await SQLiteRelayStore.inMemory().withProviders()
+    @Test(arguments: StoreKind.allCases) func pendingEnvelopesComeInOrderWithACursor(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore().withProviders()
         for i in 0..<5 { _ = try await enqueue(store, "envelope \(i)") }
         _ = try await enqueue(store, "for someone else", to: cardio)
         let first = try await store.pending(for: derm, after: 0, limit: 3, maximumBytes: 1 << 20)
@@ -29,8 +29,8 @@ struct EnvelopeQueueTests {
         #expect(rest.allSatisfy { $0.sender == gp && $0.recipient == derm })
     }
 
-    @Test func theSameBytesAreStoredOnce() async throws {
-        let store = try await SQLiteRelayStore.inMemory().withProviders()
+    @Test(arguments: StoreKind.allCases) func theSameBytesAreStoredOnce(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore().withProviders()
         let first = try await enqueue(store, "consult")
         let retry = try await enqueue(store, "consult")
         guard case .stored(let sequence) = first else {
@@ -46,8 +46,8 @@ struct EnvelopeQueueTests {
         #expect(try await store.statistics().queuedEnvelopes == 2)
     }
 
-    @Test func acknowledgingDeletesAndNotifiesTheSender() async throws {
-        let store = try await SQLiteRelayStore.inMemory().withProviders()
+    @Test(arguments: StoreKind.allCases) func acknowledgingDeletesAndNotifiesTheSender(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore().withProviders()
         _ = try await enqueue(store, "consult")
         let envelope = try #require(try await store.pending(for: derm, after: 0, limit: 1, maximumBytes: 1 << 20).first)
 
@@ -68,8 +68,8 @@ struct EnvelopeQueueTests {
         #expect(try await store.notices(for: gp, after: 0, limit: 10).isEmpty)
     }
 
-    @Test func expiryDeletesOnlyWhatIsDueAndNoticesEachOne() async throws {
-        let store = try await SQLiteRelayStore.inMemory().withProviders()
+    @Test(arguments: StoreKind.allCases) func expiryDeletesOnlyWhatIsDueAndNoticesEachOne(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore().withProviders()
         _ = try await enqueue(store, "short", lifetime: 60)
         _ = try await enqueue(store, "long", lifetime: 3600)
         #expect(try await store.expire(now: now.adding(seconds: 59)).notices.isEmpty)
@@ -81,8 +81,8 @@ struct EnvelopeQueueTests {
     }
 
     /// Each sender holds at most its share of a recipient's queue; another sender still gets in (issue 14 item 8).
-    @Test func aSenderHoldsAtMostItsShareOfARecipientsQueue() async throws {
-        let store = try await SQLiteRelayStore.inMemory().withProviders()
+    @Test(arguments: StoreKind.allCases) func aSenderHoldsAtMostItsShareOfARecipientsQueue(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore().withProviders()
         func submission(_ body: String, from sender: Handle) -> Submission {
             Submission(
                 body: Array(body.utf8), sender: sender, recipient: derm, storedAt: now, expiresAt: now.adding(seconds: 60),
@@ -109,8 +109,8 @@ struct EnvelopeQueueTests {
     }
 
     /// `pending` bounds the answer as the frame encodes it: routing fields count, not only bodies (issue 14 item 12).
-    @Test func pendingCountsEachEnvelopeWithItsRoutingFields() async throws {
-        let store = try await SQLiteRelayStore.inMemory().withProviders()
+    @Test(arguments: StoreKind.allCases) func pendingCountsEachEnvelopeWithItsRoutingFields(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore().withProviders()
         let sender = try Handle(String(repeating: "x", count: 64))
         for index in 0..<100 {
             _ = try await store.enqueue(Array("\(index)".utf8) + [UInt8](repeating: 0, count: 400), from: sender, to: derm, now: now, expiresAt: now.adding(seconds: 60))
@@ -130,8 +130,8 @@ struct EnvelopeQueueTests {
 
     /// Notices are pruned by each sender's own count: another sender's 10,000 notices leave an unfetched expiry
     /// notice in place (issue 14 item 6).
-    @Test func noticesArePrunedPerSender() async throws {
-        let store = try await SQLiteRelayStore.inMemory().withProviders()
+    @Test(arguments: StoreKind.allCases) func noticesArePrunedPerSender(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore().withProviders()
         _ = try await enqueue(store, "consult", lifetime: 60)
         #expect(try await store.expire(now: now.adding(seconds: 60)).notices.map(\.kind) == [.expired])
         // kofi.cardio: 10,001 envelopes to osei.derm, all acknowledged, so 10,001 notices of its own.
@@ -213,14 +213,16 @@ struct EnvelopeQueueTests {
         #expect(try await store.statistics().queuedEnvelopes == 1500 + later)
     }
 
-    /// Concurrent sends of distinct and repeated envelopes: every distinct one stored once, none lost.
-    @Test func concurrentSendsLoseNothingAndStoreRetriesOnce() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-queue-\(UUID())")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let store = try await SQLiteRelayStore(path: directory.appendingPathComponent("relay.sqlite").path).withProviders()
+    /// Concurrent sends of distinct and repeated envelopes through two relay processes' stores on the same data:
+    /// every distinct one stored exactly once, none lost, the retries answered as duplicates.
+    @Test(arguments: StoreKind.allCases) func concurrentSendsLoseNothingAndStoreRetriesOnce(_ kind: StoreKind) async throws {
+        let (first, second, cleanUp) = try await kind.makeStorePair()
+        defer { cleanUp() }
+        _ = try await first.withProviders()
+        let stores = [first, second]
         let outcomes = try await withThrowingTaskGroup(of: EnqueueOutcome.self) { group in
             for i in 0..<200 {
+                let store = stores[i % 2]
                 group.addTask { try await enqueue(store, "envelope \(i % 100)") }
             }
             var all: [EnqueueOutcome] = []
@@ -228,11 +230,14 @@ struct EnvelopeQueueTests {
             return all
         }
         let stored = outcomes.filter { if case .stored = $0 { true } else { false } }
+        let duplicates = outcomes.filter { if case .duplicate = $0 { true } else { false } }
         #expect(stored.count == 100)
-        #expect(try await store.statistics().queuedEnvelopes == 100)
-        let commits = await store.groupCommitStatistics
-        #expect(commits.envelopes == 200)
-        print("group commit: 200 concurrent sends in \(commits.transactions) transactions")
+        #expect(duplicates.count == 100)
+        #expect(try await first.statistics().queuedEnvelopes == 100)
+        #expect(try await second.queueUsage(for: derm).envelopes == 100)
+        let commits = (await first.groupCommitCounts, await second.groupCommitCounts)
+        #expect(commits.0.envelopes + commits.1.envelopes == 200)
+        print("group commit (\(kind)): 200 concurrent sends in \(commits.0.transactions + commits.1.transactions) transactions")
     }
 }
 
@@ -395,20 +400,5 @@ extension GroupCommitTests {
         }
         #expect(sawLeaderReturn.withLockedValue { $0 } == true, "the first caller waited for a batch that was not its own")
         #expect(await committer.items == 6)
-    }
-}
-
-extension SQLiteRelayStore {
-    /// Registers the test providers (amara.gp, osei.derm, kofi.cardio): a store only queues for registered handles.
-    func withProviders() async throws -> SQLiteRelayStore {
-        try await database.write { db in
-            for handle in ["amara.gp", "osei.derm", "kofi.cardio"] {
-                try db.execute(
-                    sql: "INSERT OR IGNORE INTO account (handle, identity_key, registered_at) VALUES (?, ?, 0)",
-                    arguments: [handle, Data(SigningKey().verifyingKey.rawRepresentation)]
-                )
-            }
-        }
-        return self
     }
 }

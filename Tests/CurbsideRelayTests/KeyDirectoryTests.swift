@@ -32,8 +32,8 @@ struct KeyDirectoryTests {
         try await directory.register(provider.handle, identityKey: provider.key.verifyingKey, code: code, now: now)
     }
 
-    @Test func enrollmentCodesWorkOnceForTheirHandleBeforeExpiry() async throws {
-        let directory = KeyDirectory(store: try SQLiteRelayStore.inMemory())
+    @Test(arguments: StoreKind.allCases) func enrollmentCodesWorkOnceForTheirHandleBeforeExpiry(_ kind: StoreKind) async throws {
+        let directory = KeyDirectory(store: try await kind.makeStore())
         let derm = Provider("osei.derm"), gp = Provider("amara.gp")
         let code = try await directory.enroll(derm.handle, now: now, lifetimeSeconds: 60)
         #expect(EnrollmentCode(code.description.lowercased()) == code)
@@ -55,8 +55,8 @@ struct KeyDirectoryTests {
     }
 
     /// A person's typing is normalised by the client; on the wire only the 20 upper-case code characters count.
-    @Test func aRegisterRequestMustCarryTheNormalisedCode() async throws {
-        let directory = KeyDirectory(store: try SQLiteRelayStore.inMemory())
+    @Test(arguments: StoreKind.allCases) func aRegisterRequestMustCarryTheNormalisedCode(_ kind: StoreKind) async throws {
+        let directory = KeyDirectory(store: try await kind.makeStore())
         let derm = Provider("osei.derm")
         let code = try await directory.enroll(derm.handle, now: now)
         let challenge = LoginChallenge.random()
@@ -83,8 +83,8 @@ struct KeyDirectoryTests {
         #expect(try await directory.store.identityKey(for: derm.handle) == derm.key.verifyingKey)
     }
 
-    @Test func aHandleOrKeyCannotBeTakenTwice() async throws {
-        let directory = KeyDirectory(store: try SQLiteRelayStore.inMemory())
+    @Test(arguments: StoreKind.allCases) func aHandleOrKeyCannotBeTakenTwice(_ kind: StoreKind) async throws {
+        let directory = KeyDirectory(store: try await kind.makeStore())
         let derm = Provider("osei.derm")
         try await registered(derm, in: directory)
         let second = try await directory.enroll(derm.handle, now: now)
@@ -100,8 +100,8 @@ struct KeyDirectoryTests {
         #expect(sameKey?.code == .handleTaken)
     }
 
-    @Test func prekeysMustBeSignedByTheAccount() async throws {
-        let directory = KeyDirectory(store: try SQLiteRelayStore.inMemory())
+    @Test(arguments: StoreKind.allCases) func prekeysMustBeSignedByTheAccount(_ kind: StoreKind) async throws {
+        let directory = KeyDirectory(store: try await kind.makeStore())
         let derm = Provider("osei.derm")
         try await registered(derm, in: directory)
         let mallory = SigningKey()
@@ -124,8 +124,8 @@ struct KeyDirectoryTests {
         #expect(unknown?.code == .unknownHandle)
     }
 
-    @Test func oneTimePrekeysAreCappedPerAccount() async throws {
-        var directory = KeyDirectory(store: try SQLiteRelayStore.inMemory())
+    @Test(arguments: StoreKind.allCases) func oneTimePrekeysAreCappedPerAccount(_ kind: StoreKind) async throws {
+        var directory = KeyDirectory(store: try await kind.makeStore())
         directory.maximumOneTimePrekeys = 5
         let derm = Provider("osei.derm")
         try await registered(derm, in: directory)
@@ -137,8 +137,8 @@ struct KeyDirectoryTests {
         #expect(try await directory.store.oneTimePrekeyCount(for: derm.handle) == 4)
     }
 
-    @Test func bundlesVerifyAndHandOutEachOneTimePrekeyOnce() async throws {
-        let directory = KeyDirectory(store: try SQLiteRelayStore.inMemory(), lowWaterMark: 2)
+    @Test(arguments: StoreKind.allCases) func bundlesVerifyAndHandOutEachOneTimePrekeyOnce(_ kind: StoreKind) async throws {
+        let directory = KeyDirectory(store: try await kind.makeStore(), lowWaterMark: 2)
         let derm = Provider("osei.derm")
         try await registered(derm, in: directory)
         let noBundle = await #expect(throws: RelayError.self) { try await directory.fetchBundle(for: derm.handle) }
@@ -158,8 +158,8 @@ struct KeyDirectoryTests {
     }
 
     /// A bundle fetched past the requester's share carries no one-time prekey and takes none from the store.
-    @Test func aBundleWithoutAOneTimePrekeyLeavesThemAll() async throws {
-        let directory = KeyDirectory(store: try SQLiteRelayStore.inMemory())
+    @Test(arguments: StoreKind.allCases) func aBundleWithoutAOneTimePrekeyLeavesThemAll(_ kind: StoreKind) async throws {
+        let directory = KeyDirectory(store: try await kind.makeStore())
         let derm = Provider("osei.derm")
         try await registered(derm, in: directory)
         try await directory.publish(for: derm.handle, signedPrekey: derm.signedPrekey(), oneTimePrekeys: derm.oneTimePrekeys(0..<3))
@@ -169,19 +169,19 @@ struct KeyDirectoryTests {
         #expect(try await directory.fetchBundleCounting(for: derm.handle).bundle.oneTimePrekey?.id == 0)
     }
 
-    /// Many fetches at once, on a real file with a connection pool: no one-time prekey goes out twice.
-    @Test func concurrentFetchesNeverShareAOneTimePrekey() async throws {
-        let directoryURL = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-store-\(UUID())")
-        try FileManager.default.createDirectory(at: directoryURL, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directoryURL) }
-        let store = try SQLiteRelayStore(path: directoryURL.appendingPathComponent("relay.sqlite").path)
-        let directory = KeyDirectory(store: store)
+    /// Many fetches at once through two relay processes' stores on the same data (two pools on one PostgreSQL
+    /// database, two connections to one SQLite file): no one-time prekey goes out twice.
+    @Test(arguments: StoreKind.allCases) func concurrentFetchesNeverShareAOneTimePrekey(_ kind: StoreKind) async throws {
+        let (first, second, cleanUp) = try await kind.makeStorePair()
+        defer { cleanUp() }
+        let directories = [KeyDirectory(store: first), KeyDirectory(store: second)]
         let derm = Provider("osei.derm")
-        try await registered(derm, in: directory)
-        try await directory.publish(for: derm.handle, signedPrekey: derm.signedPrekey(), oneTimePrekeys: derm.oneTimePrekeys(0..<50))
+        try await registered(derm, in: directories[0])
+        try await directories[1].publish(for: derm.handle, signedPrekey: derm.signedPrekey(), oneTimePrekeys: derm.oneTimePrekeys(0..<50))
 
         let handedOut = try await withThrowingTaskGroup(of: UInt32?.self) { group in
-            for _ in 0..<80 {
+            for index in 0..<80 {
+                let directory = directories[index % 2]
                 group.addTask { try await directory.fetchBundle(for: derm.handle).bundle.oneTimePrekey?.id }
             }
             var all: [UInt32?] = []
@@ -192,7 +192,7 @@ struct KeyDirectoryTests {
         #expect(ids.count == 50)
         #expect(Set(ids).count == 50)
         #expect(handedOut.count - ids.count == 30)
-        #expect(try await store.statistics().oneTimePrekeys == 0)
+        #expect(try await first.statistics().oneTimePrekeys == 0)
     }
 
     @Test func storeSurvivesReopening() async throws {

@@ -10,14 +10,14 @@ public struct RelayServer: Sendable {
     public let configuration: RelayConfiguration
     let tls: TLSContext
     let directory: KeyDirectory
-    let attachments: BlobStore
+    let attachments: any AttachmentStorage
     let connections: ConnectionLimiter
     let openChannels = OpenChannels()
     let frameBudget: RelayFrameBudget
 
     /// - Parameter attachments: where attachment files live; on the same file system as the store, whose free space
     ///   it measures against `minimumFreeDiskBytes`.
-    public init(configuration: RelayConfiguration, tls: TLSContext, store: any RelayStore, attachments: BlobStore) {
+    public init(configuration: RelayConfiguration, tls: TLSContext, store: any RelayStore, attachments: any AttachmentStorage) {
         self.configuration = configuration
         self.tls = tls
         self.directory = KeyDirectory(store: store)

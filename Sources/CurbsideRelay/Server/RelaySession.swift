@@ -14,7 +14,7 @@ struct RelaySession {
     let newRecipients: NewRecipientLimiter
     let configuration: RelayConfiguration
     let clients: ConnectedClients
-    let attachments: BlobStore
+    let attachments: any AttachmentStorage
     let freeSpace = FreeSpaceCache()
 
     var store: any RelayStore { directory.store }

@@ -21,13 +21,14 @@ public struct RelayError: ErrorDomain, Hashable, CustomStringConvertible {
     public var description: String { "relay: \(detail)" }
 
     /// The relay's disk failed or is full: a condition of the relay, not of the request, worth retrying later.
-    public var isStorage: Bool { code == .storageFull || code == .storageFailed }
+    public var isStorage: Bool { code == .storageFull || code == .storageFailed || code == .storeUnavailable }
 
     public static let allCodes: [Code] = [
         .malformedFrame, .unknownFrameType, .frameTooLarge, .notLoggedIn, .loginFailed, .rateLimited,
         .unexpectedFrame, .enrollmentInvalid, .handleTaken, .unknownHandle, .prekeyRejected, .timeout,
         .quotaExceeded, .offsetMismatch, .beyondDeclaredSize, .uploadIncomplete, .attachmentHashMismatch,
         .unknownAttachment, .storageFull, .storageFailed, .relayBusy,
+        .storeUnavailable,
     ]
 }
 
@@ -75,4 +76,7 @@ extension ErrorCode where Domain == RelayError {
     /// The relay's budget for frames being received is spent: a large frame is refused from its length prefix and
     /// the connection closed. Retry later with back-off.
     public static var relayBusy: Self { .init(521, "relay_busy", "relay busy") }
+    /// The relay's database cannot be reached or does not accept writes now (a PostgreSQL failover under way);
+    /// nothing was changed, and nothing was acknowledged that was not committed. Retry with back-off.
+    public static var storeUnavailable: Self { .init(522, "store_unavailable", "store unavailable") }
 }

@@ -50,6 +50,7 @@ CODES = {
     519: "storage_full",
     520: "storage_failed",
     521: "relay_busy",
+    522: "store_unavailable",
     601: "age_malformed_header",
     602: "age_unsupported_version",
     603: "age_no_matching_identity",
