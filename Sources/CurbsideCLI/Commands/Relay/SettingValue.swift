@@ -5,7 +5,7 @@
 enum SettingValue {
     /// Units a size may carry, lowercase; binary (KiB) and decimal (kB) both, bare numbers are bytes.
     static let byteUnits: [(name: String, bytes: UInt64)] = [
-        ("b", 1), ("kib", 1 << 10), ("mib", 1 << 20), ("gib", 1 << 30), ("tib", 1 << 40),
+        ("", 1), ("b", 1), ("kib", 1 << 10), ("mib", 1 << 20), ("gib", 1 << 30), ("tib", 1 << 40),
         ("kb", 1_000), ("mb", 1_000_000), ("gb", 1_000_000_000), ("tb", 1_000_000_000_000),
     ]
     /// Units a duration must carry, with their length in milliseconds.
