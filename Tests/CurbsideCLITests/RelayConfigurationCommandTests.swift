@@ -27,10 +27,19 @@ extension RelayCommandTests {
     @Test func checkConfigReportsEveryProblemAtOnce() throws {
         let (base, data) = try initialisedRelay()
         defer { try? FileManager.default.removeItem(atPath: base) }
-        let lines = try String(contentsOfFile: "\(data)/relay.conf", encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false).count
-        try append("idle_timeout = 300\nmaximum_conections = 10\nmaximum_queued_bytes_per_account = 2 TiB x\n", to: data)
+        let lines = try String(contentsOfFile: "\(data)/relay.conf", encoding: .utf8).split(
+            separator: "\n",
+            omittingEmptySubsequences: false
+        ).count
+        try append(
+            "idle_timeout = 300\nmaximum_conections = 10\nmaximum_queued_bytes_per_account = 2 TiB x\n",
+            to: data
+        )
 
-        let checked = try Executable.run(["relay", "check-config", "--data", data], environment: ["CURBSIDE_RELAY_LOGIN_TIMEOUT": "0s"])
+        let checked = try Executable.run(
+            ["relay", "check-config", "--data", data],
+            environment: ["CURBSIDE_RELAY_LOGIN_TIMEOUT": "0s"]
+        )
         #expect(checked.status == 78)
         let conf = "\(data)/relay.conf"
         #expect(
@@ -62,7 +71,11 @@ extension RelayCommandTests {
         let checked = try Executable.run(["relay", "check-config", "--data", data], environment: environment)
         #expect(checked.status == 0, "\(checked.stderr)")
         #expect(checked.stdout.contains(/\nidle_timeout +45s +CURBSIDE_RELAY_IDLE_TIMEOUT\n/), "\(checked.stdout)")
-        #expect(checked.stdout.contains(/\nmaximum_connections_per_address +1 +CURBSIDE_RELAY_MAXIMUM_CONNECTIONS_PER_ADDRESS\n/))
+        #expect(
+            checked.stdout.contains(
+                /\nmaximum_connections_per_address +1 +CURBSIDE_RELAY_MAXIMUM_CONNECTIONS_PER_ADDRESS\n/
+            )
+        )
         #expect(checked.stdout.contains(/\nlogin_timeout +30s +default\n/))
 
         let log = "\(base)/serve.log"
@@ -81,7 +94,10 @@ extension RelayCommandTests {
             try await Task.sleep(for: .milliseconds(50))
             text = try String(contentsOfFile: log, encoding: .utf8)
         }
-        #expect(text.contains("curbside relay: notice: connection refused limiter=connections peer=127.0.0.1"), "\(text)")
+        #expect(
+            text.contains("curbside relay: notice: connection refused limiter=connections peer=127.0.0.1"),
+            "\(text)"
+        )
     }
 
     /// A TCP connection to the relay on loopback, no TLS.
@@ -92,7 +108,9 @@ extension RelayCommandTests {
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard socket >= 0, connected == 0 else { throw CLIError("cannot connect to 127.0.0.1:\(port)") }
         var timeout = timeval(tv_sec: 10, tv_usec: 0)
@@ -164,8 +182,12 @@ extension RelayCommandTests {
         #expect(!withPassword.stderr.contains("hunter2"))
         #expect(!FileManager.default.fileExists(atPath: "\(base)/other"))
 
-        let malformed = try Executable.run(["relay", "init", "--data", "\(base)/other", "--database", "postgres://relay@db:70000/x"])
+        let malformed = try Executable.run([
+            "relay", "init", "--data", "\(base)/other", "--database", "postgres://relay@db:70000/x",
+        ])
         #expect(malformed.status == 64)
-        #expect(malformed.stderr.contains("--database: postgres URL host 1 (db) has port \"70000\"; expected 1 to 65535"))
+        #expect(
+            malformed.stderr.contains("--database: postgres URL host 1 (db) has port \"70000\"; expected 1 to 65535")
+        )
     }
 }

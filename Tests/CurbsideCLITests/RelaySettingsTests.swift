@@ -12,7 +12,12 @@ struct RelaySettingsTests {
     let path = "/srv/curbside/relay.conf"
 
     func read(_ text: String, environment: [String: String] = [:]) -> (settings: RelaySettings, problems: [String]) {
-        let (settings, problems) = RelaySettings.read(text: text, path: path, environment: environment, dataDirectory: "/srv/curbside")
+        let (settings, problems) = RelaySettings.read(
+            text: text,
+            path: path,
+            environment: environment,
+            dataDirectory: "/srv/curbside"
+        )
         return (settings, problems.map(\.description))
     }
 
@@ -38,7 +43,8 @@ struct RelaySettingsTests {
     }
 
     @Test(arguments: [
-        ("300s", Duration.seconds(300)), ("14d", .seconds(14 * 86_400)), ("5min", .seconds(300)), ("5 m", .seconds(300)),
+        ("300s", Duration.seconds(300)), ("14d", .seconds(14 * 86_400)), ("5min", .seconds(300)),
+        ("5 m", .seconds(300)),
         ("250ms", .milliseconds(250)), ("1h", .seconds(3600)), ("0s", .zero),
     ])
     func durations(text: String, duration: Duration) throws {
@@ -56,7 +62,9 @@ struct RelaySettingsTests {
     }
 
     @Test func lines() throws {
-        func parsed(_ line: String) throws -> [String]? { try RelaySettings.parseLine(line).map { [$0.key, $0.value] } }
+        func parsed(_ line: String) throws -> [String]? {
+            try RelaySettings.parseLine(line).map { [$0.key, $0.value] }
+        }
         #expect(try parsed("") == nil)
         #expect(try parsed("   # idle_timeout = 1s") == nil)
         #expect(try parsed("idle_timeout=1s") == ["idle_timeout", "1s"])
@@ -65,7 +73,9 @@ struct RelaySettingsTests {
         #expect(try parsed("database_password = s3cr#t") == ["database_password", "s3cr#t"])
         #expect(try parsed(#"database_password = "a # \"b\" \\ c"  # note"#) == ["database_password", #"a # "b" \ c"#])
         #expect(throws: SettingValueError("expected `key = value`")) { try RelaySettings.parseLine("idle_timeout 1s") }
-        #expect(throws: SettingValueError("expected `key = value`; the key is missing")) { try RelaySettings.parseLine(" = 1s") }
+        #expect(throws: SettingValueError("expected `key = value`; the key is missing")) {
+            try RelaySettings.parseLine(" = 1s")
+        }
         #expect(throws: SettingValueError("database_password: the opening quote has no closing quote")) {
             try RelaySettings.parseLine(#"database_password = "abc"#)
         }
@@ -153,7 +163,8 @@ struct RelaySettingsTests {
     /// The password reaches the URL the store connects with, from the file or (winning) the environment, and no
     /// problem, listing or file text shows it.
     @Test func databaseAndPassword() throws {
-        let text = "database = postgres://relay@db1:5432,db2:5433/curbside?sslmode=require\ndatabase_password = from-file\n"
+        let text =
+            "database = postgres://relay@db1:5432,db2:5433/curbside?sslmode=require\ndatabase_password = from-file\n"
         let fromFile = read(text)
         #expect(fromFile.problems.isEmpty)
         guard case .postgres(let url) = fromFile.settings.database else {
@@ -165,7 +176,9 @@ struct RelaySettingsTests {
         let fromEnvironment = read(text, environment: ["CURBSIDE_RELAY_DATABASE_PASSWORD": "from-environment"])
         guard case .postgres(let overridden) = fromEnvironment.settings.database else { return }
         #expect(overridden.password == "from-environment")
-        let shown = fromEnvironment.settings.effective.map { "\($0.key) \($0.value) \($0.source)" }.joined(separator: "\n")
+        let shown = fromEnvironment.settings.effective.map { "\($0.key) \($0.value) \($0.source)" }.joined(
+            separator: "\n"
+        )
         #expect(shown.contains("database_password <redacted> CURBSIDE_RELAY_DATABASE_PASSWORD"))
         #expect(!shown.contains("from-"))
         #expect(!fromEnvironment.settings.fileText.contains("from-"))
@@ -199,7 +212,8 @@ struct RelaySettingsTests {
         // Each commented-out default, uncommented, is accepted and changes nothing.
         let uncommented = text.split(separator: "\n").map { line in
             let setting = line.dropFirst(2).prefix { $0 != " " }
-            let isSetting = line.hasPrefix("# ") && RelaySettingKey.named(String(setting)) != nil && setting != "database_password"
+            let isSetting =
+                line.hasPrefix("# ") && RelaySettingKey.named(String(setting)) != nil && setting != "database_password"
             return isSetting ? String(line.dropFirst(2)) : String(line)
         }.joined(separator: "\n")
         let (same, noProblems) = read(uncommented)
@@ -265,7 +279,10 @@ struct RelaySettingsTests {
         #expect(c.oneTimePrekeysPerRequester == 5 && c.oneTimePrekeyRefillInterval == .minutes(2))
         #expect(settings.databasePoolSize == 4 && settings.pushCatchUpInterval == .milliseconds(500))
         // Every key was set, so every key is covered here.
-        #expect(Set(settings.sources.keys) == Set(RelaySettingKey.all.map(\.name)).subtracting(["names", "database", "database_password"]))
+        #expect(
+            Set(settings.sources.keys)
+                == Set(RelaySettingKey.all.map(\.name)).subtracting(["names", "database", "database_password"])
+        )
     }
 
     /// docs/relay-configuration.md describes every key with its default and its variable, so it cannot drift.

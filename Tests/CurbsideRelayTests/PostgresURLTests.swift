@@ -55,9 +55,18 @@ struct PostgresURLTests {
         ("postgres://u@h:0/d", "host 1 (h) has port \"0\"; expected 1 to 65535"),
         ("postgres://u@h1,h2:99999/d", "host 2 (h2) has port \"99999\"; expected 1 to 65535"),
         ("postgres://u@[::1/d", "host 1 has no closing ]"),
-        ("postgres://u@h_1 x/d", "host 1 \"h_1 x\" is not a host name or address (IPv6 goes in brackets, a socket directory as %2F…)"),
-        ("postgres://u@h/d?sslmode=maybe", "option sslmode is \"maybe\"; expected one of allow, disable, prefer, require, verify-ca, verify-full"),
-        ("postgres://u@h/d?pool=3", "unknown option \"pool\"; known: application_name, connect_timeout, sslmode, sslrootcert, target_session_attrs"),
+        (
+            "postgres://u@h_1 x/d",
+            "host 1 \"h_1 x\" is not a host name or address (IPv6 goes in brackets, a socket directory as %2F…)"
+        ),
+        (
+            "postgres://u@h/d?sslmode=maybe",
+            "option sslmode is \"maybe\"; expected one of allow, disable, prefer, require, verify-ca, verify-full"
+        ),
+        (
+            "postgres://u@h/d?pool=3",
+            "unknown option \"pool\"; known: application_name, connect_timeout, sslmode, sslrootcert, target_session_attrs"
+        ),
         ("postgres://u@h/d?sslmode=require&sslmode=disable", "option sslmode is given twice"),
         ("postgres://u@h/d?connect_timeout=soon", "option connect_timeout is \"soon\"; expected whole seconds"),
         ("postgres://u@h/d#x", "has a fragment (#…); write # as %23"),

@@ -52,7 +52,8 @@ public struct PostgresURL: Sendable, Hashable, CustomStringConvertible, CustomDe
     /// The query options, by name (each at most once; names from `knownOptions`).
     public var options: [String: String]
 
-    public init(hosts: [Host], user: String, password: String? = nil, database: String, options: [String: String] = [:]) {
+    public init(hosts: [Host], user: String, password: String? = nil, database: String, options: [String: String] = [:])
+    {
         self.hosts = hosts
         self.user = user
         self.password = password
@@ -142,7 +143,8 @@ public struct PostgresURL: Sendable, Hashable, CustomStringConvertible, CustomDe
         let credentials = Self.percentEncoded(user, keeping: Host.plain) + (password == nil ? "" : ":<redacted>")
         let query = options.keys.sorted().map { "\($0)=\(Self.percentEncoded(options[$0]!, keeping: Host.plain))" }
         return "postgres://\(credentials)@\(hosts.map(\.description).joined(separator: ","))/"
-            + Self.percentEncoded(database, keeping: Host.plain) + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
+            + Self.percentEncoded(database, keeping: Host.plain)
+            + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
     }
 
     public var debugDescription: String { description }
@@ -170,7 +172,8 @@ public struct PostgresURL: Sendable, Hashable, CustomStringConvertible, CustomDe
             let isSocketDirectory = name.hasPrefix("/")
             guard isSocketDirectory || (!name.isEmpty && name.allSatisfy({ Self.hostCharacters.contains($0) })) else {
                 throw PostgresURLError(
-                    "\(which) \"\(name)\" is not a host name or address (IPv6 goes in brackets, a socket directory as %2F…)"
+                    "\(which) \"\(name)\" is not a host name or address "
+                        + "(IPv6 goes in brackets, a socket directory as %2F…)"
                 )
             }
         }
@@ -219,7 +222,9 @@ public struct PostgresURL: Sendable, Hashable, CustomStringConvertible, CustomDe
             if plain.contains(character) {
                 result.append(character)
             } else {
-                for byte in String(character).utf8 { result += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2) }
+                for byte in String(character).utf8 {
+                    result += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+                }
             }
         }
         return result

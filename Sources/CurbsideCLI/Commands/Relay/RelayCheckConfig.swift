@@ -40,14 +40,20 @@ extension Curbside.Relay {
                     ok: problems.isEmpty,
                     problems: problems,
                     settings: problems.isEmpty
-                        ? Dictionary(uniqueKeysWithValues: settings.effective.map { ($0.key, Report.Setting(value: $0.value, source: $0.source)) })
+                        ? Dictionary(
+                            uniqueKeysWithValues: settings.effective.map {
+                                ($0.key, Report.Setting(value: $0.value, source: $0.source))
+                            }
+                        )
                         : nil
                 )
                 print(String(decoding: try JSONEncoder.cli.encode(report), as: UTF8.self))
                 if !problems.isEmpty { throw ExitCode(ExitStatus.configuration) }
                 return
             }
-            guard problems.isEmpty else { throw RelaySettingsError(file: directory.configurationPath, problems: problems) }
+            guard problems.isEmpty else {
+                throw RelaySettingsError(file: directory.configurationPath, problems: problems)
+            }
             print("\(directory.configurationPath): no problems; the settings in effect:")
             let effective = settings.effective
             let width = effective.map(\.key.count).max() ?? 0

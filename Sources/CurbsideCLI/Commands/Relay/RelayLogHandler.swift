@@ -19,15 +19,19 @@ struct RelayLogHandler: LogHandler {
     }
 
     func log(event: LogEvent) {
-        FileHandle.standardError.write(Data(Self.line(event.level, event.message, metadata.merging(event.metadata ?? [:]) { $1 }).utf8))
+        FileHandle.standardError.write(
+            Data(Self.line(event.level, event.message, metadata.merging(event.metadata ?? [:]) { $1 }).utf8)
+        )
     }
 
     static func line(_ level: Logger.Level, _ message: Logger.Message, _ metadata: Logger.Metadata) -> String {
         var line = "curbside relay: " + (level == .info ? "" : "\(level): ") + message.description
         for (key, value) in metadata.sorted(by: { $0.key < $1.key }) {
             let text = value.description
-            line += " \(key)=" + (text.contains(where: { $0 == " " || $0 == "\"" }) || text.isEmpty
-                ? "\"\(text.replacingOccurrences(of: "\"", with: "\\\""))\"" : text)
+            line +=
+                " \(key)="
+                + (text.contains(where: { $0 == " " || $0 == "\"" }) || text.isEmpty
+                    ? "\"\(text.replacingOccurrences(of: "\"", with: "\\\""))\"" : text)
         }
         return line + "\n"
     }

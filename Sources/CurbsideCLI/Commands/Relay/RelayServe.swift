@@ -15,7 +15,12 @@ extension Curbside.Relay {
 
         @OptionGroup var options: RelayDataOption
 
-        @Option(help: ArgumentHelp("Address and port to listen on, instead of the one in relay.conf.", valueName: "host:port"))
+        @Option(
+            help: ArgumentHelp(
+                "Address and port to listen on, instead of the one in relay.conf.",
+                valueName: "host:port"
+            )
+        )
         var listen: String?
 
         @Option(
@@ -32,7 +37,9 @@ extension Curbside.Relay {
                 throw ValidationError("--listen must be HOST:PORT, such as 0.0.0.0:4433; got \"\(listen)\"")
             }
             if let logLevel, Logger.Level(rawValue: logLevel) == nil {
-                throw ValidationError("--log-level must be trace, debug, info, notice, warning, error or critical; got \"\(logLevel)\"")
+                throw ValidationError(
+                    "--log-level must be trace, debug, info, notice, warning, error or critical; got \"\(logLevel)\""
+                )
             }
         }
 
@@ -43,7 +50,10 @@ extension Curbside.Relay {
             if let listen { settings.listen = HostPort(listen)! }
             let level = logLevel.flatMap(Logger.Level.init(rawValue:)) ?? settings.logLevel
             let logger = Logger(label: "curbside.relay") { _ in RelayLogHandler(logLevel: level) }
-            let identity = try TLSIdentity.read(certificatePath: directory.certificatePath, privateKeyPath: directory.privateKeyPath)
+            let identity = try TLSIdentity.read(
+                certificatePath: directory.certificatePath,
+                privateKeyPath: directory.privateKeyPath
+            )
             let tls = try TLSContext(configuration: .server(identity: identity, applicationProtocols: ["curbside/1"]))
             // The power-cut test's control run (curbside-faults powercut --control) needs a relay that loses what it
             // acknowledged; nothing else sets this, and the relay says so loudly when it is set.
@@ -67,9 +77,8 @@ extension Curbside.Relay {
                 logger: logger
             )
             let bound = try await server.bind()
-            logger.info(
-                "listening on \(HostPort(host: settings.listen.host, port: bound.port)), fingerprint \(identity.certificate.publicKeyFingerprint)"
-            )
+            let address = HostPort(host: settings.listen.host, port: bound.port)
+            logger.info("listening on \(address), fingerprint \(identity.certificate.publicKeyFingerprint)")
             // SIGTERM or SIGINT shuts the group down gracefully: the relay stops accepting, lets requests under way
             // be answered (for at most shutdown_grace_period) and returns.
             let group = ServiceGroup(

@@ -34,7 +34,9 @@ struct RelaySettingKey {
                 help: "Address and port to listen on; an IPv6 address goes in brackets ([::]:4433).",
                 set: { text, settings throws(SettingValueError) in
                     guard let address = HostPort(text.trimmingSpaces) else {
-                        throw SettingValueError("\"\(text)\" is not HOST:PORT with a port from 0 to 65535, such as 0.0.0.0:4433")
+                        throw SettingValueError(
+                            "\"\(text)\" is not HOST:PORT with a port from 0 to 65535, such as 0.0.0.0:4433"
+                        )
                     }
                     settings.listen = address
                 },
@@ -43,7 +45,8 @@ struct RelaySettingKey {
             RelaySettingKey(
                 name: "names",
                 section: "Server",
-                help: "Host names and addresses in the TLS certificate, comma-separated (relay init made it with them).",
+                help:
+                    "Host names and addresses in the TLS certificate, comma-separated (relay init made it with them).",
                 set: { text, settings throws(SettingValueError) in
                     let names = text.split(separator: ",").map(\.trimmingSpaces)
                     if let bad = names.first(where: { $0.isEmpty || $0.contains(where: { $0 == " " || $0 == "\t" }) }) {
@@ -56,7 +59,8 @@ struct RelaySettingKey {
             RelaySettingKey(
                 name: "log_level",
                 section: "Server",
-                help: "Least severe log lines written to stderr: trace, debug, info, notice, warning, error or critical.",
+                help:
+                    "Least severe log lines written to stderr: trace, debug, info, notice, warning, error or critical.",
                 set: { text, settings throws(SettingValueError) in
                     guard let level = Logger.Level(rawValue: text.trimmingSpaces.lowercased()) else {
                         throw SettingValueError(
@@ -70,7 +74,8 @@ struct RelaySettingKey {
             RelaySettingKey(
                 name: "database",
                 section: "Database",
-                help: "sqlite (relay.sqlite in this directory) or postgres://USER@HOST[:PORT][,HOST[:PORT]...]/DATABASE.",
+                help:
+                    "sqlite (relay.sqlite in this directory) or postgres://USER@HOST[:PORT][,HOST[:PORT]...]/DATABASE.",
                 set: { text, settings throws(SettingValueError) in
                     let value = text.trimmingSpaces
                     if value == "sqlite" {
@@ -99,218 +104,248 @@ struct RelaySettingKey {
                 },
                 get: { $0.databasePassword == nil ? nil : "<redacted>" }
             ),
-            .count(
+            .setting(
                 "database_pool_size",
                 \.databasePoolSize,
                 1...1000,
+                as: .count,
                 section: "Database",
                 "Connections this relay process keeps open to PostgreSQL (not used with SQLite)."
             ),
-            .duration(
+            .setting(
                 "push_catch_up_interval",
                 \.pushCatchUpInterval,
                 .milliseconds(100) ... .seconds(600),
+                as: .duration,
                 section: "Database",
                 "How often a relay on PostgreSQL looks for consults stored through other processes, should a notification be lost."
             ),
 
-            .duration(
+            .setting(
                 "handshake_timeout",
                 \.configuration.handshakeTimeout,
                 .seconds(1) ... .seconds(600),
+                as: .duration,
                 section: "Connections",
                 "Time allowed from accepting a connection to completing TLS."
             ),
-            .duration(
+            .setting(
                 "login_timeout",
                 \.configuration.loginTimeout,
                 .seconds(1) ... .seconds(3600),
+                as: .duration,
                 section: "Connections",
                 "Time allowed from the challenge to a successful login; then `timeout` and the connection closes."
             ),
-            .duration(
+            .setting(
                 "idle_timeout",
                 \.configuration.idleTimeout,
                 .seconds(1) ... .seconds(7 * 86_400),
+                as: .duration,
                 section: "Connections",
                 "A connection that sends nothing for this long is told `timeout` and closed."
             ),
-            .count(
+            .setting(
                 "maximum_connections",
                 \.configuration.maximumConnections,
                 1...1_000_000,
+                as: .count,
                 section: "Connections",
                 "Connections open at once; more are closed as soon as they are accepted."
             ),
-            .count(
+            .setting(
                 "maximum_connections_per_address",
                 \.configuration.maximumConnectionsPerAddress,
                 1...1_000_000,
+                as: .count,
                 section: "Connections",
                 "Connections open at once from one client address."
             ),
-            .count(
+            .setting(
                 "maximum_concurrent_logins_per_address",
                 \.configuration.maximumConcurrentLoginsPerAddress,
                 1...10_000,
+                as: .count,
                 section: "Connections",
                 "Login attempts from one address under way at once."
             ),
-            .count(
+            .setting(
                 "maximum_login_failures",
                 \.configuration.maximumLoginFailures,
                 1...1000,
+                as: .count,
                 section: "Connections",
                 "Failed logins per client address and handle within login_failure_window before `rate_limited`."
             ),
-            .duration(
+            .setting(
                 "login_failure_window",
                 \.configuration.loginFailureWindow,
                 .seconds(1) ... .seconds(86_400),
+                as: .duration,
                 section: "Connections",
                 "The window in which maximum_login_failures are counted."
             ),
-            .duration(
+            .setting(
                 "shutdown_grace_period",
                 \.configuration.shutdownGracePeriod,
                 .zero ... .seconds(600),
+                as: .duration,
                 section: "Connections",
                 "On SIGTERM or SIGINT, how long busy connections get to answer before they are closed regardless."
             ),
 
-            .size(
+            .setting(
                 "maximum_frame_length",
                 \.configuration.maximumFrameLength,
                 Frame.protocolMaximumLength...(1 << 30),
+                as: .bytes,
                 section: "Frames",
                 "The largest frame accepted after login (spec/relay.md §Framing: at least 4 MiB)."
             ),
-            .size(
+            .setting(
                 "maximum_frame_length_before_login",
                 \.configuration.maximumFrameLengthBeforeLogin,
                 256...(64 << 10),
+                as: .bytes,
                 section: "Frames",
                 "The largest frame accepted before login (a login or register frame is under 200 bytes)."
             ),
-            .size(
+            .setting(
                 "maximum_buffered_frame_bytes",
                 \.configuration.maximumBufferedFrameBytes,
                 Frame.protocolMaximumLength...(64 << 30),
+                as: .bytes,
                 section: "Frames",
                 "Bytes of partly received large frames held for all connections together; beyond it, `relay_busy`."
             ),
-            .size(
+            .setting(
                 "maximum_buffered_frame_bytes_per_account",
                 \.configuration.maximumBufferedFrameBytesPerAccount,
                 Frame.protocolMaximumLength...(64 << 30),
+                as: .bytes,
                 section: "Frames",
                 "The share of that budget one account may hold at once."
             ),
-            .size(
+            .setting(
                 "unbudgeted_frame_length",
                 \.configuration.unbudgetedFrameLength,
                 (1 << 10)...(64 << 20),
+                as: .bytes,
                 section: "Frames",
                 "Frames up to this length are never refused for the budget."
             ),
 
-            .count(
+            .setting(
                 "maximum_queued_envelopes_per_account",
                 \.configuration.maximumQueuedEnvelopesPerAccount,
                 1...100_000_000,
+                as: .count,
                 section: "Queues",
                 "Envelopes waiting for one recipient; a send beyond it is `quota_exceeded`."
             ),
-            .size(
+            .setting(
                 "maximum_queued_bytes_per_account",
                 \.configuration.maximumQueuedBytesPerAccount,
                 Frame.protocolMaximumLength...(1 << 44),
+                as: .bytes,
                 section: "Queues",
                 "Bytes waiting for one recipient, attachments counted for each envelope that names them."
             ),
-            .count(
+            .setting(
                 "maximum_queued_envelopes_per_sender",
                 \.configuration.maximumQueuedEnvelopesPerSender,
                 1...100_000_000,
+                as: .count,
                 section: "Queues",
                 "Envelopes from one sender waiting for one recipient."
             ),
-            .size(
+            .setting(
                 "maximum_queued_bytes_per_sender",
                 \.configuration.maximumQueuedBytesPerSender,
                 Frame.protocolMaximumLength...(1 << 44),
+                as: .bytes,
                 section: "Queues",
                 "Bytes from one sender waiting for one recipient, counted the same way."
             ),
-            .count(
+            .setting(
                 "maximum_new_recipients_per_sender",
                 \.configuration.maximumNewRecipientsPerSender,
                 1...100_000,
+                as: .count,
                 section: "Queues",
                 "Recipients a sender may start writing to within new_recipient_window; one more is `rate_limited`."
             ),
-            .duration(
+            .setting(
                 "new_recipient_window",
                 \.configuration.newRecipientWindow,
                 .seconds(60) ... .seconds(30 * 86_400),
+                as: .duration,
                 section: "Queues",
                 "The window in which maximum_new_recipients_per_sender are counted."
             ),
-            .seconds(
+            .setting(
                 "envelope_lifetime",
                 \.configuration.envelopeLifetimeSeconds,
                 .seconds(3600) ... .seconds(365 * 86_400),
+                as: .wholeSeconds,
                 section: "Queues",
                 "How long an envelope waits for its recipient before it is deleted with an expiry notice."
             ),
-            .duration(
+            .setting(
                 "expiry_sweep_interval",
                 \.configuration.expirySweepInterval,
                 .seconds(1) ... .seconds(86_400),
+                as: .duration,
                 section: "Queues",
                 "How often the relay looks for expired envelopes."
             ),
 
-            .size(
+            .setting(
                 "maximum_attachment_bytes_per_account",
                 \.configuration.maximumAttachmentBytesPerAccount,
                 UInt64(1 << 20)...(1 << 44),
+                as: .bytes,
                 section: "Attachments",
                 "Bytes of attachments one account may hold (uploads counted at their declared size)."
             ),
-            .count(
+            .setting(
                 "maximum_attachments_per_account",
                 \.configuration.maximumAttachmentsPerAccount,
                 1...100_000,
+                as: .count,
                 section: "Attachments",
                 "Uploads and attachments one account may hold at once, whatever their size."
             ),
-            .seconds(
+            .setting(
                 "upload_lifetime",
                 \.configuration.uploadLifetimeSeconds,
                 .seconds(3600) ... .seconds(365 * 86_400),
+                as: .wholeSeconds,
                 section: "Attachments",
                 "How long an upload is kept, from its opening or commit, unless an envelope names it."
             ),
-            .size(
+            .setting(
                 "minimum_free_disk_bytes",
                 \.configuration.minimumFreeDiskBytes,
                 UInt64(0)...(1 << 40),
+                as: .bytes,
                 section: "Attachments",
                 "Free disk kept for acknowledgements: below it new consults and uploads get `storage_full`."
             ),
 
-            .count(
+            .setting(
                 "one_time_prekeys_per_requester",
                 \.configuration.oneTimePrekeysPerRequester,
                 1...1000,
+                as: .count,
                 section: "Key directory",
                 "One-time prekeys one account may take from another's bundles at once."
             ),
-            .duration(
+            .setting(
                 "one_time_prekey_refill_interval",
                 \.configuration.oneTimePrekeyRefillInterval,
                 .seconds(1) ... .seconds(86_400),
+                as: .duration,
                 section: "Key directory",
                 "After those, one more per this interval."
             ),
@@ -318,12 +353,13 @@ struct RelaySettingKey {
     }
 }
 
-// Builders: each reads the text, checks the range and stores the value, and prints it back in its unit.
+// A key read in a unit (`SettingKind`) and range-checked: the builder most keys use.
 extension RelaySettingKey {
-    static func count(
+    static func setting<Value: Comparable, Stored>(
         _ name: String,
-        _ path: WritableKeyPath<RelaySettings, Int>,
-        _ range: ClosedRange<Int>,
+        _ path: WritableKeyPath<RelaySettings, Stored>,
+        _ range: ClosedRange<Value>,
+        as kind: SettingKind<Value, Stored>,
         section: String,
         _ help: String
     ) -> Self {
@@ -332,127 +368,83 @@ extension RelaySettingKey {
             section: section,
             help: help,
             set: { text, settings throws(SettingValueError) in
-                let value = try SettingValue.count(text)
+                let value = try kind.read(text)
                 guard range.contains(value) else {
-                    throw SettingValueError("\(value) is out of range: expected \(range.lowerBound) to \(range.upperBound)")
+                    throw SettingValueError(
+                        "\(kind.print(value)) is out of range: expected \(kind.print(range.lowerBound)) to "
+                            + kind.print(range.upperBound)
+                    )
                 }
-                settings[keyPath: path] = value
+                settings[keyPath: path] = try kind.store(value)
             },
-            get: { "\($0[keyPath: path])" }
+            get: { kind.print(kind.load($0[keyPath: path])) }
         )
     }
+}
 
-    static func size(
-        _ name: String,
-        _ path: WritableKeyPath<RelaySettings, Int>,
-        _ range: ClosedRange<Int>,
-        section: String,
-        _ help: String
-    ) -> Self {
-        let wide = UInt64(range.lowerBound)...UInt64(range.upperBound)
-        return RelaySettingKey(
-            name: name,
-            section: section,
-            help: help,
-            set: { text, settings throws(SettingValueError) in
-                settings[keyPath: path] = Int(try checkedSize(text, wide))
+/// How a kind of value reads and prints (`SettingValue`), and how it is kept in `RelaySettings` (an `Int` of bytes, a
+/// `TimeAmount`, whole seconds).
+struct SettingKind<Value: Comparable, Stored> {
+    let read: (String) throws(SettingValueError) -> Value
+    let print: (Value) -> String
+    let store: (Value) throws(SettingValueError) -> Stored
+    let load: (Stored) -> Value
+}
+
+extension SettingKind where Value == Int, Stored == Int {
+    static var count: Self { Self(read: SettingValue.count, print: { "\($0)" }, store: { $0 }, load: { $0 }) }
+
+    static var bytes: Self {
+        Self(
+            read: { text throws(SettingValueError) in
+                guard let bytes = Int(exactly: try SettingValue.bytes(text)) else {
+                    throw SettingValueError("\"\(text)\" is too large")
+                }
+                return bytes
             },
-            get: { SettingValue.render(bytes: UInt64($0[keyPath: path])) }
+            print: { SettingValue.render(bytes: UInt64($0)) },
+            store: { $0 },
+            load: { $0 }
         )
     }
+}
 
-    static func size(
-        _ name: String,
-        _ path: WritableKeyPath<RelaySettings, UInt64>,
-        _ range: ClosedRange<UInt64>,
-        section: String,
-        _ help: String
-    ) -> Self {
-        RelaySettingKey(
-            name: name,
-            section: section,
-            help: help,
-            set: { text, settings throws(SettingValueError) in settings[keyPath: path] = try checkedSize(text, range) },
-            get: { SettingValue.render(bytes: $0[keyPath: path]) }
+extension SettingKind where Value == UInt64, Stored == UInt64 {
+    static var bytes: Self {
+        Self(read: SettingValue.bytes, print: SettingValue.render(bytes:), store: { $0 }, load: { $0 })
+    }
+}
+
+extension SettingKind where Value == Duration, Stored == Duration {
+    static var duration: Self {
+        Self(read: SettingValue.duration, print: SettingValue.render(duration:), store: { $0 }, load: { $0 })
+    }
+}
+
+extension SettingKind where Value == Duration, Stored == TimeAmount {
+    static var duration: Self {
+        Self(
+            read: SettingValue.duration,
+            print: SettingValue.render(duration:),
+            store: TimeAmount.init,
+            load: Duration.init
         )
     }
+}
 
-    private static func checkedSize(_ text: String, _ range: ClosedRange<UInt64>) throws(SettingValueError) -> UInt64 {
-        let value = try SettingValue.bytes(text)
-        guard range.contains(value) else {
-            throw SettingValueError(
-                "\(SettingValue.render(bytes: value)) is out of range: expected "
-                    + "\(SettingValue.render(bytes: range.lowerBound)) to \(SettingValue.render(bytes: range.upperBound))"
-            )
-        }
-        return value
-    }
-
-    static func duration(
-        _ name: String,
-        _ path: WritableKeyPath<RelaySettings, Duration>,
-        _ range: ClosedRange<Duration>,
-        section: String,
-        _ help: String
-    ) -> Self {
-        RelaySettingKey(
-            name: name,
-            section: section,
-            help: help,
-            set: { text, settings throws(SettingValueError) in settings[keyPath: path] = try checkedDuration(text, range) },
-            get: { SettingValue.render(duration: $0[keyPath: path]) }
-        )
-    }
-
-    static func duration(
-        _ name: String,
-        _ path: WritableKeyPath<RelaySettings, TimeAmount>,
-        _ range: ClosedRange<Duration>,
-        section: String,
-        _ help: String
-    ) -> Self {
-        RelaySettingKey(
-            name: name,
-            section: section,
-            help: help,
-            set: { text, settings throws(SettingValueError) in
-                settings[keyPath: path] = TimeAmount(try checkedDuration(text, range))
-            },
-            get: { SettingValue.render(duration: Duration($0[keyPath: path])) }
-        )
-    }
-
+extension SettingKind where Value == Duration, Stored == UInt64 {
     /// A duration kept as whole seconds (the store's lifetimes).
-    static func seconds(
-        _ name: String,
-        _ path: WritableKeyPath<RelaySettings, UInt64>,
-        _ range: ClosedRange<Duration>,
-        section: String,
-        _ help: String
-    ) -> Self {
-        RelaySettingKey(
-            name: name,
-            section: section,
-            help: help,
-            set: { text, settings throws(SettingValueError) in
-                let value = try checkedDuration(text, range)
+    static var wholeSeconds: Self {
+        Self(
+            read: SettingValue.duration,
+            print: SettingValue.render(duration:),
+            store: { value throws(SettingValueError) in
                 guard value.components.attoseconds == 0 else {
-                    throw SettingValueError("\"\(text)\" is not a whole number of seconds")
+                    throw SettingValueError("\(SettingValue.render(duration: value)) is not a whole number of seconds")
                 }
-                settings[keyPath: path] = UInt64(value.components.seconds)
+                return UInt64(value.components.seconds)
             },
-            get: { SettingValue.render(duration: .seconds($0[keyPath: path])) }
+            load: { .seconds($0) }
         )
-    }
-
-    private static func checkedDuration(_ text: String, _ range: ClosedRange<Duration>) throws(SettingValueError) -> Duration {
-        let value = try SettingValue.duration(text)
-        guard range.contains(value) else {
-            throw SettingValueError(
-                "\(SettingValue.render(duration: value)) is out of range: expected "
-                    + "\(SettingValue.render(duration: range.lowerBound)) to \(SettingValue.render(duration: range.upperBound))"
-            )
-        }
-        return value
     }
 }

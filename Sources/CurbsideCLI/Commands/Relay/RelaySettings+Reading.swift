@@ -4,8 +4,8 @@ extension RelaySettings {
     /// limits that contradict each other — rather than stopping at the first.
     ///
     /// The format: one `key = value` a line; a `#` at the start of a line or after a space or tab starts a comment,
-    /// unless it is inside a double-quoted value (`"…"`, with `\"` and `\\`); blank lines are ignored. An environment variable that is empty counts as unset.
-    /// A problem never quotes a password.
+    /// unless it is inside a double-quoted value (`"…"`, with `\"` and `\\`); blank lines are ignored. An environment
+    /// variable that is empty counts as unset. A problem never quotes a password.
     static func read(
         text: String,
         path: String,
@@ -38,12 +38,24 @@ extension RelaySettings {
             guard let entry else { continue }
             guard let key = keys.first(where: { $0.name == entry.key }) else {
                 problems.append(
-                    RelaySettingsProblem(source: source, file: path, key: entry.key, message: unknownKeyMessage(entry.key, keys))
+                    RelaySettingsProblem(
+                        source: source,
+                        file: path,
+                        key: entry.key,
+                        message: unknownKeyMessage(entry.key, keys)
+                    )
                 )
                 continue
             }
             if let first = firstLine[key.name] {
-                problems.append(RelaySettingsProblem(source: source, file: path, key: key.name, message: "is set twice (first on line \(first))"))
+                problems.append(
+                    RelaySettingsProblem(
+                        source: source,
+                        file: path,
+                        key: key.name,
+                        message: "is set twice (first on line \(first))"
+                    )
+                )
                 continue
             }
             firstLine[key.name] = index + 1
@@ -55,7 +67,9 @@ extension RelaySettings {
             let source = RelaySettingSource.environment(variable: variable)
             let name = variable.dropFirst(RelaySettingKey.environmentPrefix.count).lowercased()
             guard let key = keys.first(where: { $0.environmentVariable == variable }) else {
-                problems.append(RelaySettingsProblem(source: source, file: path, key: name, message: unknownKeyMessage(name, keys)))
+                problems.append(
+                    RelaySettingsProblem(source: source, file: path, key: name, message: unknownKeyMessage(name, keys))
+                )
                 continue
             }
             apply(key, value, from: source)
@@ -126,7 +140,8 @@ extension RelaySettings {
 
     /// Levenshtein distance, for suggesting the key a typo meant.
     static func editDistance(_ a: String, _ b: String) -> Int {
-        let a = Array(a), b = Array(b)
+        let a = Array(a)
+        let b = Array(b)
         var previous = Array(0...b.count)
         for i in 1...max(a.count, 1) where !a.isEmpty {
             var current = [i] + Array(repeating: 0, count: b.count)
@@ -142,44 +157,68 @@ extension RelaySettings {
     /// that was written last (the environment after the file, a later line after an earlier one).
     func contradictions(path: String) -> [RelaySettingsProblem] {
         let c = configuration
-        func at(_ key: String, _ value: String) -> String { "\(key) (\(value))" }
         func size(_ value: Int) -> String { SettingValue.render(bytes: UInt64(value)) }
-        let rules: [(holds: Bool, keys: [String], message: String)] = [
-            (
+        /// `key (value) relation other (value)`, when `holds` is false.
+        func rule(
+            _ holds: Bool,
+            _ key: String,
+            _ value: String,
+            _ relation: String,
+            _ other: String,
+            _ otherValue: String,
+            _ consequence: String = ""
+        ) -> (holds: Bool, keys: [String], message: String) {
+            (holds, [key, other], "\(key) (\(value)) \(relation) \(other) (\(otherValue))\(consequence)")
+        }
+        let rules = [
+            rule(
                 c.maximumConnectionsPerAddress <= c.maximumConnections,
-                ["maximum_connections_per_address", "maximum_connections"],
-                "\(at("maximum_connections_per_address", "\(c.maximumConnectionsPerAddress)")) exceeds "
-                    + at("maximum_connections", "\(c.maximumConnections)")
+                "maximum_connections_per_address",
+                "\(c.maximumConnectionsPerAddress)",
+                "exceeds",
+                "maximum_connections",
+                "\(c.maximumConnections)"
             ),
-            (
+            rule(
                 c.maximumBufferedFrameBytesPerAccount <= c.maximumBufferedFrameBytes,
-                ["maximum_buffered_frame_bytes_per_account", "maximum_buffered_frame_bytes"],
-                "\(at("maximum_buffered_frame_bytes_per_account", size(c.maximumBufferedFrameBytesPerAccount))) exceeds "
-                    + at("maximum_buffered_frame_bytes", size(c.maximumBufferedFrameBytes))
+                "maximum_buffered_frame_bytes_per_account",
+                size(c.maximumBufferedFrameBytesPerAccount),
+                "exceeds",
+                "maximum_buffered_frame_bytes",
+                size(c.maximumBufferedFrameBytes)
             ),
-            (
+            rule(
                 c.maximumBufferedFrameBytesPerAccount >= c.maximumFrameLength,
-                ["maximum_buffered_frame_bytes_per_account", "maximum_frame_length"],
-                "\(at("maximum_buffered_frame_bytes_per_account", size(c.maximumBufferedFrameBytesPerAccount))) is below "
-                    + "\(at("maximum_frame_length", size(c.maximumFrameLength))): the largest frames would always be `relay_busy`"
+                "maximum_buffered_frame_bytes_per_account",
+                size(c.maximumBufferedFrameBytesPerAccount),
+                "is below",
+                "maximum_frame_length",
+                size(c.maximumFrameLength),
+                ": the largest frames would always be `relay_busy`"
             ),
-            (
+            rule(
                 c.unbudgetedFrameLength <= c.maximumFrameLength,
-                ["unbudgeted_frame_length", "maximum_frame_length"],
-                "\(at("unbudgeted_frame_length", size(c.unbudgetedFrameLength))) exceeds "
-                    + at("maximum_frame_length", size(c.maximumFrameLength))
+                "unbudgeted_frame_length",
+                size(c.unbudgetedFrameLength),
+                "exceeds",
+                "maximum_frame_length",
+                size(c.maximumFrameLength)
             ),
-            (
+            rule(
                 c.maximumQueuedEnvelopesPerSender <= c.maximumQueuedEnvelopesPerAccount,
-                ["maximum_queued_envelopes_per_sender", "maximum_queued_envelopes_per_account"],
-                "\(at("maximum_queued_envelopes_per_sender", "\(c.maximumQueuedEnvelopesPerSender)")) exceeds "
-                    + at("maximum_queued_envelopes_per_account", "\(c.maximumQueuedEnvelopesPerAccount)")
+                "maximum_queued_envelopes_per_sender",
+                "\(c.maximumQueuedEnvelopesPerSender)",
+                "exceeds",
+                "maximum_queued_envelopes_per_account",
+                "\(c.maximumQueuedEnvelopesPerAccount)"
             ),
-            (
+            rule(
                 c.maximumQueuedBytesPerSender <= c.maximumQueuedBytesPerAccount,
-                ["maximum_queued_bytes_per_sender", "maximum_queued_bytes_per_account"],
-                "\(at("maximum_queued_bytes_per_sender", size(c.maximumQueuedBytesPerSender))) exceeds "
-                    + at("maximum_queued_bytes_per_account", size(c.maximumQueuedBytesPerAccount))
+                "maximum_queued_bytes_per_sender",
+                size(c.maximumQueuedBytesPerSender),
+                "exceeds",
+                "maximum_queued_bytes_per_account",
+                size(c.maximumQueuedBytesPerAccount)
             ),
         ]
         return rules.filter { !$0.holds }.map { rule in

@@ -17,7 +17,9 @@ enum SettingValue {
     static func bytes(_ text: String) throws(SettingValueError) -> UInt64 {
         let (number, unit) = try split(text, expecting: "a size such as 4 GiB")
         guard let scale = byteUnits.first(where: { $0.name == unit.lowercased() })?.bytes else {
-            throw SettingValueError("\"\(text)\" has unknown unit \"\(unit)\"; use B, KiB, MiB, GiB, TiB (or kB, MB, GB, TB)")
+            throw SettingValueError(
+                "\"\(text)\" has unknown unit \"\(unit)\"; use B, KiB, MiB, GiB, TiB (or kB, MB, GB, TB)"
+            )
         }
         let (value, overflow) = number.multipliedReportingOverflow(by: scale)
         guard !overflow else { throw SettingValueError("\"\(text)\" is too large") }
@@ -56,7 +58,9 @@ enum SettingValue {
         guard unit.allSatisfy({ $0.isASCII && $0.isLetter }) else {
             throw SettingValueError("\"\(text)\" is not \(what)")
         }
-        guard let number = UInt64(digits.filter { $0 != "_" }) else { throw SettingValueError("\"\(text)\" is too large") }
+        guard let number = UInt64(digits.filter { $0 != "_" }) else {
+            throw SettingValueError("\"\(text)\" is too large")
+        }
         return (number, unit)
     }
 
