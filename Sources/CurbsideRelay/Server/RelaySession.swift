@@ -35,8 +35,9 @@ struct RelaySession {
         activity: ConnectionActivity? = nil,
         loggedIn: @Sendable (Handle) -> Void = { _ in }
     ) async {
+        let connectionID = UUID()
         var logger = self.logger
-        logger[metadataKey: "connection"] = "\(UUID().uuidString.prefix(8).lowercased())"
+        logger[metadataKey: "connection"] = "\(connectionID.uuidString.prefix(8).lowercased())"
         logger[metadataKey: "peer"] = "\(peerAddress)"
         let opened = ContinuousClock.now
         logger.info("connection opened")
@@ -51,7 +52,6 @@ struct RelaySession {
             let challenge = LoginChallenge.random()
             try await outbound.write(RelayMessage.challenge(challenge).frame(requestID: 0))
             var state = State.awaitingLogin(challenge)
-            let connectionID = UUID()
             var currentRequest: UInt32 = 0
             do {
                 for try await frame in inbound {
