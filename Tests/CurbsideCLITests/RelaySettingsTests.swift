@@ -89,7 +89,7 @@ struct RelaySettingsTests {
         let (settings, problems) = read(
             """
             listen = 0.0.0.0:4433
-            idle_timout = 30s
+            IDLE_TIMEOUT = 30s
             idle_timeout = 300
             maximum_connections = 0
             this is not a setting line
@@ -102,7 +102,7 @@ struct RelaySettingsTests {
         )
         #expect(
             problems == [
-                "\(path):2: idle_timout: is not a setting; did you mean idle_timeout?",
+                "\(path):2: IDLE_TIMEOUT: is not a setting; did you mean idle_timeout?",
                 "\(path):3: idle_timeout: \"300\" needs a unit: ms, s, min, h or d (such as 300s)",
                 "\(path):4: maximum_connections: 0 is out of range: expected 1 to 1000000",
                 "\(path):5: expected `key = value`",
@@ -127,14 +127,16 @@ struct RelaySettingsTests {
                 "CURBSIDE_RELAY_MAXIMUM_QUEUED_BYTES_PER_ACCOUNT": "8 GiB",
                 "CURBSIDE_RELAY_LOGIN_TIMEOUT": "5",
                 "CURBSIDE_RELAY_IDLE_TIMEOT": "1s",
+                "CURBSIDE_RELAY_idle_timeout": "2s",
                 "CURBSIDE_RELAY_NAMES": "",
                 "CURBSIDE_HOME": "/elsewhere",
             ]
         )
         #expect(
             problems == [
-                "CURBSIDE_RELAY_IDLE_TIMEOT: idle_timeot: is not a setting; did you mean idle_timeout?",
+                "CURBSIDE_RELAY_IDLE_TIMEOT: idle_timeot: is not a setting; did you mean CURBSIDE_RELAY_IDLE_TIMEOUT?",
                 "CURBSIDE_RELAY_LOGIN_TIMEOUT: login_timeout: \"5\" needs a unit: ms, s, min, h or d (such as 5s)",
+                "CURBSIDE_RELAY_idle_timeout: idle_timeout: is not a setting; did you mean CURBSIDE_RELAY_IDLE_TIMEOUT?",
             ]
         )
         #expect(settings.configuration.idleTimeout == .seconds(45))

@@ -42,7 +42,7 @@ extension RelaySettings {
                         source: source,
                         file: path,
                         key: entry.key,
-                        message: unknownKeyMessage(entry.key, keys)
+                        message: unknownKeyMessage(entry.key, keys, spelled: \.name)
                     )
                 )
                 continue
@@ -68,7 +68,12 @@ extension RelaySettings {
             let name = variable.dropFirst(RelaySettingKey.environmentPrefix.count).lowercased()
             guard let key = keys.first(where: { $0.environmentVariable == variable }) else {
                 problems.append(
-                    RelaySettingsProblem(source: source, file: path, key: name, message: unknownKeyMessage(name, keys))
+                    RelaySettingsProblem(
+                        source: source,
+                        file: path,
+                        key: name,
+                        message: unknownKeyMessage(name, keys, spelled: \.environmentVariable)
+                    )
                 )
                 continue
             }
@@ -130,10 +135,16 @@ extension RelaySettings {
         return text
     }
 
-    private static func unknownKeyMessage(_ name: String, _ keys: [RelaySettingKey]) -> String {
-        let close = keys.map(\.name).min { editDistance($0, name) < editDistance($1, name) }
-        if let close, editDistance(close, name) <= max(2, name.count / 4) {
-            return "is not a setting; did you mean \(close)?"
+    /// Suggests the key a typo (or the wrong case) meant, spelled as the file or the environment would spell it.
+    private static func unknownKeyMessage(
+        _ name: String,
+        _ keys: [RelaySettingKey],
+        spelled: KeyPath<RelaySettingKey, String>
+    ) -> String {
+        let lowered = name.lowercased()
+        let close = keys.min { editDistance($0.name, lowered) < editDistance($1.name, lowered) }
+        if let close, editDistance(close.name, lowered) <= max(2, name.count / 4) {
+            return "is not a setting; did you mean \(close[keyPath: spelled])?"
         }
         return "is not a setting (docs/relay-configuration.md lists them)"
     }
