@@ -74,10 +74,11 @@ struct RelayCommandTests {
     }
 
     /// Starts `relay serve --data data`, logging to `log`, and waits for the port it reports.
-    func serveRelay(data: String, log: String) async throws -> (Process, Int) {
+    func serveRelay(data: String, log: String, environment: [String: String] = [:]) async throws -> (Process, Int) {
         let serve = Process()
         serve.executableURL = Executable.url
         serve.arguments = ["relay", "serve", "--data", data]
+        serve.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         serve.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         serve.standardOutput = FileHandle.nullDevice
@@ -195,6 +196,12 @@ struct RelayCommandTests {
         #expect(serve.terminationStatus == 0)
         let text = try String(contentsOfFile: log, encoding: .utf8)
         #expect(text.contains("stopping") && text.contains("stopped"))
+        // One line per connection opened and closed, the registration; never the enrollment code.
+        #expect(text.contains(/curbside relay: connection opened connection=[0-9a-f]{8} peer=127\.0\.0\.1\n/), "\(text)")
+        #expect(text.contains(/connection closed connection=[0-9a-f]{8} duration=[0-9.]+s peer=127\.0\.0\.1 reason=malformed_frame/))
+        #expect(text.contains(/registration accepted connection=[0-9a-f]{8} handle=osei\.derm peer=127\.0\.0\.1/))
+        #expect(text.contains(/connection closed connection=[0-9a-f]{8} duration=[0-9.]+s handle=osei\.derm peer=127\.0\.0\.1/))
+        #expect(!text.contains(String(codeText)) && !text.contains(String(codeText).replacingOccurrences(of: "-", with: "")))
     }
 }
 

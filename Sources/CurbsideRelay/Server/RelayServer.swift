@@ -1,6 +1,7 @@
 import CurbsideTLS
 import CurbsideTransport
 import CurbsideWire
+import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -14,11 +15,22 @@ public struct RelayServer: Sendable {
     let connections: ConnectionLimiter
     let openChannels = OpenChannels()
     let frameBudget: RelayFrameBudget
+    /// Connections opened and closed, logins, registrations, limits hit and store errors; never content or secrets.
+    let logger: Logger
 
-    /// - Parameter attachments: where attachment files live; on the same file system as the store, whose free space
-    ///   it measures against `minimumFreeDiskBytes`.
-    public init(configuration: RelayConfiguration, tls: TLSContext, store: any RelayStore, attachments: any AttachmentStorage) {
+    /// - Parameters:
+    ///   - attachments: where attachment bytes live: files beside a SQLite store (whose free space is measured
+    ///     against `minimumFreeDiskBytes`), or rows of a PostgreSQL store.
+    ///   - logger: where the relay logs (label "curbside.relay"); by default nowhere.
+    public init(
+        configuration: RelayConfiguration,
+        tls: TLSContext,
+        store: any RelayStore,
+        attachments: any AttachmentStorage,
+        logger: Logger = .relayDisabled
+    ) {
         self.configuration = configuration
+        self.logger = logger
         self.tls = tls
         self.directory = KeyDirectory(store: store)
         self.attachments = attachments
@@ -39,6 +51,7 @@ public struct RelayServer: Sendable {
         let connections = self.connections
         let openChannels = self.openChannels
         let frameBudget = self.frameBudget
+        let logger = self.logger
         let listener = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -47,6 +60,7 @@ public struct RelayServer: Sendable {
                     let peerAddress = channel.remoteAddress?.ipAddress ?? "unknown"
                     // Over a limit: close at once, before spending a TLS handshake on it.
                     guard connections.admit(peerAddress) else {
+                        logger.notice("connection refused", metadata: ["peer": "\(peerAddress)", "limiter": "connections"])
                         channel.close(promise: nil)
                         return Accepted(session: nil)
                     }
@@ -202,7 +216,8 @@ public struct BoundRelay: Sendable {
             ),
             configuration: server.configuration,
             clients: ConnectedClients(),
-            attachments: server.attachments
+            attachments: server.attachments,
+            logger: server.logger
         )
         // Files a crash left between the store forgetting an attachment and the file's deletion.
         await Self.removeOrphanFiles(session)

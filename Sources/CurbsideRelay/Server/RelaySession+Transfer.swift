@@ -1,4 +1,5 @@
 import CurbsideWire
+import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 
@@ -15,7 +16,7 @@ extension RelaySession {
         }
     }
 
-    func send(_ request: SendRequest, from sender: Handle, state: State) async throws -> Outcome {
+    func send(_ request: SendRequest, from sender: Handle, state: State, logger: Logger = .relayDisabled) async throws -> Outcome {
         // The recipient is checked in the transaction that stores (one database round trip per send).
         let id = EnvelopeID(of: request.envelope)
         if try await diskIsLow() {
@@ -26,6 +27,7 @@ extension RelaySession {
             return .reply(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: stored.storedAt, expiresAt: stored.expiresAt)), state)
         }
         guard await newRecipients.admit(sender: sender, recipient: request.recipient) else {
+            logger.notice("rate limit hit", metadata: ["limiter": "new_recipients", "handle": "\(sender)"])
             return .refuse(
                 RelayError(
                     .rateLimited,

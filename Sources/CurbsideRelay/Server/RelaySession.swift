@@ -1,6 +1,7 @@
 import Foundation
 import CurbsideTLS
 import CurbsideWire
+import Logging
 import NIOCore
 
 /// One client connection after TLS: challenge, login, then requests (spec/relay.md).
@@ -16,6 +17,9 @@ struct RelaySession {
     let clients: ConnectedClients
     let attachments: any AttachmentStorage
     let freeSpace = FreeSpaceCache()
+    /// One line per connection opened and closed, login, registration, limit hit and store error; never content,
+    /// keys, codes or passwords.
+    var logger: Logger = .relayDisabled
 
     var store: any RelayStore { directory.store }
 
@@ -31,29 +35,48 @@ struct RelaySession {
         activity: ConnectionActivity? = nil,
         loggedIn: @Sendable (Handle) -> Void = { _ in }
     ) async {
+        let connectionID = UUID()
+        var logger = self.logger
+        logger[metadataKey: "connection"] = "\(connectionID.uuidString.prefix(8).lowercased())"
+        logger[metadataKey: "peer"] = "\(peerAddress)"
+        let opened = ContinuousClock.now
+        logger.info("connection opened")
         guard let info = try? await handshake.get() else {
             // The handshake failed or timed out: close, finishing the async channel as NIO requires.
             try? await channel.executeThenClose { _, _ in }
+            Self.logClosed(logger, since: opened, handle: nil, reason: "tls_handshake_failed")
             return
         }
-        try? await channel.executeThenClose { inbound, outbound in
+        let ended = try? await channel.executeThenClose { inbound, outbound in
+            var reason = "closed"
             let challenge = LoginChallenge.random()
             try await outbound.write(RelayMessage.challenge(challenge).frame(requestID: 0))
             var state = State.awaitingLogin(challenge)
-            let connectionID = UUID()
             var currentRequest: UInt32 = 0
             do {
                 for try await frame in inbound {
                     // The relay is stopping: this request is not started; the connection closes.
-                    guard activity?.begin() ?? true else { break }
+                    guard activity?.begin() ?? true else {
+                        reason = "relay_stopping"
+                        break
+                    }
                     currentRequest = frame.requestID
                     let outcome: Outcome
                     do {
-                        outcome = try await handle(frame, state: state, binding: info.channelBinding, peerAddress: peerAddress)
+                        outcome = try await handle(
+                            frame,
+                            state: state,
+                            binding: info.channelBinding,
+                            peerAddress: peerAddress,
+                            logger: logger
+                        )
                     } catch let error as RelayError where error.isStorage {
                         // The disk, not the client: answered, and the connection goes on (reads and acknowledgements
                         // may still work).
                         outcome = .refuse(error)
+                    }
+                    if case .refuse(let error) = outcome, error.isStorage {
+                        logger.error("store error", metadata: ["error": "\(error.code.identifier)"])
                     }
                     switch outcome {
                     case .reply(let message, let next):
@@ -70,20 +93,45 @@ struct RelaySession {
                         try await outbound.write(RelayMessage.error(error).frame(requestID: frame.requestID))
                     }
                     // The relay is stopping: the request is answered; now the connection closes.
-                    guard activity?.end() ?? true else { break }
+                    guard activity?.end() ?? true else {
+                        reason = "relay_stopping"
+                        break
+                    }
                     // A framing error on the next frame (too large, relay_busy) answers no request: request id 0.
                     currentRequest = 0
                 }
             } catch let error as RelayError {
                 // The fatal error answers the request that caused it, if a frame did (0 for framing errors).
                 try? await outbound.write(RelayMessage.error(error).frame(requestID: currentRequest))
+                reason = error.code.identifier
+                if error.code == .relayBusy { logger.notice("rate limit hit", metadata: ["limiter": "frame_budget"]) }
             } catch {
                 // TLS or I/O failure: the connection is gone; nothing to answer.
+                reason = "transport_error"
             }
-            if case .loggedIn(let handle) = state {
-                await clients.remove(handle, id: connectionID)
+            var handle: Handle?
+            if case .loggedIn(let loggedIn) = state {
+                await clients.remove(loggedIn, id: connectionID)
+                handle = loggedIn
             }
+            return (handle: handle, reason: reason)
         }
+        Self.logClosed(logger, since: opened, handle: ended?.handle, reason: ended?.reason ?? "closed")
+    }
+
+    private static func logClosed(_ logger: Logger, since opened: ContinuousClock.Instant, handle: Handle?, reason: String) {
+        let (seconds, attoseconds) = (ContinuousClock.now - opened).components
+        var metadata: Logger.Metadata = [
+            "reason": "\(reason)",
+            "duration": "\(String(format: "%.3f", Double(seconds) + Double(attoseconds) / 1e18))s",
+        ]
+        if let handle { metadata["handle"] = "\(handle)" }
+        logger.info("connection closed", metadata: metadata)
+    }
+
+    /// What kind of failure refused a login or registration, for the log: the relay error's code, never its detail.
+    private static func category(of error: any Error) -> String {
+        (error as? RelayError)?.code.identifier ?? "\(type(of: error))"
     }
 
     enum Outcome {
@@ -93,7 +141,13 @@ struct RelaySession {
     }
 
     /// One frame in, one reply out; throws a `RelayError` when the connection must close after an error frame.
-    private func handle(_ frame: Frame, state: State, binding: [UInt8], peerAddress: String) async throws -> Outcome {
+    private func handle(
+        _ frame: Frame,
+        state: State,
+        binding: [UInt8],
+        peerAddress: String,
+        logger: Logger
+    ) async throws -> Outcome {
         let decoded: Result<RelayMessage, RelayError>
         do throws(RelayError) {
             decoded = .success(try RelayMessage(decoding: frame))
@@ -112,23 +166,37 @@ struct RelaySession {
         switch (state, message) {
         case (.awaitingLogin(let challenge), .login(let login)):
             guard let attempt = await limiter.admit(peerAddress, handle: login.handle) else {
+                logger.notice("rate limit hit", metadata: ["limiter": "login", "handle": "\(login.handle)"])
                 throw RelayError(.rateLimited, "too many failed logins as \(login.handle) from this address; try again later")
             }
-            try await limiter.counting(attempt) {
-                guard let key = try await directory.store.identityKey(for: login.handle) else {
-                    throw RelayError(.loginFailed, "login failed")
+            do {
+                try await limiter.counting(attempt) {
+                    guard let key = try await directory.store.identityKey(for: login.handle) else {
+                        throw RelayError(.loginFailed, "login failed")
+                    }
+                    try login.verify(identityKey: key, challenge: challenge, channelBinding: binding)
                 }
-                try login.verify(identityKey: key, challenge: challenge, channelBinding: binding)
+            } catch {
+                logger.info("login refused", metadata: ["handle": "\(login.handle)", "reason": "\(Self.category(of: error))"])
+                throw error
             }
+            logger.info("login accepted", metadata: ["handle": "\(login.handle)"])
             return .reply(.loginAccepted, .loggedIn(login.handle))
         case (.awaitingLogin(let challenge), .register(let request)):
             guard let attempt = await limiter.admit(peerAddress, handle: request.handle) else {
+                logger.notice("rate limit hit", metadata: ["limiter": "login", "handle": "\(request.handle)"])
                 throw RelayError(.rateLimited, "too many failed attempts as \(request.handle) from this address; try again later")
             }
-            try await limiter.counting(attempt) {
-                try request.verify(challenge: challenge, channelBinding: binding)
-                try await directory.register(request, now: .now())
+            do {
+                try await limiter.counting(attempt) {
+                    try request.verify(challenge: challenge, channelBinding: binding)
+                    try await directory.register(request, now: .now())
+                }
+            } catch {
+                logger.info("registration refused", metadata: ["handle": "\(request.handle)", "reason": "\(Self.category(of: error))"])
+                throw error
             }
+            logger.info("registration accepted", metadata: ["handle": "\(request.handle)"])
             return .reply(.registered, .loggedIn(request.handle))
         case (.loggedIn(let handle), .publishPrekeys(let upload)):
             do {
@@ -146,6 +214,9 @@ struct RelaySession {
                     throw RelayError(.unknownHandle, "\(owner) is not registered here")
                 }
                 let oneTime = await bundleFetches.take(requester: requester, owner: owner)
+                if !oneTime {
+                    logger.notice("rate limit hit", metadata: ["limiter": "one_time_prekeys", "owner": "\(owner)"])
+                }
                 let (bundle, left) = try await directory.fetchBundleCounting(for: owner, withOneTimePrekey: oneTime)
                 if oneTime, left < directory.lowWaterMark {
                     await clients.push(.prekeysLow(oneTimePrekeysHeld: UInt32(clamping: left)), to: owner)
@@ -155,7 +226,7 @@ struct RelaySession {
                 return .refuse(error)
             }
         case (.loggedIn(let sender), .send(let request)):
-            return try await send(request, from: sender, state: state)
+            return try await send(request, from: sender, state: state, logger: logger)
         case (.loggedIn(let recipient), .fetch(let after, let limit)):
             // The answer must fit the frame maximum every client accepts (and this relay's own, if lower): the
             // frame's type and request id, the list's 2-byte count, and each envelope whole.

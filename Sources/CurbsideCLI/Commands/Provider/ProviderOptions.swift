@@ -18,12 +18,15 @@ public enum ExitStatus {
     public static let `protocol`: Int32 = 76
     /// The profile could not be opened: wrong passphrase, damaged files.
     public static let profile: Int32 = 77
+    /// A relay's settings (relay.conf, CURBSIDE_RELAY_* variables) have problems; each is printed.
+    public static let configuration: Int32 = 78
 
     static let help = """
         Exit status: 0 ok; 64 usage (bad arguments, unknown handle or id); 65 trust (a contact's key changed or a \
         safety number did not match; nothing was sent); 69 network (relay unreachable or certificate mismatch; \
         queued messages are kept); 76 protocol (the relay refused or broke the protocol); 77 profile (wrong \
-        passphrase or damaged profile); 1 anything else.
+        passphrase or damaged profile); 78 configuration (relay.conf or a CURBSIDE_RELAY_* variable has a problem); \
+        1 anything else.
         """
 }
 

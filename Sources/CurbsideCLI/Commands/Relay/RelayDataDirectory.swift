@@ -12,45 +12,6 @@ struct RelayDataDirectory {
     var storePath: String { "\(path)/relay.sqlite" }
     var attachmentsPath: String { "\(path)/attachments" }
 
-    /// The settings `relay init` writes: `key = value` lines; `#` starts a comment.
-    struct Settings: Equatable {
-        var listen: HostPort
-        var names: [String]
-
-        var text: String {
-            """
-            # Curbside relay settings, written by `curbside relay init`.
-            listen = \(listen)
-            names = \(names.joined(separator: ","))
-
-            """
-        }
-
-        init(listen: HostPort, names: [String]) {
-            self.listen = listen
-            self.names = names
-        }
-
-        init(parsing text: String, path: String) throws {
-            var values: [String: String] = [:]
-            for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-                let content = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)[0]
-                    .trimmingCharacters(in: .whitespaces)
-                if content.isEmpty { continue }
-                let parts = content.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-                guard parts.count == 2, ["listen", "names"].contains(parts[0]) else {
-                    throw CLIError("\(path):\(number + 1): expected `listen = HOST:PORT` or `names = NAME,...`")
-                }
-                values[parts[0]] = parts[1]
-            }
-            guard let listenText = values["listen"], let listen = HostPort(listenText) else {
-                throw CLIError("\(path): no valid `listen = HOST:PORT` line")
-            }
-            self.listen = listen
-            self.names = (values["names"] ?? "").split(separator: ",").map(String.init)
-        }
-    }
-
     /// Makes the directory and everything in it private to the relay's user, whatever their modes were (a directory
     /// that existed before `relay init`, an operator's chmod): 0700 for directories, 0600 for files; links are left
     /// alone, not followed. Sets the process's umask to 077 first, so every file the relay creates from here on
@@ -79,14 +40,26 @@ struct RelayDataDirectory {
         }
     }
 
-    func readSettings() throws -> Settings {
+    /// relay.conf with the `CURBSIDE_RELAY_*` variables of `environment` over it.
+    ///
+    /// - Throws: `RelaySettingsError` with every problem found; `CLIError` when there is no relay.conf.
+    func readSettings(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> RelaySettings {
+        let (settings, problems) = try readSettingsCollectingProblems(environment: environment)
+        guard problems.isEmpty else { throw RelaySettingsError(file: configurationPath, problems: problems) }
+        return settings
+    }
+
+    /// As `readSettings`, but returns the problems with what could be read, for check-config.
+    func readSettingsCollectingProblems(
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> (settings: RelaySettings, problems: [RelaySettingsProblem]) {
         guard let text = try? String(contentsOfFile: configurationPath, encoding: .utf8) else {
             throw CLIError(
-                "\(path) is not a relay data directory (no relay.conf)",
+                "\(path) is not a relay data directory (no readable relay.conf)",
                 hint: "create one with `curbside relay init --data \(path)`"
             )
         }
-        return try Settings(parsing: text, path: configurationPath)
+        return RelaySettings.read(text: text, path: configurationPath, environment: environment, dataDirectory: path)
     }
 }
 

@@ -29,9 +29,13 @@ extension Curbside.Relay {
 
         func run() async throws {
             let directory = options.directory
-            _ = try directory.readSettings()
+            let settings = try directory.readSettings()
             try directory.makePrivate()
-            let store = try SQLiteRelayStore(path: directory.storePath)
+            let store: any RelayStore
+            switch settings.database {
+            case .sqlite(let path): store = try SQLiteRelayStore(path: path)
+            case .postgres: throw CLIError("PostgreSQL store not wired yet")
+            }
             let handle = try Handle(handle)
             if try await store.identityKey(for: handle) != nil {
                 throw CLIError("\(handle) is registered already; no code was made")

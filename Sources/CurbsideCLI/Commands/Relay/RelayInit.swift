@@ -4,7 +4,8 @@ import CurbsideTLS
 import Foundation
 
 extension Curbside.Relay {
-    /// Creates a relay's data directory: settings, a self-signed certificate and its key, and an empty store.
+    /// Creates a relay's data directory: settings, a self-signed certificate and its key, and an empty SQLite store (a
+    /// PostgreSQL relay's settings name its database instead; `relay serve` makes its schema).
     struct RelayInit: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "init",
@@ -19,10 +20,42 @@ extension Curbside.Relay {
         @Option(name: .customLong("name"), help: ArgumentHelp("A host name or address clients use; repeatable.", valueName: "host"))
         var names: [String] = []
 
+        @Option(
+            help: ArgumentHelp(
+                "Where to keep accounts and queues: sqlite (relay.sqlite in the data directory) or "
+                    + "postgres://USER@HOST[:PORT][,HOST[:PORT]...]/DATABASE, without the password.",
+                valueName: "database"
+            )
+        )
+        var database = "sqlite"
+
         func validate() throws {
             guard HostPort(listen) != nil else {
                 throw ValidationError("--listen must be HOST:PORT, such as 0.0.0.0:4433; got \"\(listen)\"")
             }
+            _ = try postgresURL()
+        }
+
+        /// The PostgreSQL database `--database` names; nil for SQLite.
+        private func postgresURL() throws -> PostgresURL? {
+            guard database != "sqlite" else { return nil }
+            guard database.lowercased().hasPrefix("postgres") else {
+                throw ValidationError("--database must be sqlite or a postgres:// URL")
+            }
+            let url: PostgresURL
+            do throws(PostgresURLError) {
+                url = try PostgresURL(parsing: database)
+            } catch {
+                throw ValidationError("--database: postgres URL \(error.message)")
+            }
+            // On a command line it lands in the shell's history and in `ps`; in relay.conf, on disk.
+            guard url.password == nil else {
+                throw ValidationError(
+                    "--database must not hold the password; set CURBSIDE_RELAY_DATABASE_PASSWORD where the relay runs "
+                        + "(or database_password in relay.conf)"
+                )
+            }
+            return url
         }
 
         func run() async throws {
@@ -49,14 +82,21 @@ extension Curbside.Relay {
             }
             let identity = try TLSIdentity.selfSigned(names: certificateNames)
             try identity.write(certificatePath: directory.certificatePath, privateKeyPath: directory.privateKeyPath, certificateMode: 0o600)
-            _ = try SQLiteRelayStore(path: directory.storePath)
-            let settings = RelayDataDirectory.Settings(listen: listen, names: certificateNames)
-            try Data(settings.text.utf8).write(to: URL(fileURLWithPath: directory.configurationPath))
+            var settings = RelaySettings(dataDirectory: directory.path)
+            settings.listen = listen
+            settings.names = certificateNames
+            if let url = try postgresURL() {
+                settings.database = .postgres(url)
+            } else {
+                _ = try SQLiteRelayStore(path: directory.storePath)
+            }
+            try Data(settings.fileText.utf8).write(to: URL(fileURLWithPath: directory.configurationPath))
 
             let fingerprint = identity.certificate.publicKeyFingerprint.description.dropFirst("sha256:".count)
             print("relay created in \(directory.path)")
             print("address      \(listen)")
             print("names        \(certificateNames.joined(separator: ", "))")
+            print("database     \(settings.database)")
             print("fingerprint  \(fingerprint)")
             print("clients pin the fingerprint: curbside init --relay \(listen) --relay-fingerprint \(fingerprint)")
         }

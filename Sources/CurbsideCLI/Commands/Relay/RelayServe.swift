@@ -2,9 +2,11 @@ import ArgumentParser
 import CurbsideRelay
 import CurbsideTLS
 import Foundation
+import Logging
+import ServiceLifecycle
 
 extension Curbside.Relay {
-    /// Runs the relay in the foreground until SIGINT or SIGTERM.
+    /// Runs the relay in the foreground, as a service group, until SIGINT or SIGTERM.
     struct RelayServe: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "serve",
@@ -13,71 +15,81 @@ extension Curbside.Relay {
 
         @OptionGroup var options: RelayDataOption
 
-        @Option(help: ArgumentHelp("Address and port to listen on, instead of the one in relay.conf.", valueName: "host:port"))
+        @Option(
+            help: ArgumentHelp(
+                "Address and port to listen on, instead of the one in relay.conf.",
+                valueName: "host:port"
+            )
+        )
         var listen: String?
+
+        @Option(
+            help: ArgumentHelp(
+                "Least severe log lines to write: trace, debug, info, notice, warning, error or critical "
+                    + "(default: log_level in relay.conf, else info).",
+                valueName: "level"
+            )
+        )
+        var logLevel: String?
 
         func validate() throws {
             if let listen, HostPort(listen) == nil {
                 throw ValidationError("--listen must be HOST:PORT, such as 0.0.0.0:4433; got \"\(listen)\"")
             }
+            if let logLevel, Logger.Level(rawValue: logLevel) == nil {
+                throw ValidationError(
+                    "--log-level must be trace, debug, info, notice, warning, error or critical; got \"\(logLevel)\""
+                )
+            }
         }
 
         func run() async throws {
             let directory = options.directory
-            let settings = try directory.readSettings()
+            var settings = try directory.readSettings()
             try directory.makePrivate()
-            let address = listen.flatMap(HostPort.init) ?? settings.listen
-            let identity = try TLSIdentity.read(certificatePath: directory.certificatePath, privateKeyPath: directory.privateKeyPath)
+            if let listen { settings.listen = HostPort(listen)! }
+            let level = logLevel.flatMap(Logger.Level.init(rawValue:)) ?? settings.logLevel
+            let logger = Logger(label: "curbside.relay") { _ in RelayLogHandler(logLevel: level) }
+            let identity = try TLSIdentity.read(
+                certificatePath: directory.certificatePath,
+                privateKeyPath: directory.privateKeyPath
+            )
             let tls = try TLSContext(configuration: .server(identity: identity, applicationProtocols: ["curbside/1"]))
             // The power-cut test's control run (curbside-faults powercut --control) needs a relay that loses what it
             // acknowledged; nothing else sets this, and the relay says so loudly when it is set.
             let unsafeNoSync = ProcessInfo.processInfo.environment["CURBSIDE_TESTONLY_UNSAFE_NO_SYNC"] == "1"
-            if unsafeNoSync { log("WARNING: CURBSIDE_TESTONLY_UNSAFE_NO_SYNC=1: commits are not fsynced; consults can be lost") }
-            let store = try SQLiteRelayStore(path: directory.storePath, _testOnlyUnsafeNoSync: unsafeNoSync)
-            var configuration = RelayConfiguration()
-            configuration.host = address.host
-            configuration.port = address.port
+            if unsafeNoSync {
+                logger.warning("CURBSIDE_TESTONLY_UNSAFE_NO_SYNC=1: commits are not fsynced; consults can be lost")
+            }
+            let store: any RelayStore
+            switch settings.database {
+            case .sqlite(let path):
+                store = try SQLiteRelayStore(path: path, _testOnlyUnsafeNoSync: unsafeNoSync)
+            case .postgres:
+                throw CLIError("PostgreSQL store not wired yet")
+            }
             let attachments = try BlobStore(root: directory.attachmentsPath)
-            let bound = try await RelayServer(configuration: configuration, tls: tls, store: store, attachments: attachments).bind()
-            log("listening on \(HostPort(host: address.host, port: bound.port)), fingerprint \(identity.certificate.publicKeyFingerprint)")
-
-            let serving = Task { try await bound.serve() }
-            let signals = SignalWatcher(signals: [SIGINT, SIGTERM]) { signal in
-                log("signal \(signal): stopping")
-                serving.cancel()
-            }
-            defer { signals.cancel() }
-            do {
-                try await serving.value
-            } catch is CancellationError {
-            } catch where Task.isCancelled || serving.isCancelled {
-            }
-            log("stopped")
+            let server = RelayServer(
+                configuration: settings.relayConfiguration,
+                tls: tls,
+                store: store,
+                attachments: attachments,
+                logger: logger
+            )
+            let bound = try await server.bind()
+            let address = HostPort(host: settings.listen.host, port: bound.port)
+            logger.info("listening on \(address), fingerprint \(identity.certificate.publicKeyFingerprint)")
+            // SIGTERM or SIGINT shuts the group down gracefully: the relay stops accepting, lets requests under way
+            // be answered (for at most shutdown_grace_period) and returns.
+            let group = ServiceGroup(
+                configuration: ServiceGroupConfiguration(
+                    services: [.init(service: bound)],
+                    gracefulShutdownSignals: [.sigterm, .sigint],
+                    logger: logger
+                )
+            )
+            try await group.run()
+            logger.info("stopped")
         }
-    }
-}
-
-/// Writes one line to standard error; the relay's log never holds content.
-func log(_ line: String) {
-    FileHandle.standardError.write(Data("curbside relay: \(line)\n".utf8))
-}
-
-/// Calls `handler` on the given signals instead of the default action, until cancelled.
-/// Sendable because the sources are only created in init and cancelled, which Dispatch allows from any thread.
-final class SignalWatcher: @unchecked Sendable {
-    private let sources: [any DispatchSourceSignal]
-
-    init(signals: [Int32], handler: @escaping @Sendable (Int32) -> Void) {
-        sources = signals.map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { handler(number) }
-            source.resume()
-            return source
-        }
-    }
-
-    func cancel() {
-        for source in sources { source.cancel() }
     }
 }

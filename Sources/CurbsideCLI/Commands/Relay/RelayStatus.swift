@@ -15,8 +15,14 @@ extension Curbside.Relay {
             let directory = options.directory
             let settings = try directory.readSettings()
             try directory.makePrivate()
-            let statistics = try await SQLiteRelayStore(path: directory.storePath).statistics()
+            let store: any RelayStore
+            switch settings.database {
+            case .sqlite(let path): store = try SQLiteRelayStore(path: path)
+            case .postgres: throw CLIError("PostgreSQL store not wired yet")
+            }
+            let statistics = try await store.statistics()
             print("listen             \(settings.listen)")
+            print("database           \(settings.database)")
             print("accounts           \(statistics.accounts)")
             print("pending enrolments \(statistics.pendingEnrollments)")
             print("one-time prekeys   \(statistics.oneTimePrekeys)")
