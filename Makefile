@@ -2,7 +2,7 @@
 
 SWIFT        ?= swift
 SWIFT_FLAGS  ?=
-SYSTEM_PACKAGES := libsodium-dev libssl-dev libsqlite3-dev pkg-config openssl age python3 python3-venv e2fsprogs mount
+SYSTEM_PACKAGES := libsodium-dev libssl-dev libsqlite3-dev pkg-config openssl age python3 python3-venv e2fsprogs mount postgresql
 
 # Root runs apt-get itself; anyone else goes through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

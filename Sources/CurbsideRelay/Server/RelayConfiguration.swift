@@ -52,6 +52,9 @@ public struct RelayConfiguration: Sendable {
     public var minimumFreeDiskBytes: UInt64 = 256 << 20
     /// How long an envelope waits for its recipient before it is deleted with an expiry notice (14 days).
     public var envelopeLifetimeSeconds: UInt64 = 14 * 24 * 3600
+    /// On PostgreSQL, how often a relay process reads what other processes stored for its connected clients, in case
+    /// a notification was lost (PostgresFanOut); pushes arrive by notification well before this.
+    public var pushCatchUpInterval: Duration = .seconds(1)
     /// How often the relay looks for expired envelopes.
     public var expirySweepInterval: Duration = .seconds(60)
     /// One-time prekeys one account may take from another's bundles: this many at once, then one per interval

@@ -252,6 +252,17 @@ public struct BoundRelay: Sendable {
                 await Self.sweep(session)
             }
         }
+        // Relay processes sharing a PostgreSQL database push what the others stored to their own connections.
+        let fanOut = (session.store as? PostgresRelayStore).map { store in
+            Task {
+                await PostgresFanOut(
+                    store: store,
+                    clients: session.clients,
+                    interval: session.configuration.pushCatchUpInterval,
+                    logger: server.logger
+                ).run()
+            }
+        }
         // Stopping: the listener closes, idle connections close, busy ones answer their request first; the accept loop
         // ends once every session has, and then the sweeper is stopped and awaited, so no transaction is cut short.
         let grace = server.configuration.shutdownGracePeriod
@@ -267,13 +278,19 @@ public struct BoundRelay: Sendable {
             }
         }
         sweeper.cancel()
+        fanOut?.cancel()
         await sweeper.value
+        await fanOut?.value
         try result.get()
     }
 
     static func sweep(_ session: RelaySession, now: Timestamp = .now()) async {
-        if let removal = try? await session.store.expire(now: now) {
+        do {
+            let removal = try await session.store.expire(now: now)
+            if !removal.notices.isEmpty { session.logger.info("expired \(removal.notices.count) envelopes; their senders are told") }
             await session.settle(removal)
+        } catch {
+            session.logger.warning("expiry sweep failed: \(error); the next sweep tries again")
         }
         await removeOrphanFiles(session)
     }

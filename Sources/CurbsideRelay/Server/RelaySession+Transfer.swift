@@ -65,7 +65,7 @@ extension RelaySession {
                 storedAt: now,
                 envelope: request.envelope
             )
-            await clients.push(.pushEnvelope(delivered), to: request.recipient)
+            await clients.push(.pushEnvelope(delivered), to: request.recipient, once: .envelope(sequence))
             return .reply(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: now, expiresAt: expiresAt)), state)
         case .duplicate(_, let storedAt, let originalExpiry):
             return .reply(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: storedAt, expiresAt: originalExpiry)), state)
@@ -208,7 +208,7 @@ extension RelaySession {
     /// Pushes the notices of a removal to connected senders and deletes the files of forgotten attachments.
     func settle(_ removal: Removal) async {
         for notice in removal.notices {
-            await clients.push(.pushNotice(notice.wire), to: notice.sender)
+            await clients.push(.pushNotice(notice.wire), to: notice.sender, once: .notice(notice.sequence))
         }
         try? await attachments.delete(removal.attachmentFiles)
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CurbsideRelay
+import Logging
 import CurbsideWire
 
 extension Curbside.Relay {
@@ -31,11 +32,7 @@ extension Curbside.Relay {
             let directory = options.directory
             let settings = try directory.readSettings()
             try directory.makePrivate()
-            let store: any RelayStore
-            switch settings.database {
-            case .sqlite(let path): store = try SQLiteRelayStore(path: path)
-            case .postgres: throw CLIError("PostgreSQL store not wired yet")
-            }
+            let store = try await settings.openStore(logger: Logger(label: "curbside.relay") { _ in SwiftLogNoOpLogHandler() }).store
             let handle = try Handle(handle)
             if try await store.identityKey(for: handle) != nil {
                 throw CLIError("\(handle) is registered already; no code was made")

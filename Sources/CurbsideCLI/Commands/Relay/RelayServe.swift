@@ -61,14 +61,7 @@ extension Curbside.Relay {
             if unsafeNoSync {
                 logger.warning("CURBSIDE_TESTONLY_UNSAFE_NO_SYNC=1: commits are not fsynced; consults can be lost")
             }
-            let store: any RelayStore
-            switch settings.database {
-            case .sqlite(let path):
-                store = try SQLiteRelayStore(path: path, _testOnlyUnsafeNoSync: unsafeNoSync)
-            case .postgres:
-                throw CLIError("PostgreSQL store not wired yet")
-            }
-            let attachments = try BlobStore(root: directory.attachmentsPath)
+            let (store, attachments) = try await settings.openStore(logger: logger, unsafeNoSync: unsafeNoSync)
             let server = RelayServer(
                 configuration: settings.relayConfiguration,
                 tls: tls,

@@ -1,4 +1,5 @@
 import CurbsideRelay
+import CurbsideWire
 import Logging
 
 /// Everything relay.conf sets, with the environment's `CURBSIDE_RELAY_*` variables over it: where to listen, the
@@ -39,7 +40,44 @@ struct RelaySettings {
         var configuration = configuration
         configuration.host = listen.host
         configuration.port = listen.port
+        configuration.pushCatchUpInterval = pushCatchUpInterval
         return configuration
+    }
+
+    /// The PostgreSQL store's settings from the `database` URL: its hosts in order (a host beginning with `/` is a
+    /// socket directory, as libpq has it), the user, password and database, and the pool size.
+    static func postgresSettings(_ url: PostgresURL, poolSize: Int) -> PostgresSettings {
+        var settings = PostgresSettings(
+            servers: url.hosts.map { host in
+                host.unixSocketPath.map { .unixSocket(path: $0) } ?? .tcp(host: host.host, port: host.port)
+            },
+            username: url.user,
+            password: url.password,
+            database: url.database
+        )
+        settings.maximumConnections = poolSize
+        if let timeout = url.options["connect_timeout"].flatMap(Int.init) { settings.connectTimeout = .seconds(timeout) }
+        return settings
+    }
+
+    /// Opens the store `database` names, with its attachment storage: SQLite and files in the data directory, or
+    /// PostgreSQL for both (its schema brought up to date).
+    func openStore(logger: Logger, unsafeNoSync: Bool = false) async throws -> (store: any RelayStore, attachments: any AttachmentStorage) {
+        switch database {
+        case .sqlite(let path):
+            let store = try SQLiteRelayStore(path: path, _testOnlyUnsafeNoSync: unsafeNoSync)
+            return (store, try BlobStore(root: RelayDataDirectory(path: dataDirectory).attachmentsPath))
+        case .postgres(let url):
+            do {
+                let store = try await PostgresRelayStore.open(settings: Self.postgresSettings(url, poolSize: databasePoolSize), logger: logger)
+                return (store, PostgresAttachmentStorage(store: store))
+            } catch let error as RelayError {
+                throw CLIError(
+                    "cannot use the database \(url): \(error.detail)",
+                    hint: "check `database` in relay.conf and that a server on it accepts writes (`curbside relay check-config`)"
+                )
+            }
+        }
     }
 }
 

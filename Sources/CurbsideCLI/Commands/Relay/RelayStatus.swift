@@ -1,5 +1,6 @@
 import ArgumentParser
 import CurbsideRelay
+import Logging
 
 extension Curbside.Relay {
     /// Prints what the relay holds; safe while it runs.
@@ -15,11 +16,7 @@ extension Curbside.Relay {
             let directory = options.directory
             let settings = try directory.readSettings()
             try directory.makePrivate()
-            let store: any RelayStore
-            switch settings.database {
-            case .sqlite(let path): store = try SQLiteRelayStore(path: path)
-            case .postgres: throw CLIError("PostgreSQL store not wired yet")
-            }
+            let store = try await settings.openStore(logger: Logger(label: "curbside.relay") { _ in SwiftLogNoOpLogHandler() }).store
             let statistics = try await store.statistics()
             print("listen             \(settings.listen)")
             print("database           \(settings.database)")
