@@ -76,7 +76,7 @@ public final class PostgresCluster: @unchecked Sendable {
         let cluster = try create(name: name)
         try cluster.run(
             cluster.binDirectory + "/pg_basebackup",
-            ["-h", primary.socketDirectory, "-p", String(primary.port), "-U", primary.user, "-D", cluster.dataDirectory, "-R", "-X", "stream",
+            ["-h", primary.socketDirectory, "-p", String(primary.port), "-U", primary.user, "-D", cluster.dataDirectory, "-R", "-X", "stream", "--checkpoint=fast",
              "-d", "application_name=\(name)"]
         )
         try cluster.configure(settings)

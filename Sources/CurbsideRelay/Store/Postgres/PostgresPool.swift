@@ -1,5 +1,6 @@
 import CurbsideWire
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import PostgresNIO
 
@@ -98,16 +99,45 @@ actor PostgresPool {
     var server: PostgresSettings.Server? { current?.server }
 
     /// Leases a connection to the writable server for `body`.
-    nonisolated func withConnection<T: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+    ///
+    /// A server that died leaves its pool retrying its connections while requests wait for one: a request that gets
+    /// no connection within `connectTimeout` is answered `store_unavailable`, and the server is looked for again.
+    nonisolated func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let client = try await writableClient()
+        let leased = NIOLockedValueBox(false)
+        let timeout = settings.connectTimeout
         do {
-            return try await client.withConnection { connection in try await body(connection) }
+            return try await withThrowingTaskGroup(of: T?.self) { group in
+                group.addTask {
+                    try await client.withConnection { connection in
+                        leased.withLockedValue { $0 = true }
+                        return try await body(connection)
+                    }
+                }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    if !leased.withLockedValue({ $0 }) { throw LeaseTimedOut() }
+                    return nil
+                }
+                while let result = try await group.next() {
+                    if let value = result {
+                        group.cancelAll()
+                        return value
+                    }
+                }
+                throw LeaseTimedOut()
+            }
         } catch let error as PSQLError {
             let mapped = Self.relayError(error)
             if mapped.code == .storeUnavailable { await lost(client) }
             throw mapped
+        } catch is LeaseTimedOut {
+            await lost(client)
+            throw RelayError(.storeUnavailable, "the relay's database did not answer within \(timeout); try again shortly")
         }
     }
+
+    private struct LeaseTimedOut: Error {}
 
     /// The client of the writable server, found first if there is none.
     private func writableClient() async throws -> PostgresClient {
