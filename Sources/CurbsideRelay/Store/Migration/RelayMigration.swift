@@ -374,10 +374,10 @@ public struct RelayMigration: Sendable {
             try await target.setProgress(step: step.rawValue, position: last.rowid)
         }
         position = last.rowid
-        return (rows.count + links.count, rows.reduce(0) { $0 + $1.values.reduce(0) { $0 + $1.byteCount } })
+        return (rows.count, rows.reduce(0) { $0 + $1.values.reduce(0) { $0 + $1.byteCount } })
     }
 
-    /// Copies up to `batchBytes` of attachment bytes in one transaction, as `chunkBytes` rows, continuing at byte
+    /// Copies up to `batchBytes` of attachment bytes (`batchRows` chunks) in one transaction, as `chunkBytes` rows, continuing at byte
     /// `byteOffset` of attachment `position` (or the next one); records where it stopped. Returns the chunks and bytes
     /// copied (none: all attachments' bytes are copied).
     private func copyAttachmentBytes(
@@ -394,7 +394,7 @@ public struct RelayMigration: Sendable {
         var (key, offset) = held[index].key == start ? (start, startOffset) : (held[index].key, Int64(0))
         var copied = (rows: 0, bytes: 0)
         try await target.transaction {
-            while copied.bytes < options.batchBytes {
+            while copied.bytes < options.batchBytes, copied.rows < options.batchRows {
                 let attachment = held[index]
                 let length = Int(min(Int64(options.chunkBytes), attachment.held - offset))
                 let piece = try await source.blobs.readHeld(attachment.key, from: UInt64(offset), length: length)
