@@ -241,25 +241,19 @@ struct MigrationTarget {
         }
         var hashed: [(owner: String, sha256: [UInt8], held: Int64, complete: Bool, hash: [UInt8])] = []
         for attachment in attachments {
-            let hasher = FileSHA256()
-            var next: Int64 = 0
-            for try await (offset, data) in try await connection.query(
-                "SELECT \"offset\", data FROM attachment_chunk WHERE attachment = \(attachment.key) ORDER BY \"offset\"",
-                logger: logger
-            ).decode((Int64, ByteBuffer).self) {
-                guard offset == next else {
-                    throw RelayMigrationError(.verificationFailed, "attachment \(attachment.key) in the target has a gap at byte \(next)")
-                }
-                data.withUnsafeReadableBytes { hasher.update($0) }
-                next += Int64(data.readableBytes)
+            let digest: (sha256: [UInt8], bytes: Int64)
+            do {
+                digest = try await PostgresAttachmentStorage.chunkDigest(of: attachment.key, on: connection, logger: logger)
+            } catch BlobStore.Failure.io(let detail) {
+                throw RelayMigrationError(.verificationFailed, "in the target, \(detail)")
             }
-            guard next == attachment.held else {
+            guard digest.bytes == attachment.held else {
                 throw RelayMigrationError(
                     .verificationFailed,
-                    "attachment \(attachment.key) in the target holds \(next) bytes in chunks but records \(attachment.held)"
+                    "attachment \(attachment.key) in the target holds \(digest.bytes) bytes in chunks but records \(attachment.held)"
                 )
             }
-            hashed.append((attachment.owner, attachment.sha256, attachment.held, attachment.complete, hasher.finalize()))
+            hashed.append((attachment.owner, attachment.sha256, attachment.held, attachment.complete, digest.sha256))
         }
         return hashed
     }
