@@ -125,7 +125,7 @@ struct QueuedRelay {
         return QueuedRelay(base: base, relay: relay, gp: gp, derm: derm, consults: queued, dermConsults: dermConsults, halfSent: halfSent)
     }
 
-    /// `curbside send` with a 24 MiB attachment; once the relay holds part of the upload, the relay is frozen
+    /// `curbside send` with a 24 MiB attachment; once the relay holds 8 MiB of the upload, the relay is frozen
     /// (SIGSTOP, so what it holds cannot move), checked to hold only part, and killed. The consult stays queued in
     /// amara.gp's outbox with its upload half done, as after a relay crash.
     private static func sendUntilTheRelayDies(relay: RelayProcess, base: String, gp: String) async throws -> (id: String, file: String, held: Int64) {
@@ -148,7 +148,8 @@ struct QueuedRelay {
         for _ in 0..<60_000 where held == 0 {
             for name in (try? FileManager.default.contentsOfDirectory(atPath: partial)) ?? [] {
                 let size = (try? FileManager.default.attributesOfItem(atPath: "\(partial)/\(name)")[.size] as? Int64) ?? 0
-                if size > 0 {
+                // A third of the way, so the copy carries a real part of an upload (and several chunk rows).
+                if size >= 8 << 20 {
                     await relay.send(SIGSTOP)
                     held = (try? FileManager.default.attributesOfItem(atPath: "\(partial)/\(name)")[.size] as? Int64) ?? 0
                 }
@@ -202,7 +203,10 @@ struct RelayMigrateCommandTests {
         let migrated = try Executable.run(["relay", "migrate", "--data", relay.data, "--to", database.url])
         let elapsed = ContinuousClock.now - started
         #expect(migrated.status == 0, "\(migrated.stdout)\(migrated.stderr)")
-        print("relay migrate: \(consults) consults, \(attachments) attachments + 1 half-uploaded: \(elapsed)\n\(migrated.stdout)")
+        print(
+            "relay migrate: \(consults) consults, \(attachments) attachments + 1 half-uploaded (\(halfSent.held) bytes held): "
+                + "\(elapsed)\n\(migrated.stdout)"
+        )
         #expect(migrated.stdout.contains("verified: every table and every attachment's bytes agree"), "\(migrated.stdout)")
         let checks = Self.checks(in: migrated.stdout)
         #expect(checks.count == 11 && checks.values.allSatisfy { $0.source == $0.target }, "\(checks)")
