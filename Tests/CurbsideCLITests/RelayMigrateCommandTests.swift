@@ -382,6 +382,12 @@ struct RelayMigrateCommandTests {
         #expect(otherSource.status == 1)
         #expect(otherSource.stderr.contains("holds a migration from another relay (\(relay.data)/relay.sqlite"), "\(otherSource.stderr)")
 
+        let nowhere = String(serving.url.prefix { $0 != "/" } + "//" + serving.url.dropFirst("postgres://".count).prefix { $0 != "/" }) + "/no_such_database"
+        let unreachable = try migrate(nowhere)
+        #expect(unreachable.status == 1)
+        #expect(unreachable.stderr.contains("curbside: error: cannot use the database \(nowhere)"), "\(unreachable.stderr)")
+        #expect(unreachable.stderr.contains("3D000"), "the server's reason: \(unreachable.stderr)")
+
         let withPassword = try migrate("postgres://relay:hunter2@db/curbside")
         #expect(withPassword.status == 64)
         #expect(withPassword.stderr.contains("--to must not hold the password"))

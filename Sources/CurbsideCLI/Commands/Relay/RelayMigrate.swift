@@ -72,7 +72,8 @@ extension Curbside.Relay {
                 attachmentsPath: directory.attachmentsPath,
                 target: RelaySettings.postgresSettings(url, poolSize: 1),
                 options: migrationOptions,
-                logger: Logger(label: "curbside.relay.migrate") { _ in RelayLogHandler(logLevel: .notice) }
+                // At info the pool says why a server could not be used (no such database, a refused password).
+                logger: Logger(label: "curbside.relay.migrate") { _ in RelayLogHandler(logLevel: .info) }
             )
             print("migrating \(directory.storePath) to \(url)")
             let started = ContinuousClock.now
