@@ -259,6 +259,14 @@ public struct RelayMigration: Sendable {
         var resumedAt: Step?
         if let progress = try await target.progress() {
             guard progress.fingerprint == fingerprint else {
+                if progress.source == source.path, let finishedAt = progress.finishedAt {
+                    throw RelayMigrationError(
+                        .sourceChanged,
+                        "\(source.path) changed after it was migrated into \(targetDescription) (finished at \(finishedAt));"
+                            + " what a relay stored in it since is not in PostgreSQL",
+                        hint: "if the relay ran on SQLite after the migration, migrate again into a new, empty database"
+                    )
+                }
                 if progress.source == source.path {
                     throw RelayMigrationError(
                         .sourceChanged,
