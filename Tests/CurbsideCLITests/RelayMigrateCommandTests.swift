@@ -80,7 +80,10 @@ struct QueuedRelay {
         // osei.derm asks amara.gp twice; amara.gp fetches both, so two delivered-to-device notices wait for osei.derm.
         var dermConsults: [String] = []
         for index in 0..<2 {
-            let sent = try curbside(["send", "amara.gp", "--subject", "Rash follow-up \(index)", "--question", "Seen?"], home: derm)
+            let sent = try curbside(
+                ["send", "amara.gp", "--subject", "Rash follow-up \(index)", "--question", "Seen?"],
+                home: derm
+            )
             #expect(sent.status == 0, "\(sent.stderr)")
             dermConsults.append(String(try #require(sent.stdout.firstMatch(of: /[0-9a-f]{32}/)).output))
         }
@@ -100,7 +103,9 @@ struct QueuedRelay {
                 let path = "\(base)/lesion-\(index).bin"
                 // Three 256 KiB chunks each once encrypted, so a batch of two chunks ends inside one.
                 let size = 520 * 1024 + Int(generator.next() % (180 * 1024))
-                try Data((0..<size).map { _ in UInt8(truncatingIfNeeded: generator.next()) }).write(to: URL(fileURLWithPath: path))
+                try Data((0..<size).map { _ in UInt8(truncatingIfNeeded: generator.next()) }).write(
+                    to: URL(fileURLWithPath: path)
+                )
                 files = [AttachmentSource(path: path, keepMetadata: true)]
                 file = path
             }
@@ -122,20 +127,33 @@ struct QueuedRelay {
         } else {
             await relay.stop()
         }
-        return QueuedRelay(base: base, relay: relay, gp: gp, derm: derm, consults: queued, dermConsults: dermConsults, halfSent: halfSent)
+        return QueuedRelay(
+            base: base,
+            relay: relay,
+            gp: gp,
+            derm: derm,
+            consults: queued,
+            dermConsults: dermConsults,
+            halfSent: halfSent
+        )
     }
 
     /// `curbside send` with a 24 MiB attachment; once the relay holds 8 MiB of the upload, the relay is frozen
     /// (SIGSTOP, so what it holds cannot move), checked to hold only part, and killed. The consult stays queued in
     /// amara.gp's outbox with its upload half done, as after a relay crash.
-    private static func sendUntilTheRelayDies(relay: RelayProcess, base: String, gp: String) async throws -> (id: String, file: String, held: Int64) {
+    private static func sendUntilTheRelayDies(relay: RelayProcess, base: String, gp: String) async throws -> (
+        id: String, file: String, held: Int64
+    ) {
         let file = "\(base)/dermatoscopy.bin"
         var generator = SplitMix64(seed: 16)
-        try Data((0..<(24 << 20)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }).write(to: URL(fileURLWithPath: file))
+        try Data((0..<(24 << 20)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }).write(
+            to: URL(fileURLWithPath: file)
+        )
         let send = Process()
         send.executableURL = Executable.url
         send.arguments = [
-            "send", "osei.derm", "--subject", "Dermatoscopy series", "--question", "Excise?", "--image", file, "--keep-metadata",
+            "send", "osei.derm", "--subject", "Dermatoscopy series", "--question", "Excise?", "--image", file,
+            "--keep-metadata",
             "--retries", "0", "--json", "--home", gp,
         ]
         send.environment = ProcessInfo.processInfo.environment.merging(ProviderCommandTests.environment) { $1 }
@@ -147,11 +165,13 @@ struct QueuedRelay {
         var held: Int64 = 0
         for _ in 0..<60_000 where held == 0 {
             for name in (try? FileManager.default.contentsOfDirectory(atPath: partial)) ?? [] {
-                let size = (try? FileManager.default.attributesOfItem(atPath: "\(partial)/\(name)")[.size] as? Int64) ?? 0
+                let size =
+                    (try? FileManager.default.attributesOfItem(atPath: "\(partial)/\(name)")[.size] as? Int64) ?? 0
                 // A third of the way, so the copy carries a real part of an upload (and several chunk rows).
                 if size >= 8 << 20 {
                     await relay.send(SIGSTOP)
-                    held = (try? FileManager.default.attributesOfItem(atPath: "\(partial)/\(name)")[.size] as? Int64) ?? 0
+                    held =
+                        (try? FileManager.default.attributesOfItem(atPath: "\(partial)/\(name)")[.size] as? Int64) ?? 0
                 }
             }
             if held == 0 { try await Task.sleep(for: .milliseconds(1)) }
@@ -207,7 +227,10 @@ struct RelayMigrateCommandTests {
             "relay migrate: \(consults) consults, \(attachments) attachments + 1 half-uploaded (\(halfSent.held) bytes held): "
                 + "\(elapsed)\n\(migrated.stdout)"
         )
-        #expect(migrated.stdout.contains("verified: every table and every attachment's bytes agree"), "\(migrated.stdout)")
+        #expect(
+            migrated.stdout.contains("verified: every table and every attachment's bytes agree"),
+            "\(migrated.stdout)"
+        )
         let checks = Self.checks(in: migrated.stdout)
         #expect(checks.count == 11 && checks.values.allSatisfy { $0.source == $0.target }, "\(checks)")
         // osei.derm's queue: the consults and the receipts amara.gp sent for the two it fetched.
@@ -218,7 +241,11 @@ struct RelayMigrateCommandTests {
         #expect(migrated.stdout.contains("(1 half-uploaded"))
         let conf = try String(contentsOfFile: "\(relay.data)/relay.conf", encoding: .utf8)
         #expect(conf.contains("\ndatabase = \(database.url)\n"), "\(conf)")
-        #expect(!(try String(contentsOfFile: "\(relay.data)/relay.conf.before-migrate", encoding: .utf8)).contains("\ndatabase = postgres"))
+        #expect(
+            !(try String(contentsOfFile: "\(relay.data)/relay.conf.before-migrate", encoding: .utf8)).contains(
+                "\ndatabase = postgres"
+            )
+        )
 
         // In PostgreSQL as the relay left it: the upload half done, its bytes as rows.
         let upload = try await MigrationPostgres.shared.psql(
@@ -244,22 +271,39 @@ struct RelayMigrateCommandTests {
         ).split(separator: "\n").compactMap { Int64($0) }
         #expect(offsets.contains(halfSent.held), "chunks at \(offsets)")
         #expect(offsets.filter { $0 < halfSent.held }.allSatisfy { $0 % (256 << 10) == 0 }, "chunks at \(offsets)")
-        #expect(try await MigrationPostgres.shared.psql("SELECT complete FROM attachment WHERE key = \(key)", database: database.name) == "t")
+        #expect(
+            try await MigrationPostgres.shared.psql(
+                "SELECT complete FROM attachment WHERE key = \(key)",
+                database: database.name
+            ) == "t"
+        )
 
         let inbox = try curbside("inbox", "--json", home: queued.derm)
         #expect(inbox.status == 0, "\(inbox.stderr)")
         let listed = try #require(try JSONSerialization.jsonObject(with: Data(inbox.stdout.utf8)) as? [String: Any])
         let messages = try #require(listed["messages"] as? [[String: Any]])
-        let received = Set(messages.filter { $0["direction"] as? String == "in" && $0["kind"] as? String == "consult" }.compactMap { $0["id"] as? String })
-        #expect(received == Set(queued.consults.map(\.id) + [halfSent.id]), "\(received.count) of \(queued.consults.count + 1) received")
+        let received = Set(
+            messages.filter { $0["direction"] as? String == "in" && $0["kind"] as? String == "consult" }.compactMap {
+                $0["id"] as? String
+            }
+        )
+        #expect(
+            received == Set(queued.consults.map(\.id) + [halfSent.id]),
+            "\(received.count) of \(queued.consults.count + 1) received"
+        )
 
-        for (id, file) in [(halfSent.id, halfSent.file)] + queued.consults.compactMap({ consult in consult.attachment.map { (consult.id, $0) } }).prefix(2) {
+        for (id, file) in [(halfSent.id, halfSent.file)]
+            + queued.consults.compactMap({ consult in consult.attachment.map { (consult.id, $0) } }).prefix(2)
+        {
             let saveDirectory = "\(queued.base)/saved-\(id)"
             let shown = try curbside("show", id, "--save-dir", saveDirectory, "--json", home: queued.derm)
             #expect(shown.status == 0, "\(shown.stderr)")
             let output = try #require(try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any])
             let saved = try #require((output["saved"] as? [String])?.first, "\(shown.stdout)")
-            #expect(FileManager.default.contents(atPath: saved) == FileManager.default.contents(atPath: file), "\(id)'s attachment")
+            #expect(
+                FileManager.default.contents(atPath: saved) == FileManager.default.contents(atPath: file),
+                "\(id)'s attachment"
+            )
         }
 
         // The notices that waited in the SQLite store reach osei.derm from PostgreSQL.
@@ -284,8 +328,11 @@ struct RelayMigrateCommandTests {
             )
         }
         func progress() async throws -> [Substring] {
-            try await MigrationPostgres.shared.psql("SELECT step, position, byte_offset FROM migration_progress", database: database.name)
-                .split(separator: "|")
+            try await MigrationPostgres.shared.psql(
+                "SELECT step, position, byte_offset FROM migration_progress",
+                database: database.name
+            )
+            .split(separator: "|")
         }
 
         // Batches of two rows (or two 256 KiB chunks) up to the attachments' bytes, from the source's own counts.
@@ -296,7 +343,9 @@ struct RelayMigrateCommandTests {
             }
         }
         let chunks = try await source.read { db in
-            try Int64.fetchAll(db, sql: "SELECT size FROM attachment").reduce(0) { $0 + Int(($1 + (256 << 10) - 1) / (256 << 10)) }
+            try Int64.fetchAll(db, sql: "SELECT size FROM attachment").reduce(0) {
+                $0 + Int(($1 + (256 << 10) - 1) / (256 << 10))
+            }
         }
         try source.close()
         let batchesBefore = rowsBefore.reduce(0) { $0 + ($1 + 1) / 2 }
@@ -323,7 +372,10 @@ struct RelayMigrateCommandTests {
         #expect((checks["envelope"]?.source ?? 0) >= 24)
         #expect(checks["attachment_data"]?.source == 3)
         // Each chunk copied once, however often the copy was interrupted.
-        #expect(try await MigrationPostgres.shared.psql("SELECT COUNT(*) FROM attachment_chunk", database: database.name) == String(chunks))
+        #expect(
+            try await MigrationPostgres.shared.psql("SELECT COUNT(*) FROM attachment_chunk", database: database.name)
+                == String(chunks)
+        )
 
         let fourth = try migrate(stoppingAfter: nil)
         #expect(fourth.status == 0, "\(fourth.stderr)")
@@ -340,7 +392,9 @@ struct RelayMigrateCommandTests {
         let relay = try RelayProcess(base: base)
         _ = try relay.enroll("amara.gp")
         let conf = try String(contentsOfFile: "\(relay.data)/relay.conf", encoding: .utf8)
-        func migrate(_ url: String, environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
+        func migrate(_ url: String, environment: [String: String] = [:]) throws -> (
+            status: Int32, stdout: String, stderr: String
+        ) {
             try Executable.run(["relay", "migrate", "--data", relay.data, "--to", url], environment: environment)
         }
 
@@ -349,43 +403,76 @@ struct RelayMigrateCommandTests {
         let inUse = try migrate(serving.url)
         await relay.stop()
         #expect(inUse.status == 1)
-        #expect(inUse.stderr.contains("curbside: error: \(relay.data)/relay.sqlite is in use by another process"), "\(inUse.stderr)")
+        #expect(
+            inUse.stderr.contains("curbside: error: \(relay.data)/relay.sqlite is in use by another process"),
+            "\(inUse.stderr)"
+        )
         #expect(inUse.stderr.contains("curbside: hint: stop `curbside relay serve`"))
 
         // A database a PostgreSQL relay already uses: one enrollment in it.
         let used = try await MigrationPostgres.shared.newDatabase()
         let other = "\(base)/pg-relay"
-        #expect(try Executable.run(["relay", "init", "--data", other, "--database", used.url, "--listen", "127.0.0.1:0"]).status == 0)
+        #expect(
+            try Executable.run(["relay", "init", "--data", other, "--database", used.url, "--listen", "127.0.0.1:0"])
+                .status == 0
+        )
         #expect(try Executable.run(["relay", "enroll", "--data", other, "kofi.cardio"]).status == 0)
         let notEmpty = try migrate(used.url)
         #expect(notEmpty.status == 1)
-        #expect(notEmpty.stderr.contains("is not empty (1 enrollment rows) and holds no migration of this relay; nothing was copied"), "\(notEmpty.stderr)")
-        #expect(try await MigrationPostgres.shared.psql("SELECT handle FROM enrollment", database: used.name) == "kofi.cardio")
+        #expect(
+            notEmpty.stderr.contains(
+                "is not empty (1 enrollment rows) and holds no migration of this relay; nothing was copied"
+            ),
+            "\(notEmpty.stderr)"
+        )
+        #expect(
+            try await MigrationPostgres.shared.psql("SELECT handle FROM enrollment", database: used.name)
+                == "kofi.cardio"
+        )
 
         let foreign = try await MigrationPostgres.shared.newDatabase()
         _ = try await MigrationPostgres.shared.psql("CREATE TABLE patient (id integer)", database: foreign.name)
         let foreignRefused = try migrate(foreign.url)
         #expect(foreignRefused.status == 1)
-        #expect(foreignRefused.stderr.contains("holds tables that are not a Curbside relay's (patient)"), "\(foreignRefused.stderr)")
+        #expect(
+            foreignRefused.stderr.contains("holds tables that are not a Curbside relay's (patient)"),
+            "\(foreignRefused.stderr)"
+        )
 
         // Interrupted, then the SQLite relay was used again: the copy no longer matches its source.
         let interrupted = try await MigrationPostgres.shared.newDatabase()
-        #expect(try migrate(interrupted.url, environment: ["CURBSIDE_TESTONLY_MIGRATE_STOP_AFTER_BATCHES": "1"]).status == SIGKILL)
+        #expect(
+            try migrate(interrupted.url, environment: ["CURBSIDE_TESTONLY_MIGRATE_STOP_AFTER_BATCHES": "1"]).status
+                == SIGKILL
+        )
         _ = try relay.enroll("osei.derm")
         let changed = try migrate(interrupted.url)
         #expect(changed.status == 1)
-        #expect(changed.stderr.contains("relay.sqlite changed since the migration into database \(interrupted.name)"), "\(changed.stderr)")
+        #expect(
+            changed.stderr.contains("relay.sqlite changed since the migration into database \(interrupted.name)"),
+            "\(changed.stderr)"
+        )
         #expect(changed.stderr.contains("curbside: hint: drop and create the target database again"))
         // Another relay's migration in it is refused too.
         let second = try RelayProcess(base: "\(base)/second")
         let otherSource = try Executable.run(["relay", "migrate", "--data", second.data, "--to", interrupted.url])
         #expect(otherSource.status == 1)
-        #expect(otherSource.stderr.contains("holds a migration from another relay (\(relay.data)/relay.sqlite"), "\(otherSource.stderr)")
+        #expect(
+            otherSource.stderr.contains("holds a migration from another relay (\(relay.data)/relay.sqlite"),
+            "\(otherSource.stderr)"
+        )
 
-        let nowhere = String(serving.url.prefix { $0 != "/" } + "//" + serving.url.dropFirst("postgres://".count).prefix { $0 != "/" }) + "/no_such_database"
+        let nowhere =
+            String(
+                serving.url.prefix { $0 != "/" } + "//"
+                    + serving.url.dropFirst("postgres://".count).prefix { $0 != "/" }
+            ) + "/no_such_database"
         let unreachable = try migrate(nowhere)
         #expect(unreachable.status == 1)
-        #expect(unreachable.stderr.contains("curbside: error: cannot use the database \(nowhere)"), "\(unreachable.stderr)")
+        #expect(
+            unreachable.stderr.contains("curbside: error: cannot use the database \(nowhere)"),
+            "\(unreachable.stderr)"
+        )
         #expect(unreachable.stderr.contains("3D000"), "the server's reason: \(unreachable.stderr)")
 
         let withPassword = try migrate("postgres://relay:hunter2@db/curbside")
@@ -398,12 +485,18 @@ struct RelayMigrateCommandTests {
     }
 
     @Test func theDatabaseLineIsReplacedOrAdded() {
-        let initialised = "listen = 127.0.0.1:4433\n\n## Database\n# sqlite or postgres\n# database = sqlite\n# database_password =\n"
+        let initialised =
+            "listen = 127.0.0.1:4433\n\n## Database\n# sqlite or postgres\n# database = sqlite\n# database_password =\n"
         #expect(
             RelaySettings.settingDatabase("postgres://r@db/c", in: initialised)
                 == "listen = 127.0.0.1:4433\n\n## Database\n# sqlite or postgres\n# database = sqlite\ndatabase = postgres://r@db/c\n# database_password =\n"
         )
-        #expect(RelaySettings.settingDatabase("postgres://r@db/c", in: "a = 1\n  database=sqlite  # here\nb = 2\n") == "a = 1\ndatabase = postgres://r@db/c\nb = 2\n")
-        #expect(RelaySettings.settingDatabase("postgres://r@db/c", in: "a = 1\n") == "a = 1\ndatabase = postgres://r@db/c\n")
+        #expect(
+            RelaySettings.settingDatabase("postgres://r@db/c", in: "a = 1\n  database=sqlite  # here\nb = 2\n")
+                == "a = 1\ndatabase = postgres://r@db/c\nb = 2\n"
+        )
+        #expect(
+            RelaySettings.settingDatabase("postgres://r@db/c", in: "a = 1\n") == "a = 1\ndatabase = postgres://r@db/c\n"
+        )
     }
 }

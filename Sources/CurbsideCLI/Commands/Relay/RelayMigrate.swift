@@ -9,7 +9,8 @@ extension Curbside.Relay {
     struct RelayMigrate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "migrate",
-            abstract: "Copy a SQLite relay into an empty PostgreSQL database, verify the copy, and point relay.conf at it.",
+            abstract:
+                "Copy a SQLite relay into an empty PostgreSQL database, verify the copy, and point relay.conf at it.",
             discussion: """
                 Stop the relay first. relay.sqlite is locked for the whole run: the command refuses to start while \
                 `relay serve` (or `relay status`, `relay enroll`) has it open, and no relay can open it until the \
@@ -86,12 +87,15 @@ extension Curbside.Relay {
             } catch let error as RelayError {
                 throw CLIError(
                     "cannot use the database \(url): \(error.detail)",
-                    hint: "check the URL and that the server accepts writes; a password goes in CURBSIDE_RELAY_DATABASE_PASSWORD"
+                    hint:
+                        "check the URL and that the server accepts writes; a password goes in CURBSIDE_RELAY_DATABASE_PASSWORD"
                 )
             }
             switch outcome {
             case .alreadyMigrated(let startedAt, let finishedAt):
-                print("already migrated: this relay was copied into the database from \(startedAt) to \(finishedAt); nothing to do")
+                print(
+                    "already migrated: this relay was copied into the database from \(startedAt) to \(finishedAt); nothing to do"
+                )
             case .migrated(let report):
                 print("verified: every table and every attachment's bytes agree")
                 print(Self.table(report.checks))
@@ -118,13 +122,15 @@ extension Curbside.Relay {
             case .resuming(let step, let startedAt):
                 print("resuming the migration begun at \(startedAt), at \(step.rawValue)")
             case .batchCommitted(_, _, _, let batches):
-                if let stop = ProcessInfo.processInfo.environment["CURBSIDE_TESTONLY_MIGRATE_STOP_AFTER_BATCHES"].flatMap(Int.init),
+                if let stop = ProcessInfo.processInfo.environment["CURBSIDE_TESTONLY_MIGRATE_STOP_AFTER_BATCHES"]
+                    .flatMap(Int.init),
                     batches >= stop
                 {
                     kill(getpid(), SIGKILL)
                 }
             case .stepFinished(let step, let rows, let bytes):
-                let what = step == .attachmentBytes ? "\(rows) chunks, \(ProgressBar.bytes(UInt64(bytes)))" : "\(rows) rows"
+                let what =
+                    step == .attachmentBytes ? "\(rows) chunks, \(ProgressBar.bytes(UInt64(bytes)))" : "\(rows) rows"
                 print("copied   \(step.rawValue.padding(toLength: 18, withPad: " ", startingAt: 0)) \(what)")
             case .verifying:
                 print("verifying")
@@ -137,7 +143,8 @@ extension Curbside.Relay {
             var lines = ["table                   source    target  sha-256"]
             for check in checks {
                 let name = check.name.padding(toLength: 20, withPad: " ", startingAt: 0)
-                let counts = String(repeating: " ", count: max(0, 9 - "\(check.source.rows)".count)) + "\(check.source.rows)"
+                let counts =
+                    String(repeating: " ", count: max(0, 9 - "\(check.source.rows)".count)) + "\(check.source.rows)"
                     + String(repeating: " ", count: max(0, 10 - "\(check.target.rows)".count)) + "\(check.target.rows)"
                 if check.matches {
                     lines.append("\(name)\(counts)  \(check.source.sha256.hexString)")
@@ -154,7 +161,9 @@ extension Curbside.Relay {
         private func pointConfiguration(at url: String, directory: RelayDataDirectory, settings: RelaySettings) throws {
             let environment = ProcessInfo.processInfo.environment
             if let overriding = environment["CURBSIDE_RELAY_DATABASE"], !overriding.isEmpty {
-                print("note: CURBSIDE_RELAY_DATABASE is set here and wins over relay.conf; where the relay runs, set it to \(url)")
+                print(
+                    "note: CURBSIDE_RELAY_DATABASE is set here and wins over relay.conf; where the relay runs, set it to \(url)"
+                )
             }
             if case .postgres = settings.database {
                 print("relay.conf already names the database")
@@ -170,18 +179,24 @@ extension Curbside.Relay {
             if !FileManager.default.fileExists(atPath: backup) {
                 try Data(text.utf8).write(to: URL(fileURLWithPath: backup))
             }
-            try Data(RelaySettings.settingDatabase(url, in: text).utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+            try Data(RelaySettings.settingDatabase(url, in: text).utf8).write(
+                to: URL(fileURLWithPath: path),
+                options: .atomic
+            )
             try directory.makePrivate()
             // What was written must read back; otherwise the relay is left as it was.
             guard try directory.readSettingsCollectingProblems().problems.isEmpty else {
                 try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
                 throw CLIError(
                     "relay.conf could not be set to the database; it was left as it was",
-                    hint: "set `database = \(url)` in \(path) yourself, then run `curbside relay check-config --data \(directory.path)`"
+                    hint:
+                        "set `database = \(url)` in \(path) yourself, then run `curbside relay check-config --data \(directory.path)`"
                 )
             }
             print("relay.conf: database = \(url) (the previous file is \(backup))")
-            print("next: curbside relay serve --data \(directory.path), with the database password where the relay runs if it needs one")
+            print(
+                "next: curbside relay serve --data \(directory.path), with the database password where the relay runs if it needs one"
+            )
         }
     }
 }

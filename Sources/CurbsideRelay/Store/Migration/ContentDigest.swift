@@ -75,7 +75,10 @@ final class RowDigester {
             case .text, .varchar: add(try cell.decode(String.self))
             case .bytea: add(Array(buffer: try cell.decode(ByteBuffer.self)))
             default:
-                throw RelayMigrationError(.targetFailed, "column \(cell.columnName) has a type the relay does not use (\(cell.dataType))")
+                throw RelayMigrationError(
+                    .targetFailed,
+                    "column \(cell.columnName) has a type the relay does not use (\(cell.dataType))"
+                )
             }
         }
         endRow()

@@ -78,7 +78,8 @@ struct CopiedTable: Sendable {
     static let envelope = CopiedTable(
         name: "envelope",
         columns: [
-            .init("sequence", .integer), .init("envelope_id", .bytes), .init("sender", .text), .init("recipient", .text),
+            .init("sequence", .integer), .init("envelope_id", .bytes), .init("sender", .text),
+            .init("recipient", .text),
             .init("body", .bytes), .init("stored_at", .integer), .init("expires_at", .integer),
             .init("attachment_bytes", .integer),
         ],

@@ -60,22 +60,33 @@ struct MigrationSource: Sendable {
             // Taken now and kept until the queue closes (exclusive locking mode never gives a lock back).
             try await database.writeWithoutTransaction { db in try db.inTransaction(.exclusive) { .commit } }
             try SQLiteRelayStore.migrator.migrate(database)
-        } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED
+        {
             throw RelayMigrationError(
                 .sourceInUse,
                 "\(storePath) is in use by another process",
-                hint: "stop `curbside relay serve` (and any `relay status` or `relay enroll`) for this data directory, then migrate"
+                hint:
+                    "stop `curbside relay serve` (and any `relay status` or `relay enroll`) for this data directory, then migrate"
             )
         } catch let error as DatabaseError {
-            throw RelayMigrationError(.sourceDamaged, "cannot read \(storePath): \(error.message ?? "\(error.resultCode)")")
+            throw RelayMigrationError(
+                .sourceDamaged,
+                "cannot read \(storePath): \(error.message ?? "\(error.resultCode)")"
+            )
         }
         let blobs = try BlobStore(root: attachmentsPath)
         let rows = try await database.read { db in
-            try Row.fetchAll(db, sql: "SELECT key, owner, sha256, size, complete, expires_at FROM attachment ORDER BY key")
-                .map { row in
-                    (key: row["key"] as Int64, owner: row["owner"] as String, sha256: Array(row["sha256"] as Data),
-                     size: row["size"] as Int64, complete: row["complete"] as Bool, expiresAt: row["expires_at"] as Int64?)
-                }
+            try Row.fetchAll(
+                db,
+                sql: "SELECT key, owner, sha256, size, complete, expires_at FROM attachment ORDER BY key"
+            )
+            .map { row in
+                (
+                    key: row["key"] as Int64, owner: row["owner"] as String, sha256: Array(row["sha256"] as Data),
+                    size: row["size"] as Int64, complete: row["complete"] as Bool,
+                    expiresAt: row["expires_at"] as Int64?
+                )
+            }
         }
         var attachments: [Attachment] = []
         for row in rows {
@@ -90,12 +101,20 @@ struct MigrationSource: Sendable {
                 throw RelayMigrationError(
                     .sourceDamaged,
                     "attachment \(row.key) of \(row.owner) is recorded complete, but its file holds \(held) of \(row.size) bytes",
-                    hint: "the file \(attachmentsPath)/complete/\(row.key) is missing or cut short; restore it from a backup"
+                    hint:
+                        "the file \(attachmentsPath)/complete/\(row.key) is missing or cut short; restore it from a backup"
                 )
             }
             attachments.append(
-                Attachment(key: row.key, owner: row.owner, sha256: row.sha256, size: row.size, complete: row.complete,
-                           expiresAt: row.expiresAt, held: held)
+                Attachment(
+                    key: row.key,
+                    owner: row.owner,
+                    sha256: row.sha256,
+                    size: row.size,
+                    complete: row.complete,
+                    expiresAt: row.expiresAt,
+                    held: held
+                )
             )
         }
         return MigrationSource(path: storePath, database: database, blobs: blobs, attachments: attachments)
@@ -132,7 +151,8 @@ struct MigrationSource: Sendable {
         try await database.read { db in
             try Row.fetchAll(
                 db,
-                sql: "SELECT envelope, attachment FROM envelope_attachment WHERE envelope BETWEEN ? AND ? ORDER BY envelope, attachment",
+                sql:
+                    "SELECT envelope, attachment FROM envelope_attachment WHERE envelope BETWEEN ? AND ? ORDER BY envelope, attachment",
                 arguments: [range.lowerBound, range.upperBound]
             ).map { row in CopiedRow(rowid: row[0], values: [.integer(row[0]), .integer(row[1])]) }
         }
@@ -142,7 +162,8 @@ struct MigrationSource: Sendable {
     /// identity continues after it and no sequence is used twice.
     func lastAutoincrement(_ table: String) async throws -> Int64 {
         try await database.read { db in
-            let handedOut = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = ?", arguments: [table]) ?? 0
+            let handedOut =
+                try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = ?", arguments: [table]) ?? 0
             let highest = try Int64.fetchOne(db, sql: "SELECT MAX(rowid) FROM \(table)") ?? 0
             return max(handedOut, highest)
         }
@@ -182,9 +203,16 @@ struct MigrationSource: Sendable {
             let hasher = FileSHA256()
             var offset: Int64 = 0
             while offset < attachment.held {
-                let piece = try await blobs.readHeld(attachment.key, from: UInt64(offset), length: Int(min(1 << 20, attachment.held - offset)))
+                let piece = try await blobs.readHeld(
+                    attachment.key,
+                    from: UInt64(offset),
+                    length: Int(min(1 << 20, attachment.held - offset))
+                )
                 guard !piece.isEmpty else {
-                    throw RelayMigrationError(.sourceDamaged, "attachment \(attachment.key)'s file ended at byte \(offset) of \(attachment.held)")
+                    throw RelayMigrationError(
+                        .sourceDamaged,
+                        "attachment \(attachment.key)'s file ended at byte \(offset) of \(attachment.held)"
+                    )
                 }
                 hasher.update(piece)
                 offset += Int64(piece.count)
@@ -194,7 +222,8 @@ struct MigrationSource: Sendable {
                 throw RelayMigrationError(
                     .sourceDamaged,
                     "attachment \(attachment.key) of \(attachment.owner) does not match its SHA-256",
-                    hint: "the file \(blobs.root)/complete/\(attachment.key) was changed or damaged; restore it from a backup"
+                    hint:
+                        "the file \(blobs.root)/complete/\(attachment.key) was changed or damaged; restore it from a backup"
                 )
             }
             hashes[attachment.key] = hash

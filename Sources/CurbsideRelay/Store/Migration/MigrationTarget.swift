@@ -107,7 +107,8 @@ struct MigrationTarget {
     func nonEmptyTables() async throws -> [(table: String, rows: Int64)] {
         var found: [(String, Int64)] = []
         for table in ["account", "enrollment", "signed_prekey", "one_time_prekey", "attachment", "envelope", "notice"] {
-            let count = try await connection.query(PostgresQuery(unsafeSQL: "SELECT COUNT(*) FROM \(table)"), logger: logger)
+            let count =
+                try await connection.query(PostgresQuery(unsafeSQL: "SELECT COUNT(*) FROM \(table)"), logger: logger)
                 .decode(Int64.self).first { _ in true } ?? 0
             if count > 0 { found.append((table, count)) }
         }
@@ -219,7 +220,8 @@ struct MigrationTarget {
             var digests: [String: ContentDigest] = [:]
             for query in RelayMigration.digestQueries {
                 let digester = RowDigester()
-                for try await row in try await connection.query(PostgresQuery(unsafeSQL: query.target), logger: logger) {
+                for try await row in try await connection.query(PostgresQuery(unsafeSQL: query.target), logger: logger)
+                {
                     try digester.add(row)
                 }
                 digests[query.name] = digester.finalize()
@@ -231,7 +233,9 @@ struct MigrationTarget {
     /// Every attachment with the SHA-256 of the bytes its chunks hold, read back in order.
     ///
     /// - Throws: `verificationFailed` when the chunks leave a gap or do not add up to `held`.
-    func attachmentHashes() async throws -> [(owner: String, sha256: [UInt8], held: Int64, complete: Bool, hash: [UInt8])] {
+    func attachmentHashes() async throws -> [(
+        owner: String, sha256: [UInt8], held: Int64, complete: Bool, hash: [UInt8]
+    )] {
         var attachments: [(key: Int64, owner: String, sha256: [UInt8], held: Int64, complete: Bool)] = []
         for try await (key, owner, sha256, held, complete) in try await connection.query(
             "SELECT key, owner, sha256, held, complete FROM attachment ORDER BY key",
@@ -243,7 +247,11 @@ struct MigrationTarget {
         for attachment in attachments {
             let digest: (sha256: [UInt8], bytes: Int64)
             do {
-                digest = try await PostgresAttachmentStorage.chunkDigest(of: attachment.key, on: connection, logger: logger)
+                digest = try await PostgresAttachmentStorage.chunkDigest(
+                    of: attachment.key,
+                    on: connection,
+                    logger: logger
+                )
             } catch BlobStore.Failure.io(let detail) {
                 throw RelayMigrationError(.verificationFailed, "in the target, \(detail)")
             }

@@ -135,7 +135,8 @@ public struct RelayMigration: Sendable {
         DigestQuery(
             name: "attachment",
             source: "SELECT key, owner, sha256, size, complete, expires_at FROM attachment ORDER BY owner, sha256",
-            target: #"SELECT owner, sha256, size, complete, expires_at, held FROM attachment ORDER BY owner COLLATE "C", sha256"#
+            target:
+                #"SELECT owner, sha256, size, complete, expires_at, held FROM attachment ORDER BY owner COLLATE "C", sha256"#
         ),
         DigestQuery(
             name: "envelope",
@@ -164,17 +165,20 @@ public struct RelayMigration: Sendable {
         DigestQuery(
             name: "notice",
             source: "SELECT sender, kind, envelope_id, recipient, at FROM notice ORDER BY sender, sequence",
-            target: #"SELECT sender, kind, envelope_id, recipient, at FROM notice ORDER BY sender COLLATE "C", sequence"#
+            target:
+                #"SELECT sender, kind, envelope_id, recipient, at FROM notice ORDER BY sender COLLATE "C", sequence"#
         ),
         // Kept by triggers on both sides: equal when the envelopes and their attachment bytes are.
         DigestQuery(
             name: "queue_usage",
             source: "SELECT recipient, envelopes, bytes FROM queue_usage WHERE envelopes > 0 ORDER BY recipient",
-            target: #"SELECT recipient, envelopes, bytes FROM queue_usage WHERE envelopes > 0 ORDER BY recipient COLLATE "C""#
+            target:
+                #"SELECT recipient, envelopes, bytes FROM queue_usage WHERE envelopes > 0 ORDER BY recipient COLLATE "C""#
         ),
         DigestQuery(
             name: "sender_usage",
-            source: "SELECT recipient, sender, envelopes, bytes FROM sender_usage WHERE envelopes > 0 ORDER BY recipient, sender",
+            source:
+                "SELECT recipient, sender, envelopes, bytes FROM sender_usage WHERE envelopes > 0 ORDER BY recipient, sender",
             target: """
                 SELECT recipient, sender, envelopes, bytes FROM sender_usage WHERE envelopes > 0
                 ORDER BY recipient COLLATE "C", sender COLLATE "C"
@@ -195,7 +199,13 @@ public struct RelayMigration: Sendable {
     ///   - storePath: the source relay.sqlite.
     ///   - attachmentsPath: the directory of its attachment files (`partial/`, `complete/`).
     ///   - target: the PostgreSQL database; it must be empty, or hold an interrupted migration of this source.
-    public init(storePath: String, attachmentsPath: String, target: PostgresSettings, options: Options = Options(), logger: Logger) {
+    public init(
+        storePath: String,
+        attachmentsPath: String,
+        target: PostgresSettings,
+        options: Options = Options(),
+        logger: Logger
+    ) {
         self.storePath = storePath
         self.attachmentsPath = attachmentsPath
         self.target = target
@@ -219,7 +229,9 @@ public struct RelayMigration: Sendable {
         defer { try? source.close() }
         let sourceHashes = try await source.attachmentHashes()
         let sourceDigests = try await source.rowDigests().merging([
-            Self.attachmentData: Self.attachmentDataDigest(source.attachments.map { ($0.owner, $0.sha256, $0.held, sourceHashes[$0.key] ?? []) })
+            Self.attachmentData: Self.attachmentDataDigest(
+                source.attachments.map { ($0.owner, $0.sha256, $0.held, sourceHashes[$0.key] ?? []) }
+            )
         ]) { $1 }
         let fingerprint = Self.fingerprint(sourceDigests)
         let orphans = try await source.blobs.fileKeys().subtracting(source.attachments.map(\.key)).count
@@ -286,7 +298,10 @@ public struct RelayMigration: Sendable {
                 return .alreadyMigrated(startedAt: progress.startedAt, finishedAt: finishedAt)
             }
             guard let recorded = Step(rawValue: progress.step) else {
-                throw RelayMigrationError(.targetFailed, "migration_progress names a step this version does not know: \(progress.step)")
+                throw RelayMigrationError(
+                    .targetFailed,
+                    "migration_progress names a step this version does not know: \(progress.step)"
+                )
             }
             step = recorded
             position = progress.position
@@ -314,11 +329,19 @@ public struct RelayMigration: Sendable {
             if let table = step.table {
                 batch = try await copyRows(step, of: table, from: source, into: target, after: &position)
             } else if step == .attachmentBytes {
-                batch = try await copyAttachmentBytes(from: source, into: target, position: &position, byteOffset: &byteOffset)
+                batch = try await copyAttachmentBytes(
+                    from: source,
+                    into: target,
+                    position: &position,
+                    byteOffset: &byteOffset
+                )
             } else {
                 try await target.transaction {
                     for table in [CopiedTable.attachment, .envelope, .notice] {
-                        try await target.continueIdentity(of: table, after: try await source.lastAutoincrement(table.name))
+                        try await target.continueIdentity(
+                            of: table,
+                            after: try await source.lastAutoincrement(table.name)
+                        )
                     }
                     try await target.setProgress(step: step.next.rawValue, position: 0)
                 }
@@ -347,7 +370,8 @@ public struct RelayMigration: Sendable {
                 .verificationFailed,
                 "the target does not hold what the source holds (\(differing.joined(separator: ", "))); "
                     + "the migration is not finished",
-                hint: "drop and create the target database again and migrate again; if it fails the same way, report it",
+                hint:
+                    "drop and create the target database again and migrate again; if it fails the same way, report it",
                 checks: checks
             )
         }
@@ -373,9 +397,15 @@ public struct RelayMigration: Sendable {
         into target: MigrationTarget,
         after position: inout Int64
     ) async throws -> (rows: Int, bytes: Int) {
-        let rows = try await source.rows(of: table, after: position, limit: options.batchRows, maximumBytes: options.batchBytes)
+        let rows = try await source.rows(
+            of: table,
+            after: position,
+            limit: options.batchRows,
+            maximumBytes: options.batchBytes
+        )
         guard let first = rows.first, let last = rows.last else { return (0, 0) }
-        let links = table.name == CopiedTable.envelope.name ? try await source.links(ofEnvelopes: first.rowid...last.rowid) : []
+        let links =
+            table.name == CopiedTable.envelope.name ? try await source.links(ofEnvelopes: first.rowid...last.rowid) : []
         try await target.transaction {
             try await target.insert(rows, into: table)
             try await target.insert(links, into: .envelopeAttachment)
@@ -396,7 +426,8 @@ public struct RelayMigration: Sendable {
     ) async throws -> (rows: Int, bytes: Int) {
         let held = source.attachments.filter { $0.held > 0 }
         let (start, startOffset) = (position, byteOffset)
-        guard var index = held.firstIndex(where: { $0.key > start || ($0.key == start && startOffset < $0.held) }) else {
+        guard var index = held.firstIndex(where: { $0.key > start || ($0.key == start && startOffset < $0.held) })
+        else {
             return (0, 0)
         }
         var (key, offset) = held[index].key == start ? (start, startOffset) : (held[index].key, Int64(0))
@@ -407,7 +438,10 @@ public struct RelayMigration: Sendable {
                 let length = Int(min(Int64(options.chunkBytes), attachment.held - offset))
                 let piece = try await source.blobs.readHeld(attachment.key, from: UInt64(offset), length: length)
                 guard piece.count == length else {
-                    throw RelayMigrationError(.sourceDamaged, "attachment \(attachment.key)'s file ended at byte \(offset + Int64(piece.count))")
+                    throw RelayMigrationError(
+                        .sourceDamaged,
+                        "attachment \(attachment.key)'s file ended at byte \(offset + Int64(piece.count))"
+                    )
                 }
                 try await target.insertChunk(attachment: attachment.key, offset: offset, bytes: piece)
                 offset += Int64(length)
@@ -446,10 +480,14 @@ public struct RelayMigration: Sendable {
 
     /// The digest of attachments' bytes: per attachment, ordered by owner and id, its owner, id, bytes held and the
     /// SHA-256 of those bytes.
-    static func attachmentDataDigest(_ attachments: [(owner: String, sha256: [UInt8], held: Int64, hash: [UInt8])]) -> ContentDigest {
+    static func attachmentDataDigest(_ attachments: [(owner: String, sha256: [UInt8], held: Int64, hash: [UInt8])])
+        -> ContentDigest
+    {
         let digester = RowDigester()
         let ordered = attachments.sorted {
-            $0.owner == $1.owner ? $0.sha256.lexicographicallyPrecedes($1.sha256) : Array($0.owner.utf8).lexicographicallyPrecedes(Array($1.owner.utf8))
+            $0.owner == $1.owner
+                ? $0.sha256.lexicographicallyPrecedes($1.sha256)
+                : Array($0.owner.utf8).lexicographicallyPrecedes(Array($1.owner.utf8))
         }
         for attachment in ordered {
             digester.add(attachment.owner)
