@@ -51,6 +51,15 @@ final class RelayProcess: @unchecked Sendable {
         self.process = nil
     }
 
+    /// Sends `signal` to the relay process; after SIGKILL, waits for it to be gone (it is not restarted).
+    func send(_ signal: Int32) async {
+        guard let process, process.isRunning else { return }
+        kill(process.processIdentifier, signal)
+        guard signal == SIGKILL else { return }
+        for _ in 0..<200 where process.isRunning { try? await Task.sleep(for: .milliseconds(10)) }
+        self.process = nil
+    }
+
     /// A serving relay under `base`, with amara.gp and osei.derm set up in `base/gp` and `base/derm`.
     static func startWithGPAndDerm(base: String) async throws -> (relay: RelayProcess, gp: String, derm: String) {
         let relay = try RelayProcess(base: base)

@@ -160,16 +160,38 @@ public struct BlobStore: Sendable {
             let fd = open(path, O_RDONLY)
             guard fd >= 0 else { throw Failure.unknown }
             defer { close(fd) }
-            var out = [UInt8](repeating: 0, count: length)
-            var got = 0
-            while got < length {
-                let n = out[got...].withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(offset) + off_t(got)) }
-                if n < 0 { throw Self.failure("read") }
-                if n == 0 { break }
-                got += n
-            }
-            return Array(out[0..<got])
+            return try Self.readBytes(fd, from: offset, length: length)
         }
+    }
+
+    /// Up to `length` bytes the relay holds of `id` from `offset`, committed or not: the committed blob if there is
+    /// one, else the partial upload (fewer at the end, none if there is neither). For copying a relay's attachments
+    /// elsewhere (`RelayMigration`), never for serving a download.
+    public func readHeld(_ id: Int64, from offset: UInt64, length: Int) async throws -> [UInt8] {
+        let (partial, complete) = (partial(id), complete(id))
+        return try await pool.runIfActive {
+            var fd = open(complete, O_RDONLY)
+            if fd < 0, errno == ENOENT { fd = open(partial, O_RDONLY) }
+            guard fd >= 0 else {
+                if errno == ENOENT { return [] }
+                throw Self.failure("open \(partial)")
+            }
+            defer { close(fd) }
+            return try Self.readBytes(fd, from: offset, length: length)
+        }
+    }
+
+    /// Up to `length` bytes of the open file `fd` from `offset`; fewer at its end.
+    private static func readBytes(_ fd: Int32, from offset: UInt64, length: Int) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: length)
+        var got = 0
+        while got < length {
+            let n = out[got...].withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(offset) + off_t(got)) }
+            if n < 0 { throw failure("read") }
+            if n == 0 { break }
+            got += n
+        }
+        return Array(out[0..<got])
     }
 
     /// Removes blobs, committed or partial.

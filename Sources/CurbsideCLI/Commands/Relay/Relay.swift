@@ -5,7 +5,7 @@ extension Curbside {
     struct Relay: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run and manage a Curbside relay.",
-            subcommands: [RelayInit.self, RelayServe.self, RelayEnroll.self, RelayStatus.self, RelayCheckConfig.self]
+            subcommands: [RelayInit.self, RelayServe.self, RelayEnroll.self, RelayStatus.self, RelayCheckConfig.self, RelayMigrate.self]
         )
     }
 }

@@ -42,20 +42,7 @@ extension Curbside.Relay {
             guard database.lowercased().hasPrefix("postgres") else {
                 throw ValidationError("--database must be sqlite or a postgres:// URL")
             }
-            let url: PostgresURL
-            do throws(PostgresURLError) {
-                url = try PostgresURL(parsing: database)
-            } catch {
-                throw ValidationError("--database: postgres URL \(error.message)")
-            }
-            // On a command line it lands in the shell's history and in `ps`; in relay.conf, on disk.
-            guard url.password == nil else {
-                throw ValidationError(
-                    "--database must not hold the password; set CURBSIDE_RELAY_DATABASE_PASSWORD where the relay runs "
-                        + "(or database_password in relay.conf)"
-                )
-            }
-            return url
+            return try PostgresURL.commandLineValue(database, option: "--database")
         }
 
         func run() async throws {

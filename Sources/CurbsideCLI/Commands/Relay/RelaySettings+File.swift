@@ -1,3 +1,5 @@
+import Foundation
+
 extension RelaySettings {
     /// The relay.conf `relay init` writes: `listen` and `names` set, `database` set when it is not SQLite, and every
     /// other key commented out with its default and a line saying what it does, so an operator reads the whole file in
@@ -40,5 +42,30 @@ extension RelaySettings {
         RelaySettingKey.all.map { key in
             (key.name, key.get(self) ?? "(not set)", sources[key.name]?.description ?? "default")
         }
+    }
+}
+
+extension RelaySettings {
+    /// The relay.conf `text` with `database = value`: the line that sets `database` replaced, else the value written
+    /// after the commented-out `# database = …` that `relay init` leaves, else appended. Every other line, comments
+    /// included, stays as it was.
+    static func settingDatabase(_ value: String, in text: String) -> String {
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let setting = "database = \(value)"
+        func key(of line: String) -> String? {
+            guard let equals = line.firstIndex(of: "=") else { return nil }
+            return line[..<equals].trimmingCharacters(in: .whitespaces)
+        }
+        if let index = lines.firstIndex(where: { key(of: $0) == "database" }) {
+            lines[index] = setting
+        } else if let index = lines.firstIndex(where: {
+            $0.hasPrefix("#") && key(of: String($0.drop { $0 == "#" || $0 == " " })) == "database"
+        }) {
+            lines.insert(setting, at: index + 1)
+        } else {
+            if lines.last == "" { lines.removeLast() }
+            lines += [setting, ""]
+        }
+        return lines.joined(separator: "\n")
     }
 }

@@ -71,17 +71,7 @@ public struct PostgresAttachmentStorage: AttachmentStorage {
             guard UInt64(held) == declaredSize else {
                 throw BlobStore.Failure.incomplete(held: UInt64(held), declared: declaredSize)
             }
-            let hasher = FileSHA256()
-            var next: Int64 = 0
-            for try await (offset, data) in try await connection.query(
-                "SELECT \"offset\", data FROM attachment_chunk WHERE attachment = \(key) ORDER BY \"offset\"",
-                logger: logger
-            ).decode((Int64, ByteBuffer).self) {
-                guard offset == next else { throw BlobStore.Failure.io("attachment \(key) has a gap at byte \(next)") }
-                data.withUnsafeReadableBytes { hasher.update($0) }
-                next += Int64(data.readableBytes)
-            }
-            return constantTimeEquals(hasher.finalize(), sha256)
+            return constantTimeEquals(try await Self.chunkDigest(of: key, on: connection, logger: logger).sha256, sha256)
         }
         guard matches else {
             // Discarded, so the upload starts again at 0.
@@ -91,6 +81,23 @@ public struct PostgresAttachmentStorage: AttachmentStorage {
             }
             throw BlobStore.Failure.hashMismatch
         }
+    }
+
+    /// The SHA-256 of the bytes attachment `key`'s chunks hold, read in order, and how many there are.
+    ///
+    /// - Throws: `BlobStore.Failure.io` when the chunks leave a gap.
+    static func chunkDigest(of key: Int64, on connection: PostgresConnection, logger: Logger) async throws -> (sha256: [UInt8], bytes: Int64) {
+        let hasher = FileSHA256()
+        var next: Int64 = 0
+        for try await (offset, data) in try await connection.query(
+            "SELECT \"offset\", data FROM attachment_chunk WHERE attachment = \(key) ORDER BY \"offset\"",
+            logger: logger
+        ).decode((Int64, ByteBuffer).self) {
+            guard offset == next else { throw BlobStore.Failure.io("attachment \(key) has a gap at byte \(next)") }
+            data.withUnsafeReadableBytes { hasher.update($0) }
+            next += Int64(data.readableBytes)
+        }
+        return (hasher.finalize(), next)
     }
 
     public func read(_ key: Int64, from offset: UInt64, length: Int) async throws -> [UInt8] {

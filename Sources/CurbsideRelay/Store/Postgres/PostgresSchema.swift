@@ -18,6 +18,8 @@ enum PostgresSchema {
         case migration = 0x4355_5201
         case recipient = 0x4355_5202
         case expirySweeper = 0x4355_5203
+        /// Held by `relay migrate` for its whole run (a session lock), so two migrations never fill one database.
+        case relayMigration = 0x4355_5204
     }
 
     static let migrations: [Migration] = [
