@@ -80,6 +80,28 @@ struct EnvelopeQueueTests {
         #expect(try await store.pending(for: derm, after: 0, limit: 10, maximumBytes: 1 << 20).map { String(decoding: $0.body, as: UTF8.self) } == ["long"])
     }
 
+    /// Two relay processes sweeping at once: every expired envelope is deleted once and noticed once.
+    @Test(arguments: StoreKind.allCases) func sweepsFromTwoProcessesNoticeEachExpiryOnce(_ kind: StoreKind) async throws {
+        let (first, second, cleanUp) = try await kind.makeStorePair()
+        defer { cleanUp() }
+        _ = try await first.withProviders()
+        for index in 0..<60 { _ = try await enqueue(first, "expiring \(index)", lifetime: 60) }
+        let stores = [first, second]
+        let removals = try await withThrowingTaskGroup(of: Removal.self) { group in
+            for round in 0..<8 {
+                let store = stores[round % 2]
+                group.addTask { try await store.expire(now: now.adding(seconds: 60)) }
+            }
+            var all: [Removal] = []
+            for try await removal in group { all.append(removal) }
+            return all
+        }
+        let noticed = removals.flatMap(\.notices).map(\.envelopeID)
+        #expect(noticed.count == 60 && Set(noticed).count == 60, "\(noticed.count) notices for 60 expiries")
+        #expect(try await second.notices(for: gp, after: 0, limit: 100).count == 60)
+        #expect(try await first.statistics().queuedEnvelopes == 0)
+    }
+
     /// Each sender holds at most its share of a recipient's queue; another sender still gets in (issue 14 item 8).
     @Test(arguments: StoreKind.allCases) func aSenderHoldsAtMostItsShareOfARecipientsQueue(_ kind: StoreKind) async throws {
         let store = try await kind.makeStore().withProviders()

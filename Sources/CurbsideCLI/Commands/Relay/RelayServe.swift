@@ -76,7 +76,10 @@ extension Curbside.Relay {
             // be answered (for at most shutdown_grace_period) and returns.
             let group = ServiceGroup(
                 configuration: ServiceGroupConfiguration(
-                    services: [.init(service: bound)],
+                    // Stopped in reverse order: the listener first (requests under way are answered), then the
+                    // PostgreSQL store's connections.
+                    services: ((store as? PostgresRelayStore).map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? [])
+                        + [.init(service: bound)],
                     gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: logger
                 )

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import PostgresNIO
+import ServiceLifecycle
 
 /// The relay's store on PostgreSQL, for relays that outgrow one machine: several relay processes share one database,
 /// and a synchronous standby keeps every acknowledged consult when the primary's machine is lost.
@@ -18,7 +19,7 @@ import PostgresNIO
 ///
 /// After each commit that stores envelopes or notices, a notification on the `curbside_relay` channel tells the other
 /// relay processes, which push to their own connections (`PostgresFanOut`).
-public final class PostgresRelayStore: RelayStore {
+public final class PostgresRelayStore: RelayStore, Service {
     let pool: PostgresPool
     let logger: Logger
     private let groupCommit: GroupCommit
@@ -51,6 +52,13 @@ public final class PostgresRelayStore: RelayStore {
     /// Closes the connections; requests from now on fail with `store_unavailable`.
     public func close() async {
         await pool.close()
+    }
+
+    /// As a service of the relay's group: runs until the group shuts down, then closes the connections. Added
+    /// before the listener, it is stopped after it, so requests being answered keep their database.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await close()
     }
 
     /// The settings the store was opened with (the fan-out connects with them).
