@@ -49,6 +49,9 @@ extension VectorGenerator {
             "valid"
         )
         addStream("empty body", accepted.encoded, frames: [accepted], "valid")
+        // A relay on PostgreSQL during a failover (errors.md: 522): the answer to a send, the connection kept.
+        let unavailable = RelayMessage.error(RelayError(.storeUnavailable, "no database server accepts writes now")).frame(requestID: 5)
+        addStream("store_unavailable answering a send", unavailable.encoded, frames: [unavailable], "valid")
         let code = Array("WXYT7DZYRJD9C7DM0903".utf8)
         let register = RelayMessage.register(
             RegisterRequest(handle: f.derm.party.handle, enrollmentCode: code, challenge: challenge, channelBinding: binding, signedBy: f.derm.signingKey)
