@@ -119,6 +119,7 @@ let package = Package(
                 "CurbsideTransport",
                 "CurbsideRelay",
                 "CurbsideClient",
+                "CurbsideTestSupport",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
