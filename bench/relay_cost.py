@@ -78,7 +78,7 @@ def perf_stat(pids, output):
 def perf_result(process, output):
     process.send_signal(2)
     process.wait(timeout=30)
-    values = {}
+    values = {"task-clock": 0.0, "context-switches": 0.0}  # perf prints "<not counted>" for a process that never ran
     for line in open(output):
         parts = line.strip().split(",")
         if len(parts) > 2 and parts[0] and parts[0][0].isdigit():
@@ -153,6 +153,18 @@ def main():
     emit("pg_wal_bytes_per_consult", (full["wal"] - idle["wal"]) / n, "bytes", how)
     emit("pg_relay_disk_bytes_per_consult", (full["relay_write_bytes"] - idle["relay_write_bytes"]) / n, "bytes", how)
     emit("pg_relay_written_bytes_per_consult", (full["relay_wchar"] - idle["relay_wchar"]) / n, "bytes", how)
+
+    # Two relay processes sending at once, 16 senders each: to one recipient (its advisory lock serialises their
+    # transactions) and to two recipients (one each), beside the one-process rate above.
+    def both(to_a, to_b):
+        commands = [[BENCH, "send-load", w["port"], w["keys"], str(CONSULTS // 2), w["fingerprint"]] + (["--to", to] if to else [])
+                    for w, to in ((a, to_a), (b, to_b))]
+        runs = [subprocess.Popen(c, stdout=subprocess.PIPE, text=True) for c in commands]
+        outs = [r.communicate(timeout=600)[0].split() for r in runs]
+        return sum(int(o[1]) for o in outs) / max(float(o[3]) for o in outs)
+    sink_a = sorted(line.split()[0] for line in open(a["keys"]))[-1]
+    emit("pg_two_processes_one_recipient_per_s", both(None, sink_a), "consults/s", how)
+    emit("pg_two_processes_two_recipients_per_s", both(None, None), "consults/s", how)
     for process in (relay, listener):
         process.stdin.close()
         process.wait(timeout=30)

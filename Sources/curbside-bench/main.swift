@@ -438,11 +438,11 @@ func idleClients(port: Int, keyFile: String, count: Int, fingerprint: String) as
 
 /// A fixed number of durable sends to the relay at `port` in another process, for `perf stat` on that process: 16
 /// senders (the first 16 accounts of the key file) each send `count / 16` 1 KiB envelopes one after another to the
-/// last account. Prints how many were stored and how long they took; with `count` 0 it only connects and logs in, so
-/// that run's cost can be subtracted.
-func sendLoad(port: Int, keyFile: String, count: Int, fingerprint: String) async throws {
+/// last account, or to `recipient`. Prints how many were stored and how long they took; with `count` 0 it only
+/// connects and logs in, so that run's cost can be subtracted.
+func sendLoad(port: Int, keyFile: String, count: Int, fingerprint: String, recipient: String?) async throws {
     let keys = try readKeys(keyFile)
-    let sink = keys.last!.0
+    let sink = try recipient.map { try Handle($0) } ?? keys.last!.0
     let clientTLS = try BenchRelay.clientTLS(pinning: PublicKeyFingerprint(fingerprint)!)
     let senders = 16
     let connections = try await withThrowingTaskGroup(of: RelayConnection.self) { group in
@@ -575,7 +575,13 @@ case "serve-relay": try await serveRelay(database: try BenchDatabase(url: databa
 case "idle-clients":
     try await idleClients(port: Int(parsed.words[0])!, keyFile: parsed.words[1], count: Int(parsed.words[2])!, fingerprint: parsed.words[3])
 case "send-load":
-    try await sendLoad(port: Int(parsed.words[0])!, keyFile: parsed.words[1], count: Int(parsed.words[2])!, fingerprint: parsed.words[3])
+    try await sendLoad(
+        port: Int(parsed.words[0])!,
+        keyFile: parsed.words[1],
+        count: Int(parsed.words[2])!,
+        fingerprint: parsed.words[3],
+        recipient: parsed.options["--to"]
+    )
 case "postgres": try postgresCluster()
 case "fingerprint": print(BenchRelay.identity.certificate.publicKeyFingerprint)
 default:
@@ -587,7 +593,7 @@ default:
                    curbside-bench push-latency [--rate N] [--database postgres://… [--cross-process]]
                    curbside-bench handshakes | tls-bulk [MiB] | fingerprint
                    curbside-bench serve-relay [--database postgres://…] [--prefix NAME]
-                   curbside-bench idle-clients PORT KEYS N FINGERPRINT | send-load PORT KEYS N FINGERPRINT
+                   curbside-bench idle-clients PORT KEYS N FINGERPRINT | send-load PORT KEYS N FINGERPRINT [--to HANDLE]
                    curbside-bench postgres
 
             """.utf8
