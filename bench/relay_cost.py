@@ -117,7 +117,12 @@ def main():
 
     load(1600)  # warm-up: the pool's connections and their backends exist before perf attaches
 
-    def measured(count):
+    def drain(count, batch):
+        command = [BENCH, "drain-load", a["port"], a["keys"], str(count), a["fingerprint"], "--batch", str(batch)]
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout.split()
+        return {"stored": out[1], "seconds": out[3]}
+
+    def measured(count, run=load):
         pids = postgres_pids(postmaster)
         perfs = {name: perf_stat(p, f"{work}/{name}.perf") for name, p in
                  (("relay", [relay_pid]), ("listener", [listener_pid]), ("postgres", pids))}
@@ -125,7 +130,7 @@ def main():
         lsn0, commits0 = pg_snapshot("cost")
         cpu0, io0 = postgres_cpu(postmaster), io(relay_pid)
         started = time.monotonic()
-        result = load(count)
+        result = run(count)
         elapsed = time.monotonic() - started
         lsn1, commits1 = pg_snapshot("cost")
         cpu1, io1 = postgres_cpu(postmaster), io(relay_pid)
@@ -153,6 +158,20 @@ def main():
     emit("pg_wal_bytes_per_consult", (full["wal"] - idle["wal"]) / n, "bytes", how)
     emit("pg_relay_disk_bytes_per_consult", (full["relay_write_bytes"] - idle["relay_write_bytes"]) / n, "bytes", how)
     emit("pg_relay_written_bytes_per_consult", (full["relay_wchar"] - idle["relay_wchar"]) / n, "bytes", how)
+    emit("pg_envelope_table_bytes_per_queued_consult", int(psql(
+        "SELECT pg_total_relation_size('envelope') / GREATEST(COUNT(*), 1) FROM envelope", "cost")), "bytes", how)
+
+    # The rest of a consult's life: its recipient fetches and acknowledges it (a notice for its sender), one at a time
+    # as a client does for a pushed consult, and 100 at a time as a client catching up does.
+    for batch, count in ((1, CONSULTS // 4), (100, CONSULTS // 2)):
+        idle = measured(0, lambda c: drain(c, batch))
+        full = measured(count, lambda c: drain(c, batch))
+        n = full["stored"]
+        emit(f"pg_ack_{batch}_per_s", n / full["seconds"], "consults/s", how)
+        emit(f"pg_ack_{batch}_relay_cpu_us_per_consult", (full["relay_ms"] - idle["relay_ms"]) * 1000 / n, "µs", how)
+        emit(f"pg_ack_{batch}_postgres_cpu_us_per_consult", (full["postgres_ms"] - idle["postgres_ms"]) * 1000 / n, "µs", how)
+        emit(f"pg_ack_{batch}_wal_bytes_per_consult", (full["wal"] - idle["wal"]) / n, "bytes", how)
+        emit(f"pg_ack_{batch}_commits_per_consult", (full["commits"] - idle["commits"]) / n, "commits", how)
 
     # Two relay processes sending at once, 16 senders each: to one recipient (its advisory lock serialises their
     # transactions) and to two recipients (one each), beside the one-process rate above.

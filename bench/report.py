@@ -48,4 +48,8 @@ for metric, baseline, described, goal, higher in ROWS:
     out.write(json.dumps(row) + "\n")
     fmt = lambda v: "-" if v is None else f"{v:.2f}"
     print(f"{metric:33} {fmt(value):>12} {fmt(base):>12} {fmt(ratio):>7}  {goal:16} {described}")
+    # The runs behind a median, both sides, so that the spread is read with the figure.
+    spread = [m for m in (metric, baseline) if m and len(runs.get(m, [])) > 1]
+    if spread:
+        print(" " * 35 + "; ".join(f"{m}: " + ", ".join(f"{i['value']:.2f}" for i in runs[m]) for m in spread))
 out.close()

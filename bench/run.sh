@@ -106,12 +106,16 @@ for n in 1 2 3; do
         -c 16 -j 2 -T "$seconds" "pgbench_$n" 2>/dev/null |
         awk '/^tps = / { printf "{\"metric\": \"pgbench_insert_tps\", \"value\": %s, \"unit\": \"tx/s\"}\n", $3; exit }' >>"$raw"
 done
-# Push latency at 200 msgs/s: SQLite on one process, PostgreSQL on one process, PostgreSQL from process A to B.
-"$bin/curbside-bench" push-latency --rate 200 >>"$raw"
-pg "CREATE DATABASE push_1"
-"$bin/curbside-bench" push-latency --rate 200 --database "postgres://$pg_user@$pg_host:$pg_port/push_1" >>"$raw"
-pg "CREATE DATABASE push_2"
-"$bin/curbside-bench" push-latency --rate 200 --database "postgres://$pg_user@$pg_host:$pg_port/push_2" --cross-process >>"$raw"
+# Push latency at 200 msgs/s: SQLite on one process, PostgreSQL on one process, PostgreSQL from process A to B;
+# three rounds, alternating (a p99 of 1,000 pushes is the tenth slowest, and one stall moves it), medians in the table.
+for n in 1 2 3; do
+    "$bin/curbside-bench" push-latency --rate 200 >>"$raw"
+    pg "CREATE DATABASE push_one_$n"
+    "$bin/curbside-bench" push-latency --rate 200 --database "postgres://$pg_user@$pg_host:$pg_port/push_one_$n" >>"$raw"
+    pg "CREATE DATABASE push_cross_$n"
+    "$bin/curbside-bench" push-latency --rate 200 --database "postgres://$pg_user@$pg_host:$pg_port/push_cross_$n" \
+        --cross-process >>"$raw"
+done
 exec 6>&-
 
 log "attachments and client memory…"
@@ -119,7 +123,10 @@ CURBSIDE="$bin/curbside" ./scripts/attachment-memory.sh 256 >"$work/attach256.tx
 awk '{ for (i = 1; i <= NF; i++) if ($i == "wall") { split($(i + 1), t, ":"); s += t[1] * 60 + t[2] } }
      END { printf "{\"metric\": \"attachment_mb_per_s\", \"value\": %.3f, \"unit\": \"MiB/s\"}\n", 256 / s }' \
     "$work/attach256.txt" >>"$raw"
-CURBSIDE="$bin/curbside" ./scripts/attachment-memory.sh 1024 >"$work/attach1024.txt"
+# Only the send is read here. 1000 MiB, not 1 GiB: a sealed 1 GiB file with its consult is past one sender's
+# default share of a queue (1 GiB); and the recipient does not download anything above 512 MiB (too_large), so the
+# script's final check fails at this size whatever the send did.
+CURBSIDE="$bin/curbside" ./scripts/attachment-memory.sh 1000 >"$work/attach1024.txt" || true
 awk '/^send/ { for (i = 1; i <= NF; i++) if ($i == "RSS") { printf "{\"metric\": \"client_peak_rss_mib\", \"value\": %s, \"unit\": \"MiB\"}\n", $(i + 1); exit } }' \
     "$work/attach1024.txt" >>"$raw"
 mkdir -p "$work/nginx/uploads" "$work/nginx/tmp"

@@ -479,6 +479,31 @@ func sendLoad(port: Int, keyFile: String, count: Int, fingerprint: String, recip
     for connection in connections { await connection.close() }
 }
 
+/// The other half of a consult's life at the relay, for `perf stat` on the relay process: the last account of the
+/// key file fetches what is queued for it, `batch` envelopes a request, and acknowledges each fetched batch in one
+/// request (a notice for each sender), until it has acknowledged `count`. With `count` 0 it only logs in.
+func drainLoad(port: Int, keyFile: String, count: Int, batch: Int, fingerprint: String) async throws {
+    let (handle, key) = try readKeys(keyFile).last!
+    let connection = try await RelayConnection.open(host: "127.0.0.1", port: port, tls: try BenchRelay.clientTLS(pinning: PublicKeyFingerprint(fingerprint)!))
+    try await connection.login(as: handle, identity: key)
+    let start = ContinuousClock.now
+    var acknowledged = 0
+    var cursor: UInt64 = 0
+    while acknowledged < count {
+        guard case .envelopes(let envelopes) = try await connection.request(.fetch(after: cursor, limit: UInt16(min(batch, count - acknowledged)))),
+            let last = envelopes.last
+        else { break }
+        guard case .acknowledged(let n) = try await connection.request(.acknowledge(envelopes.map(\.envelopeID))) else {
+            throw ClientError(.protocol, "not acknowledged")
+        }
+        acknowledged += Int(n)
+        cursor = last.sequence
+    }
+    let elapsed = seconds(since: start)
+    say("acknowledged \(acknowledged) seconds \(String(format: "%.3f", elapsed)) rate \(String(format: "%.1f", Double(acknowledged) / elapsed))")
+    await connection.close()
+}
+
 /// A relay process started from this executable (`serve-relay`), stopped by closing its standard input.
 struct ChildRelay {
     let process: Process
@@ -582,6 +607,14 @@ case "send-load":
         fingerprint: parsed.words[3],
         recipient: parsed.options["--to"]
     )
+case "drain-load":
+    try await drainLoad(
+        port: Int(parsed.words[0])!,
+        keyFile: parsed.words[1],
+        count: Int(parsed.words[2])!,
+        batch: Int(parsed.options["--batch"] ?? "100")!,
+        fingerprint: parsed.words[3]
+    )
 case "postgres": try postgresCluster()
 case "fingerprint": print(BenchRelay.identity.certificate.publicKeyFingerprint)
 default:
@@ -594,6 +627,7 @@ default:
                    curbside-bench handshakes | tls-bulk [MiB] | fingerprint
                    curbside-bench serve-relay [--database postgres://…] [--prefix NAME]
                    curbside-bench idle-clients PORT KEYS N FINGERPRINT | send-load PORT KEYS N FINGERPRINT [--to HANDLE]
+                   curbside-bench drain-load PORT KEYS N FINGERPRINT [--batch N]
                    curbside-bench postgres
 
             """.utf8
