@@ -22,6 +22,11 @@ ROWS = [
     ("relay_durable_msgs_per_s", "mosquitto_msgs_per_s", "mosquitto 2 TLS 1.3, persistence, QoS 1 (no fsync)", "ratio >= 1.0", True),
     ("push_latency_p50_ms", "mosquitto_latency_p50_ms", "mosquitto QoS 1 at 1000 msgs/s", "-", False),
     ("push_latency_p99_ms", "mosquitto_latency_p99_ms", "mosquitto QoS 1 at 1000 msgs/s", "p99 <= 2x peer", False),
+    ("relay_durable_pg_msgs_per_s", "pgbench_insert_tps", "pgbench 1 KiB INSERT/tx, 16 clients, same cluster", "ratio >= 0.8", True),
+    ("push_latency_pg_200_p50_ms", "push_latency_200_p50_ms", "SQLite relay, one process, 200 msgs/s", "-", False),
+    ("push_latency_pg_200_p99_ms", "push_latency_200_p99_ms", "SQLite relay, one process, 200 msgs/s", "-", False),
+    ("push_latency_pg_cross_200_p50_ms", "push_latency_pg_200_p50_ms", "PostgreSQL, one relay process, 200 msgs/s", "-", False),
+    ("push_latency_pg_cross_200_p99_ms", "push_latency_pg_200_p99_ms", "PostgreSQL, one relay process, 200 msgs/s", "p99 <= 2x one process", False),
     ("attachment_mb_per_s", "curl_put_mb_per_s", "curl PUT over HTTPS to nginx (disk)", "ratio >= 1.0", True),
     ("tls_bulk_mb_per_s", "openssl_bulk_mb_per_s", "plain C on OpenSSL, same defaults", "ratio >= 0.8", True),
     ("handshakes_per_s", "s_time_per_s", "openssl s_time -new vs s_server", "ratio >= 0.8", True),
@@ -30,7 +35,7 @@ ROWS = [
 ]
 
 out = open(sys.argv[2], "w")
-print(f"{'metric':26} {'Curbside':>12} {'baseline':>12} {'ratio':>7}  goal             baseline is")
+print(f"{'metric':33} {'Curbside':>12} {'baseline':>12} {'ratio':>7}  goal             baseline is")
 for metric, baseline, described, goal, higher in ROWS:
     item = raw.get(metric)
     value = item["value"] if item else None
@@ -42,5 +47,9 @@ for metric, baseline, described, goal, higher in ROWS:
            "baseline_value": base, "ratio": round(ratio, 3) if ratio is not None else None}
     out.write(json.dumps(row) + "\n")
     fmt = lambda v: "-" if v is None else f"{v:.2f}"
-    print(f"{metric:26} {fmt(value):>12} {fmt(base):>12} {fmt(ratio):>7}  {goal:16} {described}")
+    print(f"{metric:33} {fmt(value):>12} {fmt(base):>12} {fmt(ratio):>7}  {goal:16} {described}")
+    # The runs behind a median, both sides, so that the spread is read with the figure.
+    spread = [m for m in (metric, baseline) if m and len(runs.get(m, [])) > 1]
+    if spread:
+        print(" " * 35 + "; ".join(f"{m}: " + ", ".join(f"{i['value']:.2f}" for i in runs[m]) for m in spread))
 out.close()

@@ -5,6 +5,7 @@
 internal import CSodium
 import CurbsideClient
 import CurbsideRelay
+import CurbsideTestSupport
 import CurbsideTLS
 import CurbsideTransport
 import CurbsideWire
@@ -102,21 +103,56 @@ func crypto(duration: Double) throws {
     emit("primitives_open_per_s", primitiveOpen, "envelopes/s")
 }
 
-// MARK: - A relay in this process, on a real SQLite file
+// MARK: - A relay in this process, on a real SQLite file or on PostgreSQL
+
+/// Where a bench relay keeps its data: SQLite in a temporary directory, or a PostgreSQL database several relay
+/// processes may share.
+enum BenchDatabase: Sendable {
+    case sqlite
+    case postgres(PostgresSettings)
+
+    /// The database a `postgres://` URL names (a Unix socket directory as host, percent-encoded, as relay.conf has
+    /// it), with relay.conf's default pool of 10 connections; SQLite without one.
+    init(url: String?) throws {
+        guard let url else {
+            self = .sqlite
+            return
+        }
+        var settings = PostgresSettings(url: try PostgresURL(parsing: url))
+        settings.maximumConnections = 10
+        self = .postgres(settings)
+    }
+}
 
 struct BenchRelay {
     let port: Int
     let task: Task<Void, any Error>
     let directory: URL
     let tls: TLSContext
+    let store: any RelayStore
     var keys: [Handle: SigningKey] = [:]
 
     static let identity = try! TLSIdentity.selfSigned(names: ["localhost", "127.0.0.1"])
 
-    static func start(accounts: [String], configure: (inout RelayConfiguration) -> Void = { _ in }) async throws -> BenchRelay {
+    /// A relay on `database` with `accounts` enrolled and registered (on PostgreSQL they must not exist yet).
+    static func start(
+        accounts: [String],
+        database: BenchDatabase = .sqlite,
+        configure: (inout RelayConfiguration) -> Void = { _ in }
+    ) async throws -> BenchRelay {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-bench-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let store = try SQLiteRelayStore(path: directory.appendingPathComponent("relay.sqlite").path)
+        let store: any RelayStore
+        let attachments: any AttachmentStorage
+        switch database {
+        case .sqlite:
+            store = try SQLiteRelayStore(path: directory.appendingPathComponent("relay.sqlite").path)
+            attachments = try BlobStore(root: directory.appendingPathComponent("attachments").path)
+        case .postgres(let settings):
+            let postgres = try await PostgresRelayStore.open(settings: settings, logger: .relayDisabled)
+            store = postgres
+            attachments = PostgresAttachmentStorage(store: postgres)
+        }
         let keyDirectory = KeyDirectory(store: store)
         var keys: [Handle: SigningKey] = [:]
         for name in accounts {
@@ -130,24 +166,28 @@ struct BenchRelay {
         configuration.port = 0
         configuration.maximumQueuedEnvelopesPerAccount = 100_000_000
         configuration.maximumQueuedBytesPerAccount = Int.max / 2
+        configuration.maximumQueuedEnvelopesPerSender = 100_000_000
+        configuration.maximumQueuedBytesPerSender = Int.max / 2
         configuration.maximumConnections = 8192
         configuration.maximumConnectionsPerAddress = 8192
         configuration.maximumConcurrentLoginsPerAddress = 8192
         configure(&configuration)
         let serverTLS = try TLSContext(configuration: .server(identity: identity, applicationProtocols: ["curbside/1"]))
-        let server = RelayServer(
-            configuration: configuration,
-            tls: serverTLS,
-            store: store,
-            attachments: try BlobStore(root: directory.appendingPathComponent("attachments").path)
-        )
+        let server = RelayServer(configuration: configuration, tls: serverTLS, store: store, attachments: attachments)
         let bound = try await server.bind()
-        let clientTLS = try TLSContext(
-            configuration: .client(trust: .pinnedPublicKeys([identity.certificate.publicKeyFingerprint]), applicationProtocols: ["curbside/1"])
+        var relay = BenchRelay(
+            port: bound.port,
+            task: Task { try await bound.serve() },
+            directory: directory,
+            tls: try Self.clientTLS(pinning: identity.certificate.publicKeyFingerprint),
+            store: store
         )
-        var relay = BenchRelay(port: bound.port, task: Task { try await bound.serve() }, directory: directory, tls: clientTLS)
         relay.keys = keys
         return relay
+    }
+
+    static func clientTLS(pinning fingerprint: PublicKeyFingerprint) throws -> TLSContext {
+        try TLSContext(configuration: .client(trust: .pinnedPublicKeys([fingerprint]), applicationProtocols: ["curbside/1"]))
     }
 
     func connect(_ name: String) async throws -> RelayConnection {
@@ -160,14 +200,16 @@ struct BenchRelay {
     func stop() async {
         task.cancel()
         _ = try? await task.value
+        await (store as? PostgresRelayStore)?.close()
         try? FileManager.default.removeItem(at: directory)
     }
 }
 
-/// 16 senders, each sending 1 KiB envelopes one after another, each acknowledged `stored` after fsync.
-func relayDurable(duration: Double, senders: Int) async throws {
+/// 16 senders, each sending 1 KiB envelopes one after another, each acknowledged `stored` after its commit is
+/// durable (fsynced; on PostgreSQL, COMMIT returned under `synchronous_commit = on`).
+func relayDurable(duration: Double, senders: Int, database: BenchDatabase, metric: String) async throws {
     let names = (0..<senders).map { "sender.\($0)" } + ["sink.derm"]
-    let relay = try await BenchRelay.start(accounts: names)
+    let relay = try await BenchRelay.start(accounts: names, database: database)
     let connections = try await withThrowingTaskGroup(of: RelayConnection.self) { group in
         for n in 0..<senders { group.addTask { try await relay.connect("sender.\(n)") } }
         return try await group.reduce(into: []) { $0.append($1) }
@@ -192,16 +234,31 @@ func relayDurable(duration: Double, senders: Int) async throws {
         return try await group.reduce(0, +)
     }
     let elapsed = seconds(since: start)
-    emit("relay_durable_msgs_per_s", Double(total) / elapsed, "msgs/s")
+    emit(metric, Double(total) / elapsed, "msgs/s")
     for connection in connections { await connection.close() }
     await relay.stop()
 }
 
-/// A sender at a steady `rate` to a connected recipient; send-to-push latency in a histogram.
-func pushLatency(duration: Double, rate: Int) async throws {
-    let relay = try await BenchRelay.start(accounts: ["sender.gp", "sink.derm"])
+/// A sender at a steady `rate` to a connected recipient; send-to-push latency in a histogram, emitted as
+/// `<metric>_p50_ms` and `<metric>_p99_ms`.
+///
+/// With `crossProcess` (PostgreSQL only), the recipient is connected to a second relay process on the same database
+/// (`serve-relay` run as a child), so each push travels by the store's notification: send on process A, push from
+/// process B. Sender and recipient run here, so both timestamps come from one clock.
+func pushLatency(duration: Double, rate: Int, databaseURL: String?, crossProcess: Bool, metric: String) async throws {
+    let relay = try await BenchRelay.start(accounts: ["sender.gp", "sink.derm"], database: try BenchDatabase(url: databaseURL))
     let sender = try await relay.connect("sender.gp")
-    let receiver = try await relay.connect("sink.derm")
+    var other: ChildRelay?
+    let receiver: RelayConnection
+    if crossProcess {
+        guard let url = databaseURL else { throw ClientError(.protocol, "--cross-process needs --database") }
+        let child = try ChildRelay.start(arguments: ["serve-relay", "--database", url, "--prefix", "b"])
+        other = child
+        receiver = try await RelayConnection.open(host: "127.0.0.1", port: child.port, tls: try BenchRelay.clientTLS(pinning: child.fingerprint))
+        try await receiver.login(as: try Handle("sink.derm"), identity: relay.keys[try Handle("sink.derm")]!)
+    } else {
+        receiver = try await relay.connect("sink.derm")
+    }
     let sink = try Handle("sink.derm")
     let origin = ContinuousClock.now
     func nowMicros() -> UInt64 {
@@ -241,11 +298,12 @@ func pushLatency(duration: Double, rate: Int) async throws {
     }
     let histogram = await collector.value
     timeout.cancel()
-    emit("push_latency_p50_ms", Double(histogram.valueAtPercentile(50)) / 1000, "ms")
-    emit("push_latency_p99_ms", Double(histogram.valueAtPercentile(99)) / 1000, "ms")
-    emit("push_latency_count", Double(histogram.totalCount), "msgs")
+    emit("\(metric)_p50_ms", Double(histogram.valueAtPercentile(50)) / 1000, "ms")
+    emit("\(metric)_p99_ms", Double(histogram.valueAtPercentile(99)) / 1000, "ms")
+    emit("\(metric)_count", Double(histogram.totalCount), "msgs")
     await sender.close()
     await receiver.close()
+    other?.stop()
     await relay.stop()
 }
 
@@ -336,30 +394,37 @@ func tlsBulk(megabytes: Int) async throws {
     try await server.close()
 }
 
-// MARK: - Idle connections against a relay in another process
+// MARK: - Relays and clients in other processes
 
-/// Runs a relay (for the idle-connection measurement) until stdin closes; prints its port.
-func serveRelay() async throws {
-    let relay = try await BenchRelay.start(accounts: (0..<64).map { "idle.\($0)" }) { $0.idleTimeout = .seconds(3600) }
+/// Runs a relay until stdin closes, with 64 accounts `<prefix>.0` … `<prefix>.63` registered, and prints its port,
+/// the file holding those accounts' keys and its TLS key's fingerprint. On PostgreSQL (`database`) it shares the
+/// database with any other relay process on it.
+func serveRelay(database: BenchDatabase, prefix: String) async throws {
+    let relay = try await BenchRelay.start(accounts: (0..<64).map { "\(prefix).\($0)" }, database: database) {
+        $0.idleTimeout = .seconds(3600)
+    }
     // Keys go to the client process through a file next to the relay.
     var lines: [String] = []
     for (handle, key) in relay.keys { lines.append("\(handle.rawValue) \(key.seed.copiedBytes.hexString)") }
     let keyFile = relay.directory.appendingPathComponent("keys.txt").path
     try lines.joined(separator: "\n").write(toFile: keyFile, atomically: true, encoding: .utf8)
-    say("port \(relay.port) keys \(keyFile) fingerprint \(BenchRelay.identity.certificate.publicKeyFingerprint)")
+    say("port \(relay.port) keys \(keyFile) fingerprint \(BenchRelay.identity.certificate.publicKeyFingerprint) pid \(getpid())")
     while readLine() != nil {}
     await relay.stop()
 }
 
-/// Opens `count` logged-in connections to the relay at `port` and holds them until stdin closes.
-func idleClients(port: Int, keyFile: String, count: Int) async throws {
-    let keys = try String(contentsOfFile: keyFile, encoding: .utf8).split(separator: "\n").map { line in
+/// The accounts `serve-relay` wrote, sorted by handle.
+func readKeys(_ keyFile: String) throws -> [(Handle, SigningKey)] {
+    try String(contentsOfFile: keyFile, encoding: .utf8).split(separator: "\n").map { line in
         let parts = line.split(separator: " ")
         return (try Handle(String(parts[0])), try SigningKey(seed: SecretBytes([UInt8](hexString: String(parts[1]))!)))
-    }
-    let clientTLS = try TLSContext(
-        configuration: .client(trust: .pinnedPublicKeys([PublicKeyFingerprint(CommandLine.arguments[5])!]), applicationProtocols: ["curbside/1"])
-    )
+    }.sorted { $0.0.rawValue < $1.0.rawValue }
+}
+
+/// Opens `count` logged-in connections to the relay at `port` and holds them until stdin closes.
+func idleClients(port: Int, keyFile: String, count: Int, fingerprint: String) async throws {
+    let keys = try readKeys(keyFile)
+    let clientTLS = try BenchRelay.clientTLS(pinning: PublicKeyFingerprint(fingerprint)!)
     var connections: [RelayConnection] = []
     for n in 0..<count {
         let (handle, key) = keys[n % keys.count]
@@ -371,20 +436,202 @@ func idleClients(port: Int, keyFile: String, count: Int) async throws {
     while readLine() != nil {}
 }
 
+/// A fixed number of durable sends to the relay at `port` in another process, for `perf stat` on that process: 16
+/// senders (the first 16 accounts of the key file) each send `count / 16` 1 KiB envelopes one after another to the
+/// last account, or to `recipient`. Prints how many were stored and how long they took; with `count` 0 it only
+/// connects and logs in, so that run's cost can be subtracted.
+func sendLoad(port: Int, keyFile: String, count: Int, fingerprint: String, recipient: String?) async throws {
+    let keys = try readKeys(keyFile)
+    let sink = try recipient.map { try Handle($0) } ?? keys.last!.0
+    let clientTLS = try BenchRelay.clientTLS(pinning: PublicKeyFingerprint(fingerprint)!)
+    let senders = 16
+    let connections = try await withThrowingTaskGroup(of: RelayConnection.self) { group in
+        for (handle, key) in keys.prefix(senders) {
+            group.addTask {
+                let connection = try await RelayConnection.open(host: "127.0.0.1", port: port, tls: clientTLS)
+                try await connection.login(as: handle, identity: key)
+                return connection
+            }
+        }
+        return try await group.reduce(into: []) { $0.append($1) }
+    }
+    let start = ContinuousClock.now
+    // Envelope ids differ across runs against one database: a run's first bytes are its start time.
+    let run = UInt64(Date().timeIntervalSince1970 * 1e6)
+    let stored = try await withThrowingTaskGroup(of: Int.self) { group in
+        for (n, connection) in connections.enumerated() {
+            group.addTask {
+                var body = [UInt8](repeating: UInt8(n), count: 1024)
+                withUnsafeBytes(of: run.bigEndian) { body.replaceSubrange(8..<16, with: $0) }
+                for sent in 0..<(count / senders) {
+                    withUnsafeBytes(of: UInt64(sent).bigEndian) { body.replaceSubrange(0..<8, with: $0) }
+                    guard case .stored = try await connection.request(.send(try SendRequest(recipient: sink, envelope: body))) else {
+                        throw ClientError(.protocol, "not stored")
+                    }
+                }
+                return count / senders
+            }
+        }
+        return try await group.reduce(0, +)
+    }
+    let elapsed = seconds(since: start)
+    say("stored \(stored) seconds \(String(format: "%.3f", elapsed)) rate \(String(format: "%.1f", Double(stored) / elapsed))")
+    for connection in connections { await connection.close() }
+}
+
+/// The other half of a consult's life at the relay, for `perf stat` on the relay process: the last account of the
+/// key file fetches what is queued for it, `batch` envelopes a request, and acknowledges each fetched batch in one
+/// request (a notice for each sender), until it has acknowledged `count`. With `count` 0 it only logs in.
+func drainLoad(port: Int, keyFile: String, count: Int, batch: Int, fingerprint: String) async throws {
+    let (handle, key) = try readKeys(keyFile).last!
+    let connection = try await RelayConnection.open(host: "127.0.0.1", port: port, tls: try BenchRelay.clientTLS(pinning: PublicKeyFingerprint(fingerprint)!))
+    try await connection.login(as: handle, identity: key)
+    let start = ContinuousClock.now
+    var acknowledged = 0
+    var cursor: UInt64 = 0
+    while acknowledged < count {
+        guard case .envelopes(let envelopes) = try await connection.request(.fetch(after: cursor, limit: UInt16(min(batch, count - acknowledged)))),
+            let last = envelopes.last
+        else { break }
+        guard case .acknowledged(let n) = try await connection.request(.acknowledge(envelopes.map(\.envelopeID))) else {
+            throw ClientError(.protocol, "not acknowledged")
+        }
+        acknowledged += Int(n)
+        cursor = last.sequence
+    }
+    let elapsed = seconds(since: start)
+    say("acknowledged \(acknowledged) seconds \(String(format: "%.3f", elapsed)) rate \(String(format: "%.1f", Double(acknowledged) / elapsed))")
+    await connection.close()
+}
+
+/// A relay process started from this executable (`serve-relay`), stopped by closing its standard input.
+struct ChildRelay {
+    let process: Process
+    let input: Pipe
+    let port: Int
+    let fingerprint: PublicKeyFingerprint
+
+    static func start(arguments: [String]) throws -> ChildRelay {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+        process.arguments = arguments
+        let input = Pipe(), output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+        var text = ""
+        while !text.contains("\n") {
+            let data = output.fileHandleForReading.availableData
+            guard !data.isEmpty else { throw ClientError(.protocol, "the child relay exited before it listened") }
+            text += String(decoding: data, as: UTF8.self)
+        }
+        let words = text.split(whereSeparator: \.isWhitespace).map(String.init)
+        guard let port = words.firstIndex(of: "port").flatMap({ Int(words[$0 + 1]) }),
+            let fingerprint = words.firstIndex(of: "fingerprint").flatMap({ PublicKeyFingerprint(words[$0 + 1]) })
+        else { throw ClientError(.protocol, "the child relay printed \(text)") }
+        return ChildRelay(process: process, input: input, port: port, fingerprint: fingerprint)
+    }
+
+    /// Closes its standard input: it stops its relay and exits.
+    func stop() {
+        try? input.fileHandleForWriting.close()
+    }
+}
+
+// MARK: - A PostgreSQL cluster for bench/run.sh's PostgreSQL measurements
+
+/// Starts a throw-away cluster (fsync and synchronous_commit on, as PostgreSQL's defaults have them), prints where it
+/// listens, and stops and deletes it when stdin closes. bench/run.sh runs the relay and pgbench against it.
+func postgresCluster() throws {
+    let cluster = try PostgresCluster.start(settings: ["fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"], name: "bench")
+    say("socket \(cluster.socketDirectory) port \(cluster.port) user \(cluster.user) bin \(cluster.binDirectory)")
+    while readLine() != nil {}
+    cluster.stop()
+}
+
 // MARK: -
 
+/// `--name value` options after the subcommand, and bare words in order.
+struct BenchArguments {
+    var options: [String: String] = [:]
+    var flags: Set<String> = []
+    var words: [String] = []
+
+    init(_ arguments: ArraySlice<String>, flags known: Set<String>) {
+        var rest = arguments[...]
+        while let word = rest.popFirst() {
+            if known.contains(word) {
+                flags.insert(word)
+            } else if word.hasPrefix("--"), let value = rest.popFirst() {
+                options[word] = value
+            } else {
+                words.append(word)
+            }
+        }
+    }
+}
+
 let arguments = CommandLine.arguments
+let parsed = BenchArguments(arguments.dropFirst(2), flags: ["--cross-process"])
 let duration = Double(ProcessInfo.processInfo.environment["BENCH_SECONDS"] ?? "5") ?? 5
+let databaseURL = parsed.options["--database"]
 switch arguments.count > 1 ? arguments[1] : "" {
 case "crypto": try crypto(duration: duration)
-case "relay-durable": try await relayDurable(duration: duration, senders: 16)
-case "push-latency": try await pushLatency(duration: duration, rate: 1000)
+case "relay-durable":
+    try await relayDurable(
+        duration: duration,
+        senders: 16,
+        database: try BenchDatabase(url: databaseURL),
+        metric: databaseURL == nil ? "relay_durable_msgs_per_s" : "relay_durable_pg_msgs_per_s"
+    )
+case "push-latency":
+    let rate = Int(parsed.options["--rate"] ?? "1000")!
+    let crossProcess = parsed.flags.contains("--cross-process")
+    try await pushLatency(
+        duration: duration,
+        rate: rate,
+        databaseURL: databaseURL,
+        crossProcess: crossProcess,
+        metric: "push_latency" + (databaseURL == nil ? "" : "_pg") + (crossProcess ? "_cross" : "") + (rate == 1000 ? "" : "_\(rate)")
+    )
 case "handshakes": try await handshakes(duration: duration)
-case "tls-bulk": try await tlsBulk(megabytes: Int(arguments.count > 2 ? arguments[2] : "512") ?? 512)
-case "serve-relay": try await serveRelay()
-case "idle-clients": try await idleClients(port: Int(arguments[2])!, keyFile: arguments[3], count: Int(arguments[4])!)
+case "tls-bulk": try await tlsBulk(megabytes: Int(parsed.words.first ?? "512") ?? 512)
+case "serve-relay": try await serveRelay(database: try BenchDatabase(url: databaseURL), prefix: parsed.options["--prefix"] ?? "idle")
+case "idle-clients":
+    try await idleClients(port: Int(parsed.words[0])!, keyFile: parsed.words[1], count: Int(parsed.words[2])!, fingerprint: parsed.words[3])
+case "send-load":
+    try await sendLoad(
+        port: Int(parsed.words[0])!,
+        keyFile: parsed.words[1],
+        count: Int(parsed.words[2])!,
+        fingerprint: parsed.words[3],
+        recipient: parsed.options["--to"]
+    )
+case "drain-load":
+    try await drainLoad(
+        port: Int(parsed.words[0])!,
+        keyFile: parsed.words[1],
+        count: Int(parsed.words[2])!,
+        batch: Int(parsed.options["--batch"] ?? "100")!,
+        fingerprint: parsed.words[3]
+    )
+case "postgres": try postgresCluster()
 case "fingerprint": print(BenchRelay.identity.certificate.publicKeyFingerprint)
 default:
-    FileHandle.standardError.write(Data("usage: curbside-bench crypto|relay-durable|push-latency|handshakes|tls-bulk [MiB]|serve-relay|idle-clients PORT KEYS N FINGERPRINT\n".utf8))
+    FileHandle.standardError.write(
+        Data(
+            """
+            usage: curbside-bench crypto
+                   curbside-bench relay-durable [--database postgres://…]
+                   curbside-bench push-latency [--rate N] [--database postgres://… [--cross-process]]
+                   curbside-bench handshakes | tls-bulk [MiB] | fingerprint
+                   curbside-bench serve-relay [--database postgres://…] [--prefix NAME]
+                   curbside-bench idle-clients PORT KEYS N FINGERPRINT | send-load PORT KEYS N FINGERPRINT [--to HANDLE]
+                   curbside-bench drain-load PORT KEYS N FINGERPRINT [--batch N]
+                   curbside-bench postgres
+
+            """.utf8
+        )
+    )
     exit(64)
 }

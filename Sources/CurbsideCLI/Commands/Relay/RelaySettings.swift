@@ -47,16 +47,8 @@ struct RelaySettings {
     /// The PostgreSQL store's settings from the `database` URL: its hosts in order (a host beginning with `/` is a
     /// socket directory, as libpq has it), the user, password and database, and the pool size.
     static func postgresSettings(_ url: PostgresURL, poolSize: Int) -> PostgresSettings {
-        var settings = PostgresSettings(
-            servers: url.hosts.map { host in
-                host.unixSocketPath.map { .unixSocket(path: $0) } ?? .tcp(host: host.host, port: host.port)
-            },
-            username: url.user,
-            password: url.password,
-            database: url.database
-        )
+        var settings = PostgresSettings(url: url)
         settings.maximumConnections = poolSize
-        if let timeout = url.options["connect_timeout"].flatMap(Int.init) { settings.connectTimeout = .seconds(timeout) }
         return settings
     }
 

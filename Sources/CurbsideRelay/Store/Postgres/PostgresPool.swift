@@ -38,6 +38,20 @@ public struct PostgresSettings: Sendable, Hashable {
         self.database = database
     }
 
+    /// The servers, user, password and database a `database` URL names, in its order (a host beginning with `/` is a
+    /// socket directory, as libpq has it), and its `connect_timeout`.
+    public init(url: PostgresURL) {
+        self.init(
+            servers: url.hosts.map { host in
+                host.unixSocketPath.map { .unixSocket(path: $0) } ?? .tcp(host: host.host, port: host.port)
+            },
+            username: url.user,
+            password: url.password,
+            database: url.database
+        )
+        if let timeout = url.options["connect_timeout"].flatMap(Int.init) { connectTimeout = .seconds(timeout) }
+    }
+
     func connectionConfiguration(_ server: Server) -> PostgresConnection.Configuration {
         var configuration =
             switch server {

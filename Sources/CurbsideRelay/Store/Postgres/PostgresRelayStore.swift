@@ -291,25 +291,45 @@ public final class PostgresRelayStore: RelayStore, Service {
             let recipient: String
             let id: [UInt8]
         }
+        struct Share: Hashable {
+            let recipient: String
+            let sender: String
+        }
+        // Everything the decisions read, in one statement (one round trip, one snapshot taken after the lock): the
+        // envelopes already stored (kind 0), the registered recipients (1), their queues (2) and senders' shares (3).
         var existing: [Key: (sequence: Int64, storedAt: Int64, expiresAt: Int64)] = [:]
-        let existingRows = try await connection.query(
+        var registered: Set<String> = []
+        var queues: [String: (envelopes: Int, bytes: Int)] = [:]
+        var shares: [Share: (envelopes: Int, bytes: Int)] = [:]
+        let state = try await connection.query(
             """
-            SELECT e.recipient, e.envelope_id, e.sequence, e.stored_at, e.expires_at
+            SELECT 0, e.recipient, NULL::text, e.envelope_id, e.sequence, e.stored_at, e.expires_at
             FROM envelope e JOIN unnest(\(batch.map(\.recipient.rawValue))::text[], \(ids.map { ByteBuffer(bytes: $0.bytes) })::bytea[])
                 AS k(recipient, envelope_id) ON e.recipient = k.recipient AND e.envelope_id = k.envelope_id
+            UNION ALL
+            SELECT 1, handle, NULL, NULL, NULL, NULL, NULL FROM account WHERE handle = ANY(\(recipients)::text[])
+            UNION ALL
+            SELECT 2, recipient, NULL, NULL, envelopes, bytes, NULL FROM queue_usage WHERE recipient = ANY(\(recipients)::text[])
+            UNION ALL
+            SELECT 3, recipient, sender, NULL, envelopes, bytes, NULL FROM sender_usage WHERE recipient = ANY(\(recipients)::text[])
             """,
             logger: logger
         )
-        for try await (recipient, id, sequence, storedAt, expiresAt) in existingRows.decode((String, ByteBuffer, Int64, Int64, Int64).self) {
-            existing[Key(recipient: recipient, id: Array(buffer: id))] = (sequence, storedAt, expiresAt)
-        }
-
-        var registered: Set<String> = []
-        for try await handle in try await connection.query(
-            "SELECT handle FROM account WHERE handle = ANY(\(recipients)::text[])",
-            logger: logger
-        ).decode(String.self) {
-            registered.insert(handle)
+        for try await (kind, recipient, sender, id, first, second, third) in state.decode(
+            (Int32, String, String?, ByteBuffer?, Int64?, Int64?, Int64?).self
+        ) {
+            switch (kind, sender, id, first, second, third) {
+            case (0, _, let id?, let sequence?, let storedAt?, let expiresAt?):
+                existing[Key(recipient: recipient, id: Array(buffer: id))] = (sequence, storedAt, expiresAt)
+            case (1, _, _, _, _, _):
+                registered.insert(recipient)
+            case (2, _, _, let envelopes?, let bytes?, _):
+                queues[recipient] = (Int(envelopes), Int(bytes))
+            case (3, let sender?, _, let envelopes?, let bytes?, _):
+                shares[Share(recipient: recipient, sender: sender)] = (Int(envelopes), Int(bytes))
+            default:
+                throw RelayError(.storageFailed, "the relay's database returned an unexpected row reading a send's state")
+            }
         }
 
         struct AttachmentKey: Hashable {
@@ -331,25 +351,6 @@ public final class PostgresRelayStore: RelayStore, Service {
             for try await (owner, sha256, key, size) in rows.decode((String, ByteBuffer, Int64, Int64).self) {
                 attachments[AttachmentKey(owner: owner, sha256: Array(buffer: sha256))] = (key, size)
             }
-        }
-
-        struct Share: Hashable {
-            let recipient: String
-            let sender: String
-        }
-        var queues: [String: (envelopes: Int, bytes: Int)] = [:]
-        for try await (recipient, envelopes, bytes) in try await connection.query(
-            "SELECT recipient, envelopes, bytes FROM queue_usage WHERE recipient = ANY(\(recipients)::text[])",
-            logger: logger
-        ).decode((String, Int64, Int64).self) {
-            queues[recipient] = (Int(envelopes), Int(bytes))
-        }
-        var shares: [Share: (envelopes: Int, bytes: Int)] = [:]
-        for try await (recipient, sender, envelopes, bytes) in try await connection.query(
-            "SELECT recipient, sender, envelopes, bytes FROM sender_usage WHERE recipient = ANY(\(recipients)::text[])",
-            logger: logger
-        ).decode((String, String, Int64, Int64).self) {
-            shares[Share(recipient: recipient, sender: sender)] = (Int(envelopes), Int(bytes))
         }
 
         // Each item decided in order against the counts as the items before it leave them.
@@ -426,24 +427,31 @@ public final class PostgresRelayStore: RelayStore, Service {
 
         var sequences: [Int64] = []
         if !rows.isEmpty {
-            // One statement for the batch; WITH ORDINALITY ties each returned sequence to its row.
+            // One statement for the batch; WITH ORDINALITY ties each returned sequence to its row. It also queues the
+            // notifications for the other relay processes (FanOutEvent's payload), which PostgreSQL delivers with the
+            // commit, never before it.
             let result = try await connection.query(
                 """
-                INSERT INTO envelope (envelope_id, sender, recipient, body, stored_at, expires_at, attachment_bytes)
-                SELECT envelope_id, sender, recipient, body, stored_at, expires_at, attachment_bytes
-                FROM unnest(
-                    \(rows.map { ByteBuffer(bytes: $0.id.bytes) })::bytea[], \(rows.map(\.item.sender.rawValue))::text[],
-                    \(rows.map(\.item.recipient.rawValue))::text[], \(rows.map { ByteBuffer(bytes: $0.item.body) })::bytea[],
-                    \(rows.map(\.item.storedAt.signedMilliseconds))::bigint[], \(rows.map(\.item.expiresAt.signedMilliseconds))::bigint[],
-                    \(rows.map { Int64($0.attachmentBytes) })::bigint[]
-                ) WITH ORDINALITY AS t(envelope_id, sender, recipient, body, stored_at, expires_at, attachment_bytes, n)
-                ORDER BY n
-                RETURNING sequence, recipient, envelope_id
+                WITH stored AS (
+                    INSERT INTO envelope (envelope_id, sender, recipient, body, stored_at, expires_at, attachment_bytes)
+                    SELECT envelope_id, sender, recipient, body, stored_at, expires_at, attachment_bytes
+                    FROM unnest(
+                        \(rows.map { ByteBuffer(bytes: $0.id.bytes) })::bytea[], \(rows.map(\.item.sender.rawValue))::text[],
+                        \(rows.map(\.item.recipient.rawValue))::text[], \(rows.map { ByteBuffer(bytes: $0.item.body) })::bytea[],
+                        \(rows.map(\.item.storedAt.signedMilliseconds))::bigint[], \(rows.map(\.item.expiresAt.signedMilliseconds))::bigint[],
+                        \(rows.map { Int64($0.attachmentBytes) })::bigint[]
+                    ) WITH ORDINALITY AS t(envelope_id, sender, recipient, body, stored_at, expires_at, attachment_bytes, n)
+                    ORDER BY n
+                    RETURNING sequence, recipient, envelope_id
+                )
+                SELECT sequence, recipient, envelope_id,
+                    pg_notify(\(FanOutEvent.channel), \(FanOutEvent.envelopePayloadPrefix(origin: origin)) || sequence || ' ' || recipient)::text
+                FROM stored
                 """,
                 logger: logger
             )
             var byKey: [Key: Int64] = [:]
-            for try await (sequence, recipient, id) in result.decode((Int64, String, ByteBuffer).self) {
+            for try await (sequence, recipient, id, _) in result.decode((Int64, String, ByteBuffer, String).self) {
                 byKey[Key(recipient: recipient, id: Array(buffer: id))] = sequence
             }
             sequences = try rows.map { row in
@@ -467,13 +475,6 @@ public final class PostgresRelayStore: RelayStore, Service {
                     logger: logger
                 )
             }
-            // Delivered with the commit, never before it: other relay processes push to their own connections.
-            try await notify(
-                connection,
-                zip(rows, sequences).map { FanOutEvent.envelope(recipient: $0.item.recipient.rawValue, sequence: $1) },
-                origin: origin,
-                logger: logger
-            )
         }
         return decisions.map { decision in
             switch decision {
@@ -983,10 +984,14 @@ enum FanOutEvent: Sendable, Hashable {
     /// 8000-byte payload limit.
     func payload(origin: String) -> String {
         switch self {
-        case .envelope(let recipient, let sequence): "\(origin) e \(sequence) \(recipient)"
+        case .envelope(let recipient, let sequence): "\(Self.envelopePayloadPrefix(origin: origin))\(sequence) \(recipient)"
         case .notice(let sender, let sequence): "\(origin) n \(sequence) \(sender)"
         }
     }
+
+    /// What an envelope's payload starts with; the sequence, a space and the recipient follow (the batch INSERT in
+    /// `PostgresRelayStore.write` appends them in SQL, so its notifications cost no round trip of their own).
+    static func envelopePayloadPrefix(origin: String) -> String { "\(origin) e " }
 
     /// The event and its origin, or nil for a payload this version does not know.
     init?(payload: String, origin: inout String) {
