@@ -70,9 +70,14 @@ public final class PostgresCluster: @unchecked Sendable {
 
     /// A streaming-replication standby of `primary`, started: a base backup with `-R` (standby.signal and
     /// primary_conninfo written), named `name` in the primary's synchronous_standby_names if the primary lists it.
+    ///
+    /// The base backup copies the primary's settings, but not its `synchronous_standby_names` unless `settings` name
+    /// one: promoted, the standby would otherwise wait at every commit for a standby of its own that does not exist.
     public static func standby(of primary: PostgresCluster, name: String = "standby", settings: [String: String] = [:]) throws
         -> PostgresCluster
     {
+        var settings = settings
+        if settings["synchronous_standby_names"] == nil { settings["synchronous_standby_names"] = "''" }
         let cluster = try create(name: name)
         try cluster.run(
             cluster.binDirectory + "/pg_basebackup",

@@ -120,7 +120,7 @@ struct PowerCutRun {
         report.integrity = try survivor.integrityCheck()
         try survivor.start()
         do {
-            let seen = try await CrashRun.readBack(port: survivor.port, tls: tls, as: recipients)
+            let seen = try await CrashRun.readBack(ports: [survivor.port], tls: tls, as: recipients)
             report.found = acknowledged.intersection(seen.keys).count
             let missing = acknowledged.subtracting(seen.keys).sorted()
             if !missing.isEmpty {
