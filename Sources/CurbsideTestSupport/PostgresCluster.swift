@@ -81,8 +81,9 @@ public final class PostgresCluster: @unchecked Sendable {
         let cluster = try create(name: name)
         try cluster.run(
             cluster.binDirectory + "/pg_basebackup",
+            // A fast checkpoint: the default spreads the backup's checkpoint over minutes.
             ["-h", primary.socketDirectory, "-p", String(primary.port), "-U", primary.user, "-D", cluster.dataDirectory, "-R", "-X", "stream",
-             "-d", "application_name=\(name)"]
+             "-c", "fast", "-d", "application_name=\(name)"]
         )
         try cluster.configure(settings)
         try cluster.startServer()
@@ -153,6 +154,22 @@ public final class PostgresCluster: @unchecked Sendable {
         kill(pid, SIGKILL)
         // Its backends notice the postmaster is gone and exit; wait for the socket's lock to go.
         for _ in 0..<100 where kill(pid, 0) == 0 { usleep(50_000) }
+    }
+
+    /// Makes the standby named `name` this primary's synchronous standby and waits (at most 30 s) until it streams
+    /// as one: from then on a commit returns only once the standby has flushed it. Called once the standby runs, since
+    /// a primary that names a synchronous standby waits at every commit until one streams.
+    public func requireSynchronousStandby(_ name: String = "standby") throws {
+        try psql("ALTER SYSTEM SET synchronous_standby_names = '\(name)'")
+        try psql("SELECT pg_reload_conf()")
+        let deadline = Date().addingTimeInterval(30)
+        var state = ""
+        while Date() < deadline {
+            state = try psql("SELECT sync_state FROM pg_stat_replication WHERE application_name = '\(name)'")
+            if state == "sync" { return }
+            usleep(50_000)
+        }
+        throw Failure.command("waiting for the synchronous standby \(name)", status: 1, output: "sync_state \"\(state)\" after 30 s")
     }
 
     /// Promotes a standby to a primary that accepts writes.

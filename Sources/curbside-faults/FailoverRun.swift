@@ -80,11 +80,11 @@ struct FailoverRun {
         let start = ContinuousClock.now
         var report = Report(senders: senders, relays: relays, consults: consults)
 
-        let primary = try SharedDatabase.start(name: "primary", settings: ["synchronous_standby_names": "'standby'"])
+        let primary = try SharedDatabase.start(name: "primary")
         clusters.append(primary)
         let standby = try PostgresCluster.standby(of: primary, name: "standby")
         clusters.append(standby)
-        try Self.waitUntilSynchronous(primary)
+        try primary.requireSynchronousStandby("standby")
         log("failover: primary on 127.0.0.1:\(primary.port), synchronous standby on 127.0.0.1:\(standby.port)")
 
         relayProcesses = SharedDatabase.relays(
@@ -177,17 +177,5 @@ struct FailoverRun {
         report.consistency = try SharedDatabase.consistencyCheck(standby)
         report.seconds = (ContinuousClock.now - start).inSeconds
         return report
-    }
-
-    /// Waits (at most 30 s) until the primary reports its standby streaming as its synchronous standby.
-    private static func waitUntilSynchronous(_ primary: PostgresCluster) throws {
-        let deadline = Date().addingTimeInterval(30)
-        var state = ""
-        while Date() < deadline {
-            state = try primary.psql("SELECT sync_state FROM pg_stat_replication WHERE application_name = 'standby'")
-            if state == "sync" { return }
-            usleep(100_000)
-        }
-        throw FaultRunError("the standby is not the primary's synchronous standby after 30 s (sync_state \"\(state)\")")
     }
 }

@@ -1,5 +1,6 @@
 import CurbsideWire
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import PostgresNIO
 
@@ -98,14 +99,96 @@ actor PostgresPool {
     var server: PostgresSettings.Server? { current?.server }
 
     /// Leases a connection to the writable server for `body`.
+    ///
+    /// - Throws: what `body` throws, PostgreSQL's errors mapped by `relayError(_:)`; `store_unavailable` when no
+    ///   connection could be leased within `connectTimeout`.
     nonisolated func withConnection<T: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let client = try await writableClient()
         do {
-            return try await client.withConnection { connection in try await body(connection) }
+            return try await Self.lease(from: client, within: settings.connectTimeout, body)
         } catch let error as PSQLError {
             let mapped = Self.relayError(error)
             if mapped.code == .storeUnavailable { await lost(client) }
             throw mapped
+        } catch let failure as LeaseFailure {
+            // The pool lent nothing. While its server is gone it keeps trying to connect and gives up on waiting
+            // requests only after its circuit breaker trips (15 s, then at once, for good): the server is checked
+            // here instead, and if it is gone or no longer accepts writes the next request looks for the one that does.
+            if await !stillWritable(client) { await lost(client) }
+            throw RelayError(.storeUnavailable, "the relay's database \(failure.reason); try again shortly")
+        }
+    }
+
+    /// Why no connection was lent.
+    private struct LeaseFailure: Error {
+        let reason: String
+    }
+
+    /// A lease waiting for a connection, one that has it, or one given up on.
+    private enum LeaseState { case waiting, leased, abandoned }
+
+    /// Runs `body` on a connection from `client`, if one is lent within `timeout`.
+    ///
+    /// A lease and its timeout race through a state only one of them moves on from `waiting`: either `body` runs (and
+    /// takes as long as it takes), or the lease is abandoned and a connection lent after all is handed back unused.
+    private static func lease<T: Sendable>(
+        from client: PostgresClient,
+        within timeout: Duration,
+        _ body: @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        // Read and written from the lease's task and the timer's, each a single compare-and-set: no await in between.
+        let state = NIOLockedValueBox(LeaseState.waiting)
+        @Sendable func move(to next: LeaseState) -> Bool {
+            state.withLockedValue { current in
+                guard current == .waiting else { return false }
+                current = next
+                return true
+            }
+        }
+        return try await withoutActuallyEscaping(body) { body in
+            try await withThrowingTaskGroup(of: T?.self) { group in
+                group.addTask {
+                    do {
+                        return try await client.withConnection { connection in
+                            guard move(to: .leased) else { throw LeaseFailure(reason: "lent no connection in time") }
+                            return try await body(connection)
+                        }
+                    } catch let error where !(error is PSQLError) && state.withLockedValue({ $0 != .leased }) {
+                        // ConnectionPoolError (the circuit breaker), or the timer's cancellation: nothing ran.
+                        throw LeaseFailure(reason: "cannot be reached")
+                    }
+                }
+                group.addTask {
+                    try? await Task.sleep(for: timeout)
+                    if move(to: .abandoned) { throw LeaseFailure(reason: "lent no connection within \(timeout)") }
+                    return nil
+                }
+                while let result = try await group.next() {
+                    if let value = result {
+                        group.cancelAll()
+                        return value
+                    }
+                }
+                throw LeaseFailure(reason: "lent no connection")
+            }
+        }
+    }
+
+    /// Whether the server `client` writes to still accepts connections and writes: asked on a connection of its own,
+    /// since the pool's are what is in doubt.
+    private func stillWritable(_ client: PostgresClient) async -> Bool {
+        guard let current, current.client === client else { return false }
+        do {
+            let connection = try await PostgresConnection.connect(
+                configuration: settings.connectionConfiguration(current.server),
+                id: 0,
+                logger: logger
+            )
+            let readOnly = try await Self.isReadOnly(connection, logger: logger)
+            try? await connection.close()
+            return !readOnly
+        } catch {
+            return false
         }
     }
 
