@@ -254,7 +254,7 @@ struct CrashRun {
 
         // Each recipient read back through a relay in turn: on PostgreSQL, what one process stored, another serves.
         let seen = try await Self.readBack(ports: relays.map(\.port), tls: tls, as: recipients)
-        for relay in relays { relay.stop() }
+        for relay in relays { try relay.stop() }
         let finalIntegrity = try check(0)
         report.integrityChecks += 1
         if finalIntegrity != "ok" { report.integrityFailures.append(finalIntegrity) }

@@ -135,11 +135,18 @@ final class RelayProcess: @unchecked Sendable {
     }
 
     /// A graceful stop (SIGTERM), for the end of a run.
-    func stop() {
+    ///
+    /// - Throws: `FaultRunError` if the relay has not exited 20 s later (its shutdown grace period is 10 s); it is then
+    ///   killed with SIGKILL.
+    func stop() throws {
         guard let process, process.isRunning else { return }
         process.terminate()
-        process.waitUntilExit()
+        let deadline = Date().addingTimeInterval(20)
+        while process.isRunning, Date() < deadline { usleep(10_000) }
+        let hung = process.isRunning
+        kill()
         self.process = nil
+        if hung { throw FaultRunError("the relay in \(dataDirectory) did not stop within 20 s of SIGTERM (killed)") }
     }
 
     /// `PRAGMA integrity_check` of a SQLite store while the relay is down: "ok" or SQLite's list of problems.

@@ -110,6 +110,9 @@ actor PostgresPool {
             let mapped = Self.relayError(error)
             if mapped.code == .storeUnavailable { await lost(client) }
             throw mapped
+        } catch is PostgresConnectionClosed {
+            await lost(client)
+            throw RelayError(.storeUnavailable, "the relay lost its database connection; try again shortly")
         } catch let failure as LeaseFailure {
             // The pool lent nothing. While its server is gone it keeps trying to connect and gives up on waiting
             // requests only after its circuit breaker trips (15 s, then at once, for good): the server is checked
@@ -254,7 +257,7 @@ actor PostgresPool {
 
     /// Whether the server would refuse writes (in recovery, or read-only by default).
     static func isReadOnly(_ connection: PostgresConnection, logger: Logger) async throws -> Bool {
-        let rows = try await connection.query("SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only')", logger: logger)
+        let rows = try await connection.query(ifOpen: "SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only')", logger: logger)
         for try await (recovering, readOnly) in rows.decode((Bool, String).self) {
             return recovering || readOnly == "on"
         }
