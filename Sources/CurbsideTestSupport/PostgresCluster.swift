@@ -152,8 +152,17 @@ public final class PostgresCluster: @unchecked Sendable {
             throw Failure.command("read postmaster.pid", status: 1, output: pidFile)
         }
         kill(pid, SIGKILL)
-        // Its backends notice the postmaster is gone and exit; wait for the socket's lock to go.
-        for _ in 0..<100 where kill(pid, 0) == 0 { usleep(50_000) }
+        // Its backends notice the postmaster is gone and exit. Dead is enough: a zombie waits for init to reap it,
+        // which here can take a second that a failover measurement would count.
+        for _ in 0..<500 where kill(pid, 0) == 0 && !Self.isZombie(pid) { usleep(10_000) }
+    }
+
+    /// Whether `pid` has exited and waits only to be reaped (state Z in /proc/PID/stat).
+    private static func isZombie(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let afterName = stat.range(of: ") ", options: .backwards)
+        else { return false }
+        return stat[afterName.upperBound...].first == "Z"
     }
 
     /// Makes the standby named `name` this primary's synchronous standby and waits (at most 30 s) until it streams

@@ -164,7 +164,8 @@ struct CrashRun {
         defer {
             for relay in relays { relay.kill() }
             cluster?.stop()
-            if !keepDirectory { try? FileManager.default.removeItem(atPath: directory) }
+            if keepDirectory { log("crash: relay data directories kept in \(directory)") }
+            else { try? FileManager.default.removeItem(atPath: directory) }
         }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         // Enough recipients that no sender holds more than its share of any one queue.

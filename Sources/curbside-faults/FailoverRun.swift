@@ -39,8 +39,9 @@ struct FailoverRun {
         /// `sync`, an acknowledged commit need not be on the standby, and the run proves nothing.
         var standbyState = ""
         var acknowledgedBeforeKill = 0
-        /// From the SIGKILL to `pg_ctl promote` returning.
+        /// From the SIGKILL to `pg_ctl promote` returning, and of that the promotion alone.
         var killToPromotedSeconds = 0.0
+        var promotionSeconds = 0.0
         /// From the first failure after the kill to the first consult stored after it; -1 if no send failed.
         var refusedSeconds = -1.0
         /// Failed attempts in that time, each made again: error frames by code, connections that could not be opened
@@ -63,7 +64,7 @@ struct FailoverRun {
 
     private enum Finished: Sendable {
         case sender(Set<Int>)
-        case failover(standbyState: String, acknowledgedBeforeKill: Int, killToPromoted: Duration)
+        case failover(standbyState: String, acknowledgedBeforeKill: Int, killToPromoted: Duration, promotion: Duration)
     }
 
     func run(log: @Sendable (String) -> Void) async throws -> Report {
@@ -137,17 +138,24 @@ struct FailoverRun {
                 let killed = ContinuousClock.now
                 try await blocking { try primary.killPostmaster() }
                 try await Task.sleep(for: promotionDelay)
+                let promoting = ContinuousClock.now
                 try await blocking { try standby.promote() }
-                return .failover(standbyState: state, acknowledgedBeforeKill: acknowledged, killToPromoted: ContinuousClock.now - killed)
+                return .failover(
+                    standbyState: state,
+                    acknowledgedBeforeKill: acknowledged,
+                    killToPromoted: ContinuousClock.now - killed,
+                    promotion: ContinuousClock.now - promoting
+                )
             }
             for try await finished in group {
                 switch finished {
                 case .sender(let acknowledged):
                     sent.formUnion(acknowledged)
-                case .failover(let state, let acknowledged, let killToPromoted):
+                case .failover(let state, let acknowledged, let killToPromoted, let promotion):
                     report.standbyState = state
                     report.acknowledgedBeforeKill = acknowledged
                     report.killToPromotedSeconds = killToPromoted.inSeconds
+                    report.promotionSeconds = promotion.inSeconds
                     log(
                         "failover: primary killed after \(acknowledged) acknowledged (standby \(state)); standby promoted "
                             + "\(String(format: "%.3f", killToPromoted.inSeconds)) s later"

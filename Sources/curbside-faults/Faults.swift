@@ -132,7 +132,8 @@ struct Failover: AsyncParsableCommand {
               acknowledged \(report.acknowledged), delivered from the promoted standby \(report.delivered) \
             (\(report.envelopesOnNewPrimary) rows), lost \(report.lost), duplicated \(report.duplicated), \
             resends already stored \(report.resendsAlreadyStored), unfinished \(report.unfinished)
-              kill to promoted \(String(format: "%.3f", report.killToPromotedSeconds)) s; sends refused for \
+              kill to promoted \(String(format: "%.3f", report.killToPromotedSeconds)) s (pg_ctl promote \
+            \(String(format: "%.3f", report.promotionSeconds)) s); sends refused for \
             \(String(format: "%.3f", report.refusedSeconds)) s (first failure to first `stored` after promotion)
               retries in that time \(report.outageRetries): error frames \(refusals.isEmpty ? "none" : refusals), \
             connections refused or not logged in \(report.outageConnectFailures), connections lost \(report.outageConnectionsLost)
