@@ -193,10 +193,20 @@ enum PostgresSchema {
     /// Applies the migrations not yet applied, in order; returns the names applied now.
     @discardableResult
     static func migrate(_ connection: PostgresConnection, logger: Logger) async throws -> [String] {
-        try await connection.query(ifOpen:
-            "CREATE TABLE IF NOT EXISTS schema_migration (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
-            logger: logger
-        )
+        // Under the lock too: two sessions creating the same table IF NOT EXISTS at once can both find it missing,
+        // and the second then fails on a catalogue unique index (23505).
+        try await connection.query(ifOpen: "BEGIN", logger: logger)
+        do {
+            try await connection.query(ifOpen: "SELECT pg_advisory_xact_lock(\(LockClass.migration.rawValue), 0)", logger: logger)
+            try await connection.query(ifOpen:
+                "CREATE TABLE IF NOT EXISTS schema_migration (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+                logger: logger
+            )
+            try await connection.query(ifOpen: "COMMIT", logger: logger)
+        } catch {
+            try? await connection.query(ifOpen: "ROLLBACK", logger: logger)
+            throw error
+        }
         var applied: [String] = []
         for migration in migrations {
             try await connection.query(ifOpen: "BEGIN", logger: logger)
