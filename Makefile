@@ -61,7 +61,9 @@ bench: deps
 	./bench/run.sh
 
 # Fault runs against a live relay, with counts; exits non-zero on any loss. `make test` runs a short version.
-# CRASH_CONSULTS, CRASH_KILLS and CRASH_SEED change the crash run (defaults: 10,000 consults, 20 SIGKILLs); three
+# CRASH_CONSULTS, CRASH_KILLS and CRASH_SEED change the crash runs (defaults: 10,000 consults, 20 SIGKILLs): one relay
+# on SQLite, then two relay processes on one PostgreSQL database; then the failover run (FAILOVER_CONSULTS, default
+# 10,000, FAILOVER_SEED: the PostgreSQL primary killed under load, its synchronous standby promoted); three
 # power cuts follow (ext4 in a loop device; skipped without root), then the control that must lose consults, then
 # the abuse run (ABUSE_FRAMES random and mutated frames, default 10,000; slow-loris; login brute force), then the
 # network-fault trials (FAULT_TRIALS per operation, default 50: 200 in all; make test runs 10 per operation).
@@ -71,6 +73,10 @@ reliability: deps
 	bin=$$($(SWIFT) build -c release --show-bin-path); \
 	"$$bin/curbside-faults" crash --curbside "$$bin/curbside" --senders 4 --consults $${CRASH_CONSULTS:-10000} \
 	    --kills $${CRASH_KILLS:-20} $${CRASH_SEED:+--seed $$CRASH_SEED} && \
+	"$$bin/curbside-faults" crash --postgres --relays 2 --curbside "$$bin/curbside" --senders 4 \
+	    --consults $${CRASH_CONSULTS:-10000} --kills $${CRASH_KILLS:-20} $${CRASH_SEED:+--seed $$CRASH_SEED} && \
+	"$$bin/curbside-faults" failover --curbside "$$bin/curbside" --relays 2 --senders 4 \
+	    --consults $${FAILOVER_CONSULTS:-10000} $${FAILOVER_SEED:+--seed $$FAILOVER_SEED} && \
 	for run in 1 2 3; do "$$bin/curbside-faults" power-cut --curbside "$$bin/curbside" --seconds 3 || exit 1; done && \
 	"$$bin/curbside-faults" power-cut --control --curbside "$$bin/curbside" --seconds 3 && \
 	"$$bin/curbside-faults" abuse --curbside "$$bin/curbside" --frames $${ABUSE_FRAMES:-10000} --slow-loris 24

@@ -70,14 +70,20 @@ public final class PostgresCluster: @unchecked Sendable {
 
     /// A streaming-replication standby of `primary`, started: a base backup with `-R` (standby.signal and
     /// primary_conninfo written), named `name` in the primary's synchronous_standby_names if the primary lists it.
+    ///
+    /// The base backup copies the primary's settings, but not its `synchronous_standby_names` unless `settings` name
+    /// one: promoted, the standby would otherwise wait at every commit for a standby of its own that does not exist.
     public static func standby(of primary: PostgresCluster, name: String = "standby", settings: [String: String] = [:]) throws
         -> PostgresCluster
     {
+        var settings = settings
+        if settings["synchronous_standby_names"] == nil { settings["synchronous_standby_names"] = "''" }
         let cluster = try create(name: name)
         try cluster.run(
             cluster.binDirectory + "/pg_basebackup",
-            ["-h", primary.socketDirectory, "-p", String(primary.port), "-U", primary.user, "-D", cluster.dataDirectory, "-R", "-X", "stream", "--checkpoint=fast",
-             "-d", "application_name=\(name)"]
+            // A fast checkpoint: the default spreads the backup's checkpoint over minutes.
+            ["-h", primary.socketDirectory, "-p", String(primary.port), "-U", primary.user, "-D", cluster.dataDirectory, "-R", "-X", "stream",
+             "-c", "fast", "-d", "application_name=\(name)"]
         )
         try cluster.configure(settings)
         try cluster.startServer()
@@ -146,8 +152,33 @@ public final class PostgresCluster: @unchecked Sendable {
             throw Failure.command("read postmaster.pid", status: 1, output: pidFile)
         }
         kill(pid, SIGKILL)
-        // Its backends notice the postmaster is gone and exit; wait for the socket's lock to go.
-        for _ in 0..<100 where kill(pid, 0) == 0 { usleep(50_000) }
+        // Its backends notice the postmaster is gone and exit. Dead is enough: a zombie waits for init to reap it,
+        // which here can take a second that a failover measurement would count.
+        for _ in 0..<500 where kill(pid, 0) == 0 && !Self.isZombie(pid) { usleep(10_000) }
+    }
+
+    /// Whether `pid` has exited and waits only to be reaped (state Z in /proc/PID/stat).
+    private static func isZombie(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let afterName = stat.range(of: ") ", options: .backwards)
+        else { return false }
+        return stat[afterName.upperBound...].first == "Z"
+    }
+
+    /// Makes the standby named `name` this primary's synchronous standby and waits (at most 30 s) until it streams
+    /// as one: from then on a commit returns only once the standby has flushed it. Called once the standby runs, since
+    /// a primary that names a synchronous standby waits at every commit until one streams.
+    public func requireSynchronousStandby(_ name: String = "standby") throws {
+        try psql("ALTER SYSTEM SET synchronous_standby_names = '\(name)'")
+        try psql("SELECT pg_reload_conf()")
+        let deadline = Date().addingTimeInterval(30)
+        var state = ""
+        while Date() < deadline {
+            state = try psql("SELECT sync_state FROM pg_stat_replication WHERE application_name = '\(name)'")
+            if state == "sync" { return }
+            usleep(50_000)
+        }
+        throw Failure.command("waiting for the synchronous standby \(name)", status: 1, output: "sync_state \"\(state)\" after 30 s")
     }
 
     /// Promotes a standby to a primary that accepts writes.

@@ -166,7 +166,7 @@ struct AbuseRun {
         report.relayAlive = relay.isRunning
         await sender.close()
         await receiver.close()
-        relay.stop()
+        try relay.stop()
         report.seconds = Double((ContinuousClock.now - start).components.seconds)
         return report
     }

@@ -77,7 +77,7 @@ struct PowerCutRun {
         let recipients = Array(accounts[senders...])
         if control {
             // Accounts are registered durably; only the consults of the control run go without fsync.
-            relay.stop()
+            try relay.stop()
             try relay.start(environment: ["CURBSIDE_TESTONLY_UNSAFE_NO_SYNC": "1"])
         }
         log("power cut\(control ? " (control: no fsync)" : ""): \(senders) senders for \(loadDuration), then SIGSTOP and a copy of the disk")
@@ -120,7 +120,7 @@ struct PowerCutRun {
         report.integrity = try survivor.integrityCheck()
         try survivor.start()
         do {
-            let seen = try await CrashRun.readBack(port: survivor.port, tls: tls, as: recipients)
+            let seen = try await CrashRun.readBack(ports: [survivor.port], tls: tls, as: recipients)
             report.found = acknowledged.intersection(seen.keys).count
             let missing = acknowledged.subtracting(seen.keys).sorted()
             if !missing.isEmpty {
@@ -131,7 +131,7 @@ struct PowerCutRun {
             report.found = 0
         }
         report.lost = report.acknowledgedBeforeCut - report.found
-        survivor.stop()
+        try survivor.stop()
         report.seconds = Double((ContinuousClock.now - start).components.seconds)
         return report
     }

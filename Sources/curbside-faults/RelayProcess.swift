@@ -9,22 +9,39 @@ import GRDB
 final class RelayProcess: @unchecked Sendable {
     let executable: String
     let dataDirectory: String
+    /// `sqlite`, or the PostgreSQL URL `relay init --database` writes into relay.conf.
+    let database: String
     private(set) var port = 0
     private var process: Process?
     private var starts = 0
 
-    init(executable: String, dataDirectory: String) {
+    init(executable: String, dataDirectory: String, database: String = "sqlite") {
         self.executable = executable
         self.dataDirectory = dataDirectory
+        self.database = database
     }
 
     var storePath: String { "\(dataDirectory)/relay.sqlite" }
+    var certificatePath: String { "\(dataDirectory)/tls-certificate.pem" }
+    var privateKeyPath: String { "\(dataDirectory)/tls-key.pem" }
 
     /// `relay init` on loopback with a port chosen at each start; returns the pin clients use.
     func initialise() throws -> PublicKeyFingerprint {
-        let result = try Self.run(executable, ["relay", "init", "--data", dataDirectory, "--listen", "127.0.0.1:0"])
+        var arguments = ["relay", "init", "--data", dataDirectory, "--listen", "127.0.0.1:0"]
+        if database != "sqlite" { arguments += ["--database", database] }
+        let result = try Self.run(executable, arguments)
         guard result.status == 0 else { throw FaultRunError("relay init failed: \(result.output)") }
-        return try TLSCertificate(pemFile: "\(dataDirectory)/tls-certificate.pem").publicKeyFingerprint
+        return try TLSCertificate(pemFile: certificatePath).publicKeyFingerprint
+    }
+
+    /// `relay init`, then `other`'s TLS key and certificate copied over this relay's own: relay processes that share
+    /// one database present one identity, so a client's pin holds whichever it reaches.
+    func initialise(sharingIdentityOf other: RelayProcess) throws {
+        _ = try initialise()
+        for (source, destination) in [(other.certificatePath, certificatePath), (other.privateKeyPath, privateKeyPath)] {
+            try FileManager.default.removeItem(atPath: destination)
+            try FileManager.default.copyItem(atPath: source, toPath: destination)
+        }
     }
 
     /// An enrollment code for `handle` from `relay enroll` (the relay may be running).
@@ -118,14 +135,21 @@ final class RelayProcess: @unchecked Sendable {
     }
 
     /// A graceful stop (SIGTERM), for the end of a run.
-    func stop() {
+    ///
+    /// - Throws: `FaultRunError` if the relay has not exited 20 s later (its shutdown grace period is 10 s); it is then
+    ///   killed with SIGKILL.
+    func stop() throws {
         guard let process, process.isRunning else { return }
         process.terminate()
-        process.waitUntilExit()
+        let deadline = Date().addingTimeInterval(20)
+        while process.isRunning, Date() < deadline { usleep(10_000) }
+        let hung = process.isRunning
+        kill()
         self.process = nil
+        if hung { throw FaultRunError("the relay in \(dataDirectory) did not stop within 20 s of SIGTERM (killed)") }
     }
 
-    /// `PRAGMA integrity_check` of the store while the relay is down: "ok" or SQLite's list of problems.
+    /// `PRAGMA integrity_check` of a SQLite store while the relay is down: "ok" or SQLite's list of problems.
     func integrityCheck() throws -> String {
         let queue = try DatabaseQueue(path: storePath)
         defer { try? queue.close() }

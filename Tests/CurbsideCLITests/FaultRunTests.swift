@@ -1,12 +1,15 @@
 import Foundation
 import Testing
 
-/// The short crash and power-cut runs of `make test` (`make reliability` runs the full ones): the relay is killed
-/// with SIGKILL while consults are in flight and restarted, or its disk is copied as at a power cut; nothing it
-/// acknowledged may be lost or stored twice.
+/// The short crash, failover and power-cut runs of `make test` (`make reliability` runs the full ones): the relay is
+/// killed with SIGKILL while consults are in flight and restarted (one on SQLite, or two processes on one PostgreSQL
+/// database), the PostgreSQL primary is killed and its standby promoted, or the relay's disk is copied as at a power
+/// cut; nothing acknowledged may be lost or stored twice.
 @Suite("fault runs against a relay process (short versions)", .serialized)
 struct FaultRunTests {
     struct Report: Decodable {
+        let store: String
+        let relays: Int
         let consults: Int
         let acknowledged: Int
         let delivered: Int
@@ -17,6 +20,22 @@ struct FaultRunTests {
         let integrityFailures: [String]
         let unfinished: Int
         let resends: Int
+        let resendsThroughAnotherRelay: Int
+    }
+
+    struct FailoverReport: Decodable {
+        let consults: Int
+        let acknowledged: Int
+        let delivered: Int
+        let lost: Int
+        let duplicated: Int
+        let unfinished: Int
+        let standbyState: String
+        let acknowledgedBeforeKill: Int
+        let refusedSeconds: Double
+        let outageRetries: Int
+        let envelopesOnNewPrimary: Int
+        let consistency: String
     }
 
     struct PowerCutReport: Decodable {
@@ -63,6 +82,53 @@ struct FaultRunTests {
         #expect(report.delivered >= report.acknowledged)
         // The kills landed while consults were in flight: some had to be sent again.
         #expect(report.resends > 0)
+    }
+
+    /// Two relay processes on one PostgreSQL database, senders on both, each kill taking one of them: what a killed
+    /// process had committed is resent through the other and stored once.
+    @Test func killedRelayProcessesOnOnePostgresDatabaseLoseAndDuplicateNothing() throws {
+        let run = try Self.faults([
+            "crash", "--postgres", "--relays", "2", "--senders", "4", "--consults", "1000", "--kills", "4",
+            "--seed", "20261129", "--time-limit", "240",
+        ])
+        #expect(run.status == 0)
+        let report = try JSONDecoder().decode(Report.self, from: run.report)
+        #expect(report.store == "postgres")
+        #expect(report.relays == 2)
+        #expect(report.kills == 4)
+        #expect(report.integrityChecks == 5)
+        #expect(report.integrityFailures.isEmpty)
+        #expect(report.acknowledged == 1000)
+        #expect(report.unfinished == 0)
+        #expect(report.lost == 0)
+        #expect(report.duplicated == 0)
+        #expect(report.delivered == report.acknowledged)
+        #expect(report.resends > 0)
+        // A killed process's senders went on through the other one.
+        #expect(report.resendsThroughAnotherRelay > 0)
+    }
+
+    /// The PostgreSQL primary killed under load and its synchronous standby promoted: every consult acknowledged is
+    /// read back once from the promoted standby, and sends were refused for a while, then stored again.
+    @Test func failoverToTheSynchronousStandbyLosesAndDuplicatesNothing() throws {
+        let run = try Self.faults([
+            "failover", "--relays", "2", "--senders", "4", "--consults", "400", "--seed", "20261129", "--time-limit", "240",
+        ])
+        #expect(run.status == 0)
+        let report = try JSONDecoder().decode(FailoverReport.self, from: run.report)
+        #expect(report.standbyState == "sync")
+        #expect(report.acknowledgedBeforeKill >= 100)
+        #expect(report.acknowledgedBeforeKill < 400)
+        #expect(report.acknowledged == 400)
+        #expect(report.unfinished == 0)
+        #expect(report.lost == 0)
+        #expect(report.duplicated == 0)
+        #expect(report.delivered == 400)
+        #expect(report.envelopesOnNewPrimary == 400)
+        #expect(report.consistency == "ok")
+        // The kill was seen: sends failed, were retried, and succeeded on the promoted standby.
+        #expect(report.refusedSeconds > 0)
+        #expect(report.outageRetries > 0)
     }
 
     /// The disk as it stood when the power went holds every consult acknowledged before; a relay without fsync loses

@@ -21,7 +21,7 @@ public struct PostgresAttachmentStorage: AttachmentStorage {
     public func progress(_ key: Int64) async throws -> UInt64? {
         let logger = self.logger
         return try await pool.withConnection { connection in
-            try await connection.query("SELECT held, size, complete FROM attachment WHERE key = \(key)", logger: logger)
+            try await connection.query(ifOpen: "SELECT held, size, complete FROM attachment WHERE key = \(key)", logger: logger)
                 .decode((Int64, Int64, Bool).self).first { _ in true }
                 .map { UInt64($0.2 ? $0.1 : $0.0) }
         }
@@ -32,7 +32,7 @@ public struct PostgresAttachmentStorage: AttachmentStorage {
         let count = Int64(bytes.count)
         try await PostgresRelayStore.transaction(pool, logger: logger) { connection in
             // The row lock this UPDATE takes orders two writers of one upload: the second sees the first's `held`.
-            let advanced = try await connection.query(
+            let advanced = try await connection.query(ifOpen:
                 """
                 UPDATE attachment SET held = held + \(count)
                 WHERE key = \(key) AND held = \(Int64(offset)) AND NOT complete AND held + \(count) <= size
@@ -41,7 +41,7 @@ public struct PostgresAttachmentStorage: AttachmentStorage {
                 logger: logger
             ).collect().count
             guard advanced == 1 else {
-                let state = try await connection.query("SELECT held, size, complete FROM attachment WHERE key = \(key)", logger: logger)
+                let state = try await connection.query(ifOpen: "SELECT held, size, complete FROM attachment WHERE key = \(key)", logger: logger)
                     .decode((Int64, Int64, Bool).self).first { _ in true }
                 // Gone (expired or discarded): nothing is held; the client asks again and finds no upload.
                 guard let (held, size, complete) = state else { throw BlobStore.Failure.offsetMismatch(held: 0) }
@@ -50,7 +50,7 @@ public struct PostgresAttachmentStorage: AttachmentStorage {
                 throw BlobStore.Failure.beyondDeclaredSize(declared: UInt64(size))
             }
             guard count > 0 else { return }
-            try await connection.query(
+            try await connection.query(ifOpen:
                 "INSERT INTO attachment_chunk (attachment, \"offset\", data) VALUES (\(key), \(Int64(offset)), \(ByteBuffer(bytes: bytes)))",
                 logger: logger
             )
@@ -62,7 +62,7 @@ public struct PostgresAttachmentStorage: AttachmentStorage {
         let matches = try await PostgresRelayStore.transaction(pool, logger: logger) { connection -> Bool in
             // Locks the upload: no chunk is added while its bytes are hashed.
             guard
-                let (held, complete) = try await connection.query(
+                let (held, complete) = try await connection.query(ifOpen:
                     "SELECT held, complete FROM attachment WHERE key = \(key) FOR UPDATE",
                     logger: logger
                 ).decode((Int64, Bool).self).first(where: { _ in true })
@@ -76,8 +76,8 @@ public struct PostgresAttachmentStorage: AttachmentStorage {
         guard matches else {
             // Discarded, so the upload starts again at 0.
             try await PostgresRelayStore.transaction(pool, logger: logger) { connection in
-                try await connection.query("DELETE FROM attachment_chunk WHERE attachment = \(key)", logger: logger)
-                try await connection.query("UPDATE attachment SET held = 0 WHERE key = \(key) AND NOT complete", logger: logger)
+                try await connection.query(ifOpen: "DELETE FROM attachment_chunk WHERE attachment = \(key)", logger: logger)
+                try await connection.query(ifOpen: "UPDATE attachment SET held = 0 WHERE key = \(key) AND NOT complete", logger: logger)
             }
             throw BlobStore.Failure.hashMismatch
         }
@@ -89,7 +89,7 @@ public struct PostgresAttachmentStorage: AttachmentStorage {
     static func chunkDigest(of key: Int64, on connection: PostgresConnection, logger: Logger) async throws -> (sha256: [UInt8], bytes: Int64) {
         let hasher = FileSHA256()
         var next: Int64 = 0
-        for try await (offset, data) in try await connection.query(
+        for try await (offset, data) in try await connection.query(ifOpen:
             "SELECT \"offset\", data FROM attachment_chunk WHERE attachment = \(key) ORDER BY \"offset\"",
             logger: logger
         ).decode((Int64, ByteBuffer).self) {
@@ -108,7 +108,7 @@ public struct PostgresAttachmentStorage: AttachmentStorage {
         return try await pool.withConnection { connection in
             var out: [UInt8] = []
             out.reserveCapacity(length)
-            for try await (chunkOffset, data) in try await connection.query(
+            for try await (chunkOffset, data) in try await connection.query(ifOpen:
                 """
                 SELECT "offset", data FROM attachment_chunk
                 WHERE attachment = \(key) AND "offset" < \(end) AND "offset" >= COALESCE(

@@ -114,23 +114,70 @@ actor PostgresPool {
 
     /// Leases a connection to the writable server for `body`.
     ///
-    /// A server that died leaves its pool retrying its connections while requests wait for one: a request that gets
-    /// no connection within `connectTimeout` is answered `store_unavailable`, and the server is looked for again.
-    nonisolated func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+    /// - Throws: what `body` throws, PostgreSQL's errors mapped by `relayError(_:)`; `store_unavailable` when no
+    ///   connection could be leased within `connectTimeout`.
+    nonisolated func withConnection<T: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let client = try await writableClient()
-        let leased = NIOLockedValueBox(false)
-        let timeout = settings.connectTimeout
         do {
-            return try await withThrowingTaskGroup(of: T?.self) { group in
+            return try await Self.lease(from: client, within: settings.connectTimeout, body)
+        } catch let error as PSQLError {
+            let mapped = Self.relayError(error)
+            if mapped.code == .storeUnavailable { await lost(client) }
+            throw mapped
+        } catch is PostgresConnectionClosed {
+            await lost(client)
+            throw RelayError(.storeUnavailable, "the relay lost its database connection; try again shortly")
+        } catch let failure as LeaseFailure {
+            // The pool lent nothing. While its server is gone it keeps trying to connect and gives up on waiting
+            // requests only after its circuit breaker trips (15 s, then at once, for good): the server is checked
+            // here instead, and if it is gone or no longer accepts writes the next request looks for the one that does.
+            if await !stillWritable(client) { await lost(client) }
+            throw RelayError(.storeUnavailable, "the relay's database \(failure.reason); try again shortly")
+        }
+    }
+
+    /// Why no connection was lent.
+    private struct LeaseFailure: Error {
+        let reason: String
+    }
+
+    /// A lease waiting for a connection, one that has it, or one given up on.
+    private enum LeaseState { case waiting, leased, abandoned }
+
+    /// Runs `body` on a connection from `client`, if one is lent within `timeout`.
+    ///
+    /// A lease and its timeout race through a state only one of them moves on from `waiting`: either `body` runs (and
+    /// takes as long as it takes), or the lease is abandoned and a connection lent after all is handed back unused.
+    private static func lease<T: Sendable>(
+        from client: PostgresClient,
+        within timeout: Duration,
+        _ body: @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        // Read and written from the lease's task and the timer's, each a single compare-and-set: no await in between.
+        let state = NIOLockedValueBox(LeaseState.waiting)
+        @Sendable func move(to next: LeaseState) -> Bool {
+            state.withLockedValue { current in
+                guard current == .waiting else { return false }
+                current = next
+                return true
+            }
+        }
+        return try await withoutActuallyEscaping(body) { body in
+            try await withThrowingTaskGroup(of: T?.self) { group in
                 group.addTask {
-                    try await client.withConnection { connection in
-                        leased.withLockedValue { $0 = true }
-                        return try await body(connection)
+                    do {
+                        return try await client.withConnection { connection in
+                            guard move(to: .leased) else { throw LeaseFailure(reason: "lent no connection in time") }
+                            return try await body(connection)
+                        }
+                    } catch let error where !(error is PSQLError) && state.withLockedValue({ $0 != .leased }) {
+                        // ConnectionPoolError (the circuit breaker), or the timer's cancellation: nothing ran.
+                        throw LeaseFailure(reason: "cannot be reached")
                     }
                 }
                 group.addTask {
-                    try await Task.sleep(for: timeout)
-                    if !leased.withLockedValue({ $0 }) { throw LeaseTimedOut() }
+                    try? await Task.sleep(for: timeout)
+                    if move(to: .abandoned) { throw LeaseFailure(reason: "lent no connection within \(timeout)") }
                     return nil
                 }
                 while let result = try await group.next() {
@@ -139,19 +186,28 @@ actor PostgresPool {
                         return value
                     }
                 }
-                throw LeaseTimedOut()
+                throw LeaseFailure(reason: "lent no connection")
             }
-        } catch let error as PSQLError {
-            let mapped = Self.relayError(error)
-            if mapped.code == .storeUnavailable { await lost(client) }
-            throw mapped
-        } catch is LeaseTimedOut {
-            await lost(client)
-            throw RelayError(.storeUnavailable, "the relay's database did not answer within \(timeout); try again shortly")
         }
     }
 
-    private struct LeaseTimedOut: Error {}
+    /// Whether the server `client` writes to still accepts connections and writes: asked on a connection of its own,
+    /// since the pool's are what is in doubt.
+    private func stillWritable(_ client: PostgresClient) async -> Bool {
+        guard let current, current.client === client else { return false }
+        do {
+            let connection = try await PostgresConnection.connect(
+                configuration: settings.connectionConfiguration(current.server),
+                id: 0,
+                logger: logger
+            )
+            let readOnly = try await Self.isReadOnly(connection, logger: logger)
+            try? await connection.close()
+            return !readOnly
+        } catch {
+            return false
+        }
+    }
 
     /// The client of the writable server, found first if there is none.
     private func writableClient() async throws -> PostgresClient {
@@ -215,7 +271,7 @@ actor PostgresPool {
 
     /// Whether the server would refuse writes (in recovery, or read-only by default).
     static func isReadOnly(_ connection: PostgresConnection, logger: Logger) async throws -> Bool {
-        let rows = try await connection.query("SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only')", logger: logger)
+        let rows = try await connection.query(ifOpen: "SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only')", logger: logger)
         for try await (recovering, readOnly) in rows.decode((Bool, String).self) {
             return recovering || readOnly == "on"
         }

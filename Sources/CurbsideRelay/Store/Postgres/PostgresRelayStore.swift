@@ -85,13 +85,13 @@ public final class PostgresRelayStore: RelayStore, Service {
         _ body: @Sendable @escaping (PostgresConnection) async throws -> T
     ) async throws -> T {
         try await pool.withConnection { connection in
-            try await connection.query("BEGIN", logger: logger)
+            try await connection.query(ifOpen: "BEGIN", logger: logger)
             do {
                 let value = try await body(connection)
-                try await connection.query("COMMIT", logger: logger)
+                try await connection.query(ifOpen: "COMMIT", logger: logger)
                 return value
             } catch {
-                try? await connection.query("ROLLBACK", logger: logger)
+                try? await connection.query(ifOpen: "ROLLBACK", logger: logger)
                 throw error
             }
         }
@@ -111,7 +111,7 @@ public final class PostgresRelayStore: RelayStore, Service {
     public func addEnrollment(handle: Handle, codeHash: [UInt8], expiresAt: Timestamp) async throws {
         let logger = self.logger
         try await transaction { connection in
-            try await connection.query(
+            try await connection.query(ifOpen:
                 """
                 INSERT INTO enrollment (code_hash, handle, expires_at)
                 VALUES (\(ByteBuffer(bytes: codeHash)), \(handle.rawValue), \(expiresAt.signedMilliseconds))
@@ -126,7 +126,7 @@ public final class PostgresRelayStore: RelayStore, Service {
         let key = ByteBuffer(bytes: identityKey.rawRepresentation)
         try await transaction { connection in
             // Marking the code used is the check: of two registrations with one code, one updates the row.
-            let used = try await connection.query(
+            let used = try await connection.query(ifOpen:
                 """
                 UPDATE enrollment SET used_at = \(now.signedMilliseconds)
                 WHERE code_hash = \(ByteBuffer(bytes: codeHash)) AND handle = \(handle.rawValue) AND used_at IS NULL
@@ -138,14 +138,14 @@ public final class PostgresRelayStore: RelayStore, Service {
             guard used == 1 else {
                 throw RelayError(.enrollmentInvalid, "no usable enrollment code for \(handle)")
             }
-            let taken = try await connection.query(
+            let taken = try await connection.query(ifOpen:
                 "SELECT 1 FROM account WHERE handle = \(handle.rawValue) OR identity_key = \(key)",
                 logger: logger
             ).collect().count
             guard taken == 0 else {
                 throw RelayError(.handleTaken, "\(handle) or its identity key is registered already")
             }
-            let inserted = try await connection.query(
+            let inserted = try await connection.query(ifOpen:
                 """
                 INSERT INTO account (handle, identity_key, registered_at) VALUES (\(handle.rawValue), \(key), \(now.signedMilliseconds))
                 ON CONFLICT DO NOTHING RETURNING 1
@@ -162,7 +162,7 @@ public final class PostgresRelayStore: RelayStore, Service {
     public func identityKey(for handle: Handle) async throws -> VerifyingKey? {
         let logger = self.logger
         let raw = try await reading { connection in
-            try await connection.query("SELECT identity_key FROM account WHERE handle = \(handle.rawValue)", logger: logger)
+            try await connection.query(ifOpen: "SELECT identity_key FROM account WHERE handle = \(handle.rawValue)", logger: logger)
                 .decode(ByteBuffer.self).first { _ in true }
         }
         return try raw.map { try VerifyingKey(rawRepresentation: Array(buffer: $0)) }
@@ -172,7 +172,7 @@ public final class PostgresRelayStore: RelayStore, Service {
         let logger = self.logger
         try await transaction { connection in
             if let signedPrekey {
-                try await connection.query(
+                try await connection.query(ifOpen:
                     """
                     INSERT INTO signed_prekey (handle, record) VALUES (\(handle.rawValue), \(ByteBuffer(bytes: signedPrekey.encoded)))
                     ON CONFLICT (handle) DO UPDATE SET record = excluded.record
@@ -183,7 +183,7 @@ public final class PostgresRelayStore: RelayStore, Service {
             if !oneTimePrekeys.isEmpty {
                 let ids = oneTimePrekeys.map { Int64($0.id) }
                 let records = oneTimePrekeys.map { ByteBuffer(bytes: $0.encoded) }
-                try await connection.query(
+                try await connection.query(ifOpen:
                     """
                     INSERT INTO one_time_prekey (handle, id, record)
                     SELECT \(handle.rawValue), id, record FROM unnest(\(ids)::bigint[], \(records)::bytea[]) AS t(id, record)
@@ -208,7 +208,7 @@ public final class PostgresRelayStore: RelayStore, Service {
         let logger = self.logger
         return try await transaction { connection in
             guard
-                let (identity, signed) = try await connection.query(
+                let (identity, signed) = try await connection.query(ifOpen:
                     """
                     SELECT a.identity_key, s.record FROM account a JOIN signed_prekey s ON s.handle = a.handle
                     WHERE a.handle = \(handle.rawValue)
@@ -221,7 +221,7 @@ public final class PostgresRelayStore: RelayStore, Service {
             if withOneTimePrekey {
                 // SKIP LOCKED: concurrent fetches, from any process, each take a different prekey instead of waiting
                 // for the same one and then finding it gone.
-                let taken = try await connection.query(
+                let taken = try await connection.query(ifOpen:
                     """
                     DELETE FROM one_time_prekey WHERE (handle, id) = (
                         SELECT handle, id FROM one_time_prekey WHERE handle = \(handle.rawValue)
@@ -241,7 +241,7 @@ public final class PostgresRelayStore: RelayStore, Service {
     public func statistics() async throws -> RelayStatistics {
         let logger = self.logger
         return try await transaction { connection in
-            let row = try await connection.query(
+            let row = try await connection.query(ifOpen:
                 """
                 SELECT (SELECT COUNT(*) FROM account), (SELECT COUNT(*) FROM one_time_prekey),
                     (SELECT COUNT(*) FROM enrollment WHERE used_at IS NULL), (SELECT COUNT(*) FROM envelope),
@@ -279,7 +279,7 @@ public final class PostgresRelayStore: RelayStore, Service {
         let recipients = Array(Set(batch.map(\.recipient.rawValue))).sorted()
         // Sends to one recipient, from any process, are serialised from here to COMMIT: its quota and the duplicate
         // check below see every send committed before. Sorted, so two batches never wait for each other in a cycle.
-        try await connection.query(
+        try await connection.query(ifOpen:
             """
             SELECT pg_advisory_xact_lock(\(PostgresSchema.LockClass.recipient.rawValue), hashtext(r))
             FROM unnest(\(recipients)::text[]) AS r ORDER BY r
@@ -301,7 +301,7 @@ public final class PostgresRelayStore: RelayStore, Service {
         var registered: Set<String> = []
         var queues: [String: (envelopes: Int, bytes: Int)] = [:]
         var shares: [Share: (envelopes: Int, bytes: Int)] = [:]
-        let state = try await connection.query(
+        let state = try await connection.query(ifOpen:
             """
             SELECT 0, e.recipient, NULL::text, e.envelope_id, e.sequence, e.stored_at, e.expires_at
             FROM envelope e JOIN unnest(\(batch.map(\.recipient.rawValue))::text[], \(ids.map { ByteBuffer(bytes: $0.bytes) })::bytea[])
@@ -339,7 +339,7 @@ public final class PostgresRelayStore: RelayStore, Service {
         var attachments: [AttachmentKey: (key: Int64, size: Int64)] = [:]
         let named = batch.flatMap { item in item.attachments.map { (item.sender.rawValue, $0) } }
         if !named.isEmpty {
-            let rows = try await connection.query(
+            let rows = try await connection.query(ifOpen:
                 """
                 SELECT a.owner, a.sha256, a.key, a.size FROM attachment a
                 JOIN unnest(\(named.map(\.0))::text[], \(named.map { ByteBuffer(bytes: $0.1) })::bytea[]) AS k(owner, sha256)
@@ -430,7 +430,7 @@ public final class PostgresRelayStore: RelayStore, Service {
             // One statement for the batch; WITH ORDINALITY ties each returned sequence to its row. It also queues the
             // notifications for the other relay processes (FanOutEvent's payload), which PostgreSQL delivers with the
             // commit, never before it.
-            let result = try await connection.query(
+            let result = try await connection.query(ifOpen:
                 """
                 WITH stored AS (
                     INSERT INTO envelope (envelope_id, sender, recipient, body, stored_at, expires_at, attachment_bytes)
@@ -462,7 +462,7 @@ public final class PostgresRelayStore: RelayStore, Service {
             }
             let links = zip(rows, sequences).flatMap { row, sequence in row.attachmentKeys.map { (sequence, $0) } }
             if !links.isEmpty {
-                try await connection.query(
+                try await connection.query(ifOpen:
                     """
                     INSERT INTO envelope_attachment (envelope, attachment)
                     SELECT * FROM unnest(\(links.map(\.0))::bigint[], \(links.map(\.1))::bigint[]) ON CONFLICT DO NOTHING
@@ -470,7 +470,7 @@ public final class PostgresRelayStore: RelayStore, Service {
                     logger: logger
                 )
                 // Referenced: it lives as long as an envelope refers to it, not by its own expiry.
-                try await connection.query(
+                try await connection.query(ifOpen:
                     "UPDATE attachment SET expires_at = NULL WHERE key = ANY(\(Array(Set(links.map(\.1))))::bigint[])",
                     logger: logger
                 )
@@ -490,7 +490,7 @@ public final class PostgresRelayStore: RelayStore, Service {
     /// transaction commits.
     static func notify(_ connection: PostgresConnection, _ events: [FanOutEvent], origin: String, logger: Logger) async throws {
         guard !events.isEmpty else { return }
-        try await connection.query(
+        try await connection.query(ifOpen:
             "SELECT pg_notify(\(FanOutEvent.channel), p) FROM unnest(\(events.map { $0.payload(origin: origin) })::text[]) AS p",
             logger: logger
         ).collect()
@@ -499,7 +499,7 @@ public final class PostgresRelayStore: RelayStore, Service {
     public func queueUsage(for recipient: Handle) async throws -> (envelopes: Int, bytes: Int) {
         let logger = self.logger
         return try await reading { connection in
-            let row = try await connection.query(
+            let row = try await connection.query(ifOpen:
                 "SELECT envelopes, bytes FROM queue_usage WHERE recipient = \(recipient.rawValue)",
                 logger: logger
             ).decode((Int64, Int64).self).first { _ in true }
@@ -513,7 +513,7 @@ public final class PostgresRelayStore: RelayStore, Service {
             // Sizes first, so only the bodies that fit are loaded: memory stays bounded by `maximumBytes`.
             var total = 0
             var last: Int64?
-            for try await (sequence, bodyLength, senderLength) in try await connection.query(
+            for try await (sequence, bodyLength, senderLength) in try await connection.query(ifOpen:
                 """
                 SELECT sequence, length(body), octet_length(sender) FROM envelope
                 WHERE recipient = \(recipient.rawValue) AND sequence > \(cursor) ORDER BY sequence LIMIT \(Int64(limit))
@@ -540,7 +540,7 @@ public final class PostgresRelayStore: RelayStore, Service {
     public func storedEnvelope(_ id: EnvelopeID, for recipient: Handle) async throws -> (storedAt: Timestamp, expiresAt: Timestamp)? {
         let logger = self.logger
         return try await reading { connection in
-            try await connection.query(
+            try await connection.query(ifOpen:
                 """
                 SELECT stored_at, expires_at FROM envelope
                 WHERE envelope_id = \(ByteBuffer(bytes: id.bytes)) AND recipient = \(recipient.rawValue)
@@ -586,7 +586,7 @@ public final class PostgresRelayStore: RelayStore, Service {
         -> [QueuedEnvelope]
     {
         var envelopes: [QueuedEnvelope] = []
-        for try await (sequence, id, sender, recipient, body, storedAt, expiresAt) in try await connection.query(query, logger: logger)
+        for try await (sequence, id, sender, recipient, body, storedAt, expiresAt) in try await connection.query(ifOpen: query, logger: logger)
             .decode((Int64, ByteBuffer, String, String, ByteBuffer, Int64, Int64).self)
         {
             guard let id = EnvelopeID(bytes: Array(buffer: id)) else {
@@ -658,7 +658,7 @@ public final class PostgresRelayStore: RelayStore, Service {
         -> [RemovedEnvelope]
     {
         var removed: [RemovedEnvelope] = []
-        for try await (sequence, id, sender, recipient) in try await connection.query(query, logger: logger)
+        for try await (sequence, id, sender, recipient) in try await connection.query(ifOpen: query, logger: logger)
             .decode((Int64, ByteBuffer, String, String).self)
         {
             guard let id = EnvelopeID(bytes: Array(buffer: id)) else { continue }
@@ -681,7 +681,7 @@ public final class PostgresRelayStore: RelayStore, Service {
     ) async throws -> Removal {
         var removal = Removal()
         guard !removed.isEmpty else { return removal }
-        let rows = try await connection.query(
+        let rows = try await connection.query(ifOpen:
             """
             INSERT INTO notice (sender, kind, envelope_id, recipient, at)
             SELECT sender, kind, envelope_id, recipient, \(now.signedMilliseconds)
@@ -713,7 +713,7 @@ public final class PostgresRelayStore: RelayStore, Service {
     /// Deletes attachments that were kept for envelopes (no expiry of their own) and that no envelope names now.
     private static func forgetUnreferenced(_ connection: PostgresConnection, logger: Logger) async throws -> [Int64] {
         var forgotten: [Int64] = []
-        for try await key in try await connection.query(
+        for try await key in try await connection.query(ifOpen:
             """
             DELETE FROM attachment a WHERE a.expires_at IS NULL AND a.complete
                 AND NOT EXISTS (SELECT 1 FROM envelope_attachment l WHERE l.attachment = a.key)
@@ -732,7 +732,7 @@ public final class PostgresRelayStore: RelayStore, Service {
         return try await transaction { connection in
             // One sweeper at a time across relay processes; another finding the lock taken skips this round (the
             // holder is sweeping, and DELETE … RETURNING would keep even a concurrent sweep from noticing twice).
-            let locked = try await connection.query(
+            let locked = try await connection.query(ifOpen:
                 "SELECT pg_try_advisory_xact_lock(\(PostgresSchema.LockClass.expirySweeper.rawValue), 0)",
                 logger: logger
             ).decode(Bool.self).first { _ in true }
@@ -747,7 +747,7 @@ public final class PostgresRelayStore: RelayStore, Service {
             )
             var removal = try await Self.settle(connection, removed.map { ($0, .expired) }, now: now, origin: origin, logger: logger)
             // Uploads never sent (or no longer referred to and past their own expiry); their chunks go with them.
-            for try await key in try await connection.query(
+            for try await key in try await connection.query(ifOpen:
                 """
                 DELETE FROM attachment a WHERE a.expires_at IS NOT NULL AND a.expires_at <= \(now.signedMilliseconds)
                     AND NOT EXISTS (SELECT 1 FROM envelope_attachment l WHERE l.attachment = a.key)
@@ -807,7 +807,7 @@ public final class PostgresRelayStore: RelayStore, Service {
 
     private static func notices(_ connection: PostgresConnection, _ query: PostgresQuery, logger: Logger) async throws -> [SenderNotice] {
         var notices: [SenderNotice] = []
-        for try await (sequence, kind, sender, id, recipient, at) in try await connection.query(query, logger: logger)
+        for try await (sequence, kind, sender, id, recipient, at) in try await connection.query(ifOpen: query, logger: logger)
             .decode((Int64, Int32, String, ByteBuffer, String, Int64).self)
         {
             guard let id = EnvelopeID(bytes: Array(buffer: id)) else { continue }
@@ -828,7 +828,7 @@ public final class PostgresRelayStore: RelayStore, Service {
     public func removeNotices(for sender: Handle, through sequence: Int64) async throws {
         let logger = self.logger
         try await transaction { connection in
-            try await connection.query("DELETE FROM notice WHERE sender = \(sender.rawValue) AND sequence <= \(sequence)", logger: logger)
+            try await connection.query(ifOpen: "DELETE FROM notice WHERE sender = \(sender.rawValue) AND sequence <= \(sequence)", logger: logger)
         }
     }
 
@@ -836,7 +836,7 @@ public final class PostgresRelayStore: RelayStore, Service {
     /// (as the SQLite store does: another account's notices never push this sender's out).
     private static func pruneNotices(_ connection: PostgresConnection, of senders: Set<String>, logger: Logger) async throws {
         for sender in senders.sorted() {
-            try await connection.query(
+            try await connection.query(ifOpen:
                 """
                 DELETE FROM notice WHERE sender = \(sender) AND sequence <= (
                     SELECT sequence FROM notice WHERE sender = \(sender) ORDER BY sequence DESC
@@ -855,14 +855,14 @@ public final class PostgresRelayStore: RelayStore, Service {
         let logger = self.logger
         return try await transaction { connection in
             // Uploads of one owner are counted under the owner's lock, so two processes cannot both pass the quota.
-            try await connection.query(
+            try await connection.query(ifOpen:
                 "SELECT pg_advisory_xact_lock(\(PostgresSchema.LockClass.recipient.rawValue), hashtext(\("upload:" + owner.rawValue)))",
                 logger: logger
             ).collect()
             if let existing = try await Self.attachment(connection, owner: owner, id: id, logger: logger) {
                 return existing.size == size ? .opened(existing) : .sizeDiffers(existing)
             }
-            let usage = try await connection.query(
+            let usage = try await connection.query(ifOpen:
                 "SELECT COUNT(*), COALESCE(SUM(size), 0)::bigint FROM attachment WHERE owner = \(owner.rawValue)",
                 logger: logger
             ).decode((Int64, Int64).self).first { _ in true }
@@ -870,7 +870,7 @@ public final class PostgresRelayStore: RelayStore, Service {
             guard count < maximumCount, used + size <= quota else {
                 return .quotaExceeded(used: used, count: count)
             }
-            let key = try await connection.query(
+            let key = try await connection.query(ifOpen:
                 """
                 INSERT INTO attachment (owner, sha256, size, expires_at)
                 VALUES (\(owner.rawValue), \(ByteBuffer(bytes: id)), \(Int64(size)), \(expiresAt.signedMilliseconds))
@@ -892,7 +892,7 @@ public final class PostgresRelayStore: RelayStore, Service {
         let logger = self.logger
         try await transaction { connection in
             // An upload already referred to (committed before) keeps living by its envelopes.
-            try await connection.query(
+            try await connection.query(ifOpen:
                 """
                 UPDATE attachment SET complete = TRUE,
                     expires_at = CASE WHEN EXISTS (SELECT 1 FROM envelope_attachment WHERE attachment = \(key))
@@ -925,7 +925,7 @@ public final class PostgresRelayStore: RelayStore, Service {
         let logger = self.logger
         return try await reading { connection in
             var keys: Set<Int64> = []
-            for try await key in try await connection.query("SELECT key FROM attachment", logger: logger).decode(Int64.self) {
+            for try await key in try await connection.query(ifOpen: "SELECT key FROM attachment", logger: logger).decode(Int64.self) {
                 keys.insert(key)
             }
             return keys
@@ -949,7 +949,7 @@ public final class PostgresRelayStore: RelayStore, Service {
         -> [StoredAttachment]
     {
         var found: [StoredAttachment] = []
-        for try await (key, owner, sha256, size, complete, expiresAt) in try await connection.query(query, logger: logger)
+        for try await (key, owner, sha256, size, complete, expiresAt) in try await connection.query(ifOpen: query, logger: logger)
             .decode((Int64, String, ByteBuffer, Int64, Bool, Int64?).self)
         {
             found.append(
@@ -967,7 +967,7 @@ public final class PostgresRelayStore: RelayStore, Service {
     }
 
     private static func count(_ connection: PostgresConnection, _ query: PostgresQuery, logger: Logger) async throws -> Int {
-        Int(try await connection.query(query, logger: logger).decode(Int64.self).first { _ in true } ?? 0)
+        Int(try await connection.query(ifOpen: query, logger: logger).decode(Int64.self).first { _ in true } ?? 0)
     }
 }
 

@@ -195,28 +195,38 @@ enum PostgresSchema {
     /// Applies the migrations not yet applied, in order; returns the names applied now.
     @discardableResult
     static func migrate(_ connection: PostgresConnection, logger: Logger) async throws -> [String] {
-        try await connection.query(
-            "CREATE TABLE IF NOT EXISTS schema_migration (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
-            logger: logger
-        )
+        // Under the lock too: two sessions creating the same table IF NOT EXISTS at once can both find it missing,
+        // and the second then fails on a catalogue unique index (23505).
+        try await connection.query(ifOpen: "BEGIN", logger: logger)
+        do {
+            try await connection.query(ifOpen: "SELECT pg_advisory_xact_lock(\(LockClass.migration.rawValue), 0)", logger: logger)
+            try await connection.query(ifOpen:
+                "CREATE TABLE IF NOT EXISTS schema_migration (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+                logger: logger
+            )
+            try await connection.query(ifOpen: "COMMIT", logger: logger)
+        } catch {
+            try? await connection.query(ifOpen: "ROLLBACK", logger: logger)
+            throw error
+        }
         var applied: [String] = []
         for migration in migrations {
-            try await connection.query("BEGIN", logger: logger)
+            try await connection.query(ifOpen: "BEGIN", logger: logger)
             do {
-                try await connection.query("SELECT pg_advisory_xact_lock(\(LockClass.migration.rawValue), 0)", logger: logger)
-                let rows = try await connection.query("SELECT 1 FROM schema_migration WHERE name = \(migration.name)", logger: logger)
+                try await connection.query(ifOpen: "SELECT pg_advisory_xact_lock(\(LockClass.migration.rawValue), 0)", logger: logger)
+                let rows = try await connection.query(ifOpen: "SELECT 1 FROM schema_migration WHERE name = \(migration.name)", logger: logger)
                 var done = false
                 for try await _ in rows { done = true }
                 if !done {
                     for statement in migration.statements {
-                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                        try await connection.query(ifOpen: PostgresQuery(unsafeSQL: statement), logger: logger)
                     }
-                    try await connection.query("INSERT INTO schema_migration (name) VALUES (\(migration.name))", logger: logger)
+                    try await connection.query(ifOpen: "INSERT INTO schema_migration (name) VALUES (\(migration.name))", logger: logger)
                     applied.append(migration.name)
                 }
-                try await connection.query("COMMIT", logger: logger)
+                try await connection.query(ifOpen: "COMMIT", logger: logger)
             } catch {
-                try? await connection.query("ROLLBACK", logger: logger)
+                try? await connection.query(ifOpen: "ROLLBACK", logger: logger)
                 throw error
             }
         }
@@ -226,7 +236,7 @@ enum PostgresSchema {
     /// The names of the migrations applied to the database.
     static func appliedMigrations(_ connection: PostgresConnection, logger: Logger) async throws -> [String] {
         var names: [String] = []
-        let rows = try await connection.query("SELECT name FROM schema_migration ORDER BY applied_at, name", logger: logger)
+        let rows = try await connection.query(ifOpen: "SELECT name FROM schema_migration ORDER BY applied_at, name", logger: logger)
         for try await name in rows.decode(String.self) { names.append(name) }
         return names
     }
