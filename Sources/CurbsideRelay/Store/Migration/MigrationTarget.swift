@@ -40,6 +40,15 @@ struct MigrationTarget {
         )
         """
 
+    /// Gives the migration lock back at once: the pooled connection holding it may outlive the run by a moment, and a
+    /// run right after this one (a re-run to check it is done) must not find it taken.
+    func release() async {
+        _ = try? await connection.query(
+            "SELECT pg_advisory_unlock(\(PostgresSchema.LockClass.relayMigration.rawValue), 0)",
+            logger: logger
+        ).collect()
+    }
+
     /// Takes the migration lock, refuses a database that holds tables of something else, brings the relay's schema
     /// up to date and makes the progress table.
     func prepare(_ description: String) async throws {

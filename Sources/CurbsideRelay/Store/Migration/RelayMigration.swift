@@ -239,14 +239,22 @@ public struct RelayMigration: Sendable {
         let pool = PostgresPool(settings: target, logger: logger)
         do {
             let outcome = try await pool.withConnection { connection in
-                try await migrate(
-                    source,
-                    into: MigrationTarget(connection: connection, logger: logger),
-                    fingerprint: fingerprint,
-                    sourceDigests: sourceDigests,
-                    orphans: orphans,
-                    onEvent: onEvent
-                )
+                let target = MigrationTarget(connection: connection, logger: logger)
+                do {
+                    let outcome = try await migrate(
+                        source,
+                        into: target,
+                        fingerprint: fingerprint,
+                        sourceDigests: sourceDigests,
+                        orphans: orphans,
+                        onEvent: onEvent
+                    )
+                    await target.release()
+                    return outcome
+                } catch {
+                    await target.release()
+                    throw error
+                }
             }
             await pool.close()
             return outcome
