@@ -25,7 +25,8 @@ def vectors(name):
 
 
 def test_error_table_is_complete():
-    assert len(CODES) == 57 and CODES[101] == "truncated" and CODES[609] == "age_malformed_key"
+    assert len(CODES) == 58 and CODES[101] == "truncated" and CODES[609] == "age_malformed_key"
+    assert CODES[522] == "store_unavailable"
 
 
 def test_rfc9180_a21_base_seq0():
