@@ -182,7 +182,7 @@ struct CrashRun {
             (tls, accounts) = try await relays[0].startWithAccounts(names)
             check = { [relays] in try relays[$0].integrityCheck() }
         case .postgres(let count):
-            let database = try SharedDatabase.start(name: "crash")
+            let database = try SharedDatabase.startCluster(name: "crash")
             cluster = database
             relays = SharedDatabase.relays(count, database: SharedDatabase.url([database]), executable: executable, directory: directory)
             (tls, accounts) = try await SharedDatabase.start(relays, accounts: names)

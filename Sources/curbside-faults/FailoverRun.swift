@@ -81,7 +81,7 @@ struct FailoverRun {
         let start = ContinuousClock.now
         var report = Report(senders: senders, relays: relays, consults: consults)
 
-        let primary = try SharedDatabase.start(name: "primary")
+        let primary = try SharedDatabase.startCluster(name: "primary")
         clusters.append(primary)
         let standby = try PostgresCluster.standby(of: primary, name: "standby")
         clusters.append(standby)

@@ -12,12 +12,9 @@ enum SharedDatabase {
     static let name = "curbside"
 
     /// A throw-away cluster with fsync and synchronous commit on (PostgreSQL's defaults, said outright), holding an
-    /// empty database for the relays. `settings` are added to those.
-    static func start(name clusterName: String, settings: [String: String] = [:]) throws -> PostgresCluster {
-        let cluster = try PostgresCluster.start(
-            settings: ["fsync": "on", "synchronous_commit": "on"].merging(settings) { $1 },
-            name: clusterName
-        )
+    /// empty database for the relays.
+    static func startCluster(name clusterName: String) throws -> PostgresCluster {
+        let cluster = try PostgresCluster.start(settings: ["fsync": "on", "synchronous_commit": "on"], name: clusterName)
         do {
             try cluster.createDatabase(name)
         } catch {

@@ -31,12 +31,11 @@ struct PostgresFailoverTests {
             }
             do {
                 try primary.requireSynchronousStandby("standby")
-                var settings = PostgresSettings(
+                let settings = PostgresSettings(
                     servers: [.tcp(host: "127.0.0.1", port: primary.port), .tcp(host: "127.0.0.1", port: standby.port)],
                     username: primary.user,
                     database: "relay"
                 )
-                settings.connectTimeout = .seconds(2)
                 store = try await PostgresRelayStore.open(settings: settings, logger: TestPostgres.logger).withProviders()
             } catch {
                 primary.stop()
@@ -83,17 +82,17 @@ struct PostgresFailoverTests {
         #expect(try await pair.store.enqueue(try pair.submission("before the kill")) == .stored(sequence: 1))
         try pair.primary.killPostmaster()
 
-        // No server accepts writes: refused as store_unavailable, within the connect timeout (and a margin).
+        // No server accepts writes: refused as store_unavailable, within the connect timeout (3 s) and a margin.
         for attempt in 0..<3 {
             let asked = ContinuousClock.now
             let error = await #expect(throws: RelayError.self) { try await pair.store.enqueue(try pair.submission("during \(attempt)")) }
             #expect(error?.code == .storeUnavailable)
-            #expect(ContinuousClock.now - asked < .seconds(5), "attempt \(attempt) waited \(ContinuousClock.now - asked)")
+            #expect(ContinuousClock.now - asked < .seconds(7), "attempt \(attempt) waited \(ContinuousClock.now - asked)")
         }
 
         let (outcome, after) = try await pair.promoteAndSend("after the promotion")
         if case .stored = outcome {} else { Issue.record("the send after the promotion was answered \(String(describing: outcome))") }
-        #expect(after < .seconds(5))
+        #expect(after < .seconds(7))
         #expect(try await pair.store.queueUsage(for: pair.recipient).envelopes == 2)
         await pair.stop()
     }
@@ -112,7 +111,7 @@ struct PostgresFailoverTests {
         let killed = ContinuousClock.now
         let error = await #expect(throws: RelayError.self) { try await waiting.value }
         #expect(error?.code == .storeUnavailable)
-        #expect(ContinuousClock.now - killed < .seconds(5))
+        #expect(ContinuousClock.now - killed < .seconds(7))
 
         let (outcome, _) = try await pair.promoteAndSend("after the promotion")
         if case .stored = outcome {} else { Issue.record("the send after the promotion was answered \(String(describing: outcome))") }

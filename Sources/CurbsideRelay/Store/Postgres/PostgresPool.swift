@@ -27,8 +27,8 @@ public struct PostgresSettings: Sendable, Hashable {
     public var database: String
     /// Connections one relay process keeps to the server it writes to.
     public var maximumConnections: Int = 16
-    /// How long connecting to one server, or waiting for a free connection, may take before a request is answered
-    /// `store_unavailable`.
+    /// How long connecting to one server may take; also how often a request waiting for a connection checks that its
+    /// server is still there (if not, the request is answered `store_unavailable`).
     public var connectTimeout: Duration = .seconds(3)
 
     public init(servers: [Server], username: String, password: String? = nil, database: String) {
@@ -114,12 +114,23 @@ actor PostgresPool {
 
     /// Leases a connection to the writable server for `body`.
     ///
-    /// - Throws: what `body` throws, PostgreSQL's errors mapped by `relayError(_:)`; `store_unavailable` when no
-    ///   connection could be leased within `connectTimeout`.
+    /// A request waits for a connection as long as its server is alive, checked every `connectTimeout` on a connection
+    /// of its own. While the server is gone, `PostgresClient`'s pool keeps trying to connect and fails waiting
+    /// requests only once its circuit breaker trips (15 s, then at once, for good), so the check decides instead: a
+    /// server that does not answer, or no longer accepts writes, is given up and the next request looks for the one
+    /// that does.
+    ///
+    /// - Throws: what `body` throws, PostgreSQL's errors mapped by `relayError(_:)`; `store_unavailable` when the
+    ///   server is gone before a connection is lent, or the connection closes.
     nonisolated func withConnection<T: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let client = try await writableClient()
         do {
-            return try await Self.lease(from: client, within: settings.connectTimeout, body)
+            return try await Self.lease(
+                from: client,
+                checkingEvery: settings.connectTimeout,
+                whileAlive: { await self.stillWritable(client) },
+                body
+            )
         } catch let error as PSQLError {
             let mapped = Self.relayError(error)
             if mapped.code == .storeUnavailable { await lost(client) }
@@ -128,32 +139,34 @@ actor PostgresPool {
             await lost(client)
             throw RelayError(.storeUnavailable, "the relay lost its database connection; try again shortly")
         } catch let failure as LeaseFailure {
-            // The pool lent nothing. While its server is gone it keeps trying to connect and gives up on waiting
-            // requests only after its circuit breaker trips (15 s, then at once, for good): the server is checked
-            // here instead, and if it is gone or no longer accepts writes the next request looks for the one that does.
-            if await !stillWritable(client) { await lost(client) }
-            throw RelayError(.storeUnavailable, "the relay's database \(failure.reason); try again shortly")
+            if failure.serverGone {
+                await lost(client)
+            } else if await !stillWritable(client) {
+                await lost(client)
+            }
+            throw RelayError(.storeUnavailable, "the relay's database cannot be reached; try again shortly")
         }
     }
 
-    /// Why no connection was lent.
+    /// No connection was lent: the server was found gone, or the pool gave up (its circuit breaker).
     private struct LeaseFailure: Error {
-        let reason: String
+        let serverGone: Bool
     }
 
     /// A lease waiting for a connection, one that has it, or one given up on.
     private enum LeaseState { case waiting, leased, abandoned }
 
-    /// Runs `body` on a connection from `client`, if one is lent within `timeout`.
+    /// Runs `body` on a connection from `client`, waiting for one while `alive()`, asked every `interval`, says so.
     ///
-    /// A lease and its timeout race through a state only one of them moves on from `waiting`: either `body` runs (and
-    /// takes as long as it takes), or the lease is abandoned and a connection lent after all is handed back unused.
+    /// The lease and the checks race through a state only one of them moves on from `waiting`: either `body` runs
+    /// (and takes as long as it takes), or the lease is abandoned and a connection lent after all is handed back unused.
     private static func lease<T: Sendable>(
         from client: PostgresClient,
-        within timeout: Duration,
+        checkingEvery interval: Duration,
+        whileAlive alive: @escaping @Sendable () async -> Bool,
         _ body: @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
-        // Read and written from the lease's task and the timer's, each a single compare-and-set: no await in between.
+        // Read and written from the lease's task and the checker's, each a single compare-and-set: no await in between.
         let state = NIOLockedValueBox(LeaseState.waiting)
         @Sendable func move(to next: LeaseState) -> Bool {
             state.withLockedValue { current in
@@ -167,18 +180,22 @@ actor PostgresPool {
                 group.addTask {
                     do {
                         return try await client.withConnection { connection in
-                            guard move(to: .leased) else { throw LeaseFailure(reason: "lent no connection in time") }
+                            guard move(to: .leased) else { throw LeaseFailure(serverGone: true) }
                             return try await body(connection)
                         }
                     } catch let error where !(error is PSQLError) && state.withLockedValue({ $0 != .leased }) {
-                        // ConnectionPoolError (the circuit breaker), or the timer's cancellation: nothing ran.
-                        throw LeaseFailure(reason: "cannot be reached")
+                        // ConnectionPoolError (the circuit breaker), or the checker's cancellation: nothing ran.
+                        throw LeaseFailure(serverGone: state.withLockedValue { $0 == .abandoned })
                     }
                 }
                 group.addTask {
-                    try? await Task.sleep(for: timeout)
-                    if move(to: .abandoned) { throw LeaseFailure(reason: "lent no connection within \(timeout)") }
-                    return nil
+                    while true {
+                        try? await Task.sleep(for: interval)
+                        if Task.isCancelled || state.withLockedValue({ $0 != .waiting }) { return nil }
+                        if await alive() { continue }
+                        if move(to: .abandoned) { throw LeaseFailure(serverGone: true) }
+                        return nil
+                    }
                 }
                 while let result = try await group.next() {
                     if let value = result {
@@ -186,7 +203,7 @@ actor PostgresPool {
                         return value
                     }
                 }
-                throw LeaseFailure(reason: "lent no connection")
+                throw LeaseFailure(serverGone: false)
             }
         }
     }
