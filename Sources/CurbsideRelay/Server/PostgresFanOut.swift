@@ -43,6 +43,9 @@ struct PostgresFanOut: Sendable {
                     await catchUp(since: .now().adding(milliseconds: -Int64(Self.margin.components.seconds * 1000) * 4))
                 }
                 wasConnected = true
+                // A LISTEN written to a connection that has just closed would never be answered (as any statement:
+                // PostgresConnection+IfOpen.swift); a closed one is given up for a new one at once.
+                guard !connection.isClosed else { throw PostgresConnectionClosed() }
                 try await connection.listen(on: FanOutEvent.channel) { notifications in
                     for try await notification in notifications {
                         await handle(notification.payload)
