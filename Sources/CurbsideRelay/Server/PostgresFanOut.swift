@@ -63,15 +63,9 @@ struct PostgresFanOut: Sendable {
     /// A dedicated connection to the server that accepts writes (notifications are sent on that one).
     private func connectToWritable() async throws -> PostgresConnection {
         for server in store.settings.servers {
-            guard
-                let connection = try? await PostgresConnection.connect(
-                    configuration: store.settings.connectionConfiguration(server),
-                    id: 1,
-                    logger: logger
-                )
-            else { continue }
-            if (try? await PostgresPool.isReadOnly(connection, logger: logger)) == false { return connection }
-            try? await connection.close()
+            if let connection = try? await PostgresPool.connectIfWritable(server, settings: store.settings, id: 1, logger: logger) {
+                return connection
+            }
         }
         throw RelayError(.storeUnavailable, "no database server accepts writes")
     }

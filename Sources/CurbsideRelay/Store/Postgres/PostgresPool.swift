@@ -211,19 +211,30 @@ actor PostgresPool {
     /// Whether the server `client` writes to still accepts connections and writes: asked on a connection of its own,
     /// since the pool's are what is in doubt.
     private func stillWritable(_ client: PostgresClient) async -> Bool {
-        guard let current, current.client === client else { return false }
+        guard let current, current.client === client,
+            let connection = try? await Self.connectIfWritable(current.server, settings: settings, logger: logger)
+        else { return false }
+        try? await connection.close()
+        return true
+    }
+
+    /// A new connection of its own to `server` if the server accepts writes; nil, the connection closed, if it is a
+    /// standby (or read-only). Throws if it cannot be reached.
+    static func connectIfWritable(
+        _ server: PostgresSettings.Server,
+        settings: PostgresSettings,
+        id: PostgresConnection.ID = 0,
+        logger: Logger
+    ) async throws -> PostgresConnection? {
+        let connection = try await PostgresConnection.connect(configuration: settings.connectionConfiguration(server), id: id, logger: logger)
         do {
-            let connection = try await PostgresConnection.connect(
-                configuration: settings.connectionConfiguration(current.server),
-                id: 0,
-                logger: logger
-            )
-            let readOnly = try await Self.isReadOnly(connection, logger: logger)
-            try? await connection.close()
-            return !readOnly
+            if try await !isReadOnly(connection, logger: logger) { return connection }
         } catch {
-            return false
+            try? await connection.close()
+            throw error
         }
+        try? await connection.close()
+        return nil
     }
 
     /// The client of the writable server, found first if there is none.
@@ -265,17 +276,11 @@ actor PostgresPool {
     private static func findWritable(_ settings: PostgresSettings, logger: Logger) async -> Current? {
         for server in settings.servers {
             do {
-                let connection = try await PostgresConnection.connect(
-                    configuration: settings.connectionConfiguration(server),
-                    id: 0,
-                    logger: logger
-                )
-                let readOnly = try await Self.isReadOnly(connection, logger: logger)
-                try? await connection.close()
-                guard !readOnly else {
+                guard let connection = try await connectIfWritable(server, settings: settings, logger: logger) else {
                     logger.info("database: \(server) accepts no writes (a standby); trying the next")
                     continue
                 }
+                try? await connection.close()
                 let client = PostgresClient(configuration: settings.clientConfiguration(server), backgroundLogger: logger)
                 let run = Task { await client.run() }
                 return Current(client: client, server: server, run: run)

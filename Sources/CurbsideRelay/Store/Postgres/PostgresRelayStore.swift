@@ -240,7 +240,8 @@ public final class PostgresRelayStore: RelayStore, Service {
 
     public func statistics() async throws -> RelayStatistics {
         let logger = self.logger
-        return try await transaction { connection in
+        // One statement: one snapshot, no transaction needed around it.
+        return try await reading { connection in
             let row = try await connection.query(ifOpen:
                 """
                 SELECT (SELECT COUNT(*) FROM account), (SELECT COUNT(*) FROM one_time_prekey),
