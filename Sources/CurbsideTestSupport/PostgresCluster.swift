@@ -224,7 +224,8 @@ public final class PostgresCluster: @unchecked Sendable {
     }
 
     private func commandLine(_ executable: String, _ arguments: [String]) -> String {
-        let quoted = ([executable] + arguments).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+        let quoted = (["/usr/bin/env", "-C", directory, executable] + arguments)
+            .map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
         guard let runAs else { return quoted }
         return "runuser -u \(runAs) -- \(quoted)"
     }
@@ -235,15 +236,23 @@ public final class PostgresCluster: @unchecked Sendable {
     /// and a pipe would be held open by the server `pg_ctl start` leaves running.
     @discardableResult
     private func run(_ executable: String, _ arguments: [String], capture: Bool = true) throws -> String {
-        let argv = (runAs.map { ["/usr/sbin/runuser", "-u", $0, "--"] } ?? []) + [executable] + arguments
-        let outputPath = "\(directory)/command-\(UUID().uuidString.prefix(8)).out"
-        defer { unlink(outputPath) }
+        // In the cluster's directory, which the server's user owns: the caller's (a fresh clone under `mktemp -d`,
+        // mode 0700) may be closed to it, and psql and pg_ctl then complain on every run.
+        let argv = (runAs.map { ["/usr/sbin/runuser", "-u", $0, "--"] } ?? []) + ["/usr/bin/env", "-C", directory, executable] + arguments
+        let id = UUID().uuidString.prefix(8)
+        let outputPath = "\(directory)/command-\(id).out"
+        let errorPath = "\(directory)/command-\(id).err"
+        defer {
+            unlink(outputPath)
+            unlink(errorPath)
+        }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        // What a command prints is its answer (psql's rows); what it complains of goes apart, into a failure's text.
         posix_spawn_file_actions_addopen(&actions, 1, capture ? outputPath : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        posix_spawn_file_actions_addopen(&actions, 2, capture ? errorPath : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         var pid: pid_t = 0
         let cArguments = argv.map { strdup($0) } + [nil]
         defer { for argument in cArguments { free(argument) } }
@@ -256,7 +265,8 @@ public final class PostgresCluster: @unchecked Sendable {
         let text = capture ? ((try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "") : logTail()
         let exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         guard exitStatus == 0 else {
-            throw Failure.command(argv.joined(separator: " "), status: exitStatus, output: text)
+            let complaint = capture ? ((try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? "") : ""
+            throw Failure.command(argv.joined(separator: " "), status: exitStatus, output: text + complaint)
         }
         return text.trimmingCharacters(in: .whitespacesAndNewlines)
     }
