@@ -130,6 +130,71 @@ struct EnvelopeQueueTests {
         }
     }
 
+    /// One group commit's batch is decided send by send, in order, against the counts the sends before it leave:
+    /// the same outcomes, sequences in batch order and attachment links from both stores (on PostgreSQL, the batch
+    /// is one call of `curbside_send`).
+    @Test(arguments: StoreKind.allCases) func aBatchDecidesEachSendInOrder(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore().withProviders()
+        let expiresAt = now.adding(seconds: 60)
+        let image = SHA256.hash(Array("image".utf8))
+        let absent = SHA256.hash(Array("never uploaded".utf8))
+        guard case .opened(let upload) = try await store.openUpload(
+            owner: gp, id: image, size: 50, expiresAt: expiresAt, quota: 1 << 20, maximumCount: 10
+        ) else {
+            Issue.record("the upload was not opened")
+            return
+        }
+        try await store.markCommitted(upload.key, expiresAt: expiresAt)
+        func send(_ body: String, _ sender: Handle, to recipient: Handle, attachments: [[UInt8]] = [], at time: Timestamp? = nil)
+            -> Submission
+        {
+            Submission(
+                body: Array(body.utf8), sender: sender, recipient: recipient, attachments: attachments,
+                storedAt: time ?? now, expiresAt: (time ?? now).adding(seconds: 60),
+                maximumQueuedEnvelopes: 4, maximumQueuedBytes: 1000, maximumQueuedEnvelopesPerSender: 3, maximumQueuedBytesPerSender: 52
+            )
+        }
+        let earlier = Timestamp(millisecondsSince1970: now.millisecondsSince1970 - 5000)
+        guard case .stored(let old) = try await store.enqueue(send("o", cardio, to: derm, at: earlier)) else {
+            Issue.record("the envelope before the batch was not stored")
+            return
+        }
+        let outcomes = try await store.write(
+            [
+                send("a", gp, to: derm),
+                send("a", gp, to: derm),
+                send("lost", gp, to: try Handle("nobody.here")),
+                send("b", gp, to: derm, attachments: [image]),
+                send("c", gp, to: derm),
+                send("d", cardio, to: derm, attachments: [absent]),
+                send("e", cardio, to: derm),
+                send("f", cardio, to: derm),
+                send("x", cardio, to: gp),
+                send("o", cardio, to: derm),
+            ]
+        )
+        guard outcomes.count == 10, case .stored(let a) = outcomes[0], case .stored(let b) = outcomes[3],
+            case .stored(let e) = outcomes[6], case .stored(let x) = outcomes[8]
+        else {
+            Issue.record("unexpected outcomes: \(outcomes)")
+            return
+        }
+        #expect(old < a && a < b && b < e && e < x, "sequences follow the batch's order")
+        #expect(outcomes[1] == .duplicate(sequence: a, storedAt: now, expiresAt: now.adding(seconds: 60)))
+        #expect(outcomes[2] == .unknownRecipient)
+        // gp's share of derm's queue is full with "a" and "b" (its 50-byte image counted): 52 bytes.
+        #expect(outcomes[4] == .senderShareFull(envelopes: 2, bytes: 52))
+        #expect(outcomes[5] == .unknownAttachment(absent))
+        // derm's queue is full with "o", "a", "b" and "e"; cardio's share is not.
+        #expect(outcomes[7] == .queueFull)
+        #expect(outcomes[9] == .duplicate(sequence: old, storedAt: earlier, expiresAt: earlier.adding(seconds: 60)))
+        #expect(try await store.statistics().queuedEnvelopes == 5)
+        #expect(try await store.queueUsage(for: derm) == (4, 1 + 1 + 51 + 1))
+        // The image is linked to "b": acknowledging "b" forgets it, and nothing else did.
+        let removal = try await store.acknowledge([EnvelopeID(of: Array("b".utf8))], by: derm, now: now)
+        #expect(removal.attachmentFiles == [upload.key])
+    }
+
     /// `pending` bounds the answer as the frame encodes it: routing fields count, not only bodies (issue 14 item 12).
     @Test(arguments: StoreKind.allCases) func pendingCountsEachEnvelopeWithItsRoutingFields(_ kind: StoreKind) async throws {
         let store = try await kind.makeStore().withProviders()

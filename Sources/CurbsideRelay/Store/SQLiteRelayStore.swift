@@ -379,6 +379,11 @@ public final class SQLiteRelayStore: RelayStore {
         try await groupCommit.enqueue(submission)
     }
 
+    /// Writes `batch` as group commit writes a batch, for tests that decide what one transaction holds.
+    func write(_ batch: [Submission]) async throws -> [EnqueueOutcome] {
+        try await Self.write(batch, to: database)
+    }
+
     /// Writes a batch of envelopes in one transaction, so one fsync makes them all durable. Items are applied in
     /// order, so a body repeated within the batch is stored once; an item that cannot be stored (queue full, unknown
     /// attachment) gets its outcome without failing the others.

@@ -43,7 +43,8 @@ public final class PostgresRelayStore: RelayStore, Service {
         self.origin = UUID().uuidString.prefix(8).lowercased()
         let origin = self.origin
         groupCommit = GroupCommit { [pool, logger] batch in
-            try await Self.transaction(pool, logger: logger) { connection in
+            // Not in `transaction`: the call commits before it answers.
+            try await pool.withConnection { connection in
                 try await Self.write(batch, origin: origin, on: connection, logger: logger)
             }
         }
@@ -270,219 +271,60 @@ public final class PostgresRelayStore: RelayStore, Service {
         try await groupCommit.enqueue(submission)
     }
 
-    /// Writes a batch of sends in one transaction, deciding each in order as `SQLiteRelayStore.write` does (a body
-    /// repeated within the batch is stored once; an item that cannot be stored gets its outcome without failing the
-    /// others), with every read and write a multi-row statement: a batch of 16 costs about what a batch of one does.
+    /// Writes `batch` as group commit writes a batch, for tests that decide what one transaction holds.
+    func write(_ batch: [Submission]) async throws -> [EnqueueOutcome] {
+        let (origin, logger) = (self.origin, self.logger)
+        return try await pool.withConnection { try await Self.write(batch, origin: origin, on: $0, logger: logger) }
+    }
+
+    /// Writes a batch of sends in one transaction and one round trip: `curbside_send` (PostgresSchema.sendProcedure)
+    /// decides each in order as `SQLiteRelayStore.write` does (a body repeated within the batch is stored once; an
+    /// item that cannot be stored gets its outcome without failing the others), writes them with multi-row
+    /// statements and commits before it answers.
     fileprivate static func write(_ batch: [Submission], origin: String, on connection: PostgresConnection, logger: Logger)
         async throws -> [EnqueueOutcome]
     {
-        let ids = batch.map { EnvelopeID(of: $0.body) }
-        let recipients = Array(Set(batch.map(\.recipient.rawValue))).sorted()
-        // Sends to one recipient, from any process, are serialised from here to COMMIT: its quota and the duplicate
-        // check below see every send committed before. Sorted, so two batches never wait for each other in a cycle.
-        try await connection.query(ifOpen:
+        let attachments = batch.enumerated().flatMap { index, item in item.attachments.map { (Int32(index + 1), $0) } }
+        let rows = try await connection.query(ifOpen:
             """
-            SELECT pg_advisory_xact_lock(\(PostgresSchema.LockClass.recipient.rawValue), hashtext(r))
-            FROM unnest(\(recipients)::text[]) AS r ORDER BY r
-            """,
-            logger: logger
-        ).collect()
-
-        struct Key: Hashable {
-            let recipient: String
-            let id: [UInt8]
-        }
-        struct Share: Hashable {
-            let recipient: String
-            let sender: String
-        }
-        // Everything the decisions read, in one statement (one round trip, one snapshot taken after the lock): the
-        // envelopes already stored (kind 0), the registered recipients (1), their queues (2) and senders' shares (3).
-        var existing: [Key: (sequence: Int64, storedAt: Int64, expiresAt: Int64)] = [:]
-        var registered: Set<String> = []
-        var queues: [String: (envelopes: Int, bytes: Int)] = [:]
-        var shares: [Share: (envelopes: Int, bytes: Int)] = [:]
-        let state = try await connection.query(ifOpen:
-            """
-            SELECT 0, e.recipient, NULL::text, e.envelope_id, e.sequence, e.stored_at, e.expires_at
-            FROM envelope e JOIN unnest(\(batch.map(\.recipient.rawValue))::text[], \(ids.map { ByteBuffer(bytes: $0.bytes) })::bytea[])
-                AS k(recipient, envelope_id) ON e.recipient = k.recipient AND e.envelope_id = k.envelope_id
-            UNION ALL
-            SELECT 1, handle, NULL, NULL, NULL, NULL, NULL FROM account WHERE handle = ANY(\(recipients)::text[])
-            UNION ALL
-            SELECT 2, recipient, NULL, NULL, envelopes, bytes, NULL FROM queue_usage WHERE recipient = ANY(\(recipients)::text[])
-            UNION ALL
-            SELECT 3, recipient, sender, NULL, envelopes, bytes, NULL FROM sender_usage WHERE recipient = ANY(\(recipients)::text[])
+            CALL curbside_send(
+                \(batch.map { ByteBuffer(bytes: EnvelopeID(of: $0.body).bytes) })::bytea[], \(batch.map(\.sender.rawValue))::text[],
+                \(batch.map(\.recipient.rawValue))::text[], \(batch.map { ByteBuffer(bytes: $0.body) })::bytea[],
+                \(batch.map(\.storedAt.signedMilliseconds))::bigint[], \(batch.map(\.expiresAt.signedMilliseconds))::bigint[],
+                \(batch.map { Int64(clamping: $0.maximumQueuedEnvelopes) })::bigint[],
+                \(batch.map { Int64(clamping: $0.maximumQueuedBytes) })::bigint[],
+                \(batch.map { Int64(clamping: $0.maximumQueuedEnvelopesPerSender) })::bigint[],
+                \(batch.map { Int64(clamping: $0.maximumQueuedBytesPerSender) })::bigint[],
+                \(attachments.map(\.0))::integer[], \(attachments.map { ByteBuffer(bytes: $0.1) })::bytea[],
+                \(FanOutEvent.channel), \(FanOutEvent.envelopePayloadPrefix(origin: origin)),
+                NULL, NULL, NULL, NULL, NULL
+            )
             """,
             logger: logger
         )
-        for try await (kind, recipient, sender, id, first, second, third) in state.decode(
-            (Int32, String, String?, ByteBuffer?, Int64?, Int64?, Int64?).self
-        ) {
-            switch (kind, sender, id, first, second, third) {
-            case (0, _, let id?, let sequence?, let storedAt?, let expiresAt?):
-                existing[Key(recipient: recipient, id: Array(buffer: id))] = (sequence, storedAt, expiresAt)
-            case (1, _, _, _, _, _):
-                registered.insert(recipient)
-            case (2, _, _, let envelopes?, let bytes?, _):
-                queues[recipient] = (Int(envelopes), Int(bytes))
-            case (3, let sender?, _, let envelopes?, let bytes?, _):
-                shares[Share(recipient: recipient, sender: sender)] = (Int(envelopes), Int(bytes))
-            default:
-                throw RelayError(.storageFailed, "the relay's database returned an unexpected row reading a send's state")
-            }
+        var answer: ([Int32], [Int64], [Int64], [Int64], [ByteBuffer])?
+        for try await row in rows.decode(([Int32], [Int64], [Int64], [Int64], [ByteBuffer]).self) {
+            answer = row
         }
-
-        struct AttachmentKey: Hashable {
-            let owner: String
-            let sha256: [UInt8]
+        guard let (kinds, first, second, third, missing) = answer,
+            [kinds.count, first.count, second.count, third.count, missing.count].allSatisfy({ $0 == batch.count })
+        else {
+            throw RelayError(.storageFailed, "the relay's database answered a batch of sends with the wrong number of outcomes")
         }
-        var attachments: [AttachmentKey: (key: Int64, size: Int64)] = [:]
-        let named = batch.flatMap { item in item.attachments.map { (item.sender.rawValue, $0) } }
-        if !named.isEmpty {
-            let rows = try await connection.query(ifOpen:
-                """
-                SELECT a.owner, a.sha256, a.key, a.size FROM attachment a
-                JOIN unnest(\(named.map(\.0))::text[], \(named.map { ByteBuffer(bytes: $0.1) })::bytea[]) AS k(owner, sha256)
-                    ON a.owner = k.owner AND a.sha256 = k.sha256
-                WHERE a.complete
-                """,
-                logger: logger
-            )
-            for try await (owner, sha256, key, size) in rows.decode((String, ByteBuffer, Int64, Int64).self) {
-                attachments[AttachmentKey(owner: owner, sha256: Array(buffer: sha256))] = (key, size)
-            }
-        }
-
-        // Each item decided in order against the counts as the items before it leave them.
-        enum Decision {
-            case outcome(EnqueueOutcome)
-            case insert(row: Int)
-            case sameAsInserted(row: Int)
-        }
-        struct Row {
-            let item: Submission
-            let id: EnvelopeID
-            let attachmentKeys: [Int64]
-            let attachmentBytes: Int
-        }
-        var decisions: [Decision] = []
-        var rows: [Row] = []
-        var inserted: [Key: Int] = [:]
-        for (item, id) in zip(batch, ids) {
-            let key = Key(recipient: item.recipient.rawValue, id: id.bytes)
-            if let stored = existing[key] {
-                // A retry is acknowledged whatever the quota: it takes no new space.
-                decisions.append(
-                    .outcome(
-                        .duplicate(
-                            sequence: stored.sequence,
-                            storedAt: Timestamp(storedMilliseconds: stored.storedAt),
-                            expiresAt: Timestamp(storedMilliseconds: stored.expiresAt)
-                        )
-                    )
+        return try kinds.indices.map { n in
+            switch kinds[n] {
+            case 0: .stored(sequence: first[n])
+            case 1:
+                .duplicate(
+                    sequence: first[n],
+                    storedAt: Timestamp(storedMilliseconds: second[n]),
+                    expiresAt: Timestamp(storedMilliseconds: third[n])
                 )
-                continue
-            }
-            if let row = inserted[key] {
-                decisions.append(.sameAsInserted(row: row))
-                continue
-            }
-            guard registered.contains(item.recipient.rawValue) else {
-                decisions.append(.outcome(.unknownRecipient))
-                continue
-            }
-            var keys: [Int64] = []
-            var attachmentBytes = 0
-            var missing: [UInt8]?
-            for attachment in item.attachments {
-                guard let found = attachments[AttachmentKey(owner: item.sender.rawValue, sha256: attachment)] else {
-                    missing = attachment
-                    break
-                }
-                keys.append(found.key)
-                attachmentBytes += Int(found.size)
-            }
-            if let missing {
-                decisions.append(.outcome(.unknownAttachment(missing)))
-                continue
-            }
-            let size = item.body.count + attachmentBytes
-            let share = Share(recipient: item.recipient.rawValue, sender: item.sender.rawValue)
-            let held = shares[share] ?? (0, 0)
-            if held.envelopes >= item.maximumQueuedEnvelopesPerSender || held.bytes + size > item.maximumQueuedBytesPerSender {
-                decisions.append(.outcome(.senderShareFull(envelopes: held.envelopes, bytes: held.bytes)))
-                continue
-            }
-            let queue = queues[item.recipient.rawValue] ?? (0, 0)
-            if queue.envelopes >= item.maximumQueuedEnvelopes || queue.bytes + size > item.maximumQueuedBytes {
-                decisions.append(.outcome(.queueFull))
-                continue
-            }
-            shares[share] = (held.envelopes + 1, held.bytes + size)
-            queues[item.recipient.rawValue] = (queue.envelopes + 1, queue.bytes + size)
-            inserted[key] = rows.count
-            decisions.append(.insert(row: rows.count))
-            rows.append(Row(item: item, id: id, attachmentKeys: keys, attachmentBytes: attachmentBytes))
-        }
-
-        var sequences: [Int64] = []
-        if !rows.isEmpty {
-            // One statement for the batch; WITH ORDINALITY ties each returned sequence to its row. It also queues the
-            // notifications for the other relay processes (FanOutEvent's payload), which PostgreSQL delivers with the
-            // commit, never before it.
-            let result = try await connection.query(ifOpen:
-                """
-                WITH stored AS (
-                    INSERT INTO envelope (envelope_id, sender, recipient, body, stored_at, expires_at, attachment_bytes)
-                    SELECT envelope_id, sender, recipient, body, stored_at, expires_at, attachment_bytes
-                    FROM unnest(
-                        \(rows.map { ByteBuffer(bytes: $0.id.bytes) })::bytea[], \(rows.map(\.item.sender.rawValue))::text[],
-                        \(rows.map(\.item.recipient.rawValue))::text[], \(rows.map { ByteBuffer(bytes: $0.item.body) })::bytea[],
-                        \(rows.map(\.item.storedAt.signedMilliseconds))::bigint[], \(rows.map(\.item.expiresAt.signedMilliseconds))::bigint[],
-                        \(rows.map { Int64($0.attachmentBytes) })::bigint[]
-                    ) WITH ORDINALITY AS t(envelope_id, sender, recipient, body, stored_at, expires_at, attachment_bytes, n)
-                    ORDER BY n
-                    RETURNING sequence, recipient, envelope_id
-                )
-                SELECT sequence, recipient, envelope_id,
-                    pg_notify(\(FanOutEvent.channel), \(FanOutEvent.envelopePayloadPrefix(origin: origin)) || sequence || ' ' || recipient)::text
-                FROM stored
-                """,
-                logger: logger
-            )
-            var byKey: [Key: Int64] = [:]
-            for try await (sequence, recipient, id, _) in result.decode((Int64, String, ByteBuffer, String).self) {
-                byKey[Key(recipient: recipient, id: Array(buffer: id))] = sequence
-            }
-            sequences = try rows.map { row in
-                guard let sequence = byKey[Key(recipient: row.item.recipient.rawValue, id: row.id.bytes)] else {
-                    throw RelayError(.storageFailed, "the relay's database did not return a stored envelope's sequence")
-                }
-                return sequence
-            }
-            let links = zip(rows, sequences).flatMap { row, sequence in row.attachmentKeys.map { (sequence, $0) } }
-            if !links.isEmpty {
-                try await connection.query(ifOpen:
-                    """
-                    INSERT INTO envelope_attachment (envelope, attachment)
-                    SELECT * FROM unnest(\(links.map(\.0))::bigint[], \(links.map(\.1))::bigint[]) ON CONFLICT DO NOTHING
-                    """,
-                    logger: logger
-                )
-                // Referenced: it lives as long as an envelope refers to it, not by its own expiry.
-                try await connection.query(ifOpen:
-                    "UPDATE attachment SET expires_at = NULL WHERE key = ANY(\(Array(Set(links.map(\.1))))::bigint[])",
-                    logger: logger
-                )
-            }
-        }
-        return decisions.map { decision in
-            switch decision {
-            case .outcome(let outcome): outcome
-            case .insert(let row): .stored(sequence: sequences[row])
-            case .sameAsInserted(let row):
-                .duplicate(sequence: sequences[row], storedAt: rows[row].item.storedAt, expiresAt: rows[row].item.expiresAt)
+            case 2: .unknownRecipient
+            case 3: .unknownAttachment(Array(buffer: missing[n]))
+            case 4: .senderShareFull(envelopes: Int(first[n]), bytes: Int(second[n]))
+            case 5: .queueFull
+            default: throw RelayError(.storageFailed, "the relay's database answered a send with an unknown outcome \(kinds[n])")
             }
         }
     }
