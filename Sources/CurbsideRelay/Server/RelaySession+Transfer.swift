@@ -40,6 +40,7 @@ extension RelaySession {
         let expiresAt = now.adding(seconds: configuration.envelopeLifetimeSeconds)
         let submission = Submission(
             body: request.envelope,
+            id: id,
             sender: sender,
             recipient: request.recipient,
             attachments: request.attachments,

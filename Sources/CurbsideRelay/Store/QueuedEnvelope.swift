@@ -41,6 +41,9 @@ extension DeliveredEnvelope {
 /// An envelope a sender hands the relay, with what the store checks in the transaction that stores it.
 public struct Submission: Sendable, Hashable {
     public let body: [UInt8]
+    /// The body's SHA-256 (its envelope id), computed once per send: the relay answers with it, and the store finds
+    /// a retry by it.
+    public let id: EnvelopeID
     public let sender: Handle
     public let recipient: Handle
     /// Ids (SHA-256) of the sender's committed attachments the envelope refers to.
@@ -57,6 +60,7 @@ public struct Submission: Sendable, Hashable {
 
     public init(
         body: [UInt8],
+        id: EnvelopeID? = nil,
         sender: Handle,
         recipient: Handle,
         attachments: [[UInt8]] = [],
@@ -68,6 +72,7 @@ public struct Submission: Sendable, Hashable {
         maximumQueuedBytesPerSender: Int = .max
     ) {
         self.body = body
+        self.id = id ?? EnvelopeID(of: body)
         self.sender = sender
         self.recipient = recipient
         self.attachments = attachments

@@ -390,7 +390,7 @@ public final class SQLiteRelayStore: RelayStore {
     fileprivate static func write(_ batch: [Submission], to database: any DatabaseWriter) async throws -> [EnqueueOutcome] {
         try await Self.transaction(database) { db in
             try batch.map { item in
-                let id = EnvelopeID(of: item.body)
+                let id = item.id
                 // Prepared once per connection (cached): every send runs these.
                 if let existing = try Row.fetchOne(
                     try db.cachedStatement(sql: "SELECT sequence, stored_at, expires_at FROM envelope WHERE envelope_id = ? AND recipient = ?"),

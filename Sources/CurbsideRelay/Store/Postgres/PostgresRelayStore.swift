@@ -288,7 +288,7 @@ public final class PostgresRelayStore: RelayStore, Service {
         let rows = try await connection.query(ifOpen:
             """
             CALL curbside_send(
-                \(batch.map { ByteBuffer(bytes: EnvelopeID(of: $0.body).bytes) })::bytea[], \(batch.map(\.sender.rawValue))::text[],
+                \(batch.map { ByteBuffer(bytes: $0.id.bytes) })::bytea[], \(batch.map(\.sender.rawValue))::text[],
                 \(batch.map(\.recipient.rawValue))::text[], \(batch.map { ByteBuffer(bytes: $0.body) })::bytea[],
                 \(batch.map(\.storedAt.signedMilliseconds))::bigint[], \(batch.map(\.expiresAt.signedMilliseconds))::bigint[],
                 \(batch.map { Int64(clamping: $0.maximumQueuedEnvelopes) })::bigint[],
