@@ -104,7 +104,7 @@ extension Client {
         try await checkNotBlocked(recipient)
         // Encrypted to disk first (streaming, outside any transaction), then recorded with the message at once.
         let id = MessageID.random()
-        let prepared = try prepareAttachments(attachments, for: id)
+        let prepared = try await prepareAttachments(attachments, for: id)
         _ = try await queue(.consult(consult), to: recipient, id: id, prepared: prepared)
         return try await deliver(id).noting(prepared)
     }
@@ -122,7 +122,7 @@ extension Client {
         // A message kept under a local id (its sender reused another's id) is answered by the id it was sent with.
         let reply = try Reply(inReplyTo: try wireID.map { try MessageID(rawValue: Array($0)) } ?? id, text: text)
         let replyID = MessageID.random()
-        let prepared = try prepareAttachments(attachments, for: replyID)
+        let prepared = try await prepareAttachments(attachments, for: replyID)
         _ = try await queue(.reply(reply), to: recipient, id: replyID, thread: try MessageID(rawValue: Array(thread)), prepared: prepared)
         return try await deliver(replyID).noting(prepared)
     }

@@ -107,12 +107,9 @@ public actor Client {
             }
             let client = try Client(me: me, relay: relay, home: home, identity: identity, database: database, logger: logger)
             // Argon2id runs before registering: once the relay has the handle, only writing the file remains.
-            let file = try IdentityFile.seal(
-                .init(identity: identity, storageKey: storageKey),
-                handle: handle,
-                passphrase: passphrase,
-                limits: limits
-            )
+            let file = try await BlockingWork.run {
+                try IdentityFile.seal(.init(identity: identity, storageKey: storageKey), handle: handle, passphrase: passphrase, limits: limits)
+            }
             try await client.withConnection(loggingIn: false) { connection in
                 do {
                     try await connection.register(handle, identity: identity, enrollmentCode: code)
@@ -154,7 +151,7 @@ public actor Client {
         } catch {
             throw ClientError(.profile, "\(identityPath(home)) is not a Curbside identity file")
         }
-        let secrets = try file.open(passphrase: passphrase)
+        let secrets = try await BlockingWork.run { try file.open(passphrase: passphrase) }
         let database = try ProfileDatabase(path: databasePath(home), storageKey: secrets.storageKey)
         try restrictDatabaseFiles(home)
         guard let handleText = try await database.setting("handle"), let handle = try? Handle(handleText),

@@ -18,21 +18,24 @@ extension Client {
     var attachmentsDirectory: URL { home.appendingPathComponent("attachments") }
 
     /// Encrypts the files for message `id` and records them; the files are uploaded when the message is sent.
-    func prepareAttachments(_ sources: [AttachmentSource], for id: MessageID) throws -> [(PreparedAttachment, AttachmentSource)] {
+    func prepareAttachments(_ sources: [AttachmentSource], for id: MessageID) async throws -> [(PreparedAttachment, AttachmentSource)] {
         guard sources.count <= 16 else { throw ClientError(.usage, "at most 16 attachments per message") }
-        try makePrivateDirectory(attachmentsDirectory, allowExisting: true)
-        var prepared: [(PreparedAttachment, AttachmentSource)] = []
-        do {
-            for (index, source) in sources.enumerated() {
-                let path = attachmentsDirectory.appendingPathComponent("\(id)-\(index).age").path
-                prepared.append((try AttachmentFiles.prepare(source, into: path), source))
+        let directory = attachmentsDirectory
+        return try await BlockingWork.run {
+            try makePrivateDirectory(directory, allowExisting: true)
+            var prepared: [(PreparedAttachment, AttachmentSource)] = []
+            do {
+                for (index, source) in sources.enumerated() {
+                    let path = directory.appendingPathComponent("\(id)-\(index).age").path
+                    prepared.append((try AttachmentFiles.prepare(source, into: path), source))
+                }
+            } catch {
+                // A later file was refused: the message is not queued, so the files encrypted for it go too.
+                for (file, _) in prepared { unlink(file.path) }
+                throw error
             }
-        } catch {
-            // A later file was refused: the message is not queued, so the files encrypted for it go too.
-            for (file, _) in prepared { unlink(file.path) }
-            throw error
+            return prepared
         }
-        return prepared
     }
 
     static func insertAttachments(_ db: Database, _ database: ProfileDatabase, _ prepared: [(PreparedAttachment, AttachmentSource)], for id: MessageID) throws {
@@ -124,17 +127,18 @@ extension Client {
             }
             do {
                 // Only one process fetches a given attachment at a time (a watch and a sync may overlap).
-                let lock = try FileLock(path + ".lock")
+                let lock = try await BlockingWork.run { try FileLock(path + ".lock") }
                 defer { lock.release() }
                 if FileManager.default.fileExists(atPath: path) {
-                    let (size, digest) = try AttachmentFiles.digest(path)
+                    let (size, digest) = try await BlockingWork.run { try AttachmentFiles.digest(path) }
                     if size != descriptor.size || !constantTimeEquals(digest, descriptor.sha256) { unlink(path) }
                 }
                 if !FileManager.default.fileExists(atPath: path) {
                     try await download(descriptor.sha256, size: descriptor.size, to: path, name: descriptor.fileName, connection: connection)
                 }
                 // It must also decrypt with the identity the sender gave; the plaintext is not kept.
-                try AttachmentFiles.verify(path, identity: descriptor.ageIdentity)
+                let identity = descriptor.ageIdentity
+                try await BlockingWork.run { try AttachmentFiles.verify(path, identity: identity) }
                 states.append(.saved)
                 fromSender += Int64(descriptor.size)
             } catch let error as ClientError where error.category == .network {
@@ -205,13 +209,15 @@ extension Client {
             let descriptor = try descriptor(row, messageID: id)
             let name = Self.safeFileName(descriptor.fileName, index: Int(row["idx"] as Int64))
             let target = Self.unusedPath(directory, name + (raw ? ".age" : ""))
+            let source: String = row["path"]
             if raw {
-                try FileManager.default.copyItem(atPath: row["path"], toPath: target)
+                try await BlockingWork.run { try FileManager.default.copyItem(atPath: source, toPath: target) }
                 let keyPath = Self.unusedPath(directory, name + ".key")
                 try writePrivateFile(keyPath, Data((AgeKeys.encode(identity: descriptor.ageIdentity) + "\n").utf8))
                 written += [target, keyPath]
             } else {
-                try AttachmentFiles.decrypt(row["path"], identity: descriptor.ageIdentity, to: target)
+                let identity = descriptor.ageIdentity
+                try await BlockingWork.run { try AttachmentFiles.decrypt(source, identity: identity, to: target) }
                 written.append(target)
             }
         }
@@ -245,8 +251,9 @@ extension Client {
     }
 }
 
-/// An advisory lock on a file (flock), released explicitly or when the process ends.
-final class FileLock {
+/// An advisory lock on a file (flock), released explicitly or when the process ends. Taking it waits for another
+/// process's hold: take it through `BlockingWork`.
+final class FileLock: Sendable {
     private let fd: Int32
 
     init(_ path: String) throws {
