@@ -4,10 +4,12 @@ import CurbsideWire
 import Logging
 import NIOCore
 
-/// One client connection after TLS: challenge, login, then requests (spec/relay.md).
+/// What the relay does for a client connection after TLS: challenge, login, then requests (spec/relay.md). One value
+/// serves every connection of a server; `run` holds one connection's state (its `State`, its logger) for as long as
+/// the connection lasts.
 ///
 /// Any protocol error is answered with an error frame naming its code, and the connection is closed; nothing that
-/// happens here touches another connection.
+/// happens on one connection touches another.
 struct RelaySession {
     let directory: KeyDirectory
     let limiter: LoginRateLimiter
