@@ -144,78 +144,78 @@ struct AttachmentClientTests {
     }
 
     @Test func imagesTravelEncryptedAndArriveChecked() async throws {
-        let providers = try await Providers.start()
-        defer { Task { await providers.stop() } }
-        let gp = try await providers.create("amara.gp")
-        let derm = try await providers.create("osei.derm")
-        var rng = SplitMix64(seed: 61)
-        let scan = rng.bytes(300_000)
-        let files = providers.root.appendingPathComponent("files")
-        let scanPath = try Self.write(scan, "scan.bin", in: files)
-        let photoPath = try Self.write(SamplePhoto.jpeg(), "forearm.jpg", in: files)
+        try await withStopping(try await Providers.start()) { providers in
+            let gp = try await providers.create("amara.gp")
+            let derm = try await providers.create("osei.derm")
+            var rng = SplitMix64(seed: 61)
+            let scan = rng.bytes(300_000)
+            let files = providers.root.appendingPathComponent("files")
+            let scanPath = try Self.write(scan, "scan.bin", in: files)
+            let photoPath = try Self.write(SamplePhoto.jpeg(), "forearm.jpg", in: files)
 
-        let sent = try await gp.send(try Providers.consult(), to: derm.me.handle, attachments: [
-            AttachmentSource(path: photoPath), AttachmentSource(path: scanPath, keepMetadata: true),
-        ])
-        #expect(sent.stored)
-        #expect(try await derm.sync().received == 1)
-        let id = try MessageID(rawValue: try #require([UInt8](hexString: sent.id)))
-        let shown = try await derm.show(id)
-        #expect(shown.attachments.map(\.fileName) == ["forearm.jpg", "scan.bin"])
-        #expect(shown.attachments.map(\.state) == ["saved", "saved"])
-        #expect(shown.attachments.first?.mediaType == "image/jpeg")
+            let sent = try await gp.send(try Providers.consult(), to: derm.me.handle, attachments: [
+                AttachmentSource(path: photoPath), AttachmentSource(path: scanPath, keepMetadata: true),
+            ])
+            #expect(sent.stored)
+            #expect(try await derm.sync().received == 1)
+            let id = try MessageID(rawValue: try #require([UInt8](hexString: sent.id)))
+            let shown = try await derm.show(id)
+            #expect(shown.attachments.map(\.fileName) == ["forearm.jpg", "scan.bin"])
+            #expect(shown.attachments.map(\.state) == ["saved", "saved"])
+            #expect(shown.attachments.first?.mediaType == "image/jpeg")
 
-        let saveDirectory = providers.root.appendingPathComponent("saved").path
-        let saved = try await derm.saveAttachments(of: id, to: saveDirectory)
-        #expect(saved.count == 2)
-        let photo = Array(try Data(contentsOf: URL(fileURLWithPath: saved[0])))
-        #expect(photo.count == SamplePhoto.jpeg().count && photo != SamplePhoto.jpeg(), "same size, GPS removed")
-        #expect(MetadataFilterTests.filter(photo, step: 1 << 20).1.isEmpty, "no GPS data arrived")
-        #expect(Array(try Data(contentsOf: URL(fileURLWithPath: saved[1]))) == scan)
+            let saveDirectory = providers.root.appendingPathComponent("saved").path
+            let saved = try await derm.saveAttachments(of: id, to: saveDirectory)
+            #expect(saved.count == 2)
+            let photo = Array(try Data(contentsOf: URL(fileURLWithPath: saved[0])))
+            #expect(photo.count == SamplePhoto.jpeg().count && photo != SamplePhoto.jpeg(), "same size, GPS removed")
+            #expect(MetadataFilterTests.filter(photo, step: 1 << 20).1.isEmpty, "no GPS data arrived")
+            #expect(Array(try Data(contentsOf: URL(fileURLWithPath: saved[1]))) == scan)
 
-        // Raw files check with Debian's age and the single-use identity.
-        let raw = try await derm.saveAttachments(of: id, to: providers.root.appendingPathComponent("raw").path, raw: true)
-        #expect(raw.map { ($0 as NSString).lastPathComponent } == ["forearm.jpg.age", "forearm.jpg.key", "scan.bin.age", "scan.bin.key"])
-        let keyMode = try FileManager.default.attributesOfItem(atPath: raw[3])[.posixPermissions] as? Int
-        #expect(keyMode == 0o600)
-        let age = Process()
-        age.executableURL = URL(fileURLWithPath: "/usr/bin/age")
-        age.arguments = ["-d", "-i", raw[3], raw[2]]
-        let out = Pipe()
-        age.standardOutput = out
-        try age.run()
-        let decrypted = out.fileHandleForReading.readDataToEndOfFile()
-        age.waitUntilExit()
-        #expect(age.terminationStatus == 0 && Array(decrypted) == scan)
+            // Raw files check with Debian's age and the single-use identity.
+            let raw = try await derm.saveAttachments(of: id, to: providers.root.appendingPathComponent("raw").path, raw: true)
+            #expect(raw.map { ($0 as NSString).lastPathComponent } == ["forearm.jpg.age", "forearm.jpg.key", "scan.bin.age", "scan.bin.key"])
+            let keyMode = try FileManager.default.attributesOfItem(atPath: raw[3])[.posixPermissions] as? Int
+            #expect(keyMode == 0o600)
+            let age = Process()
+            age.executableURL = URL(fileURLWithPath: "/usr/bin/age")
+            age.arguments = ["-d", "-i", raw[3], raw[2]]
+            let out = Pipe()
+            age.standardOutput = out
+            try age.run()
+            let decrypted = out.fileHandleForReading.readDataToEndOfFile()
+            age.waitUntilExit()
+            #expect(age.terminationStatus == 0 && Array(decrypted) == scan)
 
-        // The sender sees it delivered; the relay kept nothing after the acknowledgement.
-        _ = try await gp.sync()
-        #expect(try await gp.status(id).first?.delivered != nil)
-        #expect(try await SQLiteRelayStore(path: providers.relay.path).statistics().attachments == 0)
+            // The sender sees it delivered; the relay kept nothing after the acknowledgement.
+            _ = try await gp.sync()
+            #expect(try await gp.status(id).first?.delivered != nil)
+            #expect(try await SQLiteRelayStore(path: providers.relay.path).statistics().attachments == 0)
+        }
     }
 
     /// The relay changes a stored file: the recipient refuses it (size and SHA-256 are checked) and tells the sender.
     @Test func aFileChangedOnTheRelayIsRefusedAndReported() async throws {
-        let providers = try await Providers.start()
-        defer { Task { await providers.stop() } }
-        let gp = try await providers.create("amara.gp")
-        let derm = try await providers.create("osei.derm")
-        var rng = SplitMix64(seed: 62)
-        let path = try Self.write(rng.bytes(100_000), "scan.bin", in: providers.root.appendingPathComponent("files"))
-        let sent = try await gp.send(try Providers.consult(), to: derm.me.handle, attachments: [AttachmentSource(path: path, keepMetadata: true)])
-        let stored = try FileManager.default.contentsOfDirectory(atPath: "\(providers.relay.attachmentsPath)/complete")
-        let blob = "\(providers.relay.attachmentsPath)/complete/\(try #require(stored.first))"
-        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: blob)))
-        bytes[bytes.count / 2] ^= 0x40
-        try Data(bytes).write(to: URL(fileURLWithPath: blob))
+        try await withStopping(try await Providers.start()) { providers in
+            let gp = try await providers.create("amara.gp")
+            let derm = try await providers.create("osei.derm")
+            var rng = SplitMix64(seed: 62)
+            let path = try Self.write(rng.bytes(100_000), "scan.bin", in: providers.root.appendingPathComponent("files"))
+            let sent = try await gp.send(try Providers.consult(), to: derm.me.handle, attachments: [AttachmentSource(path: path, keepMetadata: true)])
+            let stored = try FileManager.default.contentsOfDirectory(atPath: "\(providers.relay.attachmentsPath)/complete")
+            let blob = "\(providers.relay.attachmentsPath)/complete/\(try #require(stored.first))"
+            var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: blob)))
+            bytes[bytes.count / 2] ^= 0x40
+            try Data(bytes).write(to: URL(fileURLWithPath: blob))
 
-        _ = try await derm.sync()
-        let id = try MessageID(rawValue: try #require([UInt8](hexString: sent.id)))
-        #expect(try await derm.attachments(of: id).map(\.state) == ["corrupt"])
-        #expect(try await derm.saveAttachments(of: id, to: providers.root.appendingPathComponent("out").path).isEmpty)
-        _ = try await gp.sync()
-        let failed = try await gp.status(id).first?.timeline.first { $0.kind == "failed" }
-        #expect(failed?.detail?.hasPrefix("attachment_corrupt") == true)
+            _ = try await derm.sync()
+            let id = try MessageID(rawValue: try #require([UInt8](hexString: sent.id)))
+            #expect(try await derm.attachments(of: id).map(\.state) == ["corrupt"])
+            #expect(try await derm.saveAttachments(of: id, to: providers.root.appendingPathComponent("out").path).isEmpty)
+            _ = try await gp.sync()
+            let failed = try await gp.status(id).first?.timeline.first { $0.kind == "failed" }
+            #expect(failed?.detail?.hasPrefix("attachment_corrupt") == true)
+        }
     }
 
     /// A link that drops 50 times during a 20 MiB upload and download: both finish with the right SHA-256, resuming
@@ -229,41 +229,41 @@ struct AttachmentClientTests {
     }
 
     @Test func transfersResumeThroughFiftyDrops() async throws {
-        let providers = try await Providers.start()
-        defer { Task { await providers.stop() } }
-        let gp = try await providers.create("amara.gp")
-        let derm = try await providers.create("osei.derm")
-        var rng = SplitMix64(seed: 63)
-        let size = 20 << 20
-        let path = try Self.write(rng.bytes(size), "scan.bin", in: providers.root.appendingPathComponent("files"))
-        let original = try AttachmentFiles.digest(path)
+        try await withStopping(try await Providers.start()) { providers in
+            let gp = try await providers.create("amara.gp")
+            let derm = try await providers.create("osei.derm")
+            var rng = SplitMix64(seed: 63)
+            let size = 20 << 20
+            let path = try Self.write(rng.bytes(size), "scan.bin", in: providers.root.appendingPathComponent("files"))
+            let original = try AttachmentFiles.digest(path)
 
-        func viaProxy(_ client: Client, cuts: Int, seed: UInt64) throws -> (Client, CuttingProxy) {
-            let proxy = try CuttingProxy(target: providers.relay.port, cuts: cuts, after: (400 << 10)...(1200 << 10), seed: seed)
-            let endpoint = RelayEndpoint(host: "127.0.0.1", port: proxy.port, fingerprint: providers.endpoint.fingerprint)
-            return (try Client(me: client.me, relay: endpoint, home: client.home, identity: client.identity, database: client.database, logger: Client.silentLogger), proxy)
+            func viaProxy(_ client: Client, cuts: Int, seed: UInt64) throws -> (Client, CuttingProxy) {
+                let proxy = try CuttingProxy(target: providers.relay.port, cuts: cuts, after: (400 << 10)...(1200 << 10), seed: seed)
+                let endpoint = RelayEndpoint(host: "127.0.0.1", port: proxy.port, fingerprint: providers.endpoint.fingerprint)
+                return (try Client(me: client.me, relay: endpoint, home: client.home, identity: client.identity, database: client.database, logger: Client.silentLogger), proxy)
+            }
+            let (gpLossy, upProxy) = try viaProxy(gp, cuts: 25, seed: 1)
+            defer { upProxy.stop() }
+            await gpLossy.setRetryLimit(10)
+            let sent = try await gpLossy.send(try Providers.consult(), to: derm.me.handle, attachments: [AttachmentSource(path: path, keepMetadata: true)])
+            #expect(sent.stored)
+            #expect(upProxy.cutsDone == 25)
+            let encryptedSize = try #require(try await gp.attachments(of: try MessageID(rawValue: [UInt8](hexString: sent.id)!)).first).size
+            let resent = Int64(upProxy.clientToRelayBytes) - Int64(encryptedSize)
+            print("upload: \(upProxy.cutsDone) drops, \(resent) bytes beyond the file (\(resent / Int64(upProxy.cutsDone)) per drop)")
+            #expect(resent <= Int64(upProxy.cutsDone) * Int64(2 * Client.transferChunk + 32 * 1024), "at most two chunks (and a login) per drop")
+
+            let (dermLossy, downProxy) = try viaProxy(derm, cuts: 25, seed: 2)
+            defer { downProxy.stop() }
+            await dermLossy.setRetryLimit(10)
+            let report = try await dermLossy.sync()
+            #expect(report.received == 1 && report.reachedRelay)
+            #expect(downProxy.cutsDone == 25)
+            let id = try MessageID(rawValue: try #require([UInt8](hexString: sent.id)))
+            #expect(try await derm.attachments(of: id).map(\.state) == ["saved"])
+            let saved = try await derm.saveAttachments(of: id, to: providers.root.appendingPathComponent("saved").path)
+            let arrived = try AttachmentFiles.digest(saved[0])
+            #expect(arrived.size == original.size && arrived.sha256 == original.sha256)
         }
-        let (gpLossy, upProxy) = try viaProxy(gp, cuts: 25, seed: 1)
-        defer { upProxy.stop() }
-        await gpLossy.setRetryLimit(10)
-        let sent = try await gpLossy.send(try Providers.consult(), to: derm.me.handle, attachments: [AttachmentSource(path: path, keepMetadata: true)])
-        #expect(sent.stored)
-        #expect(upProxy.cutsDone == 25)
-        let encryptedSize = try #require(try await gp.attachments(of: try MessageID(rawValue: [UInt8](hexString: sent.id)!)).first).size
-        let resent = Int64(upProxy.clientToRelayBytes) - Int64(encryptedSize)
-        print("upload: \(upProxy.cutsDone) drops, \(resent) bytes beyond the file (\(resent / Int64(upProxy.cutsDone)) per drop)")
-        #expect(resent <= Int64(upProxy.cutsDone) * Int64(2 * Client.transferChunk + 32 * 1024), "at most two chunks (and a login) per drop")
-
-        let (dermLossy, downProxy) = try viaProxy(derm, cuts: 25, seed: 2)
-        defer { downProxy.stop() }
-        await dermLossy.setRetryLimit(10)
-        let report = try await dermLossy.sync()
-        #expect(report.received == 1 && report.reachedRelay)
-        #expect(downProxy.cutsDone == 25)
-        let id = try MessageID(rawValue: try #require([UInt8](hexString: sent.id)))
-        #expect(try await derm.attachments(of: id).map(\.state) == ["saved"])
-        let saved = try await derm.saveAttachments(of: id, to: providers.root.appendingPathComponent("saved").path)
-        let arrived = try AttachmentFiles.digest(saved[0])
-        #expect(arrived.size == original.size && arrived.sha256 == original.sha256)
     }
 }

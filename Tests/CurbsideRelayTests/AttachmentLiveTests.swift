@@ -61,107 +61,107 @@ struct AttachmentLiveTests {
     /// The whole path: upload over two connections (the first dropped mid-way), commit, send naming it, the recipient
     /// downloads by ranges and acknowledges, and the file is gone from the relay's disk.
     @Test func anUploadResumesAfterADropAndTheFileLeavesWithTheLastEnvelope() async throws {
-        let relay = try await FileRelay()
-        defer { Task { await relay.stop() } }
-        let (bytes, id) = Self.image(3 * AttachmentChunk.maximumLength + 12_345, seed: 11)
+        try await withStopping(try await FileRelay()) { relay in
+            let (bytes, id) = Self.image(3 * AttachmentChunk.maximumLength + 12_345, seed: 11)
 
-        // First connection: part of the upload, then the connection drops.
-        let dropped = try await relay.session(relay.gp) { gp in
-            try await gp.upload(bytes, id: id, upTo: AttachmentChunk.maximumLength + 1000, chunk: 300_000)
-        }
-        #expect(dropped.held == UInt64(AttachmentChunk.maximumLength + 1000))
-        // Second connection: the relay says where to go on.
-        let envelope = Array("consult naming the image".utf8)
-        try await relay.session(relay.gp) { gp in
-            let resumed = try await gp.status(.openUpload(OpenUpload(attachmentID: id, size: UInt64(bytes.count))))
-            #expect(resumed.held == UInt64(AttachmentChunk.maximumLength + 1000) && resumed.state == .uploading)
-            try await gp.upload(bytes, id: id, from: Int(resumed.held), chunk: AttachmentChunk.maximumLength)
-            let committed = try await gp.status(.commitUpload(attachmentID: id))
-            #expect(committed.state == .complete && committed.held == UInt64(bytes.count))
-            #expect(try await gp.status(.commitUpload(attachmentID: id)) == committed, "committing again changes nothing")
-            let send = RelayMessage.send(try SendRequest(recipient: relay.derm.handle, envelope: envelope, attachments: [id]))
-            guard case .stored = try await gp.request(send) else {
-                Issue.record("the send naming the image was not stored")
-                return
+            // First connection: part of the upload, then the connection drops.
+            let dropped = try await relay.session(relay.gp) { gp in
+                try await gp.upload(bytes, id: id, upTo: AttachmentChunk.maximumLength + 1000, chunk: 300_000)
             }
-            let referenced = try await gp.status(.openUpload(OpenUpload(attachmentID: id, size: UInt64(bytes.count))))
-            #expect(referenced.expiresAt.millisecondsSince1970 == 0, "named by a queued envelope: no expiry of its own")
-        }
-        #expect(try FileManager.default.contentsOfDirectory(atPath: "\(relay.attachmentsPath)/complete").count == 1)
+            #expect(dropped.held == UInt64(AttachmentChunk.maximumLength + 1000))
+            // Second connection: the relay says where to go on.
+            let envelope = Array("consult naming the image".utf8)
+            try await relay.session(relay.gp) { gp in
+                let resumed = try await gp.status(.openUpload(OpenUpload(attachmentID: id, size: UInt64(bytes.count))))
+                #expect(resumed.held == UInt64(AttachmentChunk.maximumLength + 1000) && resumed.state == .uploading)
+                try await gp.upload(bytes, id: id, from: Int(resumed.held), chunk: AttachmentChunk.maximumLength)
+                let committed = try await gp.status(.commitUpload(attachmentID: id))
+                #expect(committed.state == .complete && committed.held == UInt64(bytes.count))
+                #expect(try await gp.status(.commitUpload(attachmentID: id)) == committed, "committing again changes nothing")
+                let send = RelayMessage.send(try SendRequest(recipient: relay.derm.handle, envelope: envelope, attachments: [id]))
+                guard case .stored = try await gp.request(send) else {
+                    Issue.record("the send naming the image was not stored")
+                    return
+                }
+                let referenced = try await gp.status(.openUpload(OpenUpload(attachmentID: id, size: UInt64(bytes.count))))
+                #expect(referenced.expiresAt.millisecondsSince1970 == 0, "named by a queued envelope: no expiry of its own")
+            }
+            #expect(try FileManager.default.contentsOfDirectory(atPath: "\(relay.attachmentsPath)/complete").count == 1)
 
-        // A third account cannot read it.
-        let cardioRead = try await relay.session(relay.cardio) { cardio in
-            try await cardio.refusal(.download(DownloadRequest(attachmentID: id, offset: 0, length: 10)))
+            // A third account cannot read it.
+            let cardioRead = try await relay.session(relay.cardio) { cardio in
+                try await cardio.refusal(.download(DownloadRequest(attachmentID: id, offset: 0, length: 10)))
+            }
+            #expect(cardioRead == .unknownAttachment)
+            try await relay.session(relay.derm) { derm in
+                guard case .envelopes(let pending) = try await derm.request(.fetch(after: 0, limit: 10)) else { return }
+                #expect(pending.map(\.envelope) == [envelope])
+                let downloaded = try await derm.download(id, chunk: 700_000)
+                #expect(downloaded == bytes)
+                #expect(SHA256.hash(downloaded) == id)
+                let tail = try await derm.request(.download(DownloadRequest(attachmentID: id, offset: UInt64(bytes.count), length: 5)))
+                #expect(tail == .attachmentData(AttachmentData(size: UInt64(bytes.count), offset: UInt64(bytes.count), data: [])))
+                #expect(try await derm.refusal(.download(DownloadRequest(attachmentID: id, offset: UInt64(bytes.count) + 1, length: 5))) == .beyondDeclaredSize)
+                #expect(try await derm.request(.acknowledge(pending.map(\.envelopeID))) == .acknowledged(count: 1))
+                #expect(try await derm.refusal(.download(DownloadRequest(attachmentID: id, offset: 0, length: 5))) == .unknownAttachment)
+            }
+            #expect(try FileManager.default.contentsOfDirectory(atPath: "\(relay.attachmentsPath)/complete").isEmpty)
+            let ownerRead = try await relay.session(relay.gp) { gp in
+                try await gp.refusal(.download(DownloadRequest(attachmentID: id, offset: 0, length: 5)))
+            }
+            #expect(ownerRead == .unknownAttachment, "deleted for its owner too")
+            #expect(try await SQLiteRelayStore(path: relay.path).statistics().attachments == 0)
         }
-        #expect(cardioRead == .unknownAttachment)
-        try await relay.session(relay.derm) { derm in
-            guard case .envelopes(let pending) = try await derm.request(.fetch(after: 0, limit: 10)) else { return }
-            #expect(pending.map(\.envelope) == [envelope])
-            let downloaded = try await derm.download(id, chunk: 700_000)
-            #expect(downloaded == bytes)
-            #expect(SHA256.hash(downloaded) == id)
-            let tail = try await derm.request(.download(DownloadRequest(attachmentID: id, offset: UInt64(bytes.count), length: 5)))
-            #expect(tail == .attachmentData(AttachmentData(size: UInt64(bytes.count), offset: UInt64(bytes.count), data: [])))
-            #expect(try await derm.refusal(.download(DownloadRequest(attachmentID: id, offset: UInt64(bytes.count) + 1, length: 5))) == .beyondDeclaredSize)
-            #expect(try await derm.request(.acknowledge(pending.map(\.envelopeID))) == .acknowledged(count: 1))
-            #expect(try await derm.refusal(.download(DownloadRequest(attachmentID: id, offset: 0, length: 5))) == .unknownAttachment)
-        }
-        #expect(try FileManager.default.contentsOfDirectory(atPath: "\(relay.attachmentsPath)/complete").isEmpty)
-        let ownerRead = try await relay.session(relay.gp) { gp in
-            try await gp.refusal(.download(DownloadRequest(attachmentID: id, offset: 0, length: 5)))
-        }
-        #expect(ownerRead == .unknownAttachment, "deleted for its owner too")
-        #expect(try await SQLiteRelayStore(path: relay.path).statistics().attachments == 0)
     }
 
     @Test func badChunksAndCommitsAreRefusedAndChangeNothing() async throws {
-        let relay = try await FileRelay()
-        defer { Task { await relay.stop() } }
-        let (bytes, id) = Self.image(10_000, seed: 12)
-        try await relay.session(relay.gp) { gp in
-            #expect(try await gp.refusal(.uploadChunk(try UploadChunk(attachmentID: id, offset: 0, data: [1]))) == .unknownAttachment)
-            try await gp.upload(bytes, id: id, upTo: 4000, chunk: 4000)
-            // A gap, a rewrite, a chunk past the declared size, another size, an early commit.
-            #expect(try await gp.refusal(.uploadChunk(try UploadChunk(attachmentID: id, offset: 5000, data: [1]))) == .offsetMismatch)
-            #expect(try await gp.refusal(.uploadChunk(try UploadChunk(attachmentID: id, offset: 0, data: [1]))) == .offsetMismatch)
-            #expect(
-                try await gp.refusal(.uploadChunk(try UploadChunk(attachmentID: id, offset: 4000, data: [UInt8](repeating: 0, count: 6001))))
-                    == .beyondDeclaredSize
-            )
-            #expect(try await gp.refusal(.openUpload(OpenUpload(attachmentID: id, size: 9999))) == .beyondDeclaredSize)
-            #expect(try await gp.refusal(.commitUpload(attachmentID: id)) == .uploadIncomplete)
-            #expect(try await gp.status(.openUpload(OpenUpload(attachmentID: id, size: 10_000))).held == 4000, "refusals wrote nothing")
-            // A send naming an upload that is not committed stores nothing.
-            let send = RelayMessage.send(try SendRequest(recipient: relay.derm.handle, envelope: [1], attachments: [id]))
-            #expect(try await gp.refusal(send) == .unknownAttachment)
+        try await withStopping(try await FileRelay()) { relay in
+            let (bytes, id) = Self.image(10_000, seed: 12)
+            try await relay.session(relay.gp) { gp in
+                #expect(try await gp.refusal(.uploadChunk(try UploadChunk(attachmentID: id, offset: 0, data: [1]))) == .unknownAttachment)
+                try await gp.upload(bytes, id: id, upTo: 4000, chunk: 4000)
+                // A gap, a rewrite, a chunk past the declared size, another size, an early commit.
+                #expect(try await gp.refusal(.uploadChunk(try UploadChunk(attachmentID: id, offset: 5000, data: [1]))) == .offsetMismatch)
+                #expect(try await gp.refusal(.uploadChunk(try UploadChunk(attachmentID: id, offset: 0, data: [1]))) == .offsetMismatch)
+                #expect(
+                    try await gp.refusal(.uploadChunk(try UploadChunk(attachmentID: id, offset: 4000, data: [UInt8](repeating: 0, count: 6001))))
+                        == .beyondDeclaredSize
+                )
+                #expect(try await gp.refusal(.openUpload(OpenUpload(attachmentID: id, size: 9999))) == .beyondDeclaredSize)
+                #expect(try await gp.refusal(.commitUpload(attachmentID: id)) == .uploadIncomplete)
+                #expect(try await gp.status(.openUpload(OpenUpload(attachmentID: id, size: 10_000))).held == 4000, "refusals wrote nothing")
+                // A send naming an upload that is not committed stores nothing.
+                let send = RelayMessage.send(try SendRequest(recipient: relay.derm.handle, envelope: [1], attachments: [id]))
+                #expect(try await gp.refusal(send) == .unknownAttachment)
 
-            // Bytes that are not the image: refused at commit and discarded.
-            var wrong = bytes
-            wrong[9000] ^= 1
-            try await gp.upload(wrong, id: id, from: 4000, chunk: 6000)
-            #expect(try await gp.refusal(.commitUpload(attachmentID: id)) == .attachmentHashMismatch)
-            #expect(try await gp.status(.openUpload(OpenUpload(attachmentID: id, size: 10_000))).held == 0)
-            try await gp.upload(bytes, id: id, chunk: 10_000)
-            #expect(try await gp.status(.commitUpload(attachmentID: id)).state == .complete)
-            #expect(try await gp.refusal(.uploadChunk(try UploadChunk(attachmentID: id, offset: 10_000, data: [1]))) == .beyondDeclaredSize)
+                // Bytes that are not the image: refused at commit and discarded.
+                var wrong = bytes
+                wrong[9000] ^= 1
+                try await gp.upload(wrong, id: id, from: 4000, chunk: 6000)
+                #expect(try await gp.refusal(.commitUpload(attachmentID: id)) == .attachmentHashMismatch)
+                #expect(try await gp.status(.openUpload(OpenUpload(attachmentID: id, size: 10_000))).held == 0)
+                try await gp.upload(bytes, id: id, chunk: 10_000)
+                #expect(try await gp.status(.commitUpload(attachmentID: id)).state == .complete)
+                #expect(try await gp.refusal(.uploadChunk(try UploadChunk(attachmentID: id, offset: 10_000, data: [1]))) == .beyondDeclaredSize)
+            }
+            #expect(try await SQLiteRelayStore(path: relay.path).statistics().queuedEnvelopes == 0)
         }
-        #expect(try await SQLiteRelayStore(path: relay.path).statistics().queuedEnvelopes == 0)
     }
 
     @Test func theAttachmentQuotaRefusesNewUploadsOnly() async throws {
-        let relay = try await FileRelay { $0.maximumAttachmentBytesPerAccount = 25_000 }
-        defer { Task { await relay.stop() } }
-        let first = Self.image(20_000, seed: 13)
-        let second = Self.image(6_000, seed: 14)
-        try await relay.session(relay.gp) { gp in
-            try await gp.upload(first.bytes, id: first.id, chunk: 20_000)
-            #expect(try await gp.refusal(.openUpload(OpenUpload(attachmentID: second.id, size: 6_000))) == .quotaExceeded)
-            // The upload it has is still answered, and another account has room of its own.
-            #expect(try await gp.status(.openUpload(OpenUpload(attachmentID: first.id, size: 20_000))).held == 20_000)
-        }
-        try await relay.session(relay.derm) { derm in
-            try await derm.upload(second.bytes, id: second.id, chunk: 6_000)
-            #expect(try await derm.status(.commitUpload(attachmentID: second.id)).state == .complete)
+        try await withStopping(try await FileRelay { $0.maximumAttachmentBytesPerAccount = 25_000 }) { relay in
+            let first = Self.image(20_000, seed: 13)
+            let second = Self.image(6_000, seed: 14)
+            try await relay.session(relay.gp) { gp in
+                try await gp.upload(first.bytes, id: first.id, chunk: 20_000)
+                #expect(try await gp.refusal(.openUpload(OpenUpload(attachmentID: second.id, size: 6_000))) == .quotaExceeded)
+                // The upload it has is still answered, and another account has room of its own.
+                #expect(try await gp.status(.openUpload(OpenUpload(attachmentID: first.id, size: 20_000))).held == 20_000)
+            }
+            try await relay.session(relay.derm) { derm in
+                try await derm.upload(second.bytes, id: second.id, chunk: 6_000)
+                #expect(try await derm.status(.commitUpload(attachmentID: second.id)).state == .complete)
+            }
         }
     }
 
@@ -177,23 +177,23 @@ struct AttachmentLiveTests {
         }
         await relay.stop()
         // The same relay, restarted asking for more free space than any disk has.
-        let full = try await FileRelay(directory: URL(fileURLWithPath: relay.path).deletingLastPathComponent(), register: false) {
+        try await withStopping(try await FileRelay(directory: URL(fileURLWithPath: relay.path).deletingLastPathComponent(), register: false) {
             $0.minimumFreeDiskBytes = UInt64.max / 2
-        }
-        defer { Task { await full.stop() } }
-        try await full.session(relay.gp) { gp in
-            #expect(try await gp.refusal(.send(try SendRequest(recipient: relay.derm.handle, envelope: [2]))) == .storageFull)
-            #expect(try await gp.refusal(.openUpload(OpenUpload(attachmentID: SHA256.hash([5]), size: 5))) == .storageFull)
-            guard case .stored = try await gp.request(.send(try SendRequest(recipient: relay.derm.handle, envelope: [1], attachments: [id]))) else {
-                Issue.record("a retry of a stored envelope must be acknowledged")
-                return
+        }) { full in
+            try await full.session(relay.gp) { gp in
+                #expect(try await gp.refusal(.send(try SendRequest(recipient: relay.derm.handle, envelope: [2]))) == .storageFull)
+                #expect(try await gp.refusal(.openUpload(OpenUpload(attachmentID: SHA256.hash([5]), size: 5))) == .storageFull)
+                guard case .stored = try await gp.request(.send(try SendRequest(recipient: relay.derm.handle, envelope: [1], attachments: [id]))) else {
+                    Issue.record("a retry of a stored envelope must be acknowledged")
+                    return
+                }
             }
-        }
-        try await full.session(relay.derm) { derm in
-            guard case .envelopes(let pending) = try await derm.request(.fetch(after: 0, limit: 10)) else { return }
-            #expect(pending.map(\.envelope) == [[1]])
-            #expect(try await derm.download(id, chunk: 4096) == bytes)
-            #expect(try await derm.request(.acknowledge(pending.map(\.envelopeID))) == .acknowledged(count: 1))
+            try await full.session(relay.derm) { derm in
+                guard case .envelopes(let pending) = try await derm.request(.fetch(after: 0, limit: 10)) else { return }
+                #expect(pending.map(\.envelope) == [[1]])
+                #expect(try await derm.download(id, chunk: 4096) == bytes)
+                #expect(try await derm.request(.acknowledge(pending.map(\.envelopeID))) == .acknowledged(count: 1))
+            }
         }
     }
 }
@@ -322,29 +322,29 @@ extension BlobStoreTests {
 extension AttachmentLiveTests {
     /// Offsets near 2^64 are refused with an error, not an overflow that would stop the relay.
     @Test func chunksAtHugeOffsetsAreRefusedAndTheRelayCarriesOn() async throws {
-        let relay = try await FileRelay()
-        defer { Task { await relay.stop() } }
-        let (bytes, id) = Self.image(5000, seed: 18)
-        try await relay.session(relay.gp) { gp in
-            _ = try await gp.status(.openUpload(OpenUpload(attachmentID: id, size: 5000)))
-            for offset in [UInt64.max, UInt64.max - 1, UInt64(Int64.max), 1 << 40] {
-                #expect(try await gp.refusal(.uploadChunk(try UploadChunk(attachmentID: id, offset: offset, data: [1, 2]))) == .beyondDeclaredSize)
+        try await withStopping(try await FileRelay()) { relay in
+            let (bytes, id) = Self.image(5000, seed: 18)
+            try await relay.session(relay.gp) { gp in
+                _ = try await gp.status(.openUpload(OpenUpload(attachmentID: id, size: 5000)))
+                for offset in [UInt64.max, UInt64.max - 1, UInt64(Int64.max), 1 << 40] {
+                    #expect(try await gp.refusal(.uploadChunk(try UploadChunk(attachmentID: id, offset: offset, data: [1, 2]))) == .beyondDeclaredSize)
+                }
+                try await gp.upload(bytes, id: id, chunk: 5000)
+                #expect(try await gp.status(.commitUpload(attachmentID: id)).state == .complete)
+                #expect(try await gp.refusal(.download(DownloadRequest(attachmentID: id, offset: UInt64.max, length: 10))) == .beyondDeclaredSize)
             }
-            try await gp.upload(bytes, id: id, chunk: 5000)
-            #expect(try await gp.status(.commitUpload(attachmentID: id)).state == .complete)
-            #expect(try await gp.refusal(.download(DownloadRequest(attachmentID: id, offset: UInt64.max, length: 10))) == .beyondDeclaredSize)
         }
     }
 
     /// Many small uploads cost files and rows however few bytes they declare: the count is capped too.
     @Test func theNumberOfUploadsPerAccountIsCapped() async throws {
-        let relay = try await FileRelay { $0.maximumAttachmentsPerAccount = 3 }
-        defer { Task { await relay.stop() } }
-        try await relay.session(relay.gp) { (gp: RelayTestSession) async throws in
-            for n in 0..<3 {
-                #expect(try await gp.status(.openUpload(OpenUpload(attachmentID: SHA256.hash([UInt8(n)]), size: 1))).held == 0)
+        try await withStopping(try await FileRelay { $0.maximumAttachmentsPerAccount = 3 }) { relay in
+            try await relay.session(relay.gp) { (gp: RelayTestSession) async throws in
+                for n in 0..<3 {
+                    #expect(try await gp.status(.openUpload(OpenUpload(attachmentID: SHA256.hash([UInt8(n)]), size: 1))).held == 0)
+                }
+                #expect(try await gp.refusal(.openUpload(OpenUpload(attachmentID: SHA256.hash([9]), size: 1))) == .quotaExceeded)
             }
-            #expect(try await gp.refusal(.openUpload(OpenUpload(attachmentID: SHA256.hash([9]), size: 1))) == .quotaExceeded)
         }
     }
 }
@@ -352,20 +352,20 @@ extension AttachmentLiveTests {
 extension AttachmentLiveTests {
     /// A file the store does not know (left by a race or a crash) is removed by the sweeper; files of uploads are kept.
     @Test func theSweeperRemovesFilesTheStoreForgot() async throws {
-        let relay = try await FileRelay { $0.expirySweepInterval = .milliseconds(50) }
-        defer { Task { await relay.stop() } }
-        let (bytes, id) = Self.image(3000, seed: 19)
-        try await relay.session(relay.gp) { gp in
-            try await gp.upload(bytes, id: id, upTo: 1000, chunk: 1000)
+        try await withStopping(try await FileRelay { $0.expirySweepInterval = .milliseconds(50) }) { relay in
+            let (bytes, id) = Self.image(3000, seed: 19)
+            try await relay.session(relay.gp) { gp in
+                try await gp.upload(bytes, id: id, upTo: 1000, chunk: 1000)
+            }
+            let orphan = "\(relay.attachmentsPath)/complete/999999"
+            FileManager.default.createFile(atPath: orphan, contents: Data([1, 2, 3]))
+            for _ in 0..<200 where FileManager.default.fileExists(atPath: orphan) { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(!FileManager.default.fileExists(atPath: orphan))
+            let resumed = try await relay.session(relay.gp) { gp in
+                try await gp.status(.openUpload(OpenUpload(attachmentID: id, size: 3000)))
+            }
+            #expect(resumed.held == 1000, "the upload in progress kept its file")
         }
-        let orphan = "\(relay.attachmentsPath)/complete/999999"
-        FileManager.default.createFile(atPath: orphan, contents: Data([1, 2, 3]))
-        for _ in 0..<200 where FileManager.default.fileExists(atPath: orphan) { try await Task.sleep(for: .milliseconds(20)) }
-        #expect(!FileManager.default.fileExists(atPath: orphan))
-        let resumed = try await relay.session(relay.gp) { gp in
-            try await gp.status(.openUpload(OpenUpload(attachmentID: id, size: 3000)))
-        }
-        #expect(resumed.held == 1000, "the upload in progress kept its file")
     }
 }
 

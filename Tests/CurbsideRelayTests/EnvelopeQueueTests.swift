@@ -337,39 +337,39 @@ struct PostgresNotificationTests {
     @Test(.timeLimit(.minutes(1))) func aStoredBatchAnnouncesEachEnvelopeWithItsSequence() async throws {
         let store = try #require(try await StoreKind.postgres.makeStore() as? PostgresRelayStore)
         _ = try await store.withProviders()
-        let listener = try await PostgresConnection.connect(
+        try await withStopping(try await PostgresConnection.connect(
             configuration: store.settings.connectionConfiguration(store.settings.servers[0]),
             id: 1,
             logger: TestPostgres.logger
-        )
-        defer { Task { try? await listener.close() } }
-        let notifications = try await listener.listen(FanOutEvent.channel)
-        let now = Timestamp.now()
-        let gp = try Handle("amara.gp")
-        let outcomes = try await withThrowingTaskGroup(of: FanOutEvent?.self) { group in
-            for (n, recipient) in ["osei.derm", "kofi.cardio", "osei.derm", "amara.gp"].enumerated() {
-                group.addTask {
-                    let outcome = try await store.enqueue(
-                        Array("envelope \(n)".utf8), from: gp, to: try Handle(recipient), now: now, expiresAt: now.adding(seconds: 60)
-                    )
-                    guard case .stored(let sequence) = outcome else { return nil }
-                    return .envelope(recipient: recipient, sequence: sequence)
+        )) { listener in
+            let notifications = try await listener.listen(FanOutEvent.channel)
+            let now = Timestamp.now()
+            let gp = try Handle("amara.gp")
+            let outcomes = try await withThrowingTaskGroup(of: FanOutEvent?.self) { group in
+                for (n, recipient) in ["osei.derm", "kofi.cardio", "osei.derm", "amara.gp"].enumerated() {
+                    group.addTask {
+                        let outcome = try await store.enqueue(
+                            Array("envelope \(n)".utf8), from: gp, to: try Handle(recipient), now: now, expiresAt: now.adding(seconds: 60)
+                        )
+                        guard case .stored(let sequence) = outcome else { return nil }
+                        return .envelope(recipient: recipient, sequence: sequence)
+                    }
                 }
+                return try await group.reduce(into: Set<FanOutEvent>()) { if let event = $1 { $0.insert(event) } }
             }
-            return try await group.reduce(into: Set<FanOutEvent>()) { if let event = $1 { $0.insert(event) } }
+            #expect(outcomes.count == 4)
+            var heard: [FanOutEvent] = []
+            for try await notification in notifications {
+                var origin = ""
+                let event = try #require(FanOutEvent(payload: notification.payload, origin: &origin), "\(notification.payload)")
+                #expect(origin == store.origin)
+                heard.append(event)
+                if heard.count == outcomes.count { break }
+            }
+            #expect(Set(heard) == outcomes)
+            #expect(heard.count == Set(heard).count, "each envelope announced once: \(heard)")
+            await store.close()
         }
-        #expect(outcomes.count == 4)
-        var heard: [FanOutEvent] = []
-        for try await notification in notifications {
-            var origin = ""
-            let event = try #require(FanOutEvent(payload: notification.payload, origin: &origin), "\(notification.payload)")
-            #expect(origin == store.origin)
-            heard.append(event)
-            if heard.count == outcomes.count { break }
-        }
-        #expect(Set(heard) == outcomes)
-        #expect(heard.count == Set(heard).count, "each envelope announced once: \(heard)")
-        await store.close()
     }
 }
 

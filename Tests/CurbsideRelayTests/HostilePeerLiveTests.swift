@@ -22,72 +22,72 @@ struct HostilePeerLiveTests {
 
     /// A sender's unfetched expiry notice survives another account making 10,000 notices of its own.
     @Test func anotherAccountsNoticesDoNotPushOutASendersExpiryNotice() async throws {
-        let relay = try await FileRelay(inMemory: true)
-        defer { Task { await relay.stop() } }
-        let derm = relay.derm.handle
-        // amara.gp's consult to osei.derm expires unfetched: an expiry notice waits for amara.gp.
-        let consult = RelayMessage.send(try SendRequest(recipient: derm, envelope: Array("consult 1".utf8)))
-        _ = try await relay.session(relay.gp) { try await $0.request(consult) }
-        let expired = try await relay.store.expire(now: Timestamp.now().adding(seconds: 15 * 24 * 3600)).notices
-        #expect(expired.map(\.kind) == [.expired])
+        try await withStopping(try await FileRelay(inMemory: true)) { relay in
+            let derm = relay.derm.handle
+            // amara.gp's consult to osei.derm expires unfetched: an expiry notice waits for amara.gp.
+            let consult = RelayMessage.send(try SendRequest(recipient: derm, envelope: Array("consult 1".utf8)))
+            _ = try await relay.session(relay.gp) { try await $0.request(consult) }
+            let expired = try await relay.store.expire(now: Timestamp.now().adding(seconds: 15 * 24 * 3600)).notices
+            #expect(expired.map(\.kind) == [.expired])
 
-        // kofi.cardio makes 10,000 notices: ten rounds of 1,000 sends to osei.derm, each acknowledged.
-        for round in 0..<10 {
-            let bodies = (0..<1000).map { Array("junk \(round)-\($0)".utf8) }
-            let answers = try await relay.session(relay.cardio) { session in
-                try await session.requests(bodies.map { .send(try SendRequest(recipient: derm, envelope: $0)) })
+            // kofi.cardio makes 10,000 notices: ten rounds of 1,000 sends to osei.derm, each acknowledged.
+            for round in 0..<10 {
+                let bodies = (0..<1000).map { Array("junk \(round)-\($0)".utf8) }
+                let answers = try await relay.session(relay.cardio) { session in
+                    try await session.requests(bodies.map { .send(try SendRequest(recipient: derm, envelope: $0)) })
+                }
+                #expect(Self.stored(answers) == 1000, "round \(round): \(Self.refusals(answers))")
+                let acknowledged = try await relay.session(relay.derm) { session in
+                    try await session.request(.acknowledge(bodies.map { EnvelopeID(of: $0).bytes }))
+                }
+                #expect(acknowledged == .acknowledged(count: 1000))
             }
-            #expect(Self.stored(answers) == 1000, "round \(round): \(Self.refusals(answers))")
-            let acknowledged = try await relay.session(relay.derm) { session in
-                try await session.request(.acknowledge(bodies.map { EnvelopeID(of: $0).bytes }))
-            }
-            #expect(acknowledged == .acknowledged(count: 1000))
-        }
-        // amara.gp's next consult is delivered: its second notice is recorded, and the pruning runs for amara.gp.
-        let second = Array("consult 2".utf8)
-        _ = try await relay.session(relay.gp) { try await $0.request(.send(try SendRequest(recipient: derm, envelope: second))) }
-        _ = try await relay.session(relay.derm) { try await $0.request(.acknowledge([EnvelopeID(of: second).bytes])) }
+            // amara.gp's next consult is delivered: its second notice is recorded, and the pruning runs for amara.gp.
+            let second = Array("consult 2".utf8)
+            _ = try await relay.session(relay.gp) { try await $0.request(.send(try SendRequest(recipient: derm, envelope: second))) }
+            _ = try await relay.session(relay.derm) { try await $0.request(.acknowledge([EnvelopeID(of: second).bytes])) }
 
-        let notices = try await relay.session(relay.gp) { try await $0.request(.fetchNotices(after: 0)) }
-        guard case .notices(let list) = notices else {
-            Issue.record("expected notices, got \(String(describing: notices))")
-            return
+            let notices = try await relay.session(relay.gp) { try await $0.request(.fetchNotices(after: 0)) }
+            guard case .notices(let list) = notices else {
+                Issue.record("expected notices, got \(String(describing: notices))")
+                return
+            }
+            #expect(list.map(\.kind) == [.expired, .deliveredToDevice], "the expiry notice must not be pruned by another's")
+            #expect(list.first?.envelopeID == EnvelopeID(of: Array("consult 1".utf8)).bytes)
         }
-        #expect(list.map(\.kind) == [.expired, .deliveredToDevice], "the expiry notice must not be pruned by another's")
-        #expect(list.first?.envelopeID == EnvelopeID(of: Array("consult 1".utf8)).bytes)
     }
 
     /// 1,000 small envelopes from a 64-character handle: every `envelopes` answer fits the frame limit every client
     /// accepts, and the recipient fetches them all.
     @Test func anEnvelopesAnswerFitsTheFrameLimitWithItsRoutingFields() async throws {
-        let relay = try await FileRelay(inMemory: true)
-        defer { Task { await relay.stop() } }
-        let sender = try await relay.register(try Handle(String(repeating: "x", count: 64)))
-        // 4,128 bytes each: the bodies alone (4,128,000) fit the old bound of 4 MiB − 64 KiB; with routing, they do not.
-        let sends = try (0..<1000).map { index in
-            var body = [UInt8](repeating: 0x5A, count: 4128)
-            body.replaceSubrange(0..<4, with: withUnsafeBytes(of: UInt32(index).bigEndian) { Array($0) })
-            return RelayMessage.send(try SendRequest(recipient: relay.derm.handle, envelope: body))
-        }
-        let answers = try await relay.session(sender) { try await $0.requests(sends) }
-        #expect(Self.stored(answers) == 1000)
-
-        // The client's frame decoder refuses anything above 2^22: a reply that big would end the session here.
-        let fetched = try await relay.session(relay.derm) { session in
-            var cursor: UInt64 = 0
-            var count = 0
-            while count < 1000 {
-                guard case .envelopes(let batch) = try await session.request(.fetch(after: cursor, limit: 1000)), let last = batch.last else {
-                    break
-                }
-                let frameLength = Frame.headerByteCount + RelayMessage.envelopes(batch).frame(requestID: 1).body.count
-                #expect(frameLength <= Frame.protocolMaximumLength)
-                count += batch.count
-                cursor = last.sequence
+        try await withStopping(try await FileRelay(inMemory: true)) { relay in
+            let sender = try await relay.register(try Handle(String(repeating: "x", count: 64)))
+            // 4,128 bytes each: the bodies alone (4,128,000) fit the old bound of 4 MiB − 64 KiB; with routing, they do not.
+            let sends = try (0..<1000).map { index in
+                var body = [UInt8](repeating: 0x5A, count: 4128)
+                body.replaceSubrange(0..<4, with: withUnsafeBytes(of: UInt32(index).bigEndian) { Array($0) })
+                return RelayMessage.send(try SendRequest(recipient: relay.derm.handle, envelope: body))
             }
-            return count
+            let answers = try await relay.session(sender) { try await $0.requests(sends) }
+            #expect(Self.stored(answers) == 1000)
+
+            // The client's frame decoder refuses anything above 2^22: a reply that big would end the session here.
+            let fetched = try await relay.session(relay.derm) { session in
+                var cursor: UInt64 = 0
+                var count = 0
+                while count < 1000 {
+                    guard case .envelopes(let batch) = try await session.request(.fetch(after: cursor, limit: 1000)), let last = batch.last else {
+                        break
+                    }
+                    let frameLength = Frame.headerByteCount + RelayMessage.envelopes(batch).frame(requestID: 1).body.count
+                    #expect(frameLength <= Frame.protocolMaximumLength)
+                    count += batch.count
+                    cursor = last.sequence
+                }
+                return count
+            }
+            #expect(fetched == 1000)
         }
-        #expect(fetched == 1000)
     }
 
     /// Five failed logins for one handle from an address do not lock out another clinician behind the same address.
@@ -112,92 +112,92 @@ struct HostilePeerLiveTests {
     /// 150 bundle fetches from one requester take only a few of the owner's one-time prekeys; a colleague's fetch still
     /// gets one.
     @Test func aRequesterCannotDrainAnOwnersOneTimePrekeys() async throws {
-        let relay = try await FileRelay(inMemory: true)
-        defer { Task { await relay.stop() } }
-        let derm = relay.derm
-        let upload = try PrekeyUpload(
-            signedPrekey: SignedPrekey(id: 1, publicKey: AgreementKey.Private().publicKey, expiresAt: .now().adding(seconds: 86_400), signedBy: derm.key),
-            oneTimePrekeys: (0..<100).map { OneTimePrekey(id: $0, publicKey: AgreementKey.Private().publicKey, signedBy: derm.key) }
-        )
-        #expect(try await relay.session(derm) { try await $0.request(.publishPrekeys(upload)) } == .prekeysPublished(oneTimePrekeysHeld: 100))
+        try await withStopping(try await FileRelay(inMemory: true)) { relay in
+            let derm = relay.derm
+            let upload = try PrekeyUpload(
+                signedPrekey: SignedPrekey(id: 1, publicKey: AgreementKey.Private().publicKey, expiresAt: .now().adding(seconds: 86_400), signedBy: derm.key),
+                oneTimePrekeys: (0..<100).map { OneTimePrekey(id: $0, publicKey: AgreementKey.Private().publicKey, signedBy: derm.key) }
+            )
+            #expect(try await relay.session(derm) { try await $0.request(.publishPrekeys(upload)) } == .prekeysPublished(oneTimePrekeysHeld: 100))
 
-        let bundles = try await relay.session(relay.cardio) { session in
-            try await session.requests(Array(repeating: .fetchBundle(derm.handle), count: 150))
-        }
-        #expect(bundles.count == 150)
-        let oneTimeKeys = bundles.compactMap { if case .bundle(let bundle) = $0 { bundle.oneTimePrekey } else { nil } }
-        #expect(oneTimeKeys.count <= 10, "the drain took \(oneTimeKeys.count) one-time prekeys")
-        #expect(bundles.allSatisfy { if case .bundle = $0 { true } else { false } }, "every fetch still gets a bundle")
+            let bundles = try await relay.session(relay.cardio) { session in
+                try await session.requests(Array(repeating: .fetchBundle(derm.handle), count: 150))
+            }
+            #expect(bundles.count == 150)
+            let oneTimeKeys = bundles.compactMap { if case .bundle(let bundle) = $0 { bundle.oneTimePrekey } else { nil } }
+            #expect(oneTimeKeys.count <= 10, "the drain took \(oneTimeKeys.count) one-time prekeys")
+            #expect(bundles.allSatisfy { if case .bundle = $0 { true } else { false } }, "every fetch still gets a bundle")
 
-        let colleague = try await relay.session(relay.gp) { try await $0.request(.fetchBundle(derm.handle)) }
-        guard case .bundle(let bundle) = colleague else {
-            Issue.record("expected a bundle, got \(String(describing: colleague))")
-            return
+            let colleague = try await relay.session(relay.gp) { try await $0.request(.fetchBundle(derm.handle)) }
+            guard case .bundle(let bundle) = colleague else {
+                Issue.record("expected a bundle, got \(String(describing: colleague))")
+                return
+            }
+            #expect(bundle.oneTimePrekey != nil, "a colleague still gets a one-time prekey")
         }
-        #expect(bundle.oneTimePrekey != nil, "a colleague still gets a one-time prekey")
     }
 
     /// One account floods an offline recipient with 10,000 junk envelopes; a colleague's consult is still stored.
     @Test func oneAccountsFloodLeavesRoomForAColleaguesConsult() async throws {
-        let relay = try await FileRelay(inMemory: true)
-        defer { Task { await relay.stop() } }
-        let derm = relay.derm.handle
-        let flood = try (0..<10_000).map { RelayMessage.send(try SendRequest(recipient: derm, envelope: Array("junk \($0)".utf8))) }
-        let answers = try await relay.session(relay.cardio) { try await $0.requests(flood) }
-        #expect(answers.count == 10_000)
-        let flooded = Self.stored(answers)
-        #expect(flooded == RelayConfiguration().maximumQueuedEnvelopesPerSender, "the flood stops at the sender's share")
-        #expect(Self.refusals(answers) == [RelayError.Code.quotaExceeded.rawValue])
+        try await withStopping(try await FileRelay(inMemory: true)) { relay in
+            let derm = relay.derm.handle
+            let flood = try (0..<10_000).map { RelayMessage.send(try SendRequest(recipient: derm, envelope: Array("junk \($0)".utf8))) }
+            let answers = try await relay.session(relay.cardio) { try await $0.requests(flood) }
+            #expect(answers.count == 10_000)
+            let flooded = Self.stored(answers)
+            #expect(flooded == RelayConfiguration().maximumQueuedEnvelopesPerSender, "the flood stops at the sender's share")
+            #expect(Self.refusals(answers) == [RelayError.Code.quotaExceeded.rawValue])
 
-        let consult = RelayMessage.send(try SendRequest(recipient: derm, envelope: Array("emergency consult".utf8)))
-        let reply = try await relay.session(relay.gp) { try await $0.request(consult) }
-        guard case .stored = reply else {
-            Issue.record("the colleague's consult was not stored after \(flooded) junk envelopes: \(String(describing: reply))")
-            return
+            let consult = RelayMessage.send(try SendRequest(recipient: derm, envelope: Array("emergency consult".utf8)))
+            let reply = try await relay.session(relay.gp) { try await $0.request(consult) }
+            guard case .stored = reply else {
+                Issue.record("the colleague's consult was not stored after \(flooded) junk envelopes: \(String(describing: reply))")
+                return
+            }
+            // The recipient gets it among what is queued.
+            let usage = try await relay.store.queueUsage(for: derm)
+            #expect(usage.envelopes == flooded + 1)
         }
-        // The recipient gets it among what is queued.
-        let usage = try await relay.store.queueUsage(for: derm)
-        #expect(usage.envelopes == flooded + 1)
     }
 
     /// One upload named by five envelopes counts five times against the recipient's queue.
     @Test func anAttachmentCountsAgainstTheRecipientsQuotaForEachEnvelope() async throws {
-        let relay = try await FileRelay(inMemory: true) { $0.maximumQueuedBytesPerAccount = 1 << 20 }
-        defer { Task { await relay.stop() } }
-        let image = AttachmentLiveTests.image(300_000, seed: 14)
-        let answers = try await relay.session(relay.gp) { session in
-            try await session.upload(image.bytes, id: image.id, chunk: 1 << 16)
-            #expect(try await session.status(.commitUpload(attachmentID: image.id)).state == .complete)
-            return try await session.requests(
-                try (0..<5).map {
-                    .send(try SendRequest(recipient: relay.derm.handle, envelope: Array("consult \($0)".utf8), attachments: [image.id]))
-                }
-            )
+        try await withStopping(try await FileRelay(inMemory: true) { $0.maximumQueuedBytesPerAccount = 1 << 20 }) { relay in
+            let image = AttachmentLiveTests.image(300_000, seed: 14)
+            let answers = try await relay.session(relay.gp) { session in
+                try await session.upload(image.bytes, id: image.id, chunk: 1 << 16)
+                #expect(try await session.status(.commitUpload(attachmentID: image.id)).state == .complete)
+                return try await session.requests(
+                    try (0..<5).map {
+                        .send(try SendRequest(recipient: relay.derm.handle, envelope: Array("consult \($0)".utf8), attachments: [image.id]))
+                    }
+                )
+            }
+            // 3 × 300,000 bytes fit in 1 MiB; a fourth would not.
+            #expect(Self.stored(answers) == 3)
+            #expect(Self.refusals(answers) == [RelayError.Code.quotaExceeded.rawValue])
         }
-        // 3 × 300,000 bytes fit in 1 MiB; a fourth would not.
-        #expect(Self.stored(answers) == 3)
-        #expect(Self.refusals(answers) == [RelayError.Code.quotaExceeded.rawValue])
     }
 
     /// One account may start writing to only so many recipients an hour; those it writes to already are not held up.
     @Test func aSenderStartsWritingToOnlySoManyRecipients() async throws {
-        let relay = try await FileRelay(inMemory: true) { $0.maximumNewRecipientsPerSender = 2 }
-        defer { Task { await relay.stop() } }
-        let third = try await relay.register(try Handle("third.colleague"))
-        let answers = try await relay.session(relay.cardio) { session in
-            try await session.requests(
-                try [relay.derm.handle, relay.gp.handle, third.handle, relay.derm.handle].enumerated().map {
-                    .send(try SendRequest(recipient: $0.element, envelope: Array("consult \($0.offset)".utf8)))
-                }
-            )
+        try await withStopping(try await FileRelay(inMemory: true) { $0.maximumNewRecipientsPerSender = 2 }) { relay in
+            let third = try await relay.register(try Handle("third.colleague"))
+            let answers = try await relay.session(relay.cardio) { session in
+                try await session.requests(
+                    try [relay.derm.handle, relay.gp.handle, third.handle, relay.derm.handle].enumerated().map {
+                        .send(try SendRequest(recipient: $0.element, envelope: Array("consult \($0.offset)".utf8)))
+                    }
+                )
+            }
+            #expect(answers.count == 4)
+            #expect(Self.stored([answers[0], answers[1], answers[3]]) == 3)
+            guard case .error(let code, _) = answers[2] else {
+                Issue.record("a third new recipient was not refused: \(answers[2])")
+                return
+            }
+            #expect(code == RelayError.Code.rateLimited.rawValue)
         }
-        #expect(answers.count == 4)
-        #expect(Self.stored([answers[0], answers[1], answers[3]]) == 3)
-        guard case .error(let code, _) = answers[2] else {
-            Issue.record("a third new recipient was not refused: \(answers[2])")
-            return
-        }
-        #expect(code == RelayError.Code.rateLimited.rawValue)
     }
 
     /// Before login a frame announcing 4 MiB is refused from its length prefix (frame_too_large), not buffered until
@@ -224,37 +224,37 @@ struct HostilePeerLiveTests {
     /// sending, another's large frame is refused relay_busy from its length, small requests go on, and once the
     /// first frame has arrived the budget is back.
     @Test func largeFramesShareTheRelaysBudget() async throws {
-        let relay = try await FileRelay(inMemory: true) { $0.maximumBufferedFrameBytes = 1 << 20 }
-        defer { Task { await relay.stop() } }
-        let derm = relay.derm.handle
-        let big = RelayMessage.send(try SendRequest(recipient: derm, envelope: [UInt8](repeating: 1, count: 900_000))).frame(requestID: 2).encoded
-        try await RawRelayClient.loggedIn(port: relay.port, as: relay.gp) { holder in
-            // A fetch and the start of the big frame in one record: once the fetch is answered, the relay has read
-            // the big frame's length and charged it to the budget.
-            try await holder.write(RelayMessage.fetch(after: 0, limit: 1).frame(requestID: 1).encoded + big.prefix(1000))
-            #expect(try await holder.nextMessage() == .envelopes([]))
+        try await withStopping(try await FileRelay(inMemory: true) { $0.maximumBufferedFrameBytes = 1 << 20 }) { relay in
+            let derm = relay.derm.handle
+            let big = RelayMessage.send(try SendRequest(recipient: derm, envelope: [UInt8](repeating: 1, count: 900_000))).frame(requestID: 2).encoded
+            try await RawRelayClient.loggedIn(port: relay.port, as: relay.gp) { holder in
+                // A fetch and the start of the big frame in one record: once the fetch is answered, the relay has read
+                // the big frame's length and charged it to the budget.
+                try await holder.write(RelayMessage.fetch(after: 0, limit: 1).frame(requestID: 1).encoded + big.prefix(1000))
+                #expect(try await holder.nextMessage() == .envelopes([]))
 
-            let busy = try await RawRelayClient.loggedIn(port: relay.port, as: relay.cardio) { refused in
-                try await refused.write(FrameBudgetTests.header(length: 200_000, requestID: 7))
-                let busy = try await refused.nextFrame()
-                #expect(try await refused.nextFrame() == nil, "the relay closes after relay_busy")
-                return busy
+                let busy = try await RawRelayClient.loggedIn(port: relay.port, as: relay.cardio) { refused in
+                    try await refused.write(FrameBudgetTests.header(length: 200_000, requestID: 7))
+                    let busy = try await refused.nextFrame()
+                    #expect(try await refused.nextFrame() == nil, "the relay closes after relay_busy")
+                    return busy
+                }
+                #expect(busy?.requestID == 0)
+                #expect(try busy.map(RelayMessage.init(decoding:)).flatMap { if case .error(let code, _) = $0 { code } else { nil } } == RelayError.Code.relayBusy.rawValue)
+                // Small requests are served meanwhile.
+                #expect(try await relay.session(relay.cardio) { try await $0.request(.fetch(after: 0, limit: 1)) } == .envelopes([]))
+
+                try await holder.write(Array(big.dropFirst(1000)))
+                guard case .stored = try await holder.nextMessage() else {
+                    Issue.record("the held frame was not stored")
+                    return
+                }
             }
-            #expect(busy?.requestID == 0)
-            #expect(try busy.map(RelayMessage.init(decoding:)).flatMap { if case .error(let code, _) = $0 { code } else { nil } } == RelayError.Code.relayBusy.rawValue)
-            // Small requests are served meanwhile.
-            #expect(try await relay.session(relay.cardio) { try await $0.request(.fetch(after: 0, limit: 1)) } == .envelopes([]))
-
-            try await holder.write(Array(big.dropFirst(1000)))
-            guard case .stored = try await holder.nextMessage() else {
-                Issue.record("the held frame was not stored")
+            let second = RelayMessage.send(try SendRequest(recipient: derm, envelope: [UInt8](repeating: 2, count: 200_000)))
+            guard case .stored = try await relay.session(relay.cardio, { try await $0.request(second) }) else {
+                Issue.record("the budget did not come back")
                 return
             }
-        }
-        let second = RelayMessage.send(try SendRequest(recipient: derm, envelope: [UInt8](repeating: 2, count: 200_000)))
-        guard case .stored = try await relay.session(relay.cardio, { try await $0.request(second) }) else {
-            Issue.record("the budget did not come back")
-            return
         }
     }
 }

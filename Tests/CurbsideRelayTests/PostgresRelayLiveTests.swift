@@ -77,28 +77,28 @@ struct PostgresRelayLiveTests {
     /// to its sender on A: the notification after commit crosses processes.
     @Test func aConsultStoredThroughOneProcessIsPushedByTheOther() async throws {
         // A catch-up too slow to be what delivers the pushes here: the notifications must.
-        let relays = try await PostgresRelayPair(catchUpInterval: .seconds(3600))
-        defer { Task { await relays.stop() } }
-        let envelope = Array("urgent consult via A".utf8)
-        try await relays.session(relays.derm, on: 1) { derm in
-            try await relays.session(relays.gp, on: 0) { gp in
-                // Both logged in; the fan-out's LISTEN is up within a moment of the relay starting.
-                try await Task.sleep(for: .milliseconds(300))
-                guard case .stored(let receipt) = try await gp.request(.send(try SendRequest(recipient: relays.derm.handle, envelope: envelope))) else {
-                    Issue.record("not stored")
-                    return
+        try await withStopping(try await PostgresRelayPair(catchUpInterval: .seconds(3600))) { relays in
+            let envelope = Array("urgent consult via A".utf8)
+            try await relays.session(relays.derm, on: 1) { derm in
+                try await relays.session(relays.gp, on: 0) { gp in
+                    // Both logged in; the fan-out's LISTEN is up within a moment of the relay starting.
+                    try await Task.sleep(for: .milliseconds(300))
+                    guard case .stored(let receipt) = try await gp.request(.send(try SendRequest(recipient: relays.derm.handle, envelope: envelope))) else {
+                        Issue.record("not stored")
+                        return
+                    }
+                    guard case .pushEnvelope(let pushed) = try await derm.nextPush() else {
+                        Issue.record("no push on the other process")
+                        return
+                    }
+                    #expect(pushed.envelope == envelope && pushed.envelopeID == receipt.envelopeID && pushed.sender == relays.gp.handle)
+                    #expect(try await derm.request(.acknowledge([pushed.envelopeID])) == .acknowledged(count: 1))
+                    guard case .pushNotice(let notice) = try await gp.nextPush() else {
+                        Issue.record("no notice pushed to the sender on the other process")
+                        return
+                    }
+                    #expect(notice.kind == .deliveredToDevice && notice.envelopeID == receipt.envelopeID)
                 }
-                guard case .pushEnvelope(let pushed) = try await derm.nextPush() else {
-                    Issue.record("no push on the other process")
-                    return
-                }
-                #expect(pushed.envelope == envelope && pushed.envelopeID == receipt.envelopeID && pushed.sender == relays.gp.handle)
-                #expect(try await derm.request(.acknowledge([pushed.envelopeID])) == .acknowledged(count: 1))
-                guard case .pushNotice(let notice) = try await gp.nextPush() else {
-                    Issue.record("no notice pushed to the sender on the other process")
-                    return
-                }
-                #expect(notice.kind == .deliveredToDevice && notice.envelopeID == receipt.envelopeID)
             }
         }
     }
@@ -107,94 +107,94 @@ struct PostgresRelayLiveTests {
     /// is stored through process B's own store object, whose notifications B ignores as its own, and not through a
     /// session, so only B's catch-up can push it.
     @Test func aLostNotificationIsMadeUpByTheCatchUp() async throws {
-        let relays = try await PostgresRelayPair(catchUpInterval: .milliseconds(200))
-        defer { Task { await relays.stop() } }
-        let envelope = Array("consult whose notification was lost".utf8)
-        try await relays.session(relays.derm, on: 1) { derm in
-            let now = Timestamp.now()
-            let outcome = try await relays.stores[1].enqueue(envelope, from: relays.gp.handle, to: relays.derm.handle, now: now, expiresAt: now.adding(seconds: 600))
-            guard case .stored = outcome else {
-                Issue.record("not stored: \(outcome)")
-                return
+        try await withStopping(try await PostgresRelayPair(catchUpInterval: .milliseconds(200))) { relays in
+            let envelope = Array("consult whose notification was lost".utf8)
+            try await relays.session(relays.derm, on: 1) { derm in
+                let now = Timestamp.now()
+                let outcome = try await relays.stores[1].enqueue(envelope, from: relays.gp.handle, to: relays.derm.handle, now: now, expiresAt: now.adding(seconds: 600))
+                guard case .stored = outcome else {
+                    Issue.record("not stored: \(outcome)")
+                    return
+                }
+                guard case .pushEnvelope(let pushed) = try await derm.nextPush() else {
+                    Issue.record("the catch-up did not push it")
+                    return
+                }
+                #expect(pushed.envelope == envelope)
             }
-            guard case .pushEnvelope(let pushed) = try await derm.nextPush() else {
-                Issue.record("the catch-up did not push it")
-                return
-            }
-            #expect(pushed.envelope == envelope)
         }
     }
 
     /// An upload begun through one process continues through the other, is committed there, and either process
     /// serves the download: the bytes are rows of the database, not files of one machine.
     @Test func anUploadContinuesThroughTheOtherProcessAndEitherServesIt() async throws {
-        let relays = try await PostgresRelayPair()
-        defer { Task { await relays.stop() } }
-        let bytes = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
-        let id = SHA256.hash(bytes)
-        let half = bytes.count / 2
-        let first = try await relays.session(relays.gp, on: 0) { gp in
-            _ = try await gp.request(.openUpload(OpenUpload(attachmentID: id, size: UInt64(bytes.count))))
-            return try await gp.request(.uploadChunk(try UploadChunk(attachmentID: id, offset: 0, data: Array(bytes[..<half]))))
-        }
-        guard case .uploadStatus(let afterFirst) = first else {
-            Issue.record("first half refused: \(String(describing: first))")
-            return
-        }
-        #expect(afterFirst.held == UInt64(half))
-        try await relays.session(relays.gp, on: 1) { gp in
-            guard case .uploadStatus(let status) = try await gp.request(.openUpload(OpenUpload(attachmentID: id, size: UInt64(bytes.count)))) else {
-                Issue.record("no status on the other process")
+        try await withStopping(try await PostgresRelayPair()) { relays in
+            let bytes = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+            let id = SHA256.hash(bytes)
+            let half = bytes.count / 2
+            let first = try await relays.session(relays.gp, on: 0) { gp in
+                _ = try await gp.request(.openUpload(OpenUpload(attachmentID: id, size: UInt64(bytes.count))))
+                return try await gp.request(.uploadChunk(try UploadChunk(attachmentID: id, offset: 0, data: Array(bytes[..<half]))))
+            }
+            guard case .uploadStatus(let afterFirst) = first else {
+                Issue.record("first half refused: \(String(describing: first))")
                 return
             }
-            #expect(status.held == UInt64(half), "process B sees what process A received")
-            // A chunk at a stale offset is refused with the offset the relay holds.
-            guard case .error(let code, _) = try await gp.request(.uploadChunk(try UploadChunk(attachmentID: id, offset: 0, data: [1]))) else {
-                Issue.record("a chunk at a stale offset was accepted")
-                return
+            #expect(afterFirst.held == UInt64(half))
+            try await relays.session(relays.gp, on: 1) { gp in
+                guard case .uploadStatus(let status) = try await gp.request(.openUpload(OpenUpload(attachmentID: id, size: UInt64(bytes.count)))) else {
+                    Issue.record("no status on the other process")
+                    return
+                }
+                #expect(status.held == UInt64(half), "process B sees what process A received")
+                // A chunk at a stale offset is refused with the offset the relay holds.
+                guard case .error(let code, _) = try await gp.request(.uploadChunk(try UploadChunk(attachmentID: id, offset: 0, data: [1]))) else {
+                    Issue.record("a chunk at a stale offset was accepted")
+                    return
+                }
+                #expect(code == RelayError.Code.offsetMismatch.rawValue)
+                _ = try await gp.request(.uploadChunk(try UploadChunk(attachmentID: id, offset: UInt64(half), data: Array(bytes[half...]))))
+                guard case .uploadStatus(let committed) = try await gp.request(.commitUpload(attachmentID: id)) else {
+                    Issue.record("commit refused")
+                    return
+                }
+                #expect(committed.state == .complete)
+                guard case .stored = try await gp.request(.send(try SendRequest(recipient: relays.derm.handle, envelope: [9, 9], attachments: [id]))) else {
+                    Issue.record("a send naming the attachment was refused")
+                    return
+                }
             }
-            #expect(code == RelayError.Code.offsetMismatch.rawValue)
-            _ = try await gp.request(.uploadChunk(try UploadChunk(attachmentID: id, offset: UInt64(half), data: Array(bytes[half...]))))
-            guard case .uploadStatus(let committed) = try await gp.request(.commitUpload(attachmentID: id)) else {
-                Issue.record("commit refused")
-                return
+            // The recipient downloads through process A, in two ranges that cross the chunk boundary.
+            let downloaded = try await relays.session(relays.derm, on: 0) { derm in
+                var out: [UInt8] = []
+                while out.count < bytes.count {
+                    guard case .attachmentData(let data) = try await derm.request(
+                        .download(DownloadRequest(attachmentID: id, offset: UInt64(out.count), length: 100_000))
+                    ) else { break }
+                    out += data.data
+                }
+                return out
             }
-            #expect(committed.state == .complete)
-            guard case .stored = try await gp.request(.send(try SendRequest(recipient: relays.derm.handle, envelope: [9, 9], attachments: [id]))) else {
-                Issue.record("a send naming the attachment was refused")
-                return
-            }
+            #expect(downloaded == bytes)
         }
-        // The recipient downloads through process A, in two ranges that cross the chunk boundary.
-        let downloaded = try await relays.session(relays.derm, on: 0) { derm in
-            var out: [UInt8] = []
-            while out.count < bytes.count {
-                guard case .attachmentData(let data) = try await derm.request(
-                    .download(DownloadRequest(attachmentID: id, offset: UInt64(out.count), length: 100_000))
-                ) else { break }
-                out += data.data
-            }
-            return out
-        }
-        #expect(downloaded == bytes)
     }
 
     /// A tampered upload fails its commit and starts again at 0, on PostgreSQL as on files.
     @Test func aCommitWhoseBytesDoNotHashToTheIdDiscardsThem() async throws {
-        let relays = try await PostgresRelayPair()
-        defer { Task { await relays.stop() } }
-        let bytes = [UInt8](repeating: 7, count: 1000)
-        let id = SHA256.hash(bytes + [0])
-        try await relays.session(relays.gp, on: 0) { gp in
-            _ = try await gp.request(.openUpload(OpenUpload(attachmentID: id, size: 1000)))
-            _ = try await gp.request(.uploadChunk(try UploadChunk(attachmentID: id, offset: 0, data: bytes)))
-            guard case .error(let code, _) = try await gp.request(.commitUpload(attachmentID: id)) else {
-                Issue.record("a commit of the wrong bytes was accepted")
-                return
+        try await withStopping(try await PostgresRelayPair()) { relays in
+            let bytes = [UInt8](repeating: 7, count: 1000)
+            let id = SHA256.hash(bytes + [0])
+            try await relays.session(relays.gp, on: 0) { gp in
+                _ = try await gp.request(.openUpload(OpenUpload(attachmentID: id, size: 1000)))
+                _ = try await gp.request(.uploadChunk(try UploadChunk(attachmentID: id, offset: 0, data: bytes)))
+                guard case .error(let code, _) = try await gp.request(.commitUpload(attachmentID: id)) else {
+                    Issue.record("a commit of the wrong bytes was accepted")
+                    return
+                }
+                #expect(code == RelayError.Code.attachmentHashMismatch.rawValue)
+                guard case .uploadStatus(let status) = try await gp.request(.openUpload(OpenUpload(attachmentID: id, size: 1000))) else { return }
+                #expect(status.held == 0 && status.state == .uploading)
             }
-            #expect(code == RelayError.Code.attachmentHashMismatch.rawValue)
-            guard case .uploadStatus(let status) = try await gp.request(.openUpload(OpenUpload(attachmentID: id, size: 1000))) else { return }
-            #expect(status.held == 0 && status.state == .uploading)
         }
     }
 }

@@ -15,70 +15,70 @@ struct RelayConnectionTests {
     }
 
     @Test func registersLogsInPipelinesAndReceivesPushes() async throws {
-        let relay = try await FileRelay()
-        defer { Task { await relay.stop() } }
-        let nurse = (handle: try Handle("ana.nurse"), key: SigningKey())
-        let code = try await KeyDirectory(store: try SQLiteRelayStore(path: relay.path)).enroll(nurse.handle, now: .now())
+        try await withStopping(try await FileRelay()) { relay in
+            let nurse = (handle: try Handle("ana.nurse"), key: SigningKey())
+            let code = try await KeyDirectory(store: try SQLiteRelayStore(path: relay.path)).enroll(nurse.handle, now: .now())
 
-        let registering = try await RelayConnection.open(host: "127.0.0.1", port: relay.port, tls: try Self.clientTLS())
-        try await registering.register(nurse.handle, identity: nurse.key, enrollmentCode: code)
-        await registering.close()
+            let registering = try await RelayConnection.open(host: "127.0.0.1", port: relay.port, tls: try Self.clientTLS())
+            try await registering.register(nurse.handle, identity: nurse.key, enrollmentCode: code)
+            await registering.close()
 
-        let receiving = try await RelayConnection.open(host: "127.0.0.1", port: relay.port, tls: try Self.clientTLS())
-        try await receiving.login(as: nurse.handle, identity: nurse.key)
-        let sending = try await RelayConnection.open(host: "127.0.0.1", port: relay.port, tls: try Self.clientTLS())
-        try await sending.login(as: relay.gp.handle, identity: relay.gp.key)
+            let receiving = try await RelayConnection.open(host: "127.0.0.1", port: relay.port, tls: try Self.clientTLS())
+            try await receiving.login(as: nurse.handle, identity: nurse.key)
+            let sending = try await RelayConnection.open(host: "127.0.0.1", port: relay.port, tls: try Self.clientTLS())
+            try await sending.login(as: relay.gp.handle, identity: relay.gp.key)
 
-        // Fifty sends at once on one connection: each answer finds its request.
-        let bodies = (0..<50).map { [UInt8]("consult \($0)".utf8) }
-        let receipts = try await withThrowingTaskGroup(of: ([UInt8], RelayMessage).self) { group in
-            for body in bodies {
-                group.addTask { (body, try await sending.request(.send(try SendRequest(recipient: nurse.handle, envelope: body)))) }
+            // Fifty sends at once on one connection: each answer finds its request.
+            let bodies = (0..<50).map { [UInt8]("consult \($0)".utf8) }
+            let receipts = try await withThrowingTaskGroup(of: ([UInt8], RelayMessage).self) { group in
+                for body in bodies {
+                    group.addTask { (body, try await sending.request(.send(try SendRequest(recipient: nurse.handle, envelope: body)))) }
+                }
+                return try await group.reduce(into: [([UInt8], RelayMessage)]()) { $0.append($1) }
             }
-            return try await group.reduce(into: [([UInt8], RelayMessage)]()) { $0.append($1) }
-        }
-        for (body, reply) in receipts {
-            guard case .stored(let receipt) = reply else {
-                Issue.record("expected stored, got \(reply)")
-                continue
+            for (body, reply) in receipts {
+                guard case .stored(let receipt) = reply else {
+                    Issue.record("expected stored, got \(reply)")
+                    continue
+                }
+                #expect(receipt.envelopeID == SHA256.hash(body))
             }
-            #expect(receipt.envelopeID == SHA256.hash(body))
-        }
-        var pushed: Set<[UInt8]> = []
-        for await push in receiving.pushes {
-            if case .pushEnvelope(let envelope) = push { pushed.insert(envelope.envelope) }
-            if pushed.count == bodies.count { break }
-        }
-        #expect(pushed == Set(bodies))
+            var pushed: Set<[UInt8]> = []
+            for await push in receiving.pushes {
+                if case .pushEnvelope(let envelope) = push { pushed.insert(envelope.envelope) }
+                if pushed.count == bodies.count { break }
+            }
+            #expect(pushed == Set(bodies))
 
-        // A refusal is typed and the connection goes on.
-        do {
-            _ = try await sending.request(.fetchBundle(try Handle("nobody.here")))
-            Issue.record("an unknown handle was answered")
-        } catch let error as RelayClientError {
-            #expect(error.relayCode == .unknownHandle)
+            // A refusal is typed and the connection goes on.
+            do {
+                _ = try await sending.request(.fetchBundle(try Handle("nobody.here")))
+                Issue.record("an unknown handle was answered")
+            } catch let error as RelayClientError {
+                #expect(error.relayCode == .unknownHandle)
+            }
+            #expect(try await sending.request(.fetchNotices(after: 0)) == .notices([]))
+            await sending.close()
+            await receiving.close()
         }
-        #expect(try await sending.request(.fetchNotices(after: 0)) == .notices([]))
-        await sending.close()
-        await receiving.close()
     }
 
     @Test func aWrongPinFailsTheHandshakeAndAFailedLoginIsTyped() async throws {
-        let relay = try await FileRelay()
-        defer { Task { await relay.stop() } }
-        let stranger = try TLSIdentity.selfSigned(names: ["localhost"]).certificate.publicKeyFingerprint
-        await #expect(throws: TLSError.self) {
-            _ = try await RelayConnection.open(host: "127.0.0.1", port: relay.port, tls: try Self.clientTLS(pin: stranger))
+        try await withStopping(try await FileRelay()) { relay in
+            let stranger = try TLSIdentity.selfSigned(names: ["localhost"]).certificate.publicKeyFingerprint
+            await #expect(throws: TLSError.self) {
+                _ = try await RelayConnection.open(host: "127.0.0.1", port: relay.port, tls: try Self.clientTLS(pin: stranger))
+            }
+            let connection = try await RelayConnection.open(host: "127.0.0.1", port: relay.port, tls: try Self.clientTLS())
+            do {
+                try await connection.login(as: relay.gp.handle, identity: SigningKey())
+                Issue.record("a login with the wrong key was accepted")
+            } catch let error as RelayClientError {
+                #expect(error.relayCode == .loginFailed)
+            }
+            // The relay closed after the failed login: the next request fails at once.
+            await #expect(throws: RelayClientError.self) { _ = try await connection.request(.fetchNotices(after: 0)) }
         }
-        let connection = try await RelayConnection.open(host: "127.0.0.1", port: relay.port, tls: try Self.clientTLS())
-        do {
-            try await connection.login(as: relay.gp.handle, identity: SigningKey())
-            Issue.record("a login with the wrong key was accepted")
-        } catch let error as RelayClientError {
-            #expect(error.relayCode == .loginFailed)
-        }
-        // The relay closed after the failed login: the next request fails at once.
-        await #expect(throws: RelayClientError.self) { _ = try await connection.request(.fetchNotices(after: 0)) }
     }
 
     @Test func aRelayThatGoesAwayFailsOutstandingRequests() async throws {
