@@ -215,103 +215,104 @@ struct RelayMigrateCommandTests {
         let queued = try await QueuedRelay.make(consults: consults, attachments: attachments, halfUpload: true)
         defer { try? FileManager.default.removeItem(atPath: queued.base) }
         let relay = queued.relay
-        defer { Task { await relay.stop() } }
-        let halfSent = try #require(queued.halfSent)
-        let database = try await MigrationPostgres.shared.newDatabase()
+        try await withStopping(relay) { relay in
+            let halfSent = try #require(queued.halfSent)
+            let database = try await MigrationPostgres.shared.newDatabase()
 
-        let started = ContinuousClock.now
-        let migrated = try Executable.run(["relay", "migrate", "--data", relay.data, "--to", database.url])
-        let elapsed = ContinuousClock.now - started
-        #expect(migrated.status == 0, "\(migrated.stdout)\(migrated.stderr)")
-        print(
-            "relay migrate: \(consults) consults, \(attachments) attachments + 1 half-uploaded (\(halfSent.held) bytes held): "
-                + "\(elapsed)\n\(migrated.stdout)"
-        )
-        #expect(
-            migrated.stdout.contains("verified: every table and every attachment's bytes agree"),
-            "\(migrated.stdout)"
-        )
-        let checks = Self.checks(in: migrated.stdout)
-        #expect(checks.count == 11 && checks.values.allSatisfy { $0.source == $0.target }, "\(checks)")
-        // osei.derm's queue: the consults and the receipts amara.gp sent for the two it fetched.
-        #expect((checks["envelope"]?.source ?? 0) >= consults)
-        #expect(checks["notice"]?.source == 2, "two notices wait for osei.derm")
-        #expect(checks["attachment_data"]?.source == attachments + 1)
-        #expect(checks["envelope_attachment"]?.source == attachments)
-        #expect(migrated.stdout.contains("(1 half-uploaded"))
-        let conf = try String(contentsOfFile: "\(relay.data)/relay.conf", encoding: .utf8)
-        #expect(conf.contains("\ndatabase = \(database.url)\n"), "\(conf)")
-        #expect(
-            !(try String(contentsOfFile: "\(relay.data)/relay.conf.before-migrate", encoding: .utf8)).contains(
-                "\ndatabase = postgres"
+            let started = ContinuousClock.now
+            let migrated = try Executable.run(["relay", "migrate", "--data", relay.data, "--to", database.url])
+            let elapsed = ContinuousClock.now - started
+            #expect(migrated.status == 0, "\(migrated.stdout)\(migrated.stderr)")
+            print(
+                "relay migrate: \(consults) consults, \(attachments) attachments + 1 half-uploaded (\(halfSent.held) bytes held): "
+                    + "\(elapsed)\n\(migrated.stdout)"
             )
-        )
-
-        // In PostgreSQL as the relay left it: the upload half done, its bytes as rows.
-        let upload = try await MigrationPostgres.shared.psql(
-            "SELECT key, held, complete FROM attachment WHERE NOT complete",
-            database: database.name
-        ).split(separator: "|")
-        #expect(upload.count == 3 && Int64(upload[1]) == halfSent.held && upload[2] == "f", "\(upload)")
-        let key = String(upload[0])
-
-        // The same address, the same certificate: nothing changes for the clients.
-        try await relay.start()
-        let again = try Executable.run(["relay", "migrate", "--data", relay.data, "--to", database.url])
-        #expect(again.status == 0, "\(again.stderr)")
-        #expect(again.stdout.contains("already migrated"), "\(again.stdout)")
-
-        let finished = try curbside("sync", home: queued.gp)
-        #expect(finished.status == 0, "\(finished.stderr)")
-        #expect(finished.stdout.contains("sent 1"), "\(finished.stdout)")
-        // Resumed, not started over: the rows below `held` are the migrated ones, the client's begin at `held`.
-        let offsets = try await MigrationPostgres.shared.psql(
-            "SELECT \"offset\" FROM attachment_chunk WHERE attachment = \(key) ORDER BY \"offset\"",
-            database: database.name
-        ).split(separator: "\n").compactMap { Int64($0) }
-        #expect(offsets.contains(halfSent.held), "chunks at \(offsets)")
-        #expect(offsets.filter { $0 < halfSent.held }.allSatisfy { $0 % (256 << 10) == 0 }, "chunks at \(offsets)")
-        #expect(
-            try await MigrationPostgres.shared.psql(
-                "SELECT complete FROM attachment WHERE key = \(key)",
-                database: database.name
-            ) == "t"
-        )
-
-        let inbox = try curbside("inbox", "--json", home: queued.derm)
-        #expect(inbox.status == 0, "\(inbox.stderr)")
-        let listed = try #require(try JSONSerialization.jsonObject(with: Data(inbox.stdout.utf8)) as? [String: Any])
-        let messages = try #require(listed["messages"] as? [[String: Any]])
-        let received = Set(
-            messages.filter { $0["direction"] as? String == "in" && $0["kind"] as? String == "consult" }.compactMap {
-                $0["id"] as? String
-            }
-        )
-        #expect(
-            received == Set(queued.consults.map(\.id) + [halfSent.id]),
-            "\(received.count) of \(queued.consults.count + 1) received"
-        )
-
-        for (id, file) in [(halfSent.id, halfSent.file)]
-            + queued.consults.compactMap({ consult in consult.attachment.map { (consult.id, $0) } }).prefix(2)
-        {
-            let saveDirectory = "\(queued.base)/saved-\(id)"
-            let shown = try curbside("show", id, "--save-dir", saveDirectory, "--json", home: queued.derm)
-            #expect(shown.status == 0, "\(shown.stderr)")
-            let output = try #require(try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any])
-            let saved = try #require((output["saved"] as? [String])?.first, "\(shown.stdout)")
             #expect(
-                FileManager.default.contents(atPath: saved) == FileManager.default.contents(atPath: file),
-                "\(id)'s attachment"
+                migrated.stdout.contains("verified: every table and every attachment's bytes agree"),
+                "\(migrated.stdout)"
             )
-        }
+            let checks = Self.checks(in: migrated.stdout)
+            #expect(checks.count == 11 && checks.values.allSatisfy { $0.source == $0.target }, "\(checks)")
+            // osei.derm's queue: the consults and the receipts amara.gp sent for the two it fetched.
+            #expect((checks["envelope"]?.source ?? 0) >= consults)
+            #expect(checks["notice"]?.source == 2, "two notices wait for osei.derm")
+            #expect(checks["attachment_data"]?.source == attachments + 1)
+            #expect(checks["envelope_attachment"]?.source == attachments)
+            #expect(migrated.stdout.contains("(1 half-uploaded"))
+            let conf = try String(contentsOfFile: "\(relay.data)/relay.conf", encoding: .utf8)
+            #expect(conf.contains("\ndatabase = \(database.url)\n"), "\(conf)")
+            #expect(
+                !(try String(contentsOfFile: "\(relay.data)/relay.conf.before-migrate", encoding: .utf8)).contains(
+                    "\ndatabase = postgres"
+                )
+            )
 
-        // The notices that waited in the SQLite store reach osei.derm from PostgreSQL.
-        for id in queued.dermConsults {
-            let status = try curbside("status", id, home: queued.derm)
-            #expect(status.stdout.contains(/delivered to device  20\d\d-/), "\(status.stdout)")
+            // In PostgreSQL as the relay left it: the upload half done, its bytes as rows.
+            let upload = try await MigrationPostgres.shared.psql(
+                "SELECT key, held, complete FROM attachment WHERE NOT complete",
+                database: database.name
+            ).split(separator: "|")
+            #expect(upload.count == 3 && Int64(upload[1]) == halfSent.held && upload[2] == "f", "\(upload)")
+            let key = String(upload[0])
+
+            // The same address, the same certificate: nothing changes for the clients.
+            try await relay.start()
+            let again = try Executable.run(["relay", "migrate", "--data", relay.data, "--to", database.url])
+            #expect(again.status == 0, "\(again.stderr)")
+            #expect(again.stdout.contains("already migrated"), "\(again.stdout)")
+
+            let finished = try curbside("sync", home: queued.gp)
+            #expect(finished.status == 0, "\(finished.stderr)")
+            #expect(finished.stdout.contains("sent 1"), "\(finished.stdout)")
+            // Resumed, not started over: the rows below `held` are the migrated ones, the client's begin at `held`.
+            let offsets = try await MigrationPostgres.shared.psql(
+                "SELECT \"offset\" FROM attachment_chunk WHERE attachment = \(key) ORDER BY \"offset\"",
+                database: database.name
+            ).split(separator: "\n").compactMap { Int64($0) }
+            #expect(offsets.contains(halfSent.held), "chunks at \(offsets)")
+            #expect(offsets.filter { $0 < halfSent.held }.allSatisfy { $0 % (256 << 10) == 0 }, "chunks at \(offsets)")
+            #expect(
+                try await MigrationPostgres.shared.psql(
+                    "SELECT complete FROM attachment WHERE key = \(key)",
+                    database: database.name
+                ) == "t"
+            )
+
+            let inbox = try curbside("inbox", "--json", home: queued.derm)
+            #expect(inbox.status == 0, "\(inbox.stderr)")
+            let listed = try #require(try JSONSerialization.jsonObject(with: Data(inbox.stdout.utf8)) as? [String: Any])
+            let messages = try #require(listed["messages"] as? [[String: Any]])
+            let received = Set(
+                messages.filter { $0["direction"] as? String == "in" && $0["kind"] as? String == "consult" }.compactMap {
+                    $0["id"] as? String
+                }
+            )
+            #expect(
+                received == Set(queued.consults.map(\.id) + [halfSent.id]),
+                "\(received.count) of \(queued.consults.count + 1) received"
+            )
+
+            for (id, file) in [(halfSent.id, halfSent.file)]
+                + queued.consults.compactMap({ consult in consult.attachment.map { (consult.id, $0) } }).prefix(2)
+            {
+                let saveDirectory = "\(queued.base)/saved-\(id)"
+                let shown = try curbside("show", id, "--save-dir", saveDirectory, "--json", home: queued.derm)
+                #expect(shown.status == 0, "\(shown.stderr)")
+                let output = try #require(try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any])
+                let saved = try #require((output["saved"] as? [String])?.first, "\(shown.stdout)")
+                #expect(
+                    FileManager.default.contents(atPath: saved) == FileManager.default.contents(atPath: file),
+                    "\(id)'s attachment"
+                )
+            }
+
+            // The notices that waited in the SQLite store reach osei.derm from PostgreSQL.
+            for id in queued.dermConsults {
+                let status = try curbside("status", id, home: queued.derm)
+                #expect(status.stdout.contains(/delivered to device  20\d\d-/), "\(status.stdout)")
+            }
+            await relay.stop()
         }
-        await relay.stop()
     }
 
     /// Killed part-way — inside an attachment's bytes, then inside the envelopes — a migration continues from the

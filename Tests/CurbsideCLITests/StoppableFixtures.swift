@@ -1,0 +1,3 @@
+import CurbsideTestSupport
+
+extension RelayProcess: StoppableFixture {}
