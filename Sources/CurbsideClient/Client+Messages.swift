@@ -116,7 +116,7 @@ extension Client {
                 row["kind"] as Int64 != Int64(Content.Kind.receipt.rawValue)
             else { return nil }
             return (row["peer"], row["thread_id"], row["wire_id"])
-        } ?? { throw ClientError(.usage, "there is no consult or reply \(id)", hint: "`curbside inbox` lists them") }()
+        } ?? { throw ClientError(.unknownMessage, "there is no consult or reply \(id)", hint: "`curbside inbox` lists them") }()
         let recipient = try Handle(peer)
         try await checkNotBlocked(recipient)
         // A message kept under a local id (its sender reused another's id) is answered by the id it was sent with.
@@ -139,22 +139,27 @@ extension Client {
             waiting = error.message
         }
         let row = try await database.writer.read { db in
-            try Row.fetchOne(db, sql: "SELECT last_error FROM outbox WHERE message_id = ?", arguments: [Data(id.rawValue)])
+            try Row.fetchOne(db, sql: "SELECT last_error, last_error_code FROM outbox WHERE message_id = ?", arguments: [Data(id.rawValue)])
         }
         guard let row else { return SendOutcome(id: id.description, stored: true, waiting: nil) }
         let lastError: String? = row["last_error"]
+        let lastCode = (row["last_error_code"] as Int64?).map { ClientError.Code(rawValue: UInt16(clamping: $0)) }
         let recipient = try await recipientOf(id)
-        if let lastError, lastError.contains("is not registered on the relay") {
+        if lastCode == .unknownRecipient {
             try await database.writer.write { db in
                 try db.execute(sql: "DELETE FROM outbox WHERE message_id = ?", arguments: [Data(id.rawValue)])
                 try db.execute(sql: "DELETE FROM event WHERE message_id = ?", arguments: [Data(id.rawValue)])
                 try db.execute(sql: "DELETE FROM message WHERE id = ?", arguments: [Data(id.rawValue)])
             }
-            throw ClientError(.usage, "\(recipient) is not registered on the relay (or has not published prekeys yet); nothing was sent", hint: "check the handle")
-        }
-        if let lastError, lastError.contains("identity key has changed") {
             throw ClientError(
-                .trust,
+                .unknownRecipient,
+                "\(recipient) is not registered on the relay (or has not published prekeys yet); nothing was sent",
+                hint: "check the handle"
+            )
+        }
+        if lastCode == .keyChanged {
+            throw ClientError(
+                .keyChanged,
                 "\(recipient)'s identity key has changed since you pinned it; message \(id) waits and is not sent",
                 hint: "compare the new safety number with \(recipient) in person or by phone (`curbside contacts show \(recipient)`); "
                     + "`curbside contacts verify \(recipient) NUMBER` then sends it"
@@ -189,7 +194,7 @@ extension Client {
     public func contact(_ handle: Handle) async throws -> Contact {
         if let known = try await pinnedContact(handle) { return known }
         _ = try await withConnection { connection in try await trustedBundle(connection, for: handle) }
-        guard let pinned = try await pinnedContact(handle) else { throw ClientError(.usage, "\(handle) could not be pinned") }
+        guard let pinned = try await pinnedContact(handle) else { throw ClientError(.protocolViolation, "\(handle) could not be pinned") }
         return pinned
     }
 
@@ -201,7 +206,7 @@ extension Client {
         guard let row = try await database.writer.read({ db in
             try Row.fetchOne(db, sql: "SELECT identity_key, changed_key FROM contact WHERE handle = ?", arguments: [handle.rawValue])
         }) else {
-            throw ClientError(.usage, "\(handle) is not a contact yet", hint: "`curbside contacts show \(handle)` fetches and pins it")
+            throw ClientError(.unknownContact, "\(handle) is not a contact yet", hint: "`curbside contacts show \(handle)` fetches and pins it")
         }
         let key = (row["changed_key"] as Data?) ?? (row["identity_key"] as Data)
         let party = Party(identityKey: try VerifyingKey(rawRepresentation: Array(key)), handle: handle)
@@ -209,7 +214,7 @@ extension Client {
         let given = safetyNumber.filter(\.isNumber)
         guard constantTimeEquals(Array(expected.utf8), Array(given.utf8)) else {
             throw ClientError(
-                .trust,
+                .safetyNumberMismatch,
                 "that is not the safety number of \(handle)'s key; nothing was changed",
                 hint: "compare all 60 digits with \(handle) in person or by phone; a mismatch can mean someone is intercepting"
             )
@@ -267,12 +272,12 @@ extension Client {
         guard let row = try await database.writer.read({ db in
             try Row.fetchOne(db, sql: "SELECT * FROM message WHERE id = ?", arguments: [Data(id.rawValue)])
         }) else {
-            throw ClientError(.usage, "there is no message \(id)", hint: "`curbside inbox` lists what you received")
+            throw ClientError(.unknownMessage, "there is no message \(id)", hint: "`curbside inbox` lists what you received")
         }
         let summary = try await summaries([row])[0]
         if summary.untrusted {
             throw ClientError(
-                .trust,
+                .untrustedSender,
                 "\(summary.peer)'s identity key changed before this message was sent; it stays hidden until you verify the new key",
                 hint: "`curbside contacts show \(summary.peer)`, compare the safety number with them, then `curbside contacts verify`"
             )
@@ -324,7 +329,7 @@ extension Client {
             }
             return try Row.fetchAll(db, sql: "SELECT * FROM message WHERE direction = 'out' AND kind != 3 ORDER BY created_at DESC")
         }
-        if let id, rows.isEmpty { throw ClientError(.usage, "there is no message \(id)") }
+        if let id, rows.isEmpty { throw ClientError(.unknownMessage, "there is no message \(id)") }
         var out: [ConsultStatus] = []
         for (row, summary) in zip(rows, try await summaries(rows)) {
             let id = try MessageID(rawValue: Array(row["id"] as Data))

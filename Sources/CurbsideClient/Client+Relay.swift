@@ -33,7 +33,7 @@ extension Client {
             connection = try await RelayConnection.open(host: relay.host, port: relay.port, tls: tls)
         } catch let error as TLSError where error.code == .pinMismatch {
             throw ClientError(
-                .network,
+                .certificateMismatch,
                 "the relay at \(relay) did not present the pinned certificate key",
                 hint: "the relay's fingerprint is printed by `curbside relay init`; if the operator replaced the relay's key, "
                     + "confirm the new fingerprint with them before trusting it"
@@ -65,17 +65,23 @@ extension Client {
         switch error {
         case .refused(let relayError) where relayError.code == .rateLimited || relayError.code == .relayBusy || relayError.isStorage:
             // The relay is there but cannot serve now: like an outage, queued work waits.
-            ClientError(.network, "the relay cannot serve now: \(relayError.code.identifier)", hint: ClientError.refused(relayError).hint)
+            ClientError(
+                .relayUnavailable,
+                "the relay cannot serve now: \(relayError.code.identifier)",
+                hint: ClientError.hint(for: relayError),
+                relayError: relayError
+            )
         case .refused(let relayError) where relayError.code == .loginFailed:
             ClientError(
-                .profile,
+                .identityRejected,
                 "the relay does not accept this profile's identity for \(me.handle)",
-                hint: "this profile may be a stale copy, or the handle was registered from another device"
+                hint: "this profile may be a stale copy, or the handle was registered from another device",
+                relayError: relayError
             )
         case .refused(let relayError): ClientError.refused(relayError)
         case .connectionLost(let why): ClientError.unreachable(relay, why)
         case .timedOut(let seconds): ClientError.unreachable(relay, "no answer within \(seconds) s")
-        case .protocolViolation(let what): ClientError(.protocol, "the relay broke the protocol: \(what)")
+        case .protocolViolation(let what): ClientError(.protocolViolation, "the relay broke the protocol: \(what)")
         }
     }
 
@@ -133,7 +139,7 @@ extension Client {
             )
         }
         guard case .prekeysPublished(let heldAtFirst) = try await request(connection, .publishPrekeys(try PrekeyUpload(signedPrekey: signed, oneTimePrekeys: []))) else {
-            throw ClientError(.protocol, "the relay did not answer prekeys_published")
+            throw ClientError(.protocolViolation, "the relay did not answer prekeys_published")
         }
         if let signed {
             // The relay hands out the new key from now on; the older ones are kept for envelopes already sealed to them.
@@ -201,7 +207,7 @@ extension Client {
     /// Uploads one-time prekeys and marks them published once the relay answers; returns how many it holds.
     private func publishOneTimePrekeys(_ records: [OneTimePrekey], _ connection: RelayConnection) async throws -> UInt32 {
         guard case .prekeysPublished(let held) = try await request(connection, .publishPrekeys(try PrekeyUpload(signedPrekey: nil, oneTimePrekeys: records))) else {
-            throw ClientError(.protocol, "the relay did not answer prekeys_published")
+            throw ClientError(.protocolViolation, "the relay did not answer prekeys_published")
         }
         let ids = records.map { Int64($0.id) }
         try await database.writer.write { db in
@@ -265,13 +271,18 @@ extension Client {
         do {
             reply = try await connection.request(.fetchBundle(handle))
         } catch RelayClientError.refused(let error) where error.code == .unknownHandle {
-            throw ClientError(.usage, "\(handle) is not registered on the relay (or has not published prekeys yet)", hint: "check the handle")
+            throw ClientError(
+                .unknownRecipient,
+                "\(handle) is not registered on the relay (or has not published prekeys yet)",
+                hint: "check the handle",
+                relayError: error
+            )
         } catch let error as RelayClientError {
             throw clientError(error)
         }
-        guard case .bundle(let bundle) = reply else { throw ClientError(.protocol, "the relay did not answer with a bundle") }
+        guard case .bundle(let bundle) = reply else { throw ClientError(.protocolViolation, "the relay did not answer with a bundle") }
         guard bundle.owner.handle == handle else {
-            throw ClientError(.protocol, "the relay answered with \(bundle.owner.handle)'s bundle for \(handle)")
+            throw ClientError(.protocolViolation, "the relay answered with \(bundle.owner.handle)'s bundle for \(handle)")
         }
         let pinned: Party
         do {
@@ -283,12 +294,12 @@ extension Client {
             try bundle.verify(now: now, expecting: pinned)
         } catch let error as BundleError where error.code == .prekeyExpired {
             throw ClientError(
-                .network,
+                .recipientKeysExpired,
                 "\(handle)'s published keys have expired (they have not been online for a while)",
                 hint: "the message waits in the outbox and goes out once \(handle) is back online"
             )
         } catch {
-            throw ClientError(.protocol, "\(handle)'s prekey bundle does not verify (\(error)); nothing was sent to it")
+            throw ClientError(.invalidBundle, "\(handle)'s prekey bundle does not verify (\(error)); nothing was sent to it")
         }
         return bundle
     }
@@ -378,7 +389,7 @@ extension Client {
                 } catch let error as RelayClientError {
                     throw clientError(error)
                 }
-                guard case .stored(let stored) = reply else { throw ClientError(.protocol, "the relay did not answer stored") }
+                guard case .stored(let stored) = reply else { throw ClientError(.protocolViolation, "the relay did not answer stored") }
                 try await database.writer.write { db in
                     try db.execute(sql: "DELETE FROM outbox WHERE message_id = ?", arguments: [Data(id.rawValue)])
                     try db.execute(sql: "UPDATE message SET envelope_id = ? WHERE id = ?", arguments: [Data(stored.envelopeID), Data(id.rawValue)])
@@ -388,17 +399,18 @@ extension Client {
                 }
                 report.sent += 1
             } catch let error as ClientError where error.category == .network {
-                try await recordAttempt(id, error.message)
+                try await recordAttempt(id, error)
                 throw error
             } catch {
-                let message = (error as? ClientError)?.message ?? "\(error)"
+                let failure = error as? ClientError ?? ClientError(.protocolViolation, "\(error)")
+                let message = failure.message
                 let isReceipt = entry["kind"] as Int64 == Int64(Content.Kind.receipt.rawValue)
                 if isReceipt, entry["attempts"] as Int64 + 1 >= Self.receiptAttempts {
                     try await database.writer.write { db in
                         try db.execute(sql: "DELETE FROM outbox WHERE message_id = ?", arguments: [Data(id.rawValue)])
                     }
                 } else {
-                    try await recordAttempt(id, message)
+                    try await recordAttempt(id, failure)
                     report.queueReason = message
                 }
                 logger.info("outbox: \(id) to \(recipient) waits: \(message)")
@@ -407,11 +419,15 @@ extension Client {
         report.queued = try await database.writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0 }
     }
 
-    private func recordAttempt(_ id: MessageID, _ message: String) async throws {
+    /// Records a failed attempt: the sentence for people, the codes for decisions.
+    private func recordAttempt(_ id: MessageID, _ error: ClientError) async throws {
         try await database.writer.write { db in
             try db.execute(
-                sql: "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE message_id = ?",
-                arguments: [message, Data(id.rawValue)]
+                sql: """
+                    UPDATE outbox SET attempts = attempts + 1, last_error = ?, last_error_code = ?, last_relay_error_code = ?
+                    WHERE message_id = ?
+                    """,
+                arguments: [error.message, Int64(error.code.rawValue), error.relayError.map { Int64($0.code.rawValue) }, Data(id.rawValue)]
             )
         }
     }
@@ -533,7 +549,7 @@ extension Client {
         var cursor: UInt64 = 0
         while true {
             guard case .envelopes(let envelopes) = try await request(connection, .fetch(after: cursor, limit: 100)) else {
-                throw ClientError(.protocol, "the relay did not answer with envelopes")
+                throw ClientError(.protocolViolation, "the relay did not answer with envelopes")
             }
             if envelopes.isEmpty { return }
             var dispositions: [([UInt8], Disposition)] = []
@@ -548,7 +564,7 @@ extension Client {
 
     func applyNotices(_ connection: RelayConnection, report: inout SyncReport) async throws {
         guard case .notices(let notices) = try await request(connection, .fetchNotices(after: 0)) else {
-            throw ClientError(.protocol, "the relay did not answer with notices")
+            throw ClientError(.protocolViolation, "the relay did not answer with notices")
         }
         guard let last = notices.last else { return }
         let database = self.database
