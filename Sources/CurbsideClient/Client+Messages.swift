@@ -78,10 +78,21 @@ public struct SendOutcome: Sendable, Hashable, Codable {
     public let id: String
     /// True once the relay acknowledged it `stored`; false while it waits in the outbox.
     public let stored: Bool
-    /// Why it waits, when it does.
+    /// Why it waits, when it does, for people.
     public let waiting: String?
+    /// Why it waits, when it does, for code: decide on `reason.code` (and `reason.relayError?.code`).
+    public var reason: ClientError?
     /// What was removed from attachments before encryption, such as "forearm.jpg: GPS location".
     public var removedMetadata: [String] = []
+
+    private enum CodingKeys: String, CodingKey { case id, stored, waiting, removedMetadata }
+
+    init(id: String, stored: Bool, waiting: String?, reason: ClientError? = nil) {
+        self.id = id
+        self.stored = stored
+        self.waiting = waiting
+        self.reason = reason
+    }
 
     func noting(_ prepared: [(PreparedAttachment, AttachmentSource)]) -> SendOutcome {
         var copy = self
@@ -127,25 +138,17 @@ extension Client {
         return try await deliver(replyID).noting(prepared)
     }
 
-    /// Tries to send a queued message now. The message is queued whatever happens, so this never fails for want of
-    /// a relay: the outcome says whether it was stored and, if not, why it waits. Only an unknown recipient (a
-    /// typo) and a changed key are errors; an unknown recipient's message is discarded, a changed key's waits for
-    /// verification.
+    /// Sends a queued message now, after what was queued before it, and reports how its own attempt went. The
+    /// message is queued whatever happens, so this never fails for want of a relay: the outcome says whether it was
+    /// stored and, if not, why it waits. Only an unknown recipient (a typo) and a changed key are errors; an unknown
+    /// recipient's message is discarded, a changed key's waits for verification.
     private func deliver(_ id: MessageID) async throws -> SendOutcome {
-        var waiting: String?
-        do {
-            waiting = try await sync().queueReason
-        } catch let error as ClientError {
-            waiting = error.message
-        }
-        let row = try await database.writer.read { db in
-            try Row.fetchOne(db, sql: "SELECT last_error, last_error_code FROM outbox WHERE message_id = ?", arguments: [Data(id.rawValue)])
-        }
-        guard let row else { return SendOutcome(id: id.description, stored: true, waiting: nil) }
-        let lastError: String? = row["last_error"]
-        let lastCode = (row["last_error_code"] as Int64?).map { ClientError.Code(rawValue: UInt16(clamping: $0)) }
-        let recipient = try await recipientOf(id)
-        if lastCode == .unknownRecipient {
+        let (flush, failure) = try await flush(through: id)
+        switch flush.result(of: id) {
+        case .stored:
+            return SendOutcome(id: id.description, stored: true, waiting: nil)
+        case .refused(let error) where error.code == .unknownRecipient:
+            let recipient = try await recipientOf(id)
             try await database.writer.write { db in
                 try db.execute(sql: "DELETE FROM outbox WHERE message_id = ?", arguments: [Data(id.rawValue)])
                 try db.execute(sql: "DELETE FROM event WHERE message_id = ?", arguments: [Data(id.rawValue)])
@@ -154,18 +157,24 @@ extension Client {
             throw ClientError(
                 .unknownRecipient,
                 "\(recipient) is not registered on the relay (or has not published prekeys yet); nothing was sent",
-                hint: "check the handle"
+                hint: "check the handle",
+                relayError: error.relayError
             )
-        }
-        if lastCode == .keyChanged {
+        case .queued(let error) where error.code == .keyChanged:
+            let recipient = try await recipientOf(id)
             throw ClientError(
                 .keyChanged,
                 "\(recipient)'s identity key has changed since you pinned it; message \(id) waits and is not sent",
                 hint: "compare the new safety number with \(recipient) in person or by phone (`curbside contacts show \(recipient)`); "
                     + "`curbside contacts verify \(recipient) NUMBER` then sends it"
             )
+        case .queued(let error), .refused(let error), .abandoned(let error):
+            return SendOutcome(id: id.description, stored: false, waiting: error.message, reason: error)
+        case nil:
+            // Not tried: the relay could not be reached, or the connection was lost before its turn.
+            let reason = failure ?? flush.interruption ?? ClientError(.unreachable, "the relay could not be reached")
+            return SendOutcome(id: id.description, stored: false, waiting: reason.message, reason: reason)
         }
-        return SendOutcome(id: id.description, stored: false, waiting: lastError ?? waiting)
     }
 
     private func recipientOf(_ id: MessageID) async throws -> Handle {
@@ -293,11 +302,13 @@ extension Client {
                 let peer = try Handle(summary.peer)
                 let thread = try MessageID(rawValue: Array(row["thread_id"] as Data))
                 let wireID = try (row["wire_id"] as Data?).map { try MessageID(rawValue: Array($0)) } ?? id
+                let receiptID = MessageID.random()
                 try await database.writer.write { db in
                     try Self.addEvent(db, database, id, "read", at: .now())
-                    try Self.queue(db, database, .receipt(.read(wireID)), to: peer, id: .random(), thread: thread, now: .now())
+                    try Self.queue(db, database, .receipt(.read(wireID)), to: peer, id: receiptID, thread: thread, now: .now())
                 }
-                _ = try? await sync()
+                // Only the outbox, through the receipt: showing a consult never fetches or downloads anything.
+                _ = try? await flush(through: receiptID)
             }
         }
         let timeline = try await timeline(id)

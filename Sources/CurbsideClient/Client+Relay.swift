@@ -363,11 +363,14 @@ extension Client {
     /// Automatic receipts that cannot be delivered are given up after this many attempts.
     static let receiptAttempts = 50
 
-    /// Seals (once) and sends every queued message, oldest first. A network failure ends the flush (the connection
-    /// is gone); any other failure of one message is recorded on it and the flush goes on, so one contact can never
-    /// hold up the rest. Nothing leaves the outbox except by being stored on the relay, or by the user's own
-    /// decision (`discard`).
-    func flushOutbox(_ connection: RelayConnection, report: inout SyncReport) async throws {
+    /// Seals (once) and sends queued messages, oldest first: all of them, or with `through`, those queued up to and
+    /// including that message. Returns what happened to each one tried, in order.
+    ///
+    /// A network failure ends the flush (the connection is gone): it is the last message's result and the flush's
+    /// `interruption`, and the messages after it are not tried. Any other failure of one message is recorded on it
+    /// and the flush goes on, so one contact can never hold up the rest. Nothing leaves the outbox except by being
+    /// stored on the relay, an automatic receipt given up, or the user's own decision.
+    func flushOutbox(_ connection: RelayConnection, through last: MessageID? = nil) async throws -> OutboxFlush {
         let database = self.database
         let entries = try await database.writer.read { db in
             try Row.fetchAll(
@@ -378,45 +381,59 @@ extension Client {
                     """
             )
         }
+        var flush = OutboxFlush()
         for entry in entries {
             let id = try MessageID(rawValue: Array(entry["message_id"] as Data))
-            let recipient = try Handle(entry["recipient"] as String)
+            let result = try await deliver(entry, id: id, connection: connection)
+            flush.record(id, result)
+            if case .queued(let error) = result, error.category == .network {
+                flush.interruption = error
+                break
+            }
+            if id == last { break }
+        }
+        flush.remaining = try await database.writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0 }
+        return flush
+    }
+
+    /// Seals (once) and sends one outbox entry, and records how it went.
+    private func deliver(_ entry: Row, id: MessageID, connection: RelayConnection) async throws -> DeliveryResult {
+        let database = self.database
+        let recipient = try Handle(entry["recipient"] as String)
+        do {
+            let (envelope, attachmentIDs) = try await envelope(for: entry, id: id, recipient: recipient, connection: connection)
+            let reply: RelayMessage
             do {
-                let (envelope, attachmentIDs) = try await envelope(for: entry, id: id, recipient: recipient, connection: connection)
-                let reply: RelayMessage
-                do {
-                    reply = try await connection.request(.send(try SendRequest(recipient: recipient, envelope: envelope, attachments: attachmentIDs)))
-                } catch let error as RelayClientError {
-                    throw clientError(error)
+                reply = try await connection.request(.send(try SendRequest(recipient: recipient, envelope: envelope, attachments: attachmentIDs)))
+            } catch let error as RelayClientError {
+                throw clientError(error)
+            }
+            guard case .stored(let stored) = reply else { throw ClientError(.protocolViolation, "the relay did not answer stored") }
+            try await database.writer.write { db in
+                try db.execute(sql: "DELETE FROM outbox WHERE message_id = ?", arguments: [Data(id.rawValue)])
+                try db.execute(sql: "UPDATE message SET envelope_id = ? WHERE id = ?", arguments: [Data(stored.envelopeID), Data(id.rawValue)])
+                if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM event WHERE message_id = ? AND kind = 'stored')", arguments: [Data(id.rawValue)]) != true {
+                    try Self.addEvent(db, database, id, "stored", at: stored.storedAt)
                 }
-                guard case .stored(let stored) = reply else { throw ClientError(.protocolViolation, "the relay did not answer stored") }
+            }
+            return .stored(stored)
+        } catch let error as ClientError where error.category == .network {
+            try await recordAttempt(id, error)
+            return .queued(error)
+        } catch {
+            // A value that does not decode or open is this profile's damage, not the relay's.
+            let failure = error as? ClientError ?? ClientError(.profileDamaged, "\(error)")
+            logger.info("outbox: \(id) to \(recipient) waits: \(failure.code) \(failure.message)")
+            let isReceipt = entry["kind"] as Int64 == Int64(Content.Kind.receipt.rawValue)
+            if isReceipt, entry["attempts"] as Int64 + 1 >= Self.receiptAttempts {
                 try await database.writer.write { db in
                     try db.execute(sql: "DELETE FROM outbox WHERE message_id = ?", arguments: [Data(id.rawValue)])
-                    try db.execute(sql: "UPDATE message SET envelope_id = ? WHERE id = ?", arguments: [Data(stored.envelopeID), Data(id.rawValue)])
-                    if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM event WHERE message_id = ? AND kind = 'stored')", arguments: [Data(id.rawValue)]) != true {
-                        try Self.addEvent(db, database, id, "stored", at: stored.storedAt)
-                    }
                 }
-                report.sent += 1
-            } catch let error as ClientError where error.category == .network {
-                try await recordAttempt(id, error)
-                throw error
-            } catch {
-                let failure = error as? ClientError ?? ClientError(.protocolViolation, "\(error)")
-                let message = failure.message
-                let isReceipt = entry["kind"] as Int64 == Int64(Content.Kind.receipt.rawValue)
-                if isReceipt, entry["attempts"] as Int64 + 1 >= Self.receiptAttempts {
-                    try await database.writer.write { db in
-                        try db.execute(sql: "DELETE FROM outbox WHERE message_id = ?", arguments: [Data(id.rawValue)])
-                    }
-                } else {
-                    try await recordAttempt(id, failure)
-                    report.queueReason = message
-                }
-                logger.info("outbox: \(id) to \(recipient) waits: \(message)")
+                return .abandoned(failure)
             }
+            try await recordAttempt(id, failure)
+            return failure.category == .trust ? .queued(failure) : .refused(failure)
         }
-        report.queued = try await database.writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0 }
     }
 
     /// Records a failed attempt: the sentence for people, the codes for decisions.
@@ -474,8 +491,40 @@ extension Client {
     ///
     /// Syncs of one client run one at a time.
     public func sync() async throws -> SyncReport {
+        var report = SyncReport()
+        let failure = try await connected { connection in
+            report.reachedRelay = true
+            try await exchange(connection, report: &report)
+        }
+        if let failure {
+            report.queued = try await database.writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0 }
+            report.queueReason = failure.message
+            report.reachedRelay = false
+        }
+        return report
+    }
+
+    /// Flushes the outbox up to and including message `id` (what was queued before it goes first, in order), and
+    /// nothing else: no prekeys, no fetching. Reconnects after a drop part-way as `sync` does.
+    ///
+    /// Returns each tried message's result, and the network failure that left the rest waiting, if one did.
+    func flush(through id: MessageID) async throws -> (flush: OutboxFlush, failure: ClientError?) {
+        var flush = OutboxFlush()
+        let failure = try await connected { connection in
+            flush.merge(try await flushOutbox(connection, through: id))
+            if let interruption = flush.interruption { throw interruption }
+        }
+        return (flush, failure)
+    }
+
+    /// Runs `body` on a connection, one at a time with every other sync, flush and watch step of this client.
+    ///
+    /// A connection that drops part-way (a poor link) is tried again, resuming every transfer where it stopped; the
+    /// limit counts drops in a row that moved nothing, so a transfer that advances keeps going. Returns nil once
+    /// `body` completes, or the network error that ended the last try (a relay that cannot be reached at all is
+    /// left for later); other errors are thrown.
+    private func connected(_ body: (RelayConnection) async throws -> Void) async throws -> ClientError? {
         try await exclusively {
-            var report = SyncReport()
             var attempt = 0
             while true {
                 var reached = false
@@ -483,22 +532,13 @@ extension Client {
                 do {
                     try await withConnection { connection in
                         reached = true
-                        report.reachedRelay = true
-                        try await exchange(connection, report: &report)
+                        try await body(connection)
                     }
-                    return report
+                    return nil
                 } catch let error as ClientError where error.category == .network {
-                    report.queued = try await database.writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0 }
-                    report.queueReason = error.message
-                    logger.info("sync: \(error.message)")
-                    // A connection that dropped part-way (a poor link) is tried again, resuming every transfer where
-                    // it stopped; a relay that cannot be reached at all is left for the next sync.
-                    // The limit counts drops in a row that moved nothing: a transfer that advances keeps going.
+                    logger.info("relay: \(error.code) \(error.message)")
                     attempt = transferred.withLock { $0 } != progressBefore ? 1 : attempt + 1
-                    guard reached, attempt <= retryLimit else {
-                        report.reachedRelay = false
-                        return report
-                    }
+                    guard reached, attempt <= retryLimit else { return error }
                     try await Task.sleep(for: .milliseconds(min(250 << (attempt - 1), 30_000)))
                 }
             }
@@ -520,13 +560,20 @@ extension Client {
     /// One round with the relay: prekeys, outbox, envelopes, notices, then the receipts that produced.
     func exchange(_ connection: RelayConnection, report: inout SyncReport) async throws {
         try await maintainPrekeys(connection)
-        try await flushOutbox(connection, report: &report)
+        try await flushAll(connection, report: &report)
         try await fetchAll(connection, report: &report)
         try await applyNotices(connection, report: &report)
-        try await flushOutbox(connection, report: &report)
+        try await flushAll(connection, report: &report)
         try await deleteRetiredPrekeys()
         try await deleteHandedOutPrekeys()
         try await forgetOldEnvelopeIDs()
+    }
+
+    /// Flushes the whole outbox into `report`; throws the network failure that ended it, if one did.
+    func flushAll(_ connection: RelayConnection, report: inout SyncReport) async throws {
+        let flush = try await flushOutbox(connection)
+        report.add(flush)
+        if let interruption = flush.interruption { throw interruption }
     }
 
     /// Runs `body` when no other sync or watch step of this client is running (the actor alone does not prevent
@@ -678,7 +725,7 @@ extension Client {
                             default:
                                 break
                             }
-                            try await flushOutbox(connection, report: &report)
+                            try await flushAll(connection, report: &report)
                         }
                         self.announce(report, emit)
                     }
