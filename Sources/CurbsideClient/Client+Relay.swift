@@ -366,8 +366,9 @@ extension Client {
     /// Seals (once) and sends queued messages, oldest first: all of them, or with `through`, those queued up to and
     /// including that message. Returns what happened to each one tried, in order.
     ///
-    /// A network failure ends the flush (the connection is gone): it is the last message's result and the flush's
-    /// `interruption`, and the messages after it are not tried. Any other failure of one message is recorded on it
+    /// A relay that cannot be talked to ends the flush (the connection is gone, or the relay cannot serve now): it
+    /// is the last message's result and the flush's `interruption`, and the messages after it are not tried. A
+    /// recipient whose published keys expired holds up only the messages to it. Any other failure of one message is recorded on it
     /// and the flush goes on, so one contact can never hold up the rest. Nothing leaves the outbox except by being
     /// stored on the relay, an automatic receipt given up, or the user's own decision.
     func flushOutbox(_ connection: RelayConnection, through last: MessageID? = nil) async throws -> OutboxFlush {
@@ -386,7 +387,7 @@ extension Client {
             let id = try MessageID(rawValue: Array(entry["message_id"] as Data))
             let result = try await deliver(entry, id: id, connection: connection)
             flush.record(id, result)
-            if case .queued(let error) = result, error.category == .network {
+            if case .queued(let error) = result, error.meansRelayUnavailable {
                 flush.interruption = error
                 break
             }

@@ -53,6 +53,12 @@ public struct ClientError: ErrorDomain, Hashable, CustomStringConvertible {
 
     public var description: String { message }
 
+    /// The relay cannot be talked to now, whatever the request: a flush stops and a sync reconnects. Not so for
+    /// `.recipientKeysExpired`, a network error about one recipient that holds up only the messages to it.
+    var meansRelayUnavailable: Bool {
+        code == .unreachable || code == .certificateMismatch || code == .relayUnavailable
+    }
+
     public static let allCodes: [Code] = [
         .invalidArgument, .unknownMessage, .unknownContact, .unknownRecipient, .noProfile, .profileExists,
         .unsupportedAttachment, .fileNotAccessible,

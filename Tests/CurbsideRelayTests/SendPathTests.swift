@@ -140,3 +140,39 @@ struct SendPathTests {
         #expect(try await derm.database.writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") } == 1)
     }
 }
+
+extension SendPathTests {
+    /// A recipient whose published signed prekey has expired holds up only the messages to it: the flush goes on to
+    /// the next recipient, the sync does not take it for a lost connection (it reached the relay, without retrying),
+    /// and the send says why it waits, by code.
+    @Test func aRecipientWithExpiredKeysHoldsUpOnlyItsOwnMessages() async throws {
+        let providers = try await Providers.start()
+        defer { Task { await providers.stop() } }
+        let gp = try await providers.create("amara.gp")
+        let derm = try await providers.create("osei.derm")
+        let cardio = try await providers.create("kofi.cardio")
+        // derm publishes a signed prekey that expired an hour ago (a device that has been off for long).
+        let now = Timestamp.now().signedMilliseconds
+        let key = AgreementKey.Private()
+        try await derm.database.writer.write { db in
+            let id = try ProfileDatabase.nextNumber(db, "next_signed_prekey_id", startingAt: 1)
+            let sealed = try derm.database.seal(key.rawRepresentation.copiedBytes, column: "prekey.private_key", row: ProfileDatabase.prekeyRow(kind: 1, id: id))
+            try db.execute(
+                sql: "INSERT INTO prekey (kind, id, private_key, created_at, expires_at, published) VALUES (1, ?, ?, ?, ?, 0)",
+                arguments: [Int64(id), sealed, now, now - 3_600_000]
+            )
+        }
+        #expect(try await derm.sync().reachedRelay)
+
+        let toDerm = try await gp.queue(.consult(try Providers.consult("to derm")), to: derm.me.handle, now: Timestamp(millisecondsSince1970: 1_000))
+        _ = try await gp.queue(.consult(try Providers.consult("to cardio")), to: cardio.me.handle, now: Timestamp(millisecondsSince1970: 1_001))
+        let report = try await gp.sync()
+        #expect(report.reachedRelay && report.sent == 1 && report.queued == 1)
+        #expect(try await outboxCodes(gp, toDerm).client == Int64(ClientError.Code.recipientKeysExpired.rawValue))
+        _ = try await cardio.sync()
+        #expect(try await cardio.inbox().map(\.title) == ["to cardio"])
+
+        let waiting = try await gp.send(try Providers.consult("again"), to: derm.me.handle)
+        #expect(!waiting.stored && waiting.reason?.code == .recipientKeysExpired)
+    }
+}
