@@ -78,10 +78,21 @@ public struct SendOutcome: Sendable, Hashable, Codable {
     public let id: String
     /// True once the relay acknowledged it `stored`; false while it waits in the outbox.
     public let stored: Bool
-    /// Why it waits, when it does.
+    /// Why it waits, when it does, for people.
     public let waiting: String?
+    /// Why it waits, when it does, for code: decide on `reason.code` (and `reason.relayError?.code`).
+    public var reason: ClientError?
     /// What was removed from attachments before encryption, such as "forearm.jpg: GPS location".
     public var removedMetadata: [String] = []
+
+    private enum CodingKeys: String, CodingKey { case id, stored, waiting, removedMetadata }
+
+    init(id: String, stored: Bool, waiting: String?, reason: ClientError? = nil) {
+        self.id = id
+        self.stored = stored
+        self.waiting = waiting
+        self.reason = reason
+    }
 
     func noting(_ prepared: [(PreparedAttachment, AttachmentSource)]) -> SendOutcome {
         var copy = self
@@ -116,7 +127,7 @@ extension Client {
                 row["kind"] as Int64 != Int64(Content.Kind.receipt.rawValue)
             else { return nil }
             return (row["peer"], row["thread_id"], row["wire_id"])
-        } ?? { throw ClientError(.usage, "there is no consult or reply \(id)", hint: "`curbside inbox` lists them") }()
+        } ?? { throw ClientError(.unknownMessage, "there is no consult or reply \(id)", hint: "`curbside inbox` lists them") }()
         let recipient = try Handle(peer)
         try await checkNotBlocked(recipient)
         // A message kept under a local id (its sender reused another's id) is answered by the id it was sent with.
@@ -127,40 +138,43 @@ extension Client {
         return try await deliver(replyID).noting(prepared)
     }
 
-    /// Tries to send a queued message now. The message is queued whatever happens, so this never fails for want of
-    /// a relay: the outcome says whether it was stored and, if not, why it waits. Only an unknown recipient (a
-    /// typo) and a changed key are errors; an unknown recipient's message is discarded, a changed key's waits for
-    /// verification.
+    /// Sends a queued message now, after what was queued before it, and reports how its own attempt went. The
+    /// message is queued whatever happens, so this never fails for want of a relay: the outcome says whether it was
+    /// stored and, if not, why it waits. Only an unknown recipient (a typo) and a changed key are errors; an unknown
+    /// recipient's message is discarded, a changed key's waits for verification.
     private func deliver(_ id: MessageID) async throws -> SendOutcome {
-        var waiting: String?
-        do {
-            waiting = try await sync().queueReason
-        } catch let error as ClientError {
-            waiting = error.message
-        }
-        let row = try await database.writer.read { db in
-            try Row.fetchOne(db, sql: "SELECT last_error FROM outbox WHERE message_id = ?", arguments: [Data(id.rawValue)])
-        }
-        guard let row else { return SendOutcome(id: id.description, stored: true, waiting: nil) }
-        let lastError: String? = row["last_error"]
-        let recipient = try await recipientOf(id)
-        if let lastError, lastError.contains("is not registered on the relay") {
+        let (flush, failure) = try await flush(through: id)
+        switch flush.result(of: id) {
+        case .stored:
+            return SendOutcome(id: id.description, stored: true, waiting: nil)
+        case .refused(let error) where error.code == .unknownRecipient:
+            let recipient = try await recipientOf(id)
             try await database.writer.write { db in
                 try db.execute(sql: "DELETE FROM outbox WHERE message_id = ?", arguments: [Data(id.rawValue)])
                 try db.execute(sql: "DELETE FROM event WHERE message_id = ?", arguments: [Data(id.rawValue)])
                 try db.execute(sql: "DELETE FROM message WHERE id = ?", arguments: [Data(id.rawValue)])
             }
-            throw ClientError(.usage, "\(recipient) is not registered on the relay (or has not published prekeys yet); nothing was sent", hint: "check the handle")
-        }
-        if let lastError, lastError.contains("identity key has changed") {
             throw ClientError(
-                .trust,
+                .unknownRecipient,
+                "\(recipient) is not registered on the relay (or has not published prekeys yet); nothing was sent",
+                hint: "check the handle",
+                relayError: error.relayError
+            )
+        case .queued(let error) where error.code == .keyChanged:
+            let recipient = try await recipientOf(id)
+            throw ClientError(
+                .keyChanged,
                 "\(recipient)'s identity key has changed since you pinned it; message \(id) waits and is not sent",
                 hint: "compare the new safety number with \(recipient) in person or by phone (`curbside contacts show \(recipient)`); "
                     + "`curbside contacts verify \(recipient) NUMBER` then sends it"
             )
+        case .queued(let error), .refused(let error), .abandoned(let error):
+            return SendOutcome(id: id.description, stored: false, waiting: error.message, reason: error)
+        case nil:
+            // Not tried: the relay could not be reached, or the connection was lost before its turn.
+            let reason = failure ?? flush.interruption ?? ClientError(.unreachable, "the relay could not be reached")
+            return SendOutcome(id: id.description, stored: false, waiting: reason.message, reason: reason)
         }
-        return SendOutcome(id: id.description, stored: false, waiting: lastError ?? waiting)
     }
 
     private func recipientOf(_ id: MessageID) async throws -> Handle {
@@ -189,7 +203,7 @@ extension Client {
     public func contact(_ handle: Handle) async throws -> Contact {
         if let known = try await pinnedContact(handle) { return known }
         _ = try await withConnection { connection in try await trustedBundle(connection, for: handle) }
-        guard let pinned = try await pinnedContact(handle) else { throw ClientError(.usage, "\(handle) could not be pinned") }
+        guard let pinned = try await pinnedContact(handle) else { throw ClientError(.protocolViolation, "\(handle) could not be pinned") }
         return pinned
     }
 
@@ -201,7 +215,7 @@ extension Client {
         guard let row = try await database.writer.read({ db in
             try Row.fetchOne(db, sql: "SELECT identity_key, changed_key FROM contact WHERE handle = ?", arguments: [handle.rawValue])
         }) else {
-            throw ClientError(.usage, "\(handle) is not a contact yet", hint: "`curbside contacts show \(handle)` fetches and pins it")
+            throw ClientError(.unknownContact, "\(handle) is not a contact yet", hint: "`curbside contacts show \(handle)` fetches and pins it")
         }
         let key = (row["changed_key"] as Data?) ?? (row["identity_key"] as Data)
         let party = Party(identityKey: try VerifyingKey(rawRepresentation: Array(key)), handle: handle)
@@ -209,7 +223,7 @@ extension Client {
         let given = safetyNumber.filter(\.isNumber)
         guard constantTimeEquals(Array(expected.utf8), Array(given.utf8)) else {
             throw ClientError(
-                .trust,
+                .safetyNumberMismatch,
                 "that is not the safety number of \(handle)'s key; nothing was changed",
                 hint: "compare all 60 digits with \(handle) in person or by phone; a mismatch can mean someone is intercepting"
             )
@@ -267,12 +281,12 @@ extension Client {
         guard let row = try await database.writer.read({ db in
             try Row.fetchOne(db, sql: "SELECT * FROM message WHERE id = ?", arguments: [Data(id.rawValue)])
         }) else {
-            throw ClientError(.usage, "there is no message \(id)", hint: "`curbside inbox` lists what you received")
+            throw ClientError(.unknownMessage, "there is no message \(id)", hint: "`curbside inbox` lists what you received")
         }
         let summary = try await summaries([row])[0]
         if summary.untrusted {
             throw ClientError(
-                .trust,
+                .untrustedSender,
                 "\(summary.peer)'s identity key changed before this message was sent; it stays hidden until you verify the new key",
                 hint: "`curbside contacts show \(summary.peer)`, compare the safety number with them, then `curbside contacts verify`"
             )
@@ -288,11 +302,13 @@ extension Client {
                 let peer = try Handle(summary.peer)
                 let thread = try MessageID(rawValue: Array(row["thread_id"] as Data))
                 let wireID = try (row["wire_id"] as Data?).map { try MessageID(rawValue: Array($0)) } ?? id
+                let receiptID = MessageID.random()
                 try await database.writer.write { db in
                     try Self.addEvent(db, database, id, "read", at: .now())
-                    try Self.queue(db, database, .receipt(.read(wireID)), to: peer, id: .random(), thread: thread, now: .now())
+                    try Self.queue(db, database, .receipt(.read(wireID)), to: peer, id: receiptID, thread: thread, now: .now())
                 }
-                _ = try? await sync()
+                // Only the outbox, through the receipt: showing a consult never fetches or downloads anything.
+                _ = try? await flush(through: receiptID)
             }
         }
         let timeline = try await timeline(id)
@@ -324,7 +340,7 @@ extension Client {
             }
             return try Row.fetchAll(db, sql: "SELECT * FROM message WHERE direction = 'out' AND kind != 3 ORDER BY created_at DESC")
         }
-        if let id, rows.isEmpty { throw ClientError(.usage, "there is no message \(id)") }
+        if let id, rows.isEmpty { throw ClientError(.unknownMessage, "there is no message \(id)") }
         var out: [ConsultStatus] = []
         for (row, summary) in zip(rows, try await summaries(rows)) {
             let id = try MessageID(rawValue: Array(row["id"] as Data))

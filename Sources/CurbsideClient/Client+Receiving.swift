@@ -149,7 +149,7 @@ extension Client {
             if try Self.isDuplicate(db, senderKey: senderKey, wireID: wireID) { return .duplicate }
             if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM message WHERE id = ?)", arguments: [Data(localID.rawValue)]) == true {
                 // Only another process saving this very message can get here between the read above and now.
-                throw ClientError(.profile, "message \(localID) was saved by another process meanwhile; the next sync settles it")
+                throw ClientError(.concurrentUpdate, "message \(localID) was saved by another process meanwhile; the next sync settles it")
             }
             let trusted = try Self.checkPin(db, message.sender, now: now)
             let body = try database.seal(message.content.encoded, column: "message.body", row: localID.rawValue)

@@ -33,7 +33,7 @@ extension Client {
             connection = try await RelayConnection.open(host: relay.host, port: relay.port, tls: tls)
         } catch let error as TLSError where error.code == .pinMismatch {
             throw ClientError(
-                .network,
+                .certificateMismatch,
                 "the relay at \(relay) did not present the pinned certificate key",
                 hint: "the relay's fingerprint is printed by `curbside relay init`; if the operator replaced the relay's key, "
                     + "confirm the new fingerprint with them before trusting it"
@@ -65,17 +65,23 @@ extension Client {
         switch error {
         case .refused(let relayError) where relayError.code == .rateLimited || relayError.code == .relayBusy || relayError.isStorage:
             // The relay is there but cannot serve now: like an outage, queued work waits.
-            ClientError(.network, "the relay cannot serve now: \(relayError.code.identifier)", hint: ClientError.refused(relayError).hint)
+            ClientError(
+                .relayUnavailable,
+                "the relay cannot serve now: \(relayError.code.identifier)",
+                hint: ClientError.hint(for: relayError),
+                relayError: relayError
+            )
         case .refused(let relayError) where relayError.code == .loginFailed:
             ClientError(
-                .profile,
+                .identityRejected,
                 "the relay does not accept this profile's identity for \(me.handle)",
-                hint: "this profile may be a stale copy, or the handle was registered from another device"
+                hint: "this profile may be a stale copy, or the handle was registered from another device",
+                relayError: relayError
             )
         case .refused(let relayError): ClientError.refused(relayError)
         case .connectionLost(let why): ClientError.unreachable(relay, why)
         case .timedOut(let seconds): ClientError.unreachable(relay, "no answer within \(seconds) s")
-        case .protocolViolation(let what): ClientError(.protocol, "the relay broke the protocol: \(what)")
+        case .protocolViolation(let what): ClientError(.protocolViolation, "the relay broke the protocol: \(what)")
         }
     }
 
@@ -133,7 +139,7 @@ extension Client {
             )
         }
         guard case .prekeysPublished(let heldAtFirst) = try await request(connection, .publishPrekeys(try PrekeyUpload(signedPrekey: signed, oneTimePrekeys: []))) else {
-            throw ClientError(.protocol, "the relay did not answer prekeys_published")
+            throw ClientError(.protocolViolation, "the relay did not answer prekeys_published")
         }
         if let signed {
             // The relay hands out the new key from now on; the older ones are kept for envelopes already sealed to them.
@@ -201,7 +207,7 @@ extension Client {
     /// Uploads one-time prekeys and marks them published once the relay answers; returns how many it holds.
     private func publishOneTimePrekeys(_ records: [OneTimePrekey], _ connection: RelayConnection) async throws -> UInt32 {
         guard case .prekeysPublished(let held) = try await request(connection, .publishPrekeys(try PrekeyUpload(signedPrekey: nil, oneTimePrekeys: records))) else {
-            throw ClientError(.protocol, "the relay did not answer prekeys_published")
+            throw ClientError(.protocolViolation, "the relay did not answer prekeys_published")
         }
         let ids = records.map { Int64($0.id) }
         try await database.writer.write { db in
@@ -265,13 +271,18 @@ extension Client {
         do {
             reply = try await connection.request(.fetchBundle(handle))
         } catch RelayClientError.refused(let error) where error.code == .unknownHandle {
-            throw ClientError(.usage, "\(handle) is not registered on the relay (or has not published prekeys yet)", hint: "check the handle")
+            throw ClientError(
+                .unknownRecipient,
+                "\(handle) is not registered on the relay (or has not published prekeys yet)",
+                hint: "check the handle",
+                relayError: error
+            )
         } catch let error as RelayClientError {
             throw clientError(error)
         }
-        guard case .bundle(let bundle) = reply else { throw ClientError(.protocol, "the relay did not answer with a bundle") }
+        guard case .bundle(let bundle) = reply else { throw ClientError(.protocolViolation, "the relay did not answer with a bundle") }
         guard bundle.owner.handle == handle else {
-            throw ClientError(.protocol, "the relay answered with \(bundle.owner.handle)'s bundle for \(handle)")
+            throw ClientError(.protocolViolation, "the relay answered with \(bundle.owner.handle)'s bundle for \(handle)")
         }
         let pinned: Party
         do {
@@ -283,12 +294,12 @@ extension Client {
             try bundle.verify(now: now, expecting: pinned)
         } catch let error as BundleError where error.code == .prekeyExpired {
             throw ClientError(
-                .network,
+                .recipientKeysExpired,
                 "\(handle)'s published keys have expired (they have not been online for a while)",
                 hint: "the message waits in the outbox and goes out once \(handle) is back online"
             )
         } catch {
-            throw ClientError(.protocol, "\(handle)'s prekey bundle does not verify (\(error)); nothing was sent to it")
+            throw ClientError(.invalidBundle, "\(handle)'s prekey bundle does not verify (\(error)); nothing was sent to it")
         }
         return bundle
     }
@@ -352,11 +363,15 @@ extension Client {
     /// Automatic receipts that cannot be delivered are given up after this many attempts.
     static let receiptAttempts = 50
 
-    /// Seals (once) and sends every queued message, oldest first. A network failure ends the flush (the connection
-    /// is gone); any other failure of one message is recorded on it and the flush goes on, so one contact can never
-    /// hold up the rest. Nothing leaves the outbox except by being stored on the relay, or by the user's own
-    /// decision (`discard`).
-    func flushOutbox(_ connection: RelayConnection, report: inout SyncReport) async throws {
+    /// Seals (once) and sends queued messages, oldest first: all of them, or with `through`, those queued up to and
+    /// including that message. Returns what happened to each one tried, in order.
+    ///
+    /// A relay that cannot be talked to ends the flush (the connection is gone, or the relay cannot serve now): it
+    /// is the last message's result and the flush's `interruption`, and the messages after it are not tried. A
+    /// recipient whose published keys expired holds up only the messages to it. Any other failure of one message is recorded on it
+    /// and the flush goes on, so one contact can never hold up the rest. Nothing leaves the outbox except by being
+    /// stored on the relay, an automatic receipt given up, or the user's own decision.
+    func flushOutbox(_ connection: RelayConnection, through last: MessageID? = nil) async throws -> OutboxFlush {
         let database = self.database
         let entries = try await database.writer.read { db in
             try Row.fetchAll(
@@ -367,51 +382,70 @@ extension Client {
                     """
             )
         }
+        var flush = OutboxFlush()
         for entry in entries {
             let id = try MessageID(rawValue: Array(entry["message_id"] as Data))
-            let recipient = try Handle(entry["recipient"] as String)
-            do {
-                let (envelope, attachmentIDs) = try await envelope(for: entry, id: id, recipient: recipient, connection: connection)
-                let reply: RelayMessage
-                do {
-                    reply = try await connection.request(.send(try SendRequest(recipient: recipient, envelope: envelope, attachments: attachmentIDs)))
-                } catch let error as RelayClientError {
-                    throw clientError(error)
-                }
-                guard case .stored(let stored) = reply else { throw ClientError(.protocol, "the relay did not answer stored") }
-                try await database.writer.write { db in
-                    try db.execute(sql: "DELETE FROM outbox WHERE message_id = ?", arguments: [Data(id.rawValue)])
-                    try db.execute(sql: "UPDATE message SET envelope_id = ? WHERE id = ?", arguments: [Data(stored.envelopeID), Data(id.rawValue)])
-                    if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM event WHERE message_id = ? AND kind = 'stored')", arguments: [Data(id.rawValue)]) != true {
-                        try Self.addEvent(db, database, id, "stored", at: stored.storedAt)
-                    }
-                }
-                report.sent += 1
-            } catch let error as ClientError where error.category == .network {
-                try await recordAttempt(id, error.message)
-                throw error
-            } catch {
-                let message = (error as? ClientError)?.message ?? "\(error)"
-                let isReceipt = entry["kind"] as Int64 == Int64(Content.Kind.receipt.rawValue)
-                if isReceipt, entry["attempts"] as Int64 + 1 >= Self.receiptAttempts {
-                    try await database.writer.write { db in
-                        try db.execute(sql: "DELETE FROM outbox WHERE message_id = ?", arguments: [Data(id.rawValue)])
-                    }
-                } else {
-                    try await recordAttempt(id, message)
-                    report.queueReason = message
-                }
-                logger.info("outbox: \(id) to \(recipient) waits: \(message)")
+            let result = try await deliver(entry, id: id, connection: connection)
+            flush.record(id, result)
+            if case .queued(let error) = result, error.meansRelayUnavailable {
+                flush.interruption = error
+                break
             }
+            if id == last { break }
         }
-        report.queued = try await database.writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0 }
+        flush.remaining = try await database.writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0 }
+        return flush
     }
 
-    private func recordAttempt(_ id: MessageID, _ message: String) async throws {
+    /// Seals (once) and sends one outbox entry, and records how it went.
+    private func deliver(_ entry: Row, id: MessageID, connection: RelayConnection) async throws -> DeliveryResult {
+        let database = self.database
+        let recipient = try Handle(entry["recipient"] as String)
+        do {
+            let (envelope, attachmentIDs) = try await envelope(for: entry, id: id, recipient: recipient, connection: connection)
+            let reply: RelayMessage
+            do {
+                reply = try await connection.request(.send(try SendRequest(recipient: recipient, envelope: envelope, attachments: attachmentIDs)))
+            } catch let error as RelayClientError {
+                throw clientError(error)
+            }
+            guard case .stored(let stored) = reply else { throw ClientError(.protocolViolation, "the relay did not answer stored") }
+            try await database.writer.write { db in
+                try db.execute(sql: "DELETE FROM outbox WHERE message_id = ?", arguments: [Data(id.rawValue)])
+                try db.execute(sql: "UPDATE message SET envelope_id = ? WHERE id = ?", arguments: [Data(stored.envelopeID), Data(id.rawValue)])
+                if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM event WHERE message_id = ? AND kind = 'stored')", arguments: [Data(id.rawValue)]) != true {
+                    try Self.addEvent(db, database, id, "stored", at: stored.storedAt)
+                }
+            }
+            return .stored(stored)
+        } catch let error as ClientError where error.category == .network {
+            try await recordAttempt(id, error)
+            return .queued(error)
+        } catch {
+            // A value that does not decode or open is this profile's damage, not the relay's.
+            let failure = error as? ClientError ?? ClientError(.profileDamaged, "\(error)")
+            logger.info("outbox: \(id) to \(recipient) waits: \(failure.code) \(failure.message)")
+            let isReceipt = entry["kind"] as Int64 == Int64(Content.Kind.receipt.rawValue)
+            if isReceipt, entry["attempts"] as Int64 + 1 >= Self.receiptAttempts {
+                try await database.writer.write { db in
+                    try db.execute(sql: "DELETE FROM outbox WHERE message_id = ?", arguments: [Data(id.rawValue)])
+                }
+                return .abandoned(failure)
+            }
+            try await recordAttempt(id, failure)
+            return failure.category == .trust ? .queued(failure) : .refused(failure)
+        }
+    }
+
+    /// Records a failed attempt: the sentence for people, the codes for decisions.
+    private func recordAttempt(_ id: MessageID, _ error: ClientError) async throws {
         try await database.writer.write { db in
             try db.execute(
-                sql: "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE message_id = ?",
-                arguments: [message, Data(id.rawValue)]
+                sql: """
+                    UPDATE outbox SET attempts = attempts + 1, last_error = ?, last_error_code = ?, last_relay_error_code = ?
+                    WHERE message_id = ?
+                    """,
+                arguments: [error.message, Int64(error.code.rawValue), error.relayError.map { Int64($0.code.rawValue) }, Data(id.rawValue)]
             )
         }
     }
@@ -458,8 +492,40 @@ extension Client {
     ///
     /// Syncs of one client run one at a time.
     public func sync() async throws -> SyncReport {
+        var report = SyncReport()
+        let failure = try await connected { connection in
+            report.reachedRelay = true
+            try await exchange(connection, report: &report)
+        }
+        if let failure {
+            report.queued = try await database.writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0 }
+            report.queueReason = failure.message
+            report.reachedRelay = false
+        }
+        return report
+    }
+
+    /// Flushes the outbox up to and including message `id` (what was queued before it goes first, in order), and
+    /// nothing else: no prekeys, no fetching. Reconnects after a drop part-way as `sync` does.
+    ///
+    /// Returns each tried message's result, and the network failure that left the rest waiting, if one did.
+    func flush(through id: MessageID) async throws -> (flush: OutboxFlush, failure: ClientError?) {
+        var flush = OutboxFlush()
+        let failure = try await connected { connection in
+            flush.merge(try await flushOutbox(connection, through: id))
+            if let interruption = flush.interruption { throw interruption }
+        }
+        return (flush, failure)
+    }
+
+    /// Runs `body` on a connection, one at a time with every other sync, flush and watch step of this client.
+    ///
+    /// A connection that drops part-way (a poor link) is tried again, resuming every transfer where it stopped; the
+    /// limit counts drops in a row that moved nothing, so a transfer that advances keeps going. Returns nil once
+    /// `body` completes, or the network error that ended the last try (a relay that cannot be reached at all is
+    /// left for later); other errors are thrown.
+    private func connected(_ body: (RelayConnection) async throws -> Void) async throws -> ClientError? {
         try await exclusively {
-            var report = SyncReport()
             var attempt = 0
             while true {
                 var reached = false
@@ -467,22 +533,13 @@ extension Client {
                 do {
                     try await withConnection { connection in
                         reached = true
-                        report.reachedRelay = true
-                        try await exchange(connection, report: &report)
+                        try await body(connection)
                     }
-                    return report
+                    return nil
                 } catch let error as ClientError where error.category == .network {
-                    report.queued = try await database.writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0 }
-                    report.queueReason = error.message
-                    logger.info("sync: \(error.message)")
-                    // A connection that dropped part-way (a poor link) is tried again, resuming every transfer where
-                    // it stopped; a relay that cannot be reached at all is left for the next sync.
-                    // The limit counts drops in a row that moved nothing: a transfer that advances keeps going.
+                    logger.info("relay: \(error.code) \(error.message)")
                     attempt = transferred.withLock { $0 } != progressBefore ? 1 : attempt + 1
-                    guard reached, attempt <= retryLimit else {
-                        report.reachedRelay = false
-                        return report
-                    }
+                    guard reached, attempt <= retryLimit else { return error }
                     try await Task.sleep(for: .milliseconds(min(250 << (attempt - 1), 30_000)))
                 }
             }
@@ -504,13 +561,20 @@ extension Client {
     /// One round with the relay: prekeys, outbox, envelopes, notices, then the receipts that produced.
     func exchange(_ connection: RelayConnection, report: inout SyncReport) async throws {
         try await maintainPrekeys(connection)
-        try await flushOutbox(connection, report: &report)
+        try await flushAll(connection, report: &report)
         try await fetchAll(connection, report: &report)
         try await applyNotices(connection, report: &report)
-        try await flushOutbox(connection, report: &report)
+        try await flushAll(connection, report: &report)
         try await deleteRetiredPrekeys()
         try await deleteHandedOutPrekeys()
         try await forgetOldEnvelopeIDs()
+    }
+
+    /// Flushes the whole outbox into `report`; throws the network failure that ended it, if one did.
+    func flushAll(_ connection: RelayConnection, report: inout SyncReport) async throws {
+        let flush = try await flushOutbox(connection)
+        report.add(flush)
+        if let interruption = flush.interruption { throw interruption }
     }
 
     /// Runs `body` when no other sync or watch step of this client is running (the actor alone does not prevent
@@ -533,7 +597,7 @@ extension Client {
         var cursor: UInt64 = 0
         while true {
             guard case .envelopes(let envelopes) = try await request(connection, .fetch(after: cursor, limit: 100)) else {
-                throw ClientError(.protocol, "the relay did not answer with envelopes")
+                throw ClientError(.protocolViolation, "the relay did not answer with envelopes")
             }
             if envelopes.isEmpty { return }
             var dispositions: [([UInt8], Disposition)] = []
@@ -548,7 +612,7 @@ extension Client {
 
     func applyNotices(_ connection: RelayConnection, report: inout SyncReport) async throws {
         guard case .notices(let notices) = try await request(connection, .fetchNotices(after: 0)) else {
-            throw ClientError(.protocol, "the relay did not answer with notices")
+            throw ClientError(.protocolViolation, "the relay did not answer with notices")
         }
         guard let last = notices.last else { return }
         let database = self.database
@@ -662,7 +726,7 @@ extension Client {
                             default:
                                 break
                             }
-                            try await flushOutbox(connection, report: &report)
+                            try await flushAll(connection, report: &report)
                         }
                         self.announce(report, emit)
                     }

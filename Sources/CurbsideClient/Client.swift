@@ -54,7 +54,7 @@ public actor Client {
         self.database = database
         self.logger = logger
         guard let pin = PublicKeyFingerprint(relay.fingerprint) else {
-            throw ClientError(.usage, "the relay fingerprint must be 64 hex digits")
+            throw ClientError(.invalidArgument, "the relay fingerprint must be 64 hex digits")
         }
         tls = try TLSContext(configuration: .client(trust: .pinnedPublicKeys([pin]), applicationProtocols: ["curbside/1"]))
     }
@@ -86,13 +86,13 @@ public actor Client {
         logger: Logger = Client.silentLogger
     ) async throws -> Client {
         guard !FileManager.default.fileExists(atPath: identityPath(home)) else {
-            throw ClientError(.usage, "\(home.path) holds a profile already", hint: "use another --home, or remove it to start again")
+            throw ClientError(.profileExists, "\(home.path) holds a profile already", hint: "use another --home, or remove it to start again")
         }
         guard passphrase.count >= 8 else {
-            throw ClientError(.usage, "the passphrase is too short", hint: "use at least 8 characters")
+            throw ClientError(.invalidArgument, "the passphrase is too short", hint: "use at least 8 characters")
         }
         guard let code = EnrollmentCode(enrollmentCode) else {
-            throw ClientError(.usage, "the enrollment code must be 20 characters of 0-9 and A-Z (without I, L, O, U), dashes allowed")
+            throw ClientError(.invalidArgument, "the enrollment code must be 20 characters of 0-9 and A-Z (without I, L, O, U), dashes allowed")
         }
         try makePrivateDirectory(home)
         let identity = SigningKey()
@@ -140,7 +140,7 @@ public actor Client {
     public static func open(home: URL, passphrase: SecretBytes, logger: Logger = Client.silentLogger) async throws -> Client {
         guard let data = FileManager.default.contents(atPath: identityPath(home)) else {
             throw ClientError(
-                .usage,
+                .noProfile,
                 "there is no Curbside profile in \(home.path)",
                 hint: "create one with `curbside init`, or point --home (or CURBSIDE_HOME) at yours"
             )
@@ -149,7 +149,7 @@ public actor Client {
         do {
             file = try JSONDecoder().decode(IdentityFile.self, from: data)
         } catch {
-            throw ClientError(.profile, "\(identityPath(home)) is not a Curbside identity file")
+            throw ClientError(.profileDamaged, "\(identityPath(home)) is not a Curbside identity file")
         }
         let secrets = try await BlockingWork.run { try file.open(passphrase: passphrase) }
         let database = try ProfileDatabase(path: databasePath(home), storageKey: secrets.storageKey)
@@ -158,10 +158,10 @@ public actor Client {
             let relayText = try await database.setting("relay"),
             let relay = try? JSONDecoder().decode(RelayEndpoint.self, from: Data(relayText.utf8))
         else {
-            throw ClientError(.profile, "the profile database in \(home.path) is incomplete")
+            throw ClientError(.profileDamaged, "the profile database in \(home.path) is incomplete")
         }
         guard handle.rawValue == file.handle else {
-            throw ClientError(.profile, "the identity file and the profile database name different handles")
+            throw ClientError(.profileDamaged, "the identity file and the profile database name different handles")
         }
         return try Client(
             me: Party(identityKey: secrets.identity.verifyingKey, handle: handle),
@@ -189,7 +189,7 @@ func makePrivateDirectory(_ url: URL, allowExisting: Bool = false) throws {
     if allowExisting, FileManager.default.fileExists(atPath: url.path) { return }
     if FileManager.default.fileExists(atPath: url.path) {
         guard (try FileManager.default.contentsOfDirectory(atPath: url.path)).isEmpty else {
-            throw ClientError(.usage, "\(url.path) exists and is not empty", hint: "give --home a new or empty directory")
+            throw ClientError(.profileExists, "\(url.path) exists and is not empty", hint: "give --home a new or empty directory")
         }
         try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: url.path)
         return
@@ -202,13 +202,13 @@ func writePrivateFile(_ path: String, _ data: Data) throws {
     let temporary = path + ".tmp"
     unlink(temporary)  // a stale one could carry another mode
     let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-    guard fd >= 0 else { throw ClientError(.profile, "cannot write \(temporary): \(String(cString: strerror(errno)))") }
+    guard fd >= 0 else { throw ClientError(.profileNotWritable, "cannot write \(temporary): \(String(cString: strerror(errno)))") }
     let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
     let synced = fsync(fd) == 0
     close(fd)
     guard written == data.count, synced, rename(temporary, path) == 0 else {
         unlink(temporary)
-        throw ClientError(.profile, "cannot write \(path): \(String(cString: strerror(errno)))")
+        throw ClientError(.profileNotWritable, "cannot write \(path): \(String(cString: strerror(errno)))")
     }
     let directory = open((path as NSString).deletingLastPathComponent, O_RDONLY)
     if directory >= 0 {

@@ -224,7 +224,7 @@ func relayDurable(duration: Double, senders: Int, database: BenchDatabase, metri
                 while seconds(since: start) < duration {
                     withUnsafeBytes(of: UInt64(count).bigEndian) { body.replaceSubrange(0..<8, with: $0) }
                     guard case .stored = try await connection.request(.send(try SendRequest(recipient: sink, envelope: body))) else {
-                        throw ClientError(.protocol, "not stored")
+                        throw ClientError(.protocolViolation, "not stored")
                     }
                     count += 1
                 }
@@ -251,7 +251,7 @@ func pushLatency(duration: Double, rate: Int, databaseURL: String?, crossProcess
     var other: ChildRelay?
     let receiver: RelayConnection
     if crossProcess {
-        guard let url = databaseURL else { throw ClientError(.protocol, "--cross-process needs --database") }
+        guard let url = databaseURL else { throw ClientError(.protocolViolation, "--cross-process needs --database") }
         let child = try ChildRelay.start(arguments: ["serve-relay", "--database", url, "--prefix", "b"])
         other = child
         receiver = try await RelayConnection.open(host: "127.0.0.1", port: child.port, tls: try BenchRelay.clientTLS(pinning: child.fingerprint))
@@ -466,7 +466,7 @@ func sendLoad(port: Int, keyFile: String, count: Int, fingerprint: String, recip
                 for sent in 0..<(count / senders) {
                     withUnsafeBytes(of: UInt64(sent).bigEndian) { body.replaceSubrange(0..<8, with: $0) }
                     guard case .stored = try await connection.request(.send(try SendRequest(recipient: sink, envelope: body))) else {
-                        throw ClientError(.protocol, "not stored")
+                        throw ClientError(.protocolViolation, "not stored")
                     }
                 }
                 return count / senders
@@ -494,7 +494,7 @@ func drainLoad(port: Int, keyFile: String, count: Int, batch: Int, fingerprint: 
             let last = envelopes.last
         else { break }
         guard case .acknowledged(let n) = try await connection.request(.acknowledge(envelopes.map(\.envelopeID))) else {
-            throw ClientError(.protocol, "not acknowledged")
+            throw ClientError(.protocolViolation, "not acknowledged")
         }
         acknowledged += Int(n)
         cursor = last.sequence
@@ -522,13 +522,13 @@ struct ChildRelay {
         var text = ""
         while !text.contains("\n") {
             let data = output.fileHandleForReading.availableData
-            guard !data.isEmpty else { throw ClientError(.protocol, "the child relay exited before it listened") }
+            guard !data.isEmpty else { throw ClientError(.protocolViolation, "the child relay exited before it listened") }
             text += String(decoding: data, as: UTF8.self)
         }
         let words = text.split(whereSeparator: \.isWhitespace).map(String.init)
         guard let port = words.firstIndex(of: "port").flatMap({ Int(words[$0 + 1]) }),
             let fingerprint = words.firstIndex(of: "fingerprint").flatMap({ PublicKeyFingerprint(words[$0 + 1]) })
-        else { throw ClientError(.protocol, "the child relay printed \(text)") }
+        else { throw ClientError(.protocolViolation, "the child relay printed \(text)") }
         return ChildRelay(process: process, input: input, port: port, fingerprint: fingerprint)
     }
 

@@ -225,3 +225,28 @@ struct ProviderCommandTests {
         #expect(try Executable.run(["--help"]).stdout.contains("65 trust"))
     }
 }
+
+extension ProviderCommandTests {
+    /// `show` needs no relay: with the relay stopped it prints a consult already received and exits 0; its read
+    /// receipt waits in the outbox and `sync` sends it once the relay is back.
+    @Test func showWorksWithTheRelayStopped() async throws {
+        let base = try base()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let (relay, gp, derm) = try await RelayProcess.startWithGPAndDerm(base: base)
+        defer { Task { await relay.stop() } }
+        let sent = try curbside("send", "osei.derm", "--subject", "Retinal photo", "--question", "Refer?", home: gp)
+        #expect(sent.status == 0, "\(sent.stderr)")
+        let id = sent.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try curbside("inbox", home: derm).stdout.contains(id))
+        await relay.stop()
+
+        let shown = try curbside("show", id, home: derm)
+        #expect(shown.status == 0, "\(shown.stderr)")
+        #expect(shown.stdout.contains("subject      Retinal photo") && shown.stderr.isEmpty)
+        try await relay.start()
+        #expect(try curbside("sync", home: derm).status == 0)
+        let status = try curbside("status", id, "--json", home: gp)
+        let statuses = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [[String: Any]]
+        #expect(statuses?.first?["read"] as? Int != nil)
+    }
+}

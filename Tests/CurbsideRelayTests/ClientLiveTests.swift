@@ -205,7 +205,7 @@ struct ClientLiveTests {
         let connection = try await RelayConnection.open(host: "127.0.0.1", port: providers.relay.port, tls: gp.tls)
         try await connection.login(as: gp.me.handle, identity: gp.identity)
         func bundle(_ handle: Handle) async throws -> PrekeyBundle {
-            guard case .bundle(let bundle) = try await connection.request(.fetchBundle(handle)) else { throw ClientError(.protocol, "no bundle") }
+            guard case .bundle(let bundle) = try await connection.request(.fetchBundle(handle)) else { throw ClientError(.protocolViolation, "no bundle") }
             return bundle
         }
         func message(to recipient: Party, id: MessageID = .random()) throws -> Message {

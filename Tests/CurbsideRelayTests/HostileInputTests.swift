@@ -20,7 +20,7 @@ struct CraftedPeer {
     }
 
     func bundle(_ handle: Handle) async throws -> PrekeyBundle {
-        guard case .bundle(let bundle) = try await connection.request(.fetchBundle(handle)) else { throw ClientError(.protocol, "no bundle") }
+        guard case .bundle(let bundle) = try await connection.request(.fetchBundle(handle)) else { throw ClientError(.protocolViolation, "no bundle") }
         return bundle
     }
 
@@ -39,13 +39,13 @@ struct CraftedPeer {
     @discardableResult
     func send(_ envelope: [UInt8], to recipient: Handle) async throws -> StoredReceipt {
         guard case .stored(let stored) = try await connection.request(.send(try SendRequest(recipient: recipient, envelope: envelope))) else {
-            throw ClientError(.protocol, "not stored")
+            throw ClientError(.protocolViolation, "not stored")
         }
         return stored
     }
 
     func notices() async throws -> [DeliveryNotice] {
-        guard case .notices(let notices) = try await connection.request(.fetchNotices(after: 0)) else { throw ClientError(.protocol, "no notices") }
+        guard case .notices(let notices) = try await connection.request(.fetchNotices(after: 0)) else { throw ClientError(.protocolViolation, "no notices") }
         return notices
     }
 

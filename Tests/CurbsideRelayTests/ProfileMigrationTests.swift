@@ -79,4 +79,28 @@ struct ProfileMigrationTests {
         #expect(try queue.read { db in try String.fetchOne(db, sql: "SELECT media_type FROM attachment") } == "image/jpeg")
         #expect(try queue.read { db in try ProfileDatabase.migrator(storageKey: SymmetricKey(byteCount: 32)).appliedMigrations(db) }.count == 3)
     }
+
+    /// v6 adds the outbox's error codes beside its sentence: an entry queued before keeps its text and has no code,
+    /// so nothing is decided from it until its next attempt records one.
+    @Test func outboxErrorCodesAreAddedWithoutTouchingWaitingEntries() throws {
+        let key = SymmetricKey(byteCount: 32)
+        let (path, id, _) = try oldProfile(key: key)
+        let queue = try DatabaseQueue(path: path)
+        try ProfileDatabase.migrator(storageKey: key).migrate(queue, upTo: ProfileDatabase.sealingMigration)
+        try queue.write { db in
+            try db.execute(
+                sql: "INSERT INTO outbox (message_id, recipient, queued_at, attempts, last_error) VALUES (?, 'osei.derm', 1, 2, ?)",
+                arguments: [Data(id.rawValue), "osei.derm is not registered on the relay (or has not published prekeys yet)"]
+            )
+        }
+        try queue.close()
+        let database = try ProfileDatabase(path: path, storageKey: key)
+        try database.writer.read { db in
+            #expect(try ProfileDatabase.migrator(storageKey: key).appliedIdentifiers(db).contains(ProfileDatabase.outboxErrorCodesMigration))
+            let row = try #require(try Row.fetchOne(db, sql: "SELECT attempts, last_error, last_error_code, last_relay_error_code FROM outbox"))
+            #expect(row["attempts"] as Int64 == 2)
+            #expect((row["last_error"] as String).hasPrefix("osei.derm is not registered"))
+            #expect(row["last_error_code"] as Int64? == nil && row["last_relay_error_code"] as Int64? == nil)
+        }
+    }
 }

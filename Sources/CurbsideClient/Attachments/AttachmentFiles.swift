@@ -32,7 +32,7 @@ public struct AttachmentSource: Sendable, Hashable {
     func admit(head: [UInt8]) throws -> String {
         guard !head.isEmpty else {
             throw ClientError(
-                .usage,
+                .unsupportedAttachment,
                 "\(fileName) is empty; there is nothing to attach",
                 hint: "check that the file finished copying or downloading, then attach it again"
             )
@@ -41,7 +41,7 @@ public struct AttachmentSource: Sendable, Hashable {
         guard let format = ContentFormat.detect(head) else {
             if let claimed {
                 throw ClientError(
-                    .usage,
+                    .unsupportedAttachment,
                     "\(fileName) is not a \(claimed.name) image: its content is not any image format Curbside recognises",
                     hint: "check that you attached the file you meant; a file that is not an image can go as it is "
                         + "with --keep-metadata once its name no longer says it is one"
@@ -49,7 +49,7 @@ public struct AttachmentSource: Sendable, Hashable {
             }
             guard keepMetadata else {
                 throw ClientError(
-                    .usage,
+                    .unsupportedAttachment,
                     "Curbside cannot tell what kind of file \(fileName) is, so it cannot check it for location data",
                     hint: "convert photos to JPEG or PNG first, or send the file as it is with --keep-metadata"
                 )
@@ -59,7 +59,7 @@ public struct AttachmentSource: Sendable, Hashable {
         if !format.canBeCleaned, !keepMetadata {
             let despite = claimed.map { $0 == format ? "" : " (whatever its name says)" } ?? ""
             throw ClientError(
-                .usage,
+                .unsupportedAttachment,
                 "\(fileName) is a \(format.name) file\(despite); Curbside can remove location data (EXIF GPS) only from JPEG and PNG",
                 hint: "convert it to JPEG or PNG first, or send it as it is with --keep-metadata"
             )
@@ -95,7 +95,7 @@ enum AttachmentFiles {
     /// streaming: memory stays at about two 1 MiB buffers and one age chunk.
     static func prepare(_ source: AttachmentSource, into destination: String) throws -> PreparedAttachment {
         guard let input = FileHandle(forReadingAtPath: source.path) else {
-            throw ClientError(.usage, "cannot read \(source.path)")
+            throw ClientError(.fileNotAccessible, "cannot read \(source.path)")
         }
         defer { try? input.close() }
         // The content decides, not the name: the first bytes are read and judged before anything is written.
@@ -128,7 +128,7 @@ enum AttachmentFiles {
             try? output.close(sync: false)
             unlink(destination)
             throw ClientError(
-                .usage,
+                .unsupportedAttachment,
                 "\(source.fileName) has more metadata than Curbside can check for location data",
                 hint: "re-save the photo without metadata, or send it as it is with --keep-metadata"
             )
@@ -147,7 +147,7 @@ enum AttachmentFiles {
 
     /// SHA-256 and size of a file, read in 1 MiB pieces.
     static func digest(_ path: String) throws -> (size: UInt64, sha256: [UInt8]) {
-        guard let input = FileHandle(forReadingAtPath: path) else { throw ClientError(.profile, "cannot read \(path)") }
+        guard let input = FileHandle(forReadingAtPath: path) else { throw ClientError(.profileNotWritable, "cannot read \(path)") }
         defer { try? input.close() }
         let hasher = FileSHA256()
         var size: UInt64 = 0
@@ -160,7 +160,7 @@ enum AttachmentFiles {
 
     /// Checks that the age file at `path` decrypts completely with `identity`, keeping none of the plaintext.
     static func verify(_ path: String, identity: AgreementKey.Private) throws {
-        guard let input = FileHandle(forReadingAtPath: path) else { throw ClientError(.profile, "cannot read \(path)") }
+        guard let input = FileHandle(forReadingAtPath: path) else { throw ClientError(.profileNotWritable, "cannot read \(path)") }
         defer { try? input.close() }
         var decryptor = AgeDecryptor(identity: identity)
         while let data = try input.read(upToCount: readSize), !data.isEmpty {
@@ -174,7 +174,7 @@ enum AttachmentFiles {
     /// Decrypts the age file at `path` with `identity` into `destination`, streaming; nothing is left at
     /// `destination` if the file does not decrypt completely.
     static func decrypt(_ path: String, identity: AgreementKey.Private, to destination: String) throws {
-        guard let input = FileHandle(forReadingAtPath: path) else { throw ClientError(.profile, "cannot read \(path)") }
+        guard let input = FileHandle(forReadingAtPath: path) else { throw ClientError(.profileNotWritable, "cannot read \(path)") }
         defer { try? input.close() }
         // A new name nobody else can have made: never a file or link someone placed at a predictable path.
         let temporary = destination + ".\(UInt32.random(in: 0...UInt32.max)).part"
@@ -187,7 +187,7 @@ enum AttachmentFiles {
             try output.write(try decryptor.finish())
             try output.close(sync: true)
             // link(2) fails if the destination exists: a file saved meanwhile is never overwritten.
-            guard link(temporary, destination) == 0 else { throw ClientError(.usage, "cannot write \(destination): it exists or the directory is not writable") }
+            guard link(temporary, destination) == 0 else { throw ClientError(.fileNotAccessible, "cannot write \(destination): it exists or the directory is not writable") }
             unlink(temporary)
         } catch {
             try? output.close(sync: false)
@@ -205,14 +205,14 @@ final class OutputFile {
     init(path: String, append: Bool = false, exclusive: Bool = false) throws {
         let mode = exclusive ? O_EXCL | O_NOFOLLOW : (append ? O_APPEND : O_TRUNC)
         fd = open(path, O_WRONLY | O_CREAT | mode, 0o600)
-        guard fd >= 0 else { throw ClientError(.usage, "cannot write \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw ClientError(.fileNotAccessible, "cannot write \(path): \(String(cString: strerror(errno)))") }
     }
 
     func write(_ bytes: [UInt8]) throws {
         var written = 0
         while written < bytes.count {
             let n = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            guard n > 0 else { throw ClientError(.usage, "cannot write: \(String(cString: strerror(errno)))") }
+            guard n > 0 else { throw ClientError(.fileNotAccessible, "cannot write: \(String(cString: strerror(errno)))") }
             written += n
         }
     }
@@ -222,7 +222,7 @@ final class OutputFile {
         closed = true
         let synced = !sync || fsync(fd) == 0
         Glibc.close(fd)
-        guard synced else { throw ClientError(.usage, "cannot sync a file: \(String(cString: strerror(errno)))") }
+        guard synced else { throw ClientError(.fileNotAccessible, "cannot sync a file: \(String(cString: strerror(errno)))") }
     }
 
     deinit { if !closed { Glibc.close(fd) } }

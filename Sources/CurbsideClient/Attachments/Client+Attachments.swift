@@ -19,7 +19,7 @@ extension Client {
 
     /// Encrypts the files for message `id` and records them; the files are uploaded when the message is sent.
     func prepareAttachments(_ sources: [AttachmentSource], for id: MessageID) async throws -> [(PreparedAttachment, AttachmentSource)] {
-        guard sources.count <= 16 else { throw ClientError(.usage, "at most 16 attachments per message") }
+        guard sources.count <= 16 else { throw ClientError(.invalidArgument, "at most 16 attachments per message") }
         let directory = attachmentsDirectory
         return try await BlockingWork.run {
             try makePrivateDirectory(directory, allowExisting: true)
@@ -143,7 +143,7 @@ extension Client {
                 fromSender += Int64(descriptor.size)
             } catch let error as ClientError where error.category == .network {
                 throw error  // the envelope is fetched again later and the download resumes
-            } catch let error as ClientError where error.message.contains("unknown_attachment") {
+            } catch let error as ClientError where error.relayError?.code == .unknownAttachment {
                 states.append(.unavailable)
             } catch {
                 // Whatever else (wrong size, hash, encryption, a range the relay refuses): this attachment is refused,
@@ -258,7 +258,7 @@ final class FileLock: Sendable {
 
     init(_ path: String) throws {
         fd = open(path, O_RDWR | O_CREAT, 0o600)
-        guard fd >= 0 else { throw ClientError(.profile, "cannot lock \(path)") }
+        guard fd >= 0 else { throw ClientError(.profileNotWritable, "cannot lock \(path)") }
         flock(fd, LOCK_EX)
     }
 

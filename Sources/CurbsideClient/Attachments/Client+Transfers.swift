@@ -22,9 +22,9 @@ extension Client {
         var restarts = 0
         while status.state != .complete {
             guard status.held <= size else {
-                throw ClientError(.protocol, "the relay claims to hold \(status.held) bytes of a \(size)-byte upload")
+                throw ClientError(.protocolViolation, "the relay claims to hold \(status.held) bytes of a \(size)-byte upload")
             }
-            guard let input = FileHandle(forReadingAtPath: path) else { throw ClientError(.profile, "cannot read \(path)") }
+            guard let input = FileHandle(forReadingAtPath: path) else { throw ClientError(.profileNotWritable, "cannot read \(path)") }
             defer { try? input.close() }
             try input.seek(toOffset: status.held)
             var offset = status.held
@@ -35,14 +35,14 @@ extension Client {
             while offset < size || !inflight.isEmpty {
                 while inflight.count < Self.transferWindow, offset < size, refused == nil {
                     let data = Array(try input.read(upToCount: Self.chunkSize(afterConfirming: confirmed)) ?? Data())
-                    guard !data.isEmpty else { throw ClientError(.profile, "\(path) is shorter than recorded") }
+                    guard !data.isEmpty else { throw ClientError(.profileDamaged, "\(path) is shorter than recorded") }
                     inflight.append(try await startRequest(connection, .uploadChunk(try UploadChunk(attachmentID: sha256, offset: offset, data: data))))
                     offset += UInt64(data.count)
                 }
                 guard !inflight.isEmpty else { break }
                 do {
                     guard case .uploadStatus(let answer) = try await connection.result(of: inflight.removeFirst()) else {
-                        throw ClientError(.protocol, "the relay did not answer upload_status")
+                        throw ClientError(.protocolViolation, "the relay did not answer upload_status")
                     }
                     advanced()
                     confirmed += 1
@@ -62,7 +62,7 @@ extension Client {
             } else {
                 do {
                     guard case .uploadStatus(let committed) = try await connection.request(.commitUpload(attachmentID: sha256)) else {
-                        throw ClientError(.protocol, "the relay did not answer the commit")
+                        throw ClientError(.protocolViolation, "the relay did not answer the commit")
                     }
                     status = committed
                     continue
@@ -80,7 +80,7 @@ extension Client {
 
     private func uploadStatus(_ connection: RelayConnection, id: [UInt8], size: UInt64) async throws -> UploadStatus {
         guard case .uploadStatus(let status) = try await request(connection, .openUpload(OpenUpload(attachmentID: id, size: size))) else {
-            throw ClientError(.protocol, "the relay did not answer upload_status")
+            throw ClientError(.protocolViolation, "the relay did not answer upload_status")
         }
         return status
     }
@@ -131,7 +131,7 @@ extension Client {
             }
             guard case .attachmentData(let data) = answer, data.offset == held, data.size == size, !data.data.isEmpty else {
                 try? output.close(sync: false)
-                throw ClientError(.protocol, "the relay answered a download with the wrong range or size")
+                throw ClientError(.protocolViolation, "the relay answered a download with the wrong range or size")
             }
             try output.write(data.data)
             held += UInt64(data.data.count)
@@ -145,7 +145,7 @@ extension Client {
             unlink(partial)
             throw AttachmentCheckFailed()
         }
-        guard rename(partial, path) == 0 else { throw ClientError(.profile, "cannot write \(path)") }
+        guard rename(partial, path) == 0 else { throw ClientError(.profileNotWritable, "cannot write \(path)") }
         let directory = Glibc.open((path as NSString).deletingLastPathComponent, O_RDONLY)
         if directory >= 0 {
             _ = fsync(directory)

@@ -61,14 +61,14 @@ struct IdentityFile: Codable, Sendable {
             let salt = [UInt8](hexString: kdf.salt), let nonce = [UInt8](hexString: nonce),
             let sealed = [UInt8](hexString: sealed), let publicKey = [UInt8](hexString: identityKey)
         else {
-            throw ClientError(.profile, "the identity file is damaged or of an unknown version")
+            throw ClientError(.profileDamaged, "the identity file is damaged or of an unknown version")
         }
         let limits = PasswordHash.Limits(operations: kdf.operations, memoryBytes: kdf.memoryBytes)
         let key: SymmetricKey
         do {
             key = try PasswordHash.deriveKey(from: passphrase, salt: salt, limits: limits)
         } catch {
-            throw ClientError(.profile, "the identity file's key derivation cannot run: \(error)")
+            throw ClientError(.profileDamaged, "the identity file's key derivation cannot run: \(error)")
         }
         var plaintext: [UInt8]
         do {
@@ -77,10 +77,10 @@ struct IdentityFile: Codable, Sendable {
             throw ClientError.wrongPassphrase()
         }
         defer { secureZero(&plaintext) }
-        guard plaintext.count == 64 else { throw ClientError(.profile, "the identity file is damaged") }
+        guard plaintext.count == 64 else { throw ClientError(.profileDamaged, "the identity file is damaged") }
         let identity = try SigningKey(seed: SecretBytes(plaintext[0..<32]))
         guard identity.verifyingKey.rawRepresentation == publicKey else {
-            throw ClientError(.profile, "the identity file's key does not match its public key")
+            throw ClientError(.profileDamaged, "the identity file's key does not match its public key")
         }
         return Secrets(identity: identity, storageKey: SymmetricKey(SecretBytes(plaintext[32..<64])))
     }

@@ -189,8 +189,18 @@ struct ProfileDatabase: Sendable {
                 try db.execute(sql: "UPDATE event SET detail = ? WHERE seq = ?", arguments: [sealed, row["seq"] as Int64])
             }
         }
+        // Why an outbox entry waits, as codes beside the sentence: what the client decides on (an unknown recipient,
+        // a changed key) is never read back from text.
+        migrator.registerMigration(outboxErrorCodesMigration) { db in
+            try db.alter(table: "outbox") { t in
+                t.add(column: "last_error_code", .integer)  // ClientError.Code of the last attempt
+                t.add(column: "last_relay_error_code", .integer)  // the relay's code (spec/errors.md), when it refused
+            }
+        }
         return migrator
     }
+
+    static let outboxErrorCodesMigration = "v6: outbox error codes"
 
     // MARK: - Sealed columns
 
@@ -217,7 +227,7 @@ struct ProfileDatabase: Sendable {
     func unseal(_ sealed: Data, column: String, row: [UInt8]) throws -> [UInt8] {
         let bytes = Array(sealed)
         guard bytes.count >= ChaChaPoly.nonceByteCount + ChaChaPoly.tagByteCount else {
-            throw ClientError(.profile, "a sealed \(column) value in the profile database is damaged")
+            throw ClientError(.profileDamaged, "a sealed \(column) value in the profile database is damaged")
         }
         do {
             return try ChaChaPoly.open(
@@ -227,7 +237,7 @@ struct ProfileDatabase: Sendable {
                 authenticating: Self.associatedData(column, row)
             )
         } catch {
-            throw ClientError(.profile, "a sealed \(column) value in the profile database does not open with this profile's key")
+            throw ClientError(.profileDamaged, "a sealed \(column) value in the profile database does not open with this profile's key")
         }
     }
 

@@ -24,7 +24,7 @@ extension Curbside {
             let handle = try parseHandle(handle)
             guard let endpoint = RelayEndpoint(address: relay, fingerprint: relayFingerprint) else {
                 throw ClientError(
-                    .usage,
+                    .invalidArgument,
                     "--relay must be HOST:PORT and --relay-fingerprint 64 hex digits",
                     hint: "both are printed by `curbside relay init` on the relay"
                 )
@@ -179,7 +179,7 @@ extension Curbside {
             var text = summary ?? ""
             if let summaryFile {
                 guard let data = FileManager.default.contents(atPath: summaryFile) else {
-                    throw ClientError(.usage, "cannot read \(summaryFile)")
+                    throw ClientError(.fileNotAccessible, "cannot read \(summaryFile)")
                 }
                 text = String(decoding: data, as: UTF8.self)
             }
@@ -193,7 +193,7 @@ extension Curbside {
                     clinicalSummary: text
                 )
             } catch {
-                throw ClientError(.usage, "the consult cannot be sent as written: \(error)")
+                throw ClientError(.invalidArgument, "the consult cannot be sent as written: \(error)")
             }
             let client = try await options.open()
             try await attachments.configure(client, options: options)
@@ -219,7 +219,7 @@ extension Curbside {
         func run() async throws {
             var body = text ?? ""
             if let textFile {
-                guard let data = FileManager.default.contents(atPath: textFile) else { throw ClientError(.usage, "cannot read \(textFile)") }
+                guard let data = FileManager.default.contents(atPath: textFile) else { throw ClientError(.fileNotAccessible, "cannot read \(textFile)") }
                 body = String(decoding: data, as: UTF8.self)
             }
             let client = try await options.open()
@@ -229,7 +229,7 @@ extension Curbside {
                 outcome = try await client.reply(to: try parseMessageID(id), text: body, attachments: attachments.sources)
                 ProgressBar.shared.end()
             } catch let error as WireError {
-                throw ClientError(.usage, "the reply cannot be sent as written: \(error)")
+                throw ClientError(.invalidArgument, "the reply cannot be sent as written: \(error)")
             }
             try report(outcome, options: options)
         }
@@ -378,7 +378,7 @@ extension Curbside {
                     : "the relay could not be reached; \(report.queued) message(s) stay queued"
             }
             if !report.reachedRelay {
-                throw ClientError.init(.network, report.queueReason ?? "the relay could not be reached", hint: "queued messages are kept; run `curbside sync` again later")
+                throw ClientError(.unreachable, report.queueReason ?? "the relay could not be reached", hint: "queued messages are kept; run `curbside sync` again later")
             }
         }
     }

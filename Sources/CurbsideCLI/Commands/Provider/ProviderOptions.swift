@@ -61,7 +61,7 @@ struct ProviderOptions: ParsableArguments {
         let home = homeURL
         guard FileManager.default.fileExists(atPath: home.appendingPathComponent("identity.json").path) else {
             throw ClientError(
-                .usage,
+                .noProfile,
                 "there is no Curbside profile in \(home.path)",
                 hint: "create one with `curbside init`, or point --home (or CURBSIDE_HOME) at yours"
             )
@@ -96,11 +96,11 @@ enum Passphrase {
             return SecretBytes(Array(fromEnvironment.utf8))
         }
         guard let first = readWithoutEcho(prompt) else {
-            throw ClientError(.usage, "no passphrase", hint: "type it at the prompt, or set CURBSIDE_PASSPHRASE")
+            throw ClientError(.invalidArgument, "no passphrase", hint: "type it at the prompt, or set CURBSIDE_PASSPHRASE")
         }
         if confirm {
             guard let second = readWithoutEcho("Again: "), second == first else {
-                throw ClientError(.usage, "the passphrases differ")
+                throw ClientError(.invalidArgument, "the passphrases differ")
             }
         }
         return first
@@ -155,13 +155,13 @@ func parseHandle(_ text: String) throws -> Handle {
     do {
         return try Handle(text)
     } catch {
-        throw ClientError(.usage, "\"\(text)\" is not a valid handle", hint: "handles look like amara.gp: lower case letters, digits, dots, dashes")
+        throw ClientError(.invalidArgument, "\"\(text)\" is not a valid handle", hint: "handles look like amara.gp: lower case letters, digits, dots, dashes")
     }
 }
 
 func parseMessageID(_ text: String) throws -> MessageID {
     guard let bytes = [UInt8](hexString: text), let id = try? MessageID(rawValue: bytes) else {
-        throw ClientError(.usage, "\"\(text)\" is not a message id (32 hex digits)", hint: "`curbside inbox` and `curbside status` list ids")
+        throw ClientError(.invalidArgument, "\"\(text)\" is not a message id (32 hex digits)", hint: "`curbside inbox` and `curbside status` list ids")
     }
     return id
 }
