@@ -135,27 +135,28 @@ struct ProviderCommandTests {
         let base = try base()
         defer { try? FileManager.default.removeItem(atPath: base) }
         let (relay, gp, derm) = try await RelayProcess.startWithGPAndDerm(base: base)
-        defer { Task { await relay.stop() } }
-        let sent = try curbside("send", "osei.derm", "--subject", "Retinal photo", "--question", "Refer?", home: gp)
-        #expect(sent.status == 0, "\(sent.stderr)")
-        let id = try #require(sent.stdout.firstMatch(of: /[0-9a-f]{32}/)).output
-        // The dermatologist's private prekeys are gone (an old copy of the profile restored, say).
-        let profile = try DatabaseQueue(path: "\(derm)/profile.sqlite")
-        try await profile.write { db in try db.execute(sql: "DELETE FROM prekey") }
-        try profile.close()
+        try await withStopping(relay) { relay in
+            let sent = try curbside("send", "osei.derm", "--subject", "Retinal photo", "--question", "Refer?", home: gp)
+            #expect(sent.status == 0, "\(sent.stderr)")
+            let id = try #require(sent.stdout.firstMatch(of: /[0-9a-f]{32}/)).output
+            // The dermatologist's private prekeys are gone (an old copy of the profile restored, say).
+            let profile = try DatabaseQueue(path: "\(derm)/profile.sqlite")
+            try await profile.write { db in try db.execute(sql: "DELETE FROM prekey") }
+            try profile.close()
 
-        let inbox = try curbside("inbox", home: derm)
-        #expect(inbox.status == 0, "\(inbox.stderr)")
-        #expect(inbox.stdout.contains("1 message from amara.gp could not be opened — ask them to send it again"), "\(inbox.stdout)")
-        #expect(!inbox.stdout.contains("nothing received yet"))
-        // Reported once; the JSON form keeps listing it.
-        #expect(!(try curbside("inbox", home: derm).stdout.contains("could not be opened")))
-        #expect(try curbside("inbox", "--json", home: derm).stdout.contains("unknown_prekey"))
+            let inbox = try curbside("inbox", home: derm)
+            #expect(inbox.status == 0, "\(inbox.stderr)")
+            #expect(inbox.stdout.contains("1 message from amara.gp could not be opened — ask them to send it again"), "\(inbox.stdout)")
+            #expect(!inbox.stdout.contains("nothing received yet"))
+            // Reported once; the JSON form keeps listing it.
+            #expect(!(try curbside("inbox", home: derm).stdout.contains("could not be opened")))
+            #expect(try curbside("inbox", "--json", home: derm).stdout.contains("unknown_prekey"))
 
-        let status = try curbside("status", String(id), home: gp)
-        #expect(status.status == 0, "\(status.stderr)")
-        #expect(status.stdout.contains("delivered to device  —"), "\(status.stdout)")
-        #expect(status.stdout.contains(/failed +20\d\d-.*rejected: osei.derm's device could not open it \(undecryptable\)/), "\(status.stdout)")
+            let status = try curbside("status", String(id), home: gp)
+            #expect(status.status == 0, "\(status.stderr)")
+            #expect(status.stdout.contains("delivered to device  —"), "\(status.stdout)")
+            #expect(status.stdout.contains(/failed +20\d\d-.*rejected: osei.derm's device could not open it \(undecryptable\)/), "\(status.stdout)")
+        }
     }
 
     /// The relay is down while the GP sends: the consult is queued (exit 0, said so), and goes out with the same id
@@ -164,28 +165,29 @@ struct ProviderCommandTests {
         let base = try base()
         defer { try? FileManager.default.removeItem(atPath: base) }
         let (relay, gp, derm) = try await RelayProcess.startWithGPAndDerm(base: base)
-        defer { Task { await relay.stop() } }
-        await relay.stop()
+        try await withStopping(relay) { relay in
+            await relay.stop()
 
-        let queued = try curbside("send", "osei.derm", "--subject", "Retinal photo", "--question", "Refer?", "--json", home: gp)
-        #expect(queued.status == 0, "\(queued.stderr)")
-        let outcome = try JSONSerialization.jsonObject(with: Data(queued.stdout.utf8)) as? [String: Any]
-        #expect(outcome?["stored"] as? Bool == false)
-        let id = try #require(outcome?["id"] as? String)
-        let offline = try curbside("sync", home: gp)
-        #expect(offline.status == ExitStatus.network)
-        #expect(offline.stderr.hasPrefix("curbside: error: cannot reach the relay"))
-        #expect(offline.stderr.contains("curbside: hint: "))
+            let queued = try curbside("send", "osei.derm", "--subject", "Retinal photo", "--question", "Refer?", "--json", home: gp)
+            #expect(queued.status == 0, "\(queued.stderr)")
+            let outcome = try JSONSerialization.jsonObject(with: Data(queued.stdout.utf8)) as? [String: Any]
+            #expect(outcome?["stored"] as? Bool == false)
+            let id = try #require(outcome?["id"] as? String)
+            let offline = try curbside("sync", home: gp)
+            #expect(offline.status == ExitStatus.network)
+            #expect(offline.stderr.hasPrefix("curbside: error: cannot reach the relay"))
+            #expect(offline.stderr.contains("curbside: hint: "))
 
-        try await relay.start()
-        #expect(try curbside("sync", home: gp).status == 0)
-        let inbox = try curbside("inbox", "--json", home: derm)
-        #expect(inbox.stdout.contains(id))
-        #expect(try curbside("show", id, home: derm).stdout.contains("Retinal photo"))
-        let status = try curbside("status", id, "--json", home: gp)
-        let statuses = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [[String: Any]]
-        #expect(statuses?.first?["delivered"] as? Int != nil)
-        #expect(statuses?.first?["read"] as? Int != nil)
+            try await relay.start()
+            #expect(try curbside("sync", home: gp).status == 0)
+            let inbox = try curbside("inbox", "--json", home: derm)
+            #expect(inbox.stdout.contains(id))
+            #expect(try curbside("show", id, home: derm).stdout.contains("Retinal photo"))
+            let status = try curbside("status", id, "--json", home: gp)
+            let statuses = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [[String: Any]]
+            #expect(statuses?.first?["delivered"] as? Int != nil)
+            #expect(statuses?.first?["read"] as? Int != nil)
+        }
     }
 
     /// Bad input from the command line: each a clear message and its exit status.
@@ -194,35 +196,36 @@ struct ProviderCommandTests {
         defer { try? FileManager.default.removeItem(atPath: base) }
         let relay = try RelayProcess(base: base)
         try await relay.start()
-        defer { Task { await relay.stop() } }
-        let gp = "\(base)/gp"
-        let wrongPin = try curbside(
-            "init", "--handle", "amara.gp", "--relay", "127.0.0.1:\(relay.port)", "--relay-fingerprint", String(repeating: "0", count: 64),
-            "--code", try relay.enroll("amara.gp"), home: gp
-        )
-        #expect(wrongPin.status == ExitStatus.network)
-        #expect(wrongPin.stderr.contains("did not present the pinned certificate key"))
-        let created = try curbside(
-            "init", "--handle", "amara.gp", "--relay", "127.0.0.1:\(relay.port)", "--relay-fingerprint", relay.fingerprint,
-            "--code", try relay.enroll("amara.gp"), home: gp
-        )
-        #expect(created.status == 0, "\(created.stderr)")
+        try await withStopping(relay) { relay in
+            let gp = "\(base)/gp"
+            let wrongPin = try curbside(
+                "init", "--handle", "amara.gp", "--relay", "127.0.0.1:\(relay.port)", "--relay-fingerprint", String(repeating: "0", count: 64),
+                "--code", try relay.enroll("amara.gp"), home: gp
+            )
+            #expect(wrongPin.status == ExitStatus.network)
+            #expect(wrongPin.stderr.contains("did not present the pinned certificate key"))
+            let created = try curbside(
+                "init", "--handle", "amara.gp", "--relay", "127.0.0.1:\(relay.port)", "--relay-fingerprint", relay.fingerprint,
+                "--code", try relay.enroll("amara.gp"), home: gp
+            )
+            #expect(created.status == 0, "\(created.stderr)")
 
-        let wrongPassphrase = try curbside("whoami", home: gp, environment: ["CURBSIDE_PASSPHRASE": "not it at all"])
-        #expect(wrongPassphrase.status == ExitStatus.profile)
-        #expect(wrongPassphrase.stderr.hasPrefix("curbside: error: the passphrase does not open this profile"))
+            let wrongPassphrase = try curbside("whoami", home: gp, environment: ["CURBSIDE_PASSPHRASE": "not it at all"])
+            #expect(wrongPassphrase.status == ExitStatus.profile)
+            #expect(wrongPassphrase.stderr.hasPrefix("curbside: error: the passphrase does not open this profile"))
 
-        let unknown = try curbside("send", "nobody.here", "--subject", "s", "--question", "q", home: gp)
-        #expect(unknown.status == ExitStatus.usage)
-        #expect(unknown.stderr.contains("nobody.here is not registered"))
+            let unknown = try curbside("send", "nobody.here", "--subject", "s", "--question", "q", home: gp)
+            #expect(unknown.status == ExitStatus.usage)
+            #expect(unknown.stderr.contains("nobody.here is not registered"))
 
-        let badID = try curbside("show", "abc", home: gp)
-        #expect(badID.status == ExitStatus.usage && badID.stderr.contains("is not a message id"))
-        let noProfile = try curbside("whoami", home: "\(base)/nobody")
-        #expect(noProfile.status == ExitStatus.usage && noProfile.stderr.contains("there is no Curbside profile"))
-        let whoami = try curbside("whoami", "--json", home: gp)
-        #expect((try JSONSerialization.jsonObject(with: Data(whoami.stdout.utf8)) as? [String: Any])?["handle"] as? String == "amara.gp")
-        #expect(try Executable.run(["--help"]).stdout.contains("65 trust"))
+            let badID = try curbside("show", "abc", home: gp)
+            #expect(badID.status == ExitStatus.usage && badID.stderr.contains("is not a message id"))
+            let noProfile = try curbside("whoami", home: "\(base)/nobody")
+            #expect(noProfile.status == ExitStatus.usage && noProfile.stderr.contains("there is no Curbside profile"))
+            let whoami = try curbside("whoami", "--json", home: gp)
+            #expect((try JSONSerialization.jsonObject(with: Data(whoami.stdout.utf8)) as? [String: Any])?["handle"] as? String == "amara.gp")
+            #expect(try Executable.run(["--help"]).stdout.contains("65 trust"))
+        }
     }
 }
 
@@ -233,20 +236,21 @@ extension ProviderCommandTests {
         let base = try base()
         defer { try? FileManager.default.removeItem(atPath: base) }
         let (relay, gp, derm) = try await RelayProcess.startWithGPAndDerm(base: base)
-        defer { Task { await relay.stop() } }
-        let sent = try curbside("send", "osei.derm", "--subject", "Retinal photo", "--question", "Refer?", home: gp)
-        #expect(sent.status == 0, "\(sent.stderr)")
-        let id = sent.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        #expect(try curbside("inbox", home: derm).stdout.contains(id))
-        await relay.stop()
+        try await withStopping(relay) { relay in
+            let sent = try curbside("send", "osei.derm", "--subject", "Retinal photo", "--question", "Refer?", home: gp)
+            #expect(sent.status == 0, "\(sent.stderr)")
+            let id = sent.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(try curbside("inbox", home: derm).stdout.contains(id))
+            await relay.stop()
 
-        let shown = try curbside("show", id, home: derm)
-        #expect(shown.status == 0, "\(shown.stderr)")
-        #expect(shown.stdout.contains("subject      Retinal photo") && shown.stderr.isEmpty)
-        try await relay.start()
-        #expect(try curbside("sync", home: derm).status == 0)
-        let status = try curbside("status", id, "--json", home: gp)
-        let statuses = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [[String: Any]]
-        #expect(statuses?.first?["read"] as? Int != nil)
+            let shown = try curbside("show", id, home: derm)
+            #expect(shown.status == 0, "\(shown.stderr)")
+            #expect(shown.stdout.contains("subject      Retinal photo") && shown.stderr.isEmpty)
+            try await relay.start()
+            #expect(try curbside("sync", home: derm).status == 0)
+            let status = try curbside("status", id, "--json", home: gp)
+            let statuses = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [[String: Any]]
+            #expect(statuses?.first?["read"] as? Int != nil)
+        }
     }
 }
