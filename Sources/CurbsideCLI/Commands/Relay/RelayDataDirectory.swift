@@ -86,32 +86,3 @@ struct HostPort: Equatable, CustomStringConvertible {
 
     var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }
-
-/// An error the executable prints itself, as `curbside: error: …` and `curbside: hint: …` lines.
-public protocol CurbsideReportableError: Error {
-    /// The lines to print on standard error, each ending in a newline.
-    var report: String { get }
-    /// The process's exit status (ExitStatus).
-    var exitStatus: Int32 { get }
-}
-
-extension CurbsideReportableError {
-    public var exitStatus: Int32 { ExitStatus.failure }
-}
-
-/// An error the CLI prints as `curbside: error: …` with optional hints, the way age does.
-struct CLIError: CurbsideReportableError, CustomStringConvertible {
-    let message: String
-    let hint: String?
-
-    init(_ message: String, hint: String? = nil) {
-        self.message = message
-        self.hint = hint
-    }
-
-    var description: String {
-        hint.map { "\(message)\ncurbside: hint: \($0)" } ?? message
-    }
-
-    var report: String { "curbside: error: \(description)\n" }
-}

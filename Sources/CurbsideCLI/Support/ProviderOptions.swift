@@ -3,49 +3,6 @@ import CurbsideClient
 import CurbsideWire
 import Foundation
 
-/// Exit statuses, documented in `curbside --help` (sysexits.h numbers where one fits).
-public enum ExitStatus {
-    public static let success: Int32 = 0
-    /// Anything not listed below.
-    public static let failure: Int32 = 1
-    /// A wrong command, option, handle or message id.
-    public static let usage: Int32 = 64
-    /// A contact's key changed or a safety number did not match: nothing was sent.
-    public static let trust: Int32 = 65
-    /// The relay could not be reached (or showed another certificate key); queued work is kept.
-    public static let network: Int32 = 69
-    /// The relay refused, or something broke the protocol.
-    public static let `protocol`: Int32 = 76
-    /// The profile could not be opened: wrong passphrase, damaged files.
-    public static let profile: Int32 = 77
-    /// A relay's settings (relay.conf, CURBSIDE_RELAY_* variables) have problems; each is printed.
-    public static let configuration: Int32 = 78
-
-    static let help = """
-        Exit status: 0 ok; 64 usage (bad arguments, unknown handle or id); 65 trust (a contact's key changed or a \
-        safety number did not match; nothing was sent); 69 network (relay unreachable or certificate mismatch; \
-        queued messages are kept); 76 protocol (the relay refused or broke the protocol); 77 profile (wrong \
-        passphrase or damaged profile); 78 configuration (relay.conf or a CURBSIDE_RELAY_* variable has a problem); \
-        1 anything else.
-        """
-}
-
-extension ClientError: CurbsideReportableError {
-    public var report: String {
-        "curbside: error: \(message)\n" + (hint.map { "curbside: hint: \($0)\n" } ?? "")
-    }
-
-    public var exitStatus: Int32 {
-        switch category {
-        case .usage: ExitStatus.usage
-        case .trust: ExitStatus.trust
-        case .network: ExitStatus.network
-        case .protocol: ExitStatus.protocol
-        case .profile: ExitStatus.profile
-        }
-    }
-}
-
 /// Options every provider command takes.
 struct ProviderOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The profile directory (default: $CURBSIDE_HOME, else ~/.curbside).", valueName: "dir"))
@@ -131,37 +88,4 @@ enum Passphrase {
     private static func secureWipe(_ bytes: inout [UInt8]) {
         for index in bytes.indices { bytes[index] = 0 }
     }
-}
-
-/// Prints milliseconds since 1970 as an ISO 8601 time in UTC.
-func formatTime(_ milliseconds: UInt64?) -> String {
-    guard let milliseconds else { return "—" }
-    let formatter = ISO8601DateFormatter()
-    formatter.formatOptions = [.withInternetDateTime]
-    return formatter.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
-}
-
-/// Milliseconds as "2 h 05 min", "3 min 12 s" or "840 ms".
-func formatDuration(_ milliseconds: UInt64?) -> String {
-    guard let milliseconds else { return "—" }
-    let seconds = milliseconds / 1000
-    if seconds >= 3600 { return "\(seconds / 3600) h \(String(format: "%02d", (seconds % 3600) / 60)) min" }
-    if seconds >= 60 { return "\(seconds / 60) min \(seconds % 60) s" }
-    if seconds >= 1 { return "\(seconds) s" }
-    return "\(milliseconds) ms"
-}
-
-func parseHandle(_ text: String) throws -> Handle {
-    do {
-        return try Handle(text)
-    } catch {
-        throw ClientError(.invalidArgument, "\"\(text)\" is not a valid handle", hint: "handles look like amara.gp: lower case letters, digits, dots, dashes")
-    }
-}
-
-func parseMessageID(_ text: String) throws -> MessageID {
-    guard let bytes = [UInt8](hexString: text), let id = try? MessageID(rawValue: bytes) else {
-        throw ClientError(.invalidArgument, "\"\(text)\" is not a message id (32 hex digits)", hint: "`curbside inbox` and `curbside status` list ids")
-    }
-    return id
 }

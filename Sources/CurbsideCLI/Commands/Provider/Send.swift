@@ -1,0 +1,57 @@
+import ArgumentParser
+import CurbsideClient
+import CurbsideWire
+import Foundation
+
+extension Curbside {
+    struct Send: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Send a consult; prints its id.",
+            discussion: "When the relay cannot be reached, the consult is queued and `curbside sync` sends it later."
+        )
+        @OptionGroup var options: ProviderOptions
+        @Argument(help: "The colleague's handle.") var handle: String
+        @Option(help: "One line saying what the consult is about.") var subject: String
+        @Option(help: "The question for the specialist.") var question: String
+        @Option(help: "The case summary: history, findings, what was tried.") var summary: String?
+        @Option(help: ArgumentHelp("Read the case summary from a file.", valueName: "file")) var summaryFile: String?
+        @Option(help: "routine, urgent or emergency.") var urgency: String = "routine"
+        @Option(help: "The specialty asked, such as dermatology.") var specialty: String = "general"
+        @OptionGroup var attachments: AttachmentOptions
+
+        func validate() throws {
+            if summary != nil, summaryFile != nil { throw ValidationError("give --summary or --summary-file, not both") }
+            try attachments.validate()
+            guard ["routine", "urgent", "emergency"].contains(urgency) else {
+                throw ValidationError("--urgency must be routine, urgent or emergency")
+            }
+        }
+
+        func run() async throws {
+            var text = summary ?? ""
+            if let summaryFile {
+                guard let data = FileManager.default.contents(atPath: summaryFile) else {
+                    throw ClientError(.fileNotAccessible, "cannot read \(summaryFile)")
+                }
+                text = String(decoding: data, as: UTF8.self)
+            }
+            let consult: Consult
+            do {
+                consult = try Consult(
+                    subject: subject,
+                    urgency: urgency == "emergency" ? .emergency : urgency == "urgent" ? .urgent : .routine,
+                    specialty: specialty,
+                    question: question,
+                    clinicalSummary: text
+                )
+            } catch {
+                throw ClientError(.invalidArgument, "the consult cannot be sent as written: \(error)")
+            }
+            let client = try await options.open()
+            try await attachments.configure(client, options: options)
+            let outcome = try await client.send(consult, to: try parseHandle(handle), attachments: attachments.sources)
+            ProgressBar.shared.end()
+            try report(outcome, options: options)
+        }
+    }
+}

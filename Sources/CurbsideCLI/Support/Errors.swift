@@ -1,0 +1,73 @@
+import CurbsideClient
+
+/// Exit statuses, documented in `curbside --help` (sysexits.h numbers where one fits).
+public enum ExitStatus {
+    public static let success: Int32 = 0
+    /// Anything not listed below.
+    public static let failure: Int32 = 1
+    /// A wrong command, option, handle or message id.
+    public static let usage: Int32 = 64
+    /// A contact's key changed or a safety number did not match: nothing was sent.
+    public static let trust: Int32 = 65
+    /// The relay could not be reached (or showed another certificate key); queued work is kept.
+    public static let network: Int32 = 69
+    /// The relay refused, or something broke the protocol.
+    public static let `protocol`: Int32 = 76
+    /// The profile could not be opened: wrong passphrase, damaged files.
+    public static let profile: Int32 = 77
+    /// A relay's settings (relay.conf, CURBSIDE_RELAY_* variables) have problems; each is printed.
+    public static let configuration: Int32 = 78
+
+    static let help = """
+        Exit status: 0 ok; 64 usage (bad arguments, unknown handle or id); 65 trust (a contact's key changed or a \
+        safety number did not match; nothing was sent); 69 network (relay unreachable or certificate mismatch; \
+        queued messages are kept); 76 protocol (the relay refused or broke the protocol); 77 profile (wrong \
+        passphrase or damaged profile); 78 configuration (relay.conf or a CURBSIDE_RELAY_* variable has a problem); \
+        1 anything else.
+        """
+}
+
+extension ClientError: CurbsideReportableError {
+    public var report: String {
+        "curbside: error: \(message)\n" + (hint.map { "curbside: hint: \($0)\n" } ?? "")
+    }
+
+    public var exitStatus: Int32 {
+        switch category {
+        case .usage: ExitStatus.usage
+        case .trust: ExitStatus.trust
+        case .network: ExitStatus.network
+        case .protocol: ExitStatus.protocol
+        case .profile: ExitStatus.profile
+        }
+    }
+}
+
+/// An error the executable prints itself, as `curbside: error: …` and `curbside: hint: …` lines.
+public protocol CurbsideReportableError: Error {
+    /// The lines to print on standard error, each ending in a newline.
+    var report: String { get }
+    /// The process's exit status (ExitStatus).
+    var exitStatus: Int32 { get }
+}
+
+extension CurbsideReportableError {
+    public var exitStatus: Int32 { ExitStatus.failure }
+}
+
+/// An error the CLI prints as `curbside: error: …` with optional hints, the way age does.
+struct CLIError: CurbsideReportableError, CustomStringConvertible {
+    let message: String
+    let hint: String?
+
+    init(_ message: String, hint: String? = nil) {
+        self.message = message
+        self.hint = hint
+    }
+
+    var description: String {
+        hint.map { "\(message)\ncurbside: hint: \($0)" } ?? message
+    }
+
+    var report: String { "curbside: error: \(description)\n" }
+}

@@ -1,0 +1,61 @@
+import ArgumentParser
+import CurbsideClient
+import CurbsideWire
+import Foundation
+
+/// Prints milliseconds since 1970 as an ISO 8601 time in UTC.
+func formatTime(_ milliseconds: UInt64?) -> String {
+    guard let milliseconds else { return "—" }
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime]
+    return formatter.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
+}
+
+/// Milliseconds as "2 h 05 min", "3 min 12 s" or "840 ms".
+func formatDuration(_ milliseconds: UInt64?) -> String {
+    guard let milliseconds else { return "—" }
+    let seconds = milliseconds / 1000
+    if seconds >= 3600 { return "\(seconds / 3600) h \(String(format: "%02d", (seconds % 3600) / 60)) min" }
+    if seconds >= 60 { return "\(seconds / 60) min \(seconds % 60) s" }
+    if seconds >= 1 { return "\(seconds) s" }
+    return "\(milliseconds) ms"
+}
+
+func parseHandle(_ text: String) throws -> Handle {
+    do {
+        return try Handle(text)
+    } catch {
+        throw ClientError(.invalidArgument, "\"\(text)\" is not a valid handle", hint: "handles look like amara.gp: lower case letters, digits, dots, dashes")
+    }
+}
+
+func parseMessageID(_ text: String) throws -> MessageID {
+    guard let bytes = [UInt8](hexString: text), let id = try? MessageID(rawValue: bytes) else {
+        throw ClientError(.invalidArgument, "\"\(text)\" is not a message id (32 hex digits)", hint: "`curbside inbox` and `curbside status` list ids")
+    }
+    return id
+}
+
+/// Prints a send's outcome: the id, and whether it waits in the outbox.
+func report(_ outcome: SendOutcome, options: ProviderOptions) throws {
+    if !options.json {
+        for note in outcome.removedMetadata { FileHandle.standardError.write(Data("curbside: removed \(note)\n".utf8)) }
+    }
+    try options.output(outcome) {
+        outcome.stored
+            ? outcome.id
+            : "\(outcome.id)\nqueued: \(outcome.waiting ?? "the relay could not be reached"); `curbside sync` sends it when the relay can be reached"
+    }
+}
+
+/// How a contact's key is trusted, in a word or three.
+func trustWord(_ contact: Contact) -> String {
+    if contact.changedKey != nil { return "KEY CHANGED — sending blocked until verified" }
+    return contact.verified ? "verified" : "not verified"
+}
+
+extension Array {
+    func chunked(_ size: Int) -> [[Element]] {
+        stride(from: 0, to: count, by: size).map { Array(self[$0..<Swift.min($0 + size, count)]) }
+    }
+}
