@@ -104,7 +104,7 @@ public final class PostgresCluster: @unchecked Sendable {
                 throw Failure.command("chown \(directory)", status: errno, output: String(cString: strerror(errno)))
             }
         }
-        return PostgresCluster(directory: directory, port: try freeLoopbackPort(), binDirectory: bin, user: user, runAs: runAs)
+        return PostgresCluster(directory: directory, port: try LoopbackPort.free(), binDirectory: bin, user: user, runAs: runAs)
     }
 
     private func configure(_ settings: [String: String]) throws {
@@ -230,6 +230,18 @@ public final class PostgresCluster: @unchecked Sendable {
         return "runuser -u \(runAs) -- \(quoted)"
     }
 
+    /// Marks every descriptor of this process above standard error close-on-exec. Otherwise the server `pg_ctl start`
+    /// leaves running inherits whatever is open at that moment — a test relay's listening socket among them, which
+    /// then cannot be bound again when that relay restarts on its port ("Address already in use").
+    private static func closeOnExec() {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return }
+        for name in names {
+            guard let fd = Int32(name), fd > 2 else { continue }
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0, flags & FD_CLOEXEC == 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+        }
+    }
+
     /// Runs a command to its end (as the server's user when root) with its output in a file, and returns the output.
     ///
     /// posix_spawn and waitpid rather than Foundation's Process: Process's wait hangs here when called from a task,
@@ -253,6 +265,7 @@ public final class PostgresCluster: @unchecked Sendable {
         // What a command prints is its answer (psql's rows); what it complains of goes apart, into a failure's text.
         posix_spawn_file_actions_addopen(&actions, 1, capture ? outputPath : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_addopen(&actions, 2, capture ? errorPath : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        Self.closeOnExec()
         var pid: pid_t = 0
         let cArguments = argv.map { strdup($0) } + [nil]
         defer { for argument in cArguments { free(argument) } }
@@ -277,25 +290,5 @@ public final class PostgresCluster: @unchecked Sendable {
         if let runAs, let entry = getpwnam(runAs) {
             _ = chown("\(dataDirectory)/postgresql.auto.conf", entry.pointee.pw_uid, entry.pointee.pw_gid)
         }
-    }
-
-    /// A port on 127.0.0.1 free now (bound and released; the server binds it a moment later).
-    private static func freeLoopbackPort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw Failure.command("socket", status: errno, output: "") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
-                guard bind(fd, pointer, length) == 0 else { return -1 }
-                return getsockname(fd, pointer, &length)
-            }
-        }
-        guard bound == 0 else { throw Failure.command("bind", status: errno, output: "") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }

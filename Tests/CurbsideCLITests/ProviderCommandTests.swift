@@ -27,7 +27,9 @@ final class RelayProcess: @unchecked Sendable {
         FileManager.default.createFile(atPath: log, contents: nil)
         let serve = Process()
         serve.executableURL = Executable.url
-        serve.arguments = ["relay", "serve", "--data", data] + (port == 0 ? [] : ["--listen", "127.0.0.1:\(port)"])
+        // A restart keeps the port; the first start takes one no port-0 bind can be handed while it is stopped.
+        if port == 0 { port = try LoopbackPort.free() }
+        serve.arguments = ["relay", "serve", "--data", data, "--listen", "127.0.0.1:\(port)"]
         serve.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         serve.standardOutput = FileHandle.nullDevice
         try serve.run()

@@ -47,7 +47,9 @@ final class FileRelay: @unchecked Sendable {
 
     func start() async throws {
         var configuration = RelayConfiguration()
-        configuration.port = port  // 0 the first time; a restart keeps the port clients know
+        // A restart keeps the port clients know; the first start takes one no port-0 bind can be handed meanwhile.
+        if port == 0 { port = try LoopbackPort.free() }
+        configuration.port = port
         configure(&configuration)
         let tls = try TLSContext(configuration: .server(identity: LiveRelay.identity, applicationProtocols: ["curbside/1"]))
         let bound = try await RelayServer(
