@@ -255,7 +255,10 @@ extension AttachmentLiveTests {
     @Test func aFullDiskRefusesWritesWithStorageFullAndLosesNothing() async throws {
         guard let disk = SmallFileSystem.mount(megabytes: 16) else { return }
         defer { disk.unmount() }
-        let relay = try await FileRelay(directory: URL(fileURLWithPath: "\(disk.path)/relay")) { $0.minimumFreeDiskBytes = 0 }
+        let relay = try await FileRelay(directory: URL(fileURLWithPath: "\(disk.path)/relay")) {
+            $0.minimumFreeDiskBytes = 0
+            $0.freeSpaceCheckInterval = .zero  // every write asks the system: the disk is filled and emptied below
+        }
         let (bytes, id) = Self.image(512 * 1024, seed: 16)
         let bigEnvelope = [UInt8](repeating: 7, count: 1 << 20)
         try await relay.session(relay.gp) { gp in
@@ -282,8 +285,6 @@ extension AttachmentLiveTests {
             #expect(try await derm.request(.acknowledge(pending.map(\.envelopeID))) == .acknowledged(count: 1))
         }
         try disk.empty()
-        // The relay asks the system for free space at most every 100 ms (FreeSpaceCache).
-        try await Task.sleep(for: .milliseconds(150))
         try await relay.session(relay.gp) { gp in
             try await gp.upload(bytes, id: id, chunk: bytes.count)
             #expect(try await gp.status(.commitUpload(attachmentID: id)).state == .complete)

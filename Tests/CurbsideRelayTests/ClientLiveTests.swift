@@ -3,6 +3,7 @@ import CurbsideTestSupport
 import CurbsideWire
 import Foundation
 import GRDB
+import NIOConcurrencyHelpers
 import Testing
 
 @testable import CurbsideClient
@@ -238,16 +239,25 @@ struct ClientLiveTests {
 
     /// A consult nobody fetches expires on the relay; the sender's status shows the expiry notice.
     @Test func anUndeliveredConsultExpiresAndTheSenderSeesIt() async throws {
+        // The relay reads the test's clock: the envelope's 14 days pass at once, not in real time.
+        let daysPassed = NIOLockedValueBox<UInt64>(0)
         try await withStopping(try await Providers.start {
-            $0.envelopeLifetimeSeconds = 1
-            $0.expirySweepInterval = .milliseconds(100)
+            $0.clock = RelayClock { Timestamp.now().adding(seconds: daysPassed.withLockedValue { $0 } * 86_400) }
+            $0.expirySweepInterval = .milliseconds(20)
         }) { providers in
             let gp = try await providers.create("amara.gp")
             let derm = try await providers.create("osei.derm")
             let sent = try await gp.send(try Providers.consult(), to: derm.me.handle)
-            try await Task.sleep(for: .seconds(2))
             _ = try await gp.sync()
-            let status = try #require(try await gp.status().first { $0.summary.id == sent.id })
+            #expect(try await gp.status().first { $0.summary.id == sent.id }?.timeline.map(\.kind).contains("expired") == false)
+            daysPassed.withLockedValue { $0 = 15 }
+            // The sweeper looks every 20 ms of real time; its notice reaches the sender on a sync.
+            var status = try #require(try await gp.status().first { $0.summary.id == sent.id })
+            for _ in 0..<250 where !status.timeline.map(\.kind).contains("expired") {
+                try await Task.sleep(for: .milliseconds(20))
+                _ = try await gp.sync()
+                status = try #require(try await gp.status().first { $0.summary.id == sent.id })
+            }
             #expect(status.timeline.map(\.kind).contains("expired"))
             #expect(status.delivered == nil)
             _ = try await derm.sync()

@@ -57,6 +57,10 @@ public struct RelayConfiguration: Sendable {
     public var pushCatchUpInterval: Duration = .seconds(1)
     /// How often the relay looks for expired envelopes.
     public var expirySweepInterval: Duration = .seconds(60)
+    /// How long the relay trusts its last reading of the free disk space before asking the system again.
+    public var freeSpaceCheckInterval: Duration = .milliseconds(100)
+    /// The time the relay records and compares (RelayClock): the system's, unless a test moves its own.
+    public var clock = RelayClock.system
     /// One-time prekeys one account may take from another's bundles: this many at once, then one per interval
     /// (a token bucket per requester and owner); a fetch beyond it gets the bundle without a one-time prekey.
     public var oneTimePrekeysPerRequester: Int = 10

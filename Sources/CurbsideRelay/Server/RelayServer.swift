@@ -249,7 +249,7 @@ public struct BoundRelay: Sendable {
             while !Task.isCancelled {
                 try? await Task.sleep(for: session.configuration.expirySweepInterval)
                 guard !Task.isCancelled else { break }
-                await Self.sweep(session)
+                await Self.sweep(session, now: session.configuration.clock.now())
             }
         }
         // Relay processes sharing a PostgreSQL database push what the others stored to their own connections.
@@ -284,7 +284,7 @@ public struct BoundRelay: Sendable {
         try result.get()
     }
 
-    static func sweep(_ session: RelaySession, now: Timestamp = .now()) async {
+    static func sweep(_ session: RelaySession, now: Timestamp) async {
         do {
             let removal = try await session.store.expire(now: now)
             if !removal.notices.isEmpty { session.logger.info("expired \(removal.notices.count) envelopes; their senders are told") }

@@ -36,7 +36,7 @@ extension RelaySession {
                 )
             )
         }
-        let now = Timestamp.now()
+        let now = configuration.clock.now()
         let expiresAt = now.adding(seconds: configuration.envelopeLifetimeSeconds)
         let submission = Submission(
             body: request.envelope,
@@ -89,7 +89,7 @@ extension RelaySession {
     }
 
     func openUpload(_ request: OpenUpload, owner: Handle) async throws -> RelayMessage {
-        let now = Timestamp.now()
+        let now = configuration.clock.now()
         // Asking about an upload that exists is always answered; only a new one needs room.
         if let existing = try await store.upload(owner: owner, id: request.attachmentID) {
             return try await status(existing, sizeAsked: request.size)
@@ -150,7 +150,7 @@ extension RelaySession {
             } catch let failure as BlobStore.Failure {
                 throw RelayError(failure)
             }
-            try await store.markCommitted(upload.key, expiresAt: Timestamp.now().adding(seconds: configuration.uploadLifetimeSeconds))
+            try await store.markCommitted(upload.key, expiresAt: configuration.clock.now().adding(seconds: configuration.uploadLifetimeSeconds))
         }
         guard let committed = try await store.upload(owner: owner, id: id) else {
             throw RelayError(.unknownAttachment, "upload \(id.hexString) expired while it was committed")
@@ -199,7 +199,9 @@ extension RelaySession {
     func diskIsLow(needing bytes: UInt64 = 0) async throws -> Bool {
         let available: UInt64
         do {
-            available = try await freeSpace.available { try await attachments.availableBytes() }
+            available = try await freeSpace.available(trusting: configuration.freeSpaceCheckInterval) {
+                try await attachments.availableBytes()
+            }
         } catch let failure as BlobStore.Failure {
             throw RelayError(failure)
         }
@@ -233,9 +235,9 @@ extension RelayError {
 final class FreeSpaceCache: Sendable {
     private let state = NIOLockedValueBox<(bytes: UInt64, at: NIODeadline)?>(nil)
 
-    func available(_ measure: () async throws -> UInt64) async throws -> UInt64 {
+    func available(trusting maximumAge: Duration, _ measure: () async throws -> UInt64) async throws -> UInt64 {
         let now = NIODeadline.now()
-        if let cached = state.withLockedValue({ $0 }), now - cached.at < .milliseconds(100) { return cached.bytes }
+        if let cached = state.withLockedValue({ $0 }), now - cached.at < TimeAmount(maximumAge) { return cached.bytes }
         let bytes = try await measure()
         state.withLockedValue { $0 = (bytes, now) }
         return bytes

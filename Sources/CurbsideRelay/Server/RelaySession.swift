@@ -192,7 +192,7 @@ struct RelaySession {
             do {
                 try await limiter.counting(attempt) {
                     try request.verify(challenge: challenge, channelBinding: binding)
-                    try await directory.register(request, now: .now())
+                    try await directory.register(request, now: configuration.clock.now())
                 }
             } catch {
                 logger.info("registration refused", metadata: ["handle": "\(request.handle)", "reason": "\(Self.category(of: error))"])
@@ -243,12 +243,12 @@ struct RelaySession {
             return .reply(.envelopes(delivered), state)
         case (.loggedIn(let recipient), .acknowledge(let ids)):
             let envelopeIDs = ids.compactMap(EnvelopeID.init(bytes:))
-            let removal = try await store.acknowledge(envelopeIDs, by: recipient, now: .now())
+            let removal = try await store.acknowledge(envelopeIDs, by: recipient, now: configuration.clock.now())
             await settle(removal)
             return .reply(.acknowledged(count: UInt16(clamping: removal.notices.count)), state)
         case (.loggedIn(let recipient), .reject(let rejections)):
             let named = rejections.compactMap { rejection in EnvelopeID(bytes: rejection.envelopeID).map { (id: $0, reason: rejection.reason) } }
-            let removal = try await store.reject(named, by: recipient, now: .now())
+            let removal = try await store.reject(named, by: recipient, now: configuration.clock.now())
             await settle(removal)
             return .reply(.acknowledged(count: UInt16(clamping: removal.notices.count)), state)
         case (.loggedIn(let sender), .fetchNotices(let after)):
