@@ -173,6 +173,17 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "CurbsideTransportTests",
+            dependencies: [
+                "CurbsideTransport",
+                "CurbsideWire",
+                "CurbsideTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
             name: "CurbsideRelayTests",
             dependencies: [
                 "CurbsideRelay",
