@@ -93,6 +93,7 @@ let package = Package(
             dependencies: [
                 "CurbsideWire",
                 "CurbsideTLS",
+                "CurbsideTransport",
                 "CurbsideRelay",
                 "CurbsideClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -134,6 +135,7 @@ let package = Package(
                 "CurbsideWire",
                 "CurbsideTestSupport",
                 "CurbsideTLS",
+                "CurbsideTransport",
                 "CurbsideClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -202,7 +204,7 @@ let package = Package(
         .testTarget(
             name: "CurbsideCLITests",
             dependencies: [
-                "CurbsideCLI", "CurbsideClient", "CurbsideTLS", "CurbsideWire", "CurbsideTestSupport",
+                "CurbsideCLI", "CurbsideClient", "CurbsideTLS", "CurbsideTransport", "CurbsideWire", "CurbsideTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),

@@ -1,5 +1,6 @@
 import CurbsideClient
 import CurbsideTLS
+import CurbsideTransport
 import CurbsideTestSupport
 import CurbsideWire
 import Foundation
@@ -11,7 +12,7 @@ import Testing
 @Suite("client connection", .serialized)
 struct RelayConnectionTests {
     static func clientTLS(pin: PublicKeyFingerprint = LiveRelay.identity.certificate.publicKeyFingerprint) throws -> TLSContext {
-        try TLSContext(configuration: .client(trust: .pinnedPublicKeys([pin]), applicationProtocols: ["curbside/1"]))
+        try TLSContext(configuration: .client(trust: .pinnedPublicKeys([pin]), applicationProtocols: [RelayTransport.applicationProtocol]))
     }
 
     @Test func registersLogsInPipelinesAndReceivesPushes() async throws {

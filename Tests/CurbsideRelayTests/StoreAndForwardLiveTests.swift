@@ -1,4 +1,5 @@
 import CurbsideTLS
+import CurbsideTransport
 import CurbsideTestSupport
 import CurbsideWire
 import Foundation
@@ -49,7 +50,7 @@ final class FileRelay: @unchecked Sendable {
         var configuration = RelayConfiguration()
         configuration.port = port  // 0 the first time; a restart keeps the port clients know
         configure(&configuration)
-        let tls = try TLSContext(configuration: .server(identity: LiveRelay.identity, applicationProtocols: ["curbside/1"]))
+        let tls = try TLSContext(configuration: .server(identity: LiveRelay.identity, applicationProtocols: [RelayTransport.applicationProtocol]))
         let bound = try await RelayServer(
             configuration: configuration,
             tls: tls,
