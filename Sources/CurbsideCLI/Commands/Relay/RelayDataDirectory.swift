@@ -63,30 +63,6 @@ struct RelayDataDirectory {
     }
 }
 
-/// HOST:PORT, with IPv6 hosts in brackets.
-struct HostPort: Equatable, CustomStringConvertible {
-    var host: String
-    var port: Int
-
-    init(host: String, port: Int) {
-        self.host = host
-        self.port = port
-    }
-
-    init?(_ text: String) {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-            (0...65535).contains(port)
-        else { return nil }
-        var host = String(text[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty else { return nil }
-        self.host = host
-        self.port = port
-    }
-
-    var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
-}
-
 /// An error the executable prints itself, as `curbside: error: …` and `curbside: hint: …` lines.
 public protocol CurbsideReportableError: Error {
     /// The lines to print on standard error, each ending in a newline.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CurbsideClient
 import CurbsideRelay
 import CurbsideTLS
 import CurbsideTransport
@@ -34,7 +35,7 @@ extension Curbside.Relay {
         var logLevel: String?
 
         func validate() throws {
-            if let listen, HostPort(listen) == nil {
+            if let listen, RelayEndpoint.Address(listen) == nil {
                 throw ValidationError("--listen must be HOST:PORT, such as 0.0.0.0:4433; got \"\(listen)\"")
             }
             if let logLevel, Logger.Level(rawValue: logLevel) == nil {
@@ -48,7 +49,7 @@ extension Curbside.Relay {
             let directory = options.directory
             var settings = try directory.readSettings()
             try directory.makePrivate()
-            if let listen { settings.listen = HostPort(listen)! }
+            if let listen { settings.listen = RelayEndpoint.Address(listen)! }
             let level = logLevel.flatMap(Logger.Level.init(rawValue:)) ?? settings.logLevel
             let logger = Logger(label: "curbside.relay") { _ in RelayLogHandler(logLevel: level) }
             let identity = try TLSIdentity.read(
@@ -71,7 +72,7 @@ extension Curbside.Relay {
                 logger: logger
             )
             let bound = try await server.bind()
-            let address = HostPort(host: settings.listen.host, port: bound.port)
+            let address = RelayEndpoint.Address(host: settings.listen.host, port: bound.port)
             logger.info("listening on \(address), fingerprint \(identity.certificate.publicKeyFingerprint)")
             // SIGTERM or SIGINT shuts the group down gracefully: the relay stops accepting, lets requests under way
             // be answered (for at most shutdown_grace_period) and returns.
