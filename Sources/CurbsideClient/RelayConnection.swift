@@ -33,11 +33,21 @@ public enum RelayClientError: Error, Sendable, Hashable, CustomStringConvertible
 /// One TLS connection to a relay, with the login challenge read: requests are matched to answers by request id, so
 /// several may be outstanding at once, and frames the relay pushes arrive on `pushes`.
 public actor RelayConnection {
+    /// How many pushes `open` lets wait unread by default.
+    public static let defaultMaximumUnreadPushes = 256
+
     /// The TLS handshake's details: the channel binding that logins sign and the relay's key fingerprint.
     public nonisolated let handshake: TLSHandshakeCompletedEvent
     /// The challenge this connection's login or registration must sign.
     public nonisolated let challenge: LoginChallenge
-    /// Pushed envelopes, notices and prekey warnings (request id 0), in arrival order; ends with the connection.
+    /// Pushed envelopes, notices and prekey warnings (request id 0), in arrival order.
+    ///
+    /// Bounded: it holds at most the `maximumUnreadPushes` given to `open`. A push that finds it full ends it (the
+    /// pushes already held are still read, then the stream finishes), and so does the end of the connection.
+    /// Requests go on either way. Nothing is lost when it ends early: a push is a courtesy (spec/relay.md §Store
+    /// and forward), the relay keeps every envelope and notice until they are acknowledged, and `fetch` and
+    /// `fetch_notices` return them; a consumer that sees the stream end catches up with them. A connection used
+    /// only for requests (a sync) can leave the stream unread, holding no more than the bound.
     public nonisolated let pushes: AsyncStream<RelayMessage>
 
     private let channel: any Channel
@@ -53,6 +63,7 @@ public actor RelayConnection {
 
     /// Connects, completes TLS (pinned or CA-verified as `tls` says) and reads the challenge.
     ///
+    /// - Parameter maximumUnreadPushes: how many pushes may wait unread on `pushes` before it ends (at least 1).
     /// - Throws: `RelayClientError.connectionLost` when the relay cannot be reached or closes first, TLS errors
     ///   from the handshake (a pin that does not match is `TLSError`), `.protocolViolation` when the first frame is
     ///   not a challenge.
@@ -60,8 +71,10 @@ public actor RelayConnection {
         host: String,
         port: Int,
         tls: TLSContext,
-        timeout: Duration = .seconds(30)
+        timeout: Duration = .seconds(30),
+        maximumUnreadPushes: Int = defaultMaximumUnreadPushes
     ) async throws -> RelayConnection {
+        precondition(maximumUnreadPushes >= 1, "internal error: a push buffer needs room for one push")
         let (channel, handshake): (NIOAsyncChannel<Frame, Frame>, TLSHandshakeCompletedEvent)
         do {
             (channel, handshake) = try await RelayTransport.connect(
@@ -78,7 +91,9 @@ public actor RelayConnection {
         // The channel lives in a task that owns its inbound stream; the first frame (the challenge) and the writer
         // are handed back to this function, everything after is dispatched by request id.
         let (start, startContinuation) = AsyncStream<Result<(LoginChallenge, NIOAsyncChannelOutboundWriter<Frame>), any Error>>.makeStream()
-        let (pushes, pushContinuation) = AsyncStream<RelayMessage>.makeStream()
+        let (pushes, pushContinuation) = AsyncStream<RelayMessage>.makeStream(
+            bufferingPolicy: .bufferingOldest(maximumUnreadPushes)
+        )
         let box = ConnectionBox()
         Task {
             do {
@@ -261,8 +276,9 @@ public actor RelayConnection {
             for id in started { early[id] = .failure(error) }
             started = []
             closedReason = "\(error)"
-        } else if frame.requestID == 0 {
-            pushContinuation.yield(message)
+        } else if frame.requestID == 0, case .dropped = pushContinuation.yield(message) {
+            // The consumer is `maximumUnreadPushes` behind, or not reading: it fetches what it missed.
+            pushContinuation.finish()
         }
         // An answer to nothing we asked (a request that timed out) is dropped.
     }
