@@ -4,6 +4,8 @@ import CurbsideTransport
 import CurbsideTestSupport
 import CurbsideWire
 import Foundation
+import NIOCore
+import NIOPosix
 import Testing
 
 @testable import CurbsideRelay
@@ -109,6 +111,34 @@ struct RelayConnectionTests {
         await receiving.close()
     }
 
+    /// A relay that sends its challenge and never answers: the request with the earliest deadline times out (made
+    /// after one with a later deadline, so the connection must notice the earlier one), the connection closes, and
+    /// the other request fails as lost.
+    @Test func aRequestWithoutAnAnswerTimesOutAndTheOthersFailAsLost() async throws {
+        let silent = try await SilentRelay.start()
+        let connection = try await RelayConnection.open(host: "127.0.0.1", port: silent.port, tls: try Self.clientTLS())
+        async let patient = connection.request(.fetchNotices(after: 0), timeout: .seconds(60))
+        // The patient request is outstanding before the hasty one is made.
+        try await Task.sleep(for: .milliseconds(200))
+        do {
+            _ = try await connection.request(.fetchNotices(after: 0), timeout: .seconds(1))
+            Issue.record("a relay that never answers answered")
+        } catch let error as RelayClientError {
+            #expect(error == .timedOut(seconds: 1))
+        }
+        do {
+            _ = try await patient
+            Issue.record("a relay that never answers answered")
+        } catch let error as RelayClientError {
+            #expect(error == .connectionLost("no answer within 1 s"))
+        }
+        await #expect(throws: RelayClientError.connectionLost("no answer within 1 s")) {
+            _ = try await connection.request(.fetchNotices(after: 0))
+        }
+        await connection.close()
+        try await silent.channel.close()
+    }
+
     @Test func aWrongPinFailsTheHandshakeAndAFailedLoginIsTyped() async throws {
         let relay = try await FileRelay()
         defer { Task { await relay.stop() } }
@@ -144,5 +174,43 @@ struct RelayConnectionTests {
         await #expect(throws: RelayClientError.self) {
             _ = try await RelayConnection.open(host: "127.0.0.1", port: relay.port, tls: try Self.clientTLS())
         }
+    }
+}
+
+/// A TLS listener on 127.0.0.1 that sends each connection a login challenge, then reads frames and answers none.
+struct SilentRelay {
+    let channel: any Channel
+    var port: Int { channel.localAddress!.port! }
+
+    static func start() async throws -> SilentRelay {
+        let tls = try TLSContext(
+            configuration: .server(identity: LiveRelay.identity, applicationProtocols: [RelayTransport.applicationProtocol])
+        )
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(TLSHandler(context: tls))
+                    try sync.addHandler(ByteToMessageHandler(FrameDecoder()))
+                    try sync.addHandler(MessageToByteHandler(FrameEncoder()))
+                    try sync.addHandler(Silence())
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return SilentRelay(channel: channel)
+    }
+
+    final class Silence: ChannelInboundHandler {
+        typealias InboundIn = Frame
+        typealias OutboundOut = Frame
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if event is TLSHandshakeCompletedEvent {
+                context.writeAndFlush(wrapOutboundOut(RelayMessage.challenge(.random()).frame(requestID: 0)), promise: nil)
+            }
+            context.fireUserInboundEventTriggered(event)
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
     }
 }
