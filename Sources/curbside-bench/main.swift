@@ -190,9 +190,17 @@ struct BenchRelay {
         try TLSContext(configuration: .client(trust: .pinnedPublicKeys([fingerprint]), applicationProtocols: [RelayTransport.applicationProtocol]))
     }
 
-    func connect(_ name: String) async throws -> RelayConnection {
+    func connect(
+        _ name: String,
+        maximumUnreadPushes: Int = RelayConnection.defaultMaximumUnreadPushes
+    ) async throws -> RelayConnection {
         let handle = try Handle(name)
-        let connection = try await RelayConnection.open(host: "127.0.0.1", port: port, tls: tls)
+        let connection = try await RelayConnection.open(
+            host: "127.0.0.1",
+            port: port,
+            tls: tls,
+            maximumUnreadPushes: maximumUnreadPushes
+        )
         try await connection.login(as: handle, identity: keys[handle]!)
         return connection
     }
@@ -248,16 +256,23 @@ func relayDurable(duration: Double, senders: Int, database: BenchDatabase, metri
 func pushLatency(duration: Double, rate: Int, databaseURL: String?, crossProcess: Bool, metric: String) async throws {
     let relay = try await BenchRelay.start(accounts: ["sender.gp", "sink.derm"], database: try BenchDatabase(url: databaseURL))
     let sender = try await relay.connect("sender.gp")
+    // Every push is a sample: the receiver's stream must not end because the collector fell behind for a moment.
+    let unreadPushes = 1 << 20
     var other: ChildRelay?
     let receiver: RelayConnection
     if crossProcess {
         guard let url = databaseURL else { throw ClientError(.protocol, "--cross-process needs --database") }
         let child = try ChildRelay.start(arguments: ["serve-relay", "--database", url, "--prefix", "b"])
         other = child
-        receiver = try await RelayConnection.open(host: "127.0.0.1", port: child.port, tls: try BenchRelay.clientTLS(pinning: child.fingerprint))
+        receiver = try await RelayConnection.open(
+            host: "127.0.0.1",
+            port: child.port,
+            tls: try BenchRelay.clientTLS(pinning: child.fingerprint),
+            maximumUnreadPushes: unreadPushes
+        )
         try await receiver.login(as: try Handle("sink.derm"), identity: relay.keys[try Handle("sink.derm")]!)
     } else {
-        receiver = try await relay.connect("sink.derm")
+        receiver = try await relay.connect("sink.derm", maximumUnreadPushes: unreadPushes)
     }
     let sink = try Handle("sink.derm")
     let origin = ContinuousClock.now
