@@ -65,7 +65,46 @@ public actor RelayConnection {
     private var nextRequestID: UInt32 = 1
     private var closedReason: String?
 
+    /// Connects, completes TLS (pinned or CA-verified as `tls` says), reads the challenge and runs `body` with the
+    /// connection, which is closed when `body` returns or throws.
+    ///
+    /// Structured: the connection's work (reading, writing, timing requests out) runs in a child task of the
+    /// caller's, which this function awaits, so nothing of the connection outlives it.
+    ///
+    /// - Parameter maximumUnreadPushes: how many pushes may wait unread on `pushes` before it ends (at least 1).
+    /// - Throws: what `open` throws, and what `body` throws.
+    public static func withConnection<T: Sendable>(
+        host: String,
+        port: Int,
+        tls: TLSContext,
+        timeout: Duration = .seconds(30),
+        maximumUnreadPushes: Int = defaultMaximumUnreadPushes,
+        _ body: (RelayConnection) async throws -> T
+    ) async throws -> T {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            let connection = try await connect(
+                host: host,
+                port: port,
+                tls: tls,
+                timeout: timeout,
+                maximumUnreadPushes: maximumUnreadPushes,
+                running: { work in group.addTask { await work() } }
+            )
+            do {
+                let value = try await body(connection)
+                await connection.close()
+                return value
+            } catch {
+                await connection.close()
+                throw error
+            }
+        }
+    }
+
     /// Connects, completes TLS (pinned or CA-verified as `tls` says) and reads the challenge.
+    ///
+    /// The connection's work runs in a task of its own until the connection closes; `withConnection` runs it as a
+    /// child of the caller's task instead.
     ///
     /// - Parameter maximumUnreadPushes: how many pushes may wait unread on `pushes` before it ends (at least 1).
     /// - Throws: `RelayClientError.connectionLost` when the relay cannot be reached or closes first, TLS errors
@@ -77,6 +116,25 @@ public actor RelayConnection {
         tls: TLSContext,
         timeout: Duration = .seconds(30),
         maximumUnreadPushes: Int = defaultMaximumUnreadPushes
+    ) async throws -> RelayConnection {
+        try await connect(
+            host: host,
+            port: port,
+            tls: tls,
+            timeout: timeout,
+            maximumUnreadPushes: maximumUnreadPushes,
+            running: { work in Task { await work() } }
+        )
+    }
+
+    /// Connects and reads the challenge; `running` starts the task that owns the channel.
+    private static func connect(
+        host: String,
+        port: Int,
+        tls: TLSContext,
+        timeout: Duration,
+        maximumUnreadPushes: Int,
+        running: (@escaping @Sendable () async -> Void) -> Void
     ) async throws -> RelayConnection {
         precondition(maximumUnreadPushes >= 1, "internal error: a push buffer needs room for one push")
         let (channel, handshake): (NIOAsyncChannel<Frame, Frame>, TLSHandshakeCompletedEvent)
@@ -92,10 +150,11 @@ public actor RelayConnection {
         } catch {
             throw RelayClientError.connectionLost("\(host):\(port): \(error)")
         }
-        // One task per connection owns the channel (the connection outlives this function, so it cannot be a child
-        // of the caller's task). Its children are the connection's other work: writing frames in order, and timing
-        // requests out; reading runs in the task itself. The challenge is handed back to this function, every
-        // frame after it is dispatched by request id, and when the relay closes, the children are cancelled.
+        // One task per connection owns the channel: a child of the caller's (withConnection), or a task of its own
+        // (open), since the connection then outlives this function. Its children are the connection's other work:
+        // writing frames in order, and timing requests out; reading runs in the task itself. The challenge is handed
+        // back to this function, every frame after it is dispatched by request id, and when the relay closes, the
+        // children are cancelled.
         let (start, startContinuation) = AsyncStream<Result<LoginChallenge, any Error>>.makeStream()
         let (pushes, pushContinuation) = AsyncStream<RelayMessage>.makeStream(
             bufferingPolicy: .bufferingOldest(maximumUnreadPushes)
@@ -103,7 +162,7 @@ public actor RelayConnection {
         let (frames, writes) = AsyncStream<Frame>.makeStream()
         let (deadlineSignals, deadlineAdded) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let box = ConnectionBox()
-        Task {
+        running {
             do {
                 try await channel.executeThenClose { inbound, outbound in
                     var inboundFrames = inbound.makeAsyncIterator()

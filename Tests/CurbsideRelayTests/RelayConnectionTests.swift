@@ -139,6 +139,27 @@ struct RelayConnectionTests {
         try await silent.channel.close()
     }
 
+    /// `withConnection` closes the connection when its body returns, and when it throws (the error comes out).
+    @Test func withConnectionClosesWhenItsBodyEnds() async throws {
+        let relay = try await FileRelay()
+        defer { Task { await relay.stop() } }
+        let kept = try await RelayConnection.withConnection(host: "127.0.0.1", port: relay.port, tls: try Self.clientTLS()) {
+            connection in
+            try await connection.login(as: relay.gp.handle, identity: relay.gp.key)
+            #expect(try await connection.request(.fetchNotices(after: 0)) == .notices([]))
+            return connection
+        }
+        await #expect(throws: RelayClientError.connectionLost("closed by the client")) {
+            _ = try await kept.request(.fetchNotices(after: 0))
+        }
+        struct Stop: Error {}
+        await #expect(throws: Stop.self) {
+            try await RelayConnection.withConnection(host: "127.0.0.1", port: relay.port, tls: try Self.clientTLS()) { _ in
+                throw Stop()
+            }
+        }
+    }
+
     @Test func aWrongPinFailsTheHandshakeAndAFailedLoginIsTyped() async throws {
         let relay = try await FileRelay()
         defer { Task { await relay.stop() } }
