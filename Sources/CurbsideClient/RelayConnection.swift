@@ -230,7 +230,10 @@ public actor RelayConnection {
 
     /// Writes `frames` in the order requests were made, until the client closes (then the channel is closed, and
     /// close_notify goes out with it) or a write fails.
-    private nonisolated func write(_ frames: AsyncStream<Frame>, to outbound: NIOAsyncChannelOutboundWriter<Frame>) async {
+    private nonisolated func write(
+        _ frames: AsyncStream<Frame>,
+        to outbound: NIOAsyncChannelOutboundWriter<Frame>
+    ) async {
         do {
             for await frame in frames { try await outbound.write(frame) }
             channel.close(promise: nil)

@@ -172,7 +172,12 @@ struct BenchRelay {
         configuration.maximumConnectionsPerAddress = 8192
         configuration.maximumConcurrentLoginsPerAddress = 8192
         configure(&configuration)
-        let serverTLS = try TLSContext(configuration: .server(identity: identity, applicationProtocols: [RelayTransport.applicationProtocol]))
+        let serverTLS = try TLSContext(
+            configuration: .server(
+                identity: identity,
+                applicationProtocols: [RelayTransport.applicationProtocol]
+            )
+        )
         let server = RelayServer(configuration: configuration, tls: serverTLS, store: store, attachments: attachments)
         let bound = try await server.bind()
         var relay = BenchRelay(
@@ -187,7 +192,12 @@ struct BenchRelay {
     }
 
     static func clientTLS(pinning fingerprint: PublicKeyFingerprint) throws -> TLSContext {
-        try TLSContext(configuration: .client(trust: .pinnedPublicKeys([fingerprint]), applicationProtocols: [RelayTransport.applicationProtocol]))
+        try TLSContext(
+            configuration: .client(
+                trust: .pinnedPublicKeys([fingerprint]),
+                applicationProtocols: [RelayTransport.applicationProtocol]
+            )
+        )
     }
 
     func connect(
@@ -362,7 +372,12 @@ func tlsBulk(megabytes: Int) async throws {
     let serverGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let clientGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let group = serverGroup
-    let serverTLS = try TLSContext(configuration: .server(identity: BenchRelay.identity, applicationProtocols: [RelayTransport.applicationProtocol]))
+    let serverTLS = try TLSContext(
+        configuration: .server(
+            identity: BenchRelay.identity,
+            applicationProtocols: [RelayTransport.applicationProtocol]
+        )
+    )
     let done = group.next().makePromise(of: Void.self)
     let counter = group.next().makePromise(of: Channel.self)
     let counterHandler = CountingHandler(expected: total, done: done)
@@ -376,7 +391,10 @@ func tlsBulk(megabytes: Int) async throws {
         }
         .bind(host: "127.0.0.1", port: 0).get()
     let clientTLS = try TLSContext(
-        configuration: .client(trust: .pinnedPublicKeys([BenchRelay.identity.certificate.publicKeyFingerprint]), applicationProtocols: [RelayTransport.applicationProtocol])
+        configuration: .client(
+            trust: .pinnedPublicKeys([BenchRelay.identity.certificate.publicKeyFingerprint]),
+            applicationProtocols: [RelayTransport.applicationProtocol]
+        )
     )
     let (client, handshake) = try await ClientBootstrap(group: clientGroup)
         .connect(host: "127.0.0.1", port: server.localAddress!.port!) { channel in

@@ -56,7 +56,12 @@ extension Curbside.Relay {
                 certificatePath: directory.certificatePath,
                 privateKeyPath: directory.privateKeyPath
             )
-            let tls = try TLSContext(configuration: .server(identity: identity, applicationProtocols: [RelayTransport.applicationProtocol]))
+            let tls = try TLSContext(
+                configuration: .server(
+                    identity: identity,
+                    applicationProtocols: [RelayTransport.applicationProtocol]
+                )
+            )
             // The power-cut test's control run (curbside-faults powercut --control) needs a relay that loses what it
             // acknowledged; nothing else sets this, and the relay says so loudly when it is set.
             let unsafeNoSync = ProcessInfo.processInfo.environment["CURBSIDE_TESTONLY_UNSAFE_NO_SYNC"] == "1"
