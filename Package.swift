@@ -94,6 +94,7 @@ let package = Package(
             dependencies: [
                 "CurbsideWire",
                 "CurbsideTLS",
+                "CurbsideTransport",
                 "CurbsideRelay",
                 "CurbsideClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -135,6 +136,7 @@ let package = Package(
                 "CurbsideWire",
                 "CurbsideTestSupport",
                 "CurbsideTLS",
+                "CurbsideTransport",
                 "CurbsideClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -174,6 +176,17 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "CurbsideTransportTests",
+            dependencies: [
+                "CurbsideTransport",
+                "CurbsideWire",
+                "CurbsideTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
             name: "CurbsideRelayTests",
             dependencies: [
                 "CurbsideRelay",
@@ -192,7 +205,7 @@ let package = Package(
         .testTarget(
             name: "CurbsideCLITests",
             dependencies: [
-                "CurbsideCLI", "CurbsideClient", "CurbsideTLS", "CurbsideWire", "CurbsideTestSupport",
+                "CurbsideCLI", "CurbsideClient", "CurbsideTLS", "CurbsideTransport", "CurbsideWire", "CurbsideTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),

@@ -1,4 +1,5 @@
 import CurbsideTLS
+import CurbsideTransport
 import CurbsideWire
 import Foundation
 import GRDB
@@ -56,7 +57,7 @@ public actor Client {
         guard let pin = PublicKeyFingerprint(relay.fingerprint) else {
             throw ClientError(.invalidArgument, "the relay fingerprint must be 64 hex digits")
         }
-        tls = try TLSContext(configuration: .client(trust: .pinnedPublicKeys([pin]), applicationProtocols: ["curbside/1"]))
+        tls = try TLSContext(configuration: .client(trust: .pinnedPublicKeys([pin]), applicationProtocols: [RelayTransport.applicationProtocol]))
     }
 
     /// The profile directory: `explicit`, else `$CURBSIDE_HOME`, else `~/.curbside`.

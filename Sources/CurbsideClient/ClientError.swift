@@ -172,30 +172,3 @@ extension ErrorCode where Domain == ClientError {
     /// A recipient's prekey bundle does not verify.
     public static var invalidBundle: Self { .init(1403, "invalid_bundle", "invalid prekey bundle") }
 }
-
-/// Where a relay listens and the key its TLS certificate must carry.
-public struct RelayEndpoint: Sendable, Hashable, Codable, CustomStringConvertible {
-    public let host: String
-    public let port: Int
-    /// SHA-256 of the relay certificate's public key, 64 hex digits (what `curbside relay init` prints).
-    public let fingerprint: String
-
-    public init(host: String, port: Int, fingerprint: String) {
-        self.host = host
-        self.port = port
-        self.fingerprint = fingerprint.lowercased()
-    }
-
-    /// Parses HOST:PORT ([v6]:PORT for IPv6).
-    public init?(address: String, fingerprint: String) {
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
-            (1...65535).contains(port)
-        else { return nil }
-        var host = String(address[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty, fingerprint.count == 64, [UInt8](hexString: fingerprint) != nil else { return nil }
-        self.init(host: host, port: port, fingerprint: fingerprint)
-    }
-
-    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
-}

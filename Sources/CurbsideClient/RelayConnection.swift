@@ -33,16 +33,30 @@ public enum RelayClientError: Error, Sendable, Hashable, CustomStringConvertible
 /// One TLS connection to a relay, with the login challenge read: requests are matched to answers by request id, so
 /// several may be outstanding at once, and frames the relay pushes arrive on `pushes`.
 public actor RelayConnection {
+    /// How many pushes `open` lets wait unread by default.
+    public static let defaultMaximumUnreadPushes = 256
+
     /// The TLS handshake's details: the channel binding that logins sign and the relay's key fingerprint.
     public nonisolated let handshake: TLSHandshakeCompletedEvent
     /// The challenge this connection's login or registration must sign.
     public nonisolated let challenge: LoginChallenge
-    /// Pushed envelopes, notices and prekey warnings (request id 0), in arrival order; ends with the connection.
+    /// Pushed envelopes, notices and prekey warnings (request id 0), in arrival order.
+    ///
+    /// Bounded: it holds at most the `maximumUnreadPushes` given to `open`. A push that finds it full ends it (the
+    /// pushes already held are still read, then the stream finishes), and so does the end of the connection.
+    /// Requests go on either way. Nothing is lost when it ends early: a push is a courtesy (spec/relay.md §Store
+    /// and forward), the relay keeps every envelope and notice until they are acknowledged, and `fetch` and
+    /// `fetch_notices` return them; a consumer that sees the stream end catches up with them. A connection used
+    /// only for requests (a sync) can leave the stream unread, holding no more than the bound.
     public nonisolated let pushes: AsyncStream<RelayMessage>
 
     private let channel: any Channel
     /// Frames to write, in the order requests were made (pipelined upload chunks depend on it).
     private let writes: AsyncStream<Frame>.Continuation
+    /// Wakes the task that times requests out when a request is made.
+    private let deadlineAdded: AsyncStream<Void>.Continuation
+    /// When each request sent with `request` times out, and after how many seconds.
+    private var deadlines: [UInt32: (at: ContinuousClock.Instant, seconds: Int)] = [:]
     private let pushContinuation: AsyncStream<RelayMessage>.Continuation
     private var waiting: [UInt32: CheckedContinuation<RelayMessage, any Error>] = [:]
     /// Requests sent with `start` whose answers nobody awaits yet, and answers that came before they were awaited.
@@ -51,8 +65,48 @@ public actor RelayConnection {
     private var nextRequestID: UInt32 = 1
     private var closedReason: String?
 
+    /// Connects, completes TLS (pinned or CA-verified as `tls` says), reads the challenge and runs `body` with the
+    /// connection, which is closed when `body` returns or throws.
+    ///
+    /// Structured: the connection's work (reading, writing, timing requests out) runs in a child task of the
+    /// caller's, which this function awaits, so nothing of the connection outlives it.
+    ///
+    /// - Parameter maximumUnreadPushes: how many pushes may wait unread on `pushes` before it ends (at least 1).
+    /// - Throws: what `open` throws, and what `body` throws.
+    public static func withConnection<T: Sendable>(
+        host: String,
+        port: Int,
+        tls: TLSContext,
+        timeout: Duration = .seconds(30),
+        maximumUnreadPushes: Int = defaultMaximumUnreadPushes,
+        _ body: (RelayConnection) async throws -> T
+    ) async throws -> T {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            let connection = try await connect(
+                host: host,
+                port: port,
+                tls: tls,
+                timeout: timeout,
+                maximumUnreadPushes: maximumUnreadPushes,
+                running: { work in group.addTask { await work() } }
+            )
+            do {
+                let value = try await body(connection)
+                await connection.close()
+                return value
+            } catch {
+                await connection.close()
+                throw error
+            }
+        }
+    }
+
     /// Connects, completes TLS (pinned or CA-verified as `tls` says) and reads the challenge.
     ///
+    /// The connection's work runs in a task of its own until the connection closes; `withConnection` runs it as a
+    /// child of the caller's task instead.
+    ///
+    /// - Parameter maximumUnreadPushes: how many pushes may wait unread on `pushes` before it ends (at least 1).
     /// - Throws: `RelayClientError.connectionLost` when the relay cannot be reached or closes first, TLS errors
     ///   from the handshake (a pin that does not match is `TLSError`), `.protocolViolation` when the first frame is
     ///   not a challenge.
@@ -60,8 +114,29 @@ public actor RelayConnection {
         host: String,
         port: Int,
         tls: TLSContext,
-        timeout: Duration = .seconds(30)
+        timeout: Duration = .seconds(30),
+        maximumUnreadPushes: Int = defaultMaximumUnreadPushes
     ) async throws -> RelayConnection {
+        try await connect(
+            host: host,
+            port: port,
+            tls: tls,
+            timeout: timeout,
+            maximumUnreadPushes: maximumUnreadPushes,
+            running: { work in Task { await work() } }
+        )
+    }
+
+    /// Connects and reads the challenge; `running` starts the task that owns the channel.
+    private static func connect(
+        host: String,
+        port: Int,
+        tls: TLSContext,
+        timeout: Duration,
+        maximumUnreadPushes: Int,
+        running: (@escaping @Sendable () async -> Void) -> Void
+    ) async throws -> RelayConnection {
+        precondition(maximumUnreadPushes >= 1, "internal error: a push buffer needs room for one push")
         let (channel, handshake): (NIOAsyncChannel<Frame, Frame>, TLSHandshakeCompletedEvent)
         do {
             (channel, handshake) = try await RelayTransport.connect(
@@ -75,28 +150,40 @@ public actor RelayConnection {
         } catch {
             throw RelayClientError.connectionLost("\(host):\(port): \(error)")
         }
-        // The channel lives in a task that owns its inbound stream; the first frame (the challenge) and the writer
-        // are handed back to this function, everything after is dispatched by request id.
-        let (start, startContinuation) = AsyncStream<Result<(LoginChallenge, NIOAsyncChannelOutboundWriter<Frame>), any Error>>.makeStream()
-        let (pushes, pushContinuation) = AsyncStream<RelayMessage>.makeStream()
+        // One task per connection owns the channel: a child of the caller's (withConnection), or a task of its own
+        // (open), since the connection then outlives this function. Its children are the connection's other work:
+        // writing frames in order, and timing requests out; reading runs in the task itself. The challenge is handed
+        // back to this function, every frame after it is dispatched by request id, and when the relay closes, the
+        // children are cancelled.
+        let (start, startContinuation) = AsyncStream<Result<LoginChallenge, any Error>>.makeStream()
+        let (pushes, pushContinuation) = AsyncStream<RelayMessage>.makeStream(
+            bufferingPolicy: .bufferingOldest(maximumUnreadPushes)
+        )
+        let (frames, writes) = AsyncStream<Frame>.makeStream()
+        let (deadlineSignals, deadlineAdded) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let box = ConnectionBox()
-        Task {
+        running {
             do {
                 try await channel.executeThenClose { inbound, outbound in
-                    var frames = inbound.makeAsyncIterator()
-                    guard let first = try await frames.next() else {
+                    var inboundFrames = inbound.makeAsyncIterator()
+                    guard let first = try await inboundFrames.next() else {
                         throw RelayClientError.connectionLost("the relay closed before its challenge")
                     }
                     guard case .challenge(let challenge) = try Self.decode(first) else {
                         throw RelayClientError.protocolViolation("the first frame is type \(first.type), not a challenge")
                     }
-                    startContinuation.yield(.success((challenge, outbound)))
+                    startContinuation.yield(.success(challenge))
                     startContinuation.finish()
                     let connection = await box.connection()
-                    while let frame = try await frames.next() {
-                        await connection.dispatch(frame)
+                    try await withThrowingDiscardingTaskGroup { group in
+                        group.addTask { await connection.write(frames, to: outbound) }
+                        group.addTask { await connection.timeRequestsOut(signalled: deadlineSignals) }
+                        while let frame = try await inboundFrames.next() {
+                            await connection.dispatch(frame)
+                        }
+                        await connection.finish("the relay closed the connection")
+                        group.cancelAll()
                     }
-                    await connection.finish("the relay closed the connection")
                 }
             } catch {
                 startContinuation.yield(.failure(error))
@@ -104,17 +191,18 @@ public actor RelayConnection {
                 await box.connectionIfSet()?.finish("\(error)")
             }
             pushContinuation.finish()
+            writes.finish()
         }
         var iterator = start.makeAsyncIterator()
         guard let started = await iterator.next() else {
             throw RelayClientError.connectionLost("the connection ended before the challenge")
         }
-        let (challenge, outbound) = try started.get()
         let connection = RelayConnection(
             handshake: handshake,
-            challenge: challenge,
-            outbound: outbound,
+            challenge: try started.get(),
             channel: channel.channel,
+            writes: writes,
+            deadlineAdded: deadlineAdded,
             pushes: pushes,
             pushContinuation: pushContinuation
         )
@@ -125,27 +213,46 @@ public actor RelayConnection {
     private init(
         handshake: TLSHandshakeCompletedEvent,
         challenge: LoginChallenge,
-        outbound: NIOAsyncChannelOutboundWriter<Frame>,
         channel: any Channel,
+        writes: AsyncStream<Frame>.Continuation,
+        deadlineAdded: AsyncStream<Void>.Continuation,
         pushes: AsyncStream<RelayMessage>,
         pushContinuation: AsyncStream<RelayMessage>.Continuation
     ) {
         self.handshake = handshake
         self.challenge = challenge
         self.channel = channel
-        let (frames, writes) = AsyncStream<Frame>.makeStream()
         self.writes = writes
+        self.deadlineAdded = deadlineAdded
         self.pushes = pushes
         self.pushContinuation = pushContinuation
-        Task { [weak self] in
-            do {
-                for await frame in frames { try await outbound.write(frame) }
-                // The client closed: everything asked is written; close_notify goes out as the channel closes.
-                channel.close(promise: nil)
-            } catch {
-                await self?.finish("write failed: \(error)")
-                channel.close(promise: nil)
+    }
+
+    /// Writes `frames` in the order requests were made, until the client closes (then the channel is closed, and
+    /// close_notify goes out with it) or a write fails.
+    private nonisolated func write(
+        _ frames: AsyncStream<Frame>,
+        to outbound: NIOAsyncChannelOutboundWriter<Frame>
+    ) async {
+        do {
+            for await frame in frames { try await outbound.write(frame) }
+            channel.close(promise: nil)
+        } catch {
+            await finish("write failed: \(error)")
+            channel.close(promise: nil)
+        }
+    }
+
+    /// Fails the requests whose time is up, sleeping until the earliest deadline (looking again at least every
+    /// second, for a request with an earlier one) or, with none outstanding, until a request is made.
+    private nonisolated func timeRequestsOut(signalled deadlineSignals: AsyncStream<Void>) async {
+        var signals = deadlineSignals.makeAsyncIterator()
+        while !Task.isCancelled {
+            guard let earliest = await expireRequests(now: .now) else {
+                guard await signals.next() != nil else { return }
+                continue
             }
+            try? await Task.sleep(until: min(earliest, .now + .seconds(1)))
         }
     }
 
@@ -180,13 +287,10 @@ public actor RelayConnection {
         if let closedReason { throw RelayClientError.connectionLost(closedReason) }
         let id = nextRequestID
         nextRequestID = nextRequestID == UInt32.max ? 1 : nextRequestID + 1
-        let timer = Task { [weak self] in
-            try await Task.sleep(for: timeout)
-            await self?.timeOut(id, seconds: Int(timeout.components.seconds))
-        }
-        defer { timer.cancel() }
         return try await withCheckedThrowingContinuation { continuation in
             waiting[id] = continuation
+            deadlines[id] = (ContinuousClock.now + timeout, Int(timeout.components.seconds))
+            deadlineAdded.yield()
             writes.yield(message.frame(requestID: id))
         }
     }
@@ -216,12 +320,15 @@ public actor RelayConnection {
         finish("closed by the client")
         writes.finish()
         let channel = self.channel
-        let deadline = Task {
-            try await Task.sleep(for: .seconds(5))
-            try await channel.close()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await channel.closeFuture.get() }
+            group.addTask {
+                guard (try? await Task.sleep(for: .seconds(5))) != nil else { return }
+                try? await channel.close()
+            }
+            await group.next()
+            group.cancelAll()
         }
-        try? await channel.closeFuture.get()
-        deadline.cancel()
     }
 
     private func expect(_ answer: RelayMessage, from message: RelayMessage) async throws {
@@ -242,6 +349,7 @@ public actor RelayConnection {
             return
         }
         if let continuation = waiting.removeValue(forKey: frame.requestID) {
+            deadlines[frame.requestID] = nil
             if case .error(let code, let detail) = message {
                 continuation.resume(throwing: RelayClientError.refused(RelayError(frameCode: code, detail: detail)))
             } else {
@@ -258,11 +366,13 @@ public actor RelayConnection {
             let error = RelayClientError.refused(RelayError(frameCode: code, detail: detail))
             for continuation in waiting.values { continuation.resume(throwing: error) }
             waiting = [:]
+            deadlines = [:]
             for id in started { early[id] = .failure(error) }
             started = []
             closedReason = "\(error)"
-        } else if frame.requestID == 0 {
-            pushContinuation.yield(message)
+        } else if frame.requestID == 0, case .dropped = pushContinuation.yield(message) {
+            // The consumer is `maximumUnreadPushes` behind, or not reading: it fetches what it missed.
+            pushContinuation.finish()
         }
         // An answer to nothing we asked (a request that timed out) is dropped.
     }
@@ -271,16 +381,24 @@ public actor RelayConnection {
         if closedReason == nil { closedReason = reason }
         for continuation in waiting.values { continuation.resume(throwing: RelayClientError.connectionLost(reason)) }
         waiting = [:]
+        deadlines = [:]
         for id in started { early[id] = .failure(RelayClientError.connectionLost(reason)) }
         started = []
         pushContinuation.finish()
     }
 
-    private func timeOut(_ id: UInt32, seconds: Int) {
-        guard let continuation = waiting.removeValue(forKey: id) else { return }
-        continuation.resume(throwing: RelayClientError.timedOut(seconds: seconds))
-        finish("no answer within \(seconds) s")
-        channel.close(promise: nil)
+    /// Times out the request whose deadline passed first, if any (the connection is then closed, so a late answer
+    /// cannot be confused with another, and the other requests fail as lost); returns the earliest deadline left.
+    private func expireRequests(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
+        guard let (id, deadline) = deadlines.min(by: { $0.value.at < $1.value.at }) else { return nil }
+        guard deadline.at <= now else { return deadline.at }
+        deadlines[id] = nil
+        if let continuation = waiting.removeValue(forKey: id) {
+            continuation.resume(throwing: RelayClientError.timedOut(seconds: deadline.seconds))
+            finish("no answer within \(deadline.seconds) s")
+            channel.close(promise: nil)
+        }
+        return deadlines.min(by: { $0.value.at < $1.value.at })?.value.at
     }
 
     private static func decode(_ frame: Frame) throws -> RelayMessage {

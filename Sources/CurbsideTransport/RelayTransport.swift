@@ -5,7 +5,7 @@ import NIOPosix
 
 /// Opening a framed TLS connection to a relay (spec/transport.md, spec/relay.md §Framing).
 public enum RelayTransport {
-    /// The ALPN protocol every relay connection negotiates.
+    /// The ALPN protocol every relay connection negotiates; the one place the value is written.
     public static let applicationProtocol = "curbside/1"
 
     /// Connects to `host:port`, completes the TLS handshake with `tls` and returns a channel of frames with the
@@ -25,13 +25,11 @@ public enum RelayTransport {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connect(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let handshake = channel.eventLoop.makePromise(of: TLSHandshakeCompletedEvent.self)
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(TLSHandler(context: tls))
-                    try sync.addHandler(HandshakeObserver(handshake))
-                    try sync.addHandler(ByteToMessageHandler(FrameDecoder(maximumLength: maximumFrameLength)))
-                    try sync.addHandler(MessageToByteHandler(FrameEncoder()))
-                    return (try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel), handshake.futureResult)
+                    try RelayPipeline.configure(
+                        channel,
+                        tls: tls,
+                        frameDecoder: FrameDecoder(maximumLength: maximumFrameLength)
+                    )
                 }
             }
         do {

@@ -172,7 +172,12 @@ struct BenchRelay {
         configuration.maximumConnectionsPerAddress = 8192
         configuration.maximumConcurrentLoginsPerAddress = 8192
         configure(&configuration)
-        let serverTLS = try TLSContext(configuration: .server(identity: identity, applicationProtocols: ["curbside/1"]))
+        let serverTLS = try TLSContext(
+            configuration: .server(
+                identity: identity,
+                applicationProtocols: [RelayTransport.applicationProtocol]
+            )
+        )
         let server = RelayServer(configuration: configuration, tls: serverTLS, store: store, attachments: attachments)
         let bound = try await server.bind()
         var relay = BenchRelay(
@@ -187,12 +192,25 @@ struct BenchRelay {
     }
 
     static func clientTLS(pinning fingerprint: PublicKeyFingerprint) throws -> TLSContext {
-        try TLSContext(configuration: .client(trust: .pinnedPublicKeys([fingerprint]), applicationProtocols: ["curbside/1"]))
+        try TLSContext(
+            configuration: .client(
+                trust: .pinnedPublicKeys([fingerprint]),
+                applicationProtocols: [RelayTransport.applicationProtocol]
+            )
+        )
     }
 
-    func connect(_ name: String) async throws -> RelayConnection {
+    func connect(
+        _ name: String,
+        maximumUnreadPushes: Int = RelayConnection.defaultMaximumUnreadPushes
+    ) async throws -> RelayConnection {
         let handle = try Handle(name)
-        let connection = try await RelayConnection.open(host: "127.0.0.1", port: port, tls: tls)
+        let connection = try await RelayConnection.open(
+            host: "127.0.0.1",
+            port: port,
+            tls: tls,
+            maximumUnreadPushes: maximumUnreadPushes
+        )
         try await connection.login(as: handle, identity: keys[handle]!)
         return connection
     }
@@ -248,16 +266,23 @@ func relayDurable(duration: Double, senders: Int, database: BenchDatabase, metri
 func pushLatency(duration: Double, rate: Int, databaseURL: String?, crossProcess: Bool, metric: String) async throws {
     let relay = try await BenchRelay.start(accounts: ["sender.gp", "sink.derm"], database: try BenchDatabase(url: databaseURL))
     let sender = try await relay.connect("sender.gp")
+    // Every push is a sample: the receiver's stream must not end because the collector fell behind for a moment.
+    let unreadPushes = 1 << 20
     var other: ChildRelay?
     let receiver: RelayConnection
     if crossProcess {
         guard let url = databaseURL else { throw ClientError(.protocolViolation, "--cross-process needs --database") }
         let child = try ChildRelay.start(arguments: ["serve-relay", "--database", url, "--prefix", "b"])
         other = child
-        receiver = try await RelayConnection.open(host: "127.0.0.1", port: child.port, tls: try BenchRelay.clientTLS(pinning: child.fingerprint))
+        receiver = try await RelayConnection.open(
+            host: "127.0.0.1",
+            port: child.port,
+            tls: try BenchRelay.clientTLS(pinning: child.fingerprint),
+            maximumUnreadPushes: unreadPushes
+        )
         try await receiver.login(as: try Handle("sink.derm"), identity: relay.keys[try Handle("sink.derm")]!)
     } else {
-        receiver = try await relay.connect("sink.derm")
+        receiver = try await relay.connect("sink.derm", maximumUnreadPushes: unreadPushes)
     }
     let sink = try Handle("sink.derm")
     let origin = ContinuousClock.now
@@ -347,7 +372,12 @@ func tlsBulk(megabytes: Int) async throws {
     let serverGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let clientGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let group = serverGroup
-    let serverTLS = try TLSContext(configuration: .server(identity: BenchRelay.identity, applicationProtocols: ["curbside/1"]))
+    let serverTLS = try TLSContext(
+        configuration: .server(
+            identity: BenchRelay.identity,
+            applicationProtocols: [RelayTransport.applicationProtocol]
+        )
+    )
     let done = group.next().makePromise(of: Void.self)
     let counter = group.next().makePromise(of: Channel.self)
     let counterHandler = CountingHandler(expected: total, done: done)
@@ -361,7 +391,10 @@ func tlsBulk(megabytes: Int) async throws {
         }
         .bind(host: "127.0.0.1", port: 0).get()
     let clientTLS = try TLSContext(
-        configuration: .client(trust: .pinnedPublicKeys([BenchRelay.identity.certificate.publicKeyFingerprint]), applicationProtocols: ["curbside/1"])
+        configuration: .client(
+            trust: .pinnedPublicKeys([BenchRelay.identity.certificate.publicKeyFingerprint]),
+            applicationProtocols: [RelayTransport.applicationProtocol]
+        )
     )
     let (client, handshake) = try await ClientBootstrap(group: clientGroup)
         .connect(host: "127.0.0.1", port: server.localAddress!.port!) { channel in

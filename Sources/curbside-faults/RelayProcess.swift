@@ -1,5 +1,6 @@
 import CurbsideClient
 import CurbsideTLS
+import CurbsideTransport
 import CurbsideWire
 import Foundation
 import GRDB
@@ -57,7 +58,12 @@ final class RelayProcess: @unchecked Sendable {
     /// over TLS: the client context that pins this relay, and the accounts in the order of `names`.
     func startWithAccounts(_ names: [String]) async throws -> (tls: TLSContext, accounts: [(Handle, SigningKey)]) {
         let pin = try initialise()
-        let tls = try TLSContext(configuration: .client(trust: .pinnedPublicKeys([pin]), applicationProtocols: ["curbside/1"]))
+        let tls = try TLSContext(
+            configuration: .client(
+                trust: .pinnedPublicKeys([pin]),
+                applicationProtocols: [RelayTransport.applicationProtocol]
+            )
+        )
         var enrolled: [(Handle, SigningKey, EnrollmentCode)] = []
         for name in names {
             let printed = try enroll(name)

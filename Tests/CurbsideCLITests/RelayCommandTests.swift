@@ -1,5 +1,6 @@
 import CurbsideClient
 import CurbsideTLS
+import CurbsideTransport
 import CurbsideWire
 import Foundation
 import Testing
@@ -167,7 +168,7 @@ struct RelayCommandTests {
         let codeText = try #require(enrolled.stdout.firstMatch(of: /[0-9A-Z]{5}-[0-9A-Z]{5}-[0-9A-Z]{5}-[0-9A-Z]{5}/)).output
         // As printed, dashes included: the code type normalises what a person would copy.
         let code = try #require(EnrollmentCode(String(codeText)))
-        let tls = try TLSContext(configuration: .client(trust: .pinnedPublicKeys([pin]), applicationProtocols: ["curbside/1"]))
+        let tls = try TLSContext(configuration: .client(trust: .pinnedPublicKeys([pin]), applicationProtocols: [RelayTransport.applicationProtocol]))
         let client = try await RelayConnection.open(host: "127.0.0.1", port: relayPort, tls: tls)
         let derm = (handle: try Handle("osei.derm"), key: SigningKey())
         try await client.register(derm.handle, identity: derm.key, enrollmentCode: code)

@@ -1,3 +1,4 @@
+import CurbsideClient
 import CurbsideRelay
 import Foundation
 import Logging
@@ -114,7 +115,7 @@ struct RelaySettingsTests {
                     + "maximum_queued_bytes_per_account (512 MiB)",
             ]
         )
-        #expect(settings.listen == HostPort(host: "0.0.0.0", port: 4433))
+        #expect(settings.listen == RelayEndpoint.Address(host: "0.0.0.0", port: 4433))
         #expect(settings.configuration.envelopeLifetimeSeconds == 30 * 86_400)
     }
 
@@ -196,7 +197,7 @@ struct RelaySettingsTests {
     /// The file `relay init` writes lists every key and reads back, without problems, as the settings it was made from.
     @Test func theWrittenFileListsEveryKeyAndReadsBack() throws {
         var settings = RelaySettings(dataDirectory: "/srv/curbside")
-        settings.listen = HostPort(host: "0.0.0.0", port: 4433)
+        settings.listen = RelayEndpoint.Address(host: "0.0.0.0", port: 4433)
         settings.names = ["relay.clinic.example", "10.0.0.7"]
         settings.database = .postgres(try PostgresURL(parsing: "postgres://relay@db1,db2:5433/curbside"))
         let text = settings.fileText

@@ -1,4 +1,5 @@
 import CurbsideTLS
+import CurbsideTransport
 import CurbsideTestSupport
 import CurbsideWire
 import Foundation
@@ -280,7 +281,7 @@ final class RawRelayClient: @unchecked Sendable {
         let tls = try TLSContext(
             configuration: .client(
                 trust: .pinnedPublicKeys([LiveRelay.identity.certificate.publicKeyFingerprint]),
-                applicationProtocols: ["curbside/1"]
+                applicationProtocols: [RelayTransport.applicationProtocol]
             )
         )
         let (channel, handshake) = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)

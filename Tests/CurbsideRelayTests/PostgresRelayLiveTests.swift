@@ -1,4 +1,5 @@
 import CurbsideTLS
+import CurbsideTransport
 import CurbsideTestSupport
 import CurbsideWire
 import Foundation
@@ -27,7 +28,7 @@ final class PostgresRelayPair: @unchecked Sendable {
             var configuration = RelayConfiguration()
             configuration.port = 0
             configuration.pushCatchUpInterval = catchUpInterval
-            let tls = try TLSContext(configuration: .server(identity: LiveRelay.identity, applicationProtocols: ["curbside/1"]))
+            let tls = try TLSContext(configuration: .server(identity: LiveRelay.identity, applicationProtocols: [RelayTransport.applicationProtocol]))
             let bound = try await RelayServer(
                 configuration: configuration,
                 tls: tls,

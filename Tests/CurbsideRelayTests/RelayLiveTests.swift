@@ -23,7 +23,7 @@ struct LiveRelay {
         var configuration = RelayConfiguration()
         configuration.port = 0
         configure(&configuration)
-        let tls = try TLSContext(configuration: .server(identity: identity, applicationProtocols: ["curbside/1"]))
+        let tls = try TLSContext(configuration: .server(identity: identity, applicationProtocols: [RelayTransport.applicationProtocol]))
         let attachments = try BlobStore(root: FileManager.default.temporaryDirectory.appendingPathComponent("curbside-live-\(UUID())").path)
         let bound = try await RelayServer(configuration: configuration, tls: tls, store: store, attachments: attachments).bind()
         let relay = LiveRelay(port: bound.port, task: Task { try await bound.serve() }, store: store)

@@ -1,4 +1,5 @@
 import CurbsideTLS
+import CurbsideTransport
 import CurbsideTestSupport
 import CurbsideWire
 import Foundation
@@ -51,7 +52,7 @@ final class FileRelay: @unchecked Sendable {
         if port == 0 { port = try LoopbackPort.free() }
         configuration.port = port
         configure(&configuration)
-        let tls = try TLSContext(configuration: .server(identity: LiveRelay.identity, applicationProtocols: ["curbside/1"]))
+        let tls = try TLSContext(configuration: .server(identity: LiveRelay.identity, applicationProtocols: [RelayTransport.applicationProtocol]))
         let bound = try await RelayServer(
             configuration: configuration,
             tls: tls,

@@ -66,11 +66,7 @@ public struct RelayServer: Sendable {
                     }
                     channel.closeFuture.whenComplete { _ in connections.release(peerAddress) }
                     let activity = openChannels.add(channel)
-                    let handshake = channel.eventLoop.makePromise(of: TLSHandshakeCompletedEvent.self)
-                    let sync = channel.pipeline.syncOperations
                     let timeouts = TimeoutHandler(idleTimeout: configuration.idleTimeout, loginTimeout: configuration.loginTimeout)
-                    try sync.addHandler(TLSHandler(context: tls))
-                    try sync.addHandler(HandshakeObserver(handshake))
                     // Before login, frames no longer than a login or a registration needs; larger ones, after it,
                     // take their length from the relay's budget while they arrive.
                     let limits = FrameLimits(
@@ -79,16 +75,18 @@ public struct RelayServer: Sendable {
                         budget: frameBudget,
                         owner: "address \(peerAddress)"
                     )
-                    try sync.addHandler(ByteToMessageHandler(FrameDecoder(limits: limits)))
-                    try sync.addHandler(MessageToByteHandler(FrameEncoder()))
-                    try sync.addHandler(timeouts)
-                    let asyncChannel = try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel)
+                    let (asyncChannel, handshake) = try RelayPipeline.configure(
+                        channel,
+                        tls: tls,
+                        frameDecoder: FrameDecoder(limits: limits),
+                        then: [timeouts]
+                    )
                     let loopBoundTimeouts = NIOLoopBound(timeouts, eventLoop: channel.eventLoop)
                     let loopBoundLimits = NIOLoopBound(limits, eventLoop: channel.eventLoop)
                     return Accepted(
                         session: .init(
                             channel: asyncChannel,
-                            handshake: handshake.futureResult,
+                            handshake: handshake,
                             peerAddress: peerAddress,
                             activity: activity,
                             loggedIn: { handle in

@@ -62,27 +62,3 @@ struct RelayDataDirectory {
         return RelaySettings.read(text: text, path: configurationPath, environment: environment, dataDirectory: path)
     }
 }
-
-/// HOST:PORT, with IPv6 hosts in brackets.
-struct HostPort: Equatable, CustomStringConvertible {
-    var host: String
-    var port: Int
-
-    init(host: String, port: Int) {
-        self.host = host
-        self.port = port
-    }
-
-    init?(_ text: String) {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-            (0...65535).contains(port)
-        else { return nil }
-        var host = String(text[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty else { return nil }
-        self.host = host
-        self.port = port
-    }
-
-    var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
-}

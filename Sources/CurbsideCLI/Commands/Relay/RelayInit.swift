@@ -1,4 +1,5 @@
 import ArgumentParser
+import CurbsideClient
 import CurbsideRelay
 import CurbsideTLS
 import Foundation
@@ -30,7 +31,7 @@ extension Curbside.Relay {
         var database = "sqlite"
 
         func validate() throws {
-            guard HostPort(listen) != nil else {
+            guard RelayEndpoint.Address(listen) != nil else {
                 throw ValidationError("--listen must be HOST:PORT, such as 0.0.0.0:4433; got \"\(listen)\"")
             }
             _ = try postgresURL()
@@ -47,7 +48,7 @@ extension Curbside.Relay {
 
         func run() async throws {
             let directory = options.directory
-            let listen = HostPort(listen)!
+            let listen = RelayEndpoint.Address(listen)!
             let fileManager = FileManager.default
             if fileManager.fileExists(atPath: directory.configurationPath) {
                 throw CLIError(

@@ -1,6 +1,8 @@
 import ArgumentParser
+import CurbsideClient
 import CurbsideRelay
 import CurbsideTLS
+import CurbsideTransport
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -33,7 +35,7 @@ extension Curbside.Relay {
         var logLevel: String?
 
         func validate() throws {
-            if let listen, HostPort(listen) == nil {
+            if let listen, RelayEndpoint.Address(listen) == nil {
                 throw ValidationError("--listen must be HOST:PORT, such as 0.0.0.0:4433; got \"\(listen)\"")
             }
             if let logLevel, Logger.Level(rawValue: logLevel) == nil {
@@ -47,14 +49,19 @@ extension Curbside.Relay {
             let directory = options.directory
             var settings = try directory.readSettings()
             try directory.makePrivate()
-            if let listen { settings.listen = HostPort(listen)! }
+            if let listen { settings.listen = RelayEndpoint.Address(listen)! }
             let level = logLevel.flatMap(Logger.Level.init(rawValue:)) ?? settings.logLevel
             let logger = Logger(label: "curbside.relay") { _ in RelayLogHandler(logLevel: level) }
             let identity = try TLSIdentity.read(
                 certificatePath: directory.certificatePath,
                 privateKeyPath: directory.privateKeyPath
             )
-            let tls = try TLSContext(configuration: .server(identity: identity, applicationProtocols: ["curbside/1"]))
+            let tls = try TLSContext(
+                configuration: .server(
+                    identity: identity,
+                    applicationProtocols: [RelayTransport.applicationProtocol]
+                )
+            )
             // The power-cut test's control run (curbside-faults powercut --control) needs a relay that loses what it
             // acknowledged; nothing else sets this, and the relay says so loudly when it is set.
             let unsafeNoSync = ProcessInfo.processInfo.environment["CURBSIDE_TESTONLY_UNSAFE_NO_SYNC"] == "1"
@@ -70,7 +77,7 @@ extension Curbside.Relay {
                 logger: logger
             )
             let bound = try await server.bind()
-            let address = HostPort(host: settings.listen.host, port: bound.port)
+            let address = RelayEndpoint.Address(host: settings.listen.host, port: bound.port)
             logger.info("listening on \(address), fingerprint \(identity.certificate.publicKeyFingerprint)")
             // SIGTERM or SIGINT shuts the group down gracefully: the relay stops accepting, lets requests under way
             // be answered (for at most shutdown_grace_period) and returns.

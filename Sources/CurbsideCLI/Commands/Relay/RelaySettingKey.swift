@@ -1,3 +1,4 @@
+import CurbsideClient
 import CurbsideRelay
 import CurbsideWire
 import Logging
@@ -33,7 +34,7 @@ struct RelaySettingKey {
                 section: "Server",
                 help: "Address and port to listen on; an IPv6 address goes in brackets ([::]:4433).",
                 set: { text, settings throws(SettingValueError) in
-                    guard let address = HostPort(text.trimmingSpaces) else {
+                    guard let address = RelayEndpoint.Address(text.trimmingSpaces) else {
                         throw SettingValueError(
                             "\"\(text)\" is not HOST:PORT with a port from 0 to 65535, such as 0.0.0.0:4433"
                         )

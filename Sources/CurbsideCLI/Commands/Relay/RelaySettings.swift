@@ -1,3 +1,4 @@
+import CurbsideClient
 import CurbsideRelay
 import CurbsideWire
 import Logging
@@ -10,7 +11,7 @@ import Logging
 struct RelaySettings {
     /// The relay's data directory, which holds relay.conf and, with SQLite, the store.
     let dataDirectory: String
-    var listen = HostPort(host: "127.0.0.1", port: 4433)
+    var listen = RelayEndpoint.Address(host: "127.0.0.1", port: 4433)
     /// The names `relay init` put in the TLS certificate; informational after that.
     var names: [String] = []
     /// `relay.sqlite` in the data directory unless `database` names PostgreSQL; a `database_password` is merged into
