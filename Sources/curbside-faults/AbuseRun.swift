@@ -166,7 +166,7 @@ struct AbuseRun {
         report.relayAlive = relay.isRunning
         await sender.close()
         await receiver.close()
-        try relay.stop()
+        try await relay.stopGracefully()
         report.seconds = Double((ContinuousClock.now - start).components.seconds)
         return report
     }

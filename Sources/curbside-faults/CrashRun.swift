@@ -229,10 +229,9 @@ struct CrashRun {
                     await tally.setDown(victim)
                     let integrity = try await blocking {
                         relay.kill()
-                        let integrity = try check(victim)
-                        try relay.start()
-                        return integrity
+                        return try check(victim)
                     }
+                    try await relay.start()
                     await tally.record(kill: integrity)
                     await tally.setPort(relay.port, of: victim)
                 }
@@ -255,7 +254,7 @@ struct CrashRun {
 
         // Each recipient read back through a relay in turn: on PostgreSQL, what one process stored, another serves.
         let seen = try await Self.readBack(ports: relays.map(\.port), tls: tls, as: recipients)
-        for relay in relays { try relay.stop() }
+        for relay in relays { try await relay.stopGracefully() }
         let finalIntegrity = try check(0)
         report.integrityChecks += 1
         if finalIntegrity != "ok" { report.integrityFailures.append(finalIntegrity) }

@@ -176,7 +176,7 @@ struct FailoverRun {
         report.outageConnectionsLost = outage.connectionsLost
 
         let seen = try await CrashRun.readBack(ports: relayProcesses.map(\.port), tls: tls, as: recipients)
-        for relay in relayProcesses { try relay.stop() }
+        for relay in relayProcesses { try await relay.stopGracefully() }
         report.delivered = seen.count
         report.lost = sent.subtracting(seen.keys).count
         report.duplicated = seen.values.reduce(0) { $0 + max(0, $1 - 1) }

@@ -1,5 +1,6 @@
 import CurbsideClient
 import CurbsideTLS
+import CurbsideTestSupport
 import CurbsideWire
 import Foundation
 
@@ -77,8 +78,8 @@ struct PowerCutRun {
         let recipients = Array(accounts[senders...])
         if control {
             // Accounts are registered durably; only the consults of the control run go without fsync.
-            try relay.stop()
-            try relay.start(environment: ["CURBSIDE_TESTONLY_UNSAFE_NO_SYNC": "1"])
+            try await relay.stopGracefully()
+            try await relay.start(environment: ["CURBSIDE_TESTONLY_UNSAFE_NO_SYNC": "1"])
         }
         log("power cut\(control ? " (control: no fsync)" : ""): \(senders) senders for \(loadDuration), then SIGSTOP and a copy of the disk")
 
@@ -118,7 +119,7 @@ struct PowerCutRun {
         let survivor = RelayProcess(executable: executable, dataDirectory: "\(copyMountPoint)/relay")
         relays.append(survivor)
         report.integrity = try survivor.integrityCheck()
-        try survivor.start()
+        try await survivor.start()
         do {
             let seen = try await CrashRun.readBack(ports: [survivor.port], tls: tls, as: recipients)
             report.found = acknowledged.intersection(seen.keys).count
@@ -131,7 +132,7 @@ struct PowerCutRun {
             report.found = 0
         }
         report.lost = report.acknowledgedBeforeCut - report.found
-        try survivor.stop()
+        try await survivor.stopGracefully()
         report.seconds = Double((ContinuousClock.now - start).components.seconds)
         return report
     }

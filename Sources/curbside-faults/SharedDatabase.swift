@@ -43,7 +43,7 @@ enum SharedDatabase {
         let (tls, accounts) = try await relays[0].startWithAccounts(names)
         for relay in relays.dropFirst() {
             try relay.initialise(sharingIdentityOf: relays[0])
-            try relay.start()
+            try await relay.start()
         }
         return (tls, accounts)
     }

@@ -5,62 +5,15 @@ import Testing
 
 @testable import CurbsideCLI
 
-/// A `curbside relay serve` process on loopback, restartable on the same port.
-final class RelayProcess: @unchecked Sendable {
-    // Touched only by the test's own task.
-    let data: String
-    private(set) var port = 0
-    private var process: Process?
-    private let log: String
-
-    init(base: String) throws {
-        data = "\(base)/relay"
-        log = "\(base)/relay.log"
-        let created = try Executable.run(["relay", "init", "--data", data, "--listen", "127.0.0.1:0"])
-        guard created.status == 0 else { throw CLIError("relay init failed: \(created.stderr)") }
-        fingerprint = String(try #require(created.stdout.firstMatch(of: /fingerprint  ([0-9a-f]{64})/)).output.1)
+/// The CLI tests' relays: CurbsideTestSupport's RelayProcess running the `curbside` built with them.
+extension RelayProcess {
+    /// A relay initialised with its data in `base/relay`.
+    convenience init(base: String) throws {
+        self.init(executable: Executable.url.path, dataDirectory: "\(base)/relay")
+        try initialise()
     }
 
-    let fingerprint: String
-
-    func start() async throws {
-        FileManager.default.createFile(atPath: log, contents: nil)
-        let serve = Process()
-        serve.executableURL = Executable.url
-        // A restart keeps the port; the first start takes one no port-0 bind can be handed while it is stopped.
-        if port == 0 { port = try LoopbackPort.free() }
-        serve.arguments = ["relay", "serve", "--data", data, "--listen", "127.0.0.1:\(port)"]
-        serve.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        serve.standardOutput = FileHandle.nullDevice
-        try serve.run()
-        process = serve
-        for _ in 0..<200 {
-            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-            if let match = text.firstMatch(of: /listening on 127\.0\.0\.1:(\d+)/) {
-                port = Int(match.output.1)!
-                return
-            }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        throw CLIError("relay serve did not start: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
-    }
-
-    func stop() async {
-        guard let process, process.isRunning else { return }
-        kill(process.processIdentifier, SIGTERM)
-        for _ in 0..<200 where process.isRunning { try? await Task.sleep(for: .milliseconds(25)) }
-        if process.isRunning { process.terminate() }
-        self.process = nil
-    }
-
-    /// Sends `signal` to the relay process; after SIGKILL, waits for it to be gone (it is not restarted).
-    func send(_ signal: Int32) async {
-        guard let process, process.isRunning else { return }
-        kill(process.processIdentifier, signal)
-        guard signal == SIGKILL else { return }
-        for _ in 0..<200 where process.isRunning { try? await Task.sleep(for: .milliseconds(10)) }
-        self.process = nil
-    }
+    var data: String { dataDirectory }
 
     /// A serving relay under `base`, with amara.gp and osei.derm set up in `base/gp` and `base/derm`.
     static func startWithGPAndDerm(base: String) async throws -> (relay: RelayProcess, gp: String, derm: String) {
@@ -86,11 +39,6 @@ final class RelayProcess: @unchecked Sendable {
             environment: ProviderCommandTests.environment
         )
         #expect(created.status == 0, "\(created.stderr)")
-    }
-
-    func enroll(_ handle: String) throws -> String {
-        let enrolled = try Executable.run(["relay", "enroll", "--data", data, handle])
-        return String(try #require(enrolled.stdout.firstMatch(of: /[0-9A-Z]{5}-[0-9A-Z]{5}-[0-9A-Z]{5}-[0-9A-Z]{5}/)).output)
     }
 }
 

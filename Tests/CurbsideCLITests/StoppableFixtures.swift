@@ -1,3 +1,0 @@
-import CurbsideTestSupport
-
-extension RelayProcess: StoppableFixture {}
