@@ -93,21 +93,21 @@ struct HostilePeerLiveTests {
 
     /// Five failed logins for one handle from an address do not lock out another clinician behind the same address.
     @Test func failedLoginsForOneHandleDoNotLockOutAnotherAtTheSameAddress() async throws {
-        let relay = try await LiveRelay.start()
-        defer { relay.task.cancel() }
-        let target = try Handle("osei.derm")
-        var codes: [UInt16] = []
-        for _ in 0..<6 {
-            let replies = try await relay.exchange { challenge, binding in
-                [.login(LoginRequest(handle: target, challenge: challenge, channelBinding: binding, signedBy: SigningKey()))]
+        try await withStopping(try await LiveRelay.start()) { relay in
+            let target = try Handle("osei.derm")
+            var codes: [UInt16] = []
+            for _ in 0..<6 {
+                let replies = try await relay.exchange { challenge, binding in
+                    [.login(LoginRequest(handle: target, challenge: challenge, channelBinding: binding, signedBy: SigningKey()))]
+                }
+                if case .error(let code, _) = replies.first { codes.append(code) }
             }
-            if case .error(let code, _) = replies.first { codes.append(code) }
+            #expect(codes == Array(repeating: RelayError.Code.loginFailed.rawValue, count: 5) + [RelayError.Code.rateLimited.rawValue])
+            let replies = try await relay.exchange { challenge, binding in
+                [.login(LoginRequest(handle: relay.gp, challenge: challenge, channelBinding: binding, signedBy: relay.gpKey))]
+            }
+            #expect(replies == [.loginAccepted])
         }
-        #expect(codes == Array(repeating: RelayError.Code.loginFailed.rawValue, count: 5) + [RelayError.Code.rateLimited.rawValue])
-        let replies = try await relay.exchange { challenge, binding in
-            [.login(LoginRequest(handle: relay.gp, challenge: challenge, channelBinding: binding, signedBy: relay.gpKey))]
-        }
-        #expect(replies == [.loginAccepted])
     }
 
     /// 150 bundle fetches from one requester take only a few of the owner's one-time prekeys; a colleague's fetch still
@@ -206,19 +206,19 @@ struct HostilePeerLiveTests {
     @Test func beforeLoginAFrameLargerThanALoginIsRefusedFromItsLength() async throws {
         // A login time long enough for the handshake on a loaded machine (3 s was not, with builds beside the tests),
         // short enough that the silence after the frame outlasts it.
-        let relay = try await LiveRelay.start { $0.loginTimeout = .seconds(6) }
-        defer { relay.task.cancel() }
-        let result = try await Task.detached {
-            // length 0x00400000 (4 MiB), type login, request 1, then 1 KiB of the body, then silence.
-            try relayShell(
-                "(printf '\\000\\100\\000\\000\\000\\003\\000\\000\\000\\001'; head -c 1024 /dev/zero; sleep 10) | timeout 25 "
-                    + "openssl s_client -connect 127.0.0.1:\(relay.port) -tls1_3 -alpn curbside/1 -quiet 2>/dev/null "
-                    + "| od -An -tx1 | tr -d ' \\n'"
-            )
-        }.value
-        #expect(result.output.contains("000200000000"), "challenge: \(result.output)")
-        // An error frame (type 0001, request 0) with code 503 (0x01f7), not the login timeout's 512 (0x0200).
-        #expect(result.output.contains("00010000000001f7"), "\(result.output)")
+        try await withStopping(try await LiveRelay.start { $0.loginTimeout = .seconds(6) }) { relay in
+            let result = try await Task.detached {
+                // length 0x00400000 (4 MiB), type login, request 1, then 1 KiB of the body, then silence.
+                try relayShell(
+                    "(printf '\\000\\100\\000\\000\\000\\003\\000\\000\\000\\001'; head -c 1024 /dev/zero; sleep 10) | timeout 25 "
+                        + "openssl s_client -connect 127.0.0.1:\(relay.port) -tls1_3 -alpn curbside/1 -quiet 2>/dev/null "
+                        + "| od -An -tx1 | tr -d ' \\n'"
+                )
+            }.value
+            #expect(result.output.contains("000200000000"), "challenge: \(result.output)")
+            // An error frame (type 0001, request 0) with code 503 (0x01f7), not the login timeout's 512 (0x0200).
+            #expect(result.output.contains("00010000000001f7"), "\(result.output)")
+        }
     }
 
     /// Large frames after login share the relay's budget: while one connection holds most of it with a frame it is

@@ -69,46 +69,46 @@ struct RelayConnectionTests {
     /// Pushes nobody reads are bounded: the stream holds the first `maximumUnreadPushes`, ends at the next one, and
     /// requests go on; `fetch` returns every envelope, the pushed and the dropped.
     @Test func unreadPushesAreBoundedAndFetchReturnsWhatWasDropped() async throws {
-        let relay = try await FileRelay()
-        defer { Task { await relay.stop() } }
-        let nurse = (handle: try Handle("ana.nurse"), key: SigningKey())
-        let code = try await KeyDirectory(store: try SQLiteRelayStore(path: relay.path)).enroll(nurse.handle, now: .now())
-        let receiving = try await RelayConnection.open(
-            host: "127.0.0.1",
-            port: relay.port,
-            tls: try Self.clientTLS(),
-            maximumUnreadPushes: 3
-        )
-        try await receiving.register(nurse.handle, identity: nurse.key, enrollmentCode: code)
-        let sending = try await RelayConnection.open(host: "127.0.0.1", port: relay.port, tls: try Self.clientTLS())
-        try await sending.login(as: relay.gp.handle, identity: relay.gp.key)
+        try await withStopping(try await FileRelay()) { relay in
+            let nurse = (handle: try Handle("ana.nurse"), key: SigningKey())
+            let code = try await KeyDirectory(store: try SQLiteRelayStore(path: relay.path)).enroll(nurse.handle, now: .now())
+            let receiving = try await RelayConnection.open(
+                host: "127.0.0.1",
+                port: relay.port,
+                tls: try Self.clientTLS(),
+                maximumUnreadPushes: 3
+            )
+            try await receiving.register(nurse.handle, identity: nurse.key, enrollmentCode: code)
+            let sending = try await RelayConnection.open(host: "127.0.0.1", port: relay.port, tls: try Self.clientTLS())
+            try await sending.login(as: relay.gp.handle, identity: relay.gp.key)
 
-        // The relay pushes each envelope before it answers `stored`, so all five are pushed before the fetch is
-        // asked, and its answer comes after them on the receiving connection.
-        let bodies = (0..<5).map { [UInt8]("consult \($0)".utf8) }
-        for body in bodies {
-            _ = try await sending.request(.send(try SendRequest(recipient: nurse.handle, envelope: body)))
-        }
-        guard case .envelopes(let queued) = try await receiving.request(.fetch(after: 0, limit: 100)) else {
-            Issue.record("fetch was not answered with envelopes")
-            return
-        }
-        #expect(queued.map(\.envelope) == bodies)
-        // Were the stream unbounded it would not end here: closing the connection after 30 s ends it with all five,
-        // and the test fails instead of hanging.
-        let failsafe = Task {
-            try await Task.sleep(for: .seconds(30))
+            // The relay pushes each envelope before it answers `stored`, so all five are pushed before the fetch is
+            // asked, and its answer comes after them on the receiving connection.
+            let bodies = (0..<5).map { [UInt8]("consult \($0)".utf8) }
+            for body in bodies {
+                _ = try await sending.request(.send(try SendRequest(recipient: nurse.handle, envelope: body)))
+            }
+            guard case .envelopes(let queued) = try await receiving.request(.fetch(after: 0, limit: 100)) else {
+                Issue.record("fetch was not answered with envelopes")
+                return
+            }
+            #expect(queued.map(\.envelope) == bodies)
+            // Were the stream unbounded it would not end here: closing the connection after 30 s ends it with all five,
+            // and the test fails instead of hanging.
+            let failsafe = Task {
+                try await Task.sleep(for: .seconds(30))
+                await receiving.close()
+            }
+            var pushed: [[UInt8]] = []
+            for await push in receiving.pushes {
+                if case .pushEnvelope(let envelope) = push { pushed.append(envelope.envelope) }
+            }
+            failsafe.cancel()
+            #expect(pushed == Array(bodies.prefix(3)), "the stream held three pushes, then ended")
+            #expect(try await receiving.request(.fetchNotices(after: 0)) == .notices([]), "the connection goes on")
+            await sending.close()
             await receiving.close()
         }
-        var pushed: [[UInt8]] = []
-        for await push in receiving.pushes {
-            if case .pushEnvelope(let envelope) = push { pushed.append(envelope.envelope) }
-        }
-        failsafe.cancel()
-        #expect(pushed == Array(bodies.prefix(3)), "the stream held three pushes, then ended")
-        #expect(try await receiving.request(.fetchNotices(after: 0)) == .notices([]), "the connection goes on")
-        await sending.close()
-        await receiving.close()
     }
 
     /// A relay that sends its challenge and never answers: the request with the earliest deadline times out (made
@@ -141,21 +141,21 @@ struct RelayConnectionTests {
 
     /// `withConnection` closes the connection when its body returns, and when it throws (the error comes out).
     @Test func withConnectionClosesWhenItsBodyEnds() async throws {
-        let relay = try await FileRelay()
-        defer { Task { await relay.stop() } }
-        let kept = try await RelayConnection.withConnection(host: "127.0.0.1", port: relay.port, tls: try Self.clientTLS()) {
-            connection in
-            try await connection.login(as: relay.gp.handle, identity: relay.gp.key)
-            #expect(try await connection.request(.fetchNotices(after: 0)) == .notices([]))
-            return connection
-        }
-        await #expect(throws: RelayClientError.connectionLost("closed by the client")) {
-            _ = try await kept.request(.fetchNotices(after: 0))
-        }
-        struct Stop: Error {}
-        await #expect(throws: Stop.self) {
-            try await RelayConnection.withConnection(host: "127.0.0.1", port: relay.port, tls: try Self.clientTLS()) { _ in
-                throw Stop()
+        try await withStopping(try await FileRelay()) { relay in
+            let kept = try await RelayConnection.withConnection(host: "127.0.0.1", port: relay.port, tls: try Self.clientTLS()) {
+                connection in
+                try await connection.login(as: relay.gp.handle, identity: relay.gp.key)
+                #expect(try await connection.request(.fetchNotices(after: 0)) == .notices([]))
+                return connection
+            }
+            await #expect(throws: RelayClientError.connectionLost("closed by the client")) {
+                _ = try await kept.request(.fetchNotices(after: 0))
+            }
+            struct Stop: Error {}
+            await #expect(throws: Stop.self) {
+                try await RelayConnection.withConnection(host: "127.0.0.1", port: relay.port, tls: try Self.clientTLS()) { _ in
+                    throw Stop()
+                }
             }
         }
     }

@@ -67,6 +67,12 @@ struct LiveRelay {
         }
     }
 
+    /// Stops the relay and waits until it has: the listener and every connection closed, every session ended.
+    func stop() async {
+        task.cancel()
+        _ = try? await task.value
+    }
+
     /// A TLS client connection speaking frames, with the handshake's details.
     func connect() async throws -> (NIOAsyncChannel<Frame, Frame>, TLSHandshakeCompletedEvent) {
         try await connectRelayClient(port: port)
@@ -76,91 +82,91 @@ struct LiveRelay {
 @Suite("relay over TLS on loopback", .serialized)
 struct RelayLiveTests {
     @Test func loginWithTheChannelBindingIsAccepted() async throws {
-        let relay = try await LiveRelay.start()
-        defer { relay.task.cancel() }
-        let (channel, info) = try await relay.connect()
-        try await channel.executeThenClose { inbound, outbound in
-            var frames = inbound.makeAsyncIterator()
-            let first = try #require(try await frames.next())
-            guard case .challenge(let challenge) = try RelayMessage(decoding: first) else {
-                Issue.record("the first frame is not a challenge")
-                return
+        try await withStopping(try await LiveRelay.start()) { relay in
+            let (channel, info) = try await relay.connect()
+            try await channel.executeThenClose { inbound, outbound in
+                var frames = inbound.makeAsyncIterator()
+                let first = try #require(try await frames.next())
+                guard case .challenge(let challenge) = try RelayMessage(decoding: first) else {
+                    Issue.record("the first frame is not a challenge")
+                    return
+                }
+                let login = LoginRequest(handle: relay.gp, challenge: challenge, channelBinding: info.channelBinding, signedBy: relay.gpKey)
+                try await outbound.write(RelayMessage.login(login).frame(requestID: 7))
+                let reply = try #require(try await frames.next())
+                #expect(reply.requestID == 7)
+                #expect(try RelayMessage(decoding: reply) == .loginAccepted)
             }
-            let login = LoginRequest(handle: relay.gp, challenge: challenge, channelBinding: info.channelBinding, signedBy: relay.gpKey)
-            try await outbound.write(RelayMessage.login(login).frame(requestID: 7))
-            let reply = try #require(try await frames.next())
-            #expect(reply.requestID == 7)
-            #expect(try RelayMessage(decoding: reply) == .loginAccepted)
         }
     }
 
     @Test func aLoginFromAnotherConnectionIsRefused() async throws {
-        let relay = try await LiveRelay.start()
-        defer { relay.task.cancel() }
-        // The login made for connection 1 ...
-        let (first, firstInfo) = try await relay.connect()
-        let captured = try await first.executeThenClose { inbound, _ in
-            var frames = inbound.makeAsyncIterator()
-            guard case .challenge(let challenge) = try RelayMessage(decoding: try #require(try await frames.next())) else {
-                throw RelayError(.unexpectedFrame, "no challenge")
+        try await withStopping(try await LiveRelay.start()) { relay in
+            // The login made for connection 1 ...
+            let (first, firstInfo) = try await relay.connect()
+            let captured = try await first.executeThenClose { inbound, _ in
+                var frames = inbound.makeAsyncIterator()
+                guard case .challenge(let challenge) = try RelayMessage(decoding: try #require(try await frames.next())) else {
+                    throw RelayError(.unexpectedFrame, "no challenge")
+                }
+                return LoginRequest(handle: relay.gp, challenge: challenge, channelBinding: firstInfo.channelBinding, signedBy: relay.gpKey)
             }
-            return LoginRequest(handle: relay.gp, challenge: challenge, channelBinding: firstInfo.channelBinding, signedBy: relay.gpKey)
-        }
-        // ... replayed on connection 2.
-        let (second, _) = try await relay.connect()
-        try await second.executeThenClose { inbound, outbound in
-            var frames = inbound.makeAsyncIterator()
-            _ = try await frames.next()  // its own challenge
-            try await outbound.write(RelayMessage.login(captured).frame(requestID: 1))
-            let reply = try #require(try await frames.next())
-            #expect(try RelayMessage(decoding: reply) == .error(code: 505, detail: "login of amara.gp did not verify"))
-            #expect(reply.requestID == 1, "the error answers the login's request id")
-            #expect(try await frames.next() == nil, "the relay closes after a failed login")
+            // ... replayed on connection 2.
+            let (second, _) = try await relay.connect()
+            try await second.executeThenClose { inbound, outbound in
+                var frames = inbound.makeAsyncIterator()
+                _ = try await frames.next()  // its own challenge
+                try await outbound.write(RelayMessage.login(captured).frame(requestID: 1))
+                let reply = try #require(try await frames.next())
+                #expect(try RelayMessage(decoding: reply) == .error(code: 505, detail: "login of amara.gp did not verify"))
+                #expect(reply.requestID == 1, "the error answers the login's request id")
+                #expect(try await frames.next() == nil, "the relay closes after a failed login")
+            }
         }
     }
 
     @Test func requestsBeforeLoginAreRefused() async throws {
-        let relay = try await LiveRelay.start()
-        defer { relay.task.cancel() }
-        let (channel, _) = try await relay.connect()
-        try await channel.executeThenClose { inbound, outbound in
-            var frames = inbound.makeAsyncIterator()
-            _ = try await frames.next()
-            try await outbound.write(RelayMessage.loginAccepted.frame(requestID: 3))
-            let reply = try RelayMessage(decoding: try #require(try await frames.next()))
-            guard case .error(let code, _) = reply else {
-                Issue.record("expected an error frame, got \(reply)")
-                return
+        try await withStopping(try await LiveRelay.start()) { relay in
+            let (channel, _) = try await relay.connect()
+            try await channel.executeThenClose { inbound, outbound in
+                var frames = inbound.makeAsyncIterator()
+                _ = try await frames.next()
+                try await outbound.write(RelayMessage.loginAccepted.frame(requestID: 3))
+                let reply = try RelayMessage(decoding: try #require(try await frames.next()))
+                guard case .error(let code, _) = reply else {
+                    Issue.record("expected an error frame, got \(reply)")
+                    return
+                }
+                #expect(code == RelayError.Code.notLoggedIn.rawValue)
             }
-            #expect(code == RelayError.Code.notLoggedIn.rawValue)
         }
     }
 
     /// The acceptance check: `openssl s_client` sends a malformed frame and gets an error frame, and a
     /// well-behaved client on another connection is served normally afterwards.
     @Test func malformedFrameFromSClientGetsAnErrorFrameAndOthersCarryOn() async throws {
-        let relay = try await LiveRelay.start()
-        defer { relay.task.cancel() }
-        let result = try await Task.detached {
-            try relayShell(
-                "(printf '\\000\\000\\000\\001'; sleep 1) | timeout 10 openssl s_client -connect 127.0.0.1:\(relay.port) "
-                    + "-tls1_3 -alpn curbside/1 -quiet 2>/dev/null | od -An -tx1 | tr -d ' \\n'"
-            )
-        }.value
-        // The challenge (type 0002) first, then an error frame (type 0001, request 0) with code 501 (0x01f5).
-        #expect(result.output.contains("000200000000"), "\(result.output)")
-        #expect(result.output.contains("00010000000001f5"), "\(result.output)")
+        try await withStopping(try await LiveRelay.start()) { relay in
+            let result = try await Task.detached {
+                try relayShell(
+                    "(printf '\\000\\000\\000\\001'; sleep 1) | timeout 10 openssl s_client -connect 127.0.0.1:\(relay.port) "
+                        + "-tls1_3 -alpn curbside/1 -quiet 2>/dev/null | od -An -tx1 | tr -d ' \\n'"
+                )
+            }.value
+            // The challenge (type 0002) first, then an error frame (type 0001, request 0) with code 501 (0x01f5).
+            #expect(result.output.contains("000200000000"), "\(result.output)")
+            #expect(result.output.contains("00010000000001f5"), "\(result.output)")
 
-        let (channel, info) = try await relay.connect()
-        try await channel.executeThenClose { inbound, outbound in
-            var frames = inbound.makeAsyncIterator()
-            guard case .challenge(let challenge) = try RelayMessage(decoding: try #require(try await frames.next())) else {
-                Issue.record("no challenge")
-                return
+            let (channel, info) = try await relay.connect()
+            try await channel.executeThenClose { inbound, outbound in
+                var frames = inbound.makeAsyncIterator()
+                guard case .challenge(let challenge) = try RelayMessage(decoding: try #require(try await frames.next())) else {
+                    Issue.record("no challenge")
+                    return
+                }
+                let login = LoginRequest(handle: relay.gp, challenge: challenge, channelBinding: info.channelBinding, signedBy: relay.gpKey)
+                try await outbound.write(RelayMessage.login(login).frame(requestID: 1))
+                #expect(try RelayMessage(decoding: try #require(try await frames.next())) == .loginAccepted)
             }
-            let login = LoginRequest(handle: relay.gp, challenge: challenge, channelBinding: info.channelBinding, signedBy: relay.gpKey)
-            try await outbound.write(RelayMessage.login(login).frame(requestID: 1))
-            #expect(try RelayMessage(decoding: try #require(try await frames.next())) == .loginAccepted)
         }
     }
 }
@@ -168,20 +174,20 @@ struct RelayLiveTests {
 extension RelayLiveTests {
     /// Failed handshakes (TLS 1.2, no ALPN) are closed and leave the relay serving everyone else.
     @Test func failedHandshakesLeaveTheRelayServing() async throws {
-        let relay = try await LiveRelay.start()
-        defer { relay.task.cancel() }
-        for options in ["-tls1_2", "-tls1_3"] {  // the second offers no ALPN at all
-            let result = try await Task.detached {
-                try relayShell("timeout 10 openssl s_client -connect 127.0.0.1:\(relay.port) \(options) </dev/null 2>&1")
-            }.value
-            #expect(result.output.contains("alert") || result.output.contains("errno") || result.output.contains("error"), "\(result.output)")
-        }
-        let (channel, _) = try await relay.connect()
-        try await channel.executeThenClose { inbound, _ in
-            var frames = inbound.makeAsyncIterator()
-            guard case .challenge = try RelayMessage(decoding: try #require(try await frames.next())) else {
-                Issue.record("no challenge")
-                return
+        try await withStopping(try await LiveRelay.start()) { relay in
+            for options in ["-tls1_2", "-tls1_3"] {  // the second offers no ALPN at all
+                let result = try await Task.detached {
+                    try relayShell("timeout 10 openssl s_client -connect 127.0.0.1:\(relay.port) \(options) </dev/null 2>&1")
+                }.value
+                #expect(result.output.contains("alert") || result.output.contains("errno") || result.output.contains("error"), "\(result.output)")
+            }
+            let (channel, _) = try await relay.connect()
+            try await channel.executeThenClose { inbound, _ in
+                var frames = inbound.makeAsyncIterator()
+                guard case .challenge = try RelayMessage(decoding: try #require(try await frames.next())) else {
+                    Issue.record("no challenge")
+                    return
+                }
             }
         }
     }
@@ -192,138 +198,138 @@ extension RelayLiveTests {
     /// (transport.md §Closing), not a cut connection; one that offers only another protocol gets the handshake's
     /// no_application_protocol alert (issue 14 item 14).
     @Test func aHandshakeWithoutALPNEndsWithCloseNotify() async throws {
-        let relay = try await LiveRelay.start()
-        defer { relay.task.cancel() }
-        let none = try await Task.detached {
-            try relayShell("(sleep 6) | timeout 20 openssl s_client -connect 127.0.0.1:\(relay.port) -tls1_3 -msg 2>&1")
-        }.value
-        #expect(none.output.contains("<<< TLS 1.3, Alert [length 0002], warning close_notify"), "\(none.output)")
-        let other = try await Task.detached {
-            try relayShell("(sleep 6) | timeout 20 openssl s_client -connect 127.0.0.1:\(relay.port) -tls1_3 -alpn h2 -msg 2>&1")
-        }.value
-        #expect(other.output.contains("alert no application protocol"), "\(other.output)")
+        try await withStopping(try await LiveRelay.start()) { relay in
+            let none = try await Task.detached {
+                try relayShell("(sleep 6) | timeout 20 openssl s_client -connect 127.0.0.1:\(relay.port) -tls1_3 -msg 2>&1")
+            }.value
+            #expect(none.output.contains("<<< TLS 1.3, Alert [length 0002], warning close_notify"), "\(none.output)")
+            let other = try await Task.detached {
+                try relayShell("(sleep 6) | timeout 20 openssl s_client -connect 127.0.0.1:\(relay.port) -tls1_3 -alpn h2 -msg 2>&1")
+            }.value
+            #expect(other.output.contains("alert no application protocol"), "\(other.output)")
+        }
     }
 }
 
 @Suite("relay registration and key directory", .serialized)
 struct RelayDirectoryLiveTests {
     @Test func registerPublishAndFetchABundle() async throws {
-        let relay = try await LiveRelay.start()
-        defer { relay.task.cancel() }
-        let derm = try Handle("osei.derm")
-        let dermKey = SigningKey()
-        let code = try await KeyDirectory(store: relay.store).enroll(derm, now: .now())
-        let codeBytes = Array(code.characters.utf8)
-        let signedPrekey = AgreementKey.Private(), oneTime = AgreementKey.Private()
-        let expiry = Timestamp.now().adding(seconds: 86_400)
+        try await withStopping(try await LiveRelay.start()) { relay in
+            let derm = try Handle("osei.derm")
+            let dermKey = SigningKey()
+            let code = try await KeyDirectory(store: relay.store).enroll(derm, now: .now())
+            let codeBytes = Array(code.characters.utf8)
+            let signedPrekey = AgreementKey.Private(), oneTime = AgreementKey.Private()
+            let expiry = Timestamp.now().adding(seconds: 86_400)
 
-        // osei.derm registers and publishes on one connection ...
-        let replies = try await relay.exchange { challenge, binding in
-            [
-                .register(RegisterRequest(handle: derm, enrollmentCode: codeBytes, challenge: challenge, channelBinding: binding, signedBy: dermKey)),
-                .publishPrekeys(
-                    try! PrekeyUpload(
-                        signedPrekey: SignedPrekey(id: 1, publicKey: signedPrekey.publicKey, expiresAt: expiry, signedBy: dermKey),
-                        oneTimePrekeys: [OneTimePrekey(id: 9, publicKey: oneTime.publicKey, signedBy: dermKey)]
-                    )
-                ),
-                // A prekey signed by someone else is refused, and the connection carries on.
-                .publishPrekeys(
-                    try! PrekeyUpload(
-                        signedPrekey: nil,
-                        oneTimePrekeys: [OneTimePrekey(id: 10, publicKey: oneTime.publicKey, signedBy: SigningKey())]
-                    )
-                ),
-                .fetchBundle(derm),
-            ]
-        }
-        #expect(replies.count == 4)
-        #expect(replies[0] == .registered)
-        #expect(replies[1] == .prekeysPublished(oneTimePrekeysHeld: 1))
-        guard case .error(let code, _) = replies[2] else {
-            Issue.record("expected prekey_rejected, got \(replies[2])")
-            return
-        }
-        #expect(code == RelayError.Code.prekeyRejected.rawValue)
-        guard case .bundle(let bundle) = replies[3] else {
-            Issue.record("expected a bundle, got \(replies[3])")
-            return
-        }
-        try bundle.verify(now: .now(), expecting: Party(identityKey: dermKey.verifyingKey, handle: derm))
-        #expect(bundle.oneTimePrekey?.id == 9)
-
-        // ... and amara.gp, logged in elsewhere, gets a bundle without it: the one-time prekey went out once.
-        let gpReplies = try await relay.exchange { challenge, binding in
-            [
-                .login(LoginRequest(handle: relay.gp, challenge: challenge, channelBinding: binding, signedBy: relay.gpKey)),
-                .fetchBundle(derm),
-                .fetchBundle(try! Handle("nobody")),
-            ]
-        }
-        #expect(gpReplies.first == .loginAccepted)
-        guard case .bundle(let second) = gpReplies[1] else {
-            Issue.record("expected a bundle, got \(gpReplies[1])")
-            return
-        }
-        #expect(second.oneTimePrekey == nil && second.signedPrekey.id == 1)
-        guard case .error(let unknown, _) = gpReplies[2] else {
-            Issue.record("expected unknown_handle, got \(gpReplies[2])")
-            return
-        }
-        #expect(unknown == RelayError.Code.unknownHandle.rawValue)
-    }
-
-    @Test func theOwnerHearsWhenItsOneTimePrekeysRunLow() async throws {
-        let relay = try await LiveRelay.start()
-        defer { relay.task.cancel() }
-        let derm = try Handle("osei.derm")
-        let dermKey = SigningKey()
-        let code = try await KeyDirectory(store: relay.store).enroll(derm, now: .now())
-        let (channel, info) = try await relay.connect()
-        try await channel.executeThenClose { inbound, outbound in
-            var frames = inbound.makeAsyncIterator()
-            guard case .challenge(let challenge) = try RelayMessage(decoding: try #require(try await frames.next())) else { return }
-            try await outbound.write(
-                RelayMessage.register(
-                    RegisterRequest(handle: derm, enrollmentCode: Array(code.characters.utf8), challenge: challenge, channelBinding: info.channelBinding, signedBy: dermKey)
-                ).frame(requestID: 1)
-            )
-            #expect(try RelayMessage(decoding: try #require(try await frames.next())) == .registered)
-            let upload = try PrekeyUpload(
-                signedPrekey: SignedPrekey(id: 1, publicKey: AgreementKey.Private().publicKey, expiresAt: .now().adding(seconds: 3600), signedBy: dermKey),
-                oneTimePrekeys: (0..<3).map { OneTimePrekey(id: $0, publicKey: AgreementKey.Private().publicKey, signedBy: dermKey) }
-            )
-            try await outbound.write(RelayMessage.publishPrekeys(upload).frame(requestID: 2))
-            #expect(try RelayMessage(decoding: try #require(try await frames.next())) == .prekeysPublished(oneTimePrekeysHeld: 3))
-            // Someone else fetches a bundle: osei.derm, still connected, is told it has 2 left.
-            _ = try await relay.exchange { challenge, binding in
+            // osei.derm registers and publishes on one connection ...
+            let replies = try await relay.exchange { challenge, binding in
                 [
-                    .login(LoginRequest(handle: relay.gp, challenge: challenge, channelBinding: binding, signedBy: relay.gpKey)),
+                    .register(RegisterRequest(handle: derm, enrollmentCode: codeBytes, challenge: challenge, channelBinding: binding, signedBy: dermKey)),
+                    .publishPrekeys(
+                        try! PrekeyUpload(
+                            signedPrekey: SignedPrekey(id: 1, publicKey: signedPrekey.publicKey, expiresAt: expiry, signedBy: dermKey),
+                            oneTimePrekeys: [OneTimePrekey(id: 9, publicKey: oneTime.publicKey, signedBy: dermKey)]
+                        )
+                    ),
+                    // A prekey signed by someone else is refused, and the connection carries on.
+                    .publishPrekeys(
+                        try! PrekeyUpload(
+                            signedPrekey: nil,
+                            oneTimePrekeys: [OneTimePrekey(id: 10, publicKey: oneTime.publicKey, signedBy: SigningKey())]
+                        )
+                    ),
                     .fetchBundle(derm),
                 ]
             }
-            let push = try #require(try await frames.next())
-            #expect(push.requestID == 0)
-            #expect(try RelayMessage(decoding: push) == .prekeysLow(oneTimePrekeysHeld: 2))
+            #expect(replies.count == 4)
+            #expect(replies[0] == .registered)
+            #expect(replies[1] == .prekeysPublished(oneTimePrekeysHeld: 1))
+            guard case .error(let code, _) = replies[2] else {
+                Issue.record("expected prekey_rejected, got \(replies[2])")
+                return
+            }
+            #expect(code == RelayError.Code.prekeyRejected.rawValue)
+            guard case .bundle(let bundle) = replies[3] else {
+                Issue.record("expected a bundle, got \(replies[3])")
+                return
+            }
+            try bundle.verify(now: .now(), expecting: Party(identityKey: dermKey.verifyingKey, handle: derm))
+            #expect(bundle.oneTimePrekey?.id == 9)
+
+            // ... and amara.gp, logged in elsewhere, gets a bundle without it: the one-time prekey went out once.
+            let gpReplies = try await relay.exchange { challenge, binding in
+                [
+                    .login(LoginRequest(handle: relay.gp, challenge: challenge, channelBinding: binding, signedBy: relay.gpKey)),
+                    .fetchBundle(derm),
+                    .fetchBundle(try! Handle("nobody")),
+                ]
+            }
+            #expect(gpReplies.first == .loginAccepted)
+            guard case .bundle(let second) = gpReplies[1] else {
+                Issue.record("expected a bundle, got \(gpReplies[1])")
+                return
+            }
+            #expect(second.oneTimePrekey == nil && second.signedPrekey.id == 1)
+            guard case .error(let unknown, _) = gpReplies[2] else {
+                Issue.record("expected unknown_handle, got \(gpReplies[2])")
+                return
+            }
+            #expect(unknown == RelayError.Code.unknownHandle.rawValue)
+        }
+    }
+
+    @Test func theOwnerHearsWhenItsOneTimePrekeysRunLow() async throws {
+        try await withStopping(try await LiveRelay.start()) { relay in
+            let derm = try Handle("osei.derm")
+            let dermKey = SigningKey()
+            let code = try await KeyDirectory(store: relay.store).enroll(derm, now: .now())
+            let (channel, info) = try await relay.connect()
+            try await channel.executeThenClose { inbound, outbound in
+                var frames = inbound.makeAsyncIterator()
+                guard case .challenge(let challenge) = try RelayMessage(decoding: try #require(try await frames.next())) else { return }
+                try await outbound.write(
+                    RelayMessage.register(
+                        RegisterRequest(handle: derm, enrollmentCode: Array(code.characters.utf8), challenge: challenge, channelBinding: info.channelBinding, signedBy: dermKey)
+                    ).frame(requestID: 1)
+                )
+                #expect(try RelayMessage(decoding: try #require(try await frames.next())) == .registered)
+                let upload = try PrekeyUpload(
+                    signedPrekey: SignedPrekey(id: 1, publicKey: AgreementKey.Private().publicKey, expiresAt: .now().adding(seconds: 3600), signedBy: dermKey),
+                    oneTimePrekeys: (0..<3).map { OneTimePrekey(id: $0, publicKey: AgreementKey.Private().publicKey, signedBy: dermKey) }
+                )
+                try await outbound.write(RelayMessage.publishPrekeys(upload).frame(requestID: 2))
+                #expect(try RelayMessage(decoding: try #require(try await frames.next())) == .prekeysPublished(oneTimePrekeysHeld: 3))
+                // Someone else fetches a bundle: osei.derm, still connected, is told it has 2 left.
+                _ = try await relay.exchange { challenge, binding in
+                    [
+                        .login(LoginRequest(handle: relay.gp, challenge: challenge, channelBinding: binding, signedBy: relay.gpKey)),
+                        .fetchBundle(derm),
+                    ]
+                }
+                let push = try #require(try await frames.next())
+                #expect(push.requestID == 0)
+                #expect(try RelayMessage(decoding: push) == .prekeysLow(oneTimePrekeysHeld: 2))
+            }
         }
     }
 
     @Test func registrationIsRefusedWithAWrongCodeOrATakenHandle() async throws {
-        let relay = try await LiveRelay.start()
-        defer { relay.task.cancel() }
-        let wrongCode = try await relay.exchange { challenge, binding in
-            [.register(RegisterRequest(handle: try! Handle("osei.derm"), enrollmentCode: Array("00000000000000000000".utf8), challenge: challenge, channelBinding: binding, signedBy: SigningKey()))]
-        }
-        #expect(wrongCode.count == 1)
-        if case .error(let code, _) = wrongCode.first { #expect(code == RelayError.Code.enrollmentInvalid.rawValue) } else {
-            Issue.record("expected enrollment_invalid, got \(wrongCode)")
-        }
-        let code = try await KeyDirectory(store: relay.store).enroll(relay.gp, now: .now())
-        let taken = try await relay.exchange { challenge, binding in
-            [.register(RegisterRequest(handle: relay.gp, enrollmentCode: Array(code.characters.utf8), challenge: challenge, channelBinding: binding, signedBy: SigningKey()))]
-        }
-        if case .error(let code, _) = taken.first { #expect(code == RelayError.Code.handleTaken.rawValue) } else {
-            Issue.record("expected handle_taken, got \(taken)")
+        try await withStopping(try await LiveRelay.start()) { relay in
+            let wrongCode = try await relay.exchange { challenge, binding in
+                [.register(RegisterRequest(handle: try! Handle("osei.derm"), enrollmentCode: Array("00000000000000000000".utf8), challenge: challenge, channelBinding: binding, signedBy: SigningKey()))]
+            }
+            #expect(wrongCode.count == 1)
+            if case .error(let code, _) = wrongCode.first { #expect(code == RelayError.Code.enrollmentInvalid.rawValue) } else {
+                Issue.record("expected enrollment_invalid, got \(wrongCode)")
+            }
+            let code = try await KeyDirectory(store: relay.store).enroll(relay.gp, now: .now())
+            let taken = try await relay.exchange { challenge, binding in
+                [.register(RegisterRequest(handle: relay.gp, enrollmentCode: Array(code.characters.utf8), challenge: challenge, channelBinding: binding, signedBy: SigningKey()))]
+            }
+            if case .error(let code, _) = taken.first { #expect(code == RelayError.Code.handleTaken.rawValue) } else {
+                Issue.record("expected handle_taken, got \(taken)")
+            }
         }
     }
 }
@@ -331,24 +337,24 @@ struct RelayDirectoryLiveTests {
 extension RelayDirectoryLiveTests {
     /// A frame type from a newer client is answered with unknown_frame_type and the connection goes on.
     @Test func unknownTypesAfterLoginAreAnsweredNotFatal() async throws {
-        let relay = try await LiveRelay.start()
-        defer { relay.task.cancel() }
-        let (channel, info) = try await relay.connect()
-        try await channel.executeThenClose { inbound, outbound in
-            var frames = inbound.makeAsyncIterator()
-            guard case .challenge(let challenge) = try RelayMessage(decoding: try #require(try await frames.next())) else { return }
-            let login = LoginRequest(handle: relay.gp, challenge: challenge, channelBinding: info.channelBinding, signedBy: relay.gpKey)
-            try await outbound.write(RelayMessage.login(login).frame(requestID: 1))
-            #expect(try RelayMessage(decoding: try #require(try await frames.next())) == .loginAccepted)
-            try await outbound.write(Frame(type: 0x7777, requestID: 2, body: [1, 2, 3]))
-            let refused = try #require(try await frames.next())
-            #expect(refused.requestID == 2)
-            guard case .error(let code, _) = try RelayMessage(decoding: refused) else { return }
-            #expect(code == RelayError.Code.unknownFrameType.rawValue)
-            try await outbound.write(RelayMessage.fetch(after: 0, limit: 1).frame(requestID: 3))
-            let next = try #require(try await frames.next())
-            #expect(next.requestID == 3)
-            #expect(try RelayMessage(decoding: next) == .envelopes([]))
+        try await withStopping(try await LiveRelay.start()) { relay in
+            let (channel, info) = try await relay.connect()
+            try await channel.executeThenClose { inbound, outbound in
+                var frames = inbound.makeAsyncIterator()
+                guard case .challenge(let challenge) = try RelayMessage(decoding: try #require(try await frames.next())) else { return }
+                let login = LoginRequest(handle: relay.gp, challenge: challenge, channelBinding: info.channelBinding, signedBy: relay.gpKey)
+                try await outbound.write(RelayMessage.login(login).frame(requestID: 1))
+                #expect(try RelayMessage(decoding: try #require(try await frames.next())) == .loginAccepted)
+                try await outbound.write(Frame(type: 0x7777, requestID: 2, body: [1, 2, 3]))
+                let refused = try #require(try await frames.next())
+                #expect(refused.requestID == 2)
+                guard case .error(let code, _) = try RelayMessage(decoding: refused) else { return }
+                #expect(code == RelayError.Code.unknownFrameType.rawValue)
+                try await outbound.write(RelayMessage.fetch(after: 0, limit: 1).frame(requestID: 3))
+                let next = try #require(try await frames.next())
+                #expect(next.requestID == 3)
+                #expect(try RelayMessage(decoding: next) == .envelopes([]))
+            }
         }
     }
 }
@@ -368,63 +374,63 @@ struct RelayLimitTests {
     }
 
     @Test func noLoginInTimeIsATimeout() async throws {
-        let relay = try await LiveRelay.start { $0.loginTimeout = .seconds(1) }
-        defer { relay.task.cancel() }
-        let (channel, _) = try await relay.connect()
-        // Everything the relay sends until it closes: the challenge (unless the timeout beat the session to it on a
-        // busy machine), then the timeout error.
-        let messages = try await channel.executeThenClose { inbound, _ in
-            var all: [RelayMessage] = []
-            for try await frame in inbound { all.append(try RelayMessage(decoding: frame)) }
-            return all
+        try await withStopping(try await LiveRelay.start { $0.loginTimeout = .seconds(1) }) { relay in
+            let (channel, _) = try await relay.connect()
+            // Everything the relay sends until it closes: the challenge (unless the timeout beat the session to it on a
+            // busy machine), then the timeout error.
+            let messages = try await channel.executeThenClose { inbound, _ in
+                var all: [RelayMessage] = []
+                for try await frame in inbound { all.append(try RelayMessage(decoding: frame)) }
+                return all
+            }
+            #expect(messages.last == .error(code: RelayError.Code.timeout.rawValue, detail: "no login within 1 s"))
         }
-        #expect(messages.last == .error(code: RelayError.Code.timeout.rawValue, detail: "no login within 1 s"))
     }
 
     @Test func anIdleConnectionIsClosedEvenAfterLogin() async throws {
         // 4 s: long enough that a busy machine (the fault runs of make test share it) still logs in before it.
-        let relay = try await LiveRelay.start { $0.idleTimeout = .seconds(4) }
-        defer { relay.task.cancel() }
-        let (channel, info) = try await relay.connect()
-        let outcome: (RelayMessage?, Bool) = try await channel.executeThenClose { inbound, outbound in
-            var frames = inbound.makeAsyncIterator()
-            guard case .challenge(let challenge) = try RelayMessage(decoding: try #require(try await frames.next())) else {
-                throw RelayError(.unexpectedFrame, "no challenge")
+        try await withStopping(try await LiveRelay.start { $0.idleTimeout = .seconds(4) }) { relay in
+            let (channel, info) = try await relay.connect()
+            let outcome: (RelayMessage?, Bool) = try await channel.executeThenClose { inbound, outbound in
+                var frames = inbound.makeAsyncIterator()
+                guard case .challenge(let challenge) = try RelayMessage(decoding: try #require(try await frames.next())) else {
+                    throw RelayError(.unexpectedFrame, "no challenge")
+                }
+                let login = LoginRequest(handle: relay.gp, challenge: challenge, channelBinding: info.channelBinding, signedBy: relay.gpKey)
+                try await outbound.write(RelayMessage.login(login).frame(requestID: 1))
+                #expect(try RelayMessage(decoding: try #require(try await frames.next())) == .loginAccepted)
+                let next = try await frames.next().map { try RelayMessage(decoding: $0) }
+                return (next, (try? await frames.next()) == nil)
             }
-            let login = LoginRequest(handle: relay.gp, challenge: challenge, channelBinding: info.channelBinding, signedBy: relay.gpKey)
-            try await outbound.write(RelayMessage.login(login).frame(requestID: 1))
-            #expect(try RelayMessage(decoding: try #require(try await frames.next())) == .loginAccepted)
-            let next = try await frames.next().map { try RelayMessage(decoding: $0) }
-            return (next, (try? await frames.next()) == nil)
+            guard case .error(let code, _) = outcome.0 else {
+                Issue.record("expected an error frame, got \(String(describing: outcome.0))")
+                return
+            }
+            #expect(code == RelayError.Code.timeout.rawValue)
+            #expect(outcome.1)
         }
-        guard case .error(let code, _) = outcome.0 else {
-            Issue.record("expected an error frame, got \(String(describing: outcome.0))")
-            return
-        }
-        #expect(code == RelayError.Code.timeout.rawValue)
-        #expect(outcome.1)
     }
 
     @Test func connectionsPerAddressAreCapped() async throws {
-        let relay = try await LiveRelay.start { $0.maximumConnectionsPerAddress = 2 }
-        defer { relay.task.cancel() }
-        let first = try await relay.connect()
-        let second = try await relay.connect()
-        // The third is closed before its TLS handshake completes.
-        await #expect(throws: (any Error).self) { _ = try await relay.connect() }
-        try await first.0.executeThenClose { _, _ in }
-        try await second.0.executeThenClose { _, _ in }
-        // Once they are gone, a new one is served.
-        var served = false
-        for _ in 0..<50 where !served {
-            if let (channel, _) = try? await relay.connect() {
-                served = true
-                try await channel.executeThenClose { _, _ in }
-            } else {
-                try await Task.sleep(for: .milliseconds(20))
+        try await withStopping(try await LiveRelay.start { $0.maximumConnectionsPerAddress = 2 }) { relay in
+            let first = try await relay.connect()
+            let second = try await relay.connect()
+            // The third is closed before its TLS handshake completes.
+            await #expect(throws: (any Error).self) { _ = try await relay.connect() }
+            try await first.0.executeThenClose { _, _ in }
+            try await second.0.executeThenClose { _, _ in }
+            // Once they are gone, a new one is served.
+            var served = false
+            for _ in 0..<50 where !served {
+                if let (channel, _) = try? await relay.connect() {
+                    served = true
+                    try await channel.executeThenClose { _, _ in }
+                } else {
+                    try await Task.sleep(for: .milliseconds(20))
+                }
             }
+            #expect(served)
         }
-        #expect(served)
     }
 }
 

@@ -3,6 +3,7 @@ import PostgresNIO
 
 extension Providers: StoppableFixture {}
 extension FileRelay: StoppableFixture {}
+extension LiveRelay: StoppableFixture {}
 extension PostgresRelayPair: StoppableFixture {}
 
 extension CraftedPeer: StoppableFixture {
