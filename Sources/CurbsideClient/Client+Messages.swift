@@ -17,8 +17,7 @@ public struct Contact: Sendable, Hashable, Codable {
 
 /// What happened to a message, in order.
 public struct TimelineEvent: Sendable, Hashable, Codable {
-    /// created, stored, delivered_to_device, delivered, read, answered, received, expired, failed.
-    public let kind: String
+    public let kind: DeliveryState
     /// Milliseconds since 1970.
     public let at: UInt64
     public let detail: String?
@@ -28,17 +27,15 @@ public struct TimelineEvent: Sendable, Hashable, Codable {
 public struct MessageSummary: Sendable, Hashable, Codable {
     public let id: String
     public let thread: String
-    /// "in" or "out".
-    public let direction: String
+    public let direction: Direction
     public let peer: String
-    /// consult, reply or receipt.
-    public let kind: String
+    public let kind: MessageKind
     /// The consult's subject, a reply's first line, or what a receipt reports.
     public let title: String
     public let urgency: String?
     public let createdAt: UInt64
     /// The latest thing that happened to it.
-    public let state: String
+    public let state: DeliveryState
     /// The sender's key differs from the pinned one: the content stays hidden until it is verified.
     public let untrusted: Bool
 }
@@ -122,19 +119,16 @@ extension Client {
 
     /// Replies in the thread of message `id` (a consult or reply received from, or sent to, the other party).
     public func reply(to id: MessageID, text: String, attachments: [AttachmentSource] = []) async throws -> SendOutcome {
-        let (peer, thread, wireID) = try await database.writer.read { db -> (String, Data, Data?)? in
-            guard let row = try Row.fetchOne(db, sql: "SELECT peer, thread_id, kind, wire_id FROM message WHERE id = ?", arguments: [Data(id.rawValue)]),
-                row["kind"] as Int64 != Int64(Content.Kind.receipt.rawValue)
-            else { return nil }
-            return (row["peer"], row["thread_id"], row["wire_id"])
-        } ?? { throw ClientError(.unknownMessage, "there is no consult or reply \(id)", hint: "`curbside inbox` lists them") }()
-        let recipient = try Handle(peer)
+        guard let original = try await database.writer.read({ db in try MessageStore.message(db, id) }), original.kind != .receipt else {
+            throw ClientError(.unknownMessage, "there is no consult or reply \(id)", hint: "`curbside inbox` lists them")
+        }
+        let recipient = try Handle(original.peer)
         try await checkNotBlocked(recipient)
         // A message kept under a local id (its sender reused another's id) is answered by the id it was sent with.
-        let reply = try Reply(inReplyTo: try wireID.map { try MessageID(rawValue: Array($0)) } ?? id, text: text)
+        let reply = try Reply(inReplyTo: original.wireID ?? id, text: text)
         let replyID = MessageID.random()
         let prepared = try await prepareAttachments(attachments, for: replyID)
-        _ = try await queue(.reply(reply), to: recipient, id: replyID, thread: try MessageID(rawValue: Array(thread)), prepared: prepared)
+        _ = try await queue(.reply(reply), to: recipient, id: replyID, thread: original.threadID, prepared: prepared)
         return try await deliver(replyID).noting(prepared)
     }
 
@@ -150,9 +144,9 @@ extension Client {
         case .refused(let error) where error.code == .unknownRecipient:
             let recipient = try await recipientOf(id)
             try await database.writer.write { db in
-                try db.execute(sql: "DELETE FROM outbox WHERE message_id = ?", arguments: [Data(id.rawValue)])
-                try db.execute(sql: "DELETE FROM event WHERE message_id = ?", arguments: [Data(id.rawValue)])
-                try db.execute(sql: "DELETE FROM message WHERE id = ?", arguments: [Data(id.rawValue)])
+                try OutboxStore.remove(db, id)
+                try EventStore.deleteAll(db, of: id)
+                try MessageStore.delete(db, id)
             }
             throw ClientError(
                 .unknownRecipient,
@@ -178,16 +172,14 @@ extension Client {
     }
 
     private func recipientOf(_ id: MessageID) async throws -> Handle {
-        let peer = try await database.writer.read { db in
-            try String.fetchOne(db, sql: "SELECT peer FROM message WHERE id = ?", arguments: [Data(id.rawValue)])
-        }
+        let peer = try await database.writer.read { db in try MessageStore.message(db, id)?.peer }
         return try Handle(peer ?? "")
     }
 
     /// Refuses to queue for a contact whose key changed and is not verified (nothing is queued).
     private func checkNotBlocked(_ handle: Handle) async throws {
         let blocked = try await database.writer.read { db in
-            try Bool.fetchOne(db, sql: "SELECT changed_key IS NOT NULL FROM contact WHERE handle = ?", arguments: [handle.rawValue]) ?? false
+            try ContactStore.contact(db, handle)?.changedKey != nil
         }
         if blocked { throw ClientError.keyChanged(handle) }
     }
@@ -195,8 +187,7 @@ extension Client {
     // MARK: - Contacts
 
     public func contacts() async throws -> [Contact] {
-        try await database.writer.read { db in try Row.fetchAll(db, sql: "SELECT * FROM contact ORDER BY handle") }
-            .map(contact(from:))
+        try await database.writer.read { db in try ContactStore.all(db) }.map(contact(from:))
     }
 
     /// The pinned contact `handle`; fetched from the relay and pinned on first use when it is not known yet.
@@ -212,12 +203,10 @@ extension Client {
     ///
     /// - Throws: `ClientError.trust` when the numbers differ (nothing changes), `.usage` for an unknown contact.
     public func verify(_ handle: Handle, safetyNumber: String) async throws -> Contact {
-        guard let row = try await database.writer.read({ db in
-            try Row.fetchOne(db, sql: "SELECT identity_key, changed_key FROM contact WHERE handle = ?", arguments: [handle.rawValue])
-        }) else {
+        guard let pinned = try await database.writer.read({ db in try ContactStore.contact(db, handle) }) else {
             throw ClientError(.unknownContact, "\(handle) is not a contact yet", hint: "`curbside contacts show \(handle)` fetches and pins it")
         }
-        let key = (row["changed_key"] as Data?) ?? (row["identity_key"] as Data)
+        let key = pinned.changedKey ?? pinned.identityKey
         let party = Party(identityKey: try VerifyingKey(rawRepresentation: Array(key)), handle: handle)
         let expected = self.safetyNumber(with: party).description.filter { $0.isNumber }
         let given = safetyNumber.filter(\.isNumber)
@@ -229,37 +218,29 @@ extension Client {
             )
         }
         try await database.writer.write { db in
-            try db.execute(
-                sql: "UPDATE contact SET identity_key = ?, changed_key = NULL, verified = 1 WHERE handle = ?",
-                arguments: [key, handle.rawValue]
-            )
+            try ContactStore.markVerified(db, handle, key: key)
             // Messages held back because they came with the key now verified can be shown.
-            try db.execute(
-                sql: "UPDATE message SET sender_key_changed = 0 WHERE peer = ? AND direction = 'in' AND sender_key = ?",
-                arguments: [handle.rawValue, key]
-            )
+            try MessageStore.trustSender(db, handle, key: key)
         }
         return try await pinnedContact(handle)!
     }
 
     private func pinnedContact(_ handle: Handle) async throws -> Contact? {
-        try await database.writer.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM contact WHERE handle = ?", arguments: [handle.rawValue])
-        }.map(contact(from:))
+        try await database.writer.read { db in try ContactStore.contact(db, handle) }.map(contact(from:))
     }
 
-    private nonisolated func contact(from row: Row) throws -> Contact {
-        let handle = try Handle(row["handle"] as String)
-        let pinned = Array(row["identity_key"] as Data)
-        let changed = (row["changed_key"] as Data?).map(Array.init)
+    private nonisolated func contact(from record: ContactRecord) throws -> Contact {
+        let handle = try Handle(record.handle)
+        let pinned = Array(record.identityKey)
+        let changed = record.changedKey.map(Array.init)
         let party = Party(identityKey: try VerifyingKey(rawRepresentation: changed ?? pinned), handle: handle)
         return Contact(
             handle: handle.rawValue,
             identityKey: pinned.hexString,
-            verified: row["verified"],
+            verified: record.verified,
             changedKey: changed?.hexString,
             safetyNumber: safetyNumber(with: party).description,
-            pinnedAt: UInt64(row["pinned_at"] as Int64)
+            pinnedAt: UInt64(record.pinnedAt)
         )
     }
 
@@ -267,10 +248,7 @@ extension Client {
 
     /// Consults, replies and receipts received, newest first.
     public func inbox() async throws -> [MessageSummary] {
-        let rows = try await database.writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM message WHERE direction = 'in' ORDER BY created_at DESC, received_at DESC")
-        }
-        return try await summaries(rows)
+        try await summaries(try await database.writer.read { db in try MessageStore.received(db) })
     }
 
     /// Shows consult or reply `id` and, the first time an incoming one is shown, sends its `read` receipt.
@@ -278,12 +256,10 @@ extension Client {
     /// - Throws: `ClientError.trust` when the sender's key changed and is not verified (the content stays hidden),
     ///   `.usage` for an unknown id.
     public func show(_ id: MessageID) async throws -> ShownMessage {
-        guard let row = try await database.writer.read({ db in
-            try Row.fetchOne(db, sql: "SELECT * FROM message WHERE id = ?", arguments: [Data(id.rawValue)])
-        }) else {
+        guard let record = try await database.writer.read({ db in try MessageStore.message(db, id) }) else {
             throw ClientError(.unknownMessage, "there is no message \(id)", hint: "`curbside inbox` lists what you received")
         }
-        let summary = try await summaries([row])[0]
+        let summary = try await summaries([record])[0]
         if summary.untrusted {
             throw ClientError(
                 .untrustedSender,
@@ -291,20 +267,18 @@ extension Client {
                 hint: "`curbside contacts show \(summary.peer)`, compare the safety number with them, then `curbside contacts verify`"
             )
         }
-        let content = try Content(decoding: try database.unseal(row["body"] as Data, column: "message.body", row: id.rawValue))
-        if summary.direction == "in", content.kind != .receipt {
-            let alreadyRead = try await database.writer.read { db in
-                try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM event WHERE message_id = ? AND kind = 'read')", arguments: [Data(id.rawValue)]) ?? false
-            }
+        let content = try Content(decoding: try database.unseal(record.body, column: "message.body", row: id.rawValue))
+        if summary.direction == .incoming, content.kind != .receipt {
+            let alreadyRead = try await database.writer.read { db in try EventStore.contains(db, id, .read) }
             if !alreadyRead {
                 // Recorded and queued together; sent now if the relay can be reached, else with the next sync.
                 let database = self.database
                 let peer = try Handle(summary.peer)
-                let thread = try MessageID(rawValue: Array(row["thread_id"] as Data))
-                let wireID = try (row["wire_id"] as Data?).map { try MessageID(rawValue: Array($0)) } ?? id
+                let thread = record.threadID
+                let wireID = record.wireID ?? id
                 let receiptID = MessageID.random()
                 try await database.writer.write { db in
-                    try Self.addEvent(db, database, id, "read", at: .now())
+                    try EventStore.add(db, database, id, .read, at: .now())
                     try Self.queue(db, database, .receipt(.read(wireID)), to: peer, id: receiptID, thread: thread, now: .now())
                 }
                 // Only the outbox, through the receipt: showing a consult never fetches or downloads anything.
@@ -334,27 +308,23 @@ extension Client {
 
     /// The timelines of consults (and replies) this profile sent, newest first, or of `id` alone.
     public func status(_ id: MessageID? = nil) async throws -> [ConsultStatus] {
-        let rows = try await database.writer.read { db in
-            if let id {
-                return try Row.fetchAll(db, sql: "SELECT * FROM message WHERE id = ?", arguments: [Data(id.rawValue)])
-            }
-            return try Row.fetchAll(db, sql: "SELECT * FROM message WHERE direction = 'out' AND kind != 3 ORDER BY created_at DESC")
+        let records = try await database.writer.read { db in
+            if let id { return try MessageStore.message(db, id).map { [$0] } ?? [] }
+            return try MessageStore.sentConsultsAndReplies(db)
         }
-        if let id, rows.isEmpty { throw ClientError(.unknownMessage, "there is no message \(id)") }
+        if let id, records.isEmpty { throw ClientError(.unknownMessage, "there is no message \(id)") }
         var out: [ConsultStatus] = []
-        for (row, summary) in zip(rows, try await summaries(rows)) {
-            let id = try MessageID(rawValue: Array(row["id"] as Data))
+        for (record, summary) in zip(records, try await summaries(records)) {
+            let id = record.id
             let timeline = try await timeline(id)
-            func first(_ kind: String) -> UInt64? { timeline.first { $0.kind == kind }?.at }
-            let queued = try await database.writer.read { db in
-                try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM outbox WHERE message_id = ?)", arguments: [Data(id.rawValue)]) ?? false
-            }
-            let created = first("created") ?? summary.createdAt
-            let answered = first("answered")
+            func first(_ kind: DeliveryState) -> UInt64? { timeline.first { $0.kind == kind }?.at }
+            let queued = try await database.writer.read { db in try OutboxStore.contains(db, id) }
+            let created = first(.created) ?? summary.createdAt
+            let answered = first(.answered)
             out.append(
                 ConsultStatus(
-                    summary: summary, timeline: timeline, created: created, stored: first("stored"),
-                    deliveredToDevice: first("delivered_to_device"), delivered: first("delivered"), read: first("read"),
+                    summary: summary, timeline: timeline, created: created, stored: first(.stored),
+                    deliveredToDevice: first(.deliveredToDevice), delivered: first(.delivered), read: first(.read),
                     answered: answered, timeToAnswer: answered.map { $0 >= created ? $0 - created : 0 }, queued: queued
                 )
             )
@@ -364,28 +334,18 @@ extension Client {
 
     func timeline(_ id: MessageID) async throws -> [TimelineEvent] {
         let database = self.database
-        return try await database.writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT kind, at, detail FROM event WHERE message_id = ? ORDER BY at, seq", arguments: [Data(id.rawValue)])
-                .map { row in
-                    let kind: String = row["kind"]
-                    let detail = try (row["detail"] as Data?).map {
-                        String(decoding: try database.unseal($0, column: "event.detail", row: ProfileDatabase.eventRow(id, kind)), as: UTF8.self)
-                    }
-                    return TimelineEvent(kind: kind, at: UInt64(clamping: row["at"] as Int64), detail: detail)
-                }
-        }
+        return try await database.writer.read { db in try EventStore.timeline(db, database, id) }
     }
 
-    private func summaries(_ rows: [Row]) async throws -> [MessageSummary] {
+    private func summaries(_ records: [MessageRecord]) async throws -> [MessageSummary] {
         var out: [MessageSummary] = []
-        for row in rows {
-            let id = try MessageID(rawValue: Array(row["id"] as Data))
-            let untrusted: Bool = row["sender_key_changed"]
+        for record in records {
+            let id = record.id
+            let untrusted = record.senderKeyChanged
             var title = ""
             var urgency: String?
-            let kind = Content.Kind(rawValue: UInt8(row["kind"] as Int64)) ?? .consult
             if !untrusted {
-                switch try Content(decoding: try database.unseal(row["body"] as Data, column: "message.body", row: id.rawValue)) {
+                switch try Content(decoding: try database.unseal(record.body, column: "message.body", row: id.rawValue)) {
                 case .consult(let consult):
                     title = consult.subject
                     urgency = "\(consult.urgency)"
@@ -397,20 +357,18 @@ extension Client {
             } else {
                 title = "(hidden: the sender's identity key changed)"
             }
-            let state = try await database.writer.read { db in
-                try String.fetchOne(db, sql: "SELECT kind FROM event WHERE message_id = ? ORDER BY at DESC, seq DESC LIMIT 1", arguments: [Data(id.rawValue)])
-            }
+            let state = try await database.writer.read { db in try EventStore.latest(db, id) }
             out.append(
                 MessageSummary(
                     id: id.description,
-                    thread: Array(row["thread_id"] as Data).hexString,
-                    direction: row["direction"],
-                    peer: row["peer"],
-                    kind: "\(kind)",
+                    thread: record.threadID.rawValue.hexString,
+                    direction: record.direction,
+                    peer: record.peer,
+                    kind: record.kind,
                     title: title,
                     urgency: urgency,
-                    createdAt: UInt64(row["created_at"] as Int64),
-                    state: state ?? "created",
+                    createdAt: UInt64(record.createdAt),
+                    state: state ?? .created,
                     untrusted: untrusted
                 )
             )

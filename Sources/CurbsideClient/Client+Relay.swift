@@ -102,10 +102,8 @@ extension Client {
         let database = self.database
         let identity = self.identity
         let nowMS = now.signedMilliseconds
-        let latest = try await database.writer.read { db in
-            try Row.fetchOne(db, sql: "SELECT created_at FROM prekey WHERE kind = 1 ORDER BY id DESC LIMIT 1")
-        }
-        if latest.map({ now.millisecondsSince1970 >= UInt64($0["created_at"] as Int64) + Self.signedPrekeyRotation * 1000 }) ?? true {
+        let latest = try await database.writer.read { db in try PrekeyStore.newestSignedCreatedAt(db) }
+        if latest.map({ now.millisecondsSince1970 >= UInt64($0) + Self.signedPrekeyRotation * 1000 }) ?? true {
             let key = AgreementKey.Private()
             try await database.writer.write { db in
                 let id = try ProfileDatabase.nextNumber(db, "next_signed_prekey_id", startingAt: 1)
@@ -114,27 +112,30 @@ extension Client {
                     column: "prekey.private_key",
                     row: ProfileDatabase.prekeyRow(kind: 1, id: id)
                 )
-                try db.execute(
-                    sql: "INSERT INTO prekey (kind, id, private_key, created_at, expires_at, published) VALUES (1, ?, ?, ?, ?, 0)",
-                    arguments: [Int64(id), sealedKey, nowMS, nowMS + Int64(Self.signedPrekeyLifetime * 1000)]
+                try PrekeyStore.insert(
+                    db,
+                    .signed,
+                    id: id,
+                    privateKey: sealedKey,
+                    createdAt: nowMS,
+                    expiresAt: nowMS + Int64(Self.signedPrekeyLifetime * 1000),
+                    published: false
                 )
             }
         }
         // An unpublished signed prekey (new, or one whose upload failed before) goes up until the relay has it.
         var signed: SignedPrekey?
-        if let row = try await database.writer.read({ db in
-            try Row.fetchOne(db, sql: "SELECT id, private_key, expires_at FROM prekey WHERE kind = 1 AND published = 0 ORDER BY id DESC LIMIT 1")
-        }) {
-            let id = UInt32(row["id"] as Int64)
+        if let record = try await database.writer.read({ db in try PrekeyStore.unpublishedSigned(db) }) {
+            let id = record.id
             let key = try AgreementKey.Private(
                 rawRepresentation: SecretBytes(
-                    try database.unseal(row["private_key"], column: "prekey.private_key", row: ProfileDatabase.prekeyRow(kind: 1, id: id))
+                    try database.unseal(record.privateKey, column: "prekey.private_key", row: ProfileDatabase.prekeyRow(kind: 1, id: id))
                 )
             )
             signed = SignedPrekey(
                 id: id,
                 publicKey: key.publicKey,
-                expiresAt: Timestamp(millisecondsSince1970: UInt64(row["expires_at"] as Int64)),
+                expiresAt: Timestamp(millisecondsSince1970: UInt64(record.expiresAt ?? 0)),
                 signedBy: identity
             )
         }
@@ -144,26 +145,21 @@ extension Client {
         if let signed {
             // The relay hands out the new key from now on; the older ones are kept for envelopes already sealed to them.
             try await database.writer.write { db in
-                try db.execute(sql: "UPDATE prekey SET published = 1 WHERE kind = 1 AND id = ?", arguments: [Int64(signed.id)])
-                try db.execute(
-                    sql: "UPDATE prekey SET retired_at = ? WHERE kind = 1 AND id != ? AND retired_at IS NULL",
-                    arguments: [nowMS, Int64(signed.id)]
-                )
+                try PrekeyStore.markPublished(db, .signed, ids: [signed.id])
+                try PrekeyStore.retireSigned(db, except: signed.id, at: nowMS)
             }
         }
         var held = heldAtFirst
         // One-time keys whose upload failed before (a dropped connection) go up again first: the relay ignores ids
         // it holds already, and until it has them they must not count as on the relay or as handed out. If it
         // refuses them, no sender can have them: they are deleted.
-        let unpublished = try await database.writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT id, private_key FROM prekey WHERE kind = 2 AND published = 0 ORDER BY id")
-        }
+        let unpublished = try await database.writer.read { db in try PrekeyStore.unpublishedOneTime(db) }
         for start in stride(from: 0, to: unpublished.count, by: 100) {
-            let records = try unpublished[start..<min(start + 100, unpublished.count)].map { row -> OneTimePrekey in
-                let id = UInt32(row["id"] as Int64)
+            let records = try unpublished[start..<min(start + 100, unpublished.count)].map { record -> OneTimePrekey in
+                let id = record.id
                 let key = try AgreementKey.Private(
                     rawRepresentation: SecretBytes(
-                        try database.unseal(row["private_key"], column: "prekey.private_key", row: ProfileDatabase.prekeyRow(kind: 2, id: id))
+                        try database.unseal(record.privateKey, column: "prekey.private_key", row: ProfileDatabase.prekeyRow(kind: 2, id: id))
                     )
                 )
                 return OneTimePrekey(id: id, publicKey: key.publicKey, signedBy: identity)
@@ -171,10 +167,8 @@ extension Client {
             do {
                 held = try await publishOneTimePrekeys(records, connection)
             } catch let error as ClientError where error.category != .network {
-                let ids = records.map { Int64($0.id) }
-                try await database.writer.write { db in
-                    try db.execute(sql: "DELETE FROM prekey WHERE kind = 2 AND published = 0 AND id IN (\(ids.map(String.init).joined(separator: ",")))")
-                }
+                let ids = records.map(\.id)
+                try await database.writer.write { db in try PrekeyStore.deleteOneTime(db, ids: ids, unpublishedOnly: true) }
                 logger.warning("\(ids.count) one-time prekeys the relay refused were deleted: \(error.message)")
             }
         }
@@ -192,10 +186,7 @@ extension Client {
                         row: ProfileDatabase.prekeyRow(kind: 2, id: id)
                     )
                     // Published once the relay says it holds them (a dropped upload is sent again next time).
-                    try db.execute(
-                        sql: "INSERT INTO prekey (kind, id, private_key, created_at, published) VALUES (2, ?, ?, ?, 0)",
-                        arguments: [Int64(id), sealedKey, nowMS]
-                    )
+                    try PrekeyStore.insert(db, .oneTime, id: id, privateKey: sealedKey, createdAt: nowMS, published: false)
                     return OneTimePrekey(id: id, publicKey: key.publicKey, signedBy: identity)
                 }
             }
@@ -209,25 +200,15 @@ extension Client {
         guard case .prekeysPublished(let held) = try await request(connection, .publishPrekeys(try PrekeyUpload(signedPrekey: nil, oneTimePrekeys: records))) else {
             throw ClientError(.protocolViolation, "the relay did not answer prekeys_published")
         }
-        let ids = records.map { Int64($0.id) }
-        try await database.writer.write { db in
-            try db.execute(sql: "UPDATE prekey SET published = 1 WHERE kind = 2 AND id IN (\(ids.map(String.init).joined(separator: ",")))")
-        }
+        let ids = records.map(\.id)
+        try await database.writer.write { db in try PrekeyStore.markPublished(db, .oneTime, ids: ids) }
         return held
     }
 
     /// Records which one-time prekeys have left the relay: it hands them out lowest id first, so all but the `held`
     /// newest unused ones it was given (keys.md §One-time prekeys). Keys whose upload is not confirmed do not count.
     func markHandedOut(held: UInt32, now: Timestamp) async throws {
-        try await database.writer.write { db in
-            try db.execute(
-                sql: """
-                    UPDATE prekey SET handed_out_at = ? WHERE kind = 2 AND published = 1 AND handed_out_at IS NULL AND id NOT IN (
-                        SELECT id FROM prekey WHERE kind = 2 AND published = 1 AND handed_out_at IS NULL ORDER BY id DESC LIMIT ?)
-                    """,
-                arguments: [now.signedMilliseconds, Int64(held)]
-            )
-        }
+        try await database.writer.write { db in try PrekeyStore.markHandedOut(db, keepingNewest: held, at: now.signedMilliseconds) }
     }
 
     /// How long a one-time private key handed out by the relay and never used is kept, and how many such keys at
@@ -240,13 +221,7 @@ extension Client {
     func deleteHandedOutPrekeys(now: Timestamp = .now()) async throws {
         let cutoff = now.signedMilliseconds - Int64(Self.handedOutPrekeyGrace * 1000)
         try await database.writer.write { db in
-            try db.execute(
-                sql: """
-                    DELETE FROM prekey WHERE kind = 2 AND handed_out_at IS NOT NULL AND (handed_out_at < ? OR id NOT IN (
-                        SELECT id FROM prekey WHERE kind = 2 AND handed_out_at IS NOT NULL ORDER BY handed_out_at DESC, id DESC LIMIT ?))
-                    """,
-                arguments: [cutoff, Self.maximumHandedOutPrekeys]
-            )
+            try PrekeyStore.deleteHandedOut(db, before: cutoff, keepingAtMost: Self.maximumHandedOutPrekeys)
         }
     }
 
@@ -254,9 +229,7 @@ extension Client {
     /// retirement plus the relay's envelope lifetime. Runs after fetching, so what waited is opened first.
     func deleteRetiredPrekeys(now: Timestamp = .now()) async throws {
         let cutoff = now.signedMilliseconds - Int64((Self.signedPrekeyGrace + Self.relayEnvelopeLifetime) * 1000)
-        try await database.writer.write { db in
-            try db.execute(sql: "DELETE FROM prekey WHERE kind = 1 AND retired_at IS NOT NULL AND retired_at < ?", arguments: [cutoff])
-        }
+        try await database.writer.write { db in try PrekeyStore.deleteRetired(db, before: cutoff) }
     }
 
     // MARK: - Contacts and trust
@@ -308,7 +281,7 @@ extension Client {
     /// when the handle is pinned to another key.
     @discardableResult
     func pin(_ party: Party, now: Timestamp = .now()) async throws -> Party {
-        let trusted = try await database.writer.write { db in try Self.checkPin(db, party, now: now) }
+        let trusted = try await database.writer.write { db in try ContactStore.pinOnFirstUse(db, party, now: now) }
         if !trusted { throw ClientError.keyChanged(party.handle) }
         return party
     }
@@ -343,21 +316,9 @@ extension Client {
         now: Timestamp
     ) throws {
         let body = try database.seal(content.encoded, column: "message.body", row: id.rawValue)
-        try db.execute(
-            sql: """
-                INSERT INTO message (id, thread_id, direction, peer, kind, created_at, body)
-                VALUES (?, ?, 'out', ?, ?, ?, ?)
-                """,
-            arguments: [
-                Data(id.rawValue), Data((thread ?? id).rawValue), recipient.rawValue, Int64(content.kind.rawValue),
-                now.signedMilliseconds, body,
-            ]
-        )
-        try db.execute(
-            sql: "INSERT INTO outbox (message_id, recipient, queued_at) VALUES (?, ?, ?)",
-            arguments: [Data(id.rawValue), recipient.rawValue, now.signedMilliseconds]
-        )
-        if content.kind != .receipt { try addEvent(db, database, id, "created", at: now) }
+        try MessageStore.insertOutgoing(db, id, thread: thread ?? id, to: recipient, kind: content.kind, at: now, body: body)
+        try OutboxStore.add(db, id, to: recipient, at: now)
+        if content.kind != .receipt { try EventStore.add(db, database, id, .created, at: now) }
     }
 
     /// Automatic receipts that cannot be delivered are given up after this many attempts.
@@ -373,19 +334,11 @@ extension Client {
     /// stored on the relay, an automatic receipt given up, or the user's own decision.
     func flushOutbox(_ connection: RelayConnection, through last: MessageID? = nil) async throws -> OutboxFlush {
         let database = self.database
-        let entries = try await database.writer.read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT o.message_id, o.recipient, o.envelope, o.attempts, m.thread_id, m.created_at, m.body, m.kind
-                    FROM outbox o JOIN message m ON m.id = o.message_id ORDER BY o.queued_at, o.rowid
-                    """
-            )
-        }
+        let entries = try await database.writer.read { db in try OutboxStore.entries(db) }
         var flush = OutboxFlush()
         for entry in entries {
-            let id = try MessageID(rawValue: Array(entry["message_id"] as Data))
-            let result = try await deliver(entry, id: id, connection: connection)
+            let id = entry.id
+            let result = try await deliver(entry, connection: connection)
             flush.record(id, result)
             if case .queued(let error) = result, error.meansRelayUnavailable {
                 flush.interruption = error
@@ -393,16 +346,17 @@ extension Client {
             }
             if id == last { break }
         }
-        flush.remaining = try await database.writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0 }
+        flush.remaining = try await database.writer.read { db in try OutboxStore.count(db) }
         return flush
     }
 
     /// Seals (once) and sends one outbox entry, and records how it went.
-    private func deliver(_ entry: Row, id: MessageID, connection: RelayConnection) async throws -> DeliveryResult {
+    private func deliver(_ entry: OutboxEntry, connection: RelayConnection) async throws -> DeliveryResult {
         let database = self.database
-        let recipient = try Handle(entry["recipient"] as String)
+        let id = entry.id
+        let recipient = try Handle(entry.recipient)
         do {
-            let (envelope, attachmentIDs) = try await envelope(for: entry, id: id, recipient: recipient, connection: connection)
+            let (envelope, attachmentIDs) = try await envelope(for: entry, recipient: recipient, connection: connection)
             let reply: RelayMessage
             do {
                 reply = try await connection.request(.send(try SendRequest(recipient: recipient, envelope: envelope, attachments: attachmentIDs)))
@@ -411,10 +365,10 @@ extension Client {
             }
             guard case .stored(let stored) = reply else { throw ClientError(.protocolViolation, "the relay did not answer stored") }
             try await database.writer.write { db in
-                try db.execute(sql: "DELETE FROM outbox WHERE message_id = ?", arguments: [Data(id.rawValue)])
-                try db.execute(sql: "UPDATE message SET envelope_id = ? WHERE id = ?", arguments: [Data(stored.envelopeID), Data(id.rawValue)])
-                if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM event WHERE message_id = ? AND kind = 'stored')", arguments: [Data(id.rawValue)]) != true {
-                    try Self.addEvent(db, database, id, "stored", at: stored.storedAt)
+                try OutboxStore.remove(db, id)
+                try MessageStore.setEnvelopeID(db, id, stored.envelopeID)
+                if try !EventStore.contains(db, id, .stored) {
+                    try EventStore.add(db, database, id, .stored, at: stored.storedAt)
                 }
             }
             return .stored(stored)
@@ -425,11 +379,8 @@ extension Client {
             // A value that does not decode or open is this profile's damage, not the relay's.
             let failure = error as? ClientError ?? ClientError(.profileDamaged, "\(error)")
             logger.info("outbox: \(id) to \(recipient) waits: \(failure.code) \(failure.message)")
-            let isReceipt = entry["kind"] as Int64 == Int64(Content.Kind.receipt.rawValue)
-            if isReceipt, entry["attempts"] as Int64 + 1 >= Self.receiptAttempts {
-                try await database.writer.write { db in
-                    try db.execute(sql: "DELETE FROM outbox WHERE message_id = ?", arguments: [Data(id.rawValue)])
-                }
+            if entry.kind == .receipt, entry.attempts + 1 >= Self.receiptAttempts {
+                try await database.writer.write { db in try OutboxStore.remove(db, id) }
                 return .abandoned(failure)
             }
             try await recordAttempt(id, failure)
@@ -439,27 +390,20 @@ extension Client {
 
     /// Records a failed attempt: the sentence for people, the codes for decisions.
     private func recordAttempt(_ id: MessageID, _ error: ClientError) async throws {
-        try await database.writer.write { db in
-            try db.execute(
-                sql: """
-                    UPDATE outbox SET attempts = attempts + 1, last_error = ?, last_error_code = ?, last_relay_error_code = ?
-                    WHERE message_id = ?
-                    """,
-                arguments: [error.message, Int64(error.code.rawValue), error.relayError.map { Int64($0.code.rawValue) }, Data(id.rawValue)]
-            )
-        }
+        try await database.writer.write { db in try OutboxStore.recordAttempt(db, id, error) }
     }
 
     /// The envelope of an outbox entry: sealed once and kept, so every resend is the same envelope (the relay stores
     /// it once). If another process sealed it first, its envelope wins.
-    private func envelope(for entry: Row, id: MessageID, recipient: Handle, connection: RelayConnection) async throws
+    private func envelope(for entry: OutboxEntry, recipient: Handle, connection: RelayConnection) async throws
         -> (envelope: [UInt8], attachments: [[UInt8]])
     {
         // Attachments go up first (resuming where an earlier attempt stopped); the send names them.
+        let id = entry.id
         let descriptors = try await uploadedDescriptors(for: id, connection: connection)
         let attachmentIDs = descriptors.map(\.sha256)
-        if let sealed = entry["envelope"] as Data? { return (Array(sealed), attachmentIDs) }
-        let content = try Content(decoding: try database.unseal(entry["body"] as Data, column: "message.body", row: id.rawValue))
+        if let sealed = entry.envelope { return (Array(sealed), attachmentIDs) }
+        let content = try Content(decoding: try database.unseal(entry.body, column: "message.body", row: id.rawValue))
         var toChangedKey = false
         if case .receipt(let receipt) = content, receipt.failure?.reason == .untrustedSender { toChangedKey = true }
         let bundle = try await trustedBundle(connection, for: recipient, toChangedKey: toChangedKey)
@@ -467,20 +411,13 @@ extension Client {
             sender: me,
             recipient: bundle.owner,
             id: id,
-            threadID: try MessageID(rawValue: Array(entry["thread_id"] as Data)),
-            createdAt: Timestamp(millisecondsSince1970: UInt64(entry["created_at"] as Int64)),
+            threadID: entry.threadID,
+            createdAt: Timestamp(millisecondsSince1970: UInt64(entry.createdAt)),
             content: content,
             attachments: descriptors
         )
         let sealed = try SealedEnvelope.seal(message, to: bundle, signedBy: identity).encoded
-        let envelope = try await database.writer.write { db in
-            try db.execute(
-                sql: "UPDATE outbox SET envelope = ? WHERE message_id = ? AND envelope IS NULL",
-                arguments: [Data(sealed), Data(id.rawValue)]
-            )
-            let stored = try Data.fetchOne(db, sql: "SELECT envelope FROM outbox WHERE message_id = ?", arguments: [Data(id.rawValue)])
-            return stored.map(Array.init) ?? sealed
-        }
+        let envelope = try await database.writer.write { db in try OutboxStore.keepEnvelope(db, id, sealed) }
         return (envelope, attachmentIDs)
     }
 
@@ -498,7 +435,7 @@ extension Client {
             try await exchange(connection, report: &report)
         }
         if let failure {
-            report.queued = try await database.writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0 }
+            report.queued = try await database.writer.read { db in try OutboxStore.count(db) }
             report.queueReason = failure.message
             report.reachedRelay = false
         }
@@ -618,39 +555,21 @@ extension Client {
         let database = self.database
         try await database.writer.write { db in
             for notice in notices {
-                guard let id = try Data.fetchOne(db, sql: "SELECT id FROM message WHERE envelope_id = ? AND direction = 'out'", arguments: [Data(notice.envelopeID)]) else { continue }
+                guard let id = try MessageStore.sent(db, envelopeID: notice.envelopeID) else { continue }
                 // A rejection is a failure the relay reports for the recipient's device (spec/relay.md, `reject`):
                 // never `delivered_to_device`.
-                let (kind, detail): (String, String?) =
+                let (kind, detail): (DeliveryState, String?) =
                     switch notice.kind {
-                    case .deliveredToDevice: ("delivered_to_device", nil)
-                    case .expired: ("expired", nil)
+                    case .deliveredToDevice: (.deliveredToDevice, nil)
+                    case .expired: (.expired, nil)
                     case .rejected:
-                        ("failed", "rejected: \(notice.recipient)'s device could not open it (\(notice.reason.map(Self.identifier(of:)) ?? "other")); send it again")
+                        (.failed, "rejected: \(notice.recipient)'s device could not open it (\(notice.reason.map(Self.identifier(of:)) ?? "other")); send it again")
                     }
-                let seen = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM event WHERE message_id = ? AND kind = ?)", arguments: [id, kind]) ?? false
-                if !seen { try Self.addEvent(db, database, try MessageID(rawValue: Array(id)), kind, at: notice.at, detail: detail) }
+                if try !EventStore.contains(db, id, kind) { try EventStore.add(db, database, id, kind, at: notice.at, detail: detail) }
             }
         }
         report.notices += notices.count
         _ = try await request(connection, .acknowledgeNotices(through: last.sequence))
-    }
-
-    /// Pins `party` on first use; false when the handle is pinned to another key (which is recorded as changed).
-    static func checkPin(_ db: Database, _ party: Party, now: Timestamp) throws -> Bool {
-        let key = Data(party.identityKey.rawRepresentation)
-        guard let row = try Row.fetchOne(db, sql: "SELECT identity_key FROM contact WHERE handle = ?", arguments: [party.handle.rawValue]) else {
-            try db.execute(
-                sql: "INSERT INTO contact (handle, identity_key, pinned_at) VALUES (?, ?, ?)",
-                arguments: [party.handle.rawValue, key, now.signedMilliseconds]
-            )
-            return true
-        }
-        guard row["identity_key"] as Data == key else {
-            try db.execute(sql: "UPDATE contact SET changed_key = ? WHERE handle = ?", arguments: [key, party.handle.rawValue])
-            return false
-        }
-        return true
     }
 
     /// The spec's name of a failure reason (spec/envelope.md §Receipt).
@@ -666,24 +585,6 @@ extension Client {
         case .other: "other"
         }
     }
-
-    /// Adds a timeline event; its detail (a peer's failure text) is sealed like message bodies.
-    static func addEvent(_ db: Database, _ database: ProfileDatabase, _ id: MessageID, _ kind: String, at: Timestamp, detail: String? = nil) throws {
-        let sealedDetail = try detail.map { try database.seal(Array($0.utf8), column: "event.detail", row: ProfileDatabase.eventRow(id, kind)) }
-        try db.execute(
-            sql: "INSERT INTO event (message_id, kind, at, detail) VALUES (?, ?, ?, ?)",
-            arguments: [Data(id.rawValue), kind, at.signedMilliseconds, sealedDetail]
-        )
-    }
-}
-
-/// Something `watch` saw happen.
-public struct WatchEvent: Sendable, Hashable, Codable {
-    /// connected, disconnected, received, receipt, notice, sent.
-    public let event: String
-    public let detail: String
-    /// Milliseconds since 1970.
-    public let at: UInt64
 }
 
 extension Client {
@@ -692,13 +593,13 @@ extension Client {
     /// task is cancelled.
     public func watch(onEvent: @Sendable (WatchEvent) -> Void) async {
         var backoff: Duration = .seconds(1)
-        func emit(_ event: String, _ detail: String) {
-            onEvent(WatchEvent(event: event, detail: detail, at: Timestamp.now().millisecondsSince1970))
+        func emit(_ kind: WatchEvent.Kind, _ detail: String) {
+            onEvent(WatchEvent(kind: kind, detail: detail, at: Timestamp.now().millisecondsSince1970))
         }
         while !Task.isCancelled {
             do {
                 try await withConnection { connection in
-                    emit("connected", "\(relay)")
+                    emit(.connected, "\(relay)")
                     backoff = .seconds(1)
                     var report = SyncReport()
                     try await exclusively { try await exchange(connection, report: &report) }
@@ -731,22 +632,22 @@ extension Client {
                         self.announce(report, emit)
                     }
                 }
-                if !Task.isCancelled { emit("disconnected", "the relay closed the connection") }
+                if !Task.isCancelled { emit(.disconnected, "the relay closed the connection") }
             } catch {
-                if !Task.isCancelled { emit("disconnected", "\(error)") }
+                if !Task.isCancelled { emit(.disconnected, "\(error)") }
             }
             guard !Task.isCancelled else { return }
-            emit("retrying", "in \(backoff.components.seconds) s")
+            emit(.retrying, "in \(backoff.components.seconds) s")
             try? await Task.sleep(for: backoff)
             backoff = min(backoff * 2, .seconds(60))
         }
     }
 
-    private nonisolated func announce(_ report: SyncReport, _ emit: (String, String) -> Void) {
-        if report.received > 0 { emit("received", "\(report.received) new consult(s) or reply(ies); `curbside inbox` lists them") }
-        if report.receipts > 0 { emit("receipt", "\(report.receipts) receipt(s); `curbside status` shows them") }
-        if report.notices > 0 { emit("notice", "\(report.notices) relay notice(s)") }
-        if report.sent > 0 { emit("sent", "\(report.sent) message(s) left the outbox") }
-        if report.failed > 0 { emit("failed", "\(report.failed) envelope(s) could not be opened") }
+    private nonisolated func announce(_ report: SyncReport, _ emit: (WatchEvent.Kind, String) -> Void) {
+        if report.received > 0 { emit(.received, "\(report.received) new consult(s) or reply(ies); `curbside inbox` lists them") }
+        if report.receipts > 0 { emit(.receipt, "\(report.receipts) receipt(s); `curbside status` shows them") }
+        if report.notices > 0 { emit(.notice, "\(report.notices) relay notice(s)") }
+        if report.sent > 0 { emit(.sent, "\(report.sent) message(s) left the outbox") }
+        if report.failed > 0 { emit(.failed, "\(report.failed) envelope(s) could not be opened") }
     }
 }

@@ -272,7 +272,7 @@ extension Curbside {
                 if items.isEmpty, bySender.isEmpty { lines.append("nothing received yet") }
                 for item in items {
                     let urgency = item.urgency.map { " [\($0)]" } ?? ""
-                    lines.append("\(item.id)  \(formatTime(item.createdAt))  \(item.kind.padding(toLength: 7, withPad: " ", startingAt: 0)) from \(item.peer)\(urgency)  \(item.title)")
+                    lines.append("\(item.id)  \(formatTime(item.createdAt))  \(item.kind.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0)) from \(item.peer)\(urgency)  \(item.title)")
                 }
                 return lines.joined(separator: "\n")
             }
@@ -306,7 +306,7 @@ extension Curbside {
             }
             try options.output(Output(message: shown, saved: saved)) {
                 var lines = [
-                    "\(shown.summary.kind) \(shown.summary.id) \(shown.summary.direction == "in" ? "from" : "to") \(shown.summary.peer)",
+                    "\(shown.summary.kind) \(shown.summary.id) \(shown.summary.direction == .incoming ? "from" : "to") \(shown.summary.peer)",
                     "sent         \(formatTime(shown.summary.createdAt))",
                 ]
                 if let subject = shown.subject { lines.append("subject      \(subject)") }
@@ -354,8 +354,8 @@ extension Curbside {
                         "  time to answer       \(formatDuration(status.timeToAnswer))",
                     ]
                     // Failures and expiry are never silent: each is its own line with what the other side said.
-                    let problems: [String] = status.timeline.filter { $0.kind == "failed" || $0.kind == "expired" }.map { event in
-                        let label = event.kind.padding(toLength: 19, withPad: " ", startingAt: 0)
+                    let problems: [String] = status.timeline.filter { $0.kind == .failed || $0.kind == .expired }.map { event in
+                        let label = event.kind.rawValue.padding(toLength: 19, withPad: " ", startingAt: 0)
                         return "  \(label)  \(formatTime(event.at))" + (event.detail.map { "  \($0)" } ?? "")
                     }
                     return (steps + problems).joined(separator: "\n")
@@ -397,7 +397,7 @@ extension Curbside {
                     let line =
                         json
                         ? String(decoding: (try? JSONEncoder.cli.encode(event)) ?? Data(), as: UTF8.self)
-                        : "\(formatTime(event.at))  \(event.event.padding(toLength: 12, withPad: " ", startingAt: 0)) \(event.detail)"
+                        : "\(formatTime(event.at))  \(event.kind.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)) \(event.detail)"
                     // Unbuffered, so a pipe sees each event as it happens.
                     FileHandle.standardOutput.write(Data((line + "\n").utf8))
                 }
