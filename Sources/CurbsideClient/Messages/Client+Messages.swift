@@ -4,22 +4,31 @@ import GRDB
 
 /// What happened to a message, in order.
 public struct TimelineEvent: Sendable, Hashable, Codable {
+    /// The step reached.
     public let kind: DeliveryState
     /// Milliseconds since 1970.
     public let at: UInt64
+    /// Why, for a `failed` step: what the relay or the other side reported (sealed in the profile).
     public let detail: String?
 }
 
 /// One consult or reply as listed.
 public struct MessageSummary: Sendable, Hashable, Codable {
+    /// The message id, 32 hex digits (`MessageID`); a consult's id is also its thread's.
     public let id: String
+    /// The thread's id, 32 hex digits: the id of the consult that started it.
     public let thread: String
+    /// Received or sent.
     public let direction: Direction
+    /// The other party's handle: the sender of a received message, the recipient of a sent one.
     public let peer: String
+    /// Consult, reply or receipt.
     public let kind: MessageKind
     /// The consult's subject, a reply's first line, or what a receipt reports.
     public let title: String
+    /// A consult's urgency (routine, urgent, emergency); nil for replies and receipts.
     public let urgency: String?
+    /// When its sender wrote it, milliseconds since 1970 (the sender's clock).
     public let createdAt: UInt64
     /// The latest thing that happened to it.
     public let state: DeliveryState
@@ -29,14 +38,23 @@ public struct MessageSummary: Sendable, Hashable, Codable {
 
 /// A consult or reply with its full text.
 public struct ShownMessage: Sendable, Hashable, Codable {
+    /// The message as `inbox` or `status` lists it.
     public let summary: MessageSummary
+    /// A consult's subject.
     public let subject: String?
+    /// The specialty a consult asks.
     public let specialty: String?
+    /// A consult's question.
     public let question: String?
+    /// A consult's case summary.
     public let clinicalSummary: String?
+    /// A reply's text, or what a receipt reports.
     public let text: String?
+    /// The id of the message a reply answers.
     public let inReplyTo: String?
+    /// What happened to it, oldest first.
     public let timeline: [TimelineEvent]
+    /// Its attachments, in order.
     public let attachments: [AttachmentInfo]
 }
 
@@ -46,10 +64,15 @@ public struct ConsultStatus: Sendable, Hashable, Codable {
     public let timeline: [TimelineEvent]
     /// First time each step was reached (milliseconds since 1970), nil while not reached.
     public let created: UInt64?
+    /// Acknowledged `stored` by the relay.
     public let stored: UInt64?
+    /// Handed to the recipient's device by the relay.
     public let deliveredToDevice: UInt64?
+    /// Saved by the recipient's device (its `delivered` receipt).
     public let delivered: UInt64?
+    /// Shown to the recipient (its `read` receipt).
     public let read: UInt64?
+    /// The recipient's first reply in the thread, as the recipient dated it.
     public let answered: UInt64?
     /// answered − created, in milliseconds.
     public let timeToAnswer: UInt64?

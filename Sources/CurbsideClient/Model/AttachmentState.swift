@@ -19,6 +19,7 @@ public enum AttachmentState: String, Sendable, Hashable, Codable, CaseIterable, 
     /// Received: past `AttachmentLimits.bytesPerSenderPerDay` for its sender, not downloaded.
     case overSenderLimit = "over_sender_limit"
 
+    /// The raw value, so interpolation prints the word and not the case name.
     public var description: String { rawValue }
 
     /// Whether the encrypted file is on this device, so it can be decrypted or copied.

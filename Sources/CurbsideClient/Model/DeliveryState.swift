@@ -24,5 +24,6 @@ public enum DeliveryState: String, Sendable, Hashable, Codable, CaseIterable, Cu
     /// It could not be delivered or opened; the event's detail says why.
     case failed
 
+    /// The raw value, so interpolation prints the word and not the case name.
     public var description: String { rawValue }
 }

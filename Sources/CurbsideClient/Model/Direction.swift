@@ -7,5 +7,6 @@ public enum Direction: String, Sendable, Hashable, Codable, CaseIterable, Custom
     /// Sent by this profile.
     case outgoing = "out"
 
+    /// The raw value, so interpolation prints the word and not the case name.
     public var description: String { rawValue }
 }

@@ -9,6 +9,7 @@ public enum MessageKind: String, Sendable, Hashable, Codable, CaseIterable, Cust
     case reply
     case receipt
 
+    /// The raw value, so interpolation prints the word and not the case name.
     public var description: String { rawValue }
 
     /// The kind of a message with this content.

@@ -19,9 +19,11 @@ public struct WatchEvent: Sendable, Hashable, Codable {
         /// Envelopes could not be opened.
         case failed
 
+        /// The raw value, so interpolation prints the word and not the case name.
         public var description: String { rawValue }
     }
 
+    /// What happened.
     public let kind: Kind
     /// A sentence for people.
     public let detail: String

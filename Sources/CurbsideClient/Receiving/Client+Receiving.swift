@@ -30,6 +30,7 @@ public struct AttachmentLimits: Sendable, Hashable, Codable {
     /// Attachment bytes fetched from one sender in any 24 hours; beyond it, attachments are refused likewise.
     public var bytesPerSenderPerDay: UInt64
 
+    /// Limits of `bytesPerAttachment` per file and `bytesPerSenderPerDay` per sender.
     public init(bytesPerAttachment: UInt64, bytesPerSenderPerDay: UInt64) {
         self.bytesPerAttachment = bytesPerAttachment
         self.bytesPerSenderPerDay = bytesPerSenderPerDay

@@ -8,10 +8,13 @@ public struct SyncReport: Sendable, Hashable, Codable {
     public var sent = 0
     /// Messages still in the outbox, and why the last one is waiting.
     public var queued = 0
+    /// Why the last message that did not go waits, for people.
     public var queueReason: String?
     /// New consults and replies, and receipts and notices applied.
     public var received = 0
+    /// Receipts applied to sent messages.
     public var receipts = 0
+    /// Relay notices applied (delivered to device, expired, rejected).
     public var notices = 0
     /// Envelopes that could not be opened (recorded, acknowledged, reported to the sender where possible).
     public var failed = 0
