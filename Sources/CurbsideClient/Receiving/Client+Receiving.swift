@@ -2,42 +2,10 @@ import CurbsideWire
 import Foundation
 import GRDB
 
-/// An envelope that reached this device and could not be opened (spec/envelope.md §Receiving): the relay-named
-/// sender was told through a `rejected` notice; the user should ask them to send it again.
-public struct UnopenedEnvelope: Sendable, Hashable, Codable {
-    /// The profile's number for this record, increasing with each one (``Client/markUnopenedShown(through:)``).
-    public let sequence: Int64
-    /// The sender as the relay named it (the account that sent it; nothing inside the envelope could be trusted).
-    public let sender: String
-    /// Milliseconds since 1970, when this device received it.
-    public let at: UInt64
-    /// Why it could not be opened: an error identifier of spec/errors.md, such as "unknown_prekey".
-    public let reason: String
-    /// Whether `inbox` has reported it already.
-    public let shown: Bool
-}
-
 /// How one delivered envelope ended: acknowledged (opened, a duplicate, or seen before) or rejected with a reason.
 enum Disposition: Sendable, Equatable {
     case acknowledge
     case reject(Receipt.FailureReason)
-}
-
-/// Limits on what a message's attachments may make this device download (spec/envelope.md §Receiving).
-public struct AttachmentLimits: Sendable, Hashable, Codable {
-    /// The largest single attachment fetched; a larger one is refused with an `attachment_unavailable` receipt.
-    public var bytesPerAttachment: UInt64
-    /// Attachment bytes fetched from one sender in any 24 hours; beyond it, attachments are refused likewise.
-    public var bytesPerSenderPerDay: UInt64
-
-    /// Limits of `bytesPerAttachment` per file and `bytesPerSenderPerDay` per sender.
-    public init(bytesPerAttachment: UInt64, bytesPerSenderPerDay: UInt64) {
-        self.bytesPerAttachment = bytesPerAttachment
-        self.bytesPerSenderPerDay = bytesPerSenderPerDay
-    }
-
-    /// 512 MiB per attachment, 2 GiB per sender per day.
-    public static let standard = AttachmentLimits(bytesPerAttachment: 512 << 20, bytesPerSenderPerDay: 2 << 30)
 }
 
 extension Client {
