@@ -1,4 +1,5 @@
 import CurbsideClient
+import CurbsideWire
 import Foundation
 import Testing
 
@@ -100,6 +101,11 @@ struct OutputJSONTests {
             AttachmentState.allCases.map(\.rawValue)
                 == ["ready", "uploaded", "saved", "unavailable", "corrupt", "too_large", "over_sender_limit"]
         )
+        #expect(Urgency.allCases.map(\.rawValue) == ["routine", "urgent", "emergency"])
+        for urgency in Consult.Urgency.allCases {
+            // What the summary carried before it was typed: the wire case's name.
+            #expect(Urgency(urgency).rawValue == "\(urgency)")
+        }
         #expect(
             WatchEvent.Kind.allCases.map(\.rawValue)
                 == ["connected", "disconnected", "retrying", "received", "receipt", "notice", "sent", "failed"]

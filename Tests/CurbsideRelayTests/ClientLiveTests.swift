@@ -59,7 +59,7 @@ struct ClientLiveTests {
             #expect(received.received == 1)
             let inbox = try await derm.inbox()
             #expect(inbox.map(\.id) == [sent.id])
-            #expect(inbox.first?.title == "Pigmented lesion, left forearm" && inbox.first?.urgency == "urgent")
+            #expect(inbox.first?.title == "Pigmented lesion, left forearm" && inbox.first?.urgency == .urgent)
 
             let id = try MessageID(rawValue: try #require([UInt8](hexString: sent.id)))
             let shown = try await derm.show(id)

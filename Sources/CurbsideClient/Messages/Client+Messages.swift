@@ -187,12 +187,12 @@ extension Client {
             let id = record.id
             let untrusted = record.senderKeyChanged
             var title = ""
-            var urgency: String?
+            var urgency: Urgency?
             if !untrusted {
                 switch try Content(decoding: try database.unseal(record.body, column: "message.body", row: id.rawValue)) {
                 case .consult(let consult):
                     title = consult.subject
-                    urgency = "\(consult.urgency)"
+                    urgency = Urgency(consult.urgency)
                 case .reply(let reply):
                     title = String(reply.text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
                 case .receipt(let receipt):

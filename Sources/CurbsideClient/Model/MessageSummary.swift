@@ -12,8 +12,8 @@ public struct MessageSummary: Sendable, Hashable, Codable {
     public let kind: MessageKind
     /// The consult's subject, a reply's first line, or what a receipt reports.
     public let title: String
-    /// A consult's urgency (routine, urgent, emergency); nil for replies and receipts.
-    public let urgency: String?
+    /// A consult's urgency; nil for replies and receipts.
+    public let urgency: Urgency?
     /// When its sender wrote it, milliseconds since 1970 (the sender's clock).
     public let createdAt: UInt64
     /// The latest thing that happened to it.
