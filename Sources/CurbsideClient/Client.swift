@@ -16,8 +16,11 @@ import Synchronization
 /// The profile directory holds `identity.json` (the identity key and storage key, sealed with the passphrase through
 /// Argon2id) and `profile.sqlite`; the directory is 0700 and its files 0600.
 public actor Client {
+    /// This profile's handle and identity key.
     public nonisolated let me: Party
+    /// The relay this profile is registered on, with its pinned key.
     public nonisolated let relay: RelayEndpoint
+    /// The profile directory.
     public nonisolated let home: URL
     nonisolated let identity: SigningKey
     nonisolated let database: ProfileDatabase

@@ -11,6 +11,7 @@ public struct ClientError: ErrorDomain, Hashable, CustomStringConvertible {
     /// 1401 protocol), and never renumbered or reused.
     public typealias Code = ErrorCode<ClientError>
 
+    /// The kind of failure a code belongs to (its hundred); the CLI's exit status follows it.
     public enum Category: String, Sendable, Hashable {
         /// The request itself is wrong: an unknown message id, a malformed handle, a missing profile.
         case usage
@@ -24,6 +25,7 @@ public struct ClientError: ErrorDomain, Hashable, CustomStringConvertible {
         case `protocol`
     }
 
+    /// What failed, stable across versions: decide on this.
     public let code: Code
     /// What happened, in one sentence without content or keys.
     public let message: String
@@ -33,6 +35,7 @@ public struct ClientError: ErrorDomain, Hashable, CustomStringConvertible {
     /// spec/errors.md (`unknown_handle`, `quota_exceeded`, …), kept as it came, so callers can switch on it.
     public let relayError: RelayError?
 
+    /// An error with `code`, a sentence for people, what to do about it, and the relay's refusal when there was one.
     public init(_ code: Code, _ message: String, hint: String? = nil, relayError: RelayError? = nil) {
         self.code = code
         self.message = message
@@ -51,6 +54,7 @@ public struct ClientError: ErrorDomain, Hashable, CustomStringConvertible {
         }
     }
 
+    /// The sentence for people.
     public var description: String { message }
 
     /// The relay cannot be talked to now, whatever the request: a flush stops and a sync reconnects. Not so for
@@ -59,6 +63,7 @@ public struct ClientError: ErrorDomain, Hashable, CustomStringConvertible {
         code == .unreachable || code == .certificateMismatch || code == .relayUnavailable
     }
 
+    /// Every code, in number order.
     public static let allCodes: [Code] = [
         .invalidArgument, .unknownMessage, .unknownContact, .unknownRecipient, .noProfile, .profileExists,
         .unsupportedAttachment, .fileNotAccessible,

@@ -161,7 +161,7 @@ struct AttachmentClientTests {
             let id = try MessageID(rawValue: try #require([UInt8](hexString: sent.id)))
             let shown = try await derm.show(id)
             #expect(shown.attachments.map(\.fileName) == ["forearm.jpg", "scan.bin"])
-            #expect(shown.attachments.map(\.state) == ["saved", "saved"])
+            #expect(shown.attachments.map(\.state) == [.saved, .saved])
             #expect(shown.attachments.first?.mediaType == "image/jpeg")
 
             let saveDirectory = providers.root.appendingPathComponent("saved").path
@@ -210,10 +210,10 @@ struct AttachmentClientTests {
 
             _ = try await derm.sync()
             let id = try MessageID(rawValue: try #require([UInt8](hexString: sent.id)))
-            #expect(try await derm.attachments(of: id).map(\.state) == ["corrupt"])
+            #expect(try await derm.attachments(of: id).map(\.state) == [.corrupt])
             #expect(try await derm.saveAttachments(of: id, to: providers.root.appendingPathComponent("out").path).isEmpty)
             _ = try await gp.sync()
-            let failed = try await gp.status(id).first?.timeline.first { $0.kind == "failed" }
+            let failed = try await gp.status(id).first?.timeline.first { $0.kind == .failed }
             #expect(failed?.detail?.hasPrefix("attachment_corrupt") == true)
         }
     }
@@ -260,7 +260,7 @@ struct AttachmentClientTests {
             #expect(report.received == 1 && report.reachedRelay)
             #expect(downProxy.cutsDone == 25)
             let id = try MessageID(rawValue: try #require([UInt8](hexString: sent.id)))
-            #expect(try await derm.attachments(of: id).map(\.state) == ["saved"])
+            #expect(try await derm.attachments(of: id).map(\.state) == [.saved])
             let saved = try await derm.saveAttachments(of: id, to: providers.root.appendingPathComponent("saved").path)
             let arrived = try AttachmentFiles.digest(saved[0])
             #expect(arrived.size == original.size && arrived.sha256 == original.sha256)

@@ -60,7 +60,7 @@ struct ClientLiveTests {
             #expect(received.received == 1)
             let inbox = try await derm.inbox()
             #expect(inbox.map(\.id) == [sent.id])
-            #expect(inbox.first?.title == "Pigmented lesion, left forearm" && inbox.first?.urgency == "urgent")
+            #expect(inbox.first?.title == "Pigmented lesion, left forearm" && inbox.first?.urgency == .urgent)
 
             let id = try MessageID(rawValue: try #require([UInt8](hexString: sent.id)))
             let shown = try await derm.show(id)
@@ -78,8 +78,8 @@ struct ClientLiveTests {
             // holds the consult and one receipt about the reply, and the GP's none about its receipts.
             _ = try await derm.sync()
             let dermInbox = try await derm.inbox()
-            #expect(dermInbox.map(\.kind).sorted() == ["consult", "receipt"])
-            #expect(dermInbox.first { $0.kind == "receipt" }?.title == "delivered receipt for \(answer.id)")
+            #expect(dermInbox.map(\.kind.rawValue).sorted() == ["consult", "receipt"])
+            #expect(dermInbox.first { $0.kind == .receipt }?.title == "delivered receipt for \(answer.id)")
             #expect(try await gp.sync().receipts == 0)
             // Both sides pinned each other on first use, unverified.
             #expect(try await gp.contacts().map(\.handle) == ["osei.derm"])
@@ -249,16 +249,16 @@ struct ClientLiveTests {
             let derm = try await providers.create("osei.derm")
             let sent = try await gp.send(try Providers.consult(), to: derm.me.handle)
             _ = try await gp.sync()
-            #expect(try await gp.status().first { $0.summary.id == sent.id }?.timeline.map(\.kind).contains("expired") == false)
+            #expect(try await gp.status().first { $0.summary.id == sent.id }?.timeline.map(\.kind).contains(.expired) == false)
             daysPassed.withLockedValue { $0 = 15 }
             // The sweeper looks every 20 ms of real time; its notice reaches the sender on a sync.
             var status = try #require(try await gp.status().first { $0.summary.id == sent.id })
-            for _ in 0..<250 where !status.timeline.map(\.kind).contains("expired") {
+            for _ in 0..<250 where !status.timeline.map(\.kind).contains(.expired) {
                 try await Task.sleep(for: .milliseconds(20))
                 _ = try await gp.sync()
                 status = try #require(try await gp.status().first { $0.summary.id == sent.id })
             }
-            #expect(status.timeline.map(\.kind).contains("expired"))
+            #expect(status.timeline.map(\.kind).contains(.expired))
             #expect(status.delivered == nil)
             _ = try await derm.sync()
             #expect(try await derm.inbox().isEmpty)
@@ -312,7 +312,7 @@ extension ClientLiveTests {
             }
             _ = try await gp.sync()
             let timeline = try #require(try await gp.status(id).first).timeline
-            #expect(timeline.contains { $0.kind == "failed" && $0.detail?.hasPrefix("untrusted_sender") == true })
+            #expect(timeline.contains { $0.kind == .failed && $0.detail?.hasPrefix("untrusted_sender") == true })
 
             _ = try await derm.verify(gp.me.handle, safetyNumber: derm.safetyNumber(with: gp.me).description)
             #expect(try await derm.show(id).subject == "Pigmented lesion, left forearm")
@@ -331,15 +331,15 @@ extension ClientLiveTests {
             let watching = Task { await derm.watch { continuation.yield($0) } }
             defer { watching.cancel() }
             var iterator = events.makeAsyncIterator()
-            func next(_ kind: String) async -> WatchEvent? {
+            func next(_ kind: WatchEvent.Kind) async -> WatchEvent? {
                 while let event = await iterator.next() {
-                    if event.event == kind { return event }
+                    if event.kind == kind { return event }
                 }
                 return nil
             }
-            #expect(await next("connected") != nil)
+            #expect(await next(.connected) != nil)
             let sent = try await gp.send(try Providers.consult(), to: derm.me.handle)
-            #expect(await next("received") != nil)
+            #expect(await next(.received) != nil)
             #expect(try await derm.inbox().map(\.id) == [sent.id])
             // The delivered receipt went out from the watch; the GP sees it on its next sync.
             _ = try await gp.sync()
@@ -347,9 +347,9 @@ extension ClientLiveTests {
             #expect(try await gp.status(id).first?.delivered != nil)
 
             await providers.relay.stop()
-            #expect(await next("disconnected") != nil)
+            #expect(await next(.disconnected) != nil)
             try await providers.relay.start()
-            #expect(await next("connected") != nil, "reconnected after the relay came back")
+            #expect(await next(.connected) != nil, "reconnected after the relay came back")
         }
     }
 }
@@ -401,7 +401,7 @@ extension ClientLiveTests {
             #expect(report.received == 1)
             #expect(report.queued == 1 && report.queueReason != nil)
             _ = try await gp.sync()
-            #expect(try await gp.inbox().contains { $0.kind == "receipt" }, "derm's receipt went out past the broken entry")
+            #expect(try await gp.inbox().contains { $0.kind == .receipt }, "derm's receipt went out past the broken entry")
         }
     }
 

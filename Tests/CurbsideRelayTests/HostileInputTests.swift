@@ -118,7 +118,7 @@ struct HostileInputTests {
             let id = try MessageID(rawValue: try #require([UInt8](hexString: sent.id)))
             let status = try #require(try await gp.status(id).first)
             #expect(status.deliveredToDevice == nil && status.delivered == nil)
-            let failed = try #require(status.timeline.first { $0.kind == "failed" })
+            let failed = try #require(status.timeline.first { $0.kind == .failed })
             #expect(failed.detail?.contains("osei.derm's device could not open it (undecryptable)") == true)
         }
     }
@@ -187,7 +187,7 @@ struct HostileInputTests {
 
                 let report = try await derm.sync()
                 #expect(report.received == 3)
-                let inbox = try await derm.inbox().filter { $0.kind == "consult" }
+                let inbox = try await derm.inbox().filter { $0.kind == .consult }
                 #expect(Set(inbox.map(\.title)) == ["Genuine", "Squatter", "Echo"])
                 // The first to arrive keeps the id; the others are kept under local ids, never merged or dropped.
                 #expect(Set(inbox.map(\.id)).count == 3 && !inbox.contains { $0.id == ownID.description })
@@ -200,7 +200,7 @@ struct HostileInputTests {
                 #expect(echo.id != ownID.description)
                 _ = try await derm.reply(to: try MessageID(rawValue: try #require([UInt8](hexString: echo.id))), text: "Noted.")
                 _ = try await mallory.sync()
-                let reply = try #require(try await mallory.inbox().first { $0.kind == "reply" })
+                let reply = try #require(try await mallory.inbox().first { $0.kind == .reply })
                 let shown = try await mallory.show(try MessageID(rawValue: try #require([UInt8](hexString: reply.id))))
                 #expect(shown.inReplyTo == ownID.description)
             }
@@ -313,18 +313,18 @@ struct HostileInputTests {
             let small2 = try await gp.send(try Providers.consult("Small 2"), to: derm.me.handle, attachments: [AttachmentSource(path: small, keepMetadata: true)])
             let small3 = try await gp.send(try Providers.consult("Small 3"), to: derm.me.handle, attachments: [AttachmentSource(path: small, keepMetadata: true)])
             _ = try await derm.sync()
-            func states(_ outcome: SendOutcome) async throws -> [String] {
+            func states(_ outcome: SendOutcome) async throws -> [AttachmentState] {
                 try await derm.attachments(of: try MessageID(rawValue: try #require([UInt8](hexString: outcome.id)))).map(\.state)
             }
-            #expect(try await states(tooLarge) == ["too_large"])
-            #expect(try await states(small1) == ["saved"])
-            #expect(try await states(small2) == ["saved"])
-            #expect(try await states(small3) == ["over_sender_limit"])
+            #expect(try await states(tooLarge) == [.tooLarge])
+            #expect(try await states(small1) == [.saved])
+            #expect(try await states(small2) == [.saved])
+            #expect(try await states(small3) == [.overSenderLimit])
 
             _ = try await gp.sync()
             func failure(_ outcome: SendOutcome) async throws -> String? {
                 let id = try MessageID(rawValue: try #require([UInt8](hexString: outcome.id)))
-                return try await gp.status(id).first?.timeline.first { $0.kind == "failed" }?.detail
+                return try await gp.status(id).first?.timeline.first { $0.kind == .failed }?.detail
             }
             #expect(try await failure(tooLarge)?.hasPrefix("attachment_unavailable: an attachment is larger") == true)
             #expect(try await failure(small3)?.hasPrefix("attachment_unavailable: the recipient's daily limit") == true)

@@ -101,7 +101,7 @@ struct NetworkFaultTests {
                     if inInbox, operation == .download {
                         // Whatever the sync managed, an attachment marked saved is the sender's file, whole.
                         let states = try await derm.attachments(of: id).map(\.state)
-                        if states == ["saved"] {
+                        if states == [.saved] {
                             let saved = try await derm.saveAttachments(of: id, to: providers.root.appendingPathComponent("check-\(trial)").path)
                             let arrived = try AttachmentFiles.digest(saved[0])
                             #expect(arrived.size == original.size && arrived.sha256 == original.sha256, "\(context): saved but not whole")
@@ -114,7 +114,7 @@ struct NetworkFaultTests {
                 // Exactly once in the inbox, its attachment whole, and nothing left queued on the relay for derm.
                 #expect(try await derm.inbox().filter { $0.id == id.rawValue.hexString }.count == 1, "\(context): not exactly once")
                 if operation == .upload || operation == .download {
-                    #expect(try await derm.attachments(of: id).map(\.state) == ["saved"], "\(context)")
+                    #expect(try await derm.attachments(of: id).map(\.state) == [.saved], "\(context)")
                 }
                 _ = try await gp.sync()
                 #expect(try await store.statistics().queuedEnvelopes == 0, "\(context): left on the relay")

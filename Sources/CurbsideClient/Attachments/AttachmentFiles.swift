@@ -4,6 +4,7 @@ import Foundation
 
 /// A file to attach: a clinical image, usually.
 public struct AttachmentSource: Sendable, Hashable {
+    /// The file to read.
     public let path: String
     /// Shown to the recipient; by default the file's own name.
     public let fileName: String
@@ -14,6 +15,7 @@ public struct AttachmentSource: Sendable, Hashable {
     /// Send the file as it is: keep EXIF GPS and PNG text chunks, and allow formats Curbside cannot clean.
     public let keepMetadata: Bool
 
+    /// A file at `path`, shown as `fileName` (default: its own name).
     public init(path: String, fileName: String? = nil, mediaType: String? = nil, keepMetadata: Bool = false) {
         self.path = path
         self.fileName = fileName ?? (path as NSString).lastPathComponent
@@ -70,10 +72,15 @@ public struct AttachmentSource: Sendable, Hashable {
 
 /// Where a transfer stands, for a progress display.
 public struct TransferProgress: Sendable, Hashable {
+    /// Which way the bytes move.
     public enum Direction: String, Sendable { case upload, download }
+    /// Upload or download.
     public let direction: Direction
+    /// The attachment's file name.
     public let fileName: String
+    /// Bytes transferred so far (a resumed transfer starts where the last one stopped).
     public let bytes: UInt64
+    /// The encrypted file's size.
     public let total: UInt64
 }
 

@@ -2,18 +2,6 @@ import CurbsideWire
 import Foundation
 import GRDB
 
-/// An attachment as the user sees it.
-public struct AttachmentInfo: Sendable, Hashable, Codable {
-    public let index: Int
-    public let fileName: String
-    public let mediaType: String
-    /// Size of the encrypted file.
-    public let size: UInt64
-    public let sha256: String
-    /// ready or uploaded (sent); saved, unavailable or corrupt (received).
-    public let state: String
-}
-
 extension Client {
     var attachmentsDirectory: URL { home.appendingPathComponent("attachments") }
 
@@ -40,53 +28,39 @@ extension Client {
 
     static func insertAttachments(_ db: Database, _ database: ProfileDatabase, _ prepared: [(PreparedAttachment, AttachmentSource)], for id: MessageID) throws {
         for (index, (file, source)) in prepared.enumerated() {
-            let row = id.rawValue + [UInt8(index)]
-            try db.execute(
-                sql: """
-                    INSERT INTO attachment (message_id, idx, file_name, media_type, size, sha256, identity, path, state)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'ready')
-                    """,
-                arguments: [
-                    Data(id.rawValue), index, try database.seal(Array(source.fileName.utf8), column: "attachment.file_name", row: row),
-                    try database.seal(Array(file.mediaType.utf8), column: "attachment.media_type", row: row), Int64(file.size), Data(file.sha256),
-                    try database.seal(file.identity.rawRepresentation.copiedBytes, column: "attachment.identity", row: row),
-                    file.path,
-                ]
+            try AttachmentStore.insert(
+                db, database, id, index: index, fileName: source.fileName, mediaType: file.mediaType, size: file.size,
+                sha256: file.sha256, identity: file.identity, path: file.path, state: .ready
             )
         }
     }
 
     /// The descriptors of message `id`'s attachments, uploading those not yet on the relay.
     func uploadedDescriptors(for id: MessageID, connection: RelayConnection) async throws -> [AttachmentDescriptor] {
-        let rows = try await database.writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM attachment WHERE message_id = ? ORDER BY idx", arguments: [Data(id.rawValue)])
-        }
+        let records = try await database.writer.read { db in try AttachmentStore.attachments(db, of: id) }
         var descriptors: [AttachmentDescriptor] = []
-        for row in rows {
-            let descriptor = try descriptor(row, messageID: id)
+        for record in records {
+            let descriptor = try descriptor(record)
             // Always asked: the relay deletes uploads no envelope named within 7 days, and then it is uploaded again.
-            try await upload(row["path"], size: descriptor.size, sha256: descriptor.sha256, name: descriptor.fileName, connection: connection)
-            if row["state"] as String != "uploaded" {
-                let index: Int64 = row["idx"]
-                try await database.writer.write { db in
-                    try db.execute(sql: "UPDATE attachment SET state = 'uploaded' WHERE message_id = ? AND idx = ?", arguments: [Data(id.rawValue), index])
-                }
+            try await upload(record.path, size: descriptor.size, sha256: descriptor.sha256, name: descriptor.fileName, connection: connection)
+            if record.state != .uploaded {
+                try await database.writer.write { db in try AttachmentStore.setState(db, id, index: record.index, .uploaded) }
             }
             descriptors.append(descriptor)
         }
         return descriptors
     }
 
-    func descriptor(_ row: Row, messageID id: MessageID) throws -> AttachmentDescriptor {
-        let rowID = id.rawValue + [UInt8(row["idx"] as Int64)]
-        let name = String(decoding: try database.unseal(row["file_name"], column: "attachment.file_name", row: rowID), as: UTF8.self)
+    func descriptor(_ record: AttachmentRecord) throws -> AttachmentDescriptor {
+        let rowID = AttachmentRecord.sealingRow(record.messageID, record.index)
+        let name = String(decoding: try database.unseal(record.fileName, column: "attachment.file_name", row: rowID), as: UTF8.self)
         let identity = try AgreementKey.Private(
-            rawRepresentation: SecretBytes(try database.unseal(row["identity"], column: "attachment.identity", row: rowID))
+            rawRepresentation: SecretBytes(try database.unseal(record.identity, column: "attachment.identity", row: rowID))
         )
         return try AttachmentDescriptor(
-            size: UInt64(row["size"] as Int64),
-            sha256: Array(row["sha256"] as Data),
-            mediaType: String(decoding: try database.unseal(row["media_type"], column: "attachment.media_type", row: rowID), as: UTF8.self),
+            size: record.size,
+            sha256: record.sha256,
+            mediaType: String(decoding: try database.unseal(record.mediaType, column: "attachment.media_type", row: rowID), as: UTF8.self),
             fileName: name,
             ageIdentity: identity
         )
@@ -105,14 +79,7 @@ extension Client {
         // What this sender's attachments took in the last 24 hours: each message naming an upload counts it again,
         // so naming one upload in many envelopes cannot multiply what the profile keeps.
         var fromSender = try await database.writer.read { db in
-            try Int64.fetchOne(
-                db,
-                sql: """
-                    SELECT COALESCE(SUM(a.size), 0) FROM attachment a JOIN message m ON m.id = a.message_id
-                    WHERE m.direction = 'in' AND m.peer = ? AND m.received_at >= ? AND a.state = 'saved'
-                    """,
-                arguments: [message.sender.handle.rawValue, dayAgo]
-            ) ?? 0
+            try AttachmentStore.savedBytes(db, from: message.sender.handle, receivedSince: dayAgo)
         }
         var states: [AttachmentState] = []
         for (index, descriptor) in message.attachments.enumerated() {
@@ -164,34 +131,22 @@ extension Client {
         directory: URL
     ) throws {
         for (index, descriptor) in message.attachments.enumerated() {
-            let row = localID.rawValue + [UInt8(index)]
-            try db.execute(
-                sql: """
-                    INSERT INTO attachment (message_id, idx, file_name, media_type, size, sha256, identity, path, state)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    Data(localID.rawValue), index,
-                    try database.seal(Array(descriptor.fileName.utf8), column: "attachment.file_name", row: row),
-                    try database.seal(Array(descriptor.mediaType.utf8), column: "attachment.media_type", row: row),
-                    Int64(descriptor.size), Data(descriptor.sha256),
-                    try database.seal(descriptor.ageIdentity.rawRepresentation.copiedBytes, column: "attachment.identity", row: row),
-                    directory.appendingPathComponent("\(localID)-\(index).age").path, states[index].rawValue,
-                ]
+            try AttachmentStore.insert(
+                db, database, localID, index: index, fileName: descriptor.fileName, mediaType: descriptor.mediaType,
+                size: descriptor.size, sha256: descriptor.sha256, identity: descriptor.ageIdentity,
+                path: directory.appendingPathComponent("\(localID)-\(index).age").path, state: states[index]
             )
         }
     }
 
     /// The attachments of message `id`.
     public func attachments(of id: MessageID) async throws -> [AttachmentInfo] {
-        let rows = try await database.writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM attachment WHERE message_id = ? ORDER BY idx", arguments: [Data(id.rawValue)])
-        }
-        return try rows.map { row in
-            let descriptor = try descriptor(row, messageID: id)
+        let records = try await database.writer.read { db in try AttachmentStore.attachments(db, of: id) }
+        return try records.map { record in
+            let descriptor = try descriptor(record)
             return AttachmentInfo(
-                index: Int(row["idx"] as Int64), fileName: descriptor.fileName, mediaType: descriptor.mediaType,
-                size: descriptor.size, sha256: descriptor.sha256.hexString, state: row["state"]
+                index: record.index, fileName: descriptor.fileName, mediaType: descriptor.mediaType,
+                size: descriptor.size, sha256: descriptor.sha256.hexString, state: record.state
             )
         }
     }
@@ -200,16 +155,14 @@ extension Client {
     /// with its single-use identity (`NAME.key`, `AGE-SECRET-KEY-1…`) instead, for checking with another age
     /// implementation. Returns the paths written.
     public func saveAttachments(of id: MessageID, to directory: String, raw: Bool = false) async throws -> [String] {
-        let rows = try await database.writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM attachment WHERE message_id = ? ORDER BY idx", arguments: [Data(id.rawValue)])
-        }
+        let records = try await database.writer.read { db in try AttachmentStore.attachments(db, of: id) }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var written: [String] = []
-        for row in rows where ["saved", "ready", "uploaded"].contains(row["state"] as String) {
-            let descriptor = try descriptor(row, messageID: id)
-            let name = Self.safeFileName(descriptor.fileName, index: Int(row["idx"] as Int64))
+        for record in records where record.state.hasFile {
+            let descriptor = try descriptor(record)
+            let name = Self.safeFileName(descriptor.fileName, index: record.index)
             let target = Self.unusedPath(directory, name + (raw ? ".age" : ""))
-            let source: String = row["path"]
+            let source = record.path
             if raw {
                 try await BlockingWork.run { try FileManager.default.copyItem(atPath: source, toPath: target) }
                 let keyPath = Self.unusedPath(directory, name + ".key")

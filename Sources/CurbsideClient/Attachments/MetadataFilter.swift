@@ -15,8 +15,10 @@
 /// the image data, each at most 64 KiB), and between images looks for the end marker as bytes stream past; the PNG
 /// filter holds one chunk header at a time and streams chunk bodies.
 public struct MetadataFilter: Sendable {
+    /// The format detected from the first bytes.
     public enum Kind: Sendable { case jpeg, png, other }
 
+    /// Nil until enough bytes were seen to tell.
     public private(set) var kind: Kind?
     /// What was removed, for the user: "GPS location", "PNG text chunks".
     public private(set) var removed: Set<String> = []
@@ -58,6 +60,7 @@ public struct MetadataFilter: Sendable {
         return route(bytes)
     }
 
+    /// Ends the stream and returns the bytes still held back.
     public mutating func finish() -> [UInt8] {
         if kind == nil {
             kind = .other

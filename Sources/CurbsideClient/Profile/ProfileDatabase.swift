@@ -264,6 +264,11 @@ struct ProfileDatabase: Sendable {
         [kind, UInt8(id >> 24), UInt8(truncatingIfNeeded: id >> 16), UInt8(truncatingIfNeeded: id >> 8), UInt8(truncatingIfNeeded: id)]
     }
 
+    /// How many rows `table` holds (for checks that a step changed nothing).
+    static func rowCount(_ db: Database, table: String) throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table.quotedDatabaseIdentifier)") ?? 0
+    }
+
     /// Takes the next number of a counter kept in settings (prekey ids).
     static func nextNumber(_ db: Database, _ key: String, startingAt start: UInt32) throws -> UInt32 {
         let next = try setting(db, key).flatMap(UInt32.init) ?? start

@@ -41,7 +41,7 @@ extension Curbside {
                 if items.isEmpty, bySender.isEmpty { lines.append("nothing received yet") }
                 for item in items {
                     let urgency = item.urgency.map { " [\($0)]" } ?? ""
-                    lines.append("\(item.id)  \(formatTime(item.createdAt))  \(item.kind.padding(toLength: 7, withPad: " ", startingAt: 0)) from \(item.peer)\(urgency)  \(item.title)")
+                    lines.append("\(item.id)  \(formatTime(item.createdAt))  \(item.kind.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0)) from \(item.peer)\(urgency)  \(item.title)")
                 }
                 return lines.joined(separator: "\n")
             }

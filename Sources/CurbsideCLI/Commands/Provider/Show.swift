@@ -30,7 +30,7 @@ extension Curbside {
             }
             try options.output(Output(message: shown, saved: saved)) {
                 var lines = [
-                    "\(shown.summary.kind) \(shown.summary.id) \(shown.summary.direction == "in" ? "from" : "to") \(shown.summary.peer)",
+                    "\(shown.summary.kind) \(shown.summary.id) \(shown.summary.direction == .incoming ? "from" : "to") \(shown.summary.peer)",
                     "sent         \(formatTime(shown.summary.createdAt))",
                 ]
                 if let subject = shown.subject { lines.append("subject      \(subject)") }

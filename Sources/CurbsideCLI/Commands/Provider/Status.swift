@@ -30,8 +30,8 @@ extension Curbside {
                         "  time to answer       \(formatDuration(status.timeToAnswer))",
                     ]
                     // Failures and expiry are never silent: each is its own line with what the other side said.
-                    let problems: [String] = status.timeline.filter { $0.kind == "failed" || $0.kind == "expired" }.map { event in
-                        let label = event.kind.padding(toLength: 19, withPad: " ", startingAt: 0)
+                    let problems: [String] = status.timeline.filter { $0.kind == .failed || $0.kind == .expired }.map { event in
+                        let label = event.kind.rawValue.padding(toLength: 19, withPad: " ", startingAt: 0)
                         return "  \(label)  \(formatTime(event.at))" + (event.detail.map { "  \($0)" } ?? "")
                     }
                     return (steps + problems).joined(separator: "\n")

@@ -18,7 +18,7 @@ extension Curbside {
                     let line =
                         json
                         ? String(decoding: (try? JSONEncoder.cli.encode(event)) ?? Data(), as: UTF8.self)
-                        : "\(formatTime(event.at))  \(event.event.padding(toLength: 12, withPad: " ", startingAt: 0)) \(event.detail)"
+                        : "\(formatTime(event.at))  \(event.kind.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)) \(event.detail)"
                     // Unbuffered, so a pipe sees each event as it happens.
                     FileHandle.standardOutput.write(Data((line + "\n").utf8))
                 }

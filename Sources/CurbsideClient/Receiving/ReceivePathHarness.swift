@@ -48,11 +48,9 @@ public final class ReceivePathHarness: Sendable {
         try await database.writer.write { db in
             try ProfileDatabase.setSetting(db, "handle", handle.rawValue)
             try ProfileDatabase.setSetting(db, "relay", String(decoding: try JSONEncoder().encode(relay), as: UTF8.self))
-            _ = try Client.checkPin(db, gpParty, now: .now())
-            try db.execute(
-                sql: "INSERT INTO prekey (kind, id, private_key, created_at, published) VALUES (1, 1, ?, 0, 1)",
-                arguments: [try database.seal(signedKey.rawRepresentation.copiedBytes, column: "prekey.private_key", row: ProfileDatabase.prekeyRow(kind: 1, id: 1))]
-            )
+            _ = try ContactStore.pinOnFirstUse(db, gpParty, now: .now())
+            let sealed = try database.seal(signedKey.rawRepresentation.copiedBytes, column: "prekey.private_key", row: ProfileDatabase.prekeyRow(kind: 1, id: 1))
+            try PrekeyStore.insert(db, .signed, id: 1, privateKey: sealed, createdAt: 0, published: true)
         }
         client = try Client(me: Party(identityKey: me.verifyingKey, handle: handle), relay: relay, home: directory, identity: me, database: database, logger: Client.silentLogger)
         try await restoreOneTimePrekeys()
@@ -70,7 +68,7 @@ public final class ReceivePathHarness: Sendable {
         try await database.writer.write { db in
             for (id, key) in keys {
                 let sealed = try database.seal(key.rawRepresentation.copiedBytes, column: "prekey.private_key", row: ProfileDatabase.prekeyRow(kind: 2, id: id))
-                try db.execute(sql: "INSERT OR REPLACE INTO prekey (kind, id, private_key, created_at) VALUES (2, ?, ?, 0)", arguments: [Int64(id), sealed])
+                try PrekeyStore.insert(db, .oneTime, id: id, privateKey: sealed, createdAt: 0, published: true, replacing: true)
             }
         }
     }
@@ -110,9 +108,7 @@ public final class ReceivePathHarness: Sendable {
         guard second == first else { throw Finding(description: "a re-delivery was settled as \(second), the delivery as \(first)") }
         guard try await counts() == rows else { throw Finding(description: "a re-delivery changed the profile") }
         if case .reject = first {
-            let recorded = try await client.database.writer.read { db in
-                try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM failure WHERE envelope_id = ?)", arguments: [Data(delivered.envelopeID)]) ?? false
-            }
+            let recorded = try await client.database.writer.read { db in try ReceivedEnvelopeStore.hasFailure(db, Data(delivered.envelopeID)) }
             guard recorded else { throw Finding(description: "a rejection was not recorded as a failure") }
         }
         try await restoreOneTimePrekeys()
@@ -121,9 +117,7 @@ public final class ReceivePathHarness: Sendable {
 
     private func counts() async throws -> [Int] {
         try await client.database.writer.read { db in
-            try ["message", "event", "outbox", "attachment", "failure", "seen_envelope", "contact"].map {
-                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \($0)") ?? 0
-            }
+            try ["message", "event", "outbox", "attachment", "failure", "seen_envelope", "contact"].map { try ProfileDatabase.rowCount(db, table: $0) }
         }
     }
 

@@ -2,41 +2,10 @@ import CurbsideWire
 import Foundation
 import GRDB
 
-/// An envelope that reached this device and could not be opened (spec/envelope.md §Receiving): the relay-named
-/// sender was told through a `rejected` notice; the user should ask them to send it again.
-public struct UnopenedEnvelope: Sendable, Hashable, Codable {
-    /// The profile's number for this record, increasing with each one (``Client/markUnopenedShown(through:)``).
-    public let sequence: Int64
-    /// The sender as the relay named it (the account that sent it; nothing inside the envelope could be trusted).
-    public let sender: String
-    /// Milliseconds since 1970, when this device received it.
-    public let at: UInt64
-    /// Why it could not be opened: an error identifier of spec/errors.md, such as "unknown_prekey".
-    public let reason: String
-    /// Whether `inbox` has reported it already.
-    public let shown: Bool
-}
-
 /// How one delivered envelope ended: acknowledged (opened, a duplicate, or seen before) or rejected with a reason.
 enum Disposition: Sendable, Equatable {
     case acknowledge
     case reject(Receipt.FailureReason)
-}
-
-/// Limits on what a message's attachments may make this device download (spec/envelope.md §Receiving).
-public struct AttachmentLimits: Sendable, Hashable, Codable {
-    /// The largest single attachment fetched; a larger one is refused with an `attachment_unavailable` receipt.
-    public var bytesPerAttachment: UInt64
-    /// Attachment bytes fetched from one sender in any 24 hours; beyond it, attachments are refused likewise.
-    public var bytesPerSenderPerDay: UInt64
-
-    public init(bytesPerAttachment: UInt64, bytesPerSenderPerDay: UInt64) {
-        self.bytesPerAttachment = bytesPerAttachment
-        self.bytesPerSenderPerDay = bytesPerSenderPerDay
-    }
-
-    /// 512 MiB per attachment, 2 GiB per sender per day.
-    public static let standard = AttachmentLimits(bytesPerAttachment: 512 << 20, bytesPerSenderPerDay: 2 << 30)
 }
 
 extension Client {
@@ -61,21 +30,16 @@ extension Client {
         let envelopeID = Data(delivered.envelopeID)
         // Seen before (pushed and then fetched, or delivered again after a lost acknowledgement): the earlier outcome
         // stands. A one-time prekey is gone after the first opening, so a second opening could only fail.
-        if let earlier = try await database.writer.read({ db in try Self.settled(db, envelopeID) }) { return earlier }
+        if let earlier = try await database.writer.read({ db in try ReceivedEnvelopeStore.settled(db, envelopeID) }) { return earlier }
         /// Records the rejection; `spent` names a one-time prekey the envelope was decrypted with (its header is then
         /// authenticated, so deleting the key cannot be someone else's doing), which goes like any used one.
         func reject(_ reason: Receipt.FailureReason, _ why: String, spent: SealedEnvelope.PrekeyReference? = nil) async throws -> Disposition {
             let disposition = try await database.writer.write { db -> Disposition in
                 // Another process may have settled it meanwhile: its outcome stands, one record per envelope.
-                if let earlier = try Self.settled(db, envelopeID) { return earlier }
-                try db.execute(
-                    sql: "INSERT INTO failure (envelope_id, relay_sender, at, reason) VALUES (?, ?, ?, ?)",
-                    arguments: [envelopeID, delivered.sender.rawValue, now.signedMilliseconds, why]
-                )
-                if let spent, spent.kind == .oneTime {
-                    try db.execute(sql: "DELETE FROM prekey WHERE kind = 2 AND id = ?", arguments: [Int64(spent.id)])
-                }
-                try Self.markSeen(db, envelopeID, at: now, rejected: reason)
+                if let earlier = try ReceivedEnvelopeStore.settled(db, envelopeID) { return earlier }
+                try ReceivedEnvelopeStore.recordFailure(db, envelopeID, sender: delivered.sender, at: now, reason: why)
+                if let spent, spent.kind == .oneTime { try PrekeyStore.deleteOneTime(db, ids: [spent.id]) }
+                try ReceivedEnvelopeStore.markSeen(db, envelopeID, at: now, rejected: reason)
                 return .reject(reason)
             }
             report.failed += 1
@@ -89,13 +53,7 @@ extension Client {
             return try await reject(.undecryptable, error.code.identifier)
         }
         let reference = sealed.header.prekey
-        let privateKey = try await database.writer.read { db in
-            try Data.fetchOne(
-                db,
-                sql: "SELECT private_key FROM prekey WHERE kind = ? AND id = ?",
-                arguments: [Int64(reference.kind.rawValue), Int64(reference.id)]
-            )
-        }
+        let privateKey = try await database.writer.read { db in try PrekeyStore.privateKey(db, reference.kind, id: reference.id) }
         var ring = PrekeyRing()
         if let privateKey {
             let row = ProfileDatabase.prekeyRow(kind: reference.kind.rawValue, id: reference.id)
@@ -124,8 +82,8 @@ extension Client {
         // Duplicates are the same message id from the same sender's key; another sender reusing an id (one of ours,
         // or a colleague's it has seen) gets its own local id, so it can neither suppress nor overwrite anything.
         let (duplicate, localID) = try await database.writer.read { db -> (Bool, MessageID) in
-            if try Self.isDuplicate(db, senderKey: senderKey, wireID: wireID) { return (true, message.id) }
-            let taken = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM message WHERE id = ?)", arguments: [wireID]) ?? false
+            if try MessageStore.isDuplicate(db, senderKey: senderKey, wireID: wireID) { return (true, message.id) }
+            let taken = try MessageStore.exists(db, message.id)
             return (false, taken ? MessageID.random() : message.id)
         }
         // Attachments are fetched and checked before anything is saved or acknowledged (acknowledging may delete them
@@ -142,29 +100,25 @@ extension Client {
         let states = fetched
         let outcome = try await database.writer.write { db -> ReceiveOutcome in
             // Forward secrecy: a one-time prekey opens one envelope, then it is gone (a duplicate's too).
-            if opened.prekey.kind == .oneTime {
-                try db.execute(sql: "DELETE FROM prekey WHERE kind = 2 AND id = ?", arguments: [Int64(opened.prekey.id)])
-            }
-            try Self.markSeen(db, envelopeID, at: now, rejected: nil)
-            if try Self.isDuplicate(db, senderKey: senderKey, wireID: wireID) { return .duplicate }
-            if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM message WHERE id = ?)", arguments: [Data(localID.rawValue)]) == true {
+            if opened.prekey.kind == .oneTime { try PrekeyStore.deleteOneTime(db, ids: [opened.prekey.id]) }
+            try ReceivedEnvelopeStore.markSeen(db, envelopeID, at: now, rejected: nil)
+            if try MessageStore.isDuplicate(db, senderKey: senderKey, wireID: wireID) { return .duplicate }
+            if try MessageStore.exists(db, localID) {
                 // Only another process saving this very message can get here between the read above and now.
                 throw ClientError(.concurrentUpdate, "message \(localID) was saved by another process meanwhile; the next sync settles it")
             }
-            let trusted = try Self.checkPin(db, message.sender, now: now)
+            let trusted = try ContactStore.pinOnFirstUse(db, message.sender, now: now)
             let body = try database.seal(message.content.encoded, column: "message.body", row: localID.rawValue)
             let signature = try database.seal(opened.signature, column: "message.signature", row: localID.rawValue)
-            try db.execute(
-                sql: """
-                    INSERT INTO message (id, wire_id, thread_id, direction, peer, kind, created_at, received_at, body, signature,
-                        envelope_id, sender_key_changed, sender_key)
-                    VALUES (?, ?, ?, 'in', ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    Data(localID.rawValue), localID == message.id ? nil : wireID, Data(message.threadID.rawValue),
-                    message.sender.handle.rawValue, Int64(message.content.kind.rawValue), message.createdAt.signedMilliseconds,
-                    now.signedMilliseconds, body, signature, envelopeID, !trusted, senderKey,
-                ]
+            try MessageStore.insertIncoming(
+                db,
+                message,
+                storedAs: localID,
+                receivedAt: now,
+                body: body,
+                signature: signature,
+                envelopeID: envelopeID,
+                trusted: trusted
             )
             guard trusted else {
                 try Self.insertReceived(db, database, message, storedAs: localID, states: states, directory: directory)
@@ -178,32 +132,24 @@ extension Client {
             switch message.content {
             case .receipt(let receipt):
                 // Only the peer a message went to may report on it.
-                let ours = try Bool.fetchOne(
-                    db,
-                    sql: "SELECT EXISTS (SELECT 1 FROM message WHERE id = ? AND direction = 'out' AND peer = ?)",
-                    arguments: [Data(receipt.messageID.rawValue), message.sender.handle.rawValue]
-                ) ?? false
-                guard ours else { return .receipt }
-                let kind =
+                guard try MessageStore.wasSent(db, receipt.messageID, to: message.sender.handle) else { return .receipt }
+                let kind: DeliveryState =
                     switch receipt.kind {
-                    case .delivered: "delivered"
-                    case .read: "read"
-                    case .failed: "failed"
+                    case .delivered: .delivered
+                    case .read: .read
+                    case .failed: .failed
                     }
                 let detail = receipt.failure.map { [Self.identifier(of: $0.reason), $0.detail].filter { !$0.isEmpty }.joined(separator: ": ") }
-                try Self.addEvent(db, database, receipt.messageID, kind, at: message.createdAt, detail: detail)
+                try EventStore.add(db, database, receipt.messageID, kind, at: message.createdAt, detail: detail)
                 return .receipt
             case .reply(let reply):
-                try Self.addEvent(db, database, localID, "received", at: now)
+                try EventStore.add(db, database, localID, .received, at: now)
                 // Answered: a reply from the consult's own peer, in the consult's thread.
-                let answersOurs = try Bool.fetchOne(
-                    db,
-                    sql: "SELECT EXISTS (SELECT 1 FROM message WHERE id = ? AND direction = 'out' AND peer = ? AND thread_id = ?)",
-                    arguments: [Data(reply.inReplyTo.rawValue), message.sender.handle.rawValue, Data(message.threadID.rawValue)]
-                ) ?? false
-                if answersOurs { try Self.addEvent(db, database, reply.inReplyTo, "answered", at: message.createdAt) }
+                if try MessageStore.wasSent(db, reply.inReplyTo, to: message.sender.handle, inThread: message.threadID) {
+                    try EventStore.add(db, database, reply.inReplyTo, .answered, at: message.createdAt)
+                }
             case .consult:
-                try Self.addEvent(db, database, localID, "received", at: now)
+                try EventStore.add(db, database, localID, .received, at: now)
             }
             try Self.insertReceived(db, database, message, storedAs: localID, states: states, directory: directory)
             try Self.queue(db, database, .receipt(try Self.receipt(for: message, states: states)), to: message.sender.handle, id: .random(), thread: message.threadID, now: now)
@@ -239,42 +185,10 @@ extension Client {
         return .delivered(message.id)
     }
 
-    /// Whether a message with this sender key and wire id was accepted already.
-    static func isDuplicate(_ db: Database, senderKey: Data, wireID: Data) throws -> Bool {
-        try Bool.fetchOne(
-            db,
-            sql: """
-                SELECT EXISTS (SELECT 1 FROM message WHERE direction = 'in' AND sender_key = ?
-                    AND (wire_id = ? OR (wire_id IS NULL AND id = ?)))
-                """,
-            arguments: [senderKey, wireID, wireID]
-        ) ?? false
-    }
-
-    /// How an envelope already opened or rejected here was settled, if it was.
-    static func settled(_ db: Database, _ envelopeID: Data) throws -> Disposition? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT rejected_reason FROM seen_envelope WHERE envelope_id = ?", arguments: [envelopeID]) else {
-            return nil
-        }
-        if let raw = row["rejected_reason"] as Int64?, let reason = Receipt.FailureReason(rawValue: UInt8(clamping: raw)) {
-            return .reject(reason)
-        }
-        return .acknowledge
-    }
-
-    static func markSeen(_ db: Database, _ envelopeID: Data, at now: Timestamp, rejected reason: Receipt.FailureReason?) throws {
-        try db.execute(
-            sql: "INSERT OR REPLACE INTO seen_envelope (envelope_id, at, rejected_reason) VALUES (?, ?, ?)",
-            arguments: [envelopeID, now.signedMilliseconds, reason.map { Int64($0.rawValue) }]
-        )
-    }
-
     /// Forgets envelope ids older than the relay could deliver again.
     func forgetOldEnvelopeIDs(now: Timestamp = .now()) async throws {
         let cutoff = now.signedMilliseconds - Int64(Self.seenEnvelopeLifetime * 1000)
-        try await database.writer.write { db in
-            try db.execute(sql: "DELETE FROM seen_envelope WHERE at < ?", arguments: [cutoff])
-        }
+        try await database.writer.write { db in try ReceivedEnvelopeStore.forgetSeen(db, before: cutoff) }
     }
 
     /// The reason a rejection carries for an opening failure (spec/envelope.md §Receiving).
@@ -310,38 +224,12 @@ extension Client {
 
     /// Envelopes that reached this device and could not be opened, newest first.
     public func unopenedEnvelopes() async throws -> [UnopenedEnvelope] {
-        try await database.writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT seq, relay_sender, at, reason, shown FROM failure ORDER BY at DESC, seq DESC").map { row in
-                let reason: String = row["reason"]
-                return UnopenedEnvelope(
-                    sequence: row["seq"],
-                    sender: row["relay_sender"],
-                    at: UInt64(clamping: row["at"] as Int64),
-                    reason: String(reason.prefix { $0 != ":" }),
-                    shown: row["shown"]
-                )
-            }
-        }
+        try await database.writer.read { db in try ReceivedEnvelopeStore.failures(db) }
     }
 
     /// Marks the unopened envelopes up to `sequence` reported (`inbox` reports each once); any recorded since the
     /// list was read stay unreported.
     public func markUnopenedShown(through sequence: Int64) async throws {
-        try await database.writer.write { db in
-            try db.execute(sql: "UPDATE failure SET shown = 1 WHERE shown = 0 AND seq <= ?", arguments: [sequence])
-        }
+        try await database.writer.write { db in try ReceivedEnvelopeStore.markFailuresShown(db, through: sequence) }
     }
-}
-
-/// Where one incoming attachment stands once its message is saved.
-enum AttachmentState: String, Sendable {
-    case saved
-    /// Not on the relay any more, or not fetched (no connection).
-    case unavailable
-    /// Its size, SHA-256 or encryption did not check.
-    case corrupt
-    /// Larger than `AttachmentLimits.bytesPerAttachment`: not downloaded.
-    case tooLarge = "too_large"
-    /// Past `AttachmentLimits.bytesPerSenderPerDay` for its sender: not downloaded.
-    case overSenderLimit = "over_sender_limit"
 }
