@@ -64,6 +64,8 @@ public actor RelayConnection {
     private var early: [UInt32: Result<RelayMessage, any Error>] = [:]
     private var nextRequestID: UInt32 = 1
     private var closedReason: String?
+    /// Whether `pushes` ended because its reader fell `maximumUnreadPushes` behind (the connection itself goes on).
+    public private(set) var pushesFellBehind = false
 
     /// Connects, completes TLS (pinned or CA-verified as `tls` says), reads the challenge and runs `body` with the
     /// connection, which is closed when `body` returns or throws.
@@ -372,6 +374,7 @@ public actor RelayConnection {
             closedReason = "\(error)"
         } else if frame.requestID == 0, case .dropped = pushContinuation.yield(message) {
             // The consumer is `maximumUnreadPushes` behind, or not reading: it fetches what it missed.
+            pushesFellBehind = true
             pushContinuation.finish()
         }
         // An answer to nothing we asked (a request that timed out) is dropped.

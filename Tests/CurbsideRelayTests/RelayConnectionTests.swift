@@ -105,6 +105,8 @@ struct RelayConnectionTests {
             }
             failsafe.cancel()
             #expect(pushed == Array(bodies.prefix(3)), "the stream held three pushes, then ended")
+            #expect(await receiving.pushesFellBehind, "the stream says why it ended")
+            #expect(await !sending.pushesFellBehind)
             #expect(try await receiving.request(.fetchNotices(after: 0)) == .notices([]), "the connection goes on")
             await sending.close()
             await receiving.close()

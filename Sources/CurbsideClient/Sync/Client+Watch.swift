@@ -12,7 +12,7 @@ extension Client {
         }
         while !Task.isCancelled {
             do {
-                try await withConnection { connection in
+                let fellBehind = try await withConnection { connection in
                     emit(.connected, "\(relay)")
                     backoff = .seconds(1)
                     var report = SyncReport()
@@ -45,6 +45,12 @@ extension Client {
                         }
                         self.announce(report, emit)
                     }
+                    return await connection.pushesFellBehind
+                }
+                if fellBehind, !Task.isCancelled {
+                    // The relay keeps what was not pushed: a new connection's sync fetches it, at once.
+                    emit(.disconnected, "fell behind the relay's pushes; reconnecting now to fetch what arrived meanwhile")
+                    continue
                 }
                 if !Task.isCancelled { emit(.disconnected, "the relay closed the connection") }
             } catch {

@@ -97,7 +97,7 @@ extension Client {
         }
         do {
             try bundle.verify(now: now, expecting: pinned)
-        } catch let error as BundleError where error.code == .prekeyExpired {
+        } catch where error.code == .prekeyExpired {
             throw ClientError(
                 .recipientKeysExpired,
                 "\(handle)'s published keys have expired (they have not been online for a while)",
