@@ -81,9 +81,10 @@ public actor RelayConnection {
         tls: TLSContext,
         timeout: Duration = .seconds(30),
         maximumUnreadPushes: Int = defaultMaximumUnreadPushes,
+        isolation: isolated (any Actor)? = #isolation,
         _ body: (RelayConnection) async throws -> T
     ) async throws -> T {
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        try await withThrowingTaskGroup(of: Void.self, isolation: isolation) { group in
             let connection = try await connect(
                 host: host,
                 port: port,

@@ -3,39 +3,34 @@ import CurbsideWire
 import Foundation
 
 extension Client {
-    /// Runs `body` on a logged-in connection (the current one, or a new one closed afterwards).
+    /// Runs `body` on a logged-in connection (the current one, or a new one closed afterwards). A new connection's
+    /// work runs as a child of this task (`RelayConnection.withConnection`): nothing of it outlives the call.
     func withConnection<T: Sendable>(loggingIn: Bool = true, _ body: (RelayConnection) async throws -> T) async throws -> T {
         if let connection { return try await body(connection) }
-        let connection: RelayConnection
+        var opened = false
         do {
-            connection = try await RelayConnection.open(host: relay.host, port: relay.port, tls: tls)
-        } catch let error as TLSError where error.code == .pinMismatch {
+            return try await RelayConnection.withConnection(host: relay.host, port: relay.port, tls: tls) { connection in
+                opened = true
+                if loggingIn {
+                    do {
+                        try await connection.login(as: me.handle, identity: identity)
+                    } catch let error as RelayClientError {
+                        throw clientError(error)
+                    }
+                }
+                self.connection = connection
+                defer { self.connection = nil }
+                return try await body(connection)
+            }
+        } catch let error as TLSError where !opened && error.code == .pinMismatch {
             throw ClientError(
                 .certificateMismatch,
                 "the relay at \(relay) did not present the pinned certificate key",
                 hint: "the relay's fingerprint is printed by `curbside relay init`; if the operator replaced the relay's key, "
                     + "confirm the new fingerprint with them before trusting it"
             )
-        } catch {
+        } catch where !opened {
             throw ClientError.unreachable(relay, "\(error)")
-        }
-        if loggingIn {
-            do {
-                try await connection.login(as: me.handle, identity: identity)
-            } catch let error as RelayClientError {
-                await connection.close()
-                throw clientError(error)
-            }
-        }
-        self.connection = connection
-        defer { self.connection = nil }
-        do {
-            let value = try await body(connection)
-            await connection.close()
-            return value
-        } catch {
-            await connection.close()
-            throw error
         }
     }
 
