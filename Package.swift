@@ -156,9 +156,19 @@ let package = Package(
             dependencies: ["CurbsideVectors"]
         ),
 
+        // What tests and the fault runs share: relays in process and as child processes, provider profiles on them,
+        // PostgreSQL clusters, ports, sample files.
         .target(
             name: "CurbsideTestSupport",
-            dependencies: ["CurbsideWire"],
+            dependencies: [
+                "CurbsideWire",
+                "CurbsideTLS",
+                "CurbsideTransport",
+                "CurbsideRelay",
+                "CurbsideClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             path: "Sources/CurbsideTestSupport"
         ),
         .testTarget(
@@ -184,6 +194,20 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "CurbsideClientTests",
+            dependencies: [
+                "CurbsideClient",
+                "CurbsideRelay",
+                "CurbsideTLS",
+                "CurbsideTransport",
+                "CurbsideTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .testTarget(

@@ -107,15 +107,27 @@ public final class RelayProcess: @unchecked Sendable {
         return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
     }
 
-    /// SIGSTOP: the relay keeps its state but does nothing more, as at a power cut.
+    /// SIGSTOP: the relay keeps its state but does nothing more, as at a power cut. Returns once it has stopped
+    /// (a signal is delivered after `kill` returns, and a relay on another core could write one more chunk).
     public func pause() {
         guard let process, process.isRunning else { return }
         Glibc.kill(process.processIdentifier, SIGSTOP)
+        for _ in 0..<2000 where !Self.isStopped(process.processIdentifier) { usleep(1_000) }
     }
 
-    /// Sends `signal` to the relay; after SIGKILL, waits until it is gone (it is not restarted).
+    /// Whether the process is stopped by a signal (state T in /proc/PID/stat).
+    static func isStopped(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return false }
+        return stat[stat.index(after: close)...].split(separator: " ").first == "T"
+    }
+
+    /// Sends `signal` to the relay; after SIGSTOP, waits until it has stopped (`pause`), after SIGKILL until it is
+    /// gone (it is not restarted).
     public func send(_ signal: Int32) async {
         guard let process, process.isRunning else { return }
+        if signal == SIGSTOP { return pause() }
         Glibc.kill(process.processIdentifier, signal)
         guard signal == SIGKILL else { return }
         for _ in 0..<2000 where process.isRunning { try? await Task.sleep(for: .milliseconds(5)) }

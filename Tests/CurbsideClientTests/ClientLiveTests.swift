@@ -9,44 +9,6 @@ import Testing
 @testable import CurbsideClient
 @testable import CurbsideRelay
 
-/// Two (or three) providers with profiles in temporary homes on a live relay.
-struct Providers {
-    let relay: FileRelay
-    let root: URL
-    let endpoint: RelayEndpoint
-    static let passphrase = SecretBytes(Array("correct horse battery staple".utf8))
-
-    static func start(_ configure: @escaping @Sendable (inout RelayConfiguration) -> Void = { _ in }) async throws -> Providers {
-        let relay = try await FileRelay(register: false, configure: configure)
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-clients-\(UUID())")
-        let endpoint = RelayEndpoint(host: "127.0.0.1", port: relay.port, fingerprint: LiveRelay.identity.certificate.publicKeyFingerprint.bytes.hexString)
-        return Providers(relay: relay, root: root, endpoint: endpoint)
-    }
-
-    /// Enrolls `handle` on the relay and creates its profile.
-    func create(_ handle: String, endpoint: RelayEndpoint? = nil) async throws -> Client {
-        let handle = try Handle(handle)
-        let code = try await KeyDirectory(store: try SQLiteRelayStore(path: relay.path)).enroll(handle, now: .now())
-        return try await Client.create(
-            home: root.appendingPathComponent(handle.rawValue),
-            handle: handle,
-            relay: endpoint ?? self.endpoint,
-            enrollmentCode: code.description.lowercased(),  // as a person might type it
-            passphrase: Self.passphrase,
-            limits: .profile
-        )
-    }
-
-    func stop() async {
-        await relay.stop()
-        try? FileManager.default.removeItem(at: root)
-    }
-
-    static func consult(_ subject: String = "Pigmented lesion, left forearm") throws -> Consult {
-        try Consult(subject: subject, urgency: .urgent, specialty: "dermatology", question: "Excise within two weeks?", clinicalSummary: "54-year-old, 7 mm.")
-    }
-}
-
 @Suite("client library against a live relay", .serialized)
 struct ClientLiveTests {
     @Test func aConsultIsDeliveredReadAndAnsweredWithEveryStepTimed() async throws {

@@ -1,0 +1,5 @@
+import CurbsideTestSupport
+
+extension CraftedPeer: StoppableFixture {
+    func stop() async { await close() }
+}
