@@ -7,8 +7,15 @@ import Foundation
 import NIOCore
 import NIOPosix
 
-/// A relay over a store file, restartable, with two registered providers.
+/// The test relay: in this process, over a store file (or one in memory), restartable on its port, with amara.gp,
+/// osei.derm and kofi.cardio registered. Clients pin `FileRelay.identity`.
 public final class FileRelay: @unchecked Sendable {
+    /// Who is registered when the relay starts.
+    public enum Accounts: Sendable { case all, gpOnly, none }
+
+    /// The TLS identity every test relay presents (a self-signed certificate for localhost and 127.0.0.1).
+    public static let identity = try! TLSIdentity.selfSigned(names: ["localhost", "127.0.0.1"])
+
     // Set up in init and by restart(), both called from the test's own task only.
     public let path: String
     public let attachmentsPath: String
@@ -23,11 +30,12 @@ public final class FileRelay: @unchecked Sendable {
 
     /// - Parameters:
     ///   - directory: where the store and attachments go; a fresh temporary directory by default.
-    ///   - register: register gp, derm and cardio (false to reopen another relay's directory).
+    ///   - accounts: who is registered at the start: gp, derm and cardio; gp alone (tests that register derm
+    ///     themselves); nobody (another relay's directory reopened, or profiles that register through the CLI).
     ///   - inMemory: the store is in memory (attachments still go to `directory`); a restart keeps it.
     public init(
         directory: URL = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-relay-\(UUID())"),
-        register: Bool = true,
+        accounts: Accounts = .all,
         inMemory: Bool = false,
         configure: @escaping @Sendable (inout RelayConfiguration) -> Void = { _ in }
     ) async throws {
@@ -37,7 +45,13 @@ public final class FileRelay: @unchecked Sendable {
         self.configure = configure
         memoryStore = inMemory ? try SQLiteRelayStore.inMemory() : nil
         let keys = KeyDirectory(store: try memoryStore ?? SQLiteRelayStore(path: path))
-        for (handle, key) in register ? [gp, derm, cardio] : [] {
+        let registering: [(handle: Handle, key: SigningKey)] =
+            switch accounts {
+            case .all: [gp, derm, cardio]
+            case .gpOnly: [gp]
+            case .none: []
+            }
+        for (handle, key) in registering {
             let code = try await keys.enroll(handle, now: .now())
             try await keys.register(handle, identityKey: key.verifyingKey, code: code, now: .now())
         }
@@ -50,7 +64,7 @@ public final class FileRelay: @unchecked Sendable {
         if port == 0 { port = try LoopbackPort.free() }
         configuration.port = port
         configure(&configuration)
-        let tls = try TLSContext(configuration: .server(identity: LiveRelay.identity, applicationProtocols: [RelayTransport.applicationProtocol]))
+        let tls = try TLSContext(configuration: .server(identity: FileRelay.identity, applicationProtocols: [RelayTransport.applicationProtocol]))
         let bound = try await RelayServer(
             configuration: configuration,
             tls: tls,
@@ -95,6 +109,41 @@ public final class FileRelay: @unchecked Sendable {
             }
             return try await body(session)
         }
+    }
+
+    /// Sends `request` on a fresh connection after reading the challenge; returns the reply and the challenge.
+    /// `make` builds the request from the challenge and the channel binding.
+    public func exchange(
+        _ make: @Sendable (LoginChallenge, [UInt8]) -> [RelayMessage]
+    ) async throws -> [RelayMessage] {
+        let (channel, info) = try await connect()
+        return try await channel.executeThenClose { inbound, outbound in
+            var frames = inbound.makeAsyncIterator()
+            guard let first = try await frames.next(), case .challenge(let challenge) = try RelayMessage(decoding: first) else {
+                throw RelayError(.unexpectedFrame, "no challenge")
+            }
+            var replies: [RelayMessage] = []
+            for (index, request) in make(challenge, info.channelBinding).enumerated() {
+                try await outbound.write(request.frame(requestID: UInt32(index + 1)))
+                // Pushes (request id 0) may come first; the reply carries the request's id, or 0 when the relay
+                // closes after an error.
+                var reply = try await frames.next()
+                while let frame = reply, frame.requestID == 0, frame.type != RelayMessage.FrameType.error.rawValue {
+                    reply = try await frames.next()
+                }
+                guard let reply else { break }
+                guard reply.requestID == UInt32(index + 1) || reply.requestID == 0 else {
+                    throw RelayError(.unexpectedFrame, "an answer to request \(reply.requestID), not \(index + 1)")
+                }
+                replies.append(try RelayMessage(decoding: reply))
+            }
+            return replies
+        }
+    }
+
+    /// A TLS client connection speaking frames, with the handshake's details.
+    public func connect() async throws -> (NIOAsyncChannel<Frame, Frame>, TLSHandshakeCompletedEvent) {
+        try await connectRelayClient(port: port)
     }
 }
 
@@ -165,3 +214,15 @@ public final class RelayTestSession: @unchecked Sendable {
 }
 
 extension FileRelay: StoppableFixture {}
+
+/// A TLS client connection to a relay on 127.0.0.1 pinned to `FileRelay.identity`, speaking frames.
+public func connectRelayClient(port: Int) async throws -> (NIOAsyncChannel<Frame, Frame>, TLSHandshakeCompletedEvent) {
+    let tls = try TLSContext(
+        configuration: .client(
+            trust: .pinnedPublicKeys([FileRelay.identity.certificate.publicKeyFingerprint]),
+            applicationProtocols: [RelayTransport.applicationProtocol]
+        )
+    )
+    return try await RelayTransport.connect(host: "127.0.0.1", port: port, tls: tls)
+}
+

@@ -15,9 +15,9 @@ public struct Providers: Sendable {
     public static let passphrase = SecretBytes(Array("correct horse battery staple".utf8))
 
     public static func start(_ configure: @escaping @Sendable (inout RelayConfiguration) -> Void = { _ in }) async throws -> Providers {
-        let relay = try await FileRelay(register: false, configure: configure)
+        let relay = try await FileRelay(accounts: .none, configure: configure)
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-clients-\(UUID())")
-        let endpoint = RelayEndpoint(host: "127.0.0.1", port: relay.port, fingerprint: LiveRelay.identity.certificate.publicKeyFingerprint.bytes.hexString)
+        let endpoint = RelayEndpoint(host: "127.0.0.1", port: relay.port, fingerprint: FileRelay.identity.certificate.publicKeyFingerprint.bytes.hexString)
         return Providers(relay: relay, root: root, endpoint: endpoint)
     }
 

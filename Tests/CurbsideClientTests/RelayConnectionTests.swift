@@ -13,7 +13,7 @@ import Testing
 /// The client library's connection against a live relay: login, pipelined requests, pushes, refusals, loss.
 @Suite("client connection", .serialized)
 struct RelayConnectionTests {
-    static func clientTLS(pin: PublicKeyFingerprint = LiveRelay.identity.certificate.publicKeyFingerprint) throws -> TLSContext {
+    static func clientTLS(pin: PublicKeyFingerprint = FileRelay.identity.certificate.publicKeyFingerprint) throws -> TLSContext {
         try TLSContext(configuration: .client(trust: .pinnedPublicKeys([pin]), applicationProtocols: [RelayTransport.applicationProtocol]))
     }
 
@@ -207,7 +207,7 @@ struct SilentRelay {
 
     static func start() async throws -> SilentRelay {
         let tls = try TLSContext(
-            configuration: .server(identity: LiveRelay.identity, applicationProtocols: [RelayTransport.applicationProtocol])
+            configuration: .server(identity: FileRelay.identity, applicationProtocols: [RelayTransport.applicationProtocol])
         )
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .childChannelInitializer { channel in

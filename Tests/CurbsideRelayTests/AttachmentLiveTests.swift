@@ -177,7 +177,7 @@ struct AttachmentLiveTests {
         }
         await relay.stop()
         // The same relay, restarted asking for more free space than any disk has.
-        try await withStopping(try await FileRelay(directory: URL(fileURLWithPath: relay.path).deletingLastPathComponent(), register: false) {
+        try await withStopping(try await FileRelay(directory: URL(fileURLWithPath: relay.path).deletingLastPathComponent(), accounts: .none) {
             $0.minimumFreeDiskBytes = UInt64.max / 2
         }) { full in
             try await full.session(relay.gp) { gp in

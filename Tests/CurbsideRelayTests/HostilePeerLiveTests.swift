@@ -93,7 +93,7 @@ struct HostilePeerLiveTests {
 
     /// Five failed logins for one handle from an address do not lock out another clinician behind the same address.
     @Test func failedLoginsForOneHandleDoNotLockOutAnotherAtTheSameAddress() async throws {
-        try await withStopping(try await LiveRelay.start()) { relay in
+        try await withStopping(try await FileRelay(accounts: .gpOnly, inMemory: true)) { relay in
             let target = try Handle("osei.derm")
             var codes: [UInt16] = []
             for _ in 0..<6 {
@@ -104,7 +104,7 @@ struct HostilePeerLiveTests {
             }
             #expect(codes == Array(repeating: RelayError.Code.loginFailed.rawValue, count: 5) + [RelayError.Code.rateLimited.rawValue])
             let replies = try await relay.exchange { challenge, binding in
-                [.login(LoginRequest(handle: relay.gp, challenge: challenge, channelBinding: binding, signedBy: relay.gpKey))]
+                [.login(LoginRequest(handle: relay.gp.handle, challenge: challenge, channelBinding: binding, signedBy: relay.gp.key))]
             }
             #expect(replies == [.loginAccepted])
         }
@@ -206,7 +206,7 @@ struct HostilePeerLiveTests {
     @Test func beforeLoginAFrameLargerThanALoginIsRefusedFromItsLength() async throws {
         // A login time long enough for the handshake on a loaded machine (3 s was not, with builds beside the tests),
         // short enough that the silence after the frame outlasts it.
-        try await withStopping(try await LiveRelay.start { $0.loginTimeout = .seconds(6) }) { relay in
+        try await withStopping(try await FileRelay(accounts: .gpOnly, inMemory: true) { $0.loginTimeout = .seconds(6) }) { relay in
             let result = try await Task.detached {
                 // length 0x00400000 (4 MiB), type login, request 1, then 1 KiB of the body, then silence.
                 try relayShell(
@@ -280,7 +280,7 @@ final class RawRelayClient: @unchecked Sendable {
     ) async throws -> R {
         let tls = try TLSContext(
             configuration: .client(
-                trust: .pinnedPublicKeys([LiveRelay.identity.certificate.publicKeyFingerprint]),
+                trust: .pinnedPublicKeys([FileRelay.identity.certificate.publicKeyFingerprint]),
                 applicationProtocols: [RelayTransport.applicationProtocol]
             )
         )

@@ -28,7 +28,7 @@ final class PostgresRelayPair: @unchecked Sendable {
             var configuration = RelayConfiguration()
             configuration.port = 0
             configuration.pushCatchUpInterval = catchUpInterval
-            let tls = try TLSContext(configuration: .server(identity: LiveRelay.identity, applicationProtocols: [RelayTransport.applicationProtocol]))
+            let tls = try TLSContext(configuration: .server(identity: FileRelay.identity, applicationProtocols: [RelayTransport.applicationProtocol]))
             let bound = try await RelayServer(
                 configuration: configuration,
                 tls: tls,

@@ -12,7 +12,7 @@ import Testing
 @Suite("relay over TLS on loopback", .serialized)
 struct RelayLiveTests {
     @Test func loginWithTheChannelBindingIsAccepted() async throws {
-        try await withStopping(try await LiveRelay.start()) { relay in
+        try await withStopping(try await FileRelay(accounts: .gpOnly, inMemory: true)) { relay in
             let (channel, info) = try await relay.connect()
             try await channel.executeThenClose { inbound, outbound in
                 var frames = inbound.makeAsyncIterator()
@@ -21,7 +21,7 @@ struct RelayLiveTests {
                     Issue.record("the first frame is not a challenge")
                     return
                 }
-                let login = LoginRequest(handle: relay.gp, challenge: challenge, channelBinding: info.channelBinding, signedBy: relay.gpKey)
+                let login = LoginRequest(handle: relay.gp.handle, challenge: challenge, channelBinding: info.channelBinding, signedBy: relay.gp.key)
                 try await outbound.write(RelayMessage.login(login).frame(requestID: 7))
                 let reply = try #require(try await frames.next())
                 #expect(reply.requestID == 7)
@@ -31,7 +31,7 @@ struct RelayLiveTests {
     }
 
     @Test func aLoginFromAnotherConnectionIsRefused() async throws {
-        try await withStopping(try await LiveRelay.start()) { relay in
+        try await withStopping(try await FileRelay(accounts: .gpOnly, inMemory: true)) { relay in
             // The login made for connection 1 ...
             let (first, firstInfo) = try await relay.connect()
             let captured = try await first.executeThenClose { inbound, _ in
@@ -39,7 +39,7 @@ struct RelayLiveTests {
                 guard case .challenge(let challenge) = try RelayMessage(decoding: try #require(try await frames.next())) else {
                     throw RelayError(.unexpectedFrame, "no challenge")
                 }
-                return LoginRequest(handle: relay.gp, challenge: challenge, channelBinding: firstInfo.channelBinding, signedBy: relay.gpKey)
+                return LoginRequest(handle: relay.gp.handle, challenge: challenge, channelBinding: firstInfo.channelBinding, signedBy: relay.gp.key)
             }
             // ... replayed on connection 2.
             let (second, _) = try await relay.connect()
@@ -56,7 +56,7 @@ struct RelayLiveTests {
     }
 
     @Test func requestsBeforeLoginAreRefused() async throws {
-        try await withStopping(try await LiveRelay.start()) { relay in
+        try await withStopping(try await FileRelay(accounts: .gpOnly, inMemory: true)) { relay in
             let (channel, _) = try await relay.connect()
             try await channel.executeThenClose { inbound, outbound in
                 var frames = inbound.makeAsyncIterator()
@@ -75,7 +75,7 @@ struct RelayLiveTests {
     /// The acceptance check: `openssl s_client` sends a malformed frame and gets an error frame, and a
     /// well-behaved client on another connection is served normally afterwards.
     @Test func malformedFrameFromSClientGetsAnErrorFrameAndOthersCarryOn() async throws {
-        try await withStopping(try await LiveRelay.start()) { relay in
+        try await withStopping(try await FileRelay(accounts: .gpOnly, inMemory: true)) { relay in
             let result = try await Task.detached {
                 try relayShell(
                     "(printf '\\000\\000\\000\\001'; sleep 1) | timeout 10 openssl s_client -connect 127.0.0.1:\(relay.port) "
@@ -93,7 +93,7 @@ struct RelayLiveTests {
                     Issue.record("no challenge")
                     return
                 }
-                let login = LoginRequest(handle: relay.gp, challenge: challenge, channelBinding: info.channelBinding, signedBy: relay.gpKey)
+                let login = LoginRequest(handle: relay.gp.handle, challenge: challenge, channelBinding: info.channelBinding, signedBy: relay.gp.key)
                 try await outbound.write(RelayMessage.login(login).frame(requestID: 1))
                 #expect(try RelayMessage(decoding: try #require(try await frames.next())) == .loginAccepted)
             }
@@ -104,7 +104,7 @@ struct RelayLiveTests {
 extension RelayLiveTests {
     /// Failed handshakes (TLS 1.2, no ALPN) are closed and leave the relay serving everyone else.
     @Test func failedHandshakesLeaveTheRelayServing() async throws {
-        try await withStopping(try await LiveRelay.start()) { relay in
+        try await withStopping(try await FileRelay(accounts: .gpOnly, inMemory: true)) { relay in
             for options in ["-tls1_2", "-tls1_3"] {  // the second offers no ALPN at all
                 let result = try await Task.detached {
                     try relayShell("timeout 10 openssl s_client -connect 127.0.0.1:\(relay.port) \(options) </dev/null 2>&1")
@@ -128,7 +128,7 @@ extension RelayLiveTests {
     /// (transport.md §Closing), not a cut connection; one that offers only another protocol gets the handshake's
     /// no_application_protocol alert (issue 14 item 14).
     @Test func aHandshakeWithoutALPNEndsWithCloseNotify() async throws {
-        try await withStopping(try await LiveRelay.start()) { relay in
+        try await withStopping(try await FileRelay(accounts: .gpOnly, inMemory: true)) { relay in
             let none = try await Task.detached {
                 try relayShell("(sleep 6) | timeout 20 openssl s_client -connect 127.0.0.1:\(relay.port) -tls1_3 -msg 2>&1")
             }.value
@@ -144,10 +144,10 @@ extension RelayLiveTests {
 @Suite("relay registration and key directory", .serialized)
 struct RelayDirectoryLiveTests {
     @Test func registerPublishAndFetchABundle() async throws {
-        try await withStopping(try await LiveRelay.start()) { relay in
+        try await withStopping(try await FileRelay(accounts: .gpOnly, inMemory: true)) { relay in
             let derm = try Handle("osei.derm")
             let dermKey = SigningKey()
-            let code = try await KeyDirectory(store: relay.store).enroll(derm, now: .now())
+            let code = try await KeyDirectory(store: try relay.store).enroll(derm, now: .now())
             let codeBytes = Array(code.characters.utf8)
             let signedPrekey = AgreementKey.Private(), oneTime = AgreementKey.Private()
             let expiry = Timestamp.now().adding(seconds: 86_400)
@@ -190,7 +190,7 @@ struct RelayDirectoryLiveTests {
             // ... and amara.gp, logged in elsewhere, gets a bundle without it: the one-time prekey went out once.
             let gpReplies = try await relay.exchange { challenge, binding in
                 [
-                    .login(LoginRequest(handle: relay.gp, challenge: challenge, channelBinding: binding, signedBy: relay.gpKey)),
+                    .login(LoginRequest(handle: relay.gp.handle, challenge: challenge, channelBinding: binding, signedBy: relay.gp.key)),
                     .fetchBundle(derm),
                     .fetchBundle(try! Handle("nobody")),
                 ]
@@ -210,10 +210,10 @@ struct RelayDirectoryLiveTests {
     }
 
     @Test func theOwnerHearsWhenItsOneTimePrekeysRunLow() async throws {
-        try await withStopping(try await LiveRelay.start()) { relay in
+        try await withStopping(try await FileRelay(accounts: .gpOnly, inMemory: true)) { relay in
             let derm = try Handle("osei.derm")
             let dermKey = SigningKey()
-            let code = try await KeyDirectory(store: relay.store).enroll(derm, now: .now())
+            let code = try await KeyDirectory(store: try relay.store).enroll(derm, now: .now())
             let (channel, info) = try await relay.connect()
             try await channel.executeThenClose { inbound, outbound in
                 var frames = inbound.makeAsyncIterator()
@@ -233,7 +233,7 @@ struct RelayDirectoryLiveTests {
                 // Someone else fetches a bundle: osei.derm, still connected, is told it has 2 left.
                 _ = try await relay.exchange { challenge, binding in
                     [
-                        .login(LoginRequest(handle: relay.gp, challenge: challenge, channelBinding: binding, signedBy: relay.gpKey)),
+                        .login(LoginRequest(handle: relay.gp.handle, challenge: challenge, channelBinding: binding, signedBy: relay.gp.key)),
                         .fetchBundle(derm),
                     ]
                 }
@@ -245,7 +245,7 @@ struct RelayDirectoryLiveTests {
     }
 
     @Test func registrationIsRefusedWithAWrongCodeOrATakenHandle() async throws {
-        try await withStopping(try await LiveRelay.start()) { relay in
+        try await withStopping(try await FileRelay(accounts: .gpOnly, inMemory: true)) { relay in
             let wrongCode = try await relay.exchange { challenge, binding in
                 [.register(RegisterRequest(handle: try! Handle("osei.derm"), enrollmentCode: Array("00000000000000000000".utf8), challenge: challenge, channelBinding: binding, signedBy: SigningKey()))]
             }
@@ -253,9 +253,9 @@ struct RelayDirectoryLiveTests {
             if case .error(let code, _) = wrongCode.first { #expect(code == RelayError.Code.enrollmentInvalid.rawValue) } else {
                 Issue.record("expected enrollment_invalid, got \(wrongCode)")
             }
-            let code = try await KeyDirectory(store: relay.store).enroll(relay.gp, now: .now())
+            let code = try await KeyDirectory(store: try relay.store).enroll(relay.gp.handle, now: .now())
             let taken = try await relay.exchange { challenge, binding in
-                [.register(RegisterRequest(handle: relay.gp, enrollmentCode: Array(code.characters.utf8), challenge: challenge, channelBinding: binding, signedBy: SigningKey()))]
+                [.register(RegisterRequest(handle: relay.gp.handle, enrollmentCode: Array(code.characters.utf8), challenge: challenge, channelBinding: binding, signedBy: SigningKey()))]
             }
             if case .error(let code, _) = taken.first { #expect(code == RelayError.Code.handleTaken.rawValue) } else {
                 Issue.record("expected handle_taken, got \(taken)")
@@ -267,12 +267,12 @@ struct RelayDirectoryLiveTests {
 extension RelayDirectoryLiveTests {
     /// A frame type from a newer client is answered with unknown_frame_type and the connection goes on.
     @Test func unknownTypesAfterLoginAreAnsweredNotFatal() async throws {
-        try await withStopping(try await LiveRelay.start()) { relay in
+        try await withStopping(try await FileRelay(accounts: .gpOnly, inMemory: true)) { relay in
             let (channel, info) = try await relay.connect()
             try await channel.executeThenClose { inbound, outbound in
                 var frames = inbound.makeAsyncIterator()
                 guard case .challenge(let challenge) = try RelayMessage(decoding: try #require(try await frames.next())) else { return }
-                let login = LoginRequest(handle: relay.gp, challenge: challenge, channelBinding: info.channelBinding, signedBy: relay.gpKey)
+                let login = LoginRequest(handle: relay.gp.handle, challenge: challenge, channelBinding: info.channelBinding, signedBy: relay.gp.key)
                 try await outbound.write(RelayMessage.login(login).frame(requestID: 1))
                 #expect(try RelayMessage(decoding: try #require(try await frames.next())) == .loginAccepted)
                 try await outbound.write(Frame(type: 0x7777, requestID: 2, body: [1, 2, 3]))
@@ -304,7 +304,7 @@ struct RelayLimitTests {
     }
 
     @Test func noLoginInTimeIsATimeout() async throws {
-        try await withStopping(try await LiveRelay.start { $0.loginTimeout = .seconds(1) }) { relay in
+        try await withStopping(try await FileRelay(accounts: .gpOnly, inMemory: true) { $0.loginTimeout = .seconds(1) }) { relay in
             let (channel, _) = try await relay.connect()
             // Everything the relay sends until it closes: the challenge (unless the timeout beat the session to it on a
             // busy machine), then the timeout error.
@@ -319,14 +319,14 @@ struct RelayLimitTests {
 
     @Test func anIdleConnectionIsClosedEvenAfterLogin() async throws {
         // 4 s: long enough that a busy machine (the fault runs of make test share it) still logs in before it.
-        try await withStopping(try await LiveRelay.start { $0.idleTimeout = .seconds(4) }) { relay in
+        try await withStopping(try await FileRelay(accounts: .gpOnly, inMemory: true) { $0.idleTimeout = .seconds(4) }) { relay in
             let (channel, info) = try await relay.connect()
             let outcome: (RelayMessage?, Bool) = try await channel.executeThenClose { inbound, outbound in
                 var frames = inbound.makeAsyncIterator()
                 guard case .challenge(let challenge) = try RelayMessage(decoding: try #require(try await frames.next())) else {
                     throw RelayError(.unexpectedFrame, "no challenge")
                 }
-                let login = LoginRequest(handle: relay.gp, challenge: challenge, channelBinding: info.channelBinding, signedBy: relay.gpKey)
+                let login = LoginRequest(handle: relay.gp.handle, challenge: challenge, channelBinding: info.channelBinding, signedBy: relay.gp.key)
                 try await outbound.write(RelayMessage.login(login).frame(requestID: 1))
                 #expect(try RelayMessage(decoding: try #require(try await frames.next())) == .loginAccepted)
                 let next = try await frames.next().map { try RelayMessage(decoding: $0) }
@@ -342,7 +342,7 @@ struct RelayLimitTests {
     }
 
     @Test func connectionsPerAddressAreCapped() async throws {
-        try await withStopping(try await LiveRelay.start { $0.maximumConnectionsPerAddress = 2 }) { relay in
+        try await withStopping(try await FileRelay(accounts: .gpOnly, inMemory: true) { $0.maximumConnectionsPerAddress = 2 }) { relay in
             let first = try await relay.connect()
             let second = try await relay.connect()
             // The third is closed before its TLS handshake completes.
