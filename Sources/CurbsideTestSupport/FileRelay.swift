@@ -44,20 +44,15 @@ public final class FileRelay: @unchecked Sendable {
         attachmentsPath = directory.appendingPathComponent("attachments").path
         self.configure = configure
         memoryStore = inMemory ? try SQLiteRelayStore.inMemory() : nil
-        let keys = KeyDirectory(store: try memoryStore ?? SQLiteRelayStore(path: path))
         let registering: [(handle: Handle, key: SigningKey)] =
             switch accounts {
             case .all: [gp, derm, cardio]
             case .gpOnly: [gp]
             case .none: []
             }
-        for (handle, key) in registering {
-            let code = try await keys.enroll(handle, now: .now())
-            try await keys.register(handle, identityKey: key.verifyingKey, code: code, now: .now())
-        }
+        for (handle, key) in registering { try await register(handle, key: key) }
         try await start()
     }
-
     public func start() async throws {
         var configuration = RelayConfiguration()
         // A restart keeps the port clients know; the first start takes one no port-0 bind can be handed meanwhile.
@@ -85,9 +80,9 @@ public final class FileRelay: @unchecked Sendable {
         get throws { try memoryStore ?? SQLiteRelayStore(path: path) }
     }
 
-    /// Enrolls and registers another provider.
-    public func register(_ handle: Handle) async throws -> (handle: Handle, key: SigningKey) {
-        let key = SigningKey()
+    /// Enrolls and registers another provider (with a new key unless `key` is given).
+    @discardableResult
+    public func register(_ handle: Handle, key: SigningKey = SigningKey()) async throws -> (handle: Handle, key: SigningKey) {
         let keys = KeyDirectory(store: try store)
         let code = try await keys.enroll(handle, now: .now())
         try await keys.register(handle, identityKey: key.verifyingKey, code: code, now: .now())

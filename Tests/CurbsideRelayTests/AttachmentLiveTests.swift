@@ -355,7 +355,7 @@ extension AttachmentLiveTests {
     @Test func theSweeperRemovesFilesTheStoreForgot() async throws {
         try await withStopping(try await FileRelay { $0.expirySweepInterval = .milliseconds(50) }) { relay in
             let (bytes, id) = Self.image(3000, seed: 19)
-            try await relay.session(relay.gp) { gp in
+            _ = try await relay.session(relay.gp) { gp in
                 try await gp.upload(bytes, id: id, upTo: 1000, chunk: 1000)
             }
             let orphan = "\(relay.attachmentsPath)/complete/999999"
