@@ -19,7 +19,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
-        // C libraries, one system-library target each; only CurbsideWire/Sodium and CurbsideTLS import them.
+        // C libraries, one system-library target each; only CurbsideWire/Sodium, CurbsideTLS and CurbsideDigest
+        // import them.
         .systemLibrary(
             name: "CSodium",
             pkgConfig: "libsodium",
@@ -39,6 +40,11 @@ let package = Package(
         .target(
             name: "CurbsideWire",
             dependencies: ["CSodium"]
+        ),
+        // SHA-256 of bulk data (attachments) on OpenSSL's libcrypto, which uses the CPU's SHA extensions.
+        .target(
+            name: "CurbsideDigest",
+            dependencies: ["COpenSSL"]
         ),
         // OpenSSL 3 bindings for the relay's transport.
         .target(
@@ -65,6 +71,7 @@ let package = Package(
             name: "CurbsideRelay",
             dependencies: [
                 "CurbsideWire",
+                "CurbsideDigest",
                 "CurbsideTLS",
                 "CurbsideTransport",
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -81,6 +88,7 @@ let package = Package(
             name: "CurbsideClient",
             dependencies: [
                 "CurbsideWire",
+                "CurbsideDigest",
                 "CurbsideTLS",
                 "CurbsideTransport",
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -174,6 +182,10 @@ let package = Package(
         .testTarget(
             name: "CurbsideWireTests",
             dependencies: ["CurbsideWire", "CurbsideVectors", "CurbsideTestSupport"]
+        ),
+        .testTarget(
+            name: "CurbsideDigestTests",
+            dependencies: ["CurbsideDigest", "CurbsideWire"]
         ),
         .testTarget(
             name: "CurbsideTLSTests",

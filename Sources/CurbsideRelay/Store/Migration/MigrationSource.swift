@@ -1,4 +1,4 @@
-import CurbsideTLS
+import CurbsideDigest
 import Foundation
 import GRDB
 

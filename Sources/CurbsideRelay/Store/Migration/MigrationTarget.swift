@@ -1,4 +1,3 @@
-import CurbsideTLS
 import Logging
 import NIOCore
 import PostgresNIO

@@ -1,4 +1,3 @@
-import CurbsideTLS
 import CurbsideWire
 import Logging
 import PostgresNIO

@@ -1,4 +1,4 @@
-import CurbsideTLS
+import CurbsideDigest
 import CurbsideWire
 import Logging
 import NIOCore

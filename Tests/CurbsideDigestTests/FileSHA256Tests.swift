@@ -1,9 +1,10 @@
-import CurbsideTLS
+import CurbsideDigest
+import CurbsideWire
 import Testing
 
 @Suite("SHA-256 for files through OpenSSL")
 struct FileSHA256Tests {
-    static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+    static func hex(_ bytes: [UInt8]) -> String { bytes.hexString }
 
     static func digest(_ bytes: [UInt8]) -> String {
         let hasher = FileSHA256()
@@ -39,5 +40,15 @@ struct FileSHA256Tests {
         var changed = input
         changed[input.count / 2] ^= 1
         #expect(Self.digest(changed) != Self.digest(input))
+    }
+
+    /// The protocol's other SHA-256 (libsodium's, for keys and envelopes) gives the same digest: attachments hashed
+    /// here and ids hashed there can be compared.
+    @Test func agreesWithLibsodium() {
+        var generator = SystemRandomNumberGenerator()
+        for count in [0, 55, 56, 64, 100_003] {
+            let input = (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            #expect(Self.digest(input) == Self.hex(SHA256.hash(input)), "\(count) bytes")
+        }
     }
 }
