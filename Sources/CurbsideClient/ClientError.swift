@@ -177,3 +177,30 @@ extension ErrorCode where Domain == ClientError {
     /// A recipient's prekey bundle does not verify.
     public static var invalidBundle: Self { .init(1403, "invalid_bundle", "invalid prekey bundle") }
 }
+
+/// `--json` and integrators' logs carry an error as its stable code and category, the sentence and the hint, and the
+/// relay's refusal as its spec/errors.md identifier and public detail.
+extension ClientError: Encodable {
+    private enum CodingKeys: String, CodingKey {
+        case code, number, category, message, hint, relayError
+    }
+
+    private enum RelayErrorKeys: String, CodingKey {
+        case code, number, detail
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(code.identifier, forKey: .code)
+        try container.encode(code.rawValue, forKey: .number)
+        try container.encode(category.rawValue, forKey: .category)
+        try container.encode(message, forKey: .message)
+        try container.encodeIfPresent(hint, forKey: .hint)
+        if let relayError {
+            var relay = container.nestedContainer(keyedBy: RelayErrorKeys.self, forKey: .relayError)
+            try relay.encode(relayError.code.identifier, forKey: .code)
+            try relay.encode(relayError.code.rawValue, forKey: .number)
+            try relay.encode(relayError.detail, forKey: .detail)
+        }
+    }
+}

@@ -361,7 +361,7 @@ extension ClientLiveTests {
             _ = try await gp.send(try Providers.consult(), to: derm.me.handle)
             let report = try await derm.sync()
             #expect(report.received == 1)
-            #expect(report.queued == 1 && report.queueReason != nil)
+            #expect(report.queued == 1 && report.queueError?.code == .profileDamaged)
             _ = try await gp.sync()
             #expect(try await gp.inbox().contains { $0.kind == .receipt }, "derm's receipt went out past the broken entry")
         }

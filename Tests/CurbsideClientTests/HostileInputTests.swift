@@ -83,7 +83,8 @@ struct HostileInputTests {
                 #expect(report.failed == 1 && report.received == 1)
                 #expect(try await derm.inbox().map(\.title) == ["Genuine"])
                 let unopened = try await derm.unopenedEnvelopes()
-                #expect(unopened.map(\.sender) == ["mallory.gp"] && unopened.map(\.reason) == ["malformed_content"])
+                #expect(unopened.map(\.sender) == ["mallory.gp"] && unopened.map(\.reason) == [.unsupportedContent])
+                #expect(unopened.map(\.detail) == ["malformed_content"])
                 // It decrypted before it failed, so the one-time key it used is gone like any used one.
                 let spent = try #require(bundle.oneTimePrekey?.id)
                 #expect(try await rowCount(derm, "SELECT COUNT(*) FROM prekey WHERE kind = 2 AND id = \(spent)") == 0)
@@ -112,7 +113,8 @@ struct HostileInputTests {
             let report = try await derm.sync()
             #expect(report.failed == 1 && report.received == 0)
             let unopened = try await derm.unopenedEnvelopes()
-            #expect(unopened.map(\.sender) == ["amara.gp"] && unopened.map(\.reason) == ["unknown_prekey"] && unopened.map(\.shown) == [false])
+            #expect(unopened.map(\.sender) == ["amara.gp"] && unopened.map(\.reason) == [.undecryptable] && unopened.map(\.shown) == [false])
+            #expect(unopened.map(\.detail) == ["unknown_prekey"])
 
             _ = try await gp.sync()
             let id = try MessageID(rawValue: try #require([UInt8](hexString: sent.id)))

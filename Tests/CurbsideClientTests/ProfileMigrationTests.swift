@@ -103,4 +103,30 @@ struct ProfileMigrationTests {
             #expect(row["last_error_code"] as Int64? == nil && row["last_relay_error_code"] as Int64? == nil)
         }
     }
+    /// v7 stores why an envelope could not be opened as the code its sender was told: a failure recorded before takes
+    /// the code still remembered for its envelope, and one whose envelope is forgotten becomes `other`.
+    @Test func failureReasonsBecomeCodes() throws {
+        let key = SymmetricKey(byteCount: 32)
+        let (path, _, _) = try oldProfile(key: key)
+        let queue = try DatabaseQueue(path: path)
+        try ProfileDatabase.migrator(storageKey: key).migrate(queue, upTo: ProfileDatabase.outboxErrorCodesMigration)
+        let remembered = Data(repeating: 0xA1, count: 32), forgotten = Data(repeating: 0xA2, count: 32)
+        try queue.write { db in
+            for (envelope, at) in [(remembered, 10), (forgotten, 11)] {
+                try db.execute(
+                    sql: "INSERT INTO failure (envelope_id, relay_sender, at, reason) VALUES (?, 'mallory.gp', ?, 'bad_signature: sent by mallory.gp')",
+                    arguments: [envelope, at]
+                )
+            }
+            try db.execute(
+                sql: "INSERT INTO seen_envelope (envelope_id, at, rejected_reason) VALUES (?, 10, ?)",
+                arguments: [remembered, Int64(Receipt.FailureReason.badSignature.rawValue)]
+            )
+        }
+        try queue.close()
+        let database = try ProfileDatabase(path: path, storageKey: key)
+        let failures = try database.writer.read { db in try ReceivedEnvelopeStore.failures(db) }
+        #expect(failures.map(\.reason) == [.other, .badSignature])
+        #expect(failures.map(\.detail) == ["bad_signature", "bad_signature"])
+    }
 }

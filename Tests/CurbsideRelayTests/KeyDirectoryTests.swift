@@ -7,34 +7,16 @@ import Testing
 
 private let now = Timestamp(millisecondsSince1970: 1_800_000_000_000)
 
-/// A provider's keys for directory tests.
-struct Provider {
-    let key = SigningKey()
-    let handle: Handle
-
-    init(_ handle: String) {
-        self.handle = try! Handle(handle)
-    }
-
-    func signedPrekey(id: UInt32 = 1, signer: SigningKey? = nil) -> SignedPrekey {
-        SignedPrekey(id: id, publicKey: AgreementKey.Private().publicKey, expiresAt: now.adding(seconds: 86_400), signedBy: signer ?? key)
-    }
-
-    func oneTimePrekeys(_ ids: Range<UInt32>, signer: SigningKey? = nil) -> [OneTimePrekey] {
-        ids.map { OneTimePrekey(id: $0, publicKey: AgreementKey.Private().publicKey, signedBy: signer ?? key) }
-    }
-}
-
 @Suite("key directory")
 struct KeyDirectoryTests {
-    func registered(_ provider: Provider, in directory: KeyDirectory) async throws {
+    func registered(_ provider: ProviderKeys, in directory: KeyDirectory) async throws {
         let code = try await directory.enroll(provider.handle, now: now)
         try await directory.register(provider.handle, identityKey: provider.key.verifyingKey, code: code, now: now)
     }
 
     @Test(arguments: StoreKind.allCases) func enrollmentCodesWorkOnceForTheirHandleBeforeExpiry(_ kind: StoreKind) async throws {
         let directory = KeyDirectory(store: try await kind.makeStore())
-        let derm = Provider("osei.derm"), gp = Provider("amara.gp")
+        let derm = ProviderKeys("osei.derm"), gp = ProviderKeys("amara.gp")
         let code = try await directory.enroll(derm.handle, now: now, lifetimeSeconds: 60)
         #expect(EnrollmentCode(code.description.lowercased()) == code)
 
@@ -57,7 +39,7 @@ struct KeyDirectoryTests {
     /// A person's typing is normalised by the client; on the wire only the 20 upper-case code characters count.
     @Test(arguments: StoreKind.allCases) func aRegisterRequestMustCarryTheNormalisedCode(_ kind: StoreKind) async throws {
         let directory = KeyDirectory(store: try await kind.makeStore())
-        let derm = Provider("osei.derm")
+        let derm = ProviderKeys("osei.derm")
         let code = try await directory.enroll(derm.handle, now: now)
         let challenge = LoginChallenge.random()
         let binding = [UInt8](repeating: 1, count: 32)
@@ -85,7 +67,7 @@ struct KeyDirectoryTests {
 
     @Test(arguments: StoreKind.allCases) func aHandleOrKeyCannotBeTakenTwice(_ kind: StoreKind) async throws {
         let directory = KeyDirectory(store: try await kind.makeStore())
-        let derm = Provider("osei.derm")
+        let derm = ProviderKeys("osei.derm")
         try await registered(derm, in: directory)
         let second = try await directory.enroll(derm.handle, now: now)
         let taken = await #expect(throws: RelayError.self) {
@@ -102,7 +84,7 @@ struct KeyDirectoryTests {
 
     @Test(arguments: StoreKind.allCases) func prekeysMustBeSignedByTheAccount(_ kind: StoreKind) async throws {
         let directory = KeyDirectory(store: try await kind.makeStore())
-        let derm = Provider("osei.derm")
+        let derm = ProviderKeys("osei.derm")
         try await registered(derm, in: directory)
         let mallory = SigningKey()
         let badSigned = await #expect(throws: RelayError.self) {
@@ -127,7 +109,7 @@ struct KeyDirectoryTests {
     @Test(arguments: StoreKind.allCases) func oneTimePrekeysAreCappedPerAccount(_ kind: StoreKind) async throws {
         var directory = KeyDirectory(store: try await kind.makeStore())
         directory.maximumOneTimePrekeys = 5
-        let derm = Provider("osei.derm")
+        let derm = ProviderKeys("osei.derm")
         try await registered(derm, in: directory)
         try await directory.publish(for: derm.handle, signedPrekey: derm.signedPrekey(), oneTimePrekeys: derm.oneTimePrekeys(0..<4))
         let over = await #expect(throws: RelayError.self) {
@@ -139,7 +121,7 @@ struct KeyDirectoryTests {
 
     @Test(arguments: StoreKind.allCases) func bundlesVerifyAndHandOutEachOneTimePrekeyOnce(_ kind: StoreKind) async throws {
         let directory = KeyDirectory(store: try await kind.makeStore(), lowWaterMark: 2)
-        let derm = Provider("osei.derm")
+        let derm = ProviderKeys("osei.derm")
         try await registered(derm, in: directory)
         let noBundle = await #expect(throws: RelayError.self) { try await directory.fetchBundle(for: derm.handle) }
         #expect(noBundle?.code == .unknownHandle)
@@ -160,7 +142,7 @@ struct KeyDirectoryTests {
     /// A bundle fetched past the requester's share carries no one-time prekey and takes none from the store.
     @Test(arguments: StoreKind.allCases) func aBundleWithoutAOneTimePrekeyLeavesThemAll(_ kind: StoreKind) async throws {
         let directory = KeyDirectory(store: try await kind.makeStore())
-        let derm = Provider("osei.derm")
+        let derm = ProviderKeys("osei.derm")
         try await registered(derm, in: directory)
         try await directory.publish(for: derm.handle, signedPrekey: derm.signedPrekey(), oneTimePrekeys: derm.oneTimePrekeys(0..<3))
         let (bare, left) = try await directory.fetchBundleCounting(for: derm.handle, withOneTimePrekey: false)
@@ -175,7 +157,7 @@ struct KeyDirectoryTests {
         let (first, second, cleanUp) = try await kind.makeStorePair()
         defer { cleanUp() }
         let directories = [KeyDirectory(store: first), KeyDirectory(store: second)]
-        let derm = Provider("osei.derm")
+        let derm = ProviderKeys("osei.derm")
         try await registered(derm, in: directories[0])
         try await directories[1].publish(for: derm.handle, signedPrekey: derm.signedPrekey(), oneTimePrekeys: derm.oneTimePrekeys(0..<50))
 
@@ -200,7 +182,7 @@ struct KeyDirectoryTests {
         try FileManager.default.createDirectory(at: directoryURL, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directoryURL) }
         let path = directoryURL.appendingPathComponent("relay.sqlite").path
-        let derm = Provider("osei.derm")
+        let derm = ProviderKeys("osei.derm")
         do {
             let directory = KeyDirectory(store: try SQLiteRelayStore(path: path))
             try await registered(derm, in: directory)

@@ -3,38 +3,17 @@ import Testing
 
 @testable import CurbsideWire
 
-/// A provider with its identity, signed prekey 1 and one-time prekey 7.
-struct TestProvider {
-    let key: SigningKey
-    let party: Party
-    let ring: PrekeyRing
-    let bundle: PrekeyBundle
-    static let now = Timestamp(millisecondsSince1970: 1_800_000_000_000)
-
-    init(_ handle: String, oneTime: Bool = true) {
-        key = SigningKey()
-        party = Party(identityKey: key.verifyingKey, handle: try! Handle(handle))
-        let signed = AgreementKey.Private(), oneTimeKey = AgreementKey.Private()
-        ring = PrekeyRing(signedPrekeys: [1: signed], oneTimePrekeys: oneTime ? [7: oneTimeKey] : [:])
-        bundle = PrekeyBundle(
-            owner: party,
-            signedPrekey: SignedPrekey(id: 1, publicKey: signed.publicKey, expiresAt: Self.now.adding(seconds: 3600), signedBy: key),
-            oneTimePrekey: oneTime ? OneTimePrekey(id: 7, publicKey: oneTimeKey.publicKey, signedBy: key) : nil
-        )
-    }
-}
-
 @Suite("envelopes")
 struct EnvelopeTests {
-    let gp = TestProvider("amara.gp")
-    let derm = TestProvider("osei.derm")
+    let gp = ProviderKeys("amara.gp")
+    let derm = ProviderKeys("osei.derm")
 
     func consult(attachments: Int = 1) throws -> Message {
         var rng = SplitMix64(seed: 7)
         return try Message(
             sender: gp.party,
             recipient: derm.party,
-            createdAt: TestProvider.now,
+            createdAt: ProviderKeys.now,
             content: .consult(
                 try Consult(subject: "Rash", urgency: .emergency, specialty: "derm", question: "What is it?", clinicalSummary: "")
             ),
@@ -43,10 +22,10 @@ struct EnvelopeTests {
     }
 
     func seal(_ message: Message, to bundle: PrekeyBundle? = nil) throws -> SealedEnvelope {
-        try SealedEnvelope.seal(message, to: bundle ?? derm.bundle, signedBy: gp.key, now: TestProvider.now)
+        try SealedEnvelope.seal(message, to: bundle ?? derm.bundle, signedBy: gp.key, now: ProviderKeys.now)
     }
 
-    func expectOpenFails(_ bytes: [UInt8], as code: String, _ comment: Comment? = nil, by provider: TestProvider? = nil) {
+    func expectOpenFails(_ bytes: [UInt8], as code: String, _ comment: Comment? = nil, by provider: ProviderKeys? = nil) {
         let recipient = provider ?? derm
         do {
             _ = try SealedEnvelope(decoding: bytes).open(as: recipient.party, using: recipient.ring)
@@ -67,9 +46,9 @@ struct EnvelopeTests {
     }
 
     @Test func fallsBackToTheSignedPrekey() throws {
-        let noOneTime = TestProvider("osei.derm", oneTime: false)
+        let noOneTime = ProviderKeys("osei.derm", oneTime: false)
         let message = try Message(sender: gp.party, recipient: noOneTime.party, content: .receipt(.read(.random())))
-        let sealed = try SealedEnvelope.seal(message, to: noOneTime.bundle, signedBy: gp.key, now: TestProvider.now)
+        let sealed = try SealedEnvelope.seal(message, to: noOneTime.bundle, signedBy: gp.key, now: ProviderKeys.now)
         #expect(sealed.header.prekey == .init(kind: .signed, id: 1))
         #expect(try sealed.open(as: noOneTime.party, using: noOneTime.ring).message == message)
     }
@@ -153,14 +132,14 @@ struct EnvelopeTests {
 
     @Test func wrongKeysCannotDecrypt() throws {
         let sealed = try seal(try consult())
-        let other = TestProvider("osei.derm")  // same handle and prekey ids, different keys
+        let other = ProviderKeys("osei.derm")  // same handle and prekey ids, different keys
         let error = #expect(throws: EnvelopeError.self) { try sealed.open(as: derm.party, using: other.ring) }
         #expect(error?.code == .decryptionFailed)
     }
 
     @Test func forwardedMessageIsWrongRecipient() throws {
         // osei.derm re-seals a consult amara.gp signed for it to kofi.cardio.
-        let cardio = TestProvider("kofi.cardio")
+        let cardio = ProviderKeys("kofi.cardio")
         let signed = try SignedMessage(signing: try consult(), with: gp.key)
         let forwarded = try SealedEnvelope.seal(
             plaintext: signed.encoded,
@@ -173,7 +152,7 @@ struct EnvelopeTests {
 
     @Test func forgedSignatureIsRejected() throws {
         let message = try consult()
-        let forged = SignedMessage(message: message, signature: TestProvider("mallory").key.signature(for: message.signedBytes))
+        let forged = SignedMessage(message: message, signature: ProviderKeys("mallory").key.signature(for: message.signedBytes))
         let sealed = try SealedEnvelope.seal(
             plaintext: forged.encoded,
             to: derm.bundle.oneTimePrekey!.publicKey,
@@ -196,15 +175,15 @@ struct EnvelopeTests {
     @Test func sealingChecksSenderRecipientAndBundle() throws {
         let message = try consult()
         let wrongSigner = #expect(throws: EnvelopeError.self) {
-            try SealedEnvelope.seal(message, to: derm.bundle, signedBy: derm.key, now: TestProvider.now)
+            try SealedEnvelope.seal(message, to: derm.bundle, signedBy: derm.key, now: ProviderKeys.now)
         }
         #expect(wrongSigner?.code == .senderKeyMismatch)
         let wrongBundle = #expect(throws: EnvelopeError.self) {
-            try SealedEnvelope.seal(message, to: TestProvider("kofi.cardio").bundle, signedBy: gp.key, now: TestProvider.now)
+            try SealedEnvelope.seal(message, to: ProviderKeys("kofi.cardio").bundle, signedBy: gp.key, now: ProviderKeys.now)
         }
         #expect(wrongBundle?.code == .recipientMismatch)
         let expired = #expect(throws: BundleError.self) {
-            try SealedEnvelope.seal(message, to: derm.bundle, signedBy: gp.key, now: TestProvider.now.adding(seconds: 3600))
+            try SealedEnvelope.seal(message, to: derm.bundle, signedBy: gp.key, now: ProviderKeys.now.adding(seconds: 3600))
         }
         #expect(expired?.code == .prekeyExpired)
     }
@@ -214,7 +193,7 @@ struct EnvelopeTests {
         let zero = try AgreementKey.Public(rawRepresentation: [UInt8](repeating: 0, count: 32))
         let bundle = PrekeyBundle(
             owner: derm.party,
-            signedPrekey: SignedPrekey(id: 1, publicKey: zero, expiresAt: TestProvider.now.adding(seconds: 60), signedBy: derm.key),
+            signedPrekey: SignedPrekey(id: 1, publicKey: zero, expiresAt: ProviderKeys.now.adding(seconds: 60), signedBy: derm.key),
             oneTimePrekey: nil
         )
         let error = #expect(throws: EnvelopeError.self) { try seal(try consult(), to: bundle) }
@@ -227,7 +206,7 @@ struct EnvelopeTests {
             recipient: derm.party,
             content: .consult(try Consult(subject: "SECRET-SUBJECT", urgency: .routine, specialty: "x", question: "q", clinicalSummary: ""))
         )
-        let cardio = TestProvider("kofi.cardio")
+        let cardio = ProviderKeys("kofi.cardio")
         let signed = try SignedMessage(signing: message, with: gp.key)
         let forwarded = try SealedEnvelope.seal(
             plaintext: signed.encoded,
@@ -244,15 +223,15 @@ struct EnvelopeTests {
 @Suite("prekey bundles")
 struct BundleTests {
     @Test func verifiesAndRejects() throws {
-        let derm = TestProvider("osei.derm")
-        try derm.bundle.verify(now: TestProvider.now, expecting: derm.party)
-        let other = TestProvider("osei.derm")
-        let mismatch = #expect(throws: BundleError.self) { try derm.bundle.verify(now: TestProvider.now, expecting: other.party) }
+        let derm = ProviderKeys("osei.derm")
+        try derm.bundle.verify(now: ProviderKeys.now, expecting: derm.party)
+        let other = ProviderKeys("osei.derm")
+        let mismatch = #expect(throws: BundleError.self) { try derm.bundle.verify(now: ProviderKeys.now, expecting: other.party) }
         #expect(mismatch?.code == .identityMismatch)
         let forged = PrekeyBundle(owner: derm.party, signedPrekey: other.bundle.signedPrekey, oneTimePrekey: nil)
-        let bad = #expect(throws: BundleError.self) { try forged.verify(now: TestProvider.now) }
+        let bad = #expect(throws: BundleError.self) { try forged.verify(now: ProviderKeys.now) }
         #expect(bad?.code == .badSignature)
-        let expired = #expect(throws: BundleError.self) { try derm.bundle.verify(now: TestProvider.now.adding(seconds: 3600)) }
+        let expired = #expect(throws: BundleError.self) { try derm.bundle.verify(now: ProviderKeys.now.adding(seconds: 3600)) }
         #expect(expired?.code == .prekeyExpired)
     }
 }
@@ -260,7 +239,7 @@ struct BundleTests {
 @Suite("safety numbers")
 struct SafetyNumberTests {
     @Test func sameForBothSidesAndWellFormed() {
-        let a = TestProvider("amara.gp").party, b = TestProvider("osei.derm").party
+        let a = ProviderKeys("amara.gp").party, b = ProviderKeys("osei.derm").party
         let number = SafetyNumber(a, b)
         #expect(number == SafetyNumber(b, a))
         #expect(number.digits.count == 60 && number.digits.allSatisfy(\.isNumber))
@@ -270,7 +249,7 @@ struct SafetyNumberTests {
     }
 
     @Test func changesWhenEitherKeyOrHandleChanges() throws {
-        let a = TestProvider("amara.gp").party, b = TestProvider("osei.derm").party
+        let a = ProviderKeys("amara.gp").party, b = ProviderKeys("osei.derm").party
         let newKey = Party(identityKey: SigningKey().verifyingKey, handle: b.handle)
         let newHandle = Party(identityKey: b.identityKey, handle: try Handle("osei.derm2"))
         #expect(SafetyNumber(a, b) != SafetyNumber(a, newKey))

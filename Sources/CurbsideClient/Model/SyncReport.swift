@@ -1,11 +1,12 @@
 /// What a sync did.
-public struct SyncReport: Sendable, Hashable, Codable {
+public struct SyncReport: Sendable, Hashable, Encodable {
     /// Messages that left the outbox (acknowledged `stored` by the relay).
     public var sent = 0
-    /// Messages still in the outbox, and why the last one is waiting.
+    /// Messages still in the outbox.
     public var queued = 0
-    /// Why the last message that did not go waits, for people.
-    public var queueReason: String?
+    /// Why the last message that did not go waits: the relay could not be reached, or refused it
+    /// (``ClientError/relayError`` then says how).
+    public var queueError: ClientError?
     /// New consults and replies, and receipts and notices applied.
     public var received = 0
     /// Receipts applied to sent messages.

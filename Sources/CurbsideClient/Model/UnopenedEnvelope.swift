@@ -7,8 +7,11 @@ public struct UnopenedEnvelope: Sendable, Hashable, Codable {
     public let sender: String
     /// Milliseconds since 1970, when this device received it.
     public let at: UInt64
-    /// Why it could not be opened: an error identifier of spec/errors.md, such as "unknown_prekey".
-    public let reason: String
+    /// Why it could not be opened, as its sender was told: decide on this.
+    public let reason: RejectionReason
+    /// The check that failed, for a diagnosis: an error identifier of spec/errors.md such as `unknown_prekey`, or
+    /// `sender_mismatch`. For people and support requests, not for deciding.
+    public let detail: String
     /// Whether `inbox` has reported it already.
     public let shown: Bool
 }

@@ -60,7 +60,7 @@ extension SyncReport {
         for (_, result) in flush.results {
             switch result {
             case .stored: sent += 1
-            case .queued(let error), .refused(let error): queueReason = error.message
+            case .queued(let error), .refused(let error): queueError = error
             case .abandoned: break
             }
         }

@@ -197,10 +197,27 @@ struct ProfileDatabase: Sendable {
                 t.add(column: "last_relay_error_code", .integer)  // the relay's code (spec/errors.md), when it refused
             }
         }
+        // Why an envelope could not be opened, as the code its sender was told, beside the diagnostic text: callers
+        // decide on the code. Failures recorded before keep the reason still remembered for their envelope.
+        migrator.registerMigration(failureReasonsMigration) { db in
+            try db.alter(table: "failure") { t in
+                t.add(column: "rejected_reason", .integer).notNull().defaults(to: Int64(Receipt.FailureReason.other.rawValue))
+            }
+            try db.execute(
+                sql: """
+                    UPDATE failure
+                    SET rejected_reason = (SELECT rejected_reason FROM seen_envelope WHERE envelope_id = failure.envelope_id)
+                    WHERE EXISTS (
+                        SELECT 1 FROM seen_envelope WHERE envelope_id = failure.envelope_id AND rejected_reason IS NOT NULL
+                    )
+                    """
+            )
+        }
         return migrator
     }
 
     static let outboxErrorCodesMigration = "v6: outbox error codes"
+    static let failureReasonsMigration = "v7: failure reasons as codes"
 
     // MARK: - Sealed columns
 

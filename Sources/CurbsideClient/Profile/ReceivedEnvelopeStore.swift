@@ -28,11 +28,19 @@ enum ReceivedEnvelopeStore {
         try db.execute(sql: "DELETE FROM seen_envelope WHERE at < ?", arguments: [cutoff])
     }
 
-    /// Records an envelope that could not be opened; `reason` is an error identifier, then `: ` and details.
-    static func recordFailure(_ db: Database, _ envelopeID: Data, sender: Handle, at now: Timestamp, reason: String) throws {
+    /// Records an envelope that could not be opened: the reason its sender is told, and `detail`, an error
+    /// identifier then `: ` and details.
+    static func recordFailure(
+        _ db: Database,
+        _ envelopeID: Data,
+        sender: Handle,
+        at now: Timestamp,
+        reason: Receipt.FailureReason,
+        detail: String
+    ) throws {
         try db.execute(
-            sql: "INSERT INTO failure (envelope_id, relay_sender, at, reason) VALUES (?, ?, ?, ?)",
-            arguments: [envelopeID, sender.rawValue, now.signedMilliseconds, reason]
+            sql: "INSERT INTO failure (envelope_id, relay_sender, at, rejected_reason, reason) VALUES (?, ?, ?, ?, ?)",
+            arguments: [envelopeID, sender.rawValue, now.signedMilliseconds, Int64(reason.rawValue), detail]
         )
     }
 
@@ -42,13 +50,16 @@ enum ReceivedEnvelopeStore {
 
     /// The envelopes that could not be opened, newest first.
     static func failures(_ db: Database) throws -> [UnopenedEnvelope] {
-        try Row.fetchAll(db, sql: "SELECT seq, relay_sender, at, reason, shown FROM failure ORDER BY at DESC, seq DESC").map { row in
-            let reason: String = row["reason"]
+        let sql = "SELECT seq, relay_sender, at, rejected_reason, reason, shown FROM failure ORDER BY at DESC, seq DESC"
+        return try Row.fetchAll(db, sql: sql).map { row in
+            let detail: String = row["reason"]
+            let reason = Receipt.FailureReason(rawValue: UInt8(clamping: row["rejected_reason"] as Int64)) ?? .other
             return UnopenedEnvelope(
                 sequence: row["seq"],
                 sender: row["relay_sender"],
                 at: UInt64(clamping: row["at"] as Int64),
-                reason: String(reason.prefix { $0 != ":" }),
+                reason: RejectionReason(reason),
+                detail: String(detail.prefix { $0 != ":" }),
                 shown: row["shown"]
             )
         }

@@ -37,7 +37,7 @@ extension Client {
             let disposition = try await database.writer.write { db -> Disposition in
                 // Another process may have settled it meanwhile: its outcome stands, one record per envelope.
                 if let earlier = try ReceivedEnvelopeStore.settled(db, envelopeID) { return earlier }
-                try ReceivedEnvelopeStore.recordFailure(db, envelopeID, sender: delivered.sender, at: now, reason: why)
+                try ReceivedEnvelopeStore.recordFailure(db, envelopeID, sender: delivered.sender, at: now, reason: reason, detail: why)
                 if let spent, spent.kind == .oneTime { try PrekeyStore.deleteOneTime(db, ids: [spent.id]) }
                 try ReceivedEnvelopeStore.markSeen(db, envelopeID, at: now, rejected: reason)
                 return .reject(reason)

@@ -16,7 +16,7 @@ extension Client {
         }
         if let failure {
             report.queued = try await database.writer.read { db in try OutboxStore.count(db) }
-            report.queueReason = failure.message
+            report.queueError = failure
             report.reachedRelay = false
         }
         return report

@@ -17,7 +17,8 @@ extension Curbside {
                     : "the relay could not be reached; \(report.queued) message(s) stay queued"
             }
             if !report.reachedRelay {
-                throw ClientError(.unreachable, report.queueReason ?? "the relay could not be reached", hint: "queued messages are kept; run `curbside sync` again later")
+                throw report.queueError
+                    ?? ClientError(.unreachable, "the relay could not be reached", hint: "queued messages are kept; run `curbside sync` again later")
             }
         }
     }
