@@ -57,10 +57,7 @@ public actor Client {
         self.identity = identity
         self.database = database
         self.logger = logger
-        guard let pin = PublicKeyFingerprint(relay.fingerprint) else {
-            throw ClientError(.invalidArgument, "the relay fingerprint must be 64 hex digits")
-        }
-        tls = try TLSContext(configuration: .client(trust: .pinnedPublicKeys([pin]), applicationProtocols: [RelayTransport.applicationProtocol]))
+        tls = try relay.pinnedTLSContext()
     }
 
     /// The profile directory: `explicit`, else `$CURBSIDE_HOME`, else `~/.curbside`.
@@ -96,7 +93,7 @@ public actor Client {
             throw ClientError(.invalidArgument, "the passphrase is too short", hint: "use at least 8 characters")
         }
         guard let code = EnrollmentCode(enrollmentCode) else {
-            throw ClientError(.invalidArgument, "the enrollment code must be 20 characters of 0-9 and A-Z (without I, L, O, U), dashes allowed")
+            throw ClientError.malformedEnrollmentCode()
         }
         try makePrivateDirectory(home)
         let identity = SigningKey()
@@ -131,10 +128,9 @@ public actor Client {
             try restrictDatabaseFiles(home)
             return client
         } catch {
-            if !FileManager.default.fileExists(atPath: identityPath(home)) {
-                for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: databasePath + suffix) }
-            }
-            throw error
+            guard !FileManager.default.fileExists(atPath: identityPath(home)) else { throw error }
+            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: databasePath + suffix) }
+            throw (error as? ClientError)?.whileSettingUp() ?? error
         }
     }
 

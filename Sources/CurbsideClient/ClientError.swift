@@ -85,6 +85,19 @@ public struct ClientError: ErrorDomain, Hashable, CustomStringConvertible {
         )
     }
 
+    /// What to check when an enrollment code is refused, by its shape here or by the relay.
+    static let enrollmentHint =
+        "check the code and the handle with the relay's operator; codes are single-use and expire after 7 days (`curbside relay enroll` makes a new one)"
+
+    /// An enrollment code that cannot be one, whatever the relay holds.
+    public static func malformedEnrollmentCode() -> ClientError {
+        ClientError(
+            .invalidArgument,
+            "the enrollment code must be 20 characters of 0-9 and A-Z (without I, L, O, U), dashes allowed",
+            hint: enrollmentHint
+        )
+    }
+
     static func keyChanged(_ handle: Handle) -> ClientError {
         ClientError(
             .keyChanged,
@@ -108,7 +121,7 @@ public struct ClientError: ErrorDomain, Hashable, CustomStringConvertible {
         case .relayBusy: "the relay is receiving a lot at once; `curbside sync` tries again"
         case .storeUnavailable: "the relay's database is changing over; `curbside sync` tries again in a moment"
         case .loginFailed: "this profile's identity is not the one the relay has for its handle"
-        case .enrollmentInvalid: "ask the relay's operator for a new enrollment code"
+        case .enrollmentInvalid: enrollmentHint
         case .handleTaken: "the handle is registered already; choose another or ask the operator"
         default: nil
         }

@@ -151,7 +151,7 @@ public actor RelayConnection {
         } catch let error as TLSError {
             throw error
         } catch {
-            throw RelayClientError.connectionLost("\(host):\(port): \(error)")
+            throw RelayClientError.connectionLost(ConnectionFailure.describe(error))
         }
         // One task per connection owns the channel: a child of the caller's (withConnection), or a task of its own
         // (open), since the connection then outlives this function. Its children are the connection's other work:

@@ -52,15 +52,39 @@ enum Passphrase {
         if let fromEnvironment = ProcessInfo.processInfo.environment["CURBSIDE_PASSPHRASE"] {
             return SecretBytes(Array(fromEnvironment.utf8))
         }
-        guard let first = readWithoutEcho(prompt) else {
-            throw ClientError(.invalidArgument, "no passphrase", hint: "type it at the prompt, or set CURBSIDE_PASSPHRASE")
+        guard confirm else {
+            guard let passphrase = readWithoutEcho(prompt) else { throw noTerminal }
+            return passphrase
         }
-        if confirm {
-            guard let second = readWithoutEcho("Again: "), second == first else {
-                throw ClientError(.invalidArgument, "the passphrases differ")
+        // A new passphrase: a typo or a short one is asked for again, not a reason to start over.
+        for _ in 0..<attempts {
+            guard let first = readWithoutEcho(prompt) else { throw noTerminal }
+            guard first.count >= minimumLength else {
+                say("That is shorter than \(minimumLength) characters; try again.\n")
+                continue
             }
+            guard let second = readWithoutEcho("Again: ") else { throw noTerminal }
+            if second == first { return first }
+            say("The two passphrases differ; try again.\n")
         }
-        return first
+        throw ClientError(.invalidArgument, "no passphrase was set after \(attempts) tries", hint: "run the command again when ready")
+    }
+
+    /// How many times a new passphrase is asked for.
+    static let attempts = 3
+    /// The shortest passphrase a profile accepts (`Client.create` enforces it).
+    static let minimumLength = 8
+
+    private static var noTerminal: ClientError {
+        ClientError(.invalidArgument, "no passphrase", hint: "type it at the prompt, or set CURBSIDE_PASSPHRASE")
+    }
+
+    /// Writes `text` to the terminal the passphrase is read from.
+    private static func say(_ text: String) {
+        let tty = open("/dev/tty", O_WRONLY)
+        guard tty >= 0 else { return }
+        defer { close(tty) }
+        _ = text.withCString { write(tty, $0, strlen($0)) }
     }
 
     /// Reads one line from /dev/tty with echo off; nil without a terminal.

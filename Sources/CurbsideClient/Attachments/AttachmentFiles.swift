@@ -98,16 +98,41 @@ struct PreparedAttachment: Sendable {
 enum AttachmentFiles {
     static let readSize = 1 << 20
 
+    /// Opens a file the user named to attach, refusing what is not a regular file in words a person understands.
+    static func openForReading(_ path: String) throws -> FileHandle {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            throw ClientError(.fileNotAccessible, "cannot read \(path): \(String(cString: strerror(errno)))", hint: "check the file's name")
+        }
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: break
+        case S_IFDIR: throw ClientError(.fileNotAccessible, "\(path) is a directory, not a file", hint: "give the image file itself")
+        default: throw ClientError(.fileNotAccessible, "\(path) is not a regular file", hint: "give the image file itself")
+        }
+        guard let input = FileHandle(forReadingAtPath: path) else {
+            throw ClientError(.fileNotAccessible, "cannot read \(path): \(String(cString: strerror(errno)))", hint: "check the file's permissions")
+        }
+        return input
+    }
+
+    /// Reads up to `count` bytes of the file at `path`; a failed read is said as the system says it.
+    static func read(_ input: FileHandle, upTo count: Int, of path: String) throws -> Data? {
+        do {
+            return try input.read(upToCount: count)
+        } catch {
+            let code = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError)?.code ?? Int(EIO)
+            throw ClientError(.fileNotAccessible, "cannot read \(path): \(String(cString: strerror(Int32(code))))")
+        }
+    }
+
     /// Strips metadata (unless kept) and encrypts `source` to a fresh single-use identity into `destination`,
     /// streaming: memory stays at about two 1 MiB buffers and one age chunk.
     static func prepare(_ source: AttachmentSource, into destination: String) throws -> PreparedAttachment {
-        guard let input = FileHandle(forReadingAtPath: source.path) else {
-            throw ClientError(.fileNotAccessible, "cannot read \(source.path)")
-        }
+        let input = try openForReading(source.path)
         defer { try? input.close() }
         // The content decides, not the name: the first bytes are read and judged before anything is written.
         var head: [UInt8] = []
-        while head.count < ContentFormat.headLength, let data = try input.read(upToCount: ContentFormat.headLength - head.count), !data.isEmpty {
+        while head.count < ContentFormat.headLength, let data = try read(input, upTo: ContentFormat.headLength - head.count, of: source.path), !data.isEmpty {
             head += data
         }
         let mediaType = try source.admit(head: head)
@@ -128,7 +153,7 @@ enum AttachmentFiles {
         while !piece.isEmpty {
             let plain = source.keepMetadata ? piece : filter.update(piece)
             try emit(try encryptor.update(plain))
-            piece = try input.read(upToCount: readSize).map(Array.init) ?? []
+            piece = try read(input, upTo: readSize, of: source.path).map(Array.init) ?? []
         }
         if !source.keepMetadata { try emit(try encryptor.update(filter.finish())) }
         if filter.uncheckable {

@@ -1,4 +1,5 @@
 import CurbsideTLS
+import CurbsideTransport
 import CurbsideWire
 import Foundation
 
@@ -22,15 +23,39 @@ extension Client {
                 defer { self.connection = nil }
                 return try await body(connection)
             }
-        } catch let error as TLSError where !opened && error.code == .pinMismatch {
-            throw ClientError(
+        } catch let error as RelayClientError where !opened {
+            throw clientError(error)
+        } catch where !opened {
+            throw Self.connectionError(error, relay: relay)
+        }
+    }
+
+    /// What a failure to connect to `relay` (before any request) means for the user.
+    nonisolated static func connectionError(_ error: any Error, relay: RelayEndpoint) -> ClientError {
+        if let error = error as? TLSError, error.code == .pinMismatch {
+            return ClientError(
                 .certificateMismatch,
                 "the relay at \(relay) did not present the pinned certificate key",
                 hint: "the relay's fingerprint is printed by `curbside relay init`; if the operator replaced the relay's key, "
                     + "confirm the new fingerprint with them before trusting it"
             )
-        } catch where !opened {
-            throw ClientError.unreachable(relay, "\(error)")
+        }
+        if let error = error as? RelayClientError, case .connectionLost(let why) = error {
+            return ClientError.unreachable(relay, why)
+        }
+        return ClientError.unreachable(relay, ConnectionFailure.describe(error))
+    }
+
+    /// Checks, before a profile is made, that `relay` answers as a Curbside relay with the pinned certificate key:
+    /// connects, completes TLS, reads the challenge and closes. Nothing is sent.
+    ///
+    /// - Throws: `ClientError` `.network` (`unreachable`, `certificateMismatch`), with hints for someone setting up.
+    public static func checkRelay(_ relay: RelayEndpoint) async throws {
+        let tls = try relay.pinnedTLSContext()
+        do {
+            try await RelayConnection.withConnection(host: relay.host, port: relay.port, tls: tls, timeout: .seconds(15)) { _ in }
+        } catch {
+            throw connectionError(error, relay: relay).whileSettingUp()
         }
     }
 
@@ -64,6 +89,40 @@ extension Client {
             return try await connection.request(message)
         } catch let error as RelayClientError {
             throw clientError(error)
+        }
+    }
+}
+
+extension RelayEndpoint {
+    /// A TLS client context that accepts only the relay whose public key has this endpoint's fingerprint.
+    func pinnedTLSContext() throws -> TLSContext {
+        guard let pin = PublicKeyFingerprint(fingerprint) else {
+            throw ClientError(.invalidArgument, "the relay fingerprint must be 64 hex digits")
+        }
+        return try TLSContext(configuration: .client(trust: .pinnedPublicKeys([pin]), applicationProtocols: [RelayTransport.applicationProtocol]))
+    }
+}
+
+extension ClientError {
+    /// The same failure, with the hint for someone creating a profile: nothing is queued yet, the relay's address or
+    /// fingerprint may be mistyped.
+    func whileSettingUp() -> ClientError {
+        switch code {
+        case .unreachable, .relayUnavailable:
+            ClientError(
+                code,
+                message,
+                hint: "check --relay with the relay's operator and that the relay is running; no profile was created",
+                relayError: relayError
+            )
+        case .certificateMismatch:
+            ClientError(
+                code,
+                message,
+                hint: "check --relay-fingerprint with the relay's operator (`curbside relay init` printed it); no profile was created",
+                relayError: relayError
+            )
+        default: self
         }
     }
 }

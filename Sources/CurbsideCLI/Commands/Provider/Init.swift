@@ -29,6 +29,10 @@ extension Curbside {
                     hint: "both are printed by `curbside relay init` on the relay"
                 )
             }
+            // Everything that can be checked is checked before the passphrase is asked for twice: the code's shape,
+            // and that the relay answers with the pinned key.
+            guard EnrollmentCode(code) != nil else { throw ClientError.malformedEnrollmentCode() }
+            try await Client.checkRelay(endpoint)
             let client = try await Client.create(
                 home: options.homeURL,
                 handle: handle,
