@@ -4,12 +4,14 @@ import CurbsideCLI
 import Foundation
 
 /// Parses and runs a command; errors a person can act on print as `curbside: error: …` with hints, the way age
-/// does, with the exit status of their kind; parsing errors and --help print the way argument-parser does.
-func run<Command: AsyncParsableCommand>(_ root: Command.Type) async {
+/// does (as one JSON object with --json), with the exit status of their kind; parsing errors and --help print the
+/// way argument-parser does.
+func run(_ root: Curbside.Type) async {
     var command: any ParsableCommand
     do {
         command = try root.parseAsRoot()
     } catch {
+        if let failure = root.parseFailure(error) { fail(failure) }
         root.exit(withError: error)
     }
     do {
@@ -18,17 +20,17 @@ func run<Command: AsyncParsableCommand>(_ root: Command.Type) async {
         } else {
             try command.run()
         }
-    } catch let error as any CurbsideReportableError {
-        FileHandle.standardError.write(Data(error.report.utf8))
-        exit(error.exitStatus)
-    } catch let error where String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
+    } catch {
+        let json = (command as? any JSONReportingCommand)?.reportsJSON ?? false
+        if let failure = root.failure(error, json: json) { fail(failure) }
         // --help, validation and the parser's own errors.
         root.exit(withError: error)
-    } catch {
-        // Not expected: said plainly, without a stack of internals.
-        FileHandle.standardError.write(Data("curbside: error: \(error)\n".utf8))
-        exit(1)
     }
+}
+
+func fail(_ failure: (report: String, status: Int32)) -> Never {
+    FileHandle.standardError.write(Data(failure.report.utf8))
+    exit(failure.status)
 }
 
 await run(Curbside.self)

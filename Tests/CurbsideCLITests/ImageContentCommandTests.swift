@@ -31,31 +31,39 @@ struct ImageContentCommandTests {
             let refusals: [(path: String, error: String, hint: String)] = [
                 (
                     try file("fundus.webp", SamplePhoto.webp),
-                    "curbside: error: fundus.webp is a WebP file; Curbside can remove location data (EXIF GPS) only from JPEG and PNG",
-                    "curbside: hint: convert it to JPEG or PNG first, or send it as it is with --keep-metadata"
+                    "fundus.webp is a WebP file; Curbside can remove location data (EXIF GPS) only from JPEG and PNG",
+                    "convert it to JPEG or PNG first, or send it as it is with --keep-metadata"
                 ),
                 (
                     try file("fundus-renamed.jpg", SamplePhoto.webp),
-                    "curbside: error: fundus-renamed.jpg is a WebP file (whatever its name says);",
-                    "curbside: hint: convert it to JPEG or PNG first"
+                    "fundus-renamed.jpg is a WebP file (whatever its name says);",
+                    "convert it to JPEG or PNG first"
                 ),
-                (try file("empty.jpg", []), "curbside: error: empty.jpg is empty; there is nothing to attach", "curbside: hint: check that the file finished"),
+                (try file("empty.jpg", []), "empty.jpg is empty; there is nothing to attach", "check that the file finished"),
                 (
                     try file("notreally.jpg", Array("this is a referral letter, not a photo\n".utf8)),
-                    "curbside: error: notreally.jpg is not a JPEG image: its content is not any image format Curbside recognises",
-                    "curbside: hint: check that you attached the file you meant"
+                    "notreally.jpg is not a JPEG image: its content is not any image format Curbside recognises",
+                    "check that you attached the file you meant"
                 ),
             ]
+            // With --json, the error is one JSON object on standard error.
+            func error(_ stderr: String) throws -> (code: String?, message: String, hint: String) {
+                let object = try #require(try JSONSerialization.jsonObject(with: Data(stderr.utf8)) as? [String: Any], "\(stderr)")
+                let error = try #require(object["error"] as? [String: Any])
+                return (error["code"] as? String, error["message"] as? String ?? "", error["hint"] as? String ?? "")
+            }
             for refusal in refusals {
                 let sent = try send(refusal.path)
                 #expect(sent.status == 64, "\(refusal.path): \(sent.stderr)")
-                #expect(sent.stderr.hasPrefix(refusal.error), "\(sent.stderr)")
-                #expect(sent.stderr.contains(refusal.hint), "\(sent.stderr)")
+                let said = try error(sent.stderr)
+                #expect(said.code == "unsupported_attachment")
+                #expect(said.message.hasPrefix(refusal.error), "\(sent.stderr)")
+                #expect(said.hint.contains(refusal.hint), "\(sent.stderr)")
             }
             // An empty file and a text file named .jpg stay refused with --keep-metadata: keeping metadata is no
             // reason to send what is not the photo the user thinks it is.
-            #expect(try send(refusals[2].path, "--keep-metadata").stderr.hasPrefix(refusals[2].error))
-            #expect(try send(refusals[3].path, "--keep-metadata").stderr.hasPrefix(refusals[3].error))
+            #expect(try error(try send(refusals[2].path, "--keep-metadata").stderr).message.hasPrefix(refusals[2].error))
+            #expect(try error(try send(refusals[3].path, "--keep-metadata").stderr).message.hasPrefix(refusals[3].error))
             let nothingSent = try curbside("status", "--json", home: gp)
             #expect((try JSONSerialization.jsonObject(with: Data(nothingSent.stdout.utf8)) as? [Any])?.isEmpty == true, "\(nothingSent.stdout)")
             let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: "\(gp)/attachments")) ?? []

@@ -38,11 +38,11 @@ struct OutputJSONTests {
     }
 
     static let shown =
-        #"{"attachments":[{"file_name":"forearm.jpg","index":0,"media_type":"image\/jpeg","sha256":"ab01","size":1024,"#
-        + #""state":"saved"},{"file_name":"scan.png","index":1,"media_type":"image\/png","sha256":"cd02","size":2048,"#
-        + #""state":"too_large"},{"file_name":"x.png","index":2,"media_type":"image\/png","sha256":"ef03","size":3,"#
-        + #""state":"over_sender_limit"},{"file_name":"y.png","index":3,"media_type":"image\/png","sha256":"0004","#
-        + #""size":4,"state":"unavailable"},{"file_name":"z.png","index":4,"media_type":"image\/png","sha256":"0005","#
+        #"{"attachments":[{"file_name":"forearm.jpg","index":0,"media_type":"image/jpeg","sha256":"ab01","size":1024,"#
+        + #""state":"saved"},{"file_name":"scan.png","index":1,"media_type":"image/png","sha256":"cd02","size":2048,"#
+        + #""state":"too_large"},{"file_name":"x.png","index":2,"media_type":"image/png","sha256":"ef03","size":3,"#
+        + #""state":"over_sender_limit"},{"file_name":"y.png","index":3,"media_type":"image/png","sha256":"0004","#
+        + #""size":4,"state":"unavailable"},{"file_name":"z.png","index":4,"media_type":"image/png","sha256":"0005","#
         + #""size":5,"state":"corrupt"}],"clinical_summary":"Itchy for 3 weeks","question":"Eczema or psoriasis?","#
         + #""specialty":"dermatology","subject":"Rash","summary":{"created_at":1767225600000,"direction":"in","#
         + #""id":"00112233445566778899aabbccddeeff","kind":"consult","peer":"amara.gp","state":"read","#

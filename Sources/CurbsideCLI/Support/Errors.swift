@@ -32,6 +32,8 @@ extension ClientError: CurbsideReportableError {
         "curbside: error: \(message)\n" + (hint.map { "curbside: hint: \($0)\n" } ?? "")
     }
 
+    public var jsonReport: String { Curbside.encode(self) }
+
     public var exitStatus: Int32 {
         switch category {
         case .usage: ExitStatus.usage
@@ -49,6 +51,8 @@ public protocol CurbsideReportableError: Error {
     var report: String { get }
     /// The process's exit status (ExitStatus).
     var exitStatus: Int32 { get }
+    /// The same, as one line of JSON for `--json` mode: `{"error": {"code": …, "message": …, "hint": …}}`.
+    var jsonReport: String { get }
 }
 
 extension CurbsideReportableError {
@@ -70,4 +74,6 @@ struct CLIError: CurbsideReportableError, CustomStringConvertible {
     }
 
     var report: String { "curbside: error: \(description)\n" }
+
+    var jsonReport: String { Curbside.encode(CLIErrorBody(code: "failed", message: message, hint: hint)) }
 }

@@ -40,7 +40,7 @@ struct ProviderOptions: ParsableArguments {
 extension JSONEncoder {
     static var cli: JSONEncoder {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.keyEncodingStrategy = .convertToSnakeCase
         return encoder
     }

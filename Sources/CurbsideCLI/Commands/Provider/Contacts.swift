@@ -52,7 +52,14 @@ extension Curbside {
 
         struct Verify: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                abstract: "Mark a contact verified after comparing safety numbers (accepts a changed key)."
+                abstract: "Mark a contact verified after comparing safety numbers (accepts a changed key).",
+                discussion: """
+                    Compare the number with your colleague in person or by phone (`curbside contacts show HANDLE` \
+                    prints it), never through the relay, then give it here as read, with or without spaces.
+
+                    Example:
+                      curbside contacts verify osei.derm 05870 21163 04921 18327 31907 52148 26744 10932 77615 41208 39551 60473
+                    """
             )
             @OptionGroup var options: ProviderOptions
             @Argument(help: "The colleague's handle.") var handle: String

@@ -5,7 +5,14 @@ import Foundation
 
 extension Curbside {
     struct Reply: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Reply in the thread of a consult or reply.")
+        static let configuration = CommandConfiguration(
+            abstract: "Reply in the thread of a consult or reply.",
+            discussion: """
+                Examples:
+                  curbside reply 3f9a0c… --text "Features suggest a dysplastic naevus; excise with 2 mm margins."
+                  curbside reply 3f9a0c… --text-file answer.txt --image annotated.png
+                """
+        )
         @OptionGroup var options: ProviderOptions
         @Argument(help: "The id of the consult or reply you answer.") var id: String
         @Option(help: "The reply.") var text: String?

@@ -7,7 +7,14 @@ extension Curbside {
     struct Send: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Send a consult; prints its id.",
-            discussion: "When the relay cannot be reached, the consult is queued and `curbside sync` sends it later."
+            discussion: """
+                When the relay cannot be reached, the consult is queued and `curbside sync` sends it later.
+
+                Examples:
+                  curbside send osei.derm --subject "Pigmented lesion, left forearm" \\
+                      --question "Excise within two weeks?" --summary-file case.txt --image lesion.jpg --urgency urgent
+                  curbside send kofi.cardio --subject "Chest pain, ST changes" --question "Transfer now?" --urgency emergency
+                """
         )
         @OptionGroup var options: ProviderOptions
         @Argument(help: "The colleague's handle.") var handle: String

@@ -5,7 +5,17 @@ import Foundation
 
 extension Curbside {
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print a consult or reply (and send its read receipt).")
+        static let configuration = CommandConfiguration(
+            abstract: "Print a consult or reply (and send its read receipt).",
+            discussion: """
+                The id is the one `curbside inbox` lists. Attachments stay encrypted in the profile until --save-dir \
+                writes them out.
+
+                Examples:
+                  curbside show 3f9a0c…
+                  curbside show 3f9a0c… --save-dir ~/consults/lesion
+                """
+        )
         @OptionGroup var options: ProviderOptions
         @Argument(help: "The message id.") var id: String
         @Option(help: ArgumentHelp("Decrypt the attachments into this directory.", valueName: "dir")) var saveDir: String?

@@ -10,7 +10,14 @@ extension Curbside.Relay {
     struct RelayInit: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "init",
-            abstract: "Create a relay's data directory, TLS certificate and store, and print what clients need."
+            abstract: "Create a relay's data directory, TLS certificate and store, and print what clients need.",
+            discussion: """
+                Prints the address and the certificate key's fingerprint that every provider gives `curbside init`.
+
+                Examples:
+                  curbside relay init --data /var/lib/curbside --listen 0.0.0.0:4433 --name relay.clinic.example
+                  curbside relay init --data /var/lib/curbside --database postgres://curbside@db1,db2/curbside
+                """
         )
 
         @OptionGroup var options: RelayDataOption

@@ -50,4 +50,15 @@ struct RelaySettingsError: CurbsideReportableError, CustomStringConvertible {
     }
 
     var exitStatus: Int32 { ExitStatus.configuration }
+
+    var jsonReport: String {
+        Curbside.encode(
+            CLIErrorBody(
+                code: "configuration",
+                message: "\(file) or the CURBSIDE_RELAY_* variables have \(problems.count) problem(s)",
+                hint: "docs/relay-configuration.md describes every setting",
+                problems: problems.map(\.description)
+            )
+        )
+    }
 }
