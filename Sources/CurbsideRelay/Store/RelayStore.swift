@@ -87,6 +87,21 @@ public protocol RelayStore: Sendable {
 
     /// Counts for `curbside relay status`.
     func statistics() async throws -> RelayStatistics
+
+    // Accounts, for operators (spec/relay.md §Revocation).
+
+    /// Every registered account, ordered by handle.
+    func accounts() async throws -> [AccountSummary]
+
+    /// Records that `handle` logged in or registered at `at`. Kept to the minute: a login within a minute of the
+    /// recorded one writes nothing, so frequent logins do not each cost a write.
+    func recordLogin(_ handle: Handle, at: Timestamp) async throws
+
+    /// Removes `handle`'s account with its prekeys, in one transaction: its key no longer logs in, its bundle is
+    /// `unknown_handle`, sends to it are `unknown_handle`, and the handle may be enrolled again (with a new key).
+    /// With `droppingQueue`, the envelopes queued for it are deleted too, each with an `expired` notice for its
+    /// sender; otherwise they stay queued until they expire or are fetched. Nil when the handle is not registered.
+    func revoke(_ handle: Handle, droppingQueue: Bool, now: Timestamp) async throws -> Revocation?
 }
 
 /// What `curbside relay status` reports.

@@ -1,0 +1,71 @@
+import CurbsideWire
+import Foundation
+import GRDB
+
+extension SQLiteRelayStore {
+    public func accounts() async throws -> [AccountSummary] {
+        try await Self.reading(database) { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT a.handle, a.identity_key, a.registered_at, a.last_seen_at,
+                        COALESCE(q.envelopes, 0) AS envelopes, COALESCE(q.bytes, 0) AS bytes
+                    FROM account a LEFT JOIN queue_usage q ON q.recipient = a.handle
+                    ORDER BY a.handle
+                    """
+            ).map { row in
+                AccountSummary(
+                    handle: try Handle(row["handle"] as String),
+                    identityKey: try VerifyingKey(rawRepresentation: Array(row["identity_key"] as Data)),
+                    registeredAt: Timestamp(storedMilliseconds: row["registered_at"]),
+                    lastSeenAt: (row["last_seen_at"] as Int64?).map(Timestamp.init(storedMilliseconds:)),
+                    queuedEnvelopes: row["envelopes"],
+                    queuedBytes: row["bytes"]
+                )
+            }
+        }
+    }
+
+    public func recordLogin(_ handle: Handle, at: Timestamp) async throws {
+        try await Self.transaction(database) { db in
+            try db.execute(
+                sql: """
+                    UPDATE account SET last_seen_at = ?1
+                    WHERE handle = ?2 AND (last_seen_at IS NULL OR last_seen_at <= ?1 - 60000)
+                    """,
+                arguments: [at.signedMilliseconds, handle.rawValue]
+            )
+        }
+    }
+
+    public func revoke(_ handle: Handle, droppingQueue: Bool, now: Timestamp) async throws -> Revocation? {
+        try await Self.transaction(database) { db in
+            guard
+                let key = try Data.fetchOne(db, sql: "SELECT identity_key FROM account WHERE handle = ?", arguments: [handle.rawValue])
+            else { return nil }
+            // The prekeys go with the account (ON DELETE CASCADE): nobody can seal to the revoked key any more.
+            try db.execute(sql: "DELETE FROM account WHERE handle = ?", arguments: [handle.rawValue])
+            var removal = Removal()
+            if droppingQueue {
+                // Metadata only, as expiry does: dropping a large queue must not load its bodies.
+                let queued = try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT sequence, envelope_id, sender, recipient, X'' AS body, stored_at, expires_at
+                        FROM envelope WHERE recipient = ? ORDER BY sequence
+                        """,
+                    arguments: [handle.rawValue]
+                ).map(QueuedEnvelope.init(row:))
+                var referenced: [Int64] = []
+                for envelope in queued {
+                    referenced += try Self.deleteEnvelope(db, envelope.sequence)
+                    removal.notices.append(try Self.addNotice(db, .expired, for: envelope, at: now))
+                }
+                try Self.pruneNotices(db, of: Set(removal.notices.map(\.sender)))
+                removal.attachmentFiles = try Self.forgetUnreferenced(db, referenced)
+            }
+            let kept = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM envelope WHERE recipient = ?", arguments: [handle.rawValue]) ?? 0
+            return Revocation(identityKey: try VerifyingKey(rawRepresentation: Array(key)), keptEnvelopes: kept, removal: removal)
+        }
+    }
+}

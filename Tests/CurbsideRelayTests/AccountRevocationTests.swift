@@ -1,0 +1,99 @@
+import CurbsideTestSupport
+import CurbsideWire
+import Foundation
+import Testing
+
+@testable import CurbsideRelay
+
+private let now = Timestamp(millisecondsSince1970: 1_800_000_000_000)
+
+/// What operators do to accounts (spec/relay.md §Revocation), on both stores: list them, see their last login, and
+/// revoke one, its queue kept or dropped.
+@Suite("accounts and revocation")
+struct AccountRevocationTests {
+    let gp = try! Handle("amara.gp"), derm = try! Handle("osei.derm"), cardio = try! Handle("kofi.cardio")
+
+    @Test(arguments: StoreKind.allCases) func accountsListKeysQueuesAndLastLogins(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore().withProviders()
+        _ = try await store.enqueue([1, 2, 3], from: gp, to: derm, now: now, expiresAt: now.adding(seconds: 60))
+        _ = try await store.enqueue([4, 5], from: cardio, to: derm, now: now, expiresAt: now.adding(seconds: 60))
+        var accounts = try await store.accounts()
+        #expect(accounts.map(\.handle) == [gp, cardio, derm])
+        let dermAccount = try #require(accounts.last)
+        #expect(dermAccount.identityKey == (try await store.identityKey(for: derm)))
+        #expect(dermAccount.queuedEnvelopes == 2 && dermAccount.queuedBytes == 5)
+        #expect(dermAccount.lastSeenAt == nil && accounts[0].queuedEnvelopes == 0)
+
+        try await store.recordLogin(derm, at: now)
+        // Kept to the minute: a login 59 s later writes nothing, one a minute after the recorded one does.
+        try await store.recordLogin(derm, at: now.adding(seconds: 59))
+        accounts = try await store.accounts()
+        #expect(accounts.last?.lastSeenAt == now)
+        try await store.recordLogin(derm, at: now.adding(seconds: 60))
+        #expect(try await store.accounts().last?.lastSeenAt == now.adding(seconds: 60))
+        // Someone else's login, or an unknown handle's, changes nothing of osei.derm's.
+        try await store.recordLogin(try Handle("nobody.here"), at: now.adding(seconds: 600))
+        #expect(try await store.accounts().last?.lastSeenAt == now.adding(seconds: 60))
+    }
+
+    @Test(arguments: StoreKind.allCases) func revokingKeepsTheQueueWhenAsked(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore().withProviders()
+        let key = try #require(try await store.identityKey(for: derm))
+        let owner = SigningKey()
+        try await store.storePrekeys(
+            for: derm,
+            signedPrekey: SignedPrekey(id: 1, publicKey: AgreementKey.Private().publicKey, expiresAt: now.adding(seconds: 86_400), signedBy: owner),
+            oneTimePrekeys: []
+        )
+        _ = try await store.enqueue([1, 2, 3], from: gp, to: derm, now: now, expiresAt: now.adding(seconds: 60))
+
+        let revocation = try #require(try await store.revoke(derm, droppingQueue: false, now: now))
+        #expect(revocation.identityKey == key)
+        #expect(revocation.keptEnvelopes == 1 && revocation.removal.notices.isEmpty)
+        #expect(try await store.identityKey(for: derm) == nil)
+        #expect(try await store.takeBundle(for: derm, withOneTimePrekey: true) == nil)
+        #expect(try await store.pending(for: derm, after: 0, limit: 10, maximumBytes: 1 << 20).count == 1)
+        #expect(try await store.notices(for: gp, after: 0, limit: 10).isEmpty)
+        #expect(!(try await store.accounts().map(\.handle).contains(derm)))
+        // Revoking again finds nothing.
+        #expect(try await store.revoke(derm, droppingQueue: true, now: now) == nil)
+
+        // The handle can be enrolled again, with a new key; the old one stays out.
+        let newKey = SigningKey().verifyingKey
+        let code = Array("a new code".utf8)
+        try await store.addEnrollment(handle: derm, codeHash: SHA256.hash(code), expiresAt: now.adding(seconds: 60))
+        try await store.register(handle: derm, identityKey: newKey, codeHash: SHA256.hash(code), now: now)
+        #expect(try await store.identityKey(for: derm) == newKey)
+        #expect(try await store.pending(for: derm, after: 0, limit: 10, maximumBytes: 1 << 20).count == 1)
+    }
+
+    @Test(arguments: StoreKind.allCases) func droppingTheQueueTellsEachSenderItExpired(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore().withProviders()
+        _ = try await store.enqueue([1, 2, 3], from: gp, to: derm, now: now, expiresAt: now.adding(seconds: 60))
+        _ = try await store.enqueue([4, 5], from: cardio, to: derm, now: now, expiresAt: now.adding(seconds: 60))
+        // Not osei.derm's: kept.
+        _ = try await store.enqueue([6], from: derm, to: gp, now: now, expiresAt: now.adding(seconds: 60))
+
+        let revocation = try #require(try await store.revoke(derm, droppingQueue: true, now: now.adding(seconds: 5)))
+        #expect(revocation.keptEnvelopes == 0)
+        #expect(revocation.removal.notices.map(\.sender) == [gp, cardio])
+        #expect(revocation.removal.notices.allSatisfy { $0.kind == .expired && $0.recipient == derm })
+        #expect(try await store.pending(for: derm, after: 0, limit: 10, maximumBytes: 1 << 20).isEmpty)
+        #expect(try await store.queueUsage(for: derm).envelopes == 0)
+        let told = try await store.notices(for: gp, after: 0, limit: 10)
+        #expect(told.map(\.kind) == [.expired])
+        #expect(told.first?.envelopeID == EnvelopeID(of: [1, 2, 3]) && told.first?.at == now.adding(seconds: 5))
+        #expect(try await store.notices(for: cardio, after: 0, limit: 10).map(\.envelopeID) == [EnvelopeID(of: [4, 5])])
+        #expect(try await store.pending(for: gp, after: 0, limit: 10, maximumBytes: 1 << 20).count == 1)
+    }
+
+    /// A revocation by one process (the operator's command) is seen by another (the relay) at once.
+    @Test(arguments: StoreKind.allCases) func aRevocationIsSeenByAnotherProcessOnTheSameData(_ kind: StoreKind) async throws {
+        let (relay, operatorCommand, cleanUp) = try await kind.makeStorePair()
+        defer { cleanUp() }
+        _ = try await relay.withProviders()
+        #expect(try await relay.identityKey(for: derm) != nil)
+        #expect(try await operatorCommand.revoke(derm, droppingQueue: false, now: now) != nil)
+        #expect(try await relay.identityKey(for: derm) == nil)
+    }
+}
