@@ -91,7 +91,7 @@ extension Curbside.Relay {
                 var lines: [String] = []
                 if let revocation {
                     lines.append("revoked key \(keyPrefix(revocation.identityKey)) of \(handle): it can no longer log in")
-                    lines.append("\(revocation.keptEnvelopes) queued consults kept; the new device will report them unreadable to their senders")
+                    lines.append("\(counted(revocation.keptEnvelopes, "queued consult")) kept; the new device will report each as unreadable to its sender")
                 }
                 lines.append("enrollment code for \(handle): \(code)")
                 lines.append("valid for \(days) days, once; give it to the provider over a channel you trust")

@@ -77,10 +77,10 @@ extension Curbside.Relay {
                 var lines = ["revoked \(handle) (key \(keyPrefix(revocation.identityKey))): it can no longer log in"]
                 switch queue {
                 case .keep:
-                    lines.append("\(revoked.keptEnvelopes) queued consults kept")
+                    lines.append("\(counted(revoked.keptEnvelopes, "queued consult")) kept")
                 case .drop:
                     let senders = Set(revocation.removal.notices.map(\.sender)).count
-                    lines.append("\(revoked.droppedEnvelopes) queued consults dropped; their \(senders) senders get an expiry notice")
+                    lines.append("\(counted(revoked.droppedEnvelopes, "queued consult")) dropped; \(counted(senders, "sender")) told by an expiry notice")
                 }
                 lines.append("to let \(handle) register a new key: curbside relay enroll --data \(options.data) \(handle)")
                 return lines.joined(separator: "\n")
