@@ -193,6 +193,53 @@ struct RelayAccountCommandTests {
         for command in ["accounts", "revoke"] { #expect(help.contains(command)) }
     }
 
+    /// On PostgreSQL the operator's command reaches the running relay through the database: the senders' expiry
+    /// notices for a dropped queue are pushed to a connected sender at once, and a replaced key's open session is
+    /// closed.
+    @Test func onPostgreSQLTheRunningRelayPushesTheNoticesAndClosesTheSession() async throws {
+        let base = try base()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let database = try await MigrationPostgres.shared.newDatabase()
+        let relay = RelayProcess(executable: Executable.url.path, dataDirectory: "\(base)/relay", database: database.url)
+        try relay.initialise()
+        try await relay.start()
+        try await withStopping(relay) { relay in
+            let gp = "\(base)/gp"
+            for (home, handle) in [(gp, "amara.gp"), ("\(base)/derm", "osei.derm")] { try relay.createProvider(handle, home: home) }
+            let sent = try curbside("send", "osei.derm", "--subject", "Nail fold photo", "--question", "Psoriasis?", home: gp)
+            #expect(sent.status == 0, "\(sent.stderr)")
+
+            let watch = Process()
+            watch.executableURL = Executable.url
+            watch.arguments = ["watch", "--home", gp]
+            watch.environment = ProcessInfo.processInfo.environment.merging(passphrase) { $1 }
+            let watchLog = "\(base)/watch.log"
+            _ = FileManager.default.createFile(atPath: watchLog, contents: nil)
+            watch.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: watchLog))
+            watch.standardError = FileHandle.nullDevice
+            try watch.run()
+            defer { if watch.isRunning { watch.interrupt() } }
+            func watched() -> String { (try? String(contentsOfFile: watchLog, encoding: .utf8)) ?? "" }
+            func waitFor(_ text: String) async throws {
+                for _ in 0..<600 where !watched().contains(text) { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            try await waitFor("connected")
+
+            let dropped = try relayCommand("revoke", "osei.derm", "--queue", "drop", relay: relay)
+            #expect(dropped.stdout.contains("1 queued consult dropped; 1 sender told by an expiry notice"), "\(dropped.stdout) \(dropped.stderr)")
+            try await waitFor("relay notice")
+            #expect(watched().contains("1 relay notice(s)"), "\(watched())")
+
+            let replaced = try relayCommand("enroll", "amara.gp", "--replace", relay: relay)
+            #expect(replaced.status == 0, "\(replaced.stderr)")
+            try await waitFor("does not accept this profile's identity")
+            #expect(watched().contains("does not accept this profile's identity for amara.gp"), "\(watched())")
+            watch.interrupt()
+            let log = try String(contentsOfFile: relay.logPath, encoding: .utf8)
+            #expect(log.contains(/sessions closed: key revoked connections=1 handle=amara\.gp reason=account_revoked/), "\(log)")
+        }
+    }
+
     /// A second `serve` on the port the first one holds says so in one line and exits 69.
     @Test func aSecondServeOnAPortInUseSaysSoInOneLine() async throws {
         let base = try base()
