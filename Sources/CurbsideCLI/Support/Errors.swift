@@ -29,9 +29,10 @@ public enum ExitStatus {
     /// The statuses of `curbside relay` commands, in `curbside relay --help`.
     static let relayHelp = """
         Exit status: 0 ok; 64 usage (bad arguments; a handle that is not registered, or is registered already, for \
-        the command given); 69 network (serve: the listen address is in use or cannot be bound); 78 configuration \
-        (no relay.conf in --data, or a setting in relay.conf or a CURBSIDE_RELAY_* variable has a problem); 1 \
-        anything else (the store or a file could not be used).
+        the command given; init on a directory that holds a relay); 69 network (serve: the listen address is in use \
+        or cannot be bound; the PostgreSQL database cannot be reached or takes no writes); 78 configuration (no \
+        relay.conf in --data, or a setting in relay.conf or a CURBSIDE_RELAY_* variable has a problem); 1 anything \
+        else (a file could not be used; migrate's checks failed).
         """
 }
 
