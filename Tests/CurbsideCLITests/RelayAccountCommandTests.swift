@@ -54,6 +54,11 @@ struct RelayAccountCommandTests {
             #expect(replaced.stdout.contains("1 queued consult kept; the new device will report each as unreadable to its sender"))
             let code = String(try #require(replaced.stdout.firstMatch(of: /[0-9A-Z]{5}-[0-9A-Z]{5}-[0-9A-Z]{5}-[0-9A-Z]{5}/)).output)
 
+            // Between the two, the handle is no account but a code waiting to be used.
+            let waiting = try relayCommand("accounts", relay: relay)
+            #expect(!waiting.stdout.contains("\nosei.derm "), "\(waiting.stdout)")
+            #expect(waiting.stdout.contains(/waiting to register \(a code not used yet\):\n  osei\.derm  code valid until 20\d\d-/), "\(waiting.stdout)")
+
             // The lost laptop's key is refused from now on.
             let lost = try curbside("sync", home: derm)
             #expect(lost.status != 0)
@@ -68,7 +73,7 @@ struct RelayAccountCommandTests {
             let newKey = try #require(try json(try curbside("whoami", "--json", home: laptop).stdout) as? [String: Any])["identity_key"] as? String
             #expect(newKey != oldKey)
             let accounts = try relayCommand("accounts", "--json", relay: relay)
-            let listed = try #require(try json(accounts.stdout) as? [[String: Any]])
+            let listed = try #require((try json(accounts.stdout) as? [String: Any])?["accounts"] as? [[String: Any]])
             #expect(listed.first { $0["handle"] as? String == "osei.derm" }?["identity_key"] as? String == newKey)
             // The consult sealed to the lost laptop's key cannot be opened by the new one, and both sides hear so.
             #expect(try curbside("inbox", home: laptop).stdout.contains("1 message from amara.gp could not be opened"))
@@ -180,11 +185,15 @@ struct RelayAccountCommandTests {
         #expect(parsed["fingerprint"] as? String == relay.fingerprint)
         #expect(parsed["accounts"] as? Int == 0 && parsed["listen"] as? String == "127.0.0.1:0")
 
-        #expect(try relayCommand("accounts", relay: relay).stdout.hasPrefix("no accounts yet"))
-        #expect(try json(try relayCommand("accounts", "--json", relay: relay).stdout) as? [Any] != nil)
+        #expect(try relayCommand("accounts", relay: relay).stdout == "no accounts yet: `curbside relay enroll --data \(relay.data) HANDLE` makes a code to register one\n")
         let enrolled = try #require(try json(try relayCommand("enroll", "osei.derm", "--json", relay: relay).stdout) as? [String: Any])
         #expect((enrolled["code"] as? String)?.contains(/^[0-9A-Z]{5}-[0-9A-Z]{5}-[0-9A-Z]{5}-[0-9A-Z]{5}$/) == true)
         #expect(enrolled["handle"] as? String == "osei.derm" && enrolled["replaced_key"] == nil)
+        let listing = try #require(try json(try relayCommand("accounts", "--json", relay: relay).stdout) as? [String: Any])
+        #expect((listing["accounts"] as? [Any])?.isEmpty == true)
+        let pending = try #require(listing["pending_enrollments"] as? [[String: Any]])
+        #expect(pending.count == 1 && pending.first?["handle"] as? String == "osei.derm")
+        #expect(pending.first?["expires_at"] as? String == enrolled["expires_at"] as? String)
 
         let noRelay = try Executable.run(["relay", "status", "--data", "\(base)/nothing"])
         #expect(noRelay.status == ExitStatus.configuration && noRelay.stderr.contains("is not a relay data directory"))

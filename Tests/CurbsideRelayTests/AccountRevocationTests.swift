@@ -36,6 +36,31 @@ struct AccountRevocationTests {
         #expect(try await store.accounts().last?.lastSeenAt == now.adding(seconds: 60))
     }
 
+    /// Codes not used and not expired, by handle; never the code.
+    @Test(arguments: StoreKind.allCases) func pendingEnrollmentsAreTheUnusedUnexpiredCodes(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore()
+        for (handle, code, lifetime) in [(derm, "b", 120), (gp, "a", 60), (derm, "c", 30), (cardio, "d", 10)] {
+            try await store.addEnrollment(handle: handle, codeHash: SHA256.hash(Array(code.utf8)), expiresAt: now.adding(seconds: UInt64(lifetime)))
+        }
+        try await store.register(handle: gp, identityKey: SigningKey().verifyingKey, codeHash: SHA256.hash(Array("a".utf8)), now: now)
+        let pending = try await store.pendingEnrollments(at: now.adding(seconds: 10))
+        #expect(pending == [PendingEnrollment(handle: derm, expiresAt: now.adding(seconds: 30)), PendingEnrollment(handle: derm, expiresAt: now.adding(seconds: 120))])
+    }
+
+    /// `KeyDirectory.replace`: the old key is revoked with its queue kept, and the code it returns registers a new key.
+    @Test(arguments: StoreKind.allCases) func replacingAKeyRevokesItAndEnrollsTheHandleAgain(_ kind: StoreKind) async throws {
+        let directory = KeyDirectory(store: try await kind.makeStore().withProviders())
+        let old = try #require(try await directory.store.identityKey(for: derm))
+        _ = try await directory.store.enqueue([1], from: gp, to: derm, now: now, expiresAt: now.adding(seconds: 60))
+        #expect(try await directory.replace(try Handle("nobody.here"), now: now) == nil)
+        let (revocation, code) = try #require(try await directory.replace(derm, now: now))
+        #expect(revocation.identityKey == old && revocation.keptEnvelopes == 1)
+        #expect(try await directory.store.identityKey(for: derm) == nil)
+        let new = SigningKey().verifyingKey
+        try await directory.register(derm, identityKey: new, code: code, now: now)
+        #expect(try await directory.store.identityKey(for: derm) == new)
+    }
+
     @Test(arguments: StoreKind.allCases) func revokingKeepsTheQueueWhenAsked(_ kind: StoreKind) async throws {
         let store = try await kind.makeStore().withProviders()
         let key = try #require(try await store.identityKey(for: derm))

@@ -30,6 +30,17 @@ public struct AccountSummary: Sendable, Hashable {
     }
 }
 
+/// An enrollment code not used yet, as `curbside relay accounts` shows it (never the code or its hash).
+public struct PendingEnrollment: Sendable, Hashable {
+    public let handle: Handle
+    public let expiresAt: Timestamp
+
+    public init(handle: Handle, expiresAt: Timestamp) {
+        self.handle = handle
+        self.expiresAt = expiresAt
+    }
+}
+
 /// What `RelayStore.revoke` did to an account (spec/relay.md §Revocation).
 public struct Revocation: Sendable, Hashable {
     /// The key the account had; its logins now fail.

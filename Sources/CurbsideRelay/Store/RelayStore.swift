@@ -93,6 +93,9 @@ public protocol RelayStore: Sendable {
     /// Every registered account, ordered by handle.
     func accounts() async throws -> [AccountSummary]
 
+    /// Enrollment codes not used yet and valid at `now`, by handle then expiry: who may still register.
+    func pendingEnrollments(at now: Timestamp) async throws -> [PendingEnrollment]
+
     /// Records that `handle` logged in or registered at `at`. Kept to the minute: a login within a minute of the
     /// recorded one writes nothing, so frequent logins do not each cost a write.
     func recordLogin(_ handle: Handle, at: Timestamp) async throws

@@ -26,6 +26,18 @@ extension SQLiteRelayStore {
         }
     }
 
+    public func pendingEnrollments(at now: Timestamp) async throws -> [PendingEnrollment] {
+        try await Self.reading(database) { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT handle, expires_at FROM enrollment WHERE used_at IS NULL AND expires_at > ? ORDER BY handle, expires_at",
+                arguments: [now.signedMilliseconds]
+            ).map { row in
+                PendingEnrollment(handle: try Handle(row["handle"] as String), expiresAt: Timestamp(storedMilliseconds: row["expires_at"]))
+            }
+        }
+    }
+
     public func recordLogin(_ handle: Handle, at: Timestamp) async throws {
         try await Self.transaction(database) { db in
             try db.execute(

@@ -57,20 +57,20 @@ extension Curbside.Relay {
 
         func run() async throws {
             let handle = try Handle(handle)
-            let (store, attachments) = try await options.directory.openStore()
+            let store = try await options.directory.openStore().store
             let directory = KeyDirectory(store: store)
             let now = Timestamp.now()
-            var revocation: Revocation?
+            let revocation: Revocation?
+            let code: EnrollmentCode
             if replace {
-                revocation = try await store.revoke(handle, droppingQueue: false, now: now)
-                guard let revocation else {
+                guard let replaced = try await directory.replace(handle, now: now, lifetimeSeconds: days * 86_400) else {
                     throw CLIError(
                         "\(handle) is not registered; there is no key to replace",
                         hint: "to let \(handle) register, run `curbside relay enroll --data \(options.data) \(handle)`",
                         exitStatus: ExitStatus.usage
                     )
                 }
-                try? await attachments.delete(revocation.removal.attachmentFiles)
+                (revocation, code) = (replaced.revocation, replaced.code)
             } else if try await store.identityKey(for: handle) != nil {
                 throw CLIError(
                     "\(handle) is registered already; no code was made",
@@ -78,8 +78,10 @@ extension Curbside.Relay {
                         + "to remove the account: `curbside relay revoke --data \(options.data) \(handle) --queue keep|drop`",
                     exitStatus: ExitStatus.usage
                 )
+            } else {
+                revocation = nil
+                code = try await directory.enroll(handle, now: now, lifetimeSeconds: days * 86_400)
             }
-            let code = try await directory.enroll(handle, now: now, lifetimeSeconds: days * 86_400)
             let enrollment = Enrollment(
                 handle: handle.rawValue,
                 code: "\(code)",

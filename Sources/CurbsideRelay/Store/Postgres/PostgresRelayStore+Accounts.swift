@@ -35,6 +35,24 @@ extension PostgresRelayStore {
         }
     }
 
+    public func pendingEnrollments(at now: Timestamp) async throws -> [PendingEnrollment] {
+        let logger = self.logger
+        return try await reading { connection in
+            var pending: [PendingEnrollment] = []
+            let rows = try await connection.query(ifOpen:
+                """
+                SELECT handle, expires_at FROM enrollment WHERE used_at IS NULL AND expires_at > \(now.signedMilliseconds)
+                ORDER BY handle COLLATE "C", expires_at
+                """,
+                logger: logger
+            )
+            for try await (handle, expiresAt) in rows.decode((String, Int64).self) {
+                pending.append(PendingEnrollment(handle: try Handle(handle), expiresAt: Timestamp(storedMilliseconds: expiresAt)))
+            }
+            return pending
+        }
+    }
+
     public func recordLogin(_ handle: Handle, at: Timestamp) async throws {
         let logger = self.logger
         let now = at.signedMilliseconds
