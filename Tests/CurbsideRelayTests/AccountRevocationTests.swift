@@ -1,6 +1,7 @@
 import CurbsideTestSupport
 import CurbsideWire
 import Foundation
+import GRDB
 import Testing
 
 @testable import CurbsideRelay
@@ -110,6 +111,25 @@ struct AccountRevocationTests {
         #expect(told.first?.envelopeID == EnvelopeID(of: [1, 2, 3]) && told.first?.at == now.adding(seconds: 5))
         #expect(try await store.notices(for: cardio, after: 0, limit: 10).map(\.envelopeID) == [EnvelopeID(of: [4, 5])])
         #expect(try await store.pending(for: gp, after: 0, limit: 10, maximumBytes: 1 << 20).count == 1)
+    }
+
+    /// Migration v7 adds last seen: accounts registered before it list with none, and the next login sets it.
+    @Test func aV6StoreGainsLastSeenWithItsAccountsKept() async throws {
+        let queue = try DatabaseQueue()
+        try SQLiteRelayStore.migrator.migrate(queue, upTo: "v6: per-sender queue shares and attachment bytes per envelope")
+        let key = SigningKey().verifyingKey
+        try await queue.write { db in
+            try db.execute(
+                sql: "INSERT INTO account (handle, identity_key, registered_at) VALUES (?, ?, ?)",
+                arguments: ["osei.derm", Data(key.rawRepresentation), now.signedMilliseconds]
+            )
+        }
+        let store = try SQLiteRelayStore(writer: queue)
+        #expect(try await store.accounts() == [
+            AccountSummary(handle: derm, identityKey: key, registeredAt: now, lastSeenAt: nil, queuedEnvelopes: 0, queuedBytes: 0)
+        ])
+        try await store.recordLogin(derm, at: now)
+        #expect(try await store.accounts().first?.lastSeenAt == now)
     }
 
     /// A revocation by one process (the operator's command) is seen by another (the relay) at once.
