@@ -73,9 +73,19 @@ struct AccountRevocationTests {
         )
         _ = try await store.enqueue([1, 2, 3], from: gp, to: derm, now: now, expiresAt: now.adding(seconds: 60))
 
+        // A code for osei.derm made before the revocation, and one for someone else.
+        try await store.addEnrollment(handle: derm, codeHash: SHA256.hash(Array("old code".utf8)), expiresAt: now.adding(seconds: 60))
+        try await store.addEnrollment(handle: gp, codeHash: SHA256.hash(Array("gp's code".utf8)), expiresAt: now.adding(seconds: 60))
+
         let revocation = try #require(try await store.revoke(derm, droppingQueue: false, now: now))
-        #expect(revocation.identityKey == key)
+        #expect(revocation.identityKey == key && revocation.voidedCodes == 1)
         #expect(revocation.keptEnvelopes == 1 && revocation.removal.notices.isEmpty)
+        // The old code no longer registers the handle, whatever key it brings.
+        let oldCode = await #expect(throws: RelayError.self) {
+            try await store.register(handle: derm, identityKey: SigningKey().verifyingKey, codeHash: SHA256.hash(Array("old code".utf8)), now: now)
+        }
+        #expect(oldCode?.code == .enrollmentInvalid)
+        #expect(try await store.pendingEnrollments(at: now).map(\.handle) == [gp])
         #expect(try await store.identityKey(for: derm) == nil)
         #expect(try await store.takeBundle(for: derm, withOneTimePrekey: true) == nil)
         #expect(try await store.pending(for: derm, after: 0, limit: 10, maximumBytes: 1 << 20).count == 1)

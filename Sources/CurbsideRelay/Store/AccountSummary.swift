@@ -50,10 +50,14 @@ public struct Revocation: Sendable, Hashable {
     public let keptEnvelopes: Int
     /// The dropped envelopes' `expired` notices for their senders, and attachment files no envelope names any more.
     public let removal: Removal
+    /// Enrollment codes for the handle that were not used yet, voided: nobody registers the handle with a code made
+    /// before the revocation.
+    public let voidedCodes: Int
 
-    public init(identityKey: VerifyingKey, keptEnvelopes: Int, removal: Removal) {
+    public init(identityKey: VerifyingKey, keptEnvelopes: Int, removal: Removal, voidedCodes: Int) {
         self.identityKey = identityKey
         self.keptEnvelopes = keptEnvelopes
         self.removal = removal
+        self.voidedCodes = voidedCodes
     }
 }

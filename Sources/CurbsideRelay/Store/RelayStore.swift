@@ -101,8 +101,8 @@ public protocol RelayStore: Sendable {
     func recordLogin(_ handle: Handle, at: Timestamp) async throws
 
     /// Removes `handle`'s account with its prekeys, in one transaction: its key no longer logs in, its bundle is
-    /// `unknown_handle`, sends to it are `unknown_handle`, and the handle may be enrolled again (with a new key).
-    /// With `droppingQueue`, the envelopes queued for it are deleted too, each with an `expired` notice for its
+    /// `unknown_handle`, sends to it are `unknown_handle`, its enrollment codes not used yet are void, and the
+    /// handle may be enrolled again (with a new key). With `droppingQueue`, the envelopes queued for it are deleted too, each with an `expired` notice for its
     /// sender; otherwise they stay queued until they expire or are fetched. Nil when the handle is not registered.
     func revoke(_ handle: Handle, droppingQueue: Bool, now: Timestamp) async throws -> Revocation?
 }

@@ -57,6 +57,10 @@ extension SQLiteRelayStore {
             else { return nil }
             // The prekeys go with the account (ON DELETE CASCADE): nobody can seal to the revoked key any more.
             try db.execute(sql: "DELETE FROM account WHERE handle = ?", arguments: [handle.rawValue])
+            // A code made before the revocation (mailed, and perhaps as lost as the laptop) must not register the
+            // handle after it.
+            try db.execute(sql: "DELETE FROM enrollment WHERE handle = ? AND used_at IS NULL", arguments: [handle.rawValue])
+            let voided = db.changesCount
             var removal = Removal()
             if droppingQueue {
                 // Metadata only, as expiry does: dropping a large queue must not load its bodies.
@@ -77,7 +81,12 @@ extension SQLiteRelayStore {
                 removal.attachmentFiles = try Self.forgetUnreferenced(db, referenced)
             }
             let kept = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM envelope WHERE recipient = ?", arguments: [handle.rawValue]) ?? 0
-            return Revocation(identityKey: try VerifyingKey(rawRepresentation: Array(key)), keptEnvelopes: kept, removal: removal)
+            return Revocation(
+                identityKey: try VerifyingKey(rawRepresentation: Array(key)),
+                keptEnvelopes: kept,
+                removal: removal,
+                voidedCodes: voided
+            )
         }
     }
 }

@@ -9,8 +9,8 @@ extension Curbside.Relay {
             commandName: "revoke",
             abstract: "Remove a provider's account: its key can no longer log in (works while the relay runs).",
             discussion: """
-                The account and its prekeys are deleted at once; a running relay closes the connections logged in \
-                with the key within seconds. Sends to the handle are refused as to an unknown handle until it is \
+                The account and its prekeys are deleted at once, and its enrollment codes not used yet are void; a \
+                running relay closes the connections logged in with the key within seconds. Sends to the handle are refused as to an unknown handle until it is \
                 enrolled again (`curbside relay enroll HANDLE`, with a new key).
 
                 --queue keep leaves the consults queued for the handle: they expire as usual (their senders are \
@@ -52,6 +52,7 @@ extension Curbside.Relay {
             let identityKey: String
             let keptEnvelopes: Int
             let droppedEnvelopes: Int
+            let voidedCodes: Int
         }
 
         func run() async throws {
@@ -71,7 +72,8 @@ extension Curbside.Relay {
                 handle: handle.rawValue,
                 identityKey: revocation.identityKey.rawRepresentation.hexString,
                 keptEnvelopes: revocation.keptEnvelopes,
-                droppedEnvelopes: revocation.removal.notices.count
+                droppedEnvelopes: revocation.removal.notices.count,
+                voidedCodes: revocation.voidedCodes
             )
             try output.output(revoked) {
                 var lines = ["revoked \(handle) (key \(keyPrefix(revocation.identityKey))): it can no longer log in"]
@@ -81,6 +83,9 @@ extension Curbside.Relay {
                 case .drop:
                     let senders = Set(revocation.removal.notices.map(\.sender)).count
                     lines.append("\(counted(revoked.droppedEnvelopes, "queued consult")) dropped; \(counted(senders, "sender")) told by an expiry notice")
+                }
+                if revocation.voidedCodes > 0 {
+                    lines.append("\(counted(revocation.voidedCodes, "enrollment code")) for \(handle) not used yet: void")
                 }
                 lines.append("to let \(handle) register a new key: curbside relay enroll --data \(options.data) \(handle)")
                 return lines.joined(separator: "\n")

@@ -79,6 +79,12 @@ extension PostgresRelayStore {
                     logger: logger
                 ).decode(ByteBuffer.self).first(where: { _ in true })
             else { return nil }
+            // A code made before the revocation (mailed, and perhaps as lost as the laptop) must not register the
+            // handle after it.
+            let voided = try await connection.query(ifOpen:
+                "DELETE FROM enrollment WHERE handle = \(handle.rawValue) AND used_at IS NULL RETURNING 1",
+                logger: logger
+            ).collect().count
             var removal = Removal()
             if droppingQueue {
                 let removed = try await Self.deleteEnvelopes(
@@ -96,7 +102,12 @@ extension PostgresRelayStore {
                 "SELECT COUNT(*) FROM envelope WHERE recipient = \(handle.rawValue)",
                 logger: logger
             )
-            return Revocation(identityKey: try VerifyingKey(rawRepresentation: Array(buffer: key)), keptEnvelopes: kept, removal: removal)
+            return Revocation(
+                identityKey: try VerifyingKey(rawRepresentation: Array(buffer: key)),
+                keptEnvelopes: kept,
+                removal: removal,
+                voidedCodes: voided
+            )
         }
     }
 }
