@@ -305,16 +305,19 @@ public struct BoundRelay: Sendable {
     }
 
     /// Closes every connection logged in with a key its handle no longer has: the account was revoked (no key) or
-    /// replaced (another key). Each gets `login_failed` with request id 0, as a login with that key would now; a
-    /// handle whose key cannot be read (the store is failing) is left alone until the next check.
+    /// replaced (another key). Each gets `login_failed` with request id 0, as a login with that key would now. One
+    /// read for all the handles connected; when it fails (the store is failing) nobody is closed until the next check.
     static func closeRevokedSessions(_ session: RelaySession) async {
-        for (handle, connections) in await session.clients.loginKeys {
-            let current: VerifyingKey?
-            do {
-                current = try await session.store.identityKey(for: handle)
-            } catch {
-                continue
-            }
+        let loggedIn = await session.clients.loginKeys
+        guard !loggedIn.isEmpty else { return }
+        let keys: [Handle: VerifyingKey]
+        do {
+            keys = try await session.store.identityKeys(for: Array(loggedIn.keys))
+        } catch {
+            return
+        }
+        for (handle, connections) in loggedIn {
+            let current = keys[handle]
             let stale = connections.filter { $0.value != current }.map(\.key)
             guard !stale.isEmpty else { continue }
             await session.clients.close(stale, of: handle, with: RelayError(.loginFailed, "the account's key was revoked"))

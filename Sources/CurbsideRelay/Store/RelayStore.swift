@@ -93,6 +93,10 @@ public protocol RelayStore: Sendable {
     /// Every registered account, ordered by handle.
     func accounts() async throws -> [AccountSummary]
 
+    /// The identity keys registered for those of `handles` that are registered, in one read (the relay's check of
+    /// its logged-in connections, RelayConfiguration.accountCheckInterval).
+    func identityKeys(for handles: [Handle]) async throws -> [Handle: VerifyingKey]
+
     /// Enrollment codes not used yet and valid at `now`, by handle then expiry: who may still register.
     func pendingEnrollments(at now: Timestamp) async throws -> [PendingEnrollment]
 

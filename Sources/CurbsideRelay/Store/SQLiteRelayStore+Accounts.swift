@@ -26,6 +26,25 @@ extension SQLiteRelayStore {
         }
     }
 
+    public func identityKeys(for handles: [Handle]) async throws -> [Handle: VerifyingKey] {
+        guard !handles.isEmpty else { return [:] }
+        return try await Self.reading(database) { db in
+            var keys: [Handle: VerifyingKey] = [:]
+            // SQLite binds at most 32 766 parameters a statement: a chunk stays far below it.
+            for chunk in handles.chunked(into: 500) {
+                let rows = try Row.fetchAll(
+                    db,
+                    sql: "SELECT handle, identity_key FROM account WHERE handle IN (\(databaseQuestionMarks(count: chunk.count)))",
+                    arguments: StatementArguments(chunk.map(\.rawValue))
+                )
+                for row in rows {
+                    keys[try Handle(row["handle"] as String)] = try VerifyingKey(rawRepresentation: Array(row["identity_key"] as Data))
+                }
+            }
+            return keys
+        }
+    }
+
     public func pendingEnrollments(at now: Timestamp) async throws -> [PendingEnrollment] {
         try await Self.reading(database) { db in
             try Row.fetchAll(
@@ -88,5 +107,12 @@ extension SQLiteRelayStore {
                 voidedCodes: voided
             )
         }
+    }
+}
+
+extension Array {
+    /// Consecutive slices of at most `size` elements.
+    fileprivate func chunked(into size: Int) -> [ArraySlice<Element>] {
+        stride(from: 0, to: count, by: size).map { self[$0..<Swift.min($0 + size, count)] }
     }
 }

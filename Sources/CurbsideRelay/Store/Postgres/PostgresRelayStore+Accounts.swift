@@ -35,6 +35,22 @@ extension PostgresRelayStore {
         }
     }
 
+    public func identityKeys(for handles: [Handle]) async throws -> [Handle: VerifyingKey] {
+        guard !handles.isEmpty else { return [:] }
+        let logger = self.logger
+        return try await reading { connection in
+            var keys: [Handle: VerifyingKey] = [:]
+            let rows = try await connection.query(ifOpen:
+                "SELECT handle, identity_key FROM account WHERE handle = ANY(\(handles.map(\.rawValue))::text[])",
+                logger: logger
+            )
+            for try await (handle, key) in rows.decode((String, ByteBuffer).self) {
+                keys[try Handle(handle)] = try VerifyingKey(rawRepresentation: Array(buffer: key))
+            }
+            return keys
+        }
+    }
+
     public func pendingEnrollments(at now: Timestamp) async throws -> [PendingEnrollment] {
         let logger = self.logger
         return try await reading { connection in
