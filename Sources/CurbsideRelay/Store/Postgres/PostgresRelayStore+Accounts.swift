@@ -72,8 +72,8 @@ extension PostgresRelayStore {
     public func recordLogin(_ handle: Handle, at: Timestamp) async throws {
         let logger = self.logger
         let now = at.signedMilliseconds
-        // One statement, so no transaction around it.
-        try await reading { connection in
+        // One statement, which commits by itself: no BEGIN and COMMIT round trips on the login path.
+        _ = try await pool.withConnection { connection in
             try await connection.query(ifOpen:
                 """
                 UPDATE account SET last_seen_at = \(now)
