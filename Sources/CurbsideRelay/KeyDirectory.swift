@@ -24,6 +24,20 @@ public struct KeyDirectory: Sendable {
         return code
     }
 
+    /// Binds a new key to a registered handle (a lost or stolen device): revokes the current key now, keeping the
+    /// handle's queue (spec/relay.md §Revocation), and creates a code that lets `handle` register again. Nil, and
+    /// nothing changed, when the handle is not registered.
+    ///
+    /// Two transactions: if the code cannot be stored, the key is revoked all the same and `enroll` makes a code.
+    public func replace(
+        _ handle: Handle,
+        now: Timestamp,
+        lifetimeSeconds: UInt64 = 7 * 24 * 3600
+    ) async throws -> (revocation: Revocation, code: EnrollmentCode)? {
+        guard let revocation = try await store.revoke(handle, droppingQueue: false, now: now) else { return nil }
+        return (revocation, try await enroll(handle, now: now, lifetimeSeconds: lifetimeSeconds))
+    }
+
     /// Registers `handle` with `identityKey` using `code`.
     ///
     /// - Throws: `RelayError.enrollmentInvalid`, `.handleTaken`.

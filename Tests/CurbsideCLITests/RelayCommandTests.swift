@@ -58,7 +58,7 @@ struct RelayCommandTests {
         #expect(printed.hasSuffix(String(certificate.publicKeyFingerprint.description.dropFirst(7))))
 
         let again = try Executable.run(["relay", "init", "--data", data])
-        #expect(again.status == 1)
+        #expect(again.status == ExitStatus.usage)
         #expect(again.stderr.hasPrefix("curbside: error: \(data) already holds a relay"))
         #expect(again.stderr.contains("curbside: hint: "))
 

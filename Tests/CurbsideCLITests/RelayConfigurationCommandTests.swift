@@ -171,7 +171,7 @@ extension RelayCommandTests {
         #expect(checked.stdout.contains(url))
 
         let served = try Executable.run(["relay", "serve", "--data", data])
-        #expect(served.status == 1)
+        #expect(served.status == ExitStatus.network)
         #expect(served.stderr.contains("curbside: error: cannot use the database postgres://relay@db1.example:5432,db2.example:5433/curbside"), "\(served.stderr)")
 
         let withPassword = try Executable.run(

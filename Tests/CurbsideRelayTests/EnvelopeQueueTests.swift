@@ -393,7 +393,7 @@ struct MigrationTests {
         #expect(try await store.identityKey(for: Handle("osei.derm")) == key)
         let applied = try await queue.read { db in try SQLiteRelayStore.migrator.appliedMigrations(db) }
         #expect(applied == SQLiteRelayStore.migrator.migrations)
-        #expect(applied.count == 6)
+        #expect(applied.count == 7)
     }
 
     /// An envelope queued before attachments existed is still delivered, and acknowledging it forgets nothing else.

@@ -25,6 +25,15 @@ public enum ExitStatus {
         passphrase or damaged profile); 78 configuration (relay.conf or a CURBSIDE_RELAY_* variable has a problem); \
         1 anything else.
         """
+
+    /// The statuses of `curbside relay` commands, in `curbside relay --help`.
+    static let relayHelp = """
+        Exit status: 0 ok; 64 usage (bad arguments; a handle that is not registered, or is registered already, for \
+        the command given; init on a directory that holds a relay); 69 network (serve: the listen address is in use \
+        or cannot be bound; the PostgreSQL database cannot be reached or takes no writes); 78 configuration (no \
+        relay.conf in --data, or a setting in relay.conf or a CURBSIDE_RELAY_* variable has a problem); 1 anything \
+        else (a file could not be used; migrate's checks failed).
+        """
 }
 
 extension ClientError: CurbsideReportableError {
@@ -59,14 +68,17 @@ extension CurbsideReportableError {
     public var exitStatus: Int32 { ExitStatus.failure }
 }
 
-/// An error the CLI prints as `curbside: error: …` with optional hints, the way age does.
+/// An error the CLI prints as `curbside: error: …` with optional hints, the way age does, exiting with `exitStatus`
+/// (ExitStatus; `failure` unless the error says which kind it is).
 struct CLIError: CurbsideReportableError, CustomStringConvertible {
     let message: String
     let hint: String?
+    let exitStatus: Int32
 
-    init(_ message: String, hint: String? = nil) {
+    init(_ message: String, hint: String? = nil, exitStatus: Int32 = ExitStatus.failure) {
         self.message = message
         self.hint = hint
+        self.exitStatus = exitStatus
     }
 
     var description: String {

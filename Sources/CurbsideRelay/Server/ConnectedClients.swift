@@ -17,14 +17,21 @@ actor ConnectedClients {
         case notice(Int64)
     }
 
-    private var channels: [Handle: [UUID: any Channel]] = [:]
+    /// One logged-in connection: its channel, and the identity key it logged in with (to close it once the account is
+    /// revoked or its key replaced).
+    struct Connection {
+        let channel: any Channel
+        let key: VerifyingKey
+    }
+
+    private var channels: [Handle: [UUID: Connection]] = [:]
     private var pushed: [PushKey: ContinuousClock.Instant] = [:]
     private var lastPrune = ContinuousClock.now
     /// How long a push is remembered: longer than the fan-out's catch-up looks back.
     static let memory: Duration = .seconds(180)
 
-    func add(_ handle: Handle, id: UUID, channel: any Channel) {
-        channels[handle, default: [:]][id] = channel
+    func add(_ handle: Handle, id: UUID, channel: any Channel, key: VerifyingKey) {
+        channels[handle, default: [:]][id] = Connection(channel: channel, key: key)
     }
 
     func remove(_ handle: Handle, id: UUID) {
@@ -41,8 +48,8 @@ actor ConnectedClients {
     /// Sends `message` (request id 0) to every writable connection of `handle`, without waiting.
     func push(_ message: RelayMessage, to handle: Handle) {
         let frame = message.frame(requestID: 0)
-        for channel in channels[handle]?.values ?? [:].values where channel.isWritable {
-            channel.writeAndFlush(frame, promise: nil)
+        for connection in channels[handle]?.values ?? [:].values where connection.channel.isWritable {
+            connection.channel.writeAndFlush(frame, promise: nil)
         }
     }
 
@@ -55,5 +62,18 @@ actor ConnectedClients {
         }
         guard pushed.updateValue(now, forKey: key) == nil else { return }
         push(message, to: handle)
+    }
+
+    /// The identity keys the connections of each handle logged in with.
+    var loginKeys: [Handle: [UUID: VerifyingKey]] { channels.mapValues { $0.mapValues(\.key) } }
+
+    /// Tells the connections `ids` of `handle` `error` (request id 0) and closes each once the frame is written; the
+    /// sessions then end as for any closed connection.
+    func close(_ ids: [UUID], of handle: Handle, with error: RelayError) {
+        let frame = RelayMessage.error(error).frame(requestID: 0)
+        for id in ids {
+            guard let channel = channels[handle]?[id]?.channel else { continue }
+            channel.writeAndFlush(frame).whenComplete { _ in channel.close(promise: nil) }
+        }
     }
 }

@@ -57,6 +57,10 @@ public struct RelayConfiguration: Sendable {
     public var pushCatchUpInterval: Duration = .seconds(1)
     /// How often the relay looks for expired envelopes.
     public var expirySweepInterval: Duration = .seconds(60)
+    /// How often the relay looks for logged-in connections whose account was revoked or given a new key since they
+    /// logged in (by another process: `relay revoke`, `relay enroll --replace`), and closes them; one read of the
+    /// store for all the handles connected.
+    public var accountCheckInterval: Duration = .seconds(5)
     /// How long the relay trusts its last reading of the free disk space before asking the system again.
     public var freeSpaceCheckInterval: Duration = .milliseconds(100)
     /// The time the relay records and compares (RelayClock): the system's, unless a test moves its own.

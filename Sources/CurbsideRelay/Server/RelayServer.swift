@@ -250,6 +250,15 @@ public struct BoundRelay: Sendable {
                 await Self.sweep(session, now: session.configuration.clock.now())
             }
         }
+        // Connections whose account the operator revoked or re-keyed (`relay revoke`, `relay enroll --replace`, run by
+        // another process on the same store) are closed: their key no longer logs in, so it must not stay logged in.
+        let accountCheck = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: session.configuration.accountCheckInterval)
+                guard !Task.isCancelled else { break }
+                await Self.closeRevokedSessions(session)
+            }
+        }
         // Relay processes sharing a PostgreSQL database push what the others stored to their own connections.
         let fanOut = (session.store as? PostgresRelayStore).map { store in
             Task {
@@ -276,8 +285,10 @@ public struct BoundRelay: Sendable {
             }
         }
         sweeper.cancel()
+        accountCheck.cancel()
         fanOut?.cancel()
         await sweeper.value
+        await accountCheck.value
         await fanOut?.value
         try result.get()
     }
@@ -291,6 +302,34 @@ public struct BoundRelay: Sendable {
             session.logger.warning("expiry sweep failed: \(error); the next sweep tries again")
         }
         await removeOrphanFiles(session)
+    }
+
+    /// Closes every connection logged in with a key its handle no longer has: the account was revoked (no key) or
+    /// replaced (another key). Each gets `login_failed` with request id 0, as a login with that key would now. One
+    /// read for all the handles connected; when it fails (the store is failing) nobody is closed until the next check.
+    static func closeRevokedSessions(_ session: RelaySession) async {
+        let loggedIn = await session.clients.loginKeys
+        guard !loggedIn.isEmpty else { return }
+        let keys: [Handle: VerifyingKey]
+        do {
+            keys = try await session.store.identityKeys(for: Array(loggedIn.keys))
+        } catch {
+            return
+        }
+        for (handle, connections) in loggedIn {
+            let current = keys[handle]
+            let stale = connections.filter { $0.value != current }.map(\.key)
+            guard !stale.isEmpty else { continue }
+            await session.clients.close(stale, of: handle, with: RelayError(.loginFailed, "the account's key was revoked"))
+            session.logger.notice(
+                "sessions closed: key revoked",
+                metadata: [
+                    "handle": "\(handle)",
+                    "reason": "\(current == nil ? "account_revoked" : "key_replaced")",
+                    "connections": "\(stale.count)",
+                ]
+            )
+        }
     }
 
     /// Deletes attachment files the store does not know (races between expiry and a late chunk, failed unlinks).

@@ -81,14 +81,15 @@ struct RelaySession {
                         logger.error("store error", metadata: ["error": "\(error.code.identifier)"])
                     }
                     switch outcome {
-                    case .reply(let message, let next):
-                        let loggingIn: Handle?
-                        if case .awaitingLogin = state, case .loggedIn(let handle) = next { loggingIn = handle } else { loggingIn = nil }
+                    case .loggedIn(let message, let handle, let key):
                         // Before the answer goes out: the frame maximum is raised on the event loop before the client
                         // can send anything after reading it.
-                        if let loggingIn { loggedIn(loggingIn) }
+                        loggedIn(handle)
                         try await outbound.write(message.frame(requestID: frame.requestID))
-                        if let loggingIn { await clients.add(loggingIn, id: connectionID, channel: channel.channel) }
+                        await clients.add(handle, id: connectionID, channel: channel.channel, key: key)
+                        state = .loggedIn(handle)
+                    case .reply(let message, let next):
+                        try await outbound.write(message.frame(requestID: frame.requestID))
                         state = next
                     case .refuse(let error):
                         // The request failed; the connection carries on.
@@ -131,6 +132,15 @@ struct RelaySession {
         logger.info("connection closed", metadata: metadata)
     }
 
+    /// Notes the login for `relay accounts`' last seen; a store that cannot record it does not refuse the login.
+    private func recordLogin(_ handle: Handle, logger: Logger) async {
+        do {
+            try await store.recordLogin(handle, at: configuration.clock.now())
+        } catch {
+            logger.debug("last seen not recorded", metadata: ["handle": "\(handle)", "error": "\(Self.category(of: error))"])
+        }
+    }
+
     /// What kind of failure refused a login or registration, for the log: the relay error's code, never its detail.
     private static func category(of error: any Error) -> String {
         (error as? RelayError)?.code.identifier ?? "\(type(of: error))"
@@ -138,6 +148,8 @@ struct RelaySession {
 
     enum Outcome {
         case reply(RelayMessage, State)
+        /// A login or registration succeeded with `key`: the connection is logged in as `handle` from now on.
+        case loggedIn(RelayMessage, Handle, key: VerifyingKey)
         /// An error frame for this request; the connection stays open.
         case refuse(RelayError)
     }
@@ -171,19 +183,22 @@ struct RelaySession {
                 logger.notice("rate limit hit", metadata: ["limiter": "login", "handle": "\(login.handle)"])
                 throw RelayError(.rateLimited, "too many failed logins as \(login.handle) from this address; try again later")
             }
+            let key: VerifyingKey
             do {
-                try await limiter.counting(attempt) {
+                key = try await limiter.counting(attempt) {
                     guard let key = try await directory.store.identityKey(for: login.handle) else {
                         throw RelayError(.loginFailed, "login failed")
                     }
                     try login.verify(identityKey: key, challenge: challenge, channelBinding: binding)
+                    return key
                 }
             } catch {
                 logger.info("login refused", metadata: ["handle": "\(login.handle)", "reason": "\(Self.category(of: error))"])
                 throw error
             }
             logger.info("login accepted", metadata: ["handle": "\(login.handle)"])
-            return .reply(.loginAccepted, .loggedIn(login.handle))
+            await recordLogin(login.handle, logger: logger)
+            return .loggedIn(.loginAccepted, login.handle, key: key)
         case (.awaitingLogin(let challenge), .register(let request)):
             guard let attempt = await limiter.admit(peerAddress, handle: request.handle) else {
                 logger.notice("rate limit hit", metadata: ["limiter": "login", "handle": "\(request.handle)"])
@@ -199,7 +214,8 @@ struct RelaySession {
                 throw error
             }
             logger.info("registration accepted", metadata: ["handle": "\(request.handle)"])
-            return .reply(.registered, .loggedIn(request.handle))
+            await recordLogin(request.handle, logger: logger)
+            return .loggedIn(.registered, request.handle, key: request.identityKey)
         case (.loggedIn(let handle), .publishPrekeys(let upload)):
             do {
                 try await directory.publish(for: handle, signedPrekey: upload.signedPrekey, oneTimePrekeys: upload.oneTimePrekeys)

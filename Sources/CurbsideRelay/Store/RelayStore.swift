@@ -87,6 +87,28 @@ public protocol RelayStore: Sendable {
 
     /// Counts for `curbside relay status`.
     func statistics() async throws -> RelayStatistics
+
+    // Accounts, for operators (spec/relay.md §Revocation).
+
+    /// Every registered account, ordered by handle.
+    func accounts() async throws -> [AccountSummary]
+
+    /// The identity keys registered for those of `handles` that are registered, in one read (the relay's check of
+    /// its logged-in connections, RelayConfiguration.accountCheckInterval).
+    func identityKeys(for handles: [Handle]) async throws -> [Handle: VerifyingKey]
+
+    /// Enrollment codes not used yet and valid at `now`, by handle then expiry: who may still register.
+    func pendingEnrollments(at now: Timestamp) async throws -> [PendingEnrollment]
+
+    /// Records that `handle` logged in or registered at `at`. Kept to the minute: a login within a minute of the
+    /// recorded one writes nothing, so frequent logins do not each cost a write.
+    func recordLogin(_ handle: Handle, at: Timestamp) async throws
+
+    /// Removes `handle`'s account with its prekeys, in one transaction: its key no longer logs in, its bundle is
+    /// `unknown_handle`, sends to it are `unknown_handle`, its enrollment codes not used yet are void, and the
+    /// handle may be enrolled again (with a new key). With `droppingQueue`, the envelopes queued for it are deleted too, each with an `expired` notice for its
+    /// sender; otherwise they stay queued until they expire or are fetched. Nil when the handle is not registered.
+    func revoke(_ handle: Handle, droppingQueue: Bool, now: Timestamp) async throws -> Revocation?
 }
 
 /// What `curbside relay status` reports.

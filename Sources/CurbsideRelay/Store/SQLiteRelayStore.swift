@@ -249,6 +249,10 @@ public final class SQLiteRelayStore: RelayStore {
                     """
             )
         }
+        // When each account last logged in, for `relay accounts` (RelayStore.recordLogin).
+        migrator.registerMigration("v7: account last seen") { db in
+            try db.execute(sql: "ALTER TABLE account ADD COLUMN last_seen_at INTEGER")
+        }
         return migrator
     }
 
@@ -558,14 +562,14 @@ public final class SQLiteRelayStore: RelayStore {
     }
 
     /// Deletes an envelope (and so its attachment references); returns the attachments it referred to.
-    private static func deleteEnvelope(_ db: Database, _ sequence: Int64) throws -> [Int64] {
+    static func deleteEnvelope(_ db: Database, _ sequence: Int64) throws -> [Int64] {
         let keys = try Int64.fetchAll(db, sql: "SELECT attachment FROM envelope_attachment WHERE envelope = ?", arguments: [sequence])
         try db.execute(sql: "DELETE FROM envelope WHERE sequence = ?", arguments: [sequence])
         return keys
     }
 
     /// Forgets those of `keys` that no envelope refers to any more; returns them (their files are to be deleted).
-    private static func forgetUnreferenced(_ db: Database, _ keys: [Int64]) throws -> [Int64] {
+    static func forgetUnreferenced(_ db: Database, _ keys: [Int64]) throws -> [Int64] {
         var forgotten: [Int64] = []
         for key in Set(keys).sorted() {
             let referenced = try Bool.fetchOne(
@@ -733,7 +737,7 @@ public final class SQLiteRelayStore: RelayStore {
     /// By the sender's own count: sequences are relay-wide, so "newest sequence - limit" would let another account's
     /// notices push this sender's unfetched ones (its expiry notices included) out. The sender index holds the
     /// sequence (the rowid), so the offset walks that sender's entries alone.
-    private static func pruneNotices(_ db: Database, of senders: Set<Handle>) throws {
+    static func pruneNotices(_ db: Database, of senders: Set<Handle>) throws {
         for sender in senders {
             try db.cachedStatement(
                 sql: """
@@ -744,7 +748,7 @@ public final class SQLiteRelayStore: RelayStore {
         }
     }
 
-    private static func addNotice(_ db: Database, _ kind: SenderNotice.Kind, for envelope: QueuedEnvelope, at: Timestamp)
+    static func addNotice(_ db: Database, _ kind: SenderNotice.Kind, for envelope: QueuedEnvelope, at: Timestamp)
         throws -> SenderNotice
     {
         try db.execute(

@@ -5,7 +5,16 @@ extension Curbside {
     struct Relay: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run and manage a Curbside relay.",
-            subcommands: [RelayInit.self, RelayServe.self, RelayEnroll.self, RelayStatus.self, RelayCheckConfig.self, RelayMigrate.self]
+            discussion: """
+                Every command takes --data DIR, the relay's data directory; enroll, accounts, revoke and status work \
+                while `relay serve` runs on it.
+
+                \(ExitStatus.relayHelp)
+                """,
+            subcommands: [
+                RelayInit.self, RelayServe.self, RelayEnroll.self, RelayAccounts.self, RelayRevoke.self, RelayStatus.self,
+                RelayCheckConfig.self, RelayMigrate.self,
+            ]
         )
     }
 }

@@ -1,6 +1,7 @@
 import CurbsideRelay
 import CurbsideTLS
 import Foundation
+import Logging
 
 /// The files of one relay: configuration, TLS certificate and key, and the store.
 struct RelayDataDirectory {
@@ -40,6 +41,27 @@ struct RelayDataDirectory {
         }
     }
 
+    /// The relay's store as relay.conf names it, for an operator's command that runs beside `relay serve` (which
+    /// sees what the command changes: both read the same file or database); logs nothing.
+    func openStore() async throws -> (store: any RelayStore, attachments: any AttachmentStorage) {
+        let settings = try readSettings()
+        try makePrivate()
+        return try await settings.openStore(logger: Logger(label: "curbside.relay") { _ in SwiftLogNoOpLogHandler() })
+    }
+
+    /// The fingerprint clients pin: SHA-256 of the certificate's public key, 64 hex digits, as `relay init` prints it.
+    func certificateFingerprint() throws -> String {
+        do {
+            return String(try TLSCertificate(pemFile: certificatePath).publicKeyFingerprint.description.dropFirst("sha256:".count))
+        } catch {
+            throw CLIError(
+                "cannot read the relay's certificate \(certificatePath): \(error)",
+                hint: "`curbside relay init` writes it; restore it from a backup if it was removed",
+                exitStatus: ExitStatus.configuration
+            )
+        }
+    }
+
     /// relay.conf with the `CURBSIDE_RELAY_*` variables of `environment` over it.
     ///
     /// - Throws: `RelaySettingsError` with every problem found; `CLIError` when there is no relay.conf.
@@ -56,7 +78,8 @@ struct RelayDataDirectory {
         guard let text = try? String(contentsOfFile: configurationPath, encoding: .utf8) else {
             throw CLIError(
                 "\(path) is not a relay data directory (no readable relay.conf)",
-                hint: "create one with `curbside relay init --data \(path)`"
+                hint: "create one with `curbside relay init --data \(path)`",
+                exitStatus: ExitStatus.configuration
             )
         }
         return RelaySettings.read(text: text, path: configurationPath, environment: environment, dataDirectory: path)

@@ -60,7 +60,8 @@ extension Curbside.Relay {
             if fileManager.fileExists(atPath: directory.configurationPath) {
                 throw CLIError(
                     "\(directory.path) already holds a relay; nothing was changed",
-                    hint: "use another --data directory, or run `curbside relay serve --data \(directory.path)`"
+                    hint: "use another --data directory, or run `curbside relay serve --data \(directory.path)`",
+                    exitStatus: ExitStatus.usage
                 )
             }
             try fileManager.createDirectory(

@@ -5,6 +5,7 @@ import CurbsideTLS
 import CurbsideTransport
 import Foundation
 import Logging
+import NIOCore
 import ServiceLifecycle
 
 extension Curbside.Relay {
@@ -76,7 +77,22 @@ extension Curbside.Relay {
                 attachments: attachments,
                 logger: logger
             )
-            let bound = try await server.bind()
+            let bound: BoundRelay
+            do {
+                bound = try await server.bind()
+            } catch let error as IOError where [EADDRINUSE, EACCES, EADDRNOTAVAIL].contains(error.errnoCode) {
+                // One line: the address and what to do, not the socket call that failed.
+                let why =
+                    switch error.errnoCode {
+                    case EADDRINUSE: "is in use by another process (a relay serving already?)"
+                    case EACCES: "needs privileges this user lacks (ports below 1024)"
+                    default: "is not an address of this machine"
+                    }
+                throw CLIError(
+                    "cannot listen on \(settings.listen): it \(why); stop that process or choose another address with --listen or `listen` in relay.conf",
+                    exitStatus: ExitStatus.network
+                )
+            }
             let address = RelayEndpoint.Address(host: settings.listen.host, port: bound.port)
             logger.info("listening on \(address), fingerprint \(identity.certificate.publicKeyFingerprint)")
             // SIGTERM or SIGINT shuts the group down gracefully: the relay stops accepting, lets requests under way

@@ -67,7 +67,8 @@ struct RelaySettings {
             } catch let error as RelayError {
                 throw CLIError(
                     "cannot use the database \(url): \(error.detail)",
-                    hint: "check `database` in relay.conf and that a server on it accepts writes (`curbside relay check-config`)"
+                    hint: "check `database` in relay.conf and that a server on it accepts writes (`curbside relay check-config`)",
+                    exitStatus: ExitStatus.network
                 )
             }
         }

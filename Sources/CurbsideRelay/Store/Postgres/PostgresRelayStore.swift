@@ -98,12 +98,12 @@ public final class PostgresRelayStore: RelayStore, Service {
         }
     }
 
-    private func transaction<T: Sendable>(_ body: @Sendable @escaping (PostgresConnection) async throws -> T) async throws -> T {
+    func transaction<T: Sendable>(_ body: @Sendable @escaping (PostgresConnection) async throws -> T) async throws -> T {
         try await Self.transaction(pool, logger: logger, body)
     }
 
     /// One read (a single statement sees one snapshot; several are wrapped in a transaction).
-    private func reading<T: Sendable>(_ body: @Sendable @escaping (PostgresConnection) async throws -> T) async throws -> T {
+    func reading<T: Sendable>(_ body: @Sendable @escaping (PostgresConnection) async throws -> T) async throws -> T {
         try await pool.withConnection(body)
     }
 
@@ -497,7 +497,7 @@ public final class PostgresRelayStore: RelayStore, Service {
         let recipient: Handle
     }
 
-    private static func deleteEnvelopes(_ connection: PostgresConnection, _ query: PostgresQuery, logger: Logger) async throws
+    static func deleteEnvelopes(_ connection: PostgresConnection, _ query: PostgresQuery, logger: Logger) async throws
         -> [RemovedEnvelope]
     {
         var removed: [RemovedEnvelope] = []
@@ -515,7 +515,7 @@ public final class PostgresRelayStore: RelayStore, Service {
     ///
     /// The envelope_attachment rows went with their envelopes (ON DELETE CASCADE), so an attachment is unreferenced
     /// when none is left; only attachments with no expiry of their own (referenced until now) are candidates.
-    private static func settle(
+    static func settle(
         _ connection: PostgresConnection,
         _ removed: [(RemovedEnvelope, SenderNotice.Kind)],
         now: Timestamp,
@@ -809,7 +809,7 @@ public final class PostgresRelayStore: RelayStore, Service {
         return found
     }
 
-    private static func count(_ connection: PostgresConnection, _ query: PostgresQuery, logger: Logger) async throws -> Int {
+    static func count(_ connection: PostgresConnection, _ query: PostgresQuery, logger: Logger) async throws -> Int {
         Int(try await connection.query(ifOpen: query, logger: logger).decode(Int64.self).first { _ in true } ?? 0)
     }
 }

@@ -194,6 +194,10 @@ enum PostgresSchema {
             name: "v2: a batch of sends decided, written and committed by one call (curbside_send)",
             statements: [sendProcedure]
         ),
+        Migration(
+            name: "v3: account last seen",
+            statements: ["ALTER TABLE account ADD COLUMN last_seen_at BIGINT"]
+        ),
     ]
 
     /// A group commit's batch of sends in one round trip: `CALL curbside_send(…)` takes the recipients' locks, reads
