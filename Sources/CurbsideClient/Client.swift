@@ -115,7 +115,7 @@ public actor Client {
                 do {
                     try await connection.register(handle, identity: identity, enrollmentCode: code)
                 } catch let error as RelayClientError {
-                    throw client.clientError(error)
+                    throw Client.refusedWhileSettingUp(error, relay: relay)
                 }
                 // Registered: the profile must exist now whatever else fails (a retry would find the handle taken).
                 try writePrivateFile(identityPath(home), JSONEncoder.sorted.encode(file))

@@ -282,6 +282,14 @@ public actor RelayConnection {
         try await expect(.registered, from: .register(request))
     }
 
+    /// Asks, before registering, whether `register` would accept `handle` with `enrollmentCode`; changes nothing.
+    ///
+    /// - Throws: `RelayClientError.refused` with `enrollment_invalid`, `handle_taken` or `rate_limited` (the relay
+    ///   then closes), or `unknown_frame_type` from a relay older than the check.
+    public func checkEnrollment(_ handle: Handle, enrollmentCode: EnrollmentCode) async throws {
+        try await expect(.enrollmentUsable, from: .checkEnrollment(EnrollmentCheck(handle: handle, enrollmentCode: enrollmentCode)))
+    }
+
     /// Sends `message` and waits for the frame that answers it.
     ///
     /// - Throws: `RelayClientError.refused` for an error frame (the connection may go on), `.connectionLost`,

@@ -70,13 +70,27 @@ public struct KeyDirectory: Sendable {
     ///
     /// - Throws: `RelayError.enrollmentInvalid` (including a code that is not 20 code characters), `.handleTaken`.
     public func register(_ request: RegisterRequest, now: Timestamp) async throws {
-        // On the wire the code is already normalised (spec/relay.md §Registration): exactly 20 alphabet characters.
-        guard request.enrollmentCode.allSatisfy({ EnrollmentCode.alphabet.contains(Character(Unicode.Scalar($0))) }),
-            let code = EnrollmentCode(String(decoding: request.enrollmentCode, as: UTF8.self))
+        let code = try Self.code(request.enrollmentCode)
+        try await register(request.handle, identityKey: request.identityKey, code: code, now: now)
+    }
+
+    /// Whether a `register` of `check.handle` with `check.enrollmentCode` would be accepted now, as far as the code
+    /// and the handle go (the key is not known yet); changes nothing.
+    ///
+    /// - Throws: `RelayError.enrollmentInvalid` (including a code that is not 20 code characters), `.handleTaken`.
+    public func checkEnrollment(_ check: EnrollmentCheck, now: Timestamp) async throws {
+        let code = try Self.code(check.enrollmentCode)
+        try await store.checkEnrollment(handle: check.handle, codeHash: code.hash, now: now)
+    }
+
+    /// A code as it came on the wire: exactly 20 alphabet characters, already normalised (spec/relay.md §Registration).
+    private static func code(_ bytes: [UInt8]) throws -> EnrollmentCode {
+        guard bytes.allSatisfy({ EnrollmentCode.alphabet.contains(Character(Unicode.Scalar($0))) }),
+            let code = EnrollmentCode(String(decoding: bytes, as: UTF8.self))
         else {
             throw RelayError(.enrollmentInvalid, "the enrollment code is not 20 code characters")
         }
-        try await register(request.handle, identityKey: request.identityKey, code: code, now: now)
+        return code
     }
 
     /// A bundle for `handle`, handing out one one-time prekey; `runningLow` says the owner should upload more.

@@ -71,6 +71,16 @@ extension VectorGenerator {
             frames: [register, RelayMessage.registered.frame(requestID: 1), upload, published, fetch, bundle],
             "valid"
         )
+        // Before registering: would the relay take this code for this handle? (spec/relay.md §Checking an enrollment code)
+        let check = RelayMessage.checkEnrollment(EnrollmentCheck(handle: f.derm.party.handle, enrollmentCode: EnrollmentCode("WXYT7DZYRJD9C7DM0903")!))
+            .frame(requestID: 1)
+        let usable = RelayMessage.enrollmentUsable.frame(requestID: 1)
+        addStream("enrollment check frames", (check.encoded + usable.encoded), frames: [check, usable], "valid")
+        addStream(
+            "enrollment check with a 19-character code",
+            Frame(type: 0x2A, requestID: 1, body: Array(check.body.dropLast())).encoded,
+            "malformed_frame"
+        )
         let envelopeBytes = f.consultEnvelope
         let envelopeID = SHA256.hash(envelopeBytes)
         let delivered = DeliveredEnvelope(

@@ -80,3 +80,17 @@ extension Curbside.Watch: ProviderCommand {}
 extension Curbside.Relay.RelayCheckConfig: JSONReportingCommand {
     public var reportsJSON: Bool { json }
 }
+
+/// A relay command that takes `--json` (RelayOutputOption).
+protocol RelayOutputCommand: JSONReportingCommand {
+    var output: RelayOutputOption { get }
+}
+
+extension RelayOutputCommand {
+    public var reportsJSON: Bool { output.json }
+}
+
+extension Curbside.Relay.RelayEnroll: RelayOutputCommand {}
+extension Curbside.Relay.RelayAccounts: RelayOutputCommand {}
+extension Curbside.Relay.RelayRevoke: RelayOutputCommand {}
+extension Curbside.Relay.RelayStatus: RelayOutputCommand {}

@@ -46,16 +46,58 @@ extension Client {
         return ClientError.unreachable(relay, ConnectionFailure.describe(error))
     }
 
-    /// Checks, before a profile is made, that `relay` answers as a Curbside relay with the pinned certificate key:
-    /// connects, completes TLS, reads the challenge and closes. Nothing is sent.
+    /// Checks, before a profile is made, everything `create` needs that can be checked without the passphrase: that
+    /// `relay` answers as a Curbside relay with the pinned certificate key, and that it would register `handle` with
+    /// `enrollmentCode` (spec/relay.md §Checking an enrollment code). Nothing changes on the relay.
     ///
-    /// - Throws: `ClientError` `.network` (`unreachable`, `certificateMismatch`), with hints for someone setting up.
-    public static func checkRelay(_ relay: RelayEndpoint) async throws {
+    /// - Throws: `ClientError` `.network` (`unreachable`, `certificateMismatch`) or `.protocol` (`refused`, with the
+    ///   relay's `enrollment_invalid` or `handle_taken`), with hints for someone setting up. A relay too old to
+    ///   answer the question is taken at its word later, by `create`.
+    public static func checkEnrollment(relay: RelayEndpoint, handle: Handle, enrollmentCode: EnrollmentCode) async throws {
         let tls = try relay.pinnedTLSContext()
+        var connected = false
         do {
-            try await RelayConnection.withConnection(host: relay.host, port: relay.port, tls: tls, timeout: .seconds(15)) { _ in }
+            try await RelayConnection.withConnection(host: relay.host, port: relay.port, tls: tls, timeout: .seconds(15)) { connection in
+                connected = true
+                try await connection.checkEnrollment(handle, enrollmentCode: enrollmentCode)
+            }
+        } catch let error as RelayClientError where connected {
+            if case .refused(let refusal) = error, refusal.code == .unknownFrameType { return }
+            throw refusedWhileSettingUp(error, relay: relay)
         } catch {
             throw connectionError(error, relay: relay).whileSettingUp()
+        }
+    }
+
+    /// A relay's answer to a registration or its check, for someone setting up.
+    nonisolated static func refusedWhileSettingUp(_ error: RelayClientError, relay: RelayEndpoint) -> ClientError {
+        switch error {
+        case .refused(let refusal) where refusal.code == .rateLimited:
+            ClientError(
+                .relayUnavailable,
+                "the relay refuses more attempts for this handle from this address for now",
+                hint: "wait a few minutes, then check the code and the handle before trying again",
+                relayError: refusal
+            )
+        case .refused(let refusal) where refusal.code == .enrollmentInvalid:
+            ClientError(
+                .refused,
+                "the relay does not accept this enrollment code for this handle (unknown, used, expired, or made for another handle)",
+                hint: ClientError.enrollmentHint,
+                relayError: refusal
+            )
+        case .refused(let refusal) where refusal.code == .handleTaken:
+            ClientError(
+                .refused,
+                "the handle is registered on this relay already",
+                hint: "if it is yours on a lost or replaced device, ask the operator for `curbside relay enroll --replace`; "
+                    + "otherwise choose another handle",
+                relayError: refusal
+            )
+        case .refused(let refusal): ClientError.refused(refusal)
+        case .connectionLost(let why): ClientError.unreachable(relay, why).whileSettingUp()
+        case .timedOut(let seconds): ClientError.unreachable(relay, "no answer within \(seconds) s").whileSettingUp()
+        case .protocolViolation(let what): ClientError(.protocolViolation, "the relay broke the protocol: \(what)")
         }
     }
 

@@ -216,6 +216,22 @@ struct RelaySession {
             logger.info("registration accepted", metadata: ["handle": "\(request.handle)"])
             await recordLogin(request.handle, logger: logger)
             return .loggedIn(.registered, request.handle, key: request.identityKey)
+        case (.awaitingLogin, .checkEnrollment(let check)):
+            // Answered like the registration it announces, and rate-limited like one: a code that would fail counts
+            // as a failed attempt for the handle; a usable one changes nothing and counts for nothing.
+            guard let attempt = await limiter.admit(peerAddress, handle: check.handle) else {
+                logger.notice("rate limit hit", metadata: ["limiter": "login", "handle": "\(check.handle)"])
+                throw RelayError(.rateLimited, "too many failed attempts as \(check.handle) from this address; try again later")
+            }
+            do {
+                try await limiter.counting(attempt) {
+                    try await directory.checkEnrollment(check, now: configuration.clock.now())
+                }
+            } catch {
+                logger.info("enrollment check refused", metadata: ["handle": "\(check.handle)", "reason": "\(Self.category(of: error))"])
+                throw error
+            }
+            return .reply(.enrollmentUsable, state)
         case (.loggedIn(let handle), .publishPrekeys(let upload)):
             do {
                 try await directory.publish(for: handle, signedPrekey: upload.signedPrekey, oneTimePrekeys: upload.oneTimePrekeys)
@@ -283,7 +299,7 @@ struct RelaySession {
             return try await refusing(state) { try await download(request, by: account) }
         case (.awaitingLogin, _):
             throw RelayError(.notLoggedIn, "log in first")
-        case (.loggedIn, .login), (.loggedIn, .register), (_, .challenge), (_, .loginAccepted), (_, .error),
+        case (.loggedIn, .login), (.loggedIn, .register), (.loggedIn, .checkEnrollment), (_, .enrollmentUsable), (_, .challenge), (_, .loginAccepted), (_, .error),
             (_, .registered), (_, .prekeysPublished), (_, .bundle), (_, .stored), (_, .envelopes), (_, .acknowledged),
             (_, .notices), (_, .noticesAcknowledged), (_, .pushEnvelope), (_, .pushNotice), (_, .prekeysLow),
             (_, .uploadStatus), (_, .attachmentData):

@@ -16,6 +16,12 @@ public protocol RelayStore: Sendable {
     ///   `.handleTaken` (the handle or the key is registered already).
     func register(handle: Handle, identityKey: VerifyingKey, codeHash: [UInt8], now: Timestamp) async throws
 
+    /// Checks, changing nothing, what `register` would check without the key: `codeHash` names an unused, unexpired
+    /// code for `handle`, and `handle` is not registered.
+    ///
+    /// - Throws: `RelayError.enrollmentInvalid`, `.handleTaken`.
+    func checkEnrollment(handle: Handle, codeHash: [UInt8], now: Timestamp) async throws
+
     /// The identity key registered for `handle`, if any.
     func identityKey(for handle: Handle) async throws -> VerifyingKey?
 

@@ -296,6 +296,24 @@ public final class SQLiteRelayStore: RelayStore {
         }
     }
 
+    public func checkEnrollment(handle: Handle, codeHash: [UInt8], now: Timestamp) async throws {
+        let (usable, taken) = try await Self.reading(database) { db in
+            let usable = try Bool.fetchOne(
+                db,
+                sql: """
+                    SELECT EXISTS (
+                        SELECT 1 FROM enrollment WHERE code_hash = ? AND handle = ? AND used_at IS NULL AND expires_at > ?
+                    )
+                    """,
+                arguments: [Data(codeHash), handle.rawValue, now.signedMilliseconds]
+            ) ?? false
+            let taken = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM account WHERE handle = ?)", arguments: [handle.rawValue]) ?? false
+            return (usable, taken)
+        }
+        guard usable else { throw RelayError(.enrollmentInvalid, "no usable enrollment code for \(handle)") }
+        guard !taken else { throw RelayError(.handleTaken, "\(handle) is registered already") }
+    }
+
     public func identityKey(for handle: Handle) async throws -> VerifyingKey? {
         let raw = try await Self.reading(database) { db in
             try Data.fetchOne(db, sql: "SELECT identity_key FROM account WHERE handle = ?", arguments: [handle.rawValue])

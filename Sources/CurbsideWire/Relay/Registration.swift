@@ -86,6 +86,32 @@ public struct RegisterRequest: Sendable, Hashable, WireCodable {
     }
 }
 
+/// A question asked before registering (spec/relay.md §Checking an enrollment code): would a `register` of `handle`
+/// with this code be accepted? Nothing is signed and nothing changes; the relay answers `enrollment_usable` or the
+/// error a registration would get.
+public struct EnrollmentCheck: Sendable, Hashable, WireCodable {
+    public static let wireName = "check_enrollment"
+
+    public let handle: Handle
+    /// The code's 20 characters, upper case, no separators, as in `register`.
+    public let enrollmentCode: [UInt8]
+
+    public init(handle: Handle, enrollmentCode: EnrollmentCode) {
+        self.handle = handle
+        self.enrollmentCode = Array(enrollmentCode.characters.utf8)
+    }
+
+    public init(from reader: inout WireReader, field: String) throws(WireError) {
+        handle = try Handle(from: &reader, field: "\(field).handle")
+        enrollmentCode = try reader.readBytes(count: RegisterRequest.codeByteCount, "\(field).enrollment_code")
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        handle.encode(to: &writer)
+        writer.writeBytes(enrollmentCode)
+    }
+}
+
 /// Prekeys uploaded by their owner (spec/relay.md §Key directory).
 public struct PrekeyUpload: Sendable, Hashable, WireCodable {
     public static let wireName = "publish_prekeys"

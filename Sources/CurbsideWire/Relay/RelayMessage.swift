@@ -61,6 +61,10 @@ public enum RelayMessage: Sendable, Hashable {
     /// Client → relay: these envelopes reached my device but cannot be opened there; delete them and tell each
     /// sender why (a `rejected` notice). Answered with `acknowledged`.
     case reject([Rejection])
+    /// Client → relay, before login: would `register` accept this handle with this code? Changes nothing.
+    case checkEnrollment(EnrollmentCheck)
+    /// Relay → client: it would; the code is unused, unexpired, for this handle, and the handle is free.
+    case enrollmentUsable
 
     public enum FrameType: UInt16, Sendable {
         case error = 0x0001
@@ -93,6 +97,8 @@ public enum RelayMessage: Sendable, Hashable {
         case download = 0x0027
         case attachmentData = 0x0028
         case reject = 0x0029
+        case checkEnrollment = 0x002A
+        case enrollmentUsable = 0x002B
     }
 
     static let fetchLimitBounds = 1...1000
@@ -133,6 +139,8 @@ public enum RelayMessage: Sendable, Hashable {
         case .download: .download
         case .attachmentData: .attachmentData
         case .reject: .reject
+        case .checkEnrollment: .checkEnrollment
+        case .enrollmentUsable: .enrollmentUsable
         }
     }
 
@@ -153,7 +161,7 @@ public enum RelayMessage: Sendable, Hashable {
             challenge.encode(to: &writer)
         case .login(let login):
             login.encode(to: &writer)
-        case .loginAccepted, .registered:
+        case .loginAccepted, .registered, .enrollmentUsable:
             break
         case .register(let request):
             request.encode(to: &writer)
@@ -206,6 +214,8 @@ public enum RelayMessage: Sendable, Hashable {
             data.encode(to: &writer)
         case .reject(let rejections):
             writer.writeList(rejections, count: Self.acknowledgeBounds) { $1.encode(to: &$0) }
+        case .checkEnrollment(let check):
+            check.encode(to: &writer)
         }
         return Frame(type: frameType.rawValue, requestID: requestID, body: writer.bytes)
     }
@@ -234,6 +244,10 @@ public enum RelayMessage: Sendable, Hashable {
                 self = .register(try RegisterRequest(from: &reader, field: "register"))
             case .registered:
                 self = .registered
+            case .checkEnrollment:
+                self = .checkEnrollment(try EnrollmentCheck(from: &reader, field: "check_enrollment"))
+            case .enrollmentUsable:
+                self = .enrollmentUsable
             case .publishPrekeys:
                 self = .publishPrekeys(try PrekeyUpload(from: &reader, field: "publish_prekeys"))
             case .prekeysPublished:

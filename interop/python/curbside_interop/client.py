@@ -179,6 +179,11 @@ class Connection:
         body = relay.make_register(identity_seed, handle, code, challenge.nonce, self.channel_binding)
         self.request(relay.REGISTER, body.encode(), relay.REGISTERED)
 
+    def check_enrollment(self, handle: bytes, code: bytes) -> None:
+        """Asks whether `register` would accept `code` for `handle`; changes nothing. An error frame raises."""
+        self.read_challenge()
+        self.request(relay.CHECK_ENROLLMENT, relay.CheckEnrollment(handle, code).encode(), relay.ENROLLMENT_USABLE)
+
     def login(self, identity_seed: bytes, handle: bytes) -> None:
         challenge = self.read_challenge()
         body = relay.make_login(identity_seed, handle, challenge.nonce, self.channel_binding)

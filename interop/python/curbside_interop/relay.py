@@ -24,6 +24,7 @@ ACKNOWLEDGE_NOTICES, NOTICES_ACKNOWLEDGED, PUSH_ENVELOPE, PUSH_NOTICE, PREKEYS_L
 OPEN_UPLOAD, UPLOAD_STATUS, UPLOAD_CHUNK, COMMIT_UPLOAD, DOWNLOAD, ATTACHMENT_DATA = (
     0x0023, 0x0024, 0x0025, 0x0026, 0x0027, 0x0028)
 REJECT = 0x0029
+CHECK_ENROLLMENT, ENROLLMENT_USABLE = 0x002A, 0x002B
 
 UPLOADING, COMPLETE = 1, 2
 NOTICE_DELIVERED_TO_DEVICE, NOTICE_EXPIRED, NOTICE_REJECTED = 1, 2, 3
@@ -92,6 +93,20 @@ class Register:
     def encode(self):
         return (enc.handle(self.handle) + enc.fixed(self.identity_key, 32) + enc.fixed(self.enrollment_code, 20)
                 + enc.fixed(self.signature, 64))
+
+
+@dataclass(frozen=True)
+class CheckEnrollment:
+    """relay.md §Checking an enrollment code: would `register` take this code for this handle?"""
+    handle: bytes
+    enrollment_code: bytes
+
+    @staticmethod
+    def read(r):
+        return CheckEnrollment(r.handle("check_enrollment.handle"), r.fixed(20, "check_enrollment.enrollment_code"))
+
+    def encode(self):
+        return enc.handle(self.handle) + enc.fixed(self.enrollment_code, 20)
 
 
 @dataclass(frozen=True)
@@ -385,6 +400,8 @@ FRAME_TYPES = {
     DOWNLOAD: ("download", Download.read),
     ATTACHMENT_DATA: ("attachment_data", AttachmentData.read),
     REJECT: ("reject", _rejections),
+    CHECK_ENROLLMENT: ("check_enrollment", CheckEnrollment.read),
+    ENROLLMENT_USABLE: ("enrollment_usable", _empty),
 }
 
 

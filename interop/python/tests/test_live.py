@@ -138,12 +138,32 @@ def live(tmp_path_factory):
 def registered(live):
     """The Python provider registers with its enrollment code and publishes prekeys (once)."""
     python = live["python"]
+    code = relay.normalise_enrollment_code(live["python_code"])
+    # Asking first changes nothing: the code still registers, on the same connection.
     with live["relay"].connect() as conn:
         assert len(conn.channel_binding) == 32
-        python.register(conn, relay.normalise_enrollment_code(live["python_code"]))
+        conn.check_enrollment(python.party.handle, code)
+        python.register(conn, code)
         held = python.publish_prekeys(conn, one_time=10)
         assert held == 10
     return live
+
+
+def test_enrollment_check_answers_as_registration_would(registered):
+    """relay.md §Checking an enrollment code, against the Swift relay: a used code and a code made for another
+    handle are refused as a registration would be; a fresh code is usable, and asking twice leaves it so."""
+    live = registered
+    python = live["python"]
+    used = relay.normalise_enrollment_code(live["python_code"])
+    fresh = relay.normalise_enrollment_code(live["relay"].enroll("zara.onc"))
+    with live["relay"].connect() as conn:
+        conn.check_enrollment(b"zara.onc", fresh)
+        conn.check_enrollment(b"zara.onc", fresh)
+    for handle, code, expected in [(python.party.handle, used, "enrollment_invalid"), (b"noor.neuro", fresh, "enrollment_invalid")]:
+        with live["relay"].connect() as conn:
+            with pytest.raises(RelayError) as info:
+                conn.check_enrollment(handle, code)
+            assert info.value.identifier == expected, info.value
 
 
 def test_wrong_relay_key_is_refused(live):
@@ -341,7 +361,8 @@ def test_swift_recipient_rejects_a_consult_from_the_end_of_time(registered):
     inbox = cli("inbox", "--home", swift_home)
     assert f"1 message from {PYTHON_HANDLE} could not be opened" in inbox.stdout, inbox.stdout
     again = cli_json("inbox", home=swift_home)
-    assert any(u["sender"] == PYTHON_HANDLE and u["reason"] == "malformed_content" for u in again["unopened"])
+    assert any(u["sender"] == PYTHON_HANDLE and u["reason"] == "unsupported_content" and u["detail"] == "malformed_content"
+               for u in again["unopened"])
     with live["relay"].connect() as conn:
         python.login(conn)
         notices = [n for n in conn.fetch_notices() if n.envelope_id == stored.envelope_id]

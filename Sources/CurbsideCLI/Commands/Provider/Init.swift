@@ -30,9 +30,9 @@ extension Curbside {
                 )
             }
             // Everything that can be checked is checked before the passphrase is asked for twice: the code's shape,
-            // and that the relay answers with the pinned key.
-            guard EnrollmentCode(code) != nil else { throw ClientError.malformedEnrollmentCode() }
-            try await Client.checkRelay(endpoint)
+            // that the relay answers with the pinned key, and that it would register the handle with the code.
+            guard let enrollmentCode = EnrollmentCode(code) else { throw ClientError.malformedEnrollmentCode() }
+            try await Client.checkEnrollment(relay: endpoint, handle: handle, enrollmentCode: enrollmentCode)
             let client = try await Client.create(
                 home: options.homeURL,
                 handle: handle,

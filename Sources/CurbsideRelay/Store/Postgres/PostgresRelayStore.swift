@@ -160,6 +160,24 @@ public final class PostgresRelayStore: RelayStore, Service {
         }
     }
 
+    public func checkEnrollment(handle: Handle, codeHash: [UInt8], now: Timestamp) async throws {
+        let logger = self.logger
+        let (usable, taken) = try await reading { connection in
+            let usable = try await connection.query(ifOpen:
+                """
+                SELECT 1 FROM enrollment WHERE code_hash = \(ByteBuffer(bytes: codeHash)) AND handle = \(handle.rawValue)
+                    AND used_at IS NULL AND expires_at > \(now.signedMilliseconds)
+                """,
+                logger: logger
+            ).collect().count == 1
+            let taken = try await connection.query(ifOpen: "SELECT 1 FROM account WHERE handle = \(handle.rawValue)", logger: logger)
+                .collect().count == 1
+            return (usable, taken)
+        }
+        guard usable else { throw RelayError(.enrollmentInvalid, "no usable enrollment code for \(handle)") }
+        guard !taken else { throw RelayError(.handleTaken, "\(handle) is registered already") }
+    }
+
     public func identityKey(for handle: Handle) async throws -> VerifyingKey? {
         let logger = self.logger
         let raw = try await reading { connection in
