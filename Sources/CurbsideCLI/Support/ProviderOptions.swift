@@ -29,7 +29,7 @@ struct ProviderOptions: ParsableArguments {
     /// Prints `value` as JSON, or `human()` otherwise.
     func output<T: Encodable>(_ value: T, human: () -> String) throws {
         if json {
-            print(String(decoding: try JSONEncoder.cli.encode(value), as: UTF8.self))
+            print(try CLIJSON.text(value))
         } else {
             let text = human()
             if !text.isEmpty { print(text) }

@@ -17,7 +17,7 @@ extension Curbside {
                 await client.watch { event in
                     let line =
                         json
-                        ? String(decoding: (try? JSONEncoder.cli.encode(event)) ?? Data(), as: UTF8.self)
+                        ? ((try? CLIJSON.text(event)) ?? "")
                         : "\(formatTime(event.at))  \(event.kind.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)) \(event.detail)"
                     // Unbuffered, so a pipe sees each event as it happens.
                     FileHandle.standardOutput.write(Data((line + "\n").utf8))

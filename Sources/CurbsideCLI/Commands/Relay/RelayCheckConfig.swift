@@ -47,7 +47,7 @@ extension Curbside.Relay {
                         )
                         : nil
                 )
-                print(String(decoding: try JSONEncoder.cli.encode(report), as: UTF8.self))
+                print(try CLIJSON.text(report))
                 if !problems.isEmpty { throw ExitCode(ExitStatus.configuration) }
                 return
             }

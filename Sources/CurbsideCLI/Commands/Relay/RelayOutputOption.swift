@@ -10,7 +10,7 @@ struct RelayOutputOption: ParsableArguments {
     /// Prints `value` as JSON (sorted snake_case keys, as provider commands do), or `human()` otherwise.
     func output<T: Encodable>(_ value: T, human: () -> String) throws {
         if json {
-            print(String(decoding: try JSONEncoder.cli.encode(value), as: UTF8.self))
+            print(try CLIJSON.text(value))
         } else {
             let text = human()
             if !text.isEmpty { print(text) }
