@@ -9,7 +9,7 @@ import Testing
 
 @Suite("photo metadata")
 struct MetadataFilterTests {
-    static func filter(_ bytes: [UInt8], step: Int) -> ([UInt8], Set<String>) {
+    static func filter(_ bytes: [UInt8], step: Int) -> ([UInt8], Set<MetadataFilter.Removed>) {
         var filter = MetadataFilter()
         var out: [UInt8] = []
         var offset = 0
@@ -25,7 +25,7 @@ struct MetadataFilterTests {
     func aJPEGLosesItsGPSDataAndNothingElse(_ step: Int) {
         let photo = SamplePhoto.jpeg()
         let (out, removed) = Self.filter(photo, step: step)
-        #expect(removed == ["GPS location"])
+        #expect(removed == [.gpsLocation])
         #expect(out.count == photo.count)
         let gps = SamplePhoto.tiffStart + 26
         let latitude = SamplePhoto.tiffStart + 26 + 2 + 36 + 4
@@ -46,7 +46,7 @@ struct MetadataFilterTests {
         let trailer = Array("not an image".utf8)
         let file = first + second + trailer
         let (out, removed) = Self.filter(file, step: step)
-        #expect(removed == ["GPS location"])
+        #expect(removed == [.gpsLocation])
         #expect(out.count == file.count, "in place: the offsets an MPF index holds stay right")
         for start in [0, first.count] {
             let gps = start + SamplePhoto.tiffStart + 26
@@ -66,7 +66,7 @@ struct MetadataFilterTests {
         let segment: [UInt8] = [0xFF, 0xED, UInt8((payload.count + 2) >> 8), UInt8((payload.count + 2) & 255)] + payload
         let file = Array(photo.prefix(2)) + segment + Array(photo.dropFirst(2))
         let (out, removed) = Self.filter(file, step: 64)
-        #expect(removed == ["GPS location", "IPTC place names"])
+        #expect(removed == [.gpsLocation, .iptcPlaceNames])
         #expect(out.count == file.count)
         #expect(out.firstRange(of: Array("London".utf8)) == nil && out.firstRange(of: Array("8BIM".utf8)) == nil)
         #expect(Array(out[2..<(2 + 4 + 14)]) == Array(segment.prefix(4 + 14)), "the segment and its header stay")
@@ -87,7 +87,7 @@ struct MetadataFilterTests {
         for step in [1, 33, 65_536] {
             let (out, removed) = Self.filter(png, step: step)
             #expect(out == signature + header + image + end)
-            #expect(removed == ["PNG text chunks"])
+            #expect(removed == [.pngTextChunks])
         }
     }
 
@@ -103,7 +103,7 @@ struct MetadataFilterTests {
         let jpeg: [UInt8] = [0xFF, 0xD8, 0xFF, 0xE1, UInt8((xmp.count + 2) >> 8), UInt8((xmp.count + 2) & 255)] + xmp
             + [0xFF, 0xDA, 0, 2, 1, 2, 3, 0xFF, 0xD9]
         let (out, removed) = Self.filter(jpeg, step: 5)
-        #expect(removed == ["XMP location"] && out.count == jpeg.count)
+        #expect(removed == [.xmpLocation] && out.count == jpeg.count)
         #expect(out.firstRange(of: Array("GPSLatitude".utf8)) == nil)
         #expect(out.suffix(9) == jpeg.suffix(9), "the image data is untouched")
 

@@ -122,7 +122,7 @@ struct ContentFormatTests {
         #expect(try admit(SampleFormats.png, name: "photo.jpg") == "image/png")
         #expect(try admit(SamplePhoto.jpeg(scan: 10), name: "photo.png") == "image/jpeg")
         let (out, removed) = MetadataFilterTests.filter(SampleFormats.png, step: 7)
-        #expect(removed == ["PNG text chunks"] && out.firstRange(of: Array("eXIf".utf8)) == nil)
+        #expect(removed == [.pngTextChunks] && out.firstRange(of: Array("eXIf".utf8)) == nil)
     }
 
     /// Through the whole send path: a refused file leaves nothing behind, an admitted one is recorded with the
@@ -135,6 +135,6 @@ struct ContentFormatTests {
         #expect(!FileManager.default.fileExists(atPath: webp + ".age"))
         let png = try AttachmentClientTests.write(SampleFormats.png, "photo.jpg", in: directory)
         let prepared = try AttachmentFiles.prepare(AttachmentSource(path: png), into: png + ".age")
-        #expect(prepared.mediaType == "image/png" && prepared.removedMetadata == ["PNG text chunks"])
+        #expect(prepared.mediaType == "image/png" && prepared.removedMetadata == [.pngTextChunks])
     }
 }

@@ -90,7 +90,7 @@ struct PreparedAttachment: Sendable {
     let size: UInt64
     let sha256: [UInt8]
     let identity: AgreementKey.Private
-    let removedMetadata: Set<String>
+    let removedMetadata: Set<MetadataFilter.Removed>
     /// Detected from the content (`AttachmentSource.admit`).
     let mediaType: String
 }

@@ -20,8 +20,19 @@ public struct MetadataFilter: Sendable {
 
     /// Nil until enough bytes were seen to tell.
     public private(set) var kind: Kind?
-    /// What was removed, for the user: "GPS location", "PNG text chunks".
-    public private(set) var removed: Set<String> = []
+    /// Metadata the filter removes; the description is the words the user is told.
+    public enum Removed: String, Sendable, Hashable, Comparable, CustomStringConvertible {
+        case gpsLocation = "GPS location"
+        case xmpLocation = "XMP location"
+        case iptcPlaceNames = "IPTC place names"
+        case pngTextChunks = "PNG text chunks"
+
+        public var description: String { rawValue }
+        public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
+    }
+
+    /// What was removed.
+    public private(set) var removed: Set<Removed> = []
     /// The JPEG's metadata segments did not fit in the window the filter reads: it could not check for location.
     public private(set) var uncheckable = false
     private var head: [UInt8] = []
@@ -135,7 +146,7 @@ public struct MetadataFilter: Sendable {
             let length = Int(pngPending[0]) << 24 | Int(pngPending[1]) << 16 | Int(pngPending[2]) << 8 | Int(pngPending[3])
             let type = String(decoding: pngPending[4..<8], as: UTF8.self)
             if ["tEXt", "zTXt", "iTXt", "eXIf"].contains(type) {
-                removed.insert("PNG text chunks")
+                removed.insert(.pngTextChunks)
                 pngSkip = length + 4  // data and CRC
             } else {
                 out += pngPending
@@ -230,12 +241,12 @@ public struct MetadataFilter: Sendable {
     }
 
     /// `done` carries where the image data (or the end) begins: the first byte the metadata walk did not judge.
-    enum Scan { case done(Set<String>, imageData: Int), ranOut(Set<String>) }
+    enum Scan { case done(Set<Removed>, imageData: Int), ranOut(Set<Removed>) }
 
     /// Walks the segments before the image data: empties the GPS directory of every EXIF APP1 segment and blanks XMP
     /// packets that name GPS properties.
     static func cleanSegments(_ window: inout [UInt8]) -> Scan {
-        var found: Set<String> = []
+        var found: Set<Removed> = []
         var position = 2  // after SOI
         while position + 4 <= window.count {
             guard window[position] == 0xFF else { return .done(found, imageData: position) }  // not a marker: not ours to judge
@@ -250,11 +261,11 @@ public struct MetadataFilter: Sendable {
             if marker == 0xE1 {
                 let exifHeader = Array("Exif\0\0".utf8), xmpHeader = Array("http://ns.adobe.com/xap/1.0/\0".utf8)
                 if window[segment].starts(with: exifHeader), emptyGPS(in: &window, tiff: segment.lowerBound + 6, end: segment.upperBound) {
-                    found.insert("GPS location")
+                    found.insert(.gpsLocation)
                 }
                 if window[segment].starts(with: xmpHeader), window[segment].firstRange(of: Array("GPS".utf8)) != nil {
                     for index in (segment.lowerBound + xmpHeader.count)..<segment.upperBound { window[index] = 0x20 }
-                    found.insert("XMP location")
+                    found.insert(.xmpLocation)
                 }
             }
             // Photoshop image resources, where IPTC keeps place names: zeroed after the header (no "8BIM" remains,
@@ -264,7 +275,7 @@ public struct MetadataFilter: Sendable {
                 window[(segment.lowerBound + photoshopHeader.count)..<segment.upperBound].contains(where: { $0 != 0 })
             {
                 for index in (segment.lowerBound + photoshopHeader.count)..<segment.upperBound { window[index] = 0 }
-                found.insert("IPTC place names")
+                found.insert(.iptcPlaceNames)
             }
             position = segment.upperBound
         }
@@ -273,7 +284,7 @@ public struct MetadataFilter: Sendable {
 
     /// Empties the GPS IFD of the EXIF APP1 segment in `window`; true if there was one with entries.
     static func emptyGPS(_ window: inout [UInt8]) -> Bool {
-        if case .done(let found, _) = cleanSegments(&window) { return found.contains("GPS location") }
+        if case .done(let found, _) = cleanSegments(&window) { return found.contains(.gpsLocation) }
         return false
     }
 
