@@ -5,7 +5,13 @@ import Foundation
 
 extension Curbside {
     struct Reply: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Reply in the thread of a consult or reply.")
+        static let configuration = CommandConfiguration(
+            abstract: "Reply in the thread of a consult or reply; prints the reply's id.",
+            discussion: """
+                As with send: a reply that waits in the outbox exits with status 75, and Ctrl-C cancels it unless the \
+                relay has stored it already (status 130).
+                """
+        )
         @OptionGroup var options: ProviderOptions
         @Argument(help: "The id of the consult or reply you answer.") var id: String
         @Option(help: "The reply.") var text: String?
@@ -23,11 +29,17 @@ extension Curbside {
                 guard let data = FileManager.default.contents(atPath: textFile) else { throw ClientError(.fileNotAccessible, "cannot read \(textFile)") }
                 body = String(decoding: data, as: UTF8.self)
             }
-            let client = try await options.open()
-            try await attachments.configure(client, options: options)
+            let original = try parseMessageID(id)
+            let text = body
+            let replyID = MessageID.random()
+            let client = try await options.open(ownMessage: replyID)
+            await attachments.configure(client)
+            let sources = attachments.sources
             let outcome: SendOutcome
             do {
-                outcome = try await client.reply(to: try parseMessageID(id), text: body, attachments: attachments.sources)
+                outcome = try await InterruptibleSend.run("reply", id: replyID, client: client, options: options) {
+                    try await client.reply(to: original, text: text, attachments: sources, replyID: replyID)
+                }
                 ProgressBar.shared.end()
             } catch let error as WireError {
                 throw ClientError(.invalidArgument, "the reply cannot be sent as written: \(error)")
