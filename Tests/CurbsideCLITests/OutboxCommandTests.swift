@@ -82,59 +82,122 @@ struct OutboxCommandTests {
         }
     }
 
-    /// Ctrl-C while the photo uploads (the relay stalled part-way with SIGSTOP): the consult is cancelled, the command
-    /// says so and exits 130, and neither a later sync nor the dermatologist's inbox ever sees it.
-    @Test func ctrlCDuringAnUploadCancelsTheConsult() async throws {
+    /// A `curbside` process started in the background, to be interrupted.
+    struct Running {
+        let process: Process
+        let out: Pipe
+        let err: Pipe
+
+        init(_ arguments: [String]) throws {
+            process = Process()
+            process.executableURL = Executable.url
+            process.arguments = arguments
+            process.environment = ProcessInfo.processInfo.environment.merging(ProviderCommandTests.environment) { $1 }
+            out = Pipe()
+            err = Pipe()
+            process.standardOutput = out
+            process.standardError = err
+            try process.run()
+        }
+
+        /// Polls (at most a minute) until `ready` holds or the process has ended.
+        func wait(until ready: () -> Bool) {
+            var polls = 0
+            while !ready(), process.isRunning, polls < 120_000 {
+                usleep(500)
+                polls += 1
+            }
+        }
+
+        /// SIGINT, as Ctrl-C sends it; returns what the process printed and its status.
+        func interrupt() -> (status: Int32, stdout: String, stderr: String) {
+            kill(process.processIdentifier, SIGINT)
+            let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return (process.terminationStatus, stdout, stderr)
+        }
+    }
+
+    /// Bytes in the files of `directory` whose names pass `include`.
+    static func bytes(in directory: String, _ include: (String) -> Bool = { _ in true }) -> Int {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter(include).reduce(0) { sum, name in
+            var info = stat()
+            return sum + (stat("\(directory)/\(name)", &info) == 0 ? Int(info.st_size) : 0)
+        }
+    }
+
+    /// Ctrl-C while the photo uploads (the relay stalled part-way with SIGSTOP), in a consult from the GP and in a
+    /// reply from the dermatologist: the message is cancelled, the command says so and exits 130, and neither a later
+    /// sync nor the other side's inbox ever sees it.
+    @Test(arguments: ["send", "reply"])
+    func ctrlCDuringAnUploadCancelsTheMessage(_ command: String) async throws {
         let base = try base()
         defer { try? FileManager.default.removeItem(atPath: base) }
         let (relay, gp, derm) = try await RelayProcess.startWithGPAndDerm(base: base)
         try await withStopping(relay) { relay in
             let photo = "\(base)/large.jpg"
             try Data(SamplePhoto.jpeg(scan: 48 << 20)).write(to: URL(fileURLWithPath: photo))
-            let process = Process()
-            process.executableURL = Executable.url
-            process.arguments = ["send", "osei.derm", "--subject", "WRONG PATIENT", "--question", "Excise?", "--image", photo, "--home", gp]
-            process.environment = ProcessInfo.processInfo.environment.merging(ProviderCommandTests.environment) { $1 }
-            let out = Pipe(), err = Pipe()
-            process.standardOutput = out
-            process.standardError = err
-            try process.run()
+            let (sender, recipient, noun): (String, String, String)
+            let arguments: [String]
+            if command == "send" {
+                (sender, recipient, noun) = (gp, derm, "consult")
+                arguments = ["send", "osei.derm", "--subject", "WRONG PATIENT", "--question", "Excise?", "--image", photo, "--home", gp]
+            } else {
+                (sender, recipient, noun) = (derm, gp, "reply")
+                let consult = try curbside("send", "osei.derm", "--subject", "Lesion", "--question", "Excise?", home: gp)
+                #expect(consult.status == 0, "\(consult.stderr)")
+                #expect(try curbside("inbox", home: derm).status == 0)
+                arguments = ["reply", consult.stdout.trimmingCharacters(in: .newlines), "--text", "WRONG PATIENT", "--image", photo, "--home", derm]
+            }
+            let running = try Running(arguments)
             // Part of the upload is on the relay's disk: stall the relay there, as a slow link would.
             let partial = "\(relay.data)/attachments/partial"
-            func partialBytes() -> Int {
-                let names = (try? FileManager.default.contentsOfDirectory(atPath: partial)) ?? []
-                return names.reduce(0) { sum, name in
-                    var info = stat()
-                    return sum + (stat("\(partial)/\(name)", &info) == 0 ? Int(info.st_size) : 0)
-                }
-            }
-            var polls = 0
-            while partialBytes() == 0, process.isRunning, polls < 120_000 {
-                usleep(500)
-                polls += 1
-            }
+            running.wait { Self.bytes(in: partial) > 0 }
             relay.pause()
-            #expect(partialBytes() > 0, "the relay holds part of the upload")
-            kill(process.processIdentifier, SIGINT)
-            let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-
-            #expect(process.terminationStatus == ExitStatus.interrupted, "\(stderr)")
-            #expect(stdout.isEmpty, "\(stdout)")
-            let id = try #require(stderr.firstMatch(of: /curbside: cancelled: consult ([0-9a-f]{32}) was not sent; the relay had not stored it, nobody will receive it, and it is no longer in the outbox/)?.output.1, "\(stderr)")
+            #expect(Self.bytes(in: partial) > 0, "the relay holds part of the upload")
+            let interrupted = running.interrupt()
             await relay.send(SIGCONT)
 
-            #expect(try curbside("outbox", home: gp).stdout == "the outbox is empty\n")
-            let files = ((try? FileManager.default.contentsOfDirectory(atPath: "\(gp)/attachments")) ?? []).filter { $0.hasSuffix(".age") }
-            #expect(files.isEmpty, "the encrypted photo is deleted: \(files)")
-            let sync = try curbside("sync", "--json", home: gp)
+            #expect(interrupted.status == ExitStatus.interrupted, "\(interrupted.stderr)")
+            #expect(interrupted.stdout.isEmpty, "\(interrupted.stdout)")
+            let cancelled = #/curbside: cancelled: (consult|reply) ([0-9a-f]{32}) was not sent; the relay had not stored it, nobody will receive it, and it is no longer in the outbox/#
+            let match = try #require(interrupted.stderr.firstMatch(of: cancelled), "\(interrupted.stderr)")
+            #expect(match.output.1 == noun)
+            let id = String(match.output.2)
+
+            #expect(try curbside("outbox", home: sender).stdout == "the outbox is empty\n")
+            #expect(Self.bytes(in: "\(sender)/attachments") { $0.hasPrefix(id) } == 0, "the encrypted photo is deleted")
+            let sync = try curbside("sync", "--json", home: sender)
             let syncReport = try json(sync.stdout) as? [String: Any]
             #expect(sync.status == 0 && syncReport?["sent"] as? Int == 0, "\(sync.stdout) \(sync.stderr)")
-            let received = try curbside("inbox", "--json", home: derm)
+            let received = try curbside("inbox", "--json", home: recipient)
             #expect(received.status == 0)
-            #expect(!received.stdout.contains(String(id)) && !received.stdout.contains("WRONG PATIENT"), "\(received.stdout)")
-            #expect(try curbside("status", String(id), home: gp).status == ExitStatus.usage)
+            #expect(!received.stdout.contains(id) && !received.stdout.contains("WRONG PATIENT"), "\(received.stdout)")
+            #expect(try curbside("status", id, home: sender).status == ExitStatus.usage)
+        }
+    }
+
+    /// Ctrl-C while the photo is still being encrypted: nothing is queued, the partly written encrypted file is
+    /// deleted, and nothing reaches the relay.
+    @Test func ctrlCWhileEncryptingQueuesNothing() async throws {
+        let base = try base()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let (relay, gp, derm) = try await RelayProcess.startWithGPAndDerm(base: base)
+        try await withStopping(relay) { relay in
+            let photo = "\(base)/large.jpg"
+            try Data(SamplePhoto.jpeg(scan: 96 << 20)).write(to: URL(fileURLWithPath: photo))
+            let running = try Running(["send", "osei.derm", "--subject", "WRONG PATIENT", "--question", "Excise?", "--image", photo, "--home", gp])
+            running.wait { Self.bytes(in: "\(gp)/attachments") { $0.hasSuffix(".age") } > 0 }
+            let interrupted = running.interrupt()
+
+            #expect(interrupted.status == ExitStatus.interrupted, "\(interrupted.stderr)")
+            #expect(interrupted.stderr.contains(/curbside: cancelled: consult [0-9a-f]{32} was not sent; nothing was queued/), "\(interrupted.stderr)")
+            #expect(Self.bytes(in: "\(gp)/attachments") { $0.hasSuffix(".age") } == 0, "the partly encrypted file is deleted")
+            #expect(Self.bytes(in: "\(relay.data)/attachments/partial") + Self.bytes(in: "\(relay.data)/attachments/complete") == 0)
+            #expect(try curbside("outbox", home: gp).stdout == "the outbox is empty\n")
+            #expect(try curbside("sync", home: gp).status == 0)
+            #expect(!(try curbside("inbox", "--json", home: derm).stdout.contains("WRONG PATIENT")))
         }
     }
 }

@@ -25,7 +25,7 @@ extension Client {
         try await checkNotBlocked(recipient)
         // Encrypted to disk first (streaming, outside any transaction), then recorded with the message at once.
         let prepared = try await prepareAttachments(attachments, for: id)
-        _ = try await queue(.consult(consult), to: recipient, id: id, prepared: prepared)
+        try await queueOrDiscard(.consult(consult), to: recipient, id: id, thread: nil, prepared: prepared)
         return try await deliver(id).noting(prepared)
     }
 
@@ -45,7 +45,7 @@ extension Client {
         // A message kept under a local id (its sender reused another's id) is answered by the id it was sent with.
         let reply = try Reply(inReplyTo: original.wireID ?? id, text: text)
         let prepared = try await prepareAttachments(attachments, for: replyID)
-        _ = try await queue(.reply(reply), to: recipient, id: replyID, thread: original.threadID, prepared: prepared)
+        try await queueOrDiscard(.reply(reply), to: recipient, id: replyID, thread: original.threadID, prepared: prepared)
         return try await deliver(replyID).noting(prepared)
     }
 
@@ -86,6 +86,23 @@ extension Client {
             let reason = failure ?? flush.interruption ?? ClientError(.unreachable, "the relay could not be reached")
             try await recordAttempt(id, reason)  // so `curbside outbox` can say why it waits
             return SendOutcome(id: id.description, stored: false, waiting: reason.message, reason: reason)
+        }
+    }
+
+    /// Queues a message with its encrypted attachments; if it cannot be queued (``stopSending()`` came first), the
+    /// encrypted files go too.
+    private func queueOrDiscard(
+        _ content: Content,
+        to recipient: Handle,
+        id: MessageID,
+        thread: ThreadID?,
+        prepared: [(PreparedAttachment, AttachmentSource)]
+    ) async throws {
+        do {
+            _ = try await queue(content, to: recipient, id: id, thread: thread, prepared: prepared)
+        } catch {
+            for (file, _) in prepared { unlink(file.path) }
+            throw error
         }
     }
 
