@@ -1,5 +1,7 @@
 import CurbsideTestSupport
+import CurbsideWire
 import Foundation
+import GRDB
 import Testing
 
 @testable import CurbsideCLI
@@ -66,6 +68,23 @@ struct OutboxCommandTests {
             #expect(again.status == ExitStatus.usage && again.stderr.contains("there is no message \(wrongID) in the outbox"), "\(again.stderr)")
             let files = (try? FileManager.default.contentsOfDirectory(atPath: "\(gp)/attachments")) ?? []
             #expect(files.filter { $0.hasPrefix(wrongID) }.isEmpty, "the cancelled consult's encrypted photo is deleted: \(files)")
+
+            // A message whose send request went out unanswered (the process stopped meanwhile) may be stored: the
+            // listing says so, and cancelling it says that it cannot be recalled if it was.
+            let maybe = try curbside("send", "osei.derm", "--subject", "Maybe stored", "--question", "?", home: gp)
+            let maybeID = maybe.stdout.trimmingCharacters(in: .newlines)
+            let profile = try DatabaseQueue(path: "\(gp)/profile.sqlite")
+            try await profile.write { db in
+                try db.execute(sql: "UPDATE outbox SET sending_at = 1 WHERE message_id = ?", arguments: [Data([UInt8](hexString: maybeID) ?? [])])
+            }
+            try profile.close()
+            #expect(try curbside("outbox", home: gp).stdout.contains("\n    being sent, or its sending was interrupted: the relay may have stored it\n"))
+            let uncertain = try curbside("outbox", "cancel", maybeID, home: gp)
+            #expect(uncertain.status == 0, "\(uncertain.stderr)")
+            #expect(
+                uncertain.stdout.hasPrefix("cancelled \(maybeID) on this device, but its sending had begun: the relay may have stored it"),
+                "\(uncertain.stdout)"
+            )
 
             // The next ordinary command that reaches the relay sends what waits, and says what it sent.
             try await relay.start()
