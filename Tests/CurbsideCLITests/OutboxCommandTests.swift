@@ -36,13 +36,41 @@ struct OutboxCommandTests {
             try Data(SamplePhoto.jpeg()).write(to: URL(fileURLWithPath: photo))
 
             // Item 2: only the id on stdout; "queued, not yet stored" on stderr with its own exit status.
-            let wrong = try curbside("send", "osei.derm", "--subject", "WRONG PATIENT", "--question", "Excise?", "--image", photo, home: gp)
+            let wrong = try curbside(
+                "send",
+                "osei.derm",
+                "--subject",
+                "WRONG PATIENT",
+                "--question",
+                "Excise?",
+                "--image",
+                photo,
+                home: gp
+            )
             #expect(wrong.status == ExitStatus.queued, "\(wrong.stderr)")
             let wrongID = wrong.stdout.trimmingCharacters(in: .newlines)
-            #expect(wrongID.wholeMatch(of: /[0-9a-f]{32}/) != nil && wrong.stdout == wrongID + "\n", "stdout: \(wrong.stdout)")
-            #expect(wrong.stderr.contains("curbside: queued, not yet stored: cannot reach the relay"), "\(wrong.stderr)")
-            #expect(wrong.stderr.contains("curbside: hint: it waits in the outbox; ") && wrong.stderr.contains("`curbside outbox cancel \(wrongID)`"))
-            let right = try curbside("send", "osei.derm", "--subject", "Right patient", "--question", "Excise?", "--json", home: gp)
+            #expect(
+                wrongID.wholeMatch(of: /[0-9a-f]{32}/) != nil && wrong.stdout == wrongID + "\n",
+                "stdout: \(wrong.stdout)"
+            )
+            #expect(
+                wrong.stderr.contains("curbside: queued, not yet stored: cannot reach the relay"),
+                "\(wrong.stderr)"
+            )
+            #expect(
+                wrong.stderr.contains("curbside: hint: it waits in the outbox; ")
+                    && wrong.stderr.contains("`curbside outbox cancel \(wrongID)`")
+            )
+            let right = try curbside(
+                "send",
+                "osei.derm",
+                "--subject",
+                "Right patient",
+                "--question",
+                "Excise?",
+                "--json",
+                home: gp
+            )
             #expect(right.status == ExitStatus.queued)
             let rightID = try #require((try json(right.stdout) as? [String: Any])?["id"] as? String)
             #expect((try json(right.stdout) as? [String: Any])?["stored"] as? Bool == false)
@@ -51,9 +79,15 @@ struct OutboxCommandTests {
             let listed = try curbside("outbox", home: gp)
             #expect(listed.status == 0, "\(listed.stderr)")
             let lines = listed.stdout.split(separator: "\n").map(String.init)
-            #expect(lines.first?.hasPrefix(wrongID) == true && lines.first?.contains("consult to osei.derm") == true, "\(listed.stdout)")
+            #expect(
+                lines.first?.hasPrefix(wrongID) == true && lines.first?.contains("consult to osei.derm") == true,
+                "\(listed.stdout)"
+            )
             #expect(lines.first?.contains("(1 file)  WRONG PATIENT") == true, "\(listed.stdout)")
-            #expect(lines.dropFirst().first?.hasPrefix("    last error (1 attempt): cannot reach the relay") == true, "\(listed.stdout)")
+            #expect(
+                lines.dropFirst().first?.hasPrefix("    last error (1 attempt): cannot reach the relay") == true,
+                "\(listed.stdout)"
+            )
             #expect(listed.stdout.contains(rightID) && listed.stdout.contains("Right patient"))
             let items = try #require(try json(try curbside("outbox", "--json", home: gp).stdout) as? [[String: Any]])
             #expect(items.map { $0["id"] as? String } == [wrongID, rightID])
@@ -63,11 +97,21 @@ struct OutboxCommandTests {
 
             let cancelled = try curbside("outbox", "cancel", wrongID, home: gp)
             #expect(cancelled.status == 0, "\(cancelled.stderr)")
-            #expect(cancelled.stdout.hasPrefix("cancelled \(wrongID): it was not sent, nobody will receive it"), "\(cancelled.stdout)")
+            #expect(
+                cancelled.stdout.hasPrefix("cancelled \(wrongID): it was not sent, nobody will receive it"),
+                "\(cancelled.stdout)"
+            )
             let again = try curbside("outbox", "cancel", wrongID, home: gp)
-            #expect(again.status == ExitStatus.usage && again.stderr.contains("there is no message \(wrongID) in the outbox"), "\(again.stderr)")
+            #expect(
+                again.status == ExitStatus.usage
+                    && again.stderr.contains("there is no message \(wrongID) in the outbox"),
+                "\(again.stderr)"
+            )
             let files = (try? FileManager.default.contentsOfDirectory(atPath: "\(gp)/attachments")) ?? []
-            #expect(files.filter { $0.hasPrefix(wrongID) }.isEmpty, "the cancelled consult's encrypted photo is deleted: \(files)")
+            #expect(
+                files.filter { $0.hasPrefix(wrongID) }.isEmpty,
+                "the cancelled consult's encrypted photo is deleted: \(files)"
+            )
 
             // A message whose send request went out unanswered (the process stopped meanwhile) may be stored: the
             // listing says so, and cancelling it says that it cannot be recalled if it was.
@@ -75,14 +119,23 @@ struct OutboxCommandTests {
             let maybeID = maybe.stdout.trimmingCharacters(in: .newlines)
             let profile = try DatabaseQueue(path: "\(gp)/profile.sqlite")
             try await profile.write { db in
-                try db.execute(sql: "UPDATE outbox SET sending_at = 1 WHERE message_id = ?", arguments: [Data([UInt8](hexString: maybeID) ?? [])])
+                try db.execute(
+                    sql: "UPDATE outbox SET sending_at = 1 WHERE message_id = ?",
+                    arguments: [Data([UInt8](hexString: maybeID) ?? [])]
+                )
             }
             try profile.close()
-            #expect(try curbside("outbox", home: gp).stdout.contains("\n    being sent, or its sending was interrupted: the relay may have stored it\n"))
+            #expect(
+                try curbside("outbox", home: gp).stdout.contains(
+                    "\n    being sent, or its sending was interrupted: the relay may have stored it\n"
+                )
+            )
             let uncertain = try curbside("outbox", "cancel", maybeID, home: gp)
             #expect(uncertain.status == 0, "\(uncertain.stderr)")
             #expect(
-                uncertain.stdout.hasPrefix("cancelled \(maybeID) on this device, but its sending had begun: the relay may have stored it"),
+                uncertain.stdout.hasPrefix(
+                    "cancelled \(maybeID) on this device, but its sending had begun: the relay may have stored it"
+                ),
                 "\(uncertain.stdout)"
             )
 
@@ -90,14 +143,22 @@ struct OutboxCommandTests {
             try await relay.start()
             let inbox = try curbside("inbox", home: gp)
             #expect(inbox.status == 0, "\(inbox.stderr)")
-            #expect(inbox.stderr.contains("curbside: sent consult \(rightID) to osei.derm from the outbox: Right patient"), "\(inbox.stderr)")
+            #expect(
+                inbox.stderr.contains("curbside: sent consult \(rightID) to osei.derm from the outbox: Right patient"),
+                "\(inbox.stderr)"
+            )
             #expect(!inbox.stderr.contains(wrongID))
             let received = try curbside("inbox", "--json", home: derm)
             #expect(received.stdout.contains(rightID) && !received.stdout.contains(wrongID), "\(received.stdout)")
             #expect(try curbside("outbox", home: gp).stdout == "the outbox is empty\n")
             let stored = try curbside("outbox", "cancel", rightID, home: gp)
             #expect(stored.status == ExitStatus.failure)
-            #expect(stored.stderr.hasPrefix("curbside: error: \(rightID) is no longer in the outbox: the relay stored it, and a stored message cannot be recalled"), "\(stored.stderr)")
+            #expect(
+                stored.stderr.hasPrefix(
+                    "curbside: error: \(rightID) is no longer in the outbox: the relay stored it, and a stored message cannot be recalled"
+                ),
+                "\(stored.stderr)"
+            )
         }
     }
 
@@ -140,7 +201,9 @@ struct OutboxCommandTests {
 
     /// Bytes in the files of `directory` whose names pass `include`.
     static func bytes(in directory: String, _ include: (String) -> Bool = { _ in true }) -> Int {
-        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter(include).reduce(0) { sum, name in
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter(include).reduce(0) {
+            sum,
+            name in
             var info = stat()
             return sum + (stat("\(directory)/\(name)", &info) == 0 ? Int(info.st_size) : 0)
         }
@@ -161,13 +224,27 @@ struct OutboxCommandTests {
             let arguments: [String]
             if command == "send" {
                 (sender, recipient, noun) = (gp, derm, "consult")
-                arguments = ["send", "osei.derm", "--subject", "WRONG PATIENT", "--question", "Excise?", "--image", photo, "--home", gp]
+                arguments = [
+                    "send", "osei.derm", "--subject", "WRONG PATIENT", "--question", "Excise?", "--image", photo,
+                    "--home", gp,
+                ]
             } else {
                 (sender, recipient, noun) = (derm, gp, "reply")
-                let consult = try curbside("send", "osei.derm", "--subject", "Lesion", "--question", "Excise?", home: gp)
+                let consult = try curbside(
+                    "send",
+                    "osei.derm",
+                    "--subject",
+                    "Lesion",
+                    "--question",
+                    "Excise?",
+                    home: gp
+                )
                 #expect(consult.status == 0, "\(consult.stderr)")
                 #expect(try curbside("inbox", home: derm).status == 0)
-                arguments = ["reply", consult.stdout.trimmingCharacters(in: .newlines), "--text", "WRONG PATIENT", "--image", photo, "--home", derm]
+                arguments = [
+                    "reply", consult.stdout.trimmingCharacters(in: .newlines), "--text", "WRONG PATIENT", "--image",
+                    photo, "--home", derm,
+                ]
             }
             let running = try Running(arguments)
             // Part of the upload is on the relay's disk: stall the relay there, as a slow link would.
@@ -180,7 +257,8 @@ struct OutboxCommandTests {
 
             #expect(interrupted.status == ExitStatus.interrupted, "\(interrupted.stderr)")
             #expect(interrupted.stdout.isEmpty, "\(interrupted.stdout)")
-            let cancelled = #/curbside: cancelled: (consult|reply) ([0-9a-f]{32}) was not sent; the relay had not stored it, nobody will receive it, and it is no longer in the outbox/#
+            let cancelled =
+                #/curbside: cancelled: (consult|reply) ([0-9a-f]{32}) was not sent; the relay had not stored it, nobody will receive it, and it is no longer in the outbox/#
             let match = try #require(interrupted.stderr.firstMatch(of: cancelled), "\(interrupted.stderr)")
             #expect(match.output.1 == noun)
             let id = String(match.output.2)
@@ -206,14 +284,28 @@ struct OutboxCommandTests {
         try await withStopping(relay) { relay in
             let photo = "\(base)/large.jpg"
             try Data(SamplePhoto.jpeg(scan: 96 << 20)).write(to: URL(fileURLWithPath: photo))
-            let running = try Running(["send", "osei.derm", "--subject", "WRONG PATIENT", "--question", "Excise?", "--image", photo, "--home", gp])
+            let running = try Running([
+                "send", "osei.derm", "--subject", "WRONG PATIENT", "--question", "Excise?", "--image", photo, "--home",
+                gp,
+            ])
             running.wait { Self.bytes(in: "\(gp)/attachments") { $0.hasSuffix(".age") } > 0 }
             let interrupted = running.interrupt()
 
             #expect(interrupted.status == ExitStatus.interrupted, "\(interrupted.stderr)")
-            #expect(interrupted.stderr.contains(/curbside: cancelled: consult [0-9a-f]{32} was not sent; nothing was queued/), "\(interrupted.stderr)")
-            #expect(Self.bytes(in: "\(gp)/attachments") { $0.hasSuffix(".age") } == 0, "the partly encrypted file is deleted")
-            #expect(Self.bytes(in: "\(relay.data)/attachments/partial") + Self.bytes(in: "\(relay.data)/attachments/complete") == 0)
+            #expect(
+                interrupted.stderr.contains(
+                    /curbside: cancelled: consult [0-9a-f]{32} was not sent; nothing was queued/
+                ),
+                "\(interrupted.stderr)"
+            )
+            #expect(
+                Self.bytes(in: "\(gp)/attachments") { $0.hasSuffix(".age") } == 0,
+                "the partly encrypted file is deleted"
+            )
+            #expect(
+                Self.bytes(in: "\(relay.data)/attachments/partial")
+                    + Self.bytes(in: "\(relay.data)/attachments/complete") == 0
+            )
             #expect(try curbside("outbox", home: gp).stdout == "the outbox is empty\n")
             #expect(try curbside("sync", home: gp).status == 0)
             #expect(!(try curbside("inbox", "--json", home: derm).stdout.contains("WRONG PATIENT")))

@@ -19,7 +19,9 @@ struct ProfileSpaceCommandTests {
     }
 
     func encryptedFiles(_ home: String) -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: "\(home)/attachments")) ?? []).filter { $0.hasSuffix(".age") }.sorted()
+        ((try? FileManager.default.contentsOfDirectory(atPath: "\(home)/attachments")) ?? []).filter {
+            $0.hasSuffix(".age")
+        }.sorted()
     }
 
     /// The GP's encrypted copy of a photo goes once the dermatologist's device has it; `prune` frees copies the
@@ -31,7 +33,17 @@ struct ProfileSpaceCommandTests {
         try await withStopping(relay) { _ in
             let photo = "\(base)/forearm.jpg"
             try Data(SamplePhoto.jpeg()).write(to: URL(fileURLWithPath: photo))
-            let sent = try curbside("send", "osei.derm", "--subject", "Lesion", "--question", "Excise?", "--image", photo, home: gp)
+            let sent = try curbside(
+                "send",
+                "osei.derm",
+                "--subject",
+                "Lesion",
+                "--question",
+                "Excise?",
+                "--image",
+                photo,
+                home: gp
+            )
             #expect(sent.status == 0, "\(sent.stderr)")
             let id = sent.stdout.trimmingCharacters(in: .newlines)
             #expect(encryptedFiles(gp) == ["\(id)-0.age"])
@@ -41,14 +53,30 @@ struct ProfileSpaceCommandTests {
             #expect(try curbside("sync", home: gp).status == 0)
             #expect(encryptedFiles(gp).isEmpty, "delivered: the GP's encrypted copy is deleted")
             #expect(try curbside("show", id, home: gp).stdout.contains("forearm.jpg  image/jpeg  ") == true)
-            #expect(try curbside("show", id, home: gp).stdout.contains("  discarded"), "the sent attachment says its copy is gone")
+            #expect(
+                try curbside("show", id, home: gp).stdout.contains("  discarded"),
+                "the sent attachment says its copy is gone"
+            )
 
             // A second consult the dermatologist has not fetched, and a file left by an interrupted send two days ago.
-            let second = try curbside("send", "osei.derm", "--subject", "Second", "--question", "Excise?", "--image", photo, home: gp)
+            let second = try curbside(
+                "send",
+                "osei.derm",
+                "--subject",
+                "Second",
+                "--question",
+                "Excise?",
+                "--image",
+                photo,
+                home: gp
+            )
             let secondID = second.stdout.trimmingCharacters(in: .newlines)
             let leftover = "\(gp)/attachments/0123456789abcdef0123456789abcdef-0.age"
             try Data(count: 5000).write(to: URL(fileURLWithPath: leftover))
-            try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-2 * 86_400)], ofItemAtPath: leftover)
+            try FileManager.default.setAttributes(
+                [.modificationDate: Date().addingTimeInterval(-2 * 86_400)],
+                ofItemAtPath: leftover
+            )
             let fresh = "\(gp)/attachments/fedcba9876543210fedcba9876543210-0.age"
             try Data(count: 100).write(to: URL(fileURLWithPath: fresh))  // a send encrypting right now: kept
 
@@ -76,7 +104,9 @@ struct ProfileSpaceCommandTests {
         try await withStopping(relay) { _ in
             let photo = "\(base)/forearm.jpg"
             try Data(SamplePhoto.jpeg(scan: 3 << 20)).write(to: URL(fileURLWithPath: photo))
-            let sent = try Terminal.run(["send", "osei.derm", "--subject", "Lesion", "--question", "Excise?", "--image", photo, "--home", gp])
+            let sent = try Terminal.run([
+                "send", "osei.derm", "--subject", "Lesion", "--question", "Excise?", "--image", photo, "--home", gp,
+            ])
             #expect(sent.status == 0, "\(sent.terminal)")
             let id = sent.stdout.trimmingCharacters(in: .newlines)
             #expect(sent.terminal.contains(/encrypt forearm.jpg \[#{24}\] 100%/), "\(sent.terminal)")
@@ -89,7 +119,17 @@ struct ProfileSpaceCommandTests {
             let shown = try Terminal.run(["show", id, "--save-dir", "\(base)/saved", "--home", derm])
             #expect(shown.terminal.contains(/decrypt forearm.jpg \[#{24}\] 100%/), "\(shown.terminal)")
 
-            let piped = try curbside("send", "osei.derm", "--subject", "Again", "--question", "Excise?", "--image", photo, home: gp)
+            let piped = try curbside(
+                "send",
+                "osei.derm",
+                "--subject",
+                "Again",
+                "--question",
+                "Excise?",
+                "--image",
+                photo,
+                home: gp
+            )
             #expect(piped.status == 0 && !piped.stderr.contains("%"), "\(piped.stderr)")
         }
     }

@@ -61,17 +61,25 @@ enum InterruptibleSend {
                 case .cancelled, .cancelledButMayBeStored:
                     sending.cancel()
                     throw CommandEnding(
-                        ["cancelled: \(noun) \(id) was not sent; the relay had not stored it, nobody will receive it, and it is no longer in the outbox"],
+                        [
+                            "cancelled: \(noun) \(id) was not sent; the relay had not stored it, nobody will receive it, and it is no longer in the outbox"
+                        ],
                         status: ExitStatus.interrupted
                     )
                 case .notQueued:
                     // Still encrypting: it stops at its next piece and deletes what it wrote; nothing was queued.
                     sending.cancel()
                     await sending.value
-                    throw CommandEnding(["cancelled: \(noun) \(id) was not sent; nothing was queued"], status: ExitStatus.interrupted)
+                    throw CommandEnding(
+                        ["cancelled: \(noun) \(id) was not sent; nothing was queued"],
+                        status: ExitStatus.interrupted
+                    )
                 case .sending, .alreadyStored:
                     FileHandle.standardError.write(
-                        Data("curbside: \(noun) \(id) had already gone to the relay; waiting for its answer (Ctrl-C again stops waiting)\n".utf8)
+                        Data(
+                            "curbside: \(noun) \(id) had already gone to the relay; waiting for its answer (Ctrl-C again stops waiting)\n"
+                                .utf8
+                        )
                     )
                 }
             }

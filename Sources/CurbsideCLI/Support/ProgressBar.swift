@@ -37,8 +37,14 @@ final class ProgressBar: @unchecked Sendable {
         let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
         let line = String(
             format: "\r%@ %@ [%@] %3d%%  %@ / %@  %@/s  %@ left ",
-            Self.label(progress.direction), String(progress.fileName.prefix(24)), bar, Int(fraction * 100),
-            Self.bytes(progress.bytes), Self.bytes(progress.total), Self.bytes(UInt64(rate)), formatDuration(UInt64(left * 1000))
+            Self.label(progress.direction),
+            String(progress.fileName.prefix(24)),
+            bar,
+            Int(fraction * 100),
+            Self.bytes(progress.bytes),
+            Self.bytes(progress.total),
+            Self.bytes(UInt64(rate)),
+            formatDuration(UInt64(left * 1000))
         )
         FileHandle.standardError.write(Data(line.utf8))
         drawn = true
@@ -72,7 +78,8 @@ final class ProgressBar: @unchecked Sendable {
 
     static func bytes(_ count: UInt64) -> String {
         let units = ["B", "KiB", "MiB", "GiB"]
-        var value = Double(count), unit = 0
+        var value = Double(count)
+        var unit = 0
         while value >= 1024, unit < units.count - 1 {
             value /= 1024
             unit += 1

@@ -27,7 +27,8 @@ extension Client {
             for name in names {
                 let path = (directory as NSString).appendingPathComponent(name)
                 // A .lock or .part file belongs to the .age file its name ends in; a .part is a download that stalled.
-                let owner = name.hasSuffix(".lock") || name.hasSuffix(".part") ? (path as NSString).deletingPathExtension : path
+                let owner =
+                    name.hasSuffix(".lock") || name.hasSuffix(".part") ? (path as NSString).deletingPathExtension : path
                 guard name.hasSuffix(".age") || name.hasSuffix(".part") || name.hasSuffix(".lock"),
                     name.hasSuffix(".part") || !referenced.contains(owner),
                     let attributes = try? FileManager.default.attributesOfItem(atPath: path),
@@ -45,16 +46,22 @@ extension Client {
     }
 
     private func discardSentCopies(storedBefore: Int64?) async throws -> PruneReport {
-        let releasable = try await database.writer.read { db in try AttachmentStore.releasable(db, storedBefore: storedBefore) }
+        let releasable = try await database.writer.read { db in
+            try AttachmentStore.releasable(db, storedBefore: storedBefore)
+        }
         var report = PruneReport()
         for file in releasable {
-            try await database.writer.write { db in try AttachmentStore.setState(db, file.id, index: file.index, .discarded) }
+            try await database.writer.write { db in
+                try AttachmentStore.setState(db, file.id, index: file.index, .discarded)
+            }
             if unlink(file.path) == 0 {
                 report.sentCopies += 1
                 report.bytes += file.size
             }
         }
-        if report.sentCopies > 0 { logger.debug("attachments: \(report.sentCopies) sent copies discarded, \(report.bytes) bytes") }
+        if report.sentCopies > 0 {
+            logger.debug("attachments: \(report.sentCopies) sent copies discarded, \(report.bytes) bytes")
+        }
         return report
     }
 }

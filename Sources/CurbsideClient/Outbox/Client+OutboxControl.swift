@@ -38,7 +38,9 @@ extension Client {
         let (outcome, files) = try await database.writer.write { db -> (OutboxCancellation, [String]) in
             guard let sending = try OutboxStore.sendingMark(db, id) else {
                 let message = try MessageStore.message(db, id)
-                if message?.direction == .outgoing, try EventStore.contains(db, id, .stored) { return (.alreadyStored, []) }
+                if message?.direction == .outgoing, try EventStore.contains(db, id, .stored) {
+                    return (.alreadyStored, [])
+                }
                 return (.notQueued, [])
             }
             if sending, !evenIfSending { return (.sending, []) }
@@ -49,7 +51,9 @@ extension Client {
             return (sending ? .cancelledButMayBeStored : .cancelled, files)
         }
         for file in files { unlink(file) }
-        if outcome == .cancelled || outcome == .cancelledButMayBeStored { logger.info("outbox: \(id) cancelled (\(outcome.rawValue))") }
+        if outcome == .cancelled || outcome == .cancelledButMayBeStored {
+            logger.info("outbox: \(id) cancelled (\(outcome.rawValue))")
+        }
         return outcome
     }
 
@@ -77,12 +81,22 @@ extension Client {
     /// Tells the `onSent` handler, if any, that `entry` was stored.
     func announceSent(_ entry: OutboxEntry) {
         guard let handler = sentHandler.withLock({ $0 }) else { return }
-        let content = try? Content(decoding: try database.unseal(entry.body, column: "message.body", row: entry.id.rawValue))
+        let content = try? Content(
+            decoding: try database.unseal(entry.body, column: "message.body", row: entry.id.rawValue)
+        )
         handler(
             OutboxItem(
-                id: entry.id.description, recipient: entry.recipient, kind: entry.kind, title: content.map(Self.title(of:)) ?? "",
-                queuedAt: UInt64(clamping: entry.createdAt), bytes: UInt64(entry.body.count), attachments: 0,
-                attempts: Int(entry.attempts), lastError: nil, lastErrorCode: nil, sending: false
+                id: entry.id.description,
+                recipient: entry.recipient,
+                kind: entry.kind,
+                title: content.map(Self.title(of:)) ?? "",
+                queuedAt: UInt64(clamping: entry.createdAt),
+                bytes: UInt64(entry.body.count),
+                attachments: 0,
+                attempts: Int(entry.attempts),
+                lastError: nil,
+                lastErrorCode: nil,
+                sending: false
             )
         )
     }
@@ -92,7 +106,8 @@ extension Client {
         switch content {
         case .consult(let consult): consult.subject
         case .reply(let reply): String(reply.text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
-        case .receipt(let receipt): "\(receipt.kind) receipt for \(receipt.messageID)" + (receipt.failure.map { ": \($0.reason)" } ?? "")
+        case .receipt(let receipt):
+            "\(receipt.kind) receipt for \(receipt.messageID)" + (receipt.failure.map { ": \($0.reason)" } ?? "")
         }
     }
 }

@@ -27,14 +27,16 @@ extension Curbside {
                 try options.output(items) {
                     guard !items.isEmpty else { return "the outbox is empty" }
                     return items.map { item in
-                        var line = "\(item.id)  \(formatTime(item.queuedAt))  \(item.kind) to \(item.recipient)  "
-                            + "\(ProgressBar.bytes(item.bytes))\(item.attachments > 0 ? " (\(item.attachments) \(item.attachments == 1 ? "file" : "files"))" : "")"
-                            + "  \(item.title)"
+                        let files = item.attachments == 0 ? "" : " (\(item.attachments) \(item.attachments == 1 ? "file" : "files"))"
+                        var line =
+                            "\(item.id)  \(formatTime(item.queuedAt))  \(item.kind) to \(item.recipient)  "
+                            + "\(ProgressBar.bytes(item.bytes))\(files)  \(item.title)"
                         if item.sending {
                             line += "\n    being sent, or its sending was interrupted: the relay may have stored it"
                         }
                         if let error = item.lastError {
-                            line += "\n    last error (\(item.attempts) \(item.attempts == 1 ? "attempt" : "attempts")): \(error)"
+                            line +=
+                                "\n    last error (\(item.attempts) \(item.attempts == 1 ? "attempt" : "attempts")): \(error)"
                         }
                         return line
                     }.joined(separator: "\n")
@@ -67,10 +69,15 @@ extension Curbside {
                 case .alreadyStored:
                     throw CLIError(
                         "\(messageID) is no longer in the outbox: the relay stored it, and a stored message cannot be recalled",
-                        hint: "`curbside status \(messageID)` shows where it stands; tell its recipient if it was sent in error"
+                        hint:
+                            "`curbside status \(messageID)` shows where it stands; tell its recipient if it was sent in error"
                     )
                 case .notQueued, .sending:
-                    throw ClientError(.unknownMessage, "there is no message \(messageID) in the outbox", hint: "`curbside outbox` lists what waits")
+                    throw ClientError(
+                        .unknownMessage,
+                        "there is no message \(messageID) in the outbox",
+                        hint: "`curbside outbox` lists what waits"
+                    )
                 }
             }
         }

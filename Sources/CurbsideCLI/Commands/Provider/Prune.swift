@@ -15,14 +15,17 @@ extension Curbside {
                 """
         )
         @OptionGroup var options: ProviderOptions
-        @Option(help: "Delete copies of sent files the relay stored at least this many days ago.") var sentDays: Int = 14
+        @Option(help: "Delete copies of sent files the relay stored at least this many days ago.") var sentDays: Int =
+            14
 
         func validate() throws {
             guard sentDays >= 0 else { throw ValidationError("--sent-days must be 0 or more") }
         }
 
         func run() async throws {
-            let before = Timestamp.now().millisecondsSince1970 - min(UInt64(sentDays) * 86_400_000, Timestamp.now().millisecondsSince1970)
+            let before =
+                Timestamp.now().millisecondsSince1970
+                - min(UInt64(sentDays) * 86_400_000, Timestamp.now().millisecondsSince1970)
             let report = try await options.open().prune(sentStoredBefore: before)
             try options.output(report) {
                 report.bytes == 0 && report.sentCopies + report.leftovers == 0
