@@ -32,6 +32,10 @@ public actor Client {
     nonisolated let progressHandler = Mutex<(@Sendable (TransferProgress) -> Void)?>(nil)
     /// Counts transfer progress reports, so a retry loop can tell a drop after progress from one without.
     nonisolated let transferred = Mutex<UInt64>(0)
+    /// Called when a queued message leaves the outbox (the relay stored it).
+    nonisolated let sentHandler = Mutex<(@Sendable (OutboxItem) -> Void)?>(nil)
+    /// Set by ``stopSending()``: from then on this client queues nothing and sends no message to the relay.
+    nonisolated let sendingStopped = Mutex<Bool>(false)
     /// Reconnections after a connection drops part-way through a sync.
     var retryLimit = 5
     /// What incoming attachments may make this device download.

@@ -99,7 +99,7 @@ struct OutputJSONTests {
         )
         #expect(
             AttachmentState.allCases.map(\.rawValue)
-                == ["ready", "uploaded", "saved", "unavailable", "corrupt", "too_large", "over_sender_limit"]
+                == ["ready", "uploaded", "discarded", "saved", "unavailable", "corrupt", "too_large", "over_sender_limit"]
         )
         #expect(Urgency.allCases.map(\.rawValue) == ["routine", "urgent", "emergency"])
         for urgency in Consult.Urgency.allCases {

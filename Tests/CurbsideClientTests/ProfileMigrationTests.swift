@@ -129,4 +129,32 @@ struct ProfileMigrationTests {
         #expect(failures.map(\.reason) == [.other, .badSignature])
         #expect(failures.map(\.detail) == ["bad_signature", "bad_signature"])
     }
+
+    /// v8 adds the outbox's sending mark: an entry queued before has none, so it can still be cancelled (no `send`
+    /// request of it can be with the relay unseen: the old client answered every one before the entry changed).
+    @Test func theSendingMarkIsAddedUnsetOnWaitingEntries() throws {
+        let key = SymmetricKey(byteCount: 32)
+        let (path, id, _) = try oldProfile(key: key)
+        let queue = try DatabaseQueue(path: path)
+        try ProfileDatabase.migrator(storageKey: key).migrate(queue, upTo: ProfileDatabase.outboxErrorCodesMigration)
+        try queue.write { db in
+            try db.execute(sql: "INSERT INTO outbox (message_id, recipient, queued_at) VALUES (?, 'osei.derm', 1)", arguments: [Data(id.rawValue)])
+        }
+        try queue.close()
+        let database = try ProfileDatabase(path: path, storageKey: key)
+        try database.writer.read { db in
+            let applied = try ProfileDatabase.migrator(storageKey: key).appliedIdentifiers(db)
+            #expect(applied.contains(ProfileDatabase.outboxSendingMigration))
+            #expect(try OutboxStore.sendingMark(db, id) == false)
+        }
+        try database.writer.write { db in
+            let marked = try OutboxStore.markSending(db, id, at: Timestamp(millisecondsSince1970: 5))
+            #expect(marked)
+            #expect(try OutboxStore.sendingMark(db, id) == true)
+            try OutboxStore.clearSending(db, id)
+            #expect(try OutboxStore.sendingMark(db, id) == false)
+            try OutboxStore.remove(db, id)
+            #expect(try OutboxStore.markSending(db, id, at: Timestamp(millisecondsSince1970: 6)) == false, "a cancelled entry is never marked")
+        }
+    }
 }

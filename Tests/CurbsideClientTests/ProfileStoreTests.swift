@@ -131,11 +131,11 @@ struct ProfileStoreTests {
         let stored: [String] = try database.writer.read { db in
             try String.fetchAll(db, sql: "SELECT state FROM attachment WHERE message_id = ? ORDER BY idx", arguments: [Data(id.rawValue)])
         }
-        #expect(stored == ["ready", "uploaded", "saved", "unavailable", "corrupt", "too_large", "over_sender_limit"])
+        #expect(stored == ["ready", "uploaded", "discarded", "saved", "unavailable", "corrupt", "too_large", "over_sender_limit"])
         try database.writer.write { db in try AttachmentStore.setState(db, id, index: 0, .uploaded) }
         let records = try database.writer.read { db in try AttachmentStore.attachments(db, of: id) }
         #expect(records.map(\.state) == [.uploaded] + AttachmentState.allCases.dropFirst())
-        #expect(records.filter(\.state.hasFile).map(\.index) == [0, 1, 2])
+        #expect(records.filter(\.state.hasFile).map(\.index) == [0, 1, 3], "a discarded copy has no file")
     }
 
     @Test func oneTimePrekeysHandedOutAreMarkedOldestFirstAndDeletedPastTheLimit() throws {

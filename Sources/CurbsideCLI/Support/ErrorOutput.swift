@@ -76,6 +76,9 @@ extension Curbside.Show: ProviderCommand {}
 extension Curbside.Status: ProviderCommand {}
 extension Curbside.Sync: ProviderCommand {}
 extension Curbside.Watch: ProviderCommand {}
+extension Curbside.Outbox.List: ProviderCommand {}
+extension Curbside.Outbox.Cancel: ProviderCommand {}
+extension Curbside.Prune: ProviderCommand {}
 
 extension Curbside.Relay.RelayCheckConfig: JSONReportingCommand {
     public var reportsJSON: Bool { json }

@@ -11,19 +11,25 @@ public enum ExitStatus {
     public static let trust: Int32 = 65
     /// The relay could not be reached (or showed another certificate key); queued work is kept.
     public static let network: Int32 = 69
+    /// `send` or `reply`: the message is queued in the outbox, not yet stored on the relay; a later command that
+    /// reaches the relay sends it (EX_TEMPFAIL).
+    public static let queued: Int32 = 75
     /// The relay refused, or something broke the protocol.
     public static let `protocol`: Int32 = 76
     /// The profile could not be opened: wrong passphrase, damaged files.
     public static let profile: Int32 = 77
     /// A relay's settings (relay.conf, CURBSIDE_RELAY_* variables) have problems; each is printed.
     public static let configuration: Int32 = 78
+    /// Ctrl-C (SIGINT) or SIGTERM stopped a `send` or `reply`; what became of the message is printed.
+    public static let interrupted: Int32 = 130
 
     static let help = """
         Exit status: 0 ok; 64 usage (bad arguments, unknown handle or id); 65 trust (a contact's key changed or a \
         safety number did not match; nothing was sent); 69 network (relay unreachable or certificate mismatch; \
-        queued messages are kept); 76 protocol (the relay refused or broke the protocol); 77 profile (wrong \
+        queued messages are kept); 75 queued (send or reply: the message waits in the outbox, not yet stored on the \
+        relay; a later command that reaches the relay sends it); 76 protocol (the relay refused or broke the protocol); 77 profile (wrong \
         passphrase or damaged profile); 78 configuration (relay.conf or a CURBSIDE_RELAY_* variable has a problem); \
-        1 anything else.
+        130 interrupted (Ctrl-C during send or reply: the message was cancelled, or it is said why not); 1 anything else.
         """
 
     /// The statuses of `curbside relay` commands, in `curbside relay --help`.
@@ -88,4 +94,31 @@ struct CLIError: CurbsideReportableError, CustomStringConvertible {
     var report: String { "curbside: error: \(description)\n" }
 
     var jsonReport: String { Curbside.encode(CLIErrorBody(code: "failed", message: message, hint: hint)) }
+}
+
+/// A command that ends with its own status after saying why on standard error: a message left queued (75), a send
+/// interrupted by Ctrl-C (130). `report` holds its `curbside: …` lines.
+struct CommandEnding: CurbsideReportableError {
+    let report: String
+    let exitStatus: Int32
+    let jsonReport: String
+
+    /// `lines` say what happened; a line that starts with `hint: ` says what to do.
+    init(_ lines: [String], status: Int32) {
+        report = lines.map { "curbside: \($0)\n" }.joined()
+        exitStatus = status
+        let hints = lines.filter { $0.hasPrefix("hint: ") }.map { String($0.dropFirst(6)) }
+        let code = switch status {
+        case ExitStatus.queued: "queued"
+        case ExitStatus.interrupted: "interrupted"
+        default: "failed"
+        }
+        jsonReport = Curbside.encode(
+            CLIErrorBody(
+                code: code,
+                message: lines.filter { !$0.hasPrefix("hint: ") }.joined(separator: "; "),
+                hint: hints.isEmpty ? nil : hints.joined(separator: "; ")
+            )
+        )
+    }
 }

@@ -36,15 +36,22 @@ func parseMessageID(_ text: String) throws -> MessageID {
     return id
 }
 
-/// Prints a send's outcome: the id, and whether it waits in the outbox.
+/// Prints a send's outcome: only its id on standard output (or the outcome as JSON). A message that waits in the
+/// outbox ends the command with status 75 (`ExitStatus.queued`) and a line on standard error saying why.
 func report(_ outcome: SendOutcome, options: ProviderOptions) throws {
     if !options.json {
         for note in outcome.removedMetadata { FileHandle.standardError.write(Data("curbside: removed \(note)\n".utf8)) }
     }
-    try options.output(outcome) {
-        outcome.stored
-            ? outcome.id
-            : "\(outcome.id)\nqueued: \(outcome.waiting ?? "the relay could not be reached"); `curbside sync` sends it when the relay can be reached"
+    try options.output(outcome) { outcome.id }
+    guard outcome.stored else {
+        throw CommandEnding(
+            [
+                "queued, not yet stored: \(outcome.waiting ?? "the relay could not be reached")",
+                "hint: it waits in the outbox; any later command that reaches the relay (`curbside sync`) sends it, "
+                    + "and `curbside outbox cancel \(outcome.id)` withdraws it",
+            ],
+            status: ExitStatus.queued
+        )
     }
 }
 

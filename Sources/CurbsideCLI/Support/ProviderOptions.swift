@@ -13,8 +13,26 @@ struct ProviderOptions: ParsableArguments {
 
     var homeURL: URL { Client.home(explicit: home) }
 
-    /// Opens the profile with the passphrase from CURBSIDE_PASSPHRASE or a prompt.
-    func open() async throws -> Client {
+    /// Opens the profile with the passphrase from CURBSIDE_PASSPHRASE or a prompt, ready to say on standard error
+    /// what it does that takes time or leaves the device: a progress line per phase that moves file bytes (on a
+    /// terminal, without --json), and a `curbside: sent …` line for each message it flushes from the outbox — except
+    /// `ownMessage`, which the command reports itself — and for each automatic receipt only in the count.
+    func open(ownMessage: MessageID? = nil) async throws -> Client {
+        let client = try await openProfile()
+        if !json, isatty(STDERR_FILENO) == 1 {
+            client.onTransferProgress { ProgressBar.shared.show($0) }
+        }
+        let own = ownMessage?.description
+        client.onSent { item in
+            guard item.id != own, item.kind != .receipt else { return }
+            ProgressBar.shared.end()
+            let title = item.title.isEmpty ? "" : ": \(item.title)"
+            FileHandle.standardError.write(Data("curbside: sent \(item.kind) \(item.id) to \(item.recipient) from the outbox\(title)\n".utf8))
+        }
+        return client
+    }
+
+    private func openProfile() async throws -> Client {
         let home = homeURL
         guard FileManager.default.fileExists(atPath: home.appendingPathComponent("identity.json").path) else {
             throw ClientError(

@@ -72,15 +72,23 @@ public struct AttachmentSource: Sendable, Hashable {
 
 /// Where a transfer stands, for a progress display.
 public struct TransferProgress: Sendable, Hashable {
-    /// Which way the bytes move.
-    public enum Direction: String, Sendable { case upload, download }
-    /// Upload or download.
+    /// The phase: which way the bytes move, or what is done to them on this device.
+    public enum Direction: String, Sendable {
+        case upload, download
+        /// Encrypting a file to attach (bytes of the original read).
+        case encryption = "encrypt"
+        /// Checking that a downloaded file decrypts with the sender's key (bytes read).
+        case verification = "check"
+        /// Decrypting a received file to save it (bytes read).
+        case decryption = "decrypt"
+    }
+    /// Upload, download, or work on this device.
     public let direction: Direction
     /// The attachment's file name.
     public let fileName: String
     /// Bytes transferred so far (a resumed transfer starts where the last one stopped).
     public let bytes: UInt64
-    /// The encrypted file's size.
+    /// The encrypted file's size (the original's, for encryption).
     public let total: UInt64
 }
 
@@ -126,20 +134,49 @@ enum AttachmentFiles {
     }
 
     /// Strips metadata (unless kept) and encrypts `source` to a fresh single-use identity into `destination`,
-    /// streaming: memory stays at about two 1 MiB buffers and one age chunk.
-    static func prepare(_ source: AttachmentSource, into destination: String) throws -> PreparedAttachment {
+    /// streaming: memory stays at about two 1 MiB buffers and one age chunk. `progress` is called with the bytes of
+    /// `source` read and its size; `stop` is asked between pieces and ends the work with `CancellationError`. Nothing
+    /// is left at `destination` when this throws.
+    static func prepare(
+        _ source: AttachmentSource,
+        into destination: String,
+        progress: (UInt64, UInt64) -> Void = { _, _ in },
+        stop: () throws -> Void = {}
+    ) throws -> PreparedAttachment {
         let input = try openForReading(source.path)
         defer { try? input.close() }
+        let total = (try? input.seekToEnd()) ?? 0
+        try input.seek(toOffset: 0)
         // The content decides, not the name: the first bytes are read and judged before anything is written.
         var head: [UInt8] = []
         while head.count < ContentFormat.headLength, let data = try read(input, upTo: ContentFormat.headLength - head.count, of: source.path), !data.isEmpty {
             head += data
         }
         let mediaType = try source.admit(head: head)
+        let output = try OutputFile(path: destination)
+        do {
+            return try encrypt(input, head: head, source, mediaType: mediaType, to: output, at: destination, total: total, progress: progress, stop: stop)
+        } catch {
+            try? output.close(sync: false)
+            unlink(destination)
+            throw error
+        }
+    }
+
+    private static func encrypt(
+        _ input: FileHandle,
+        head: [UInt8],
+        _ source: AttachmentSource,
+        mediaType: String,
+        to output: OutputFile,
+        at destination: String,
+        total: UInt64,
+        progress: (UInt64, UInt64) -> Void,
+        stop: () throws -> Void
+    ) throws -> PreparedAttachment {
         let identity = AgreementKey.Private()
         var encryptor = try AgeEncryptor(recipient: identity.publicKey)
         var filter = MetadataFilter()
-        let output = try OutputFile(path: destination)
         let hasher = FileSHA256()
         var size: UInt64 = 0
         func emit(_ bytes: [UInt8]) throws {
@@ -150,15 +187,18 @@ enum AttachmentFiles {
         }
         try emit(encryptor.header)
         var piece = head
+        var consumed: UInt64 = 0
+        progress(0, total)
         while !piece.isEmpty {
+            try stop()
             let plain = source.keepMetadata ? piece : filter.update(piece)
             try emit(try encryptor.update(plain))
+            consumed += UInt64(piece.count)
+            progress(min(consumed, total), total)
             piece = try read(input, upTo: readSize, of: source.path).map(Array.init) ?? []
         }
         if !source.keepMetadata { try emit(try encryptor.update(filter.finish())) }
         if filter.uncheckable {
-            try? output.close(sync: false)
-            unlink(destination)
             throw ClientError(
                 .unsupportedAttachment,
                 "\(source.fileName) has more metadata than Curbside can check for location data",
@@ -191,13 +231,19 @@ enum AttachmentFiles {
     }
 
     /// Checks that the age file at `path` decrypts completely with `identity`, keeping none of the plaintext.
-    static func verify(_ path: String, identity: AgreementKey.Private) throws {
+    static func verify(_ path: String, identity: AgreementKey.Private, progress: (UInt64, UInt64) -> Void = { _, _ in }) throws {
         guard let input = FileHandle(forReadingAtPath: path) else { throw ClientError(.profileNotWritable, "cannot read \(path)") }
         defer { try? input.close() }
+        let total = (try? input.seekToEnd()) ?? 0
+        try input.seek(toOffset: 0)
         var decryptor = AgeDecryptor(identity: identity)
+        var consumed: UInt64 = 0
+        progress(0, total)
         while let data = try input.read(upToCount: readSize), !data.isEmpty {
             var plaintext = try decryptor.update(Array(data))
             secureZero(&plaintext)
+            consumed += UInt64(data.count)
+            progress(min(consumed, total), total)
         }
         var last = try decryptor.finish()
         secureZero(&last)
@@ -205,16 +251,27 @@ enum AttachmentFiles {
 
     /// Decrypts the age file at `path` with `identity` into `destination`, streaming; nothing is left at
     /// `destination` if the file does not decrypt completely.
-    static func decrypt(_ path: String, identity: AgreementKey.Private, to destination: String) throws {
+    static func decrypt(
+        _ path: String,
+        identity: AgreementKey.Private,
+        to destination: String,
+        progress: (UInt64, UInt64) -> Void = { _, _ in }
+    ) throws {
         guard let input = FileHandle(forReadingAtPath: path) else { throw ClientError(.profileNotWritable, "cannot read \(path)") }
         defer { try? input.close() }
+        let total = (try? input.seekToEnd()) ?? 0
+        try input.seek(toOffset: 0)
         // A new name nobody else can have made: never a file or link someone placed at a predictable path.
         let temporary = destination + ".\(UInt32.random(in: 0...UInt32.max)).part"
         let output = try OutputFile(path: temporary, exclusive: true)
         do {
             var decryptor = AgeDecryptor(identity: identity)
+            var read: UInt64 = 0
+            progress(0, total)
             while let data = try input.read(upToCount: readSize), !data.isEmpty {
                 try output.write(try decryptor.update(Array(data)))
+                read += UInt64(data.count)
+                progress(min(read, total), total)
             }
             try output.write(try decryptor.finish())
             try output.close(sync: true)

@@ -15,7 +15,13 @@ extension Client {
             do {
                 for (index, source) in sources.enumerated() {
                     let path = directory.appendingPathComponent("\(id)-\(index).age").path
-                    prepared.append((try AttachmentFiles.prepare(source, into: path), source))
+                    let file = try AttachmentFiles.prepare(
+                        source,
+                        into: path,
+                        progress: { self.report(.encryption, source.fileName, $0, $1) },
+                        stop: { try self.checkSendingAllowed() }
+                    )
+                    prepared.append((file, source))
                 }
             } catch {
                 // A later file was refused: the message is not queued, so the files encrypted for it go too.
@@ -105,7 +111,10 @@ extension Client {
                 }
                 // It must also decrypt with the identity the sender gave; the plaintext is not kept.
                 let identity = descriptor.ageIdentity
-                try await BlockingWork.run { try AttachmentFiles.verify(path, identity: identity) }
+                let name = descriptor.fileName
+                try await BlockingWork.run {
+                    try AttachmentFiles.verify(path, identity: identity, progress: { self.report(.verification, name, $0, $1) })
+                }
                 states.append(.saved)
                 fromSender += Int64(descriptor.size)
             } catch let error as ClientError where error.category == .network {
@@ -170,7 +179,10 @@ extension Client {
                 written += [target, keyPath]
             } else {
                 let identity = descriptor.ageIdentity
-                try await BlockingWork.run { try AttachmentFiles.decrypt(source, identity: identity, to: target) }
+                let name = descriptor.fileName
+                try await BlockingWork.run {
+                    try AttachmentFiles.decrypt(source, identity: identity, to: target, progress: { self.report(.decryption, name, $0, $1) })
+                }
                 written.append(target)
             }
         }

@@ -34,6 +34,7 @@ extension Client {
             report(.upload, name, offset, size)
             while offset < size || !inflight.isEmpty {
                 while inflight.count < Self.transferWindow, offset < size, refused == nil {
+                    try checkSendingAllowed()
                     let data = Array(try input.read(upToCount: Self.chunkSize(afterConfirming: confirmed)) ?? Data())
                     guard !data.isEmpty else { throw ClientError(.profileDamaged, "\(path) is shorter than recorded") }
                     inflight.append(try await startRequest(connection, .uploadChunk(try UploadChunk(attachmentID: sha256, offset: offset, data: data))))

@@ -10,19 +10,33 @@ extension Client {
     /// The consult is saved and queued first, then the outbox is flushed: if the relay cannot be reached it stays
     /// queued (`stored == false`) and goes out, with the same message id, on the next sync.
     ///
+    /// `id` is the consult's id, chosen by the caller when it must know it before the call returns (to cancel it on
+    /// Ctrl-C with ``cancelQueued(_:evenIfSending:)``).
+    ///
     /// - Throws: `ClientError` `.trust` when the recipient's key changed (nothing is sent; the consult stays queued
-    ///   until the new key is verified), `.usage` for an unknown recipient.
-    public func send(_ consult: Consult, to recipient: Handle, attachments: [AttachmentSource] = []) async throws -> SendOutcome {
+    ///   until the new key is verified), `.usage` for an unknown recipient; `CancellationError` after
+    ///   ``stopSending()``.
+    public func send(
+        _ consult: Consult,
+        to recipient: Handle,
+        attachments: [AttachmentSource] = [],
+        id: MessageID = .random()
+    ) async throws -> SendOutcome {
         try await checkNotBlocked(recipient)
         // Encrypted to disk first (streaming, outside any transaction), then recorded with the message at once.
-        let id = MessageID.random()
         let prepared = try await prepareAttachments(attachments, for: id)
-        _ = try await queue(.consult(consult), to: recipient, id: id, prepared: prepared)
+        try await queueOrDiscard(.consult(consult), to: recipient, id: id, thread: nil, prepared: prepared)
         return try await deliver(id).noting(prepared)
     }
 
-    /// Replies in the thread of message `id` (a consult or reply received from, or sent to, the other party).
-    public func reply(to id: MessageID, text: String, attachments: [AttachmentSource] = []) async throws -> SendOutcome {
+    /// Replies in the thread of message `id` (a consult or reply received from, or sent to, the other party), as
+    /// message `replyID`.
+    public func reply(
+        to id: MessageID,
+        text: String,
+        attachments: [AttachmentSource] = [],
+        replyID: MessageID = .random()
+    ) async throws -> SendOutcome {
         guard let original = try await database.writer.read({ db in try MessageStore.message(db, id) }), original.kind != .receipt else {
             throw ClientError(.unknownMessage, "there is no consult or reply \(id)", hint: "`curbside inbox` lists them")
         }
@@ -30,9 +44,8 @@ extension Client {
         try await checkNotBlocked(recipient)
         // A message kept under a local id (its sender reused another's id) is answered by the id it was sent with.
         let reply = try Reply(inReplyTo: original.wireID ?? id, text: text)
-        let replyID = MessageID.random()
         let prepared = try await prepareAttachments(attachments, for: replyID)
-        _ = try await queue(.reply(reply), to: recipient, id: replyID, thread: original.threadID, prepared: prepared)
+        try await queueOrDiscard(.reply(reply), to: recipient, id: replyID, thread: original.threadID, prepared: prepared)
         return try await deliver(replyID).noting(prepared)
     }
 
@@ -71,7 +84,25 @@ extension Client {
         case nil:
             // Not tried: the relay could not be reached, or the connection was lost before its turn.
             let reason = failure ?? flush.interruption ?? ClientError(.unreachable, "the relay could not be reached")
+            try await recordAttempt(id, reason)  // so `curbside outbox` can say why it waits
             return SendOutcome(id: id.description, stored: false, waiting: reason.message, reason: reason)
+        }
+    }
+
+    /// Queues a message with its encrypted attachments; if it cannot be queued (``stopSending()`` came first), the
+    /// encrypted files go too.
+    private func queueOrDiscard(
+        _ content: Content,
+        to recipient: Handle,
+        id: MessageID,
+        thread: ThreadID?,
+        prepared: [(PreparedAttachment, AttachmentSource)]
+    ) async throws {
+        do {
+            _ = try await queue(content, to: recipient, id: id, thread: thread, prepared: prepared)
+        } catch {
+            for (file, _) in prepared { unlink(file.path) }
+            throw error
         }
     }
 

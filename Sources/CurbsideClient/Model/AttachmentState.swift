@@ -1,6 +1,6 @@
 /// Where one attachment stands.
 ///
-/// Sent attachments are `ready` (encrypted on disk) then `uploaded`; received ones are `saved`, or one of the
+/// Sent attachments are `ready` (encrypted on disk), `uploaded`, then `discarded` (the copy deleted once delivered); received ones are `saved`, or one of the
 /// reasons they were not (their sender got a `failed` receipt naming it). The raw value is the word the CLI prints
 /// and `--json` carries, and the value the profile database stores.
 public enum AttachmentState: String, Sendable, Hashable, Codable, CaseIterable, CustomStringConvertible {
@@ -8,6 +8,9 @@ public enum AttachmentState: String, Sendable, Hashable, Codable, CaseIterable, 
     case ready
     /// Sent: on the relay.
     case uploaded
+    /// Sent: its recipient's device has it (or the relay's lifetime for it passed), so the encrypted copy on this
+    /// device was deleted.
+    case discarded
     /// Received: downloaded and checked.
     case saved
     /// Received: not on the relay any more, or not fetched (no connection).

@@ -14,6 +14,8 @@ extension Client {
     ) async throws -> MessageID {
         let database = self.database
         try await database.writer.write { db in
+            // Checked in the transaction: after `stopSending()` and a `cancelQueued` nothing can be queued behind them.
+            try self.checkSendingAllowed()
             try Self.queue(db, database, content, to: recipient, id: id, thread: thread, now: now)
             try Self.insertAttachments(db, database, prepared, for: id)
         }
@@ -72,10 +74,21 @@ extension Client {
         let recipient = try Handle(entry.recipient)
         do {
             let (envelope, attachmentIDs) = try await envelope(for: entry, recipient: recipient, connection: connection)
+            // The point of no return: marked in the outbox first (unless stopped or cancelled meanwhile), so a
+            // cancellation can tell a message the relay may hold from one it cannot have.
+            let request = try SendRequest(recipient: recipient, envelope: envelope, attachments: attachmentIDs)
+            let now = Timestamp.now()
+            let marked = try await database.writer.write { db in
+                try self.checkSendingAllowed()
+                return try OutboxStore.markSending(db, id, at: now)
+            }
+            guard marked else { return .abandoned(ClientError(.unknownMessage, "message \(id) was cancelled before it was sent")) }
             let reply: RelayMessage
             do {
-                reply = try await connection.request(.send(try SendRequest(recipient: recipient, envelope: envelope, attachments: attachmentIDs)))
+                reply = try await connection.request(.send(request))
             } catch let error as RelayClientError {
+                // A refusal means the relay did not store it; a lost connection leaves the question open.
+                if case .refused = error { try await database.writer.write { db in try OutboxStore.clearSending(db, id) } }
                 throw clientError(error)
             }
             guard case .stored(let stored) = reply else { throw ClientError(.protocolViolation, "the relay did not answer stored") }
@@ -86,10 +99,13 @@ extension Client {
                     try EventStore.add(db, database, id, .stored, at: stored.storedAt)
                 }
             }
+            announceSent(entry)
             return .stored(stored)
         } catch let error as ClientError where error.category == .network {
             try await recordAttempt(id, error)
             return .queued(error)
+        } catch let error as CancellationError {
+            throw error  // stopSending(): the message is not sent now, and nothing is recorded against it
         } catch {
             // A value that does not decode or open is this profile's damage, not the relay's.
             let failure = error as? ClientError ?? ClientError(.profileDamaged, "\(error)")
@@ -104,7 +120,7 @@ extension Client {
     }
 
     /// Records a failed attempt: the sentence for people, the codes for decisions.
-    private func recordAttempt(_ id: MessageID, _ error: ClientError) async throws {
+    func recordAttempt(_ id: MessageID, _ error: ClientError) async throws {
         try await database.writer.write { db in try OutboxStore.recordAttempt(db, id, error) }
     }
 

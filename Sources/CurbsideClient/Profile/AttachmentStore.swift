@@ -85,6 +85,41 @@ enum AttachmentStore {
         )
     }
 
+    /// Deletes message `id`'s attachment rows and returns the paths of their files, for the caller to unlink once the
+    /// transaction has committed.
+    static func deleteAll(_ db: Database, of id: MessageID) throws -> [String] {
+        let paths = try String.fetchAll(db, sql: "SELECT path FROM attachment WHERE message_id = ?", arguments: [Data(id.rawValue)])
+        try db.execute(sql: "DELETE FROM attachment WHERE message_id = ?", arguments: [Data(id.rawValue)])
+        return paths
+    }
+
+    /// Sent attachments whose encrypted copy is no longer needed: the message left the outbox and its recipient's
+    /// device has it (`delivered_to_device` or `delivered`), or the relay dropped it (`expired`), or — with
+    /// `storedBefore` — the relay stored it before that time (milliseconds since 1970).
+    static func releasable(_ db: Database, storedBefore: Int64? = nil) throws -> [(id: MessageID, index: Int, path: String, size: UInt64)] {
+        let done = [DeliveryState.deliveredToDevice, .delivered, .expired].map { "'\($0.rawValue)'" }.joined(separator: ", ")
+        let stored = storedBefore == nil ? "" : " OR (e.kind = '\(DeliveryState.stored.rawValue)' AND e.at < ?)"
+        return try Row.fetchAll(
+            db,
+            sql: """
+                SELECT a.message_id, a.idx, a.path, a.size FROM attachment a JOIN message m ON m.id = a.message_id
+                WHERE m.direction = ? AND a.state IN (?, ?)
+                AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = a.message_id)
+                AND EXISTS (SELECT 1 FROM event e WHERE e.message_id = a.message_id AND (e.kind IN (\(done))\(stored)))
+                """,
+            arguments: StatementArguments(
+                [Direction.outgoing.rawValue, AttachmentState.ready.rawValue, AttachmentState.uploaded.rawValue] + (storedBefore.map { [$0] } ?? [])
+            )
+        ).map { row in
+            (try MessageID(rawValue: Array(row["message_id"] as Data)), Int(row["idx"] as Int64), row["path"], UInt64(row["size"] as Int64))
+        }
+    }
+
+    /// Every attachment file path the profile refers to.
+    static func allPaths(_ db: Database) throws -> Set<String> {
+        Set(try String.fetchAll(db, sql: "SELECT path FROM attachment"))
+    }
+
     /// Bytes of attachments saved from `peer`'s messages received since `since` (milliseconds since 1970).
     static func savedBytes(_ db: Database, from peer: Handle, receivedSince since: Int64) throws -> Int64 {
         try Int64.fetchOne(

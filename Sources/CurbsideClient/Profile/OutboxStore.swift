@@ -72,6 +72,43 @@ enum OutboxStore {
         )
     }
 
+    /// Marks entry `id` as being sent, just before its `send` request goes to the relay. Returns false when the entry
+    /// is gone (cancelled meanwhile, by this process or another): it must not be sent then.
+    static func markSending(_ db: Database, _ id: MessageID, at: Timestamp) throws -> Bool {
+        try db.execute(
+            sql: "UPDATE outbox SET sending_at = ? WHERE message_id = ?",
+            arguments: [at.signedMilliseconds, Data(id.rawValue)]
+        )
+        return db.changesCount == 1
+    }
+
+    /// Clears the sending mark: the relay refused the `send`, so it cannot have stored it.
+    static func clearSending(_ db: Database, _ id: MessageID) throws {
+        try db.execute(sql: "UPDATE outbox SET sending_at = NULL WHERE message_id = ?", arguments: [Data(id.rawValue)])
+    }
+
+    /// Whether entry `id` exists and whether a `send` of it may be with the relay; nil when it is not queued.
+    static func sendingMark(_ db: Database, _ id: MessageID) throws -> Bool? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT sending_at FROM outbox WHERE message_id = ?", arguments: [Data(id.rawValue)]) else {
+            return nil
+        }
+        return (row["sending_at"] as Int64?) != nil
+    }
+
+    /// What the outbox listing shows, oldest first: each entry with its sealed body, attachment count and bytes.
+    static func listing(_ db: Database) throws -> [Row] {
+        try Row.fetchAll(
+            db,
+            sql: """
+                SELECT o.message_id, o.recipient, o.queued_at, o.attempts, o.last_error, o.last_error_code, o.sending_at,
+                    m.kind, m.body,
+                    (SELECT COUNT(*) FROM attachment a WHERE a.message_id = o.message_id) AS attachments,
+                    (SELECT COALESCE(SUM(a.size), 0) FROM attachment a WHERE a.message_id = o.message_id) AS attachment_bytes
+                FROM outbox o JOIN message m ON m.id = o.message_id ORDER BY o.queued_at, o.rowid
+                """
+        )
+    }
+
     /// Keeps `sealed` as the entry's envelope unless one is kept already (another process sealed it first), and
     /// returns the envelope kept.
     static func keepEnvelope(_ db: Database, _ id: MessageID, _ sealed: [UInt8]) throws -> [UInt8] {

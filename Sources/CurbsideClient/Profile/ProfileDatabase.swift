@@ -213,11 +213,20 @@ struct ProfileDatabase: Sendable {
                     """
             )
         }
+        // The point of no return of a send: set just before the `send` request goes to the relay and cleared when the
+        // relay refuses it, so a cancellation (Ctrl-C, `curbside outbox cancel`) can tell a message nobody can have
+        // received from one the relay may have stored.
+        migrator.registerMigration(outboxSendingMigration) { db in
+            try db.alter(table: "outbox") { t in
+                t.add(column: "sending_at", .integer)  // milliseconds since 1970; NULL: no send request went out
+            }
+        }
         return migrator
     }
 
     static let outboxErrorCodesMigration = "v6: outbox error codes"
     static let failureReasonsMigration = "v7: failure reasons as codes"
+    static let outboxSendingMigration = "v8: outbox sending mark"
 
     // MARK: - Sealed columns
 

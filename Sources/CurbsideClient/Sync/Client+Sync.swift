@@ -82,6 +82,7 @@ extension Client {
         try await fetchAll(connection, report: &report)
         try await applyNotices(connection, report: &report)
         try await flushAll(connection, report: &report)
+        try await discardDeliveredAttachments()
         try await deleteRetiredPrekeys()
         try await deleteHandedOutPrekeys()
         try await forgetOldEnvelopeIDs()
@@ -150,6 +151,7 @@ extension Client {
         }
         report.notices += notices.count
         _ = try await request(connection, .acknowledgeNotices(through: last.sequence))
+        try await discardDeliveredAttachments()  // a watch learns of deliveries here
     }
 
     /// The spec's name of a failure reason (spec/envelope.md §Receipt).

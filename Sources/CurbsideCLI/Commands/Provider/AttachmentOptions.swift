@@ -23,10 +23,7 @@ struct AttachmentOptions: ParsableArguments {
 
     var sources: [AttachmentSource] { images.map { AttachmentSource(path: $0, keepMetadata: keepMetadata) } }
 
-    func configure(_ client: Client, options: ProviderOptions) async throws {
+    func configure(_ client: Client) async {
         await client.setRetryLimit(retries)
-        if !options.json, isatty(STDERR_FILENO) == 1 {
-            client.onTransferProgress { ProgressBar.shared.show($0) }
-        }
     }
 }

@@ -6,8 +6,11 @@ import Foundation
 extension Curbside {
     struct Reply: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Reply in the thread of a consult or reply.",
+            abstract: "Reply in the thread of a consult or reply; prints the reply's id.",
             discussion: """
+                As with send: a reply that waits in the outbox exits with status 75, and Ctrl-C cancels it unless the \
+                relay has stored it already (status 130).
+
                 Examples:
                   curbside reply 3f9a0c… --text "Features suggest a dysplastic naevus; excise with 2 mm margins."
                   curbside reply 3f9a0c… --text-file answer.txt --image annotated.png
@@ -30,11 +33,17 @@ extension Curbside {
                 guard let data = FileManager.default.contents(atPath: textFile) else { throw ClientError(.fileNotAccessible, "cannot read \(textFile)") }
                 body = String(decoding: data, as: UTF8.self)
             }
-            let client = try await options.open()
-            try await attachments.configure(client, options: options)
+            let original = try parseMessageID(id)
+            let text = body
+            let replyID = MessageID.random()
+            let client = try await options.open(ownMessage: replyID)
+            await attachments.configure(client)
+            let sources = attachments.sources
             let outcome: SendOutcome
             do {
-                outcome = try await client.reply(to: try parseMessageID(id), text: body, attachments: attachments.sources)
+                outcome = try await InterruptibleSend.run("reply", id: replyID, client: client, options: options) {
+                    try await client.reply(to: original, text: text, attachments: sources, replyID: replyID)
+                }
                 ProgressBar.shared.end()
             } catch let error as WireError {
                 throw ClientError(.invalidArgument, "the reply cannot be sent as written: \(error)")

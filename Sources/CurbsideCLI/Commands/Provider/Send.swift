@@ -8,7 +8,10 @@ extension Curbside {
         static let configuration = CommandConfiguration(
             abstract: "Send a consult; prints its id.",
             discussion: """
-                When the relay cannot be reached, the consult is queued and `curbside sync` sends it later.
+                Prints only the consult's id on standard output. When the relay cannot be reached, the consult waits \
+                in the outbox: the command says so on standard error and exits with status 75, and any later command \
+                that reaches the relay (`curbside sync`) sends it. Ctrl-C cancels the consult unless the relay has \
+                stored it already (then it says so: a stored consult cannot be recalled); exit status 130.
 
                 Examples:
                   curbside send osei.derm --subject "Pigmented lesion, left forearm" \\
@@ -54,9 +57,14 @@ extension Curbside {
             } catch {
                 throw ClientError(.invalidArgument, "the consult cannot be sent as written: \(error)")
             }
-            let client = try await options.open()
-            try await attachments.configure(client, options: options)
-            let outcome = try await client.send(consult, to: try parseHandle(handle), attachments: attachments.sources)
+            let recipient = try parseHandle(handle)
+            let id = MessageID.random()
+            let client = try await options.open(ownMessage: id)
+            await attachments.configure(client)
+            let sources = attachments.sources
+            let outcome = try await InterruptibleSend.run("consult", id: id, client: client, options: options) {
+                try await client.send(consult, to: recipient, attachments: sources, id: id)
+            }
             ProgressBar.shared.end()
             try report(outcome, options: options)
         }
