@@ -79,6 +79,8 @@ extension Client {
                 hint: "compare the new safety number with \(recipient) in person or by phone (`curbside contacts show \(recipient)`); "
                     + "`curbside contacts verify \(recipient) NUMBER` then sends it"
             )
+        case .abandoned(let error) where error.code == .unknownMessage:
+            throw error  // cancelled meanwhile (`curbside outbox cancel` in another process): nothing was sent
         case .queued(let error), .refused(let error), .abandoned(let error):
             return SendOutcome(id: id.description, stored: false, waiting: error.message, reason: error)
         case nil:
