@@ -147,6 +147,17 @@ extension VectorGenerator {
             RelayMessage.attachmentData(AttachmentData(size: declared, offset: 48, data: [])).frame(requestID: 16),
         ]
         addStream("attachment frames", attachmentFrames.flatMap(\.encoded), frames: attachmentFrames, "valid")
+        // A consult cancelled after its image was uploaded: the sender abandons the upload (spec/relay.md §Attachments).
+        let abandoned = [
+            RelayMessage.abandonUpload(attachmentID: imageID).frame(requestID: 17),
+            RelayMessage.uploadAbandoned.frame(requestID: 17),
+        ]
+        addStream("abandoned upload frames", abandoned.flatMap(\.encoded), frames: abandoned, "valid")
+        addStream(
+            "abandon upload with a short id",
+            Frame(type: 0x2C, requestID: 17, body: Array(imageID.prefix(31))).encoded,
+            "malformed_frame"
+        )
         let uploadStatusBody = attachmentFrames[1].body
         addStream(
             "upload status holding more than its size",

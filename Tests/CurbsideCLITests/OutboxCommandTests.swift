@@ -268,6 +268,9 @@ struct OutboxCommandTests {
             let sync = try curbside("sync", "--json", home: sender)
             let syncReport = try json(sync.stdout) as? [String: Any]
             #expect(sync.status == 0 && syncReport?["sent"] as? Int == 0, "\(sync.stdout) \(sync.stderr)")
+            // The relay, stalled when Ctrl-C came, was told at the next connection to forget the partial upload
+            // (abandon_upload): its bytes are gone at once, not after the upload lifetime.
+            #expect(Self.bytes(in: partial) == 0, "the relay still holds the cancelled upload")
             let received = try curbside("inbox", "--json", home: recipient)
             #expect(received.status == 0)
             #expect(!received.stdout.contains(id) && !received.stdout.contains("WRONG PATIENT"), "\(received.stdout)")

@@ -135,6 +135,31 @@ struct AttachmentStoreTests {
         #expect(try await store.queueUsage(for: derm) == (2, 2 * (300 + 9)), "acknowledging gives the bytes back")
     }
 
+    /// abandon_upload (spec/relay.md §Attachments): the owner's upload no envelope names is forgotten at once,
+    /// committed or not; one a stored envelope names, or another account's, is left as it was.
+    @Test(arguments: StoreKind.allCases) func anAbandonedUploadIsForgottenUnlessAnEnvelopeNamesIt(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore().withProviders()
+        let sent = try await committedUpload(store, owner: gp, id: image)
+        _ = try await store.enqueue(submission("consult", to: derm, attachments: [image]))
+        let cancelled = SHA256.hash(Array("cancelled consult's photo".utf8))
+        let committed = try await committedUpload(store, owner: gp, id: cancelled)
+        let partial = SHA256.hash(Array("half uploaded".utf8))
+        let started = try opened(try await store.openUpload(owner: gp, id: partial, size: 100, expiresAt: now.adding(seconds: 60), quota: 1 << 30, maximumCount: 256))
+        let dermsOwn = try await committedUpload(store, owner: derm, id: cancelled)
+
+        #expect(try await store.abandonUpload(owner: gp, id: cancelled) == [committed.key])
+        #expect(try await store.abandonUpload(owner: gp, id: partial) == [started.key])
+        #expect(try await store.upload(owner: gp, id: cancelled) == nil)
+        #expect(try await store.upload(owner: gp, id: partial) == nil)
+        // Named by a queued envelope: kept for it. Another account's upload of the same bytes: untouched.
+        #expect(try await store.abandonUpload(owner: gp, id: image) == [])
+        #expect(try await store.upload(owner: gp, id: image)?.key == sent.key)
+        #expect(try await store.upload(owner: derm, id: cancelled)?.key == dermsOwn.key)
+        // Twice, or never uploaded: nothing, and no error.
+        #expect(try await store.abandonUpload(owner: gp, id: cancelled) == [])
+        #expect(try await store.abandonUpload(owner: cardio, id: SHA256.hash([1])) == [])
+    }
+
     @Test(arguments: StoreKind.allCases) func uploadsNoEnvelopeNamesExpire(_ kind: StoreKind) async throws {
         let store = try await kind.makeStore().withProviders()
         let kept = try await committedUpload(store, owner: gp, id: image)

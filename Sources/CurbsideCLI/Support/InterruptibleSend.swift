@@ -60,6 +60,9 @@ enum InterruptibleSend {
                 switch try await client.cancelQueued(id, evenIfSending: false) {
                 case .cancelled, .cancelledButMayBeStored:
                     sending.cancel()
+                    // What was uploaded for it is forgotten by the relay now (once the stopped upload lets go of the
+                    // connection, within 2 s), or at the next sync.
+                    await client.abandonCancelledUploads(within: .seconds(2))
                     throw CommandEnding(
                         [
                             "cancelled: \(noun) \(id) was not sent; the relay had not stored it, nobody will receive it, and it is no longer in the outbox"

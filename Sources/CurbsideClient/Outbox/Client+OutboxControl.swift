@@ -32,8 +32,8 @@ extension Client {
     /// A message whose `send` request went to the relay without an answer yet may be stored already: with
     /// `evenIfSending` false it is left alone (`.sending`), with true it is deleted here all the same
     /// (`.cancelledButMayBeStored`). A message the relay stored is never changed (`.alreadyStored`): it cannot be
-    /// recalled. Upload bytes already on the relay that no envelope names are deleted there after its upload
-    /// lifetime (7 days by default, spec/relay.md §Attachments).
+    /// recalled. The relay is asked to forget the message's uploads (`abandon_upload`) by ``abandonCancelledUploads(within:)``
+    /// or, failing that, at the next sync.
     public func cancelQueued(_ id: MessageID, evenIfSending: Bool = true) async throws -> OutboxCancellation {
         let (outcome, files) = try await database.writer.write { db -> (OutboxCancellation, [String]) in
             guard let sending = try OutboxStore.sendingMark(db, id) else {
@@ -44,6 +44,8 @@ extension Client {
                 return (.notQueued, [])
             }
             if sending, !evenIfSending { return (.sending, []) }
+            // The relay is told to forget what was uploaded for it (it keeps anything a stored envelope names).
+            try AbandonedUploadStore.add(db, try AttachmentStore.attachments(db, of: id).map(\.sha256), at: .now())
             try OutboxStore.remove(db, id)
             let files = try AttachmentStore.deleteAll(db, of: id)
             try EventStore.deleteAll(db, of: id)

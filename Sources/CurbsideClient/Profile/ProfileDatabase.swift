@@ -221,12 +221,20 @@ struct ProfileDatabase: Sendable {
                 t.add(column: "sending_at", .integer)  // milliseconds since 1970; NULL: no send request went out
             }
         }
+        // Uploads of cancelled messages the relay is still to be told to forget (abandon_upload).
+        migrator.registerMigration(abandonedUploadsMigration) { db in
+            try db.create(table: "abandoned_upload") { t in
+                t.column("attachment_id", .blob).primaryKey()  // SHA-256 of the encrypted file
+                t.column("at", .integer).notNull()  // when the message was cancelled, milliseconds since 1970
+            }
+        }
         return migrator
     }
 
     static let outboxErrorCodesMigration = "v6: outbox error codes"
     static let failureReasonsMigration = "v7: failure reasons as codes"
     static let outboxSendingMigration = "v8: outbox sending mark"
+    static let abandonedUploadsMigration = "v9: abandoned uploads"
 
     // MARK: - Sealed columns
 

@@ -78,6 +78,7 @@ extension Client {
     /// One round with the relay: prekeys, outbox, envelopes, notices, then the receipts that produced.
     func exchange(_ connection: RelayConnection, report: inout SyncReport) async throws {
         try await maintainPrekeys(connection)
+        try await abandonUploads(connection)
         try await flushAll(connection, report: &report)
         try await fetchAll(connection, report: &report)
         try await applyNotices(connection, report: &report)

@@ -140,6 +140,14 @@ extension RelaySession {
         return try await status(upload, sizeAsked: upload.size)
     }
 
+    /// Deletes `owner`'s upload `id` unless an envelope names it (spec/relay.md §Attachments); answered whatever
+    /// the relay held.
+    func abandonUpload(_ id: [UInt8], owner: Handle) async throws -> RelayMessage {
+        let forgotten = try await store.abandonUpload(owner: owner, id: id)
+        await settle(Removal(attachmentFiles: forgotten))
+        return .uploadAbandoned
+    }
+
     func commitUpload(_ id: [UInt8], owner: Handle) async throws -> RelayMessage {
         guard let upload = try await store.upload(owner: owner, id: id) else {
             throw RelayError(.unknownAttachment, "no upload \(id.hexString) is open for \(owner)")

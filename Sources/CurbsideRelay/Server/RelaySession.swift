@@ -295,11 +295,13 @@ struct RelaySession {
             return try await refusing(state) { try await writeChunk(chunk, owner: owner) }
         case (.loggedIn(let owner), .commitUpload(let id)):
             return try await refusing(state) { try await commitUpload(id, owner: owner) }
+        case (.loggedIn(let owner), .abandonUpload(let id)):
+            return try await refusing(state) { try await abandonUpload(id, owner: owner) }
         case (.loggedIn(let account), .download(let request)):
             return try await refusing(state) { try await download(request, by: account) }
         case (.awaitingLogin, _):
             throw RelayError(.notLoggedIn, "log in first")
-        case (.loggedIn, .login), (.loggedIn, .register), (.loggedIn, .checkEnrollment), (_, .enrollmentUsable), (_, .challenge), (_, .loginAccepted), (_, .error),
+        case (.loggedIn, .login), (.loggedIn, .register), (.loggedIn, .checkEnrollment), (_, .enrollmentUsable), (_, .uploadAbandoned), (_, .challenge), (_, .loginAccepted), (_, .error),
             (_, .registered), (_, .prekeysPublished), (_, .bundle), (_, .stored), (_, .envelopes), (_, .acknowledged),
             (_, .notices), (_, .noticesAcknowledged), (_, .pushEnvelope), (_, .pushNotice), (_, .prekeysLow),
             (_, .uploadStatus), (_, .attachmentData):

@@ -80,6 +80,10 @@ public protocol RelayStore: Sendable {
     /// `owner`'s upload named `id`, if any.
     func upload(owner: Handle, id: [UInt8]) async throws -> StoredAttachment?
 
+    /// Forgets `owner`'s upload named `id`, committed or not, unless an envelope names it; returns the key of what was
+    /// forgotten (its file is to be deleted), or nothing.
+    func abandonUpload(owner: Handle, id: [UInt8]) async throws -> [Int64]
+
     /// Marks an upload committed (its file is durable and checked); it is deleted at `expiresAt` unless an envelope
     /// refers to it by then.
     func markCommitted(_ key: Int64, expiresAt: Timestamp) async throws

@@ -669,6 +669,21 @@ public final class SQLiteRelayStore: RelayStore {
         }
     }
 
+    public func abandonUpload(owner: Handle, id: [UInt8]) async throws -> [Int64] {
+        try await Self.transaction(database) { db in
+            let keys = try Int64.fetchAll(
+                db,
+                sql: """
+                    SELECT key FROM attachment
+                    WHERE owner = ? AND sha256 = ? AND NOT EXISTS (SELECT 1 FROM envelope_attachment WHERE attachment = attachment.key)
+                    """,
+                arguments: [owner.rawValue, Data(id)]
+            )
+            for key in keys { try db.execute(sql: "DELETE FROM attachment WHERE key = ?", arguments: [key]) }
+            return keys
+        }
+    }
+
     public func markCommitted(_ key: Int64, expiresAt: Timestamp) async throws {
         try await Self.transaction(database) { db in
             // An upload already referred to (committed before) keeps living by its envelopes.

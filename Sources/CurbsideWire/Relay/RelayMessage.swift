@@ -65,6 +65,11 @@ public enum RelayMessage: Sendable, Hashable {
     case checkEnrollment(EnrollmentCheck)
     /// Relay → client: it would; the code is unused, unexpired, for this handle, and the handle is free.
     case enrollmentUsable
+    /// Client → relay: the account no longer needs this upload (its consult was cancelled); delete it unless an
+    /// envelope names it.
+    case abandonUpload(attachmentID: [UInt8])
+    /// Relay → client: done (whatever the relay held).
+    case uploadAbandoned
 
     public enum FrameType: UInt16, Sendable {
         case error = 0x0001
@@ -99,6 +104,8 @@ public enum RelayMessage: Sendable, Hashable {
         case reject = 0x0029
         case checkEnrollment = 0x002A
         case enrollmentUsable = 0x002B
+        case abandonUpload = 0x002C
+        case uploadAbandoned = 0x002D
     }
 
     static let fetchLimitBounds = 1...1000
@@ -141,6 +148,8 @@ public enum RelayMessage: Sendable, Hashable {
         case .reject: .reject
         case .checkEnrollment: .checkEnrollment
         case .enrollmentUsable: .enrollmentUsable
+        case .abandonUpload: .abandonUpload
+        case .uploadAbandoned: .uploadAbandoned
         }
     }
 
@@ -161,7 +170,7 @@ public enum RelayMessage: Sendable, Hashable {
             challenge.encode(to: &writer)
         case .login(let login):
             login.encode(to: &writer)
-        case .loginAccepted, .registered, .enrollmentUsable:
+        case .loginAccepted, .registered, .enrollmentUsable, .uploadAbandoned:
             break
         case .register(let request):
             request.encode(to: &writer)
@@ -206,7 +215,7 @@ public enum RelayMessage: Sendable, Hashable {
             status.encode(to: &writer)
         case .uploadChunk(let chunk):
             chunk.encode(to: &writer)
-        case .commitUpload(let id):
+        case .commitUpload(let id), .abandonUpload(let id):
             writer.writeBytes(id)
         case .download(let request):
             request.encode(to: &writer)
@@ -248,6 +257,10 @@ public enum RelayMessage: Sendable, Hashable {
                 self = .checkEnrollment(try EnrollmentCheck(from: &reader, field: "check_enrollment"))
             case .enrollmentUsable:
                 self = .enrollmentUsable
+            case .abandonUpload:
+                self = .abandonUpload(attachmentID: try reader.readBytes(count: 32, "abandon_upload.attachment_id"))
+            case .uploadAbandoned:
+                self = .uploadAbandoned
             case .publishPrekeys:
                 self = .publishPrekeys(try PrekeyUpload(from: &reader, field: "publish_prekeys"))
             case .prekeysPublished:

@@ -235,6 +235,10 @@ class Connection:
     def commit_upload(self, attachment_id: bytes) -> relay.UploadStatus:
         return self.request(relay.COMMIT_UPLOAD, enc.fixed(attachment_id, 32), relay.UPLOAD_STATUS)
 
+    def abandon_upload(self, attachment_id: bytes) -> None:
+        """relay.md §Attachments: the account no longer needs this upload; answered whatever the relay held."""
+        self.request(relay.ABANDON_UPLOAD, enc.fixed(attachment_id, 32), relay.UPLOAD_ABANDONED)
+
     def download(self, attachment_id: bytes, offset: int, length: int) -> relay.AttachmentData:
         body = relay.Download(attachment_id, offset, length).encode()
         return self.request(relay.DOWNLOAD, body, relay.ATTACHMENT_DATA)

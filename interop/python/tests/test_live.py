@@ -166,6 +166,26 @@ def test_enrollment_check_answers_as_registration_would(registered):
             assert info.value.identifier == expected, info.value
 
 
+def test_an_abandoned_upload_is_forgotten(registered):
+    """relay.md §Attachments, against the Swift relay: a committed upload no envelope names is deleted by
+    abandon_upload (opening it again starts from nothing), and abandoning twice, or an id never uploaded, is no error."""
+    live = registered
+    python = live["python"]
+    data = os.urandom(1000)
+    attachment_id = hashlib.sha256(data).digest()
+    with live["relay"].connect() as conn:
+        python.login(conn)
+        conn.open_upload(attachment_id, len(data))
+        conn.upload_chunk(attachment_id, 0, data)
+        assert conn.commit_upload(attachment_id).state == relay.COMPLETE
+        conn.abandon_upload(attachment_id)
+        conn.abandon_upload(attachment_id)
+        conn.abandon_upload(hashlib.sha256(b"never uploaded").digest())
+        again = conn.open_upload(attachment_id, len(data))
+        assert again.held == 0 and again.state == relay.UPLOADING, again
+        conn.abandon_upload(attachment_id)
+
+
 def test_wrong_relay_key_is_refused(live):
     wrong = hashlib.sha256(b"not the relay").hexdigest()
     with pytest.raises(PinMismatch) as info:

@@ -53,13 +53,16 @@ extension Curbside {
 
             func run() async throws {
                 let messageID = try parseMessageID(id)
-                let outcome = try await options.open().cancelQueued(messageID, evenIfSending: true)
+                let client = try await options.open()
+                let outcome = try await client.cancelQueued(messageID, evenIfSending: true)
                 struct Output: Encodable {
                     let id: String
                     let outcome: OutboxCancellation
                 }
                 switch outcome {
                 case .cancelled, .cancelledButMayBeStored:
+                    // The relay forgets the uploads now if it can be reached; otherwise at the next sync.
+                    await client.abandonCancelledUploads()
                     try options.output(Output(id: messageID.description, outcome: outcome)) {
                         outcome == .cancelled
                             ? "cancelled \(messageID): it was not sent, nobody will receive it"

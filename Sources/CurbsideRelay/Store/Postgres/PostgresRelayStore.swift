@@ -749,6 +749,24 @@ public final class PostgresRelayStore: RelayStore, Service {
         return try await reading { connection in try await Self.attachment(connection, owner: owner, id: id, logger: logger) }
     }
 
+    public func abandonUpload(owner: Handle, id: [UInt8]) async throws -> [Int64] {
+        let logger = self.logger
+        return try await transaction { connection in
+            var keys: [Int64] = []
+            for try await key in try await connection.query(ifOpen:
+                """
+                DELETE FROM attachment a WHERE a.owner = \(owner.rawValue) AND a.sha256 = \(ByteBuffer(bytes: id))
+                    AND NOT EXISTS (SELECT 1 FROM envelope_attachment l WHERE l.attachment = a.key)
+                RETURNING key
+                """,
+                logger: logger
+            ).decode(Int64.self) {
+                keys.append(key)
+            }
+            return keys
+        }
+    }
+
     public func markCommitted(_ key: Int64, expiresAt: Timestamp) async throws {
         let logger = self.logger
         try await transaction { connection in
