@@ -27,7 +27,7 @@ extension Curbside {
             try await attachments.configure(client, options: options)
             let outcome: SendOutcome
             do {
-                outcome = try await client.reply(to: try parseMessageID(id), text: body, attachments: attachments.sources)
+                outcome = try await client.reply(to: try await resolveMessageID(id, in: client), text: body, attachments: attachments.sources)
                 ProgressBar.shared.end()
             } catch let error as WireError {
                 throw ClientError(.invalidArgument, "the reply cannot be sent as written: \(error)")
