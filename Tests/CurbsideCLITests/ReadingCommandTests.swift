@@ -117,7 +117,7 @@ struct ReadingCommandTests {
 
             let short = try curbside("show", String(ids[0].prefix(5)), home: derm)
             #expect(short.status == ExitStatus.usage)
-            #expect(short.stderr.hasPrefix("curbside: error: \"\(ids[0].prefix(5))\" is too short to name a message"), "\(short.stderr)")
+            #expect(short.stderr.hasPrefix("curbside: error: \"\(ids[0].prefix(5))\" is not a message id: too short, give at least 6"), "\(short.stderr)")
             let notHex = try curbside("show", "pigmented", home: derm)
             #expect(notHex.status == ExitStatus.usage && notHex.stderr.contains("is not a message id"), "\(notHex.stderr)")
             let unknown = try curbside("show", "000000000", home: derm)

@@ -27,7 +27,7 @@ extension Client {
         guard prefix.count >= Self.minimumMessageIDPrefix else {
             throw ClientError(
                 .invalidArgument,
-                "\"\(text)\" is too short to name a message: give at least \(Self.minimumMessageIDPrefix) hex digits of its id",
+                "\"\(text)\" is not a message id: too short, give at least \(Self.minimumMessageIDPrefix) of its 32 hex digits",
                 hint: "`curbside inbox` and `curbside status` list ids"
             )
         }
