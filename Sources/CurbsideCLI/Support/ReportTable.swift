@@ -42,7 +42,8 @@ struct ReportTable {
     ///   46fc9803593ede3c8d9c6f6100ce23f0  to osei.derm  [urgent]  Pigmented lesion, left forearm  waiting 2 d 04 h
     /// ```
     var text: String {
-        let period = "consults created " + (report.since.map { formatTime($0) + " " } ?? "") + "to \(formatTime(report.until))"
+        let period = report.since.map { "consults created \(formatTime($0)) to \(formatTime(report.until))" }
+            ?? "consults created up to \(formatTime(report.until))"
         var lines = ["\(period); times from creation, median / 90th percentile"]
         if report.rows.isEmpty { lines.append("no consults sent or received in this period") }
         for direction in [Direction.outgoing, .incoming] {
