@@ -85,8 +85,10 @@ struct WatchCommandTests {
             let routine = try send("Routine mole check", urgency: "routine", from: gp)
             let plain = try #require(await coloured.next { $0.contains(routine) })
             #expect(!plain.contains("\u{1B}") && plain.contains("[routine]  Routine mole check"), "\(plain.debugDescription)")
-            // The inbox prints the same line.
-            #expect(try curbside("inbox", home: derm).stdout.contains(plain))
+            // The inbox prints the same line; to a pipe, without CLICOLOR_FORCE, an emergency is not coloured.
+            let inbox = try curbside("inbox", home: derm).stdout
+            #expect(inbox.contains(plain))
+            #expect(inbox.contains("* \(emergency)  ") && inbox.contains("[EMERGENCY]") && !inbox.contains("\u{1B}"), "\(inbox.debugDescription)")
             #expect(coloured.interrupt() == 0)
 
             let noColour = try WatchProcess(
