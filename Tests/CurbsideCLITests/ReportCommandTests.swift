@@ -134,4 +134,14 @@ struct ReportCommandTests {
             #expect(badThreshold.status == ExitStatus.usage && badThreshold.stderr.contains("needs a unit"), "\(badThreshold.stderr)")
         }
     }
+
+    /// The help of the commands this part added or changed reads as prose: no stray line-continuation backslashes.
+    @Test func helpOfReportWatchAndInboxReadsAsProse() {
+        for help in [Curbside.Report.helpMessage(), Curbside.Watch.helpMessage(), Curbside.Inbox.helpMessage()] {
+            #expect(!help.contains("\\"), "\(help)")
+            #expect(help.contains("--json"))
+        }
+        #expect(Curbside.Report.helpMessage().contains("--unanswered-after <duration>"))
+        #expect(Curbside.Inbox.helpMessage().contains("--all"))
+    }
 }

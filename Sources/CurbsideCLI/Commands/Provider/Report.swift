@@ -8,10 +8,10 @@ extension Curbside {
         static let configuration = CommandConfiguration(
             abstract: "Turnaround across consults: time to delivered, read and answered, by urgency and by peer.",
             discussion: """
-                For the consults you sent (and those you received, as a specialist does): how many, and the median \\
-                and 90th percentile (nearest rank) of the time from each consult's creation to its delivery, its \\
-                reading and its answer — overall, by urgency and by peer — then the consults still unanswered after \\
-                --unanswered-after. Times come from the receipts this profile holds (a sync runs first when the \\
+                For the consults you sent (and those you received, as a specialist does): how many, and the median \
+                and 90th percentile (nearest rank) of the time from each consult's creation to its delivery, its \
+                reading and its answer — overall, by urgency and by peer — then the consults still unanswered after \
+                --unanswered-after. Times come from the receipts this profile holds (a sync runs first when the \
                 relay can be reached). --json gives milliseconds; --csv gives the table, one row per group.
                 """
         )

@@ -8,9 +8,9 @@ extension Curbside {
         static let configuration = CommandConfiguration(
             abstract: "Stay connected and print arrivals and receipts as they happen; reconnects with back-off. Ctrl-C stops.",
             discussion: """
-                Each consult or reply that arrives is printed as its `curbside inbox` line (an emergency in red on a \\
-                terminal; NO_COLOR turns colour off). Receipts and notices about what you sent name the message and \\
-                the step it reached. With --json, one JSON object a line: event, at, and the message's id, peer, \\
+                Each consult or reply that arrives is printed as its `curbside inbox` line (an emergency in red on a \
+                terminal; NO_COLOR turns colour off). Receipts and notices about what you sent name the message and \
+                the step it reached. With --json, one JSON object a line: event, at, and the message's id, peer, \
                 kind, urgency, title (and step, for receipts and notices).
                 """
         )
