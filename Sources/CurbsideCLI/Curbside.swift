@@ -21,7 +21,7 @@ public struct Curbside: AsyncParsableCommand {
         version: "curbside \(version) (libsodium \(CryptoLibrary.sodiumVersion), \(OpenSSLLibrary.versionString))",
         subcommands: [
             Init.self, Whoami.self, Contacts.self, Send.self, Inbox.self, Show.self, Reply.self, Status.self, Sync.self,
-            Outbox.self, Prune.self, Watch.self, Relay.self, Demo.self, Completion.self,
+            Outbox.self, Prune.self, Watch.self, Report.self, Relay.self, Demo.self, Completion.self,
         ]
     )
 

@@ -43,6 +43,8 @@ public actor Client {
     /// A sync or watch step is running; others wait (see `exclusively`).
     var busy = false
     var busyWaiters: [CheckedContinuation<Void, Never>] = []
+    /// How far `watch` has reported the profile's activity.
+    var watchCursor = ActivityCursor(messageRow: 0, eventSeq: 0)
 
     /// How long a signed prekey is valid, and how often it is replaced.
     static let signedPrekeyLifetime: UInt64 = 30 * 86_400

@@ -66,7 +66,7 @@ public struct ClientError: ErrorDomain, Hashable, CustomStringConvertible {
     /// Every code, in number order.
     public static let allCodes: [Code] = [
         .invalidArgument, .unknownMessage, .unknownContact, .unknownRecipient, .noProfile, .profileExists,
-        .unsupportedAttachment, .fileNotAccessible,
+        .unsupportedAttachment, .fileNotAccessible, .ambiguousMessageID,
         .wrongPassphrase, .profileDamaged, .profileNotWritable, .identityRejected, .concurrentUpdate,
         .keyChanged, .safetyNumberMismatch, .untrustedSender,
         .unreachable, .certificateMismatch, .relayUnavailable, .recipientKeysExpired,
@@ -147,6 +147,8 @@ extension ErrorCode where Domain == ClientError {
     public static var unsupportedAttachment: Self { .init(1007, "unsupported_attachment", "unsupported attachment") }
     /// A file the user named cannot be read or written.
     public static var fileNotAccessible: Self { .init(1008, "file_not_accessible", "file not accessible") }
+    /// A shortened message id that more than one message's id begins with; the message lists them.
+    public static var ambiguousMessageID: Self { .init(1009, "ambiguous_message_id", "ambiguous message id") }
 
     // Profile: the profile cannot be used.
 

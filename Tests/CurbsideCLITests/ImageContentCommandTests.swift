@@ -79,7 +79,7 @@ struct ImageContentCommandTests {
             #expect(outcome?["removed_metadata"] as? [String] == ["photo.jpg: PNG text chunks"])
 
             #expect(try curbside("inbox", home: derm).status == 0)
-            for (sent, line) in [(keptWebP, "fundus.webp  image/webp  "), (png, "photo.jpg  image/png  ")] {
+            for (sent, line) in [(keptWebP, "fundus.webp, WebP, "), (png, "photo.jpg, PNG, ")] {
                 let id = try #require((try JSONSerialization.jsonObject(with: Data(sent.stdout.utf8)) as? [String: Any])?["id"] as? String)
                 let shown = try curbside("show", id, home: derm)
                 #expect(shown.stdout.contains(line), "\(shown.stdout)")

@@ -73,20 +73,42 @@ struct OutputJSONTests {
         #expect(try reencoded([ConsultStatus].self, Self.status) == Self.status)
     }
 
+    /// Connection events carry a sentence; events about a message carry its fields beside `event` and `at` (as
+    /// `inbox --json` lists it), and receipts and notices the `step` reached.
     static let watch = [
         #"{"at":1767225600000,"detail":"127.0.0.1:7443","event":"connected"}"#,
         #"{"at":1767225600001,"detail":"the relay closed the connection","event":"disconnected"}"#,
         #"{"at":1767225600002,"detail":"in 1 s","event":"retrying"}"#,
-        #"{"at":1767225600003,"detail":"1 new consult(s) or reply(ies); `curbside inbox` lists them","event":"received"}"#,
-        #"{"at":1767225600004,"detail":"1 receipt(s); `curbside status` shows them","event":"receipt"}"#,
-        #"{"at":1767225600005,"detail":"1 relay notice(s)","event":"notice"}"#,
-        #"{"at":1767225600006,"detail":"1 message(s) left the outbox","event":"sent"}"#,
-        #"{"at":1767225600007,"detail":"1 envelope(s) could not be opened","event":"failed"}"#,
+        #"{"at":1767225600003,"created_at":1767225600000,"direction":"in","event":"received","#
+            + #""id":"00112233445566778899aabbccddeeff","kind":"consult","peer":"amara.gp","state":"received","#
+            + #""thread":"00112233445566778899aabbccddeeff","title":"Anaphylaxis","unread":true,"untrusted":false,"#
+            + #""urgency":"emergency"}"#,
+        #"{"at":1767225600004,"created_at":1767225600000,"direction":"out","event":"receipt","#
+            + #""id":"0102030405060708090a0b0c0d0e0f10","kind":"consult","peer":"osei.derm","state":"read","step":"read","#
+            + #""thread":"0102030405060708090a0b0c0d0e0f10","title":"Rash","untrusted":false,"urgency":"routine"}"#,
+        #"{"at":1767225600005,"created_at":1767225600000,"direction":"out","event":"notice","#
+            + #""id":"0102030405060708090a0b0c0d0e0f10","kind":"consult","peer":"osei.derm","state":"delivered_to_device","#
+            + #""step":"delivered_to_device","thread":"0102030405060708090a0b0c0d0e0f10","title":"Rash","untrusted":false,"#
+            + #""urgency":"routine"}"#,
+        #"{"at":1767225600006,"created_at":1767225600000,"direction":"out","event":"sent","#
+            + #""id":"1112131415161718191a1b1c1d1e1f20","kind":"reply","peer":"amara.gp","state":"stored","#
+            + #""thread":"00112233445566778899aabbccddeeff","title":"Excise","untrusted":false}"#,
+        #"{"at":1767225600007,"detail":"1 envelope(s) could not be opened; `curbside inbox` says from whom","event":"failed"}"#,
     ]
 
     @Test(arguments: watch)
     func watchEvent(_ json: String) throws {
         #expect(try reencoded(WatchEvent.self, json) == json)
+    }
+
+    /// A watch event's message decodes as the message, not as loose keys.
+    @Test func watchEventCarriesItsMessage() throws {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        let event = try decoder.decode(WatchEvent.self, from: Data(Self.watch[4].utf8))
+        #expect(event.kind == .receipt && event.step == .read && event.detail == nil)
+        #expect(event.message?.id == "0102030405060708090a0b0c0d0e0f10" && event.message?.urgency == .routine)
+        #expect(try decoder.decode(WatchEvent.self, from: Data(Self.watch[0].utf8)).message == nil)
     }
 
     /// Every case has its word, and a word the library does not know is refused rather than guessed.

@@ -52,11 +52,9 @@ struct ProfileSpaceCommandTests {
             #expect(encryptedFiles(derm).count == 1, "the dermatologist keeps the received photo")
             #expect(try curbside("sync", home: gp).status == 0)
             #expect(encryptedFiles(gp).isEmpty, "delivered: the GP's encrypted copy is deleted")
-            #expect(try curbside("show", id, home: gp).stdout.contains("forearm.jpg  image/jpeg  ") == true)
-            #expect(
-                try curbside("show", id, home: gp).stdout.contains("  discarded"),
-                "the sent attachment says its copy is gone"
-            )
+            let shown = try curbside("show", id, home: gp).stdout
+            #expect(shown.contains("  forearm.jpg, JPEG, "), "\(shown)")
+            #expect(shown.contains("not on this device: its encrypted copy was deleted once the recipient's device had it"), "the sent attachment says its copy is gone: \(shown)")
 
             // A second consult the dermatologist has not fetched, and a file left by an interrupted send two days ago.
             let second = try curbside(
@@ -91,7 +89,8 @@ struct ProfileSpaceCommandTests {
             #expect(try curbside("prune", home: gp).stdout == "nothing to free\n")
             // The relay still has it: the dermatologist receives the second consult whole.
             #expect(try curbside("inbox", home: derm).status == 0)
-            #expect(try curbside("show", secondID, home: derm).stdout.contains("  saved"))
+            let received = try curbside("show", secondID, home: derm).stdout
+            #expect(received.contains("--save-dir DIR` to export"), "\(received)")
         }
     }
 

@@ -76,7 +76,8 @@ struct ProviderCommandTests {
             #expect(line?.contains(#/  20\d\d-\d\d-\d\dT/#) == true, "\(step) has a time: \(line ?? "missing")")
         }
         #expect(text.contains(/time to answer +\d/))
-        #expect(text.contains("reply   from osei.derm  Features suggest a dysplastic naevus"))
+        // The answer is listed under its consult's subject.
+        #expect(text.contains(/reply   from osei.derm  re: .+ — Features suggest a dysplastic naevus/), "\(text)")
     }
 
     /// Issue 14.2: a consult sealed to a key the dermatologist's profile no longer holds. On main `inbox` said

@@ -237,8 +237,8 @@ struct RelayAccountCommandTests {
 
             let dropped = try relayCommand("revoke", "osei.derm", "--queue", "drop", relay: relay)
             #expect(dropped.stdout.contains("1 queued consult dropped; 1 sender told by an expiry notice"), "\(dropped.stdout) \(dropped.stderr)")
-            try await waitFor("relay notice")
-            #expect(watched().contains("1 relay notice(s)"), "\(watched())")
+            try await waitFor("notice       expired")
+            #expect(watched().contains(/notice +expired: consult [0-9a-f]{32} to osei\.derm/), "\(watched())")
 
             let replaced = try relayCommand("enroll", "amara.gp", "--replace", relay: relay)
             #expect(replaced.status == 0, "\(replaced.stderr)")

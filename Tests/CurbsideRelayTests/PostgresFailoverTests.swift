@@ -82,12 +82,14 @@ struct PostgresFailoverTests {
         #expect(try await pair.store.enqueue(try pair.submission("before the kill")) == .stored(sequence: 1))
         try pair.primary.killPostmaster()
 
-        // No server accepts writes: refused as store_unavailable, within the connect timeout (3 s) and a margin.
+        // No server accepts writes: refused as store_unavailable, not held until a request or TCP timeout. The
+        // connect timeout is 3 s; the bound is loose (30 s) because the suites beside this one load the machine, and
+        // it still tells a refusal from a wait for the kernel's connect timeout (minutes).
         for attempt in 0..<3 {
             let asked = ContinuousClock.now
             let error = await #expect(throws: RelayError.self) { try await pair.store.enqueue(try pair.submission("during \(attempt)")) }
             #expect(error?.code == .storeUnavailable)
-            #expect(ContinuousClock.now - asked < .seconds(7), "attempt \(attempt) waited \(ContinuousClock.now - asked)")
+            #expect(ContinuousClock.now - asked < .seconds(30), "attempt \(attempt) waited \(ContinuousClock.now - asked)")
         }
 
         let (outcome, after) = try await pair.promoteAndSend("after the promotion")

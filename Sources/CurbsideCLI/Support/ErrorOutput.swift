@@ -79,6 +79,7 @@ extension Curbside.Watch: ProviderCommand {}
 extension Curbside.Outbox.List: ProviderCommand {}
 extension Curbside.Outbox.Cancel: ProviderCommand {}
 extension Curbside.Prune: ProviderCommand {}
+extension Curbside.Report: ProviderCommand {}
 
 extension Curbside.Relay.RelayCheckConfig: JSONReportingCommand {
     public var reportsJSON: Bool { json }

@@ -29,11 +29,9 @@ func parseHandle(_ text: String) throws -> Handle {
     }
 }
 
-func parseMessageID(_ text: String) throws -> MessageID {
-    guard let bytes = [UInt8](hexString: text), let id = try? MessageID(rawValue: bytes) else {
-        throw ClientError(.invalidArgument, "\"\(text)\" is not a message id (32 hex digits)", hint: "`curbside inbox` and `curbside status` list ids")
-    }
-    return id
+/// The message `text` names: its id or a unique prefix of it (`Client.messageID(matching:)`).
+func resolveMessageID(_ text: String, in client: Client) async throws -> MessageID {
+    try await client.messageID(matching: text)
 }
 
 /// Prints a send's outcome: only its id on standard output (or the outcome as JSON). A message that waits in the
@@ -59,6 +57,13 @@ func report(_ outcome: SendOutcome, options: ProviderOptions) throws {
 func trustWord(_ contact: Contact) -> String {
     if contact.changedKey != nil { return "KEY CHANGED — sending blocked until verified" }
     return contact.verified ? "verified" : "not verified"
+}
+
+extension String {
+    /// The string cut into pieces of `size` characters (the last may be shorter).
+    func chunked(_ size: Int) -> [String] {
+        Array(self).chunked(size).map { String($0) }
+    }
 }
 
 extension Array {

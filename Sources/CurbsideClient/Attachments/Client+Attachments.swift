@@ -154,8 +154,9 @@ extension Client {
         return try records.map { record in
             let descriptor = try descriptor(record)
             return AttachmentInfo(
-                index: record.index, fileName: descriptor.fileName, mediaType: descriptor.mediaType,
-                size: descriptor.size, sha256: descriptor.sha256.hexString, state: record.state
+                index: record.index, fileName: descriptor.fileName, mediaType: descriptor.mediaType, size: descriptor.size,
+                contentSize: record.state.hasFile ? AttachmentFiles.contentSize(ofEncryptedFile: record.path) : nil,
+                sha256: descriptor.sha256.hexString, state: record.state
             )
         }
     }

@@ -1,10 +1,11 @@
 import CurbsideWire
+import Foundation
 
 /// Where a relay listens and the key its TLS certificate must carry.
 public struct RelayEndpoint: Sendable, Hashable, Codable, CustomStringConvertible {
     public let host: String
     public let port: Int
-    /// SHA-256 of the relay certificate's public key, 64 hex digits (what `curbside relay init` prints).
+    /// SHA-256 of the relay certificate's public key, 64 lower-case hex digits (what `curbside relay init` prints).
     public let fingerprint: String
 
     public init(host: String, port: Int, fingerprint: String) {
@@ -13,12 +14,24 @@ public struct RelayEndpoint: Sendable, Hashable, Codable, CustomStringConvertibl
         self.fingerprint = fingerprint.lowercased()
     }
 
-    /// Parses HOST:PORT ([v6]:PORT for IPv6) and 64 hex digits; nil for port 0, which nothing can connect to.
+    /// Parses HOST:PORT ([v6]:PORT for IPv6) and a fingerprint in any form ``normalizedFingerprint(_:)`` accepts;
+    /// nil for port 0, which nothing can connect to.
     public init?(address: String, fingerprint: String) {
-        guard let parsed = Address(address), parsed.port != 0,
-            fingerprint.count == 64, [UInt8](hexString: fingerprint) != nil
-        else { return nil }
+        guard let parsed = Address(address), parsed.port != 0, let fingerprint = Self.normalizedFingerprint(fingerprint) else {
+            return nil
+        }
         self.init(host: parsed.host, port: parsed.port, fingerprint: fingerprint)
+    }
+
+    /// A relay fingerprint as 64 lower-case hex digits, from any form Curbside prints or a person copies: bare hex
+    /// (`relay init`, `whoami`), `sha256:` and hex (`relay serve`'s log), in either case, grouped with spaces,
+    /// colons or dashes. Nil unless exactly 32 bytes of hex remain: a shortened fingerprint pins nothing.
+    public static func normalizedFingerprint(_ text: String) -> String? {
+        var rest = Substring(text.trimmingCharacters(in: .whitespaces))
+        if rest.lowercased().hasPrefix("sha256:") { rest = rest.dropFirst("sha256:".count) }
+        let digits = rest.filter { !" :-".contains($0) }.lowercased()
+        guard digits.count == 64, digits.allSatisfy(\.isHexDigit) else { return nil }
+        return digits
     }
 
     /// The host and port, without the key.

@@ -214,7 +214,17 @@ extension Client {
         return try await database.writer.read { db in try EventStore.timeline(db, database, id) }
     }
 
-    private func summaries(_ records: [MessageRecord]) async throws -> [MessageSummary] {
+    /// The subject of the consult that started `thread`, when this profile holds it and may show it.
+    private func subject(ofThread thread: MessageID) async throws -> String? {
+        guard let consult = try await database.writer.read({ db in try MessageStore.message(db, thread) }),
+            consult.kind == .consult, !consult.senderKeyChanged
+        else { return nil }
+        guard case .consult(let content) = try Content(decoding: try database.unseal(consult.body, column: "message.body", row: thread.rawValue))
+        else { return nil }
+        return content.subject
+    }
+
+    func summaries(_ records: [MessageRecord]) async throws -> [MessageSummary] {
         var out: [MessageSummary] = []
         for record in records {
             let id = record.id
@@ -235,6 +245,12 @@ extension Client {
                 title = "(hidden: the sender's identity key changed)"
             }
             let state = try await database.writer.read { db in try EventStore.latest(db, id) }
+            var unread: Bool?
+            if record.direction == .incoming, record.kind != .receipt {
+                unread = try await database.writer.read { db in try !EventStore.contains(db, id, .read) }
+            }
+            let consultSubject = untrusted || record.kind != .reply ? nil : try await subject(ofThread: record.threadID)
+            let attachments = try await attachments(of: id)
             out.append(
                 MessageSummary(
                     id: id.description,
@@ -246,7 +262,10 @@ extension Client {
                     urgency: urgency,
                     createdAt: UInt64(record.createdAt),
                     state: state ?? .created,
-                    untrusted: untrusted
+                    untrusted: untrusted,
+                    unread: unread,
+                    consultSubject: consultSubject,
+                    attachments: attachments.isEmpty ? nil : attachments
                 )
             )
         }

@@ -8,6 +8,8 @@ public struct AttachmentInfo: Sendable, Hashable, Codable {
     public let mediaType: String
     /// Size of the encrypted file.
     public let size: UInt64
+    /// Size of the file it decrypts to — the photo's own size — when the encrypted file is on this device.
+    public let contentSize: UInt64?
     /// SHA-256 of the encrypted file, hex: the attachment's id on the relay.
     public let sha256: String
     /// Where its transfer stands.

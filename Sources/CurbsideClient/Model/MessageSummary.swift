@@ -20,4 +20,11 @@ public struct MessageSummary: Sendable, Hashable, Codable {
     public let state: DeliveryState
     /// The sender's key differs from the pinned one: the content stays hidden until it is verified.
     public let untrusted: Bool
+    /// A received consult or reply not yet shown (`show` marks it read and sends its read receipt); nil for what
+    /// this profile sent, and for receipts.
+    public let unread: Bool?
+    /// A reply's thread subject: the subject of the consult it answers, when this profile holds that consult.
+    public let consultSubject: String?
+    /// Its attachments, in order; nil when it has none.
+    public let attachments: [AttachmentInfo]?
 }

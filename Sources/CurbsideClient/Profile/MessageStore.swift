@@ -45,6 +45,33 @@ enum MessageStore {
         try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM message WHERE id = ?)", arguments: [Data(id.rawValue)]) ?? false
     }
 
+    /// The ids of the messages (any kind, either direction) whose id begins with `hexPrefix` (lower-case hex digits),
+    /// oldest first, at most `limit`.
+    static func ids(_ db: Database, withHexPrefix hexPrefix: String, limit: Int) throws -> [MessageID] {
+        // hex() spells a blob in upper case; the prefix has been checked to be hex digits only, so LIKE sees no
+        // wildcard in it.
+        try Data.fetchAll(
+            db,
+            sql: "SELECT id FROM message WHERE hex(id) LIKE ? ORDER BY created_at, id LIMIT ?",
+            arguments: [hexPrefix.uppercased() + "%", limit]
+        ).map { try MessageID(rawValue: Array($0)) }
+    }
+
+    /// Every consult, sent or received, oldest first.
+    static func consults(_ db: Database) throws -> [MessageRecord] {
+        try Row.fetchAll(db, sql: "SELECT * FROM message WHERE kind = ? ORDER BY created_at, id", arguments: [Int64(Content.Kind.consult.rawValue)])
+            .map(MessageRecord.init(row:))
+    }
+
+    /// When this profile wrote its first reply in `thread` (milliseconds since 1970), if it has written one.
+    static func firstReplySent(_ db: Database, inThread thread: MessageID) throws -> Int64? {
+        try Int64.fetchOne(
+            db,
+            sql: "SELECT MIN(created_at) FROM message WHERE thread_id = ? AND direction = ? AND kind = ?",
+            arguments: [Data(thread.rawValue), Direction.outgoing.rawValue, Int64(Content.Kind.reply.rawValue)]
+        )
+    }
+
     /// What was received, newest first.
     static func received(_ db: Database) throws -> [MessageRecord] {
         try Row.fetchAll(db, sql: "SELECT * FROM message WHERE direction = ? ORDER BY created_at DESC, received_at DESC", arguments: [Direction.incoming.rawValue])

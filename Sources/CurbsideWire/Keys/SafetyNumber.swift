@@ -17,6 +17,10 @@ public struct SafetyNumber: Sendable, Hashable, CustomStringConvertible {
         digits = first <= second ? first + second : second + first
     }
 
+    /// The thirty digits `party` contributes to every safety number it has: the half its colleagues see in theirs
+    /// (`curbside whoami` prints one's own).
+    public static func half(of party: Party) -> String { partyDigits(party) }
+
     /// The thirty digits of one party: SHA-256(label ‖ identity_key ‖ len(handle) ‖ handle), whose first 30 bytes
     /// are read as six 40-bit big-endian integers, each reduced modulo 100000 and written as five digits.
     static func partyDigits(_ party: Party) -> String {

@@ -49,11 +49,11 @@ extension Curbside {
                 abstract: "Cancel a waiting message: deleted with its files, it will never be sent."
             )
             @OptionGroup var options: ProviderOptions
-            @Argument(help: "The message's id, as `curbside outbox` lists it.") var id: String
+            @Argument(help: "The message's id as `curbside outbox` lists it, or its first 6 or more hex digits.") var id: String
 
             func run() async throws {
-                let messageID = try parseMessageID(id)
                 let client = try await options.open()
+                let messageID = try await resolveMessageID(id, in: client)
                 let outcome = try await client.cancelQueued(messageID, evenIfSending: true)
                 struct Output: Encodable {
                     let id: String

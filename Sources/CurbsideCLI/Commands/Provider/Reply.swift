@@ -33,10 +33,10 @@ extension Curbside {
                 guard let data = FileManager.default.contents(atPath: textFile) else { throw ClientError(.fileNotAccessible, "cannot read \(textFile)") }
                 body = String(decoding: data, as: UTF8.self)
             }
-            let original = try parseMessageID(id)
             let text = body
             let replyID = MessageID.random()
             let client = try await options.open(ownMessage: replyID)
+            let original = try await resolveMessageID(id, in: client)
             await attachments.configure(client)
             let sources = attachments.sources
             let outcome: SendOutcome

@@ -17,7 +17,7 @@ extension Curbside {
                 """
         )
         @OptionGroup var options: ProviderOptions
-        @Argument(help: "The message id.") var id: String
+        @Argument(help: "The message id, or its first 6 or more hex digits.") var id: String
         @Option(help: ArgumentHelp("Decrypt the attachments into this directory.", valueName: "dir")) var saveDir: String?
         @Option(
             help: ArgumentHelp(
@@ -27,13 +27,26 @@ extension Curbside {
         )
         var rawDir: String?
 
+        /// Why a received attachment is not on this device, for people.
+        static func why(_ state: AttachmentState) -> String {
+            switch state {
+            case .unavailable: "the relay no longer has it, or it was not fetched yet (run `curbside sync`)"
+            case .corrupt: "its size, SHA-256 or encryption did not check; the sender was told"
+            case .tooLarge: "larger than this device accepts; the sender was told"
+            case .overSenderLimit: "past today's limit for this sender; the sender was told"
+            case .discarded: "its encrypted copy was deleted once the recipient's device had it"
+            case .ready, .uploaded, .saved: "\(state)"
+            }
+        }
+
         func run() async throws {
             let client = try await options.open()
-            let messageID = try parseMessageID(id)
+            let messageID = try await resolveMessageID(id, in: client)
             let shown = try await client.show(messageID)
-            var saved: [String] = []
-            if let saveDir { saved += try await client.saveAttachments(of: messageID, to: saveDir) }
-            if let rawDir { saved += try await client.saveAttachments(of: messageID, to: rawDir, raw: true) }
+            var exported: [String] = [], raw: [String] = []
+            if let saveDir { exported = try await client.saveAttachments(of: messageID, to: saveDir) }
+            if let rawDir { raw = try await client.saveAttachments(of: messageID, to: rawDir, raw: true) }
+            let saved = exported + raw
             struct Output: Encodable {
                 let message: ShownMessage
                 let saved: [String]
@@ -52,11 +65,21 @@ extension Curbside {
                 if let text = shown.text { lines += ["", text] }
                 if !shown.attachments.isEmpty {
                     lines += ["", "attachments:"]
+                    // Where each one is: exported just now, ready to export, or why it is not on this device.
+                    var exportedPaths = exported[...]
                     for attachment in shown.attachments {
-                        lines.append("  \(attachment.fileName)  \(attachment.mediaType)  \(attachment.size) bytes  \(attachment.state)")
+                        let described = "  " + AttachmentDescription(attachment).short
+                        let onThisDevice = attachment.state == .saved || attachment.state == .ready || attachment.state == .uploaded
+                        if onThisDevice, let path = exportedPaths.popFirst() {
+                            lines.append("\(described) — saved as \(path)")
+                        } else if onThisDevice {
+                            lines.append("\(described) — `curbside show \(id) --save-dir DIR` to export")
+                        } else {
+                            lines.append("\(described) — not on this device: \(Self.why(attachment.state))")
+                        }
                     }
                 }
-                for path in saved { lines.append("saved        \(path)") }
+                lines += raw.map { "saved        \($0)" }
                 return lines.joined(separator: "\n")
             }
         }

@@ -9,12 +9,14 @@ extension Curbside {
             abstract: "Each consult's timeline — created, stored, delivered to device, delivered, read, answered — and its time to answer."
         )
         @OptionGroup var options: ProviderOptions
-        @Argument(help: "One message id (default: everything you sent).") var id: String?
+        @Argument(help: "One message id, or its first 6 or more hex digits (default: everything you sent).") var id: String?
 
         func run() async throws {
             let client = try await options.open()
             _ = try await client.sync()
-            let statuses = try await client.status(try id.map(parseMessageID))
+            var messageID: MessageID?
+            if let id { messageID = try await resolveMessageID(id, in: client) }
+            let statuses = try await client.status(messageID)
             try options.output(statuses) {
                 if statuses.isEmpty { return "nothing sent yet" }
                 return statuses.map { (status: ConsultStatus) -> String in

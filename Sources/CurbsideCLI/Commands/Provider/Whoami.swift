@@ -5,7 +5,7 @@ import Foundation
 
 extension Curbside {
     struct Whoami: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print your handle, identity key and relay.")
+        static let configuration = CommandConfiguration(abstract: "Print your handle, identity key, your half of every safety number, and relay.")
         @OptionGroup var options: ProviderOptions
 
         func run() async throws {
@@ -13,6 +13,8 @@ extension Curbside {
             struct Output: Encodable {
                 let handle: String
                 let identityKey: String
+                /// The thirty digits this identity puts in every safety number, grouped as `contacts show` prints.
+                let safetyNumberHalf: String
                 let relay: String
                 let relayFingerprint: String
                 let home: String
@@ -20,18 +22,27 @@ extension Curbside {
             let output = Output(
                 handle: client.me.handle.rawValue,
                 identityKey: client.me.identityKey.rawRepresentation.hexString,
+                safetyNumberHalf: SafetyNumber.half(of: client.me).chunked(5).joined(separator: " "),
                 relay: "\(client.relay)",
                 relayFingerprint: client.relay.fingerprint,
                 home: client.home.path
             )
             try options.output(output) {
-                """
-                handle       \(output.handle)
-                identity     \(output.identityKey)
-                relay        \(output.relay)
-                fingerprint  \(output.relayFingerprint)
-                profile      \(output.home)
-                """
+                // Grouped as `contacts show` groups a whole safety number, so a colleague finds these digits in theirs.
+                let half = output.safetyNumberHalf.split(separator: " ").chunked(4).map { $0.joined(separator: " ") }
+                return (
+                    [
+                        "handle         \(output.handle)",
+                        "identity       \(output.identityKey)",
+                        "safety number  your half (the first or last 30 digits of every colleague's number with you):",
+                    ]
+                    + half.map { "               " + $0 }
+                    + [
+                        "relay          \(output.relay)",
+                        "fingerprint    \(output.relayFingerprint)",
+                        "profile        \(output.home)",
+                    ]
+                ).joined(separator: "\n")
             }
         }
     }
