@@ -26,6 +26,21 @@ struct SendPathTests {
         try await client.database.writer.read { db in try Int.fetchOne(db, sql: sql, arguments: [Data(id.rawValue)]) ?? -1 }
     }
 
+    /// A sync counts the consults and replies it sent apart from the receipts it sent by itself: the recipient's
+    /// delivered receipt is not "sent 1".
+    @Test func aSyncCountsItsAutomaticReceiptsApart() async throws {
+        try await withStopping(try await Providers.start()) { providers in
+            let gp = try await providers.create("amara.gp")
+            let derm = try await providers.create("osei.derm")
+            _ = try await gp.send(try Providers.consult(), to: derm.me.handle)
+            let received = try await derm.sync()
+            #expect(received.received == 1)
+            #expect(received.sent == 0 && received.receiptsSent == 1, "\(received)")
+            let queued = try await gp.send(try Providers.consult("Second"), to: derm.me.handle)
+            #expect(queued.stored)
+        }
+    }
+
     /// The relay's `unknown_handle` reaches the caller as `.unknownRecipient` with the relay's code kept, and the
     /// consult is discarded as before: no message, no timeline, nothing queued.
     @Test func aSendToAnUnknownRecipientIsDecidedByItsCode() async throws {

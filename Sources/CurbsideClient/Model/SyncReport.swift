@@ -1,7 +1,9 @@
 /// What a sync did.
 public struct SyncReport: Sendable, Hashable, Encodable {
-    /// Messages that left the outbox (acknowledged `stored` by the relay).
+    /// Consults and replies that left the outbox (acknowledged `stored` by the relay).
     public var sent = 0
+    /// Receipts this device sent by itself (delivered, read), stored by the relay.
+    public var receiptsSent = 0
     /// Messages still in the outbox.
     public var queued = 0
     /// Why the last message that did not go waits: the relay could not be reached, or refused it

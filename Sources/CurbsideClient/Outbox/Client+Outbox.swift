@@ -56,7 +56,7 @@ extension Client {
         for entry in entries {
             let id = entry.id
             let result = try await deliver(entry, connection: connection)
-            flush.record(id, result)
+            flush.record(id, kind: entry.kind, result)
             if case .queued(let error) = result, error.meansRelayUnavailable {
                 flush.interruption = error
                 break

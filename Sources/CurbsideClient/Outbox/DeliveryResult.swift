@@ -28,23 +28,23 @@ public enum DeliveryResult: Sendable, Hashable {
 struct OutboxFlush: Sendable {
     /// One result per message tried, in queue order; a message tried again after a reconnection keeps its place
     /// and its latest result.
-    private(set) var results: [(id: MessageID, result: DeliveryResult)] = []
+    private(set) var results: [(id: MessageID, kind: MessageKind, result: DeliveryResult)] = []
     /// The network failure that ended the flush: the messages after the one it names were not tried and wait.
     var interruption: ClientError?
     /// How many messages the outbox held when the flush ended.
     var remaining = 0
 
-    mutating func record(_ id: MessageID, _ result: DeliveryResult) {
+    mutating func record(_ id: MessageID, kind: MessageKind, _ result: DeliveryResult) {
         if let index = results.firstIndex(where: { $0.id == id }) {
             results[index].result = result
         } else {
-            results.append((id, result))
+            results.append((id, kind, result))
         }
     }
 
     /// Adds a later flush of the same outbox (after a reconnection): its results replace earlier ones.
     mutating func merge(_ later: OutboxFlush) {
-        for (id, result) in later.results { record(id, result) }
+        for (id, kind, result) in later.results { record(id, kind: kind, result) }
         interruption = later.interruption
         remaining = later.remaining
     }
@@ -55,10 +55,12 @@ struct OutboxFlush: Sendable {
 }
 
 extension SyncReport {
-    /// Counts what a flush sent and says why the last message that did not go waits.
+    /// Counts what a flush sent (consults and replies apart from automatic receipts) and says why the last message
+    /// that did not go waits.
     mutating func add(_ flush: OutboxFlush) {
-        for (_, result) in flush.results {
+        for (_, kind, result) in flush.results {
             switch result {
+            case .stored where kind == .receipt: receiptsSent += 1
             case .stored: sent += 1
             case .queued(let error), .refused(let error): queueError = error
             case .abandoned: break
