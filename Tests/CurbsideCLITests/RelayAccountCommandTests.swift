@@ -51,7 +51,7 @@ struct RelayAccountCommandTests {
             let replaced = try relayCommand("enroll", "osei.derm", "--replace", relay: relay)
             #expect(replaced.status == 0, "\(replaced.stderr)")
             #expect(replaced.stdout.contains("revoked key \(oldKey?.prefix(16) ?? "?")… of osei.derm: it can no longer log in"), "\(replaced.stdout)")
-            #expect(replaced.stdout.contains("1 queued consult kept; the new device will report each as unreadable to its sender"))
+            #expect(replaced.stdout.contains("1 queued message kept; the new device will report each as unreadable to its sender"))
             let code = String(try #require(replaced.stdout.firstMatch(of: /[0-9A-Z]{5}-[0-9A-Z]{5}-[0-9A-Z]{5}-[0-9A-Z]{5}/)).output)
 
             // Between the two, the handle is no account but a code waiting to be used.
@@ -125,7 +125,7 @@ struct RelayAccountCommandTests {
             let dropped = try relayCommand("revoke", "kofi.cardio", "--queue", "drop", relay: relay)
             #expect(dropped.status == 0, "\(dropped.stderr)")
             #expect(dropped.stdout.contains("revoked kofi.cardio (key "))
-            #expect(dropped.stdout.contains("1 queued consult dropped; 1 sender told by an expiry notice"), "\(dropped.stdout)")
+            #expect(dropped.stdout.contains("1 queued message dropped; 1 sender told by an expiry notice"), "\(dropped.stdout)")
             let kept = try relayCommand("revoke", "osei.derm", "--queue", "keep", "--json", relay: relay)
             #expect(kept.status == 0, "\(kept.stderr)")
             let revoked = try #require(try json(kept.stdout) as? [String: Any])
@@ -236,7 +236,7 @@ struct RelayAccountCommandTests {
             try await waitFor("connected")
 
             let dropped = try relayCommand("revoke", "osei.derm", "--queue", "drop", relay: relay)
-            #expect(dropped.stdout.contains("1 queued consult dropped; 1 sender told by an expiry notice"), "\(dropped.stdout) \(dropped.stderr)")
+            #expect(dropped.stdout.contains("1 queued message dropped; 1 sender told by an expiry notice"), "\(dropped.stdout) \(dropped.stderr)")
             try await waitFor("notice       expired")
             #expect(watched().contains(/notice +expired: consult [0-9a-f]{32} to osei\.derm/), "\(watched())")
 

@@ -93,7 +93,7 @@ extension Curbside.Relay {
                 var lines: [String] = []
                 if let revocation {
                     lines.append("revoked key \(keyPrefix(revocation.identityKey)) of \(handle): it can no longer log in")
-                    lines.append("\(counted(revocation.keptEnvelopes, "queued consult")) kept; the new device will report each as unreadable to its sender")
+                    lines.append("\(counted(revocation.keptEnvelopes, "queued message")) kept; the new device will report each as unreadable to its sender")
                 }
                 lines.append("enrollment code for \(handle): \(code)")
                 lines.append("valid for \(days) days, once; give it to the provider over a channel you trust")

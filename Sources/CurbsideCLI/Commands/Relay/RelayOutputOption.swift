@@ -23,7 +23,7 @@ func formatTime(_ timestamp: Timestamp?) -> String {
     formatTime(timestamp.map(\.millisecondsSince1970))
 }
 
-/// "1 queued consult", "2 queued consults": a count and its noun, in the plural unless it is one.
+/// "1 queued message", "2 queued messages": a count and its noun, in the plural unless it is one.
 func counted(_ count: Int, _ noun: String) -> String {
     "\(count) \(noun)\(count == 1 ? "" : "s")"
 }

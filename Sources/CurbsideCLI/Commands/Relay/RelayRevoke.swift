@@ -79,10 +79,10 @@ extension Curbside.Relay {
                 var lines = ["revoked \(handle) (key \(keyPrefix(revocation.identityKey))): it can no longer log in"]
                 switch queue {
                 case .keep:
-                    lines.append("\(counted(revoked.keptEnvelopes, "queued consult")) kept")
+                    lines.append("\(counted(revoked.keptEnvelopes, "queued message")) kept")
                 case .drop:
                     let senders = Set(revocation.removal.notices.map(\.sender)).count
-                    lines.append("\(counted(revoked.droppedEnvelopes, "queued consult")) dropped; \(counted(senders, "sender")) told by an expiry notice")
+                    lines.append("\(counted(revoked.droppedEnvelopes, "queued message")) dropped; \(counted(senders, "sender")) told by an expiry notice")
                 }
                 if revocation.voidedCodes > 0 {
                     lines.append("\(counted(revocation.voidedCodes, "enrollment code")) for \(handle) not used yet: void")
