@@ -74,8 +74,12 @@ struct WatchCommandTests {
         let (relay, gp, derm) = try await RelayProcess.startWithGPAndDerm(base: base)
         try await withStopping(relay) { _ in
             let red = "\u{1B}[1;31m"
-            // CLICOLOR_FORCE stands in for a terminal (standard output is a pipe here).
-            let coloured = try WatchProcess(["--home", derm], environment: ProviderCommandTests.environment.merging(["CLICOLOR_FORCE": "1"]) { $1 })
+            // CLICOLOR_FORCE stands in for a terminal (standard output is a pipe here). `swift test` runs the tests with
+            // NO_COLOR set, which would win; an empty NO_COLOR counts as unset (no-color.org).
+            let coloured = try WatchProcess(
+                ["--home", derm],
+                environment: ProviderCommandTests.environment.merging(["CLICOLOR_FORCE": "1", "NO_COLOR": ""]) { $1 }
+            )
             let connected = await coloured.next { $0.contains("connected") }
             #expect(connected != nil)
             let emergency = try send("Anaphylaxis after penicillin?", urgency: "emergency", from: gp)

@@ -343,6 +343,11 @@ struct PostgresNotificationTests {
             logger: TestPostgres.logger
         )) { listener in
             let notifications = try await listener.listen(FanOutEvent.channel)
+            // The listener hears its own NOTIFY once its LISTEN is in place: only then are the sends made, so none of
+            // their announcements can go out before anyone listens (a full `make test` once lost them that way).
+            var heardSoFar = notifications.makeAsyncIterator()
+            try await listener.query(PostgresQuery(unsafeSQL: "NOTIFY \(FanOutEvent.channel), 'listening'"), logger: TestPostgres.logger)
+            while let notification = try await heardSoFar.next(), notification.payload != "listening" {}
             let now = Timestamp.now()
             let gp = try Handle("amara.gp")
             let outcomes = try await withThrowingTaskGroup(of: FanOutEvent?.self) { group in
@@ -359,7 +364,7 @@ struct PostgresNotificationTests {
             }
             #expect(outcomes.count == 4)
             var heard: [FanOutEvent] = []
-            for try await notification in notifications {
+            while let notification = try await heardSoFar.next() {
                 var origin = ""
                 let event = try #require(FanOutEvent(payload: notification.payload, origin: &origin), "\(notification.payload)")
                 #expect(origin == store.origin)
