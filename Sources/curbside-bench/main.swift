@@ -225,7 +225,9 @@ struct BenchRelay {
 
 /// 16 senders, each sending 1 KiB envelopes one after another, each acknowledged `stored` after its commit is
 /// durable (fsynced; on PostgreSQL, COMMIT returned under `synchronous_commit = on`).
-func relayDurable(duration: Double, senders: Int, database: BenchDatabase, metric: String) async throws {
+/// `senders` connections each keep `window` sends in flight (as mosquitto's clients keep 20 QoS 1 messages), each
+/// answered only once durable; the rate of answers.
+func relayDurable(duration: Double, senders: Int, window: Int, database: BenchDatabase, metric: String) async throws {
     let names = (0..<senders).map { "sender.\($0)" } + ["sink.derm"]
     let relay = try await BenchRelay.start(accounts: names, database: database)
     let connections = try await withThrowingTaskGroup(of: RelayConnection.self) { group in
@@ -237,11 +239,18 @@ func relayDurable(duration: Double, senders: Int, database: BenchDatabase, metri
     let total = try await withThrowingTaskGroup(of: Int.self) { group in
         for (n, connection) in connections.enumerated() {
             group.addTask {
-                var count = 0
+                var count = 0, sent = 0
                 var body = [UInt8](repeating: UInt8(n), count: 1024)
-                while seconds(since: start) < duration {
-                    withUnsafeBytes(of: UInt64(count).bigEndian) { body.replaceSubrange(0..<8, with: $0) }
-                    guard case .stored = try await connection.request(.send(try SendRequest(recipient: sink, envelope: body))) else {
+                var inFlight: [UInt32] = []
+                inFlight.reserveCapacity(window)
+                while seconds(since: start) < duration || !inFlight.isEmpty {
+                    while inFlight.count < window, seconds(since: start) < duration {
+                        withUnsafeBytes(of: UInt64(sent).bigEndian) { body.replaceSubrange(0..<8, with: $0) }
+                        inFlight.append(try await connection.start(.send(try SendRequest(recipient: sink, envelope: body))))
+                        sent += 1
+                    }
+                    guard !inFlight.isEmpty else { break }
+                    guard case .stored = try await connection.result(of: inFlight.removeFirst()) else {
                         throw ClientError(.protocolViolation, "not stored")
                     }
                     count += 1
@@ -614,6 +623,7 @@ case "relay-durable":
     try await relayDurable(
         duration: duration,
         senders: 16,
+        window: Int(parsed.options["--window"] ?? "20") ?? 20,
         database: try BenchDatabase(url: databaseURL),
         metric: databaseURL == nil ? "relay_durable_msgs_per_s" : "relay_durable_pg_msgs_per_s"
     )
@@ -655,7 +665,7 @@ default:
         Data(
             """
             usage: curbside-bench crypto
-                   curbside-bench relay-durable [--database postgres://…]
+                   curbside-bench relay-durable [--window N] [--database postgres://…]
                    curbside-bench push-latency [--rate N] [--database postgres://… [--cross-process]]
                    curbside-bench handshakes | tls-bulk [MiB] | fingerprint
                    curbside-bench serve-relay [--database postgres://…] [--prefix NAME]

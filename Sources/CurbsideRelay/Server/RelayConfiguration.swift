@@ -26,6 +26,11 @@ public struct RelayConfiguration: Sendable {
     public var loginTimeout: TimeAmount = .seconds(30)
     /// A connection that receives nothing for this long is told `timeout` and closed.
     public var idleTimeout: TimeAmount = .seconds(300)
+    /// Sends one connection may have in flight (read, not yet answered): a client that keeps several sends in flight
+    /// gets them written in one group commit, each still answered only once durable. Their envelopes together are held
+    /// to `maximumSendBytesInFlightPerConnection` as well. 1 handles a connection's requests one at a time.
+    public var maximumSendsInFlightPerConnection: Int = 32
+    public var maximumSendBytesInFlightPerConnection: Int = 4 << 20
     /// Connections open at once, in all and from one address; more are closed as soon as they are accepted.
     public var maximumConnections: Int = 1024
     public var maximumConnectionsPerAddress: Int = 32

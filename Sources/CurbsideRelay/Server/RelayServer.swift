@@ -149,10 +149,14 @@ final class OpenChannels: Sendable {
     }
 }
 
-/// Whether one connection is between requests or inside one, so that stopping the relay closes it at the right time.
+/// How many requests of one connection are in progress (several sends may be in flight), so that stopping the relay
+/// closes it at the right time: at once when none is, else when the last one is answered.
 final class ConnectionActivity: Sendable {
-    private enum State { case idle, busy, stopping }
-    private let state = NIOLockedValueBox(State.idle)
+    private struct State {
+        var inProgress = 0
+        var stopping = false
+    }
+    private let state = NIOLockedValueBox(State())
     private let channel: any Channel
 
     init(channel: any Channel) {
@@ -162,26 +166,28 @@ final class ConnectionActivity: Sendable {
     /// A request arrived; false if the relay is stopping (the request is not started).
     func begin() -> Bool {
         state.withLockedValue { state in
-            guard state != .stopping else { return false }
-            state = .busy
+            guard !state.stopping else { return false }
+            state.inProgress += 1
             return true
         }
     }
 
-    /// The request is answered; false if the relay is stopping and the connection should close now.
+    /// A request is answered; false if the relay is stopping. The last one answered while it stops closes the
+    /// connection.
     func end() -> Bool {
-        state.withLockedValue { state in
-            guard state != .stopping else { return false }
-            state = .idle
-            return true
+        let (stopping, last) = state.withLockedValue { state in
+            state.inProgress = max(0, state.inProgress - 1)
+            return (state.stopping, state.inProgress == 0)
         }
+        if stopping, last { channel.close(promise: nil) }
+        return !stopping
     }
 
-    /// Closes the connection now if it is idle (or `force`), else once its request is answered.
+    /// Closes the connection now if no request is in progress (or `force`), else once the last one is answered.
     func stop(force: Bool = false) {
         let idle = state.withLockedValue { state in
-            defer { state = .stopping }
-            return state == .idle
+            state.stopping = true
+            return state.inProgress == 0
         }
         if idle || force { channel.close(promise: nil) }
     }

@@ -16,6 +16,34 @@ extension RelaySession {
         }
     }
 
+    /// `send`, for a send read while others of the connection are in flight: writes its own answer when its envelope
+    /// is durable (or refused), whatever the others do.
+    func answerSend(
+        _ request: SendRequest,
+        from sender: Handle,
+        requestID: UInt32,
+        state: State,
+        to outbound: NIOAsyncChannelOutboundWriter<Frame>,
+        logger: Logger
+    ) async throws {
+        let outcome: Outcome
+        do {
+            outcome = try await send(request, from: sender, state: state, logger: logger)
+        } catch let error as RelayError where error.isStorage {
+            // The disk, not the client: answered, and the connection goes on.
+            outcome = .refuse(error)
+        }
+        let answer: RelayMessage
+        switch outcome {
+        case .reply(let message, _), .loggedIn(let message, _, _):
+            answer = message
+        case .refuse(let error):
+            if error.isStorage { logger.error("store error", metadata: ["error": "\(error.code.identifier)"]) }
+            answer = .error(error)
+        }
+        try await outbound.write(answer.frame(requestID: requestID))
+    }
+
     func send(_ request: SendRequest, from sender: Handle, state: State, logger: Logger = .relayDisabled) async throws -> Outcome {
         // The recipient is checked in the transaction that stores (one database round trip per send).
         let id = EnvelopeID(of: request.envelope)

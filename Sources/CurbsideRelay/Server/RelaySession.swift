@@ -56,52 +56,84 @@ struct RelaySession {
             var state = State.awaitingLogin(challenge)
             var currentRequest: UInt32 = 0
             do {
-                for try await frame in inbound {
-                    // The relay is stopping: this request is not started; the connection closes.
-                    guard activity?.begin() ?? true else {
-                        reason = "relay_stopping"
-                        break
+                try await withThrowingTaskGroup(of: Void.self) { sends in
+                    // Sends run as children, several at a time (a client may keep them in flight): each is answered when
+                    // its envelope is durable, in whatever order the commits finish. Any other request waits until they
+                    // are answered, so it sees what they stored.
+                    var sendsInFlight = 0, sendBytesInFlight = 0
+                    for try await frame in inbound {
+                        // The relay is stopping: this request is not started; the connection closes.
+                        guard activity?.begin() ?? true else {
+                            reason = "relay_stopping"
+                            break
+                        }
+                        currentRequest = frame.requestID
+                        if case .loggedIn(let sender) = state, frame.type == RelayMessage.FrameType.send.rawValue,
+                            configuration.maximumSendsInFlightPerConnection > 1,
+                            case .send(let request)? = try? RelayMessage(decoding: frame)
+                        {
+                            if sendsInFlight >= configuration.maximumSendsInFlightPerConnection
+                                || (sendsInFlight > 0
+                                    && sendBytesInFlight + request.envelope.count > configuration.maximumSendBytesInFlightPerConnection)
+                            {
+                                try await sends.waitForAll()
+                                (sendsInFlight, sendBytesInFlight) = (0, 0)
+                            }
+                            sendsInFlight += 1
+                            sendBytesInFlight += request.envelope.count
+                            let requestID = frame.requestID
+                            sends.addTask { [state, logger] in
+                                try await self.answerSend(request, from: sender, requestID: requestID, state: state, to: outbound, logger: logger)
+                                _ = activity?.end()
+                            }
+                            currentRequest = 0
+                            continue
+                        }
+                        if sendsInFlight > 0 {
+                            try await sends.waitForAll()
+                            (sendsInFlight, sendBytesInFlight) = (0, 0)
+                        }
+                        let outcome: Outcome
+                        do {
+                            outcome = try await self.handle(
+                                frame,
+                                state: state,
+                                binding: info.channelBinding,
+                                peerAddress: peerAddress,
+                                logger: logger
+                            )
+                        } catch let error as RelayError where error.isStorage {
+                            // The disk, not the client: answered, and the connection goes on (reads and acknowledgements
+                            // may still work).
+                            outcome = .refuse(error)
+                        }
+                        if case .refuse(let error) = outcome, error.isStorage {
+                            logger.error("store error", metadata: ["error": "\(error.code.identifier)"])
+                        }
+                        switch outcome {
+                        case .loggedIn(let message, let handle, let key):
+                            // Before the answer goes out: the frame maximum is raised on the event loop before the client
+                            // can send anything after reading it.
+                            loggedIn(handle)
+                            try await outbound.write(message.frame(requestID: frame.requestID))
+                            await clients.add(handle, id: connectionID, channel: channel.channel, key: key)
+                            state = .loggedIn(handle)
+                        case .reply(let message, let next):
+                            try await outbound.write(message.frame(requestID: frame.requestID))
+                            state = next
+                        case .refuse(let error):
+                            // The request failed; the connection carries on.
+                            try await outbound.write(RelayMessage.error(error).frame(requestID: frame.requestID))
+                        }
+                        // The relay is stopping: the request is answered; now the connection closes.
+                        guard activity?.end() ?? true else {
+                            reason = "relay_stopping"
+                            break
+                        }
+                        // A framing error on the next frame (too large, relay_busy) answers no request: request id 0.
+                        currentRequest = 0
                     }
-                    currentRequest = frame.requestID
-                    let outcome: Outcome
-                    do {
-                        outcome = try await handle(
-                            frame,
-                            state: state,
-                            binding: info.channelBinding,
-                            peerAddress: peerAddress,
-                            logger: logger
-                        )
-                    } catch let error as RelayError where error.isStorage {
-                        // The disk, not the client: answered, and the connection goes on (reads and acknowledgements
-                        // may still work).
-                        outcome = .refuse(error)
-                    }
-                    if case .refuse(let error) = outcome, error.isStorage {
-                        logger.error("store error", metadata: ["error": "\(error.code.identifier)"])
-                    }
-                    switch outcome {
-                    case .loggedIn(let message, let handle, let key):
-                        // Before the answer goes out: the frame maximum is raised on the event loop before the client
-                        // can send anything after reading it.
-                        loggedIn(handle)
-                        try await outbound.write(message.frame(requestID: frame.requestID))
-                        await clients.add(handle, id: connectionID, channel: channel.channel, key: key)
-                        state = .loggedIn(handle)
-                    case .reply(let message, let next):
-                        try await outbound.write(message.frame(requestID: frame.requestID))
-                        state = next
-                    case .refuse(let error):
-                        // The request failed; the connection carries on.
-                        try await outbound.write(RelayMessage.error(error).frame(requestID: frame.requestID))
-                    }
-                    // The relay is stopping: the request is answered; now the connection closes.
-                    guard activity?.end() ?? true else {
-                        reason = "relay_stopping"
-                        break
-                    }
-                    // A framing error on the next frame (too large, relay_busy) answers no request: request id 0.
-                    currentRequest = 0
+                    try await sends.waitForAll()
                 }
             } catch let error as RelayError {
                 // The fatal error answers the request that caused it, if a frame did (0 for framing errors).
