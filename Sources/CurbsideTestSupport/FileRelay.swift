@@ -53,6 +53,9 @@ public final class FileRelay: @unchecked Sendable {
         for (handle, key) in registering { try await register(handle, key: key) }
         try await start()
     }
+    /// The store instance the running relay uses (its counters are its own), since the last `start`.
+    public private(set) var servingStore: SQLiteRelayStore?
+
     public func start() async throws {
         var configuration = RelayConfiguration()
         // A restart keeps the port clients know; the first start takes one no port-0 bind can be handed meanwhile.
@@ -60,10 +63,12 @@ public final class FileRelay: @unchecked Sendable {
         configuration.port = port
         configure(&configuration)
         let tls = try TLSContext(configuration: .server(identity: FileRelay.identity, applicationProtocols: [RelayTransport.applicationProtocol]))
+        let serving = try memoryStore ?? SQLiteRelayStore(path: path)
+        servingStore = serving
         let bound = try await RelayServer(
             configuration: configuration,
             tls: tls,
-            store: try memoryStore ?? SQLiteRelayStore(path: path),
+            store: serving,
             attachments: try BlobStore(root: attachmentsPath)
         ).bind()
         port = bound.port

@@ -14,8 +14,12 @@ public struct Providers: Sendable {
     public let endpoint: RelayEndpoint
     public static let passphrase = SecretBytes(Array("correct horse battery staple".utf8))
 
-    public static func start(_ configure: @escaping @Sendable (inout RelayConfiguration) -> Void = { _ in }) async throws -> Providers {
-        let relay = try await FileRelay(accounts: .none, configure: configure)
+    /// A relay with nobody registered; `inMemory` keeps its store in memory, where tests can read its counters.
+    public static func start(
+        inMemory: Bool = false,
+        _ configure: @escaping @Sendable (inout RelayConfiguration) -> Void = { _ in }
+    ) async throws -> Providers {
+        let relay = try await FileRelay(accounts: .none, inMemory: inMemory, configure: configure)
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-clients-\(UUID())")
         let endpoint = RelayEndpoint(host: "127.0.0.1", port: relay.port, fingerprint: FileRelay.identity.certificate.publicKeyFingerprint.bytes.hexString)
         return Providers(relay: relay, root: root, endpoint: endpoint)
@@ -24,7 +28,7 @@ public struct Providers: Sendable {
     /// Enrolls `handle` on the relay and creates its profile.
     public func create(_ handle: String, endpoint: RelayEndpoint? = nil) async throws -> Client {
         let handle = try Handle(handle)
-        let code = try await KeyDirectory(store: try SQLiteRelayStore(path: relay.path)).enroll(handle, now: .now())
+        let code = try await KeyDirectory(store: try relay.store).enroll(handle, now: .now())
         return try await Client.create(
             home: root.appendingPathComponent(handle.rawValue),
             handle: handle,

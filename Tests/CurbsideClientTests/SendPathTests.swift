@@ -26,6 +26,36 @@ struct SendPathTests {
         try await client.database.writer.read { db in try Int.fetchOne(db, sql: sql, arguments: [Data(id.rawValue)]) ?? -1 }
     }
 
+    /// A backlog leaves the outbox with several sends in flight at once, so the relay writes them in shared commits;
+    /// each is still recorded as stored, in queue order.
+    @Test func aBacklogIsSentWithSeveralInFlight() async throws {
+        // On disk: each commit waits for fsync, and sends that arrive meanwhile join the next one.
+        try await withStopping(try await Providers.start()) { providers in
+            let gp = try await providers.create("amara.gp")
+            let derm = try await providers.create("osei.derm")
+            _ = try await gp.send(try Providers.consult("First"), to: derm.me.handle)  // pins derm's key
+            await providers.relay.stop()
+            var queued: [String] = []
+            for n in 0..<40 {
+                let outcome = try await gp.send(try Providers.consult("Backlog \(n)"), to: derm.me.handle)
+                #expect(!outcome.stored)
+                queued.append(outcome.id)
+            }
+            try await providers.relay.start()
+            let store = try #require(providers.relay.servingStore)
+            let before = await store.groupCommitStatistics
+            let report = try await gp.sync()
+            let after = await store.groupCommitStatistics
+            #expect(report.sent == 40 && report.queued == 0, "\(report)")
+            #expect(after.envelopes - before.envelopes == 40)
+            #expect(after.transactions - before.transactions < 40, "sent one at a time: \(after.transactions - before.transactions) transactions")
+            let received = try await derm.sync()
+            #expect(received.received == 41)
+            let titles = Set(try await derm.inbox().map(\.title))
+            #expect(titles.isSuperset(of: (0..<40).map { "Backlog \($0)" }))
+        }
+    }
+
     /// A sync counts the consults and replies it sent apart from the receipts it sent by itself: the recipient's
     /// delivered receipt is not "sent 1".
     @Test func aSyncCountsItsAutomaticReceiptsApart() async throws {

@@ -318,8 +318,9 @@ struct RelayLimitTests {
     }
 
     @Test func anIdleConnectionIsClosedEvenAfterLogin() async throws {
-        // 4 s: long enough that a busy machine (the fault runs of make test share it) still logs in before it.
-        try await withStopping(try await FileRelay(accounts: .gpOnly, inMemory: true) { $0.idleTimeout = .seconds(4) }) { relay in
+        // 10 s: long enough that a busy machine still logs in before it (at 4 s, three loaded full runs in one day had
+        // the timeout reach the connection before its challenge did).
+        try await withStopping(try await FileRelay(accounts: .gpOnly, inMemory: true) { $0.idleTimeout = .seconds(10) }) { relay in
             let (channel, info) = try await relay.connect()
             let outcome: (RelayMessage?, Bool) = try await channel.executeThenClose { inbound, outbound in
                 var frames = inbound.makeAsyncIterator()

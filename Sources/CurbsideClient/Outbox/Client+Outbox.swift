@@ -51,41 +51,107 @@ extension Client {
     /// stored on the relay, an automatic receipt given up, or the user's own decision.
     func flushOutbox(_ connection: RelayConnection, through last: MessageID? = nil) async throws -> OutboxFlush {
         let database = self.database
-        let entries = try await database.writer.read { db in try OutboxStore.entries(db) }
+        var entries = try await database.writer.read { db in try OutboxStore.entries(db) }[...]
+        if let last, let end = entries.firstIndex(where: { $0.id == last }) { entries = entries[...end] }
         var flush = OutboxFlush()
-        for entry in entries {
-            let id = entry.id
-            let result = try await deliver(entry, connection: connection)
-            flush.record(id, kind: entry.kind, result)
-            if case .queued(let error) = result, error.meansRelayUnavailable {
-                flush.interruption = error
-                break
+        // A backlog goes `sendsInFlight` at a time: each is sealed (which may fetch a bundle), then their sends go
+        // out together and wait for their answers at once (spec/relay.md: answers carry request ids), so the relay
+        // writes them in shared commits. Results are recorded in queue order.
+        while !entries.isEmpty, flush.interruption == nil {
+            let chunk = entries.prefix(Self.sendsInFlight)
+            entries = entries.dropFirst(chunk.count)
+            var results: [DeliveryResult?] = Array(repeating: nil, count: chunk.count)
+            var ready: [(index: Int, entry: OutboxEntry, request: SendRequest)] = []
+            for (index, entry) in chunk.enumerated() {
+                switch try await sealForSending(entry, connection: connection) {
+                case .success(let request): ready.append((index, entry, request))
+                case .failure(let settled): results[index] = settled.result
+                }
+                // The relay cannot be talked to: what is sealed goes on to be tried, the rest waits.
+                if case .queued(let error)? = results[index], error.meansRelayUnavailable { break }
             }
-            if id == last { break }
+            var pending: [(index: Int, send: PendingSend)] = []
+            for (index, entry, request) in ready {
+                switch try await startSend(entry, request, connection: connection) {
+                case .finished(let result): results[index] = result
+                case .sent(let send): pending.append((index, send))
+                }
+            }
+            for (index, send) in pending { results[index] = try await finishDelivery(send, connection: connection) }
+            for (index, entry) in chunk.enumerated() {
+                guard let result = results[index] else { continue }
+                flush.record(entry.id, kind: entry.kind, result)
+                if case .queued(let error) = result, error.meansRelayUnavailable, flush.interruption == nil {
+                    flush.interruption = error
+                }
+            }
         }
         flush.remaining = try await database.writer.read { db in try OutboxStore.count(db) }
         return flush
     }
 
-    /// Seals (once) and sends one outbox entry, and records how it went.
-    private func deliver(_ entry: OutboxEntry, connection: RelayConnection) async throws -> DeliveryResult {
-        let database = self.database
-        let id = entry.id
-        let recipient = try Handle(entry.recipient)
+    /// How many sends of one flush wait for their answers at once.
+    static let sendsInFlight = 16
+
+    /// A send request on its way, for the entry it carries.
+    struct PendingSend {
+        let entry: OutboxEntry
+        let requestID: UInt32
+    }
+
+    enum DeliveryStart {
+        /// Settled without an answer to wait for (not sent).
+        case finished(DeliveryResult)
+        /// The send request went out; its answer settles it.
+        case sent(PendingSend)
+    }
+
+    /// A delivery settled before its send request, as an error value.
+    struct SettledDelivery: Error {
+        let result: DeliveryResult
+    }
+
+    /// The send request of an outbox entry: its attachments uploaded and its envelope sealed (once; kept).
+    private func sealForSending(_ entry: OutboxEntry, connection: RelayConnection) async throws -> Result<SendRequest, SettledDelivery> {
         do {
+            let recipient = try Handle(entry.recipient)
             let (envelope, attachmentIDs) = try await envelope(for: entry, recipient: recipient, connection: connection)
+            return .success(try SendRequest(recipient: recipient, envelope: envelope, attachments: attachmentIDs))
+        } catch {
+            return .failure(SettledDelivery(result: try await settleFailure(of: entry, error)))
+        }
+    }
+
+    /// Marks the entry as being sent and starts its send request.
+    private func startSend(_ entry: OutboxEntry, _ request: SendRequest, connection: RelayConnection) async throws -> DeliveryStart {
+        let id = entry.id
+        do {
             // The point of no return: marked in the outbox first (unless stopped or cancelled meanwhile), so a
             // cancellation can tell a message the relay may hold from one it cannot have.
-            let request = try SendRequest(recipient: recipient, envelope: envelope, attachments: attachmentIDs)
             let now = Timestamp.now()
             let marked = try await database.writer.write { db in
                 try self.checkSendingAllowed()
                 return try OutboxStore.markSending(db, id, at: now)
             }
-            guard marked else { return .abandoned(ClientError(.unknownMessage, "message \(id) was cancelled before it was sent")) }
+            guard marked else { return .finished(.abandoned(ClientError(.unknownMessage, "message \(id) was cancelled before it was sent"))) }
+            do {
+                return .sent(PendingSend(entry: entry, requestID: try await connection.start(.send(request))))
+            } catch let error as RelayClientError {
+                throw clientError(error)
+            }
+        } catch {
+            return .finished(try await settleFailure(of: entry, error))
+        }
+    }
+
+    /// Waits for the answer to a send request and records how it went.
+    private func finishDelivery(_ pending: PendingSend, connection: RelayConnection) async throws -> DeliveryResult {
+        let database = self.database
+        let id = pending.entry.id
+        do {
             let reply: RelayMessage
             do {
-                reply = try await connection.request(.send(request))
+                reply = try await connection.result(of: pending.requestID)
             } catch let error as RelayClientError {
                 // A refusal means the relay did not store it; a lost connection leaves the question open.
                 if case .refused = error { try await database.writer.write { db in try OutboxStore.clearSending(db, id) } }
@@ -99,17 +165,26 @@ extension Client {
                     try EventStore.add(db, database, id, .stored, at: stored.storedAt)
                 }
             }
-            announceSent(entry)
+            announceSent(pending.entry)
             return .stored(stored)
-        } catch let error as ClientError where error.category == .network {
+        } catch {
+            return try await settleFailure(of: pending.entry, error)
+        }
+    }
+
+    /// What a failed attempt means for the entry, recorded against it.
+    private func settleFailure(of entry: OutboxEntry, _ error: any Error) async throws -> DeliveryResult {
+        let id = entry.id
+        switch error {
+        case let error as ClientError where error.category == .network:
             try await recordAttempt(id, error)
             return .queued(error)
-        } catch let error as CancellationError {
+        case let error as CancellationError:
             throw error  // stopSending(): the message is not sent now, and nothing is recorded against it
-        } catch {
+        default:
             // A value that does not decode or open is this profile's damage, not the relay's.
             let failure = error as? ClientError ?? ClientError(.profileDamaged, "\(error)")
-            logger.info("outbox: \(id) to \(recipient) waits: \(failure.code) \(failure.message)")
+            logger.info("outbox: \(id) to \(entry.recipient) waits: \(failure.code) \(failure.message)")
             if entry.kind == .receipt, entry.attempts + 1 >= Self.receiptAttempts {
                 try await database.writer.write { db in try OutboxStore.remove(db, id) }
                 return .abandoned(failure)
