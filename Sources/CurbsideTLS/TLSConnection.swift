@@ -2,7 +2,7 @@ internal import COpenSSL
 internal import COpenSSLShims
 import NIOCore
 
-/// One TLS session over two memory BIOs. The only type that holds an `SSL *`.
+/// One TLS session over a `ByteBufferBIO`. The only type that holds an `SSL *`.
 ///
 /// It exposes step operations only: put ciphertext in, take ciphertext out, and step the handshake, reads, writes
 /// and shutdown. Each step turns OpenSSL's return code into a `Step`, so nothing above sees `SSL_get_error`.
@@ -25,8 +25,8 @@ final class TLSConnection {
     }
 
     private let ssl: OpaquePointer
-    private let readBIO: OpaquePointer  // network → OpenSSL
-    private let writeBIO: OpaquePointer  // OpenSSL → network
+    /// Both directions: network → OpenSSL and OpenSSL → network. Outlives `ssl`, which holds its BIO.
+    private let bio: ByteBufferBIO
     let context: TLSContext
     private var pinFailure: TLSError?
 
@@ -36,22 +36,14 @@ final class TLSConnection {
     init(context: TLSContext, serverName: String? = nil) throws {
         self.context = context
         let ssl = try context.makeSSL()
-        guard let readBIO = BIO_new(BIO_s_mem()) else {
-            SSL_free(ssl)
-            throw TLSError.drainingQueue(.invalidConfiguration, "BIO_new failed")
-        }
-        guard let writeBIO = BIO_new(BIO_s_mem()) else {
-            BIO_free(readBIO)
+        let bio = ByteBufferBIO()
+        guard let bioPointer = bio.makeBIO() else {
             SSL_free(ssl)
             throw TLSError.drainingQueue(.invalidConfiguration, "BIO_new failed")
         }
         self.ssl = ssl
-        // An empty memory BIO means "no data yet", not end of file.
-        _ = curbside_BIO_set_mem_eof_return(readBIO, -1)
-        _ = curbside_BIO_set_mem_eof_return(writeBIO, -1)
-        self.readBIO = readBIO
-        self.writeBIO = writeBIO
-        SSL_set_bio(ssl, readBIO, writeBIO)  // the SSL now owns both BIOs
+        self.bio = bio
+        SSL_set_bio(ssl, bioPointer, bioPointer)  // the SSL now owns the BIO (one reference for both directions)
         _ = curbside_SSL_set_app_data(ssl, Unmanaged.passUnretained(self).toOpaque())
 
         switch context.configuration.role {
@@ -82,32 +74,15 @@ final class TLSConnection {
 
     // MARK: - Bytes in and out
 
-    /// Hands ciphertext from the network to OpenSSL; a memory BIO accepts all of it.
+    /// Hands ciphertext from the network to OpenSSL: the buffer is kept, not copied, unless bytes of an
+    /// incomplete record are still waiting.
     func receive(_ buffer: ByteBuffer) {
-        buffer.withUnsafeReadableBytes { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let chunk = min(bytes.count - offset, Int(Int32.max))
-                let written = BIO_write(readBIO, bytes.baseAddress! + offset, Int32(chunk))
-                precondition(written > 0, "internal error: memory BIO refused a write")
-                offset += Int(written)
-            }
-        }
+        bio.receive(buffer)
     }
 
     /// Ciphertext OpenSSL has produced for the network, or nil if none.
     func takePendingCiphertext(allocator: ByteBufferAllocator) -> ByteBuffer? {
-        var pending = BIO_ctrl_pending(writeBIO)
-        guard pending > 0 else { return nil }
-        var buffer = allocator.buffer(capacity: pending)
-        while pending > 0 {
-            let chunk = min(pending, Int(Int32.max))
-            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: chunk) { out in
-                max(0, Int(BIO_read(writeBIO, out.baseAddress, Int32(chunk))))
-            }
-            pending = BIO_ctrl_pending(writeBIO)
-        }
-        return buffer
+        bio.takeOutbound()
     }
 
     // MARK: - Steps
@@ -149,9 +124,12 @@ final class TLSConnection {
         }
     }
 
-    /// Encrypts all of `bytes` into the write BIO (which always has room).
+    /// Encrypts all of `bytes` into the BIO's outbound buffer (which always has room).
     func writePlaintext(_ bytes: UnsafeRawBufferPointer) -> Step<Void> {
         OpenSSLErrorQueue.clear()
+        // Room for every record at once: 5 bytes of header, the content type and a 16-byte tag each.
+        let records = (bytes.count + Self.maximumRecordPlaintext - 1) / Self.maximumRecordPlaintext
+        bio.reserveOutbound(bytes.count + records * 22)
         var offset = 0
         while offset < bytes.count {
             var written = 0

@@ -46,6 +46,10 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var handshakeTimer: Scheduled<Void>?
     private var shutdownTimer: Scheduled<Void>?
     private var readSinceReadComplete = false
+    /// The buffer records are decrypted into during one read burst, reused once the application has let go of the
+    /// previous record (`clear()` allocates anew while it holds on); dropped at read-complete, so an idle
+    /// connection keeps none.
+    private var readBuffer: ByteBuffer?
     /// Our close_notify is out after `close(mode: .output)`: reads go on, writes fail.
     private var outputClosed = false
 
@@ -157,6 +161,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     public func channelReadComplete(context: ChannelHandlerContext) {
+        readBuffer = nil
         if readSinceReadComplete {
             readSinceReadComplete = false
             context.fireChannelReadComplete()
@@ -216,12 +221,16 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func readPlaintext(context: ChannelHandlerContext) {
         reading: while state == .active || state == .closing {
-            var buffer = context.channel.allocator.buffer(capacity: TLSConnection.maximumRecordPlaintext)
+            var buffer = readBuffer ?? context.channel.allocator.buffer(capacity: TLSConnection.maximumRecordPlaintext)
+            readBuffer = nil
+            buffer.clear()
             switch connection.readPlaintext(into: &buffer) {
             case .data:
                 readSinceReadComplete = true
+                readBuffer = buffer
                 context.fireChannelRead(wrapInboundOut(buffer))
             case .wantsMoreInput:
+                readBuffer = buffer
                 break reading
             case .closed:
                 peerSentCloseNotify(context: context)
