@@ -108,6 +108,9 @@ for _ in $(seq 1 600); do grep -q "completed with" "$work/rabbitmq/out.txt" 2>/d
 "$work/amqp_bench" 18671 "$work/cert.pem" 1 16 >/dev/null
 "$work/amqp_bench" 18671 "$work/cert.pem" "$seconds" 16 >>"$raw"
 kill "$rabbit" 2>/dev/null || true
+wait "$rabbit" 2>/dev/null || true
+# Erlang started epmd for the node; it refuses to stop while any other node is registered with it.
+epmd -kill >/dev/null 2>&1 || true
 
 log "durable relay: 1, 4, 16, 64 senders; a backlog of 1,000,000 envelopes for others…"
 for n in 1 4 16 64; do "$bin/curbside-bench" relay-durable --senders "$n" >>"$raw"; done
