@@ -211,8 +211,9 @@ echo "{\"metric\": \"age_curl_up_mb_per_s\", \"value\": $(echo "$up" | awk '{ pr
 echo "{\"metric\": \"age_curl_down_mb_per_s\", \"value\": $(echo "$down" | awk '{ printf "%.3f", 256 / $1 }'), \"unit\": \"MiB/s\"}" >>"$raw"
 
 log "idle connections (10,000), an offline recipient fetching 10,000…"
-# One descriptor per connection on each side, in two processes; 65536 leaves room for the relay's own files.
-ulimit -n 65536
+# One descriptor per connection on each side, in two processes; 65536 (or the hard limit) leaves room for the relay's
+# own files.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 mkfifo "$work/relay-in" "$work/clients-in"
 "$bin/curbside-bench" serve-relay <"$work/relay-in" >"$work/relay-out" &
 relay=$!; pids="$pids $relay"
