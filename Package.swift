@@ -130,6 +130,7 @@ let package = Package(
                 "CurbsideRelay",
                 "CurbsideClient",
                 "CurbsideTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -7,7 +7,7 @@ root=$(pwd)
 seconds=${BENCH_SECONDS:-5}
 export BENCH_SECONDS=$seconds
 
-need="mosquitto libmosquitto-dev nginx curl gcc libssl-dev openssl time"
+need="mosquitto libmosquitto-dev nginx curl gcc libssl-dev openssl time rabbitmq-server librabbitmq-dev age"
 missing=""
 for p in $need; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"; done
 if [ -n "$missing" ]; then
@@ -15,7 +15,7 @@ if [ -n "$missing" ]; then
     $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
 fi
 # Debian starts the peers as services when it installs them; the bench runs its own, on its own ports.
-for service in mosquitto nginx; do systemctl stop "$service" 2>/dev/null || service "$service" stop 2>/dev/null || true; done
+for service in mosquitto nginx rabbitmq-server; do systemctl stop "$service" 2>/dev/null || service "$service" stop 2>/dev/null || true; done
 
 swift build -c release --product curbside-bench >/dev/null
 swift build -c release --product curbside >/dev/null
@@ -37,6 +37,8 @@ openssl req -x509 -newkey ed25519 -nodes -days 2 -subj /CN=127.0.0.1 -addext sub
     -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
 gcc -O2 -o "$work/tls_bulk" bench/tls_bulk.c -lssl -lcrypto
 gcc -O2 -o "$work/mqtt_bench" bench/mqtt_bench.c -lmosquitto
+gcc -O2 -o "$work/amqp_bench" bench/amqp_bench.c -lrabbitmq -lssl -lcrypto
+gcc -O2 -o "$work/fsync_floor" bench/fsync_floor.c
 
 log "crypto (one core)…"
 "$bin/curbside-bench" crypto >>"$raw"
@@ -78,6 +80,43 @@ pids="$pids $!"
 sleep 0.5
 "$work/mqtt_bench" throughput 18883 "$work/cert.pem" "$seconds" >>"$raw"
 "$work/mqtt_bench" latency 18883 "$work/cert.pem" "$seconds" 1000 >>"$raw"
+# The floor under push latency: a 1 KiB append and fdatasync at the same 1000/s, on the disk the relay's data is on
+# (the bench relay keeps it under ${TMPDIR:-/tmp}, as $work is).
+"$work/fsync_floor" "$work" 1000 "$seconds" >>"$raw"
+
+log "RabbitMQ: durable queue, persistent messages, publisher confirms…"
+# Its own node on its own ports and directories (Debian's service stays stopped), TLS 1.3 only, the same certificate.
+mkdir -p "$work/rabbitmq/home"
+cat >"$work/rabbitmq/rabbitmq.conf" <<CONF
+listeners.tcp = none
+listeners.ssl.default = 127.0.0.1:18671
+ssl_options.cacertfile = $work/cert.pem
+ssl_options.certfile = $work/cert.pem
+ssl_options.keyfile = $work/key.pem
+ssl_options.versions.1 = tlsv1.3
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+CONF
+echo "[]." >"$work/rabbitmq/enabled_plugins"
+HOME="$work/rabbitmq/home" RABBITMQ_NODENAME=curbside-bench@localhost RABBITMQ_DIST_PORT=18672 \
+    RABBITMQ_CONFIG_FILE="$work/rabbitmq/rabbitmq.conf" RABBITMQ_ENABLED_PLUGINS_FILE="$work/rabbitmq/enabled_plugins" \
+    RABBITMQ_MNESIA_BASE="$work/rabbitmq/mnesia" RABBITMQ_LOG_BASE="$work/rabbitmq/log" \
+    /usr/lib/rabbitmq/bin/rabbitmq-server >"$work/rabbitmq/out.txt" 2>&1 &
+rabbit=$!; pids="$pids $rabbit"
+for _ in $(seq 1 600); do grep -q "completed with" "$work/rabbitmq/out.txt" 2>/dev/null && break; sleep 0.1; done
+# Warm: one short run first, not recorded. The window is 320, as relay_durable's 16 senders with 20 sends each.
+"$work/amqp_bench" 18671 "$work/cert.pem" 1 320 >/dev/null
+"$work/amqp_bench" 18671 "$work/cert.pem" "$seconds" 320 >>"$raw"
+kill "$rabbit" 2>/dev/null || true
+wait "$rabbit" 2>/dev/null || true
+# Erlang started epmd for the node; it refuses to stop while any other node is registered with it.
+epmd -kill >/dev/null 2>&1 || true
+
+log "durable relay: 1, 4, 16, 64 senders; a backlog of 1,000,000 envelopes for others…"
+for n in 1 4 16 64; do "$bin/curbside-bench" relay-durable --senders "$n" >>"$raw"; done
+# The ratio's two sides in the same way, the empty store run right before the full one.
+"$bin/curbside-bench" relay-durable --backlog 0 >>"$raw"
+"$bin/curbside-bench" relay-durable --backlog 1000000 >>"$raw"
 
 log "PostgreSQL: durable relay beside pgbench, push latency across relay processes…"
 # One throw-away cluster (fsync on, synchronous_commit on) for the relay and pgbench alike, held by curbside-bench
@@ -123,6 +162,12 @@ CURBSIDE="$bin/curbside" ./scripts/attachment-memory.sh 256 >"$work/attach256.tx
 awk '{ for (i = 1; i <= NF; i++) if ($i == "wall") { split($(i + 1), t, ":"); s += t[1] * 60 + t[2] } }
      END { printf "{\"metric\": \"attachment_mb_per_s\", \"value\": %.3f, \"unit\": \"MiB/s\"}\n", 256 / s }' \
     "$work/attach256.txt" >>"$raw"
+# Up is the send; down is inbox (download, verify) plus show --save-dir (decrypt).
+awk '{ w = 0; for (i = 1; i <= NF; i++) if ($i == "wall") { split($(i + 1), t, ":"); w = t[1] * 60 + t[2] } }
+     /^send/ { up = w } /^inbox/ || /^show/ { down += w }
+     END { printf "{\"metric\": \"attachment_up_mb_per_s\", \"value\": %.3f, \"unit\": \"MiB/s\"}\n", 256 / up
+           printf "{\"metric\": \"attachment_down_mb_per_s\", \"value\": %.3f, \"unit\": \"MiB/s\"}\n", 256 / down }' \
+    "$work/attach256.txt" >>"$raw"
 # Only the send is read here. 1000 MiB, not 1 GiB: a sealed 1 GiB file with its consult is past one sender's
 # default share of a queue (1 GiB); and the recipient does not download anything above 512 MiB (too_large), so the
 # script's final check fails at this size whatever the send did.
@@ -154,9 +199,21 @@ sleep 0.5
 head -c $((256 << 20)) /dev/urandom >"$work/image.bin"
 curl -s -k --tlsv1.3 -T "$work/image.bin" "https://127.0.0.1:18444/uploads/image.bin" -o /dev/null -w '%{time_total}\n' >"$work/curl.txt"
 awk '{ printf "{\"metric\": \"curl_put_mb_per_s\", \"value\": %.3f, \"unit\": \"MiB/s\"}\n", 256 / $1 }' "$work/curl.txt" >>"$raw"
+# The peer of attachment_up/down: age encryption piped into one PUT, and one GET piped into age decryption to a
+# file, each timed whole (both processes of the pipe), same nginx, same TLS.
+age-keygen -o "$work/age.key" 2>/dev/null
+age_recipient=$(age-keygen -y "$work/age.key")
+timed() { start=$(date +%s.%N); sh -c "$1"; end=$(date +%s.%N); echo "$start $end" | awk '{ print $2 - $1 }'; }
+up=$(timed "age -r $age_recipient <'$work/image.bin' | curl -s -k --tlsv1.3 -T - https://127.0.0.1:18444/uploads/image.age -o /dev/null")
+down=$(timed "curl -s -k --tlsv1.3 https://127.0.0.1:18444/uploads/image.age | age -d -i '$work/age.key' >'$work/image.out'")
+cmp -s "$work/image.bin" "$work/image.out" || { log "age + curl: the downloaded file differs"; exit 1; }
+echo "{\"metric\": \"age_curl_up_mb_per_s\", \"value\": $(echo "$up" | awk '{ printf "%.3f", 256 / $1 }'), \"unit\": \"MiB/s\"}" >>"$raw"
+echo "{\"metric\": \"age_curl_down_mb_per_s\", \"value\": $(echo "$down" | awk '{ printf "%.3f", 256 / $1 }'), \"unit\": \"MiB/s\"}" >>"$raw"
 
-log "idle connections (2000)…"
-ulimit -n 16384
+log "idle connections (10,000), an offline recipient fetching 10,000…"
+# One descriptor per connection on each side, in two processes; 65536 (or the hard limit) leaves room for the relay's
+# own files.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 mkfifo "$work/relay-in" "$work/clients-in"
 "$bin/curbside-bench" serve-relay <"$work/relay-in" >"$work/relay-out" &
 relay=$!; pids="$pids $relay"
@@ -165,13 +222,20 @@ for _ in $(seq 1 100); do grep -q "^port" "$work/relay-out" 2>/dev/null && break
 set -- $(cat "$work/relay-out")
 port=$2 keys=$4 fingerprint=$6
 before=$(awk '/^VmRSS/ {print $2}' "/proc/$relay/status")
-"$bin/curbside-bench" idle-clients "$port" "$keys" 2000 "$fingerprint" <"$work/clients-in" >"$work/clients-out" &
+"$bin/curbside-bench" idle-clients "$port" "$keys" 10000 "$fingerprint" <"$work/clients-in" >"$work/clients-out" &
 clients=$!; pids="$pids $clients"
 exec 8>"$work/clients-in"
-for _ in $(seq 1 600); do grep -q "^open" "$work/clients-out" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 3000); do grep -q "^open" "$work/clients-out" 2>/dev/null && break; sleep 0.1; done
 sleep 1
 after=$(awk '/^VmRSS/ {print $2}' "/proc/$relay/status")
-echo "{\"metric\": \"idle_conn_kib\", \"value\": $(( (after - before) / 2000 )).$(( ((after - before) % 2000) * 1000 / 2000 )), \"unit\": \"KiB\"}" >>"$raw"
-exec 8>&- 7>&-
+echo "{\"metric\": \"idle_conn_kib\", \"value\": $(( (after - before) / 10000 )).$(( ((after - before) % 10000) * 1000 / 10000 )), \"unit\": \"KiB\"}" >>"$raw"
+exec 8>&-
+wait "$clients" 2>/dev/null || true
+# An offline recipient: 10,000 consults queued for it by 16 senders, then, logged in alone, it fetches them 100 a
+# request and acknowledges each batch, until all are acknowledged.
+"$bin/curbside-bench" send-load "$port" "$keys" 10000 "$fingerprint" >"$work/load.txt"
+"$bin/curbside-bench" drain-load "$port" "$keys" 10000 "$fingerprint" --batch 100 >"$work/drain.txt"
+awk '/^acknowledged 10000 / { printf "{\"metric\": \"offline_fetch_10000_s\", \"value\": %s, \"unit\": \"s\"}\n", $4 }' "$work/drain.txt" >>"$raw"
+exec 7>&-
 
 python3 bench/report.py "$raw" bench/results.jsonl

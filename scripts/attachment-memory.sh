@@ -52,6 +52,7 @@ measure() {
 }
 measure "send ${mib} MiB (encrypt + upload)" "$curbside" send --home "$work/amara.gp" osei.derm --subject "Large scan" --question "Seen?" --image "$work/big.bin" --keep-metadata
 measure "inbox (download + check)" "$curbside" inbox --home "$work/osei.derm"
-id=$(awk 'NR == 1 {print $1}' "$work/out.txt")
+# An unread consult's line starts with a `*` before its id.
+id=$(awk 'NR == 1 {print ($1 == "*" ? $2 : $1)}' "$work/out.txt")
 measure "show --save-dir (decrypt)" "$curbside" show --home "$work/osei.derm" "$id" --save-dir "$work/saved"
 cmp "$work/big.bin" "$work/saved/big.bin" && echo "the saved file is identical to the original"

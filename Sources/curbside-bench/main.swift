@@ -10,6 +10,7 @@ import CurbsideTLS
 import CurbsideTransport
 import CurbsideWire
 import Foundation
+import GRDB
 import Histogram
 import NIOConcurrencyHelpers
 import NIOCore
@@ -168,9 +169,9 @@ struct BenchRelay {
         configuration.maximumQueuedBytesPerAccount = Int.max / 2
         configuration.maximumQueuedEnvelopesPerSender = 100_000_000
         configuration.maximumQueuedBytesPerSender = Int.max / 2
-        configuration.maximumConnections = 8192
-        configuration.maximumConnectionsPerAddress = 8192
-        configuration.maximumConcurrentLoginsPerAddress = 8192
+        configuration.maximumConnections = 16384
+        configuration.maximumConnectionsPerAddress = 16384
+        configuration.maximumConcurrentLoginsPerAddress = 16384
         configure(&configuration)
         let serverTLS = try TLSContext(
             configuration: .server(
@@ -223,13 +224,19 @@ struct BenchRelay {
     }
 }
 
-/// 16 senders, each sending 1 KiB envelopes one after another, each acknowledged `stored` after its commit is
-/// durable (fsynced; on PostgreSQL, COMMIT returned under `synchronous_commit = on`).
-/// `senders` connections each keep `window` sends in flight (as mosquitto's clients keep 20 QoS 1 messages), each
-/// answered only once durable; the rate of answers.
-func relayDurable(duration: Double, senders: Int, window: Int, database: BenchDatabase, metric: String) async throws {
+/// `senders` (16 by default) connections, each keeping `window` 1 KiB sends in flight (as mosquitto's clients keep 20
+/// QoS 1 messages), each acknowledged `stored` after its commit is durable (fsynced; on PostgreSQL, COMMIT returned
+/// under `synchronous_commit = on`); the rate of answers.
+///
+/// With `backlog` (SQLite only), that many 1 KiB envelopes for 1,000 other recipients are already queued when the
+/// senders start (see `queueBacklog`).
+func relayDurable(duration: Double, senders: Int, window: Int, backlog: Int = 0, database: BenchDatabase, metric: String) async throws {
     let names = (0..<senders).map { "sender.\($0)" } + ["sink.derm"]
     let relay = try await BenchRelay.start(accounts: names, database: database)
+    if backlog > 0 {
+        guard case .sqlite = database else { throw ClientError(.protocolViolation, "--backlog is for the SQLite relay") }
+        try queueBacklog(backlog, in: relay.directory.appendingPathComponent("relay.sqlite").path)
+    }
     let connections = try await withThrowingTaskGroup(of: RelayConnection.self) { group in
         for n in 0..<senders { group.addTask { try await relay.connect("sender.\(n)") } }
         return try await group.reduce(into: []) { $0.append($1) }
@@ -264,6 +271,33 @@ func relayDurable(duration: Double, senders: Int, window: Int, database: BenchDa
     emit(metric, Double(total) / elapsed, "msgs/s")
     for connection in connections { await connection.close() }
     await relay.stop()
+}
+
+/// Queues `count` envelopes of 1 KiB (random bytes, a random 32-byte id, expiring in a week) for the recipients
+/// `backlog.0` … `backlog.999` from `backlog.sender`, inserted straight through the store's SQL in one transaction
+/// on a second connection (the protocol would take minutes for a million); the queue counters are kept by the
+/// store's own triggers. The WAL is then checkpointed and truncated, so the measurement that follows does not pay
+/// for copying this transaction into the database.
+func queueBacklog(_ count: Int, in path: String) throws {
+    let start = ContinuousClock.now
+    let now = Int64(Date().timeIntervalSince1970 * 1000)
+    var configuration = Configuration()
+    configuration.busyMode = .timeout(30)  // the relay's checkpointer may hold the file for a moment
+    let queue = try DatabaseQueue(path: path, configuration: configuration)
+    try queue.write { db in
+        try db.execute(
+            sql: """
+                WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?)
+                INSERT INTO envelope (envelope_id, sender, recipient, body, stored_at, expires_at)
+                    SELECT randomblob(32), 'backlog.sender', 'backlog.' || (i % 1000), randomblob(1024), ?, ?
+                    FROM n
+                """,
+            arguments: [count, now, now + 7 * 86_400_000]
+        )
+    }
+    try queue.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+    try queue.close()
+    say("queued \(count) envelopes in \(String(format: "%.1f", seconds(since: start))) s")
 }
 
 /// A sender at a steady `rate` to a connected recipient; send-to-push latency in a histogram, emitted as
@@ -620,12 +654,19 @@ let databaseURL = parsed.options["--database"]
 switch arguments.count > 1 ? arguments[1] : "" {
 case "crypto": try crypto(duration: duration)
 case "relay-durable":
+    // The default run keeps its row's name; `--senders N` and `--backlog N` name their own rows.
+    let senders = Int(parsed.options["--senders"] ?? "16")!
+    let backlog = Int(parsed.options["--backlog"] ?? "0")!
+    var metric = databaseURL == nil ? "relay_durable" : "relay_durable_pg"
+    if parsed.options["--senders"] != nil { metric += "_senders_\(senders)" }
+    if parsed.options["--backlog"] != nil { metric += "_backlog_\(backlog)" }
     try await relayDurable(
         duration: duration,
-        senders: 16,
+        senders: senders,
         window: Int(parsed.options["--window"] ?? "20") ?? 20,
+        backlog: backlog,
         database: try BenchDatabase(url: databaseURL),
-        metric: databaseURL == nil ? "relay_durable_msgs_per_s" : "relay_durable_pg_msgs_per_s"
+        metric: metric + "_msgs_per_s"
     )
 case "push-latency":
     let rate = Int(parsed.options["--rate"] ?? "1000")!
@@ -665,7 +706,7 @@ default:
         Data(
             """
             usage: curbside-bench crypto
-                   curbside-bench relay-durable [--window N] [--database postgres://…]
+                   curbside-bench relay-durable [--database postgres://…] [--senders N] [--window N] [--backlog N]
                    curbside-bench push-latency [--rate N] [--database postgres://… [--cross-process]]
                    curbside-bench handshakes | tls-bulk [MiB] | fingerprint
                    curbside-bench serve-relay [--database postgres://…] [--prefix NAME]
