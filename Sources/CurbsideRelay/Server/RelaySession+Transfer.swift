@@ -16,9 +16,10 @@ extension RelaySession {
         }
     }
 
-    /// `send`, for a send read while others of the connection are in flight: writes its own answer when its envelope
-    /// is durable (or refused), whatever the others do.
+    /// The rest of a send read while others of the connection are in flight, admitted (or settled) in the order they
+    /// arrived: writes its own answer when its envelope is durable (or refused), whatever the others do.
     func answerSend(
+        _ admitted: Result<Submission, SettledSend>,
         _ request: SendRequest,
         from sender: Handle,
         requestID: UInt32,
@@ -28,7 +29,10 @@ extension RelaySession {
     ) async throws {
         let outcome: Outcome
         do {
-            outcome = try await send(request, from: sender, state: state, logger: logger)
+            switch admitted {
+            case .failure(let settled): outcome = settled.outcome
+            case .success(let submission): outcome = try await commit(submission, request, from: sender, state: state)
+            }
         } catch let error as RelayError where error.isStorage {
             // The disk, not the client: answered, and the connection goes on.
             outcome = .refuse(error)
@@ -45,24 +49,40 @@ extension RelaySession {
     }
 
     func send(_ request: SendRequest, from sender: Handle, state: State, logger: Logger = .relayDisabled) async throws -> Outcome {
+        switch try await admit(request, from: sender, state: state, logger: logger) {
+        case .failure(let settled): return settled.outcome
+        case .success(let submission): return try await commit(submission, request, from: sender, state: state)
+        }
+    }
+
+    /// A send answered without storing anything (a refusal, or a retry of what is stored already).
+    struct SettledSend: Error {
+        let outcome: Outcome
+    }
+
+    /// The checks a send passes before it is stored, in the order the connection's sends arrived (the disk, the
+    /// new-recipient limit), and what to store.
+    func admit(_ request: SendRequest, from sender: Handle, state: State, logger: Logger) async throws -> Result<Submission, SettledSend> {
         // The recipient is checked in the transaction that stores (one database round trip per send).
         let id = EnvelopeID(of: request.envelope)
         if try await diskIsLow() {
             // A retry of something already stored is still acknowledged: it takes no space.
             guard let stored = try await store.storedEnvelope(id, for: request.recipient) else {
-                return .refuse(RelayError(.storageFull, "the relay's disk is nearly full; try again later"))
+                return .failure(SettledSend(outcome: .refuse(RelayError(.storageFull, "the relay's disk is nearly full; try again later"))))
             }
-            return .reply(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: stored.storedAt, expiresAt: stored.expiresAt)), state)
+            return .failure(
+                SettledSend(outcome: .reply(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: stored.storedAt, expiresAt: stored.expiresAt)), state))
+            )
         }
         guard await newRecipients.admit(sender: sender, recipient: request.recipient) else {
             logger.notice("rate limit hit", metadata: ["limiter": "new_recipients", "handle": "\(sender)"])
-            return .refuse(
+            return .failure(SettledSend(outcome: .refuse(
                 RelayError(
                     .rateLimited,
                     "\(sender) started writing to \(configuration.maximumNewRecipientsPerSender) recipients within "
                         + "\(configuration.newRecipientWindow); try \(request.recipient) later"
                 )
-            )
+            )))
         }
         let now = configuration.clock.now()
         let expiresAt = now.adding(seconds: configuration.envelopeLifetimeSeconds)
@@ -79,6 +99,14 @@ extension RelaySession {
             maximumQueuedEnvelopesPerSender: configuration.maximumQueuedEnvelopesPerSender,
             maximumQueuedBytesPerSender: configuration.maximumQueuedBytesPerSender
         )
+        return .success(submission)
+    }
+
+    /// Stores an admitted send; answers once its envelope is durable.
+    func commit(_ submission: Submission, _ request: SendRequest, from sender: Handle, state: State) async throws -> Outcome {
+        let id = submission.id
+        let now = submission.storedAt
+        let expiresAt = submission.expiresAt
         let outcome: EnqueueOutcome
         do {
             outcome = try await store.enqueue(submission)

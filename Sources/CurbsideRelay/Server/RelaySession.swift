@@ -82,8 +82,15 @@ struct RelaySession {
                             sendsInFlight += 1
                             sendBytesInFlight += request.envelope.count
                             let requestID = frame.requestID
+                            // Admitted here, in the order the sends arrived (the new-recipient limit decides in order).
+                            let admitted: Result<Submission, SettledSend>
+                            do {
+                                admitted = try await self.admit(request, from: sender, state: state, logger: logger)
+                            } catch let error as RelayError where error.isStorage {
+                                admitted = .failure(SettledSend(outcome: .refuse(error)))
+                            }
                             sends.addTask { [state, logger] in
-                                try await self.answerSend(request, from: sender, requestID: requestID, state: state, to: outbound, logger: logger)
+                                try await self.answerSend(admitted, request, from: sender, requestID: requestID, state: state, to: outbound, logger: logger)
                                 _ = activity?.end()
                             }
                             currentRequest = 0
