@@ -13,14 +13,10 @@ import Testing
 @Suite("curbside outbox, cancel and Ctrl-C", .serialized)
 struct OutboxCommandTests {
     func curbside(_ arguments: String..., home: String) throws -> (status: Int32, stdout: String, stderr: String) {
-        try Executable.run(arguments + ["--home", home], environment: ProviderCommandTests.environment)
+        try Executable.provider(arguments, home: home)
     }
 
-    func base() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-outbox-\(UUID())").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
+    func base() throws -> String { try Executable.scratchDirectory("outbox") }
 
     func json(_ text: String) throws -> Any { try JSONSerialization.jsonObject(with: Data(text.utf8)) }
 

@@ -9,14 +9,10 @@ import Testing
 @Suite("curbside prune and progress", .serialized)
 struct ProfileSpaceCommandTests {
     func curbside(_ arguments: String..., home: String) throws -> (status: Int32, stdout: String, stderr: String) {
-        try Executable.run(arguments + ["--home", home], environment: ProviderCommandTests.environment)
+        try Executable.provider(arguments, home: home)
     }
 
-    func base() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-space-\(UUID())").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
+    func base() throws -> String { try Executable.scratchDirectory("space") }
 
     func encryptedFiles(_ home: String) -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: "\(home)/attachments")) ?? []).filter {

@@ -48,14 +48,10 @@ struct ProviderCommandTests {
     static let environment = ["CURBSIDE_PASSPHRASE": "correct horse battery staple"]
 
     func curbside(_ arguments: String..., home: String, environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
-        try Executable.run(arguments + ["--home", home], environment: Self.environment.merging(environment) { $1 })
+        try Executable.provider(arguments, home: home, environment: environment)
     }
 
-    func base() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-e2e-\(UUID())").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
+    func base() throws -> String { try Executable.scratchDirectory("e2e") }
 
     /// `make demo`'s script: relay, two providers, consult, show, reply, and the sender's status with every step.
     @Test func theDemoScriptRunsEveryStep() throws {

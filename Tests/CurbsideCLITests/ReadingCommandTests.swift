@@ -12,14 +12,10 @@ struct ReadingCommandTests {
     typealias Result = (status: Int32, stdout: String, stderr: String)
 
     func curbside(_ arguments: String..., home: String, environment: [String: String] = [:]) throws -> Result {
-        try Executable.run(arguments + ["--home", home], environment: ProviderCommandTests.environment.merging(environment) { $1 })
+        try Executable.provider(arguments, home: home, environment: environment)
     }
 
-    func base() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-reading-\(UUID())").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
+    func base() throws -> String { try Executable.scratchDirectory("reading") }
 
     func json(_ text: String) throws -> [String: Any] {
         try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "not a JSON object: \(text)")

@@ -10,11 +10,7 @@ import Testing
 struct RelayAccountCommandTests {
     let passphrase = ProviderCommandTests.environment
 
-    func base() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-operator-\(UUID())").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
+    func base() throws -> String { try Executable.scratchDirectory("operator") }
 
     func curbside(_ arguments: String..., home: String) throws -> (status: Int32, stdout: String, stderr: String) {
         try Executable.run(arguments + ["--home", home], environment: passphrase)

@@ -10,11 +10,7 @@ import Testing
 struct SetupAndErrorWordsTests {
     static let libraryWords = ["NIO", "SingleConnectionFailure", "NSCocoaErrorDomain", "Code=", "Error(", "IOError"]
 
-    func base() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-words-\(UUID())").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
+    func base() throws -> String { try Executable.scratchDirectory("words") }
 
     func expectPeopleWords(_ stderr: String, _ comment: Comment? = nil, sourceLocation: SourceLocation = #_sourceLocation) {
         let lines = stderr.split(separator: "\n")

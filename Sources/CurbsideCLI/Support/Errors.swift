@@ -99,26 +99,24 @@ struct CLIError: CurbsideReportableError, CustomStringConvertible {
 /// A command that ends with its own status after saying why on standard error: a message left queued (75), a send
 /// interrupted by Ctrl-C (130). `report` holds its `curbside: …` lines.
 struct CommandEnding: CurbsideReportableError {
-    let report: String
+    let message: String
+    let hint: String?
     let exitStatus: Int32
-    let jsonReport: String
 
-    /// `lines` say what happened; a line that starts with `hint: ` says what to do.
-    init(_ lines: [String], status: Int32) {
-        report = lines.map { "curbside: \($0)\n" }.joined()
+    init(_ message: String, hint: String? = nil, status: Int32) {
+        self.message = message
+        self.hint = hint
         exitStatus = status
-        let hints = lines.filter { $0.hasPrefix("hint: ") }.map { String($0.dropFirst(6)) }
-        let code = switch status {
+    }
+
+    var report: String { "curbside: \(message)\n" + (hint.map { "curbside: hint: \($0)\n" } ?? "") }
+
+    var jsonReport: String {
+        let code = switch exitStatus {
         case ExitStatus.queued: "queued"
         case ExitStatus.interrupted: "interrupted"
         default: "failed"
         }
-        jsonReport = Curbside.encode(
-            CLIErrorBody(
-                code: code,
-                message: lines.filter { !$0.hasPrefix("hint: ") }.joined(separator: "; "),
-                hint: hints.isEmpty ? nil : hints.joined(separator: "; ")
-            )
-        )
+        return Curbside.encode(CLIErrorBody(code: code, message: message, hint: hint))
     }
 }

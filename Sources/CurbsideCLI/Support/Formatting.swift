@@ -43,11 +43,9 @@ func report(_ outcome: SendOutcome, options: ProviderOptions) throws {
     try options.output(outcome) { outcome.id }
     guard outcome.stored else {
         throw CommandEnding(
-            [
-                "queued, not yet stored: \(outcome.waiting ?? "the relay could not be reached")",
-                "hint: it waits in the outbox; any later command that reaches the relay (`curbside sync`) sends it, "
-                    + "and `curbside outbox cancel \(outcome.id)` withdraws it",
-            ],
+            "queued, not yet stored: \(outcome.waiting ?? "the relay could not be reached")",
+            hint: "it waits in the outbox; any later command that reaches the relay (`curbside sync`) sends it, "
+                + "and `curbside outbox cancel \(outcome.id)` withdraws it",
             status: ExitStatus.queued
         )
     }

@@ -44,10 +44,8 @@ enum InterruptibleSend {
                 if case .success(let outcome) = result, outcome.stored {
                     try options.output(outcome) { outcome.id }
                     throw CommandEnding(
-                        [
-                            "too late to cancel: the relay had already stored \(noun) \(id); a stored message cannot be recalled",
-                            "hint: tell \(try await recipient(of: id, client)) it was sent in error, with `curbside reply \(id)` if it helps",
-                        ],
+                        "too late to cancel: the relay had already stored \(noun) \(id); a stored message cannot be recalled",
+                        hint: "tell \(try await recipient(of: id, client)) it was sent in error, with `curbside reply \(id)` if it helps",
                         status: ExitStatus.interrupted
                     )
                 }
@@ -64,19 +62,14 @@ enum InterruptibleSend {
                     // connection, within 2 s), or at the next sync.
                     await client.abandonCancelledUploads(within: .seconds(2))
                     throw CommandEnding(
-                        [
-                            "cancelled: \(noun) \(id) was not sent; the relay had not stored it, nobody will receive it, and it is no longer in the outbox"
-                        ],
+                        "cancelled: \(noun) \(id) was not sent; the relay had not stored it, nobody will receive it, and it is no longer in the outbox",
                         status: ExitStatus.interrupted
                     )
                 case .notQueued:
                     // Still encrypting: it stops at its next piece and deletes what it wrote; nothing was queued.
                     sending.cancel()
                     await sending.value
-                    throw CommandEnding(
-                        ["cancelled: \(noun) \(id) was not sent; nothing was queued"],
-                        status: ExitStatus.interrupted
-                    )
+                    throw CommandEnding("cancelled: \(noun) \(id) was not sent; nothing was queued", status: ExitStatus.interrupted)
                 case .sending, .alreadyStored:
                     FileHandle.standardError.write(
                         Data(
@@ -87,15 +80,13 @@ enum InterruptibleSend {
                 }
             }
         }
-        throw CommandEnding(["internal error: the send ended without an outcome"], status: ExitStatus.failure)
+        throw CommandEnding("internal error: the send ended without an outcome", status: ExitStatus.failure)
     }
 
     private static func mayBeStored(_ noun: String, _ id: MessageID) -> CommandEnding {
         CommandEnding(
-            [
-                "not cancelled: \(noun) \(id) had already gone to the relay, which may have stored it; a stored message cannot be recalled",
-                "hint: it stays in the outbox (`curbside outbox`); `curbside sync` finishes sending it, and `curbside status \(id)` then shows it stored",
-            ],
+            "not cancelled: \(noun) \(id) had already gone to the relay, which may have stored it; a stored message cannot be recalled",
+            hint: "it stays in the outbox (`curbside outbox`); `curbside sync` finishes sending it, and `curbside status \(id)` then shows it stored",
             status: ExitStatus.interrupted
         )
     }
