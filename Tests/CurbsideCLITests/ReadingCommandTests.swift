@@ -120,7 +120,9 @@ struct ReadingCommandTests {
             #expect(unknown.status == ExitStatus.usage && unknown.stderr.contains("no message id begins with 000000000"), "\(unknown.stderr)")
 
             // Make the second consult's id begin as the first's does (its content is never opened on this path).
-            let collided = String(ids[0].prefix(8)) + String(ids[1].dropFirst(8))
+            // The ninth digit is made to differ from the first id's, so that nine digits tell them apart.
+            let ninth = ids[0].dropFirst(8).first == "0" ? "1" : "0"
+            let collided = String(ids[0].prefix(8)) + ninth + String(ids[1].dropFirst(9))
             let profile = try DatabaseQueue(path: "\(derm)/profile.sqlite")
             let second = ids[1]
             try await profile.write { db in
