@@ -52,7 +52,7 @@ public actor RelayConnection {
 
     private let channel: any Channel
     /// Frames to write, in the order requests were made (pipelined upload chunks depend on it).
-    private let writes: AsyncStream<Frame>.Continuation
+    private let writes: OutgoingFrames
     /// Wakes the task that times requests out when a request is made.
     private let deadlineAdded: AsyncStream<Void>.Continuation
     /// When each request sent with `request` times out, and after how many seconds.
@@ -162,7 +162,7 @@ public actor RelayConnection {
         let (pushes, pushContinuation) = AsyncStream<RelayMessage>.makeStream(
             bufferingPolicy: .bufferingOldest(maximumUnreadPushes)
         )
-        let (frames, writes) = AsyncStream<Frame>.makeStream()
+        let writes = OutgoingFrames()
         let (deadlineSignals, deadlineAdded) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let box = ConnectionBox()
         running {
@@ -179,7 +179,7 @@ public actor RelayConnection {
                     startContinuation.finish()
                     let connection = await box.connection()
                     try await withThrowingDiscardingTaskGroup { group in
-                        group.addTask { await connection.write(frames, to: outbound) }
+                        group.addTask { await connection.write(writes, to: outbound) }
                         group.addTask { await connection.timeRequestsOut(signalled: deadlineSignals) }
                         while let frame = try await inboundFrames.next() {
                             await connection.dispatch(frame)
@@ -217,7 +217,7 @@ public actor RelayConnection {
         handshake: TLSHandshakeCompletedEvent,
         challenge: LoginChallenge,
         channel: any Channel,
-        writes: AsyncStream<Frame>.Continuation,
+        writes: OutgoingFrames,
         deadlineAdded: AsyncStream<Void>.Continuation,
         pushes: AsyncStream<RelayMessage>,
         pushContinuation: AsyncStream<RelayMessage>.Continuation
@@ -234,11 +234,11 @@ public actor RelayConnection {
     /// Writes `frames` in the order requests were made, until the client closes (then the channel is closed, and
     /// close_notify goes out with it) or a write fails.
     private nonisolated func write(
-        _ frames: AsyncStream<Frame>,
+        _ frames: OutgoingFrames,
         to outbound: NIOAsyncChannelOutboundWriter<Frame>
     ) async {
         do {
-            for await frame in frames { try await outbound.write(frame) }
+            try await frames.write(to: outbound)
             channel.close(promise: nil)
         } catch {
             await finish("write failed: \(error)")
@@ -302,7 +302,7 @@ public actor RelayConnection {
             waiting[id] = continuation
             deadlines[id] = (ContinuousClock.now + timeout, Int(timeout.components.seconds))
             deadlineAdded.yield()
-            writes.yield(message.frame(requestID: id))
+            writes.append(message.frame(requestID: id))
         }
     }
 
@@ -313,7 +313,7 @@ public actor RelayConnection {
         let id = nextRequestID
         nextRequestID = nextRequestID == UInt32.max ? 1 : nextRequestID + 1
         started.insert(id)
-        writes.yield(message.frame(requestID: id))
+        writes.append(message.frame(requestID: id))
         return id
     }
 

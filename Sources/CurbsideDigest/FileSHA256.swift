@@ -5,7 +5,8 @@ internal import COpenSSL
 /// The digest is the same as `CurbsideWire.SHA256`'s (FIPS 180-4 leaves no choice); the difference is speed:
 /// OpenSSL uses the CPU's SHA extensions where it has them, about five times libsodium's portable code on the
 /// machines `make bench` runs on, and attachments are hashed up to three times on their way (sender, relay,
-/// recipient). Small inputs — keys, transcripts, envelope ids — stay with libsodium like the rest of the protocol.
+/// recipient). Small inputs — keys, transcripts — stay with libsodium like the rest of the protocol; the relay's
+/// envelope ids, one per send, use `SHA256Digest`.
 /// Moving it onto libsodium was measured and refused: 256 MiB in 1 MiB updates, libsodium 1.0.18 291–302 MiB/s,
 /// OpenSSL 3.0 1,096–1,318 MiB/s. It has a module of its own so that what hashes files does not import TLS.
 /// Not thread-safe; one hasher per stream.

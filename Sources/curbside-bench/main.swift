@@ -513,10 +513,10 @@ func idleClients(port: Int, keyFile: String, count: Int, fingerprint: String) as
 }
 
 /// A fixed number of durable sends to the relay at `port` in another process, for `perf stat` on that process: 16
-/// senders (the first 16 accounts of the key file) each send `count / 16` 1 KiB envelopes one after another to the
-/// last account, or to `recipient`. Prints how many were stored and how long they took; with `count` 0 it only
+/// senders (the first 16 accounts of the key file) each send `count / 16` 1 KiB envelopes to the last account, or to
+/// `recipient`, keeping `window` sends in flight (one after another by default). Prints how many were stored and how long they took; with `count` 0 it only
 /// connects and logs in, so that run's cost can be subtracted.
-func sendLoad(port: Int, keyFile: String, count: Int, fingerprint: String, recipient: String?) async throws {
+func sendLoad(port: Int, keyFile: String, count: Int, fingerprint: String, recipient: String?, window: Int) async throws {
     let keys = try readKeys(keyFile)
     let sink = try recipient.map { try Handle($0) } ?? keys.last!.0
     let clientTLS = try BenchRelay.clientTLS(pinning: PublicKeyFingerprint(fingerprint)!)
@@ -539,13 +539,20 @@ func sendLoad(port: Int, keyFile: String, count: Int, fingerprint: String, recip
             group.addTask {
                 var body = [UInt8](repeating: UInt8(n), count: 1024)
                 withUnsafeBytes(of: run.bigEndian) { body.replaceSubrange(8..<16, with: $0) }
-                for sent in 0..<(count / senders) {
-                    withUnsafeBytes(of: UInt64(sent).bigEndian) { body.replaceSubrange(0..<8, with: $0) }
-                    guard case .stored = try await connection.request(.send(try SendRequest(recipient: sink, envelope: body))) else {
+                let share = count / senders
+                var sent = 0
+                var inFlight: [UInt32] = []
+                while sent < share || !inFlight.isEmpty {
+                    while inFlight.count < window, sent < share {
+                        withUnsafeBytes(of: UInt64(sent).bigEndian) { body.replaceSubrange(0..<8, with: $0) }
+                        inFlight.append(try await connection.start(.send(try SendRequest(recipient: sink, envelope: body))))
+                        sent += 1
+                    }
+                    guard case .stored = try await connection.result(of: inFlight.removeFirst()) else {
                         throw ClientError(.protocolViolation, "not stored")
                     }
                 }
-                return count / senders
+                return share
             }
         }
         return try await group.reduce(0, +)
@@ -647,75 +654,93 @@ struct BenchArguments {
     }
 }
 
-let arguments = CommandLine.arguments
-let parsed = BenchArguments(arguments.dropFirst(2), flags: ["--cross-process"])
-let duration = Double(ProcessInfo.processInfo.environment["BENCH_SECONDS"] ?? "5") ?? 5
-let databaseURL = parsed.options["--database"]
-switch arguments.count > 1 ? arguments[1] : "" {
-case "crypto": try crypto(duration: duration)
-case "relay-durable":
-    // The default run keeps its row's name; `--senders N` and `--backlog N` name their own rows.
-    let senders = Int(parsed.options["--senders"] ?? "16")!
-    let backlog = Int(parsed.options["--backlog"] ?? "0")!
-    var metric = databaseURL == nil ? "relay_durable" : "relay_durable_pg"
-    if parsed.options["--senders"] != nil { metric += "_senders_\(senders)" }
-    if parsed.options["--backlog"] != nil { metric += "_backlog_\(backlog)" }
-    try await relayDurable(
-        duration: duration,
-        senders: senders,
-        window: Int(parsed.options["--window"] ?? "20") ?? 20,
-        backlog: backlog,
-        database: try BenchDatabase(url: databaseURL),
-        metric: metric + "_msgs_per_s"
-    )
-case "push-latency":
-    let rate = Int(parsed.options["--rate"] ?? "1000")!
-    let crossProcess = parsed.flags.contains("--cross-process")
-    try await pushLatency(
-        duration: duration,
-        rate: rate,
-        databaseURL: databaseURL,
-        crossProcess: crossProcess,
-        metric: "push_latency" + (databaseURL == nil ? "" : "_pg") + (crossProcess ? "_cross" : "") + (rate == 1000 ? "" : "_\(rate)")
-    )
-case "handshakes": try await handshakes(duration: duration)
-case "tls-bulk": try await tlsBulk(megabytes: Int(parsed.words.first ?? "512") ?? 512)
-case "serve-relay": try await serveRelay(database: try BenchDatabase(url: databaseURL), prefix: parsed.options["--prefix"] ?? "idle")
-case "idle-clients":
-    try await idleClients(port: Int(parsed.words[0])!, keyFile: parsed.words[1], count: Int(parsed.words[2])!, fingerprint: parsed.words[3])
-case "send-load":
-    try await sendLoad(
-        port: Int(parsed.words[0])!,
-        keyFile: parsed.words[1],
-        count: Int(parsed.words[2])!,
-        fingerprint: parsed.words[3],
-        recipient: parsed.options["--to"]
-    )
-case "drain-load":
-    try await drainLoad(
-        port: Int(parsed.words[0])!,
-        keyFile: parsed.words[1],
-        count: Int(parsed.words[2])!,
-        batch: Int(parsed.options["--batch"] ?? "100")!,
-        fingerprint: parsed.words[3]
-    )
-case "postgres": try postgresCluster()
-case "fingerprint": print(BenchRelay.identity.certificate.publicKeyFingerprint)
-default:
-    FileHandle.standardError.write(
-        Data(
-            """
-            usage: curbside-bench crypto
-                   curbside-bench relay-durable [--database postgres://…] [--senders N] [--window N] [--backlog N]
-                   curbside-bench push-latency [--rate N] [--database postgres://… [--cross-process]]
-                   curbside-bench handshakes | tls-bulk [MiB] | fingerprint
-                   curbside-bench serve-relay [--database postgres://…] [--prefix NAME]
-                   curbside-bench idle-clients PORT KEYS N FINGERPRINT | send-load PORT KEYS N FINGERPRINT [--to HANDLE]
-                   curbside-bench drain-load PORT KEYS N FINGERPRINT [--batch N]
-                   curbside-bench postgres
-
-            """.utf8
+/// The subcommand named by the first argument.
+func runCommand(_ arguments: [String]) async throws {
+    let parsed = BenchArguments(arguments.dropFirst(2), flags: ["--cross-process"])
+    let duration = Double(ProcessInfo.processInfo.environment["BENCH_SECONDS"] ?? "5") ?? 5
+    let databaseURL = parsed.options["--database"]
+    switch arguments.count > 1 ? arguments[1] : "" {
+    case "crypto": try crypto(duration: duration)
+    case "relay-durable":
+        // The default run keeps its row's name; `--senders N` and `--backlog N` name their own rows.
+        let senders = Int(parsed.options["--senders"] ?? "16")!
+        let backlog = Int(parsed.options["--backlog"] ?? "0")!
+        var metric = databaseURL == nil ? "relay_durable" : "relay_durable_pg"
+        if parsed.options["--senders"] != nil { metric += "_senders_\(senders)" }
+        if parsed.options["--backlog"] != nil { metric += "_backlog_\(backlog)" }
+        try await relayDurable(
+            duration: duration,
+            senders: senders,
+            window: Int(parsed.options["--window"] ?? "20") ?? 20,
+            backlog: backlog,
+            database: try BenchDatabase(url: databaseURL),
+            metric: metric + "_msgs_per_s"
         )
-    )
-    exit(64)
+    case "push-latency":
+        let rate = Int(parsed.options["--rate"] ?? "1000")!
+        let crossProcess = parsed.flags.contains("--cross-process")
+        try await pushLatency(
+            duration: duration,
+            rate: rate,
+            databaseURL: databaseURL,
+            crossProcess: crossProcess,
+            metric: "push_latency" + (databaseURL == nil ? "" : "_pg") + (crossProcess ? "_cross" : "") + (rate == 1000 ? "" : "_\(rate)")
+        )
+    case "handshakes": try await handshakes(duration: duration)
+    case "tls-bulk": try await tlsBulk(megabytes: Int(parsed.words.first ?? "512") ?? 512)
+    case "serve-relay": try await serveRelay(database: try BenchDatabase(url: databaseURL), prefix: parsed.options["--prefix"] ?? "idle")
+    case "idle-clients":
+        try await idleClients(port: Int(parsed.words[0])!, keyFile: parsed.words[1], count: Int(parsed.words[2])!, fingerprint: parsed.words[3])
+    case "send-load":
+        try await sendLoad(
+            port: Int(parsed.words[0])!,
+            keyFile: parsed.words[1],
+            count: Int(parsed.words[2])!,
+            fingerprint: parsed.words[3],
+            recipient: parsed.options["--to"],
+            window: Int(parsed.options["--window"] ?? "1") ?? 1
+        )
+    case "drain-load":
+        try await drainLoad(
+            port: Int(parsed.words[0])!,
+            keyFile: parsed.words[1],
+            count: Int(parsed.words[2])!,
+            batch: Int(parsed.options["--batch"] ?? "100")!,
+            fingerprint: parsed.words[3]
+        )
+    case "postgres": try postgresCluster()
+    case "fingerprint": print(BenchRelay.identity.certificate.publicKeyFingerprint)
+    default:
+        FileHandle.standardError.write(
+            Data(
+                """
+                usage: curbside-bench crypto
+                       curbside-bench relay-durable [--database postgres://…] [--senders N] [--window N] [--backlog N]
+                       curbside-bench push-latency [--rate N] [--database postgres://… [--cross-process]]
+                       curbside-bench handshakes | tls-bulk [MiB] | fingerprint
+                       curbside-bench serve-relay [--database postgres://…] [--prefix NAME]
+                       curbside-bench idle-clients PORT KEYS N FINGERPRINT | send-load PORT KEYS N FINGERPRINT [--to HANDLE] [--window N]
+                       curbside-bench drain-load PORT KEYS N FINGERPRINT [--batch N]
+                       curbside-bench postgres
+
+                """.utf8
+            )
+        )
+        exit(64)
+    }
+}
+
+// A synchronous entry that waits for the command, not an asynchronous main: an asynchronous main parks the main
+// thread in dispatch_main, where valgrind 3.19 (Debian 12's) crashes, and bench/relay_instructions.py runs this
+// executable under callgrind.
+let finished = DispatchSemaphore(value: 0)
+nonisolated(unsafe) var failure: (any Error)?
+Task.detached {
+    do { try await runCommand(CommandLine.arguments) } catch { failure = error }
+    finished.signal()
+}
+finished.wait()
+if let failure {
+    FileHandle.standardError.write(Data("curbside-bench: \(failure)\n".utf8))
+    exit(1)
 }

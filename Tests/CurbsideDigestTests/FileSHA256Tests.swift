@@ -49,6 +49,7 @@ struct FileSHA256Tests {
         for count in [0, 55, 56, 64, 100_003] {
             let input = (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
             #expect(Self.digest(input) == Self.hex(SHA256.hash(input)), "\(count) bytes")
+            #expect(SHA256Digest.hash(input) == SHA256.hash(input), "one-shot, \(count) bytes")
         }
     }
 }

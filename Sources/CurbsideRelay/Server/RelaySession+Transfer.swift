@@ -24,7 +24,7 @@ extension RelaySession {
         from sender: Handle,
         requestID: UInt32,
         state: State,
-        to outbound: NIOAsyncChannelOutboundWriter<Frame>,
+        to answers: CoalescingFrameWriter,
         logger: Logger
     ) async throws {
         let outcome: Outcome
@@ -45,7 +45,7 @@ extension RelaySession {
             if error.isStorage { logger.error("store error", metadata: ["error": "\(error.code.identifier)"]) }
             answer = .error(error)
         }
-        try await outbound.write(answer.frame(requestID: requestID))
+        try await answers.write(answer.frame(requestID: requestID))
     }
 
     func send(_ request: SendRequest, from sender: Handle, state: State, logger: Logger = .relayDisabled) async throws -> Outcome {

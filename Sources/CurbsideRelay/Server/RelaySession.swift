@@ -61,6 +61,9 @@ struct RelaySession {
                     // its envelope is durable, in whatever order the commits finish. Any other request waits until they
                     // are answered, so it sees what they stored.
                     var sendsInFlight = 0, sendBytesInFlight = 0
+                    // The answers of sends whose commits finish together go out in one write. Other requests are
+                    // answered only after waitForAll, when every answer handed to it has been written.
+                    let sendAnswers = CoalescingFrameWriter(outbound)
                     for try await frame in inbound {
                         // The relay is stopping: this request is not started; the connection closes.
                         guard activity?.begin() ?? true else {
@@ -90,7 +93,7 @@ struct RelaySession {
                                 admitted = .failure(SettledSend(outcome: .refuse(error)))
                             }
                             sends.addTask { [state, logger] in
-                                try await self.answerSend(admitted, request, from: sender, requestID: requestID, state: state, to: outbound, logger: logger)
+                                try await self.answerSend(admitted, request, from: sender, requestID: requestID, state: state, to: sendAnswers, logger: logger)
                                 _ = activity?.end()
                             }
                             currentRequest = 0

@@ -409,14 +409,22 @@ public final class SQLiteRelayStore: RelayStore {
     /// Writes a batch of envelopes in one transaction, so one fsync makes them all durable. Items are applied in
     /// order, so a body repeated within the batch is stored once; an item that cannot be stored (queue full, unknown
     /// attachment) gets its outcome without failing the others.
+    ///
+    /// A batch often holds several sends to one recipient (a backlog, a busy colleague): whether the recipient
+    /// exists and what its queue and each sender's share hold are read once per batch and then kept up to date here
+    /// as the envelope triggers keep them in the database (bytes are the body's plus the attachments').
     fileprivate static func write(_ batch: [Submission], to database: any DatabaseWriter) async throws -> [EnqueueOutcome] {
         try await Self.transaction(database) { db in
-            try batch.map { item in
+            var recipientExists: [String: Bool] = [:]
+            var queueUsage: [String: (envelopes: Int, bytes: Int)] = [:]
+            var senderUsage: [SenderShareKey: (envelopes: Int, bytes: Int)] = [:]
+            return try batch.map { item in
                 let id = item.id
+                let recipient = item.recipient.rawValue
                 // Prepared once per connection (cached): every send runs these.
                 if let existing = try Row.fetchOne(
                     try db.cachedStatement(sql: "SELECT sequence, stored_at, expires_at FROM envelope WHERE envelope_id = ? AND recipient = ?"),
-                    arguments: [Data(id.bytes), item.recipient.rawValue]
+                    arguments: [Data(id.bytes), recipient]
                 ) {
                     // A retry is acknowledged whatever the quota: it takes no new space.
                     return .duplicate(
@@ -425,14 +433,15 @@ public final class SQLiteRelayStore: RelayStore {
                         expiresAt: Timestamp(storedMilliseconds: existing[2])
                     )
                 }
-                guard
-                    try Bool.fetchOne(
+                let exists = try recipientExists[recipient] ?? {
+                    let exists = try Bool.fetchOne(
                         try db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM account WHERE handle = ?)"),
-                        arguments: [item.recipient.rawValue]
+                        arguments: [recipient]
                     ) == true
-                else {
-                    return .unknownRecipient
-                }
+                    recipientExists[recipient] = exists
+                    return exists
+                }()
+                guard exists else { return .unknownRecipient }
                 var keys: [Int64] = []
                 var attachmentBytes = 0
                 for attachment in item.attachments {
@@ -449,20 +458,27 @@ public final class SQLiteRelayStore: RelayStore {
                 // What the envelope costs its recipient: its bytes, and those of every attachment it names, which
                 // the recipient downloads and keeps for this envelope however many others name them too.
                 let size = item.body.count + attachmentBytes
-                let share = try Row.fetchOne(
-                    try db.cachedStatement(sql: "SELECT envelopes, bytes FROM sender_usage WHERE recipient = ? AND sender = ?"),
-                    arguments: [item.recipient.rawValue, item.sender.rawValue]
-                )
-                let (held, heldBytes): (Int, Int) = (share?[0] ?? 0, share?[1] ?? 0)
-                if held >= item.maximumQueuedEnvelopesPerSender || heldBytes + size > item.maximumQueuedBytesPerSender {
-                    return .senderShareFull(envelopes: held, bytes: heldBytes)
+                let shareKey = SenderShareKey(recipient: recipient, sender: item.sender.rawValue)
+                let share = try senderUsage[shareKey] ?? {
+                    let row = try Row.fetchOne(
+                        try db.cachedStatement(sql: "SELECT envelopes, bytes FROM sender_usage WHERE recipient = ? AND sender = ?"),
+                        arguments: [recipient, item.sender.rawValue]
+                    )
+                    return (row?[0] ?? 0, row?[1] ?? 0)
+                }()
+                senderUsage[shareKey] = share
+                if share.envelopes >= item.maximumQueuedEnvelopesPerSender || share.bytes + size > item.maximumQueuedBytesPerSender {
+                    return .senderShareFull(envelopes: share.envelopes, bytes: share.bytes)
                 }
-                let usage = try Row.fetchOne(
-                    try db.cachedStatement(sql: "SELECT envelopes, bytes FROM queue_usage WHERE recipient = ?"),
-                    arguments: [item.recipient.rawValue]
-                )
-                let (count, bytes): (Int, Int) = (usage?[0] ?? 0, usage?[1] ?? 0)
-                if count >= item.maximumQueuedEnvelopes || bytes + size > item.maximumQueuedBytes {
+                let usage = try queueUsage[recipient] ?? {
+                    let row = try Row.fetchOne(
+                        try db.cachedStatement(sql: "SELECT envelopes, bytes FROM queue_usage WHERE recipient = ?"),
+                        arguments: [recipient]
+                    )
+                    return (row?[0] ?? 0, row?[1] ?? 0)
+                }()
+                queueUsage[recipient] = usage
+                if usage.envelopes >= item.maximumQueuedEnvelopes || usage.bytes + size > item.maximumQueuedBytes {
                     return .queueFull
                 }
                 try db.cachedStatement(
@@ -472,10 +488,13 @@ public final class SQLiteRelayStore: RelayStore {
                         """
                 ).execute(
                     arguments: [
-                        Data(id.bytes), item.sender.rawValue, item.recipient.rawValue, Data(item.body),
+                        Data(id.bytes), item.sender.rawValue, recipient, Data(item.body),
                         item.storedAt.signedMilliseconds, item.expiresAt.signedMilliseconds, attachmentBytes,
                     ]
                 )
+                // As envelope_counted has just counted it in the database.
+                queueUsage[recipient] = (usage.envelopes + 1, usage.bytes + size)
+                senderUsage[shareKey] = (share.envelopes + 1, share.bytes + size)
                 let sequence = db.lastInsertedRowID
                 for key in keys {
                     try db.execute(
@@ -488,6 +507,12 @@ public final class SQLiteRelayStore: RelayStore {
                 return .stored(sequence: sequence)
             }
         }
+    }
+
+    /// A sender's share of a recipient's queue, as `write` keeps it during a batch.
+    private struct SenderShareKey: Hashable {
+        let recipient: String
+        let sender: String
     }
 
     public func storedEnvelope(_ id: EnvelopeID, for recipient: Handle) async throws -> (storedAt: Timestamp, expiresAt: Timestamp)? {
