@@ -144,6 +144,8 @@ def main():
                           "store": store, "sends": stored, "window": window}), flush=True)
         if top:
             costs = self_costs(loaded_path)
+            for name, count in self_costs(idle_path).items():  # the logins, as for the total
+                costs[name] = costs.get(name, 0) - count
             for name, count in sorted(costs.items(), key=lambda item: -item[1])[:top]:
                 print(f"{count / stored:>10,.0f}  {name[:150]}")
     finally:

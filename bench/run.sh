@@ -7,7 +7,7 @@ root=$(pwd)
 seconds=${BENCH_SECONDS:-5}
 export BENCH_SECONDS=$seconds
 
-need="mosquitto libmosquitto-dev nginx curl gcc libssl-dev openssl time rabbitmq-server librabbitmq-dev age"
+need="mosquitto libmosquitto-dev nginx curl gcc libssl-dev openssl time rabbitmq-server librabbitmq-dev age valgrind binutils"
 missing=""
 for p in $need; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"; done
 if [ -n "$missing" ]; then
@@ -58,9 +58,7 @@ sleep 0.5
 s_time=$(openssl s_time -connect 127.0.0.1:18443 -new -tls1_3 -time "$seconds" 2>/dev/null | awk '/connections in [0-9]+ real seconds/ {print $1 / $4; exit}')
 echo "{\"metric\": \"s_time_per_s\", \"value\": ${s_time:-0}, \"unit\": \"connections/s\"}" >>"$raw"
 
-log "durable relay throughput and push latency…"
-"$bin/curbside-bench" relay-durable >>"$raw"
-"$bin/curbside-bench" push-latency >>"$raw"
+log "durable relay throughput and push latency, beside mosquitto…"
 mkdir -p "$work/mosquitto"
 cat >"$work/mosquitto.conf" <<CONF
 listener 18883 127.0.0.1
@@ -78,11 +76,16 @@ CONF
 mosquitto -c "$work/mosquitto.conf" >/dev/null 2>&1 &
 pids="$pids $!"
 sleep 0.5
-"$work/mqtt_bench" throughput 18883 "$work/cert.pem" "$seconds" >>"$raw"
-"$work/mqtt_bench" latency 18883 "$work/cert.pem" "$seconds" 1000 >>"$raw"
-# The floor under push latency: a 1 KiB append and fdatasync at the same 1000/s, on the disk the relay's data is on
-# (the bench relay keeps it under ${TMPDIR:-/tmp}, as $work is).
-"$work/fsync_floor" "$work" 1000 "$seconds" >>"$raw"
+# Three rounds, each side once a round, alternating; the table takes each side's median (one run swings widely on a
+# shared machine). The floor under push latency: a 1 KiB append and fdatasync at the same 1000/s, on the disk the
+# relay's data is on (the bench relay keeps it under ${TMPDIR:-/tmp}, as $work is).
+for _ in 1 2 3; do
+    "$bin/curbside-bench" relay-durable >>"$raw"
+    "$work/mqtt_bench" throughput 18883 "$work/cert.pem" "$seconds" >>"$raw"
+    "$bin/curbside-bench" push-latency >>"$raw"
+    "$work/mqtt_bench" latency 18883 "$work/cert.pem" "$seconds" 1000 >>"$raw"
+    "$work/fsync_floor" "$work" 1000 "$seconds" >>"$raw"
+done
 
 log "RabbitMQ: durable queue, persistent messages, publisher confirms…"
 # Its own node on its own ports and directories (Debian's service stays stopped), TLS 1.3 only, the same certificate.
@@ -111,6 +114,9 @@ kill "$rabbit" 2>/dev/null || true
 wait "$rabbit" 2>/dev/null || true
 # Erlang started epmd for the node; it refuses to stop while any other node is registered with it.
 epmd -kill >/dev/null 2>&1 || true
+
+log "instructions per durable send at the relay (callgrind)…"
+python3 bench/relay_instructions.py 2000 20 >>"$raw"
 
 log "durable relay: 1, 4, 16, 64 senders; a backlog of 1,000,000 envelopes for others…"
 for n in 1 4 16 64; do "$bin/curbside-bench" relay-durable --senders "$n" >>"$raw"; done
