@@ -177,6 +177,7 @@ let package = Package(
                 "CurbsideClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             path: "Sources/CurbsideTestSupport"
         ),

@@ -11,12 +11,7 @@ import Testing
 @Suite("outgoing frames")
 struct OutgoingFramesTests {
     @Test func queuedFramesGoOutInOrderInOneFlush() async throws {
-        let channel = NIOAsyncTestingChannel()
-        let counter = FlushCounter()
-        try await channel.pipeline.addHandler(counter)
-        let wrapped = try await channel.eventLoop.submit {
-            try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel)
-        }.get()
+        let (channel, wrapped, counter) = try await FlushCounter.framedChannel()
         let frames = OutgoingFrames()
         for n in 0..<50 { frames.append(Frame(type: 3, requestID: UInt32(n), body: [UInt8(n)])) }
         frames.finish()
@@ -27,14 +22,11 @@ struct OutgoingFramesTests {
         var written: [UInt32] = []
         while let frame = try await channel.readOutbound(as: Frame.self) { written.append(frame.requestID) }
         #expect(written == (0..<50).map { UInt32($0) })
-        #expect(try await channel.eventLoop.submit { counter.flushes }.get() == 1)
+        #expect(try await counter.count(on: channel) == 1)
     }
 
     @Test func framesAppendedWhileWritingFollowInOrder() async throws {
-        let channel = NIOAsyncTestingChannel()
-        let wrapped = try await channel.eventLoop.submit {
-            try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel)
-        }.get()
+        let (channel, wrapped, _) = try await FlushCounter.framedChannel()
         let frames = OutgoingFrames()
         try await wrapped.executeThenClose { _, outbound in
             try await withThrowingTaskGroup(of: Void.self) { group in

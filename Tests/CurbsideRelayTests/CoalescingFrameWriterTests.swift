@@ -11,12 +11,7 @@ import Testing
 @Suite("coalescing frame writer")
 struct CoalescingFrameWriterTests {
     @Test func framesFromConcurrentTasksGoOutOnceWithFewerFlushes() async throws {
-        let channel = NIOAsyncTestingChannel()
-        let counter = FlushCounter()
-        try await channel.pipeline.addHandler(counter)
-        let wrapped = try await channel.eventLoop.submit {
-            try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel)
-        }.get()
+        let (channel, wrapped, counter) = try await FlushCounter.framedChannel()
         let count = 200
         try await wrapped.executeThenClose { _, outbound in
             let writer = CoalescingFrameWriter(outbound)
@@ -31,15 +26,12 @@ struct CoalescingFrameWriterTests {
         while let frame = try await channel.readOutbound(as: Frame.self) { written.append(frame) }
         #expect(written.map(\.requestID).sorted() == (0..<UInt32(count)).map { $0 }, "each frame exactly once")
         #expect(written.allSatisfy { $0.body == [UInt8(truncatingIfNeeded: $0.requestID)] })
-        let flushes = try await channel.eventLoop.submit { counter.flushes }.get()
+        let flushes = try await counter.count(on: channel)
         #expect(flushes < count, "\(count) frames from concurrent tasks went out in \(flushes) flushes")
     }
 
     @Test func aFrameAloneIsWrittenBeforeItsWriterReturns() async throws {
-        let channel = NIOAsyncTestingChannel()
-        let wrapped = try await channel.eventLoop.submit {
-            try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel)
-        }.get()
+        let (channel, wrapped, _) = try await FlushCounter.framedChannel()
         try await wrapped.executeThenClose { _, outbound in
             let writer = CoalescingFrameWriter(outbound)
             for n in 0..<3 {
