@@ -52,6 +52,7 @@ let package = Package(
             dependencies: [
                 "COpenSSL",
                 "COpenSSLShims",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
             ]
