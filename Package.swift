@@ -52,7 +52,6 @@ let package = Package(
             dependencies: [
                 "COpenSSL",
                 "COpenSSLShims",
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
             ]

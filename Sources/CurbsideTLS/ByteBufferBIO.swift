@@ -13,12 +13,9 @@ final class ByteBufferBIO {
     /// Records OpenSSL wrote and nobody has taken yet.
     private var outbound: ByteBuffer?
     private let allocator: ByteBufferAllocator
-    /// Where large writes take their outgoing buffer from, and give it back to.
-    private let pool: CiphertextBufferPool?
 
-    init(allocator: ByteBufferAllocator = ByteBufferAllocator(), pool: CiphertextBufferPool? = nil) {
+    init(allocator: ByteBufferAllocator = ByteBufferAllocator()) {
         self.allocator = allocator
-        self.pool = pool
     }
 
     /// A new `BIO *` over this object, unretained: the caller keeps `self` alive for as long as the BIO.
@@ -41,7 +38,7 @@ final class ByteBufferBIO {
     /// Makes room for about `count` bytes of records, so one write does not grow the buffer record by record.
     func reserveOutbound(_ count: Int) {
         if outbound == nil {
-            outbound = pool?.take(minimumCapacity: count) ?? allocator.buffer(capacity: count)
+            outbound = allocator.buffer(capacity: count)
         } else {
             outbound!.reserveCapacity(minimumWritableBytes: count)
         }
@@ -51,7 +48,6 @@ final class ByteBufferBIO {
     func takeOutbound() -> ByteBuffer? {
         guard let buffer = outbound, buffer.readableBytes > 0 else { return nil }
         outbound = nil
-        pool?.keep(buffer)
         return buffer
     }
 

@@ -36,7 +36,7 @@ final class TLSConnection {
     init(context: TLSContext, serverName: String? = nil) throws {
         self.context = context
         let ssl = try context.makeSSL()
-        let bio = ByteBufferBIO(pool: context.ciphertextBuffers)
+        let bio = ByteBufferBIO()
         guard let bioPointer = bio.makeBIO() else {
             SSL_free(ssl)
             throw TLSError.drainingQueue(.invalidConfiguration, "BIO_new failed")

@@ -11,8 +11,6 @@ public final class TLSContext: @unchecked Sendable {
     public let configuration: TLSConfiguration
     /// The ALPN list in wire form: each protocol prefixed by its length.
     let alpnWire: [UInt8]
-    /// The outgoing buffers large writes of this context's connections are encrypted into.
-    let ciphertextBuffers = CiphertextBufferPool()
     /// The key exchange groups both ends offer, in order of preference (spec/transport.md).
     public static let groups = "X25519:P-256:P-384"
 

@@ -52,25 +52,11 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var readBuffer: ByteBuffer?
     /// Our close_notify is out after `close(mode: .output)`: reads go on, writes fail.
     private var outputClosed = false
-    /// Whether a write's records are being passed to the channel. A large write goes out in several buffers, and the
-    /// channel may report a change of writability between two of them, upon which the application may write again:
-    /// such writes wait in `writesDuringEncryption` and follow in order, or their plaintext would overtake the rest.
-    private var encrypting = false
-    private var writesDuringEncryption: [(data: ByteBuffer, promise: EventLoopPromise<Void>?)] = []
-    /// A flush came while `encrypting`; it is passed on once the writes waiting have been sent.
-    private var flushDuringEncryption = false
 
     /// The most plaintext buffered before the handshake completes. A write beyond it fails the connection with
     /// `bufferLimit`, together with every buffered write, so no later write is ever sent without an earlier one.
     /// (The channel stays writable during the handshake; a bulk writer waits for it, as `HandshakeObserver` allows.)
     public static let maximumBufferedPlaintext = 16 << 20
-
-    /// The most plaintext one outgoing ciphertext buffer carries: three whole records, 49,218 bytes of ciphertext,
-    /// which one of the context's pooled 64 KiB buffers holds. Four records (65,624 bytes) round up to a 128 KiB
-    /// buffer, glibc's initial mmap threshold, so a 64 KiB application write could cost a fresh mapping, its page
-    /// faults and an munmap. A whole number of records, so the records on the wire are cut exactly where one large
-    /// write would cut them.
-    static let maximumPlaintextPerCiphertextBuffer = 3 * TLSConnection.maximumRecordPlaintext
 
     /// The event fired at handshake completion, kept for later readers (the relay's login).
     public private(set) var handshakeInfo: TLSHandshakeCompletedEvent?
@@ -291,11 +277,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             bufferedWrites.append((plaintext, promise))
         case .active where !outputClosed:
-            if encrypting {
-                writesDuringEncryption.append((plaintext, promise))
-            } else {
-                encrypt(context: context, plaintext, promise: promise, flush: false)
-            }
+            encrypt(context: context, plaintext, promise: promise, flush: false)
         case .active, .closing, .closed:
             promise?.fail(TLSError(.closed, "write after the connection started closing"))
         }
@@ -306,11 +288,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .idle, .handshaking:
             bufferedFlushedCount = bufferedWrites.count
         case .active, .closing:
-            if encrypting {
-                flushDuringEncryption = true
-            } else {
-                context.flush()
-            }
+            context.flush()
         case .closed:
             break
         }
@@ -360,40 +338,16 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// Encrypts and writes `plaintext`, then any writes that arrived meanwhile, in order; flushes if `flush` or if a
-    /// flush arrived meanwhile.
     private func encrypt(context: ChannelHandlerContext, _ plaintext: ByteBuffer, promise: EventLoopPromise<Void>?, flush: Bool) {
-        encrypting = true
-        encryptPieces(context: context, plaintext, promise: promise)
-        while !writesDuringEncryption.isEmpty {
-            let write = writesDuringEncryption.removeFirst()
-            encryptPieces(context: context, write.data, promise: write.promise)
+        let result = plaintext.withUnsafeReadableBytes { connection.writePlaintext($0) }
+        switch result {
+        case .complete, .wantsMoreInput:
+            writeCiphertext(context: context, promise: promise)
+            if flush { context.flush() }
+        case .failed(let error):
+            promise?.fail(error)
+            fail(context: context, error)
         }
-        encrypting = false
-        if flush || flushDuringEncryption {
-            flushDuringEncryption = false
-            if state == .active || state == .closing { context.flush() }
-        }
-    }
-
-    /// Encrypts `plaintext` at most `maximumPlaintextPerCiphertextBuffer` bytes at a time, writing each piece's
-    /// records as one buffer; `promise` goes with the last, so it completes once all of them are written.
-    private func encryptPieces(context: ChannelHandlerContext, _ plaintext: ByteBuffer, promise: EventLoopPromise<Void>?) {
-        var rest = plaintext
-        repeat {
-            guard state == .active else {
-                // Writing an earlier piece closed the channel: the rest of this write is never sent.
-                promise?.fail(TLSError(.closed, "the connection closed during this write"))
-                return
-            }
-            let piece = rest.readSlice(length: min(rest.readableBytes, Self.maximumPlaintextPerCiphertextBuffer))!
-            if case .failed(let error) = piece.withUnsafeReadableBytes({ connection.writePlaintext($0) }) {
-                promise?.fail(error)
-                fail(context: context, error)
-                return
-            }
-            writeCiphertext(context: context, promise: rest.readableBytes == 0 ? promise : nil)
-        } while rest.readableBytes > 0
     }
 
     private func replayBufferedWrites(context: ChannelHandlerContext) {

@@ -84,28 +84,6 @@ struct ByteBufferBIOTests {
         #expect(pair.serverRecorder.errors.isEmpty)
     }
 
-    @Test(arguments: [1, 16_384, 49_152, 49_153, 65_536, 1 << 20])
-    func largeWritesLeaveInBuffersOfThreeRecordsAtMost(_ size: Int) throws {
-        let pair = try BackToBack()
-        try pair.handshake()
-        let sent = ByteBuffer.pattern(size, seed: 6)
-        let written = pair.client.writeAndFlush(sent)
-        var buffers: [ByteBuffer] = []
-        while let bytes = try pair.client.readOutbound(as: ByteBuffer.self) { buffers.append(bytes) }
-        try written.wait()
-        // Whole records of 16 KiB, three to a buffer, so no buffer reaches glibc's 128 KiB mmap threshold.
-        let records = (size + 16_383) / 16_384
-        #expect(buffers.count == (records + 2) / 3)
-        #expect(buffers.allSatisfy { $0.readableBytes <= 3 * (16_384 + 22) && $0.capacity <= 65_536 })
-        #expect(buffers.reduce(0) { $0 + $1.readableBytes } == size + records * 22)
-        var ciphertext = ByteBuffer()
-        for var bytes in buffers { ciphertext.writeBuffer(&bytes) }
-        try deliver(ciphertext, to: pair, step: 65_536)
-        #expect(pair.serverRecorder.received == sent)
-        #expect(pair.serverRecorder.readSizes.allSatisfy { $0 == 16_384 || $0 == size % 16_384 })
-        #expect(pair.serverRecorder.errors.isEmpty)
-    }
-
     @Test func bothEndsLetOpenSSLReleaseIdleRecordBuffers() throws {
         let pair = try BackToBack()
         try pair.handshake()
