@@ -23,7 +23,10 @@ public enum RelayTransport {
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-        typealias Configured = (channel: NIOAsyncChannel<Frame, Frame>, handshake: EventLoopFuture<TLSHandshakeCompletedEvent>)
+        typealias Configured = (
+            channel: NIOAsyncChannel<Frame, Frame>,
+            handshake: EventLoopFuture<TLSHandshakeCompletedEvent>
+        )
         let initializer: @Sendable (any Channel) -> EventLoopFuture<Configured> = { channel in
             channel.eventLoop.makeCompletedFuture {
                 try RelayPipeline.configure(
