@@ -39,3 +39,11 @@ void *curbside_SSL_get_app_data(const SSL *ssl) {
 int curbside_SSL_CTX_set1_groups_list(SSL_CTX *ctx, const char *list) {
     return (int)SSL_CTX_set1_groups_list(ctx, list);
 }
+
+long curbside_SSL_CTX_set_mode(SSL_CTX *ctx, long mode) {
+    return SSL_CTX_set_mode(ctx, mode);
+}
+
+long curbside_SSL_get_mode(SSL *ssl) {
+    return SSL_get_mode(ssl);
+}

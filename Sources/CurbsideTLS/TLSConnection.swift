@@ -176,6 +176,11 @@ final class TLSConnection {
         _ = SSL_do_handshake(ssl)
     }
 
+    /// Whether OpenSSL gives up this connection's record buffers between records (`SSL_MODE_RELEASE_BUFFERS`).
+    var releasesRecordBuffers: Bool {
+        curbside_SSL_get_mode(ssl) & Int(SSL_MODE_RELEASE_BUFFERS) != 0
+    }
+
     // MARK: - After the handshake
 
     /// The ALPN protocol both ends agreed on, if any.

@@ -47,6 +47,11 @@ public final class TLSContext: @unchecked Sendable {
         // No session tickets: no resumption state to store or to leak.
         _ = SSL_CTX_set_options(context, curbside_SSL_OP_NO_TICKET())
         _ = SSL_CTX_set_num_tickets(context, 0)
+        // An idle connection holds no record buffers: OpenSSL frees its read buffer once the records in it are
+        // consumed and its write buffer once a write is out, and takes new ones when needed (nginx's default too).
+        // The idle-connection bench's relay went from 55.4 to 45.7 KiB per connection; the bytes on the wire are
+        // the same.
+        _ = curbside_SSL_CTX_set_mode(context, Int(SSL_MODE_RELEASE_BUFFERS))
         // Key exchange groups as Mozilla's recommendations list them: X25519 first, then P-256 and P-384; not
         // OpenSSL's default X448, P-521 and finite-field groups, which only add handshake cost and attack surface.
         guard curbside_SSL_CTX_set1_groups_list(context, Self.groups) == 1 else {

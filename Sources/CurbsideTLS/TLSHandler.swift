@@ -72,6 +72,9 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         bufferedWrites.reduce(0) { $0 + $1.data.readableBytes }
     }
 
+    /// Whether OpenSSL frees this connection's record buffers while it is idle (for tests).
+    package var _testOnly_releasesRecordBuffers: Bool { connection.releasesRecordBuffers }
+
     /// An exporter value of this connection (RFC 8446 §7.5), available once the handshake completed.
     public func exportKeyingMaterial(label: String, context: [UInt8]?, length: Int) throws -> [UInt8] {
         guard state == .active || state == .closing else {

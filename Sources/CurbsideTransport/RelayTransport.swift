@@ -20,17 +20,29 @@ public enum RelayTransport {
         maximumFrameLength: Int = Frame.protocolMaximumLength,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> (NIOAsyncChannel<Frame, Frame>, TLSHandshakeCompletedEvent) {
-        let (channel, handshake) = try await ClientBootstrap(group: group)
+        let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connect(host: host, port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try RelayPipeline.configure(
-                        channel,
-                        tls: tls,
-                        frameDecoder: FrameDecoder(maximumLength: maximumFrameLength)
-                    )
-                }
+        typealias Configured = (
+            channel: NIOAsyncChannel<Frame, Frame>,
+            handshake: EventLoopFuture<TLSHandshakeCompletedEvent>
+        )
+        let initializer: @Sendable (any Channel) -> EventLoopFuture<Configured> = { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try RelayPipeline.configure(
+                    channel,
+                    tls: tls,
+                    frameDecoder: FrameDecoder(maximumLength: maximumFrameLength)
+                )
+            }
+        }
+        // An address needs no lookup: a name goes through getaddrinfo on a Dispatch thread, two thread hops more for
+        // every connection.
+        let (channel, handshake) =
+            if let address = try? SocketAddress(ipAddress: host, port: port) {
+                try await bootstrap.connect(to: address, channelInitializer: initializer)
+            } else {
+                try await bootstrap.connect(host: host, port: port, channelInitializer: initializer)
             }
         do {
             return (channel, try await handshake.get())

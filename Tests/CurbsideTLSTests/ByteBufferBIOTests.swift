@@ -84,6 +84,20 @@ struct ByteBufferBIOTests {
         #expect(pair.serverRecorder.errors.isEmpty)
     }
 
+    @Test func bothEndsLetOpenSSLReleaseIdleRecordBuffers() throws {
+        let pair = try BackToBack()
+        try pair.handshake()
+        #expect(pair.clientHandler._testOnly_releasesRecordBuffers)
+        #expect(pair.serverHandler._testOnly_releasesRecordBuffers)
+        // And the connection still carries data both ways after buffers were given up.
+        let sent = ByteBuffer.pattern(40_000, seed: 7)
+        try pair.client.writeAndFlush(sent).wait()
+        try pair.server.writeAndFlush(sent).wait()
+        try pair.interact()
+        #expect(pair.serverRecorder.received == sent)
+        #expect(pair.clientRecorder.received == sent)
+    }
+
     @Test(arguments: [1, 3, 23, 4096])
     func closeNotifyInTheMiddleOfAReadEndsCleanly(_ step: Int) throws {
         let pair = try BackToBack()

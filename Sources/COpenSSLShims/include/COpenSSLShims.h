@@ -16,5 +16,7 @@ uint64_t curbside_SSL_OP_NO_TICKET(void);
 int curbside_SSL_set_app_data(SSL *ssl, void *data);
 void *curbside_SSL_get_app_data(const SSL *ssl);
 int curbside_SSL_CTX_set1_groups_list(SSL_CTX *ctx, const char *list);
+long curbside_SSL_CTX_set_mode(SSL_CTX *ctx, long mode);
+long curbside_SSL_get_mode(SSL *ssl);
 
 #endif
