@@ -334,16 +334,22 @@ func pushLatency(duration: Double, rate: Int, databaseURL: String?, crossProcess
         return UInt64(elapsed.components.seconds) * 1_000_000 + UInt64(elapsed.components.attoseconds / 1_000_000_000_000)
     }
     let messages = Int(duration * Double(rate))
+    // BENCH_PUSH_SAMPLES=FILE also writes each push's send time and latency (µs), to see when the slow ones come.
+    let samplesFile = ProcessInfo.processInfo.environment["BENCH_PUSH_SAMPLES"]
     let collector = Task { () -> Histogram<UInt64> in
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
         var seen = 0
+        var samples = ""
         for await push in receiver.pushes {
             guard case .pushEnvelope(let delivered) = push else { continue }
             let sent = delivered.envelope.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-            _ = histogram.record(nowMicros() - sent)
+            let latency = nowMicros() - sent
+            _ = histogram.record(latency)
+            if samplesFile != nil { samples += "\(sent) \(latency)\n" }
             seen += 1
             if seen == messages { break }
         }
+        if let samplesFile { try? samples.write(toFile: samplesFile, atomically: true, encoding: .utf8) }
         return histogram
     }
     // Answers are collected as they come (at most 256 outstanding); their timing is not what is measured.
