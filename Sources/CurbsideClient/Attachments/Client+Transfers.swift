@@ -146,7 +146,7 @@ extension Client {
         var check = AttachmentCheck(identity: identity)
         if held > 0 {
             do {
-                held = try AttachmentFiles.feed(partial, upTo: held, into: &check)
+                held = try AttachmentFiles.feed(partial, upTo: held, into: &check) { self.report(.verification, name, $0, size) }
             } catch {
                 unlink(partial)
                 held = 0
@@ -189,6 +189,8 @@ extension Client {
             unlink(partial)
             throw error
         }
+        // The check ran as the bytes arrived; a progress display shows it complete once it has passed.
+        report(.verification, name, size, size)
         guard rename(partial, path) == 0 else { throw ClientError(.profileNotWritable, "cannot write \(path)") }
         let directory = Glibc.open((path as NSString).deletingLastPathComponent, O_RDONLY)
         if directory >= 0 {
