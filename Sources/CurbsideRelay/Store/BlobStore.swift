@@ -203,16 +203,15 @@ public struct BlobStore: Sendable {
 
     /// Up to `length` bytes of the open file `fd` from `offset`; fewer at its end.
     private static func readBytes(_ fd: Int32, from offset: UInt64, length: Int) throws -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: length)
-        var got = 0
-        while got < length {
-            let n = out[got...].withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(offset) + off_t(got)) }
-            if n < 0 { throw failure("read") }
-            if n == 0 { break }
-            got += n
+        // Read straight into uninitialised room: zeroing a 1 MiB chunk first was 4 % of the relay's download CPU.
+        try [UInt8](unsafeUninitializedCapacity: length) { out, initialized in
+            while initialized < length {
+                let n = pread(fd, out.baseAddress! + initialized, length - initialized, off_t(offset) + off_t(initialized))
+                if n < 0 { throw failure("read") }
+                if n == 0 { break }
+                initialized += n
+            }
         }
-        out.removeLast(length - got)  // in place: a download chunk is not copied once more
-        return out
     }
 
     /// Removes blobs, committed or partial.
