@@ -91,7 +91,8 @@ struct ProfileSpaceCommandTests {
     }
 
     /// On a terminal, every phase that moves a photo's bytes draws its progress: encrypting and uploading on send,
-    /// downloading and checking on inbox, decrypting on show --save-dir. Without a terminal, none is drawn.
+    /// downloading and checking on inbox (the check runs as the bytes arrive and is drawn complete once it passed),
+    /// decrypting on show --save-dir. Without a terminal, none is drawn.
     @Test func everyPhaseShowsProgressOnATerminal() async throws {
         let base = try base()
         defer { try? FileManager.default.removeItem(atPath: base) }

@@ -134,6 +134,45 @@ struct MetadataFilterTests {
     }
 }
 
+@Suite("checking received attachments")
+struct AttachmentCheckTests {
+    /// One pass over a received file, however its bytes arrive (a resumed download feeds the bytes on disk, then
+    /// those from the network): size and SHA-256 decide first, so damage on the way is fetched again
+    /// (`AttachmentCheckFailed`); the sender's own bytes that do not decrypt with the identity it gave are refused with
+    /// the age error.
+    @Test(arguments: [1, 4096, AgeEncryptor.chunkSize + 16, 1 << 20])
+    func aReceivedFileIsCheckedInOnePass(_ step: Int) throws {
+        var rng = SplitMix64(seed: 64)
+        let identity = AgreementKey.Private()
+        var encryptor = try AgeEncryptor(recipient: identity.publicKey)
+        let file = encryptor.header + (try encryptor.update(rng.bytes(3 * AgeEncryptor.chunkSize + 100))) + (try encryptor.finish())
+        func check(_ bytes: [UInt8], with identity: AgreementKey.Private, size: Int? = nil, sha256: [UInt8]? = nil) throws {
+            var check = AttachmentCheck(identity: identity)
+            var offset = 0
+            while offset < bytes.count {
+                let end = min(offset + step, bytes.count)
+                check.update(Array(bytes[offset..<end]))
+                offset = end
+            }
+            try check.finish(size: UInt64(size ?? bytes.count), sha256: sha256 ?? SHA256.hash(bytes))
+        }
+        try check(file, with: identity)
+
+        var damaged = file
+        damaged[damaged.count / 2] ^= 0x01
+        #expect(throws: AttachmentCheckFailed.self) { try check(damaged, with: identity, sha256: SHA256.hash(file)) }
+        #expect(throws: AttachmentCheckFailed.self) { try check(file, with: identity, size: file.count + 1) }
+        #expect(throws: AttachmentCheckFailed.self) { try check(Array(file.dropLast()), with: identity, sha256: SHA256.hash(file)) }
+
+        let tampered = #expect(throws: AgeError.self) { try check(damaged, with: identity) }
+        #expect(tampered?.code == .decryptionFailed)
+        let cut = #expect(throws: AgeError.self) { try check(Array(file.dropLast(AgeEncryptor.chunkSize / 2)), with: identity) }
+        #expect(cut?.code == .decryptionFailed || cut?.code == .truncated)
+        let stranger = #expect(throws: AgeError.self) { try check(file, with: AgreementKey.Private()) }
+        #expect(stranger?.code == .noMatchingStanza)
+    }
+}
+
 @Suite("attachments between clients", .serialized)
 struct AttachmentClientTests {
     static func write(_ bytes: [UInt8], _ name: String, in directory: URL) throws -> String {
@@ -226,6 +265,9 @@ struct AttachmentClientTests {
         #expect((0..<8).map { Client.chunkSize(afterConfirming: $0) }.allSatisfy { $0 == 256 << 10 })
         #expect((8..<16).map { Client.chunkSize(afterConfirming: $0) }.allSatisfy { $0 == 512 << 10 })
         #expect([16, 17, 100, 10_000, Int.max / 2].map { Client.chunkSize(afterConfirming: $0) }.allSatisfy { $0 == AttachmentChunk.maximumLength })
+        // Two chunks in flight while they grow, four once they are 1 MiB.
+        #expect((0..<16).map { Client.window(afterConfirming: $0) }.allSatisfy { $0 == Client.transferWindow })
+        #expect([16, 17, 10_000, Int.max / 2].map { Client.window(afterConfirming: $0) }.allSatisfy { $0 == 4 })
     }
 
     @Test func transfersResumeThroughFiftyDrops() async throws {

@@ -128,6 +128,55 @@ struct BlobStoreTests {
         #expect(try await store.progress(4) == nil)
     }
 
+    /// The hash is taken in as chunks are written, and commit uses it only when it followed every byte from offset 0:
+    /// a wrong hash is still refused (and forgotten with the file), an upload begun by an earlier store is hashed from
+    /// its file, and a new upload after a refused one starts a new hash.
+    @Test func commitTrustsARunningHashOnlyWhenItCoversTheWholeFile() async throws {
+        let root = try temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let bytes = Self.content(3 * Self.chunk + 17, seed: 11)
+        let size = UInt64(bytes.count)
+        let store = try BlobStore(root: root)
+        func upload(_ id: Int64, through store: BlobStore, from start: Int = 0, to end: Int? = nil) async throws {
+            var offset = start
+            while offset < (end ?? bytes.count) {
+                let next = min(offset + Self.chunk, end ?? bytes.count)
+                try await store.write(Array(bytes[offset..<next]), at: UInt64(offset), to: id, declaredSize: size)
+                offset = next
+            }
+        }
+
+        try await upload(1, through: store)
+        #expect(store._testOnly_runningHashCount == 1)
+        await #expect(throws: BlobStore.Failure.hashMismatch) {
+            try await store.commit(1, declaredSize: size, sha256: SHA256.hash(Array(bytes.dropLast()) + [0]))
+        }
+        #expect(store._testOnly_runningHashCount == 0)
+        #expect(try await store.progress(1) == nil, "the refused bytes are gone")
+        try await upload(1, through: store)
+        try await store.commit(1, declaredSize: size, sha256: SHA256.hash(bytes))
+        #expect(store._testOnly_runningHashCount == 0)
+        #expect(try await store.read(1, from: 0, length: bytes.count) == bytes)
+
+        // Half written by a store that is gone (a relay restart): the new store has no hash of it and reads the file.
+        let earlier = try BlobStore(root: root)
+        try await upload(2, through: earlier, to: bytes.count / 2)
+        try await upload(2, through: store, from: bytes.count / 2)
+        #expect(store._testOnly_runningHashCount == 0, "no hash of bytes it did not write")
+        await #expect(throws: BlobStore.Failure.hashMismatch) {
+            try await store.commit(2, declaredSize: size, sha256: SHA256.hash(Array(bytes.reversed())))
+        }
+        try await upload(2, through: earlier)
+        try await store.commit(2, declaredSize: size, sha256: SHA256.hash(bytes))
+        #expect(try await store.read(2, from: 0, length: bytes.count) == bytes)
+
+        // A deleted upload's hash goes with it.
+        try await upload(3, through: store, to: Self.chunk)
+        #expect(store._testOnly_runningHashCount == 1)
+        try await store.delete([3])
+        #expect(store._testOnly_runningHashCount == 0)
+    }
+
     /// Concurrent writers at the same offset: exactly one chunk is taken, the other is told what the relay holds.
     @Test func concurrentChunksAtOneOffsetAreTakenOnce() async throws {
         let root = try temporaryRoot()

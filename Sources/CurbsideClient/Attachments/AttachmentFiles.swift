@@ -133,6 +133,21 @@ enum AttachmentFiles {
         }
     }
 
+    /// Reads from `fd` into `buffer` until it is full or the file ends; returns how many bytes it read.
+    static func fill(_ buffer: UnsafeMutableRawBufferPointer, from fd: Int32, of path: String) throws -> Int {
+        var got = 0
+        while got < buffer.count {
+            let n = Glibc.read(fd, buffer.baseAddress! + got, buffer.count - got)
+            if n == 0 { break }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ClientError(.fileNotAccessible, "cannot read \(path): \(String(cString: strerror(errno)))")
+            }
+            got += n
+        }
+        return got
+    }
+
     /// Strips metadata (unless kept) and encrypts `source` to a fresh single-use identity into `destination`,
     /// streaming: memory stays at about two 1 MiB buffers and one age chunk. `progress` is called with the bytes of
     /// `source` read and its size; `stop` is asked between pieces and ends the work with `CancellationError`. Nothing
@@ -179,25 +194,49 @@ enum AttachmentFiles {
         var filter = MetadataFilter()
         let hasher = FileSHA256()
         var size: UInt64 = 0
-        func emit(_ bytes: [UInt8]) throws {
+        // One buffer for what is read and one for its ciphertext, reused for every piece.
+        let piece = ScratchBuffer(count: readSize)
+        let sealed = ScratchBuffer(count: AgeEncryptor.sealedCapacity(forPlaintext: readSize))
+        func emit(_ bytes: UnsafeRawBufferPointer) throws {
             guard !bytes.isEmpty else { return }
             hasher.update(bytes)
             size += UInt64(bytes.count)
             try output.write(bytes)
         }
-        try emit(encryptor.header)
-        var piece = head
-        var consumed: UInt64 = 0
-        progress(0, total)
-        while !piece.isEmpty {
-            try stop()
-            let plain = source.keepMetadata ? piece : filter.update(piece)
-            try emit(try encryptor.update(plain))
-            consumed += UInt64(piece.count)
-            progress(min(consumed, total), total)
-            piece = try read(input, upTo: readSize, of: source.path).map(Array.init) ?? []
+        func encrypt(_ plain: UnsafeRawBufferPointer) throws {
+            // A filtered piece may be longer than what was read (never by much): its ciphertext gets its own array.
+            if plain.count > readSize {
+                let out = try encryptor.update(plain)
+                try out.withUnsafeBytes { try emit($0) }
+            } else {
+                try emit(sealed.prefix(try encryptor.update(plain, into: sealed.bytes)))
+            }
         }
-        if !source.keepMetadata { try emit(try encryptor.update(filter.finish())) }
+        try encryptor.header.withUnsafeBytes { try emit($0) }
+        var consumed: UInt64 = 0
+        var count = head.count
+        piece.bytes.copyBytes(from: head)
+        let fd = input.fileDescriptor
+        progress(0, total)
+        while count > 0 {
+            try stop()
+            let read = piece.prefix(count)
+            if source.keepMetadata {
+                try encrypt(read)
+            } else {
+                var plain = filter.update(Array(read))
+                try plain.withUnsafeBytes { try encrypt($0) }
+                secureZero(&plain)
+            }
+            consumed += UInt64(count)
+            progress(min(consumed, total), total)
+            count = try fill(piece.bytes, from: fd, of: source.path)
+        }
+        if !source.keepMetadata {
+            var plain = filter.finish()
+            try plain.withUnsafeBytes { try encrypt($0) }
+            secureZero(&plain)
+        }
         if filter.uncheckable {
             throw ClientError(
                 .unsupportedAttachment,
@@ -205,7 +244,7 @@ enum AttachmentFiles {
                 hint: "re-save the photo without metadata, or send it as it is with --keep-metadata"
             )
         }
-        try emit(try encryptor.finish())
+        try encryptor.finish().withUnsafeBytes { try emit($0) }
         try output.close(sync: true)
         return PreparedAttachment(
             path: destination,
@@ -230,23 +269,42 @@ enum AttachmentFiles {
         return (size, hasher.finalize())
     }
 
-    /// Checks that the age file at `path` decrypts completely with `identity`, keeping none of the plaintext.
-    static func verify(_ path: String, identity: AgreementKey.Private, progress: (UInt64, UInt64) -> Void = { _, _ in }) throws {
+    /// Checks a received attachment kept at `path` in one pass: its size, its SHA-256 and that it decrypts completely
+    /// with `identity`, keeping none of the plaintext. Throws `AttachmentCheckFailed` for a wrong size or hash, the
+    /// `AgeError` for bytes that hash right but do not decrypt.
+    static func check(
+        _ path: String,
+        size: UInt64,
+        sha256: [UInt8],
+        identity: AgreementKey.Private,
+        progress: (UInt64, UInt64) -> Void = { _, _ in }
+    ) throws {
+        var check = AttachmentCheck(identity: identity)
+        progress(0, size)
+        _ = try feed(path, upTo: .max, into: &check) { progress(min($0, size), size) }
+        try check.finish(size: size, sha256: sha256)
+    }
+
+    /// Passes the first `limit` bytes of the file at `path` (all of it if shorter) through `check`; returns how many.
+    static func feed(
+        _ path: String,
+        upTo limit: UInt64,
+        into check: inout AttachmentCheck,
+        progress: (UInt64) -> Void = { _ in }
+    ) throws -> UInt64 {
         guard let input = FileHandle(forReadingAtPath: path) else { throw ClientError(.profileNotWritable, "cannot read \(path)") }
         defer { try? input.close() }
-        let total = (try? input.seekToEnd()) ?? 0
-        try input.seek(toOffset: 0)
-        var decryptor = AgeDecryptor(identity: identity)
-        var consumed: UInt64 = 0
-        progress(0, total)
-        while let data = try input.read(upToCount: readSize), !data.isEmpty {
-            var plaintext = try decryptor.update(Array(data))
-            secureZero(&plaintext)
-            consumed += UInt64(data.count)
-            progress(min(consumed, total), total)
+        let piece = ScratchBuffer(count: readSize)
+        var fed: UInt64 = 0
+        while fed < limit {
+            let wanted = Int(min(UInt64(readSize), limit - fed))
+            let count = try fill(UnsafeMutableRawBufferPointer(rebasing: piece.bytes[..<wanted]), from: input.fileDescriptor, of: path)
+            guard count > 0 else { break }
+            check.update(piece.prefix(count))
+            fed += UInt64(count)
+            progress(fed)
         }
-        var last = try decryptor.finish()
-        secureZero(&last)
+        return fed
     }
 
     /// Decrypts the age file at `path` with `identity` into `destination`, streaming; nothing is left at
@@ -266,14 +324,19 @@ enum AttachmentFiles {
         let output = try OutputFile(path: temporary, exclusive: true)
         do {
             var decryptor = AgeDecryptor(identity: identity)
+            // One buffer for what is read and one for its plaintext, reused for every piece and wiped at the end.
+            let piece = ScratchBuffer(count: readSize)
+            let plain = ScratchBuffer(count: AgeDecryptor.plaintextCapacity(forFileBytes: readSize))
             var read: UInt64 = 0
             progress(0, total)
-            while let data = try input.read(upToCount: readSize), !data.isEmpty {
-                try output.write(try decryptor.update(Array(data)))
-                read += UInt64(data.count)
+            while case let count = try fill(piece.bytes, from: input.fileDescriptor, of: path), count > 0 {
+                try output.write(plain.prefix(try decryptor.update(piece.prefix(count), into: plain.bytes)))
+                read += UInt64(count)
                 progress(min(read, total), total)
             }
-            try output.write(try decryptor.finish())
+            var last = try decryptor.finish()
+            try output.write(last)
+            secureZero(&last)
             try output.close(sync: true)
             // link(2) fails if the destination exists: a file saved meanwhile is never overwritten.
             guard link(temporary, destination) == 0 else { throw ClientError(.fileNotAccessible, "cannot write \(destination): it exists or the directory is not writable") }
@@ -298,10 +361,17 @@ final class OutputFile {
     }
 
     func write(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try write($0) }
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
         var written = 0
         while written < bytes.count {
-            let n = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            guard n > 0 else { throw ClientError(.fileNotAccessible, "cannot write: \(String(cString: strerror(errno)))") }
+            let n = Glibc.write(fd, bytes.baseAddress! + written, bytes.count - written)
+            guard n > 0 else {
+                if n < 0, errno == EINTR { continue }
+                throw ClientError(.fileNotAccessible, "cannot write: \(String(cString: strerror(errno)))")
+            }
             written += n
         }
     }
@@ -315,4 +385,27 @@ final class OutputFile {
     }
 
     deinit { if !closed { Glibc.close(fd) } }
+}
+
+/// Memory a streaming loop reuses for every piece it moves (a read, its ciphertext or its plaintext) instead of a new
+/// array per piece: a fresh 1 MiB buffer per piece had the kernel fault in and zero new pages for every MiB. It may
+/// hold plaintext, so it is wiped before it is freed.
+final class ScratchBuffer {
+    /// The memory; valid until the buffer is freed.
+    let bytes: UnsafeMutableRawBufferPointer
+
+    init(count: Int) {
+        bytes = .allocate(byteCount: count, alignment: 64)
+        bytes.initializeMemory(as: UInt8.self, repeating: 0)
+    }
+
+    /// The first `count` bytes.
+    func prefix(_ count: Int) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: bytes[..<count])
+    }
+
+    deinit {
+        secureZero(bytes)
+        bytes.deallocate()
+    }
 }

@@ -102,18 +102,24 @@ extension Client {
                 // Only one process fetches a given attachment at a time (a watch and a sync may overlap).
                 let lock = try await BlockingWork.run { try FileLock(path + ".lock") }
                 defer { lock.release() }
+                // It must have the size and SHA-256 the sender gave and decrypt with the identity the sender gave (the
+                // plaintext is not kept): checked as it downloads, or here for a file an earlier run left.
+                let identity = descriptor.ageIdentity
+                let (name, size, sha256) = (descriptor.fileName, descriptor.size, descriptor.sha256)
                 if FileManager.default.fileExists(atPath: path) {
-                    let (size, digest) = try await BlockingWork.run { try AttachmentFiles.digest(path) }
-                    if size != descriptor.size || !constantTimeEquals(digest, descriptor.sha256) { unlink(path) }
+                    do {
+                        try await BlockingWork.run {
+                            try AttachmentFiles.check(
+                                path, size: size, sha256: sha256, identity: identity,
+                                progress: { self.report(.verification, name, $0, $1) }
+                            )
+                        }
+                    } catch is AttachmentCheckFailed {
+                        unlink(path)
+                    }
                 }
                 if !FileManager.default.fileExists(atPath: path) {
-                    try await download(descriptor.sha256, size: descriptor.size, to: path, name: descriptor.fileName, connection: connection)
-                }
-                // It must also decrypt with the identity the sender gave; the plaintext is not kept.
-                let identity = descriptor.ageIdentity
-                let name = descriptor.fileName
-                try await BlockingWork.run {
-                    try AttachmentFiles.verify(path, identity: identity, progress: { self.report(.verification, name, $0, $1) })
+                    try await download(sha256, size: size, identity: identity, to: path, name: name, connection: connection)
                 }
                 states.append(.saved)
                 fromSender += Int64(descriptor.size)

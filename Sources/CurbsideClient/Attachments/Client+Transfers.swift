@@ -1,10 +1,18 @@
+import CurbsideDigest
 import CurbsideWire
 import Foundation
 
 extension Client {
-    /// How many chunks are in flight at once: enough to keep a link busy, and a dropped connection re-sends at
-    /// most this many.
+    /// How many chunks are in flight at once at the start of every connection's transfer: enough to keep a link
+    /// busy, and a connection dropped early re-sends at most this many.
     static let transferWindow = 2
+
+    /// Chunks in flight after `confirmed` chunks of one connection went through: `transferWindow` while chunks grow,
+    /// then 4 once they are at the protocol's 1 MiB (16 confirmed), so the relay always has the next chunk waiting
+    /// while it writes one. A connection that drops starts again at 2, so a poor link re-sends no more than before.
+    static func window(afterConfirming confirmed: Int) -> Int {
+        confirmed < 16 ? transferWindow : 4
+    }
     /// Bytes per chunk at the start of every connection's transfer, up and down: small enough that a poor link
     /// completes chunks between drops.
     static let transferChunk = 256 * 1024
@@ -33,9 +41,13 @@ extension Client {
             var confirmed = 0
             report(.upload, name, offset, size)
             while offset < size || !inflight.isEmpty {
-                while inflight.count < Self.transferWindow, offset < size, refused == nil {
+                while inflight.count < Self.window(afterConfirming: confirmed), offset < size, refused == nil {
                     try checkSendingAllowed()
-                    let data = Array(try input.read(upToCount: Self.chunkSize(afterConfirming: confirmed)) ?? Data())
+                    // Read straight into the chunk's array: no Data in between to copy from.
+                    let length = Int(min(UInt64(Self.chunkSize(afterConfirming: confirmed)), size - offset))
+                    let data = try [UInt8](unsafeUninitializedCapacity: length) { buffer, initialized in
+                        initialized = try AttachmentFiles.fill(UnsafeMutableRawBufferPointer(buffer), from: input.fileDescriptor, of: path)
+                    }
                     guard !data.isEmpty else { throw ClientError(.profileDamaged, "\(path) is shorter than recorded") }
                     inflight.append(try await startRequest(connection, .uploadChunk(try UploadChunk(attachmentID: sha256, offset: offset, data: data))))
                     offset += UInt64(data.count)
@@ -94,23 +106,52 @@ extension Client {
         }
     }
 
-    /// Downloads attachment `id` of `size` bytes to `path`, resuming from the bytes already there; checks size and
-    /// SHA-256 before returning. Throws `.usage`-free relay errors: `unknown_attachment` as `.protocol` with that code.
-    func download(_ id: [UInt8], size: UInt64, to path: String, name: String, connection: RelayConnection) async throws {
+    /// Downloads attachment `id` of `size` bytes to `path`, resuming from the bytes already there, and checks it as
+    /// its bytes arrive: size, SHA-256 and that it decrypts completely with `identity` (the plaintext is wiped, never
+    /// kept). Nothing is at `path` unless every check passed; a file whose size and hash are right but which does not
+    /// decrypt throws its `AgeError`. Throws `.usage`-free relay errors: `unknown_attachment` as `.protocol` with
+    /// that code.
+    func download(
+        _ id: [UInt8],
+        size: UInt64,
+        identity: AgreementKey.Private,
+        to path: String,
+        name: String,
+        connection: RelayConnection
+    ) async throws {
         do {
-            try await downloadOnce(id, size: size, to: path, name: name, connection: connection)
+            try await downloadOnce(id, size: size, identity: identity, to: path, name: name, connection: connection)
         } catch is AttachmentCheckFailed {
             // A resumed download whose bytes do not check is fetched once more from the start before it is refused.
-            try await downloadOnce(id, size: size, to: path, name: name, connection: connection)
+            try await downloadOnce(id, size: size, identity: identity, to: path, name: name, connection: connection)
         }
     }
 
-    private func downloadOnce(_ id: [UInt8], size: UInt64, to path: String, name: String, connection: RelayConnection) async throws {
+    private func downloadOnce(
+        _ id: [UInt8],
+        size: UInt64,
+        identity: AgreementKey.Private,
+        to path: String,
+        name: String,
+        connection: RelayConnection
+    ) async throws {
         let partial = path + ".part"
         var held = UInt64((try? FileManager.default.attributesOfItem(atPath: partial)[.size] as? Int) ?? 0)
         if held > size {
             unlink(partial)
             held = 0
+        }
+        // The bytes an earlier attempt left are checked first, so the check covers the whole file without a second
+        // pass over it once the rest has arrived.
+        var check = AttachmentCheck(identity: identity)
+        if held > 0 {
+            do {
+                held = try AttachmentFiles.feed(partial, upTo: held, into: &check) { self.report(.verification, name, $0, size) }
+            } catch {
+                unlink(partial)
+                held = 0
+                check = AttachmentCheck(identity: identity)
+            }
         }
         let output = try OutputFile(path: partial, append: true)
         var offset = held
@@ -118,7 +159,7 @@ extension Client {
         var confirmed = 0
         report(.download, name, held, size)
         while held < size {
-            while inflight.count < Self.transferWindow, offset < size {
+            while inflight.count < Self.window(afterConfirming: confirmed), offset < size {
                 let length = UInt32(min(UInt64(Self.chunkSize(afterConfirming: confirmed)), size - offset))
                 inflight.append(try await startRequest(connection, .download(DownloadRequest(attachmentID: id, offset: offset, length: length))))
                 offset += UInt64(length)
@@ -135,17 +176,21 @@ extension Client {
                 throw ClientError(.protocolViolation, "the relay answered a download with the wrong range or size")
             }
             try output.write(data.data)
+            check.update(data.data)
             held += UInt64(data.data.count)
             confirmed += 1
             advanced()
             report(.download, name, held, size)
         }
         try output.close(sync: true)
-        let (written, digest) = try AttachmentFiles.digest(partial)
-        guard written == size, constantTimeEquals(digest, id) else {
+        do {
+            try check.finish(size: size, sha256: id)
+        } catch {
             unlink(partial)
-            throw AttachmentCheckFailed()
+            throw error
         }
+        // The check ran as the bytes arrived; a progress display shows it complete once it has passed.
+        report(.verification, name, size, size)
         guard rename(partial, path) == 0 else { throw ClientError(.profileNotWritable, "cannot write \(path)") }
         let directory = Glibc.open((path as NSString).deletingLastPathComponent, O_RDONLY)
         if directory >= 0 {
@@ -172,3 +217,52 @@ extension Client {
 
 /// A downloaded attachment whose size or SHA-256 is not the descriptor's.
 struct AttachmentCheckFailed: Error {}
+
+/// The checks a received attachment passes before it is kept, in one pass over its bytes as they come (from the
+/// network or from a file): its size, its SHA-256, and that it decrypts completely with the single-use identity the
+/// sender gave. The plaintext of each chunk is wiped as soon as it is checked, never kept.
+struct AttachmentCheck {
+    private let hasher = FileSHA256()
+    private var decryptor: AgeDecryptor
+    /// Where each piece's plaintext goes to be checked: reused, and wiped when the check ends.
+    private let plaintext = ScratchBuffer(count: AgeDecryptor.plaintextCapacity(forFileBytes: AttachmentChunk.maximumLength))
+    private var decryptionFailure: AgeError?
+    /// Bytes absorbed so far.
+    private(set) var count: UInt64 = 0
+
+    init(identity: AgreementKey.Private) {
+        decryptor = AgeDecryptor(identity: identity)
+    }
+
+    /// Absorbs the file's next bytes. A decryption failure is kept, not thrown: whether the bytes are the sender's
+    /// (refused) or damaged on the way (fetched again) is known only once the hash is.
+    mutating func update(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { update($0) }
+    }
+
+    /// Absorbs the file's next bytes.
+    mutating func update(_ bytes: UnsafeRawBufferPointer) {
+        hasher.update(bytes)
+        count += UInt64(bytes.count)
+        guard decryptionFailure == nil else { return }
+        do {
+            var rest = bytes
+            while !rest.isEmpty {
+                let piece = UnsafeRawBufferPointer(rebasing: rest[..<min(rest.count, AttachmentChunk.maximumLength)])
+                _ = try decryptor.update(piece, into: plaintext.bytes)
+                rest = UnsafeRawBufferPointer(rebasing: rest[piece.count...])
+            }
+        } catch {
+            decryptionFailure = error
+        }
+    }
+
+    /// Throws `AttachmentCheckFailed` unless the bytes are `size` long and hash to `sha256`, then the `AgeError` of
+    /// bytes that are the sender's but do not decrypt completely.
+    mutating func finish(size: UInt64, sha256: [UInt8]) throws {
+        guard count == size, constantTimeEquals(hasher.finalize(), sha256) else { throw AttachmentCheckFailed() }
+        if let decryptionFailure { throw decryptionFailure }
+        var last = try decryptor.finish()
+        secureZero(&last)
+    }
+}

@@ -193,7 +193,16 @@ extension RelaySession {
         } catch let failure as BlobStore.Failure {
             throw RelayError(failure)
         }
-        return try await status(upload, sizeAsked: upload.size)
+        // The write succeeded only at the offset the relay held, so it now holds up to the chunk's end: no second trip
+        // to the disk to ask.
+        return .uploadStatus(
+            UploadStatus(
+                size: upload.size,
+                held: end.partialValue,
+                state: .uploading,
+                expiresAt: upload.expiresAt ?? Timestamp(millisecondsSince1970: 0)
+            )
+        )
     }
 
     /// Deletes `owner`'s upload `id` unless an envelope names it (spec/relay.md §Attachments); answered whatever

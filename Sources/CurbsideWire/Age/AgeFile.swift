@@ -44,24 +44,72 @@ public struct AgeEncryptor {
         text += Array(" \(RawBase64.encode(mac))\n".utf8)
         header = text + nonce
         payloadKey = try Self.payloadKey(fileKey, nonce: nonce)
-        pending.reserveCapacity(Self.chunkSize + 1)
+        pending.reserveCapacity(Self.chunkSize)
     }
 
     /// Ciphertext of every chunk that is complete and known not to be the last.
     public mutating func update(_ plaintext: some Collection<UInt8>) throws -> [UInt8] {
-        var out: [UInt8] = []
-        var rest = plaintext[...]
-        while !rest.isEmpty {
-            let room = Self.chunkSize + 1 - pending.count
-            pending += rest.prefix(room)
-            rest = rest.dropFirst(room)
-            // A chunk is sealed as non-final only once a byte after it is known to exist.
-            if pending.count > Self.chunkSize {
-                out += try seal(Array(pending[..<Self.chunkSize]), last: false)
-                pending.removeFirst(Self.chunkSize)
-            }
-        }
+        let total = pending.count + plaintext.count
+        var out = [UInt8](repeating: 0, count: total > 0 ? (total - 1) / Self.chunkSize * Self.sealedChunkSize : 0)
+        let written = try (plaintext.withContiguousStorageIfAvailable { input in
+            try out.withUnsafeMutableBytes { try seal(UnsafeRawBufferPointer(input), into: $0) }
+        } ?? Array(plaintext).withUnsafeBytes { input in
+            try out.withUnsafeMutableBytes { try seal(input, into: $0) }
+        })
+        precondition(written == out.count, "internal error: age chunk count")
         return out
+    }
+
+    static let sealedChunkSize = chunkSize + ChaChaPoly.tagByteCount
+
+    /// The most bytes `update(_:into:)` writes for `count` bytes of plaintext.
+    public static func sealedCapacity(forPlaintext count: Int) -> Int {
+        (count / chunkSize + 1) * sealedChunkSize
+    }
+
+    /// Like `update(_:)`, into `output` instead of a new array: seals every chunk that is complete and known not to be
+    /// the last and returns how many bytes of `output` it wrote. `output` holds at least
+    /// `sealedCapacity(forPlaintext: plaintext.count)` bytes. Whole chunks are sealed straight from `plaintext`; only a
+    /// chunk that spans calls is copied, so a caller that reuses its buffers allocates nothing per chunk.
+    public mutating func update(_ plaintext: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws -> Int {
+        precondition(output.count >= Self.sealedCapacity(forPlaintext: plaintext.count), "internal error: age output buffer too small")
+        return try seal(plaintext, into: output)
+    }
+
+    /// `update(_:into:)` into an `output` that may be just large enough (ChaChaPoly checks each chunk's room).
+    private mutating func seal(_ plaintext: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws -> Int {
+        var rest = plaintext
+        var written = 0
+        while !rest.isEmpty {
+            // A chunk is sealed as non-final only once a byte after it is known to exist.
+            if pending.count == Self.chunkSize {
+                let target = UnsafeMutableRawBufferPointer(rebasing: output[written...])
+                try pending.withUnsafeBytes { chunk in
+                    try ChaChaPoly.seal(chunk, using: payloadKey, nonce: Self.nonce(counter, last: false), into: target)
+                }
+                counter += 1
+                written += Self.sealedChunkSize
+                secureZero(&pending)
+                pending.removeAll(keepingCapacity: true)
+            }
+            if pending.isEmpty, rest.count > Self.chunkSize {
+                let target = UnsafeMutableRawBufferPointer(rebasing: output[written...])
+                try ChaChaPoly.seal(
+                    UnsafeRawBufferPointer(rebasing: rest[..<Self.chunkSize]),
+                    using: payloadKey,
+                    nonce: Self.nonce(counter, last: false),
+                    into: target
+                )
+                counter += 1
+                written += Self.sealedChunkSize
+                rest = UnsafeRawBufferPointer(rebasing: rest[Self.chunkSize...])
+                continue
+            }
+            let taken = min(Self.chunkSize - pending.count, rest.count)
+            pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: rest[..<taken]).assumingMemoryBound(to: UInt8.self))
+            rest = UnsafeRawBufferPointer(rebasing: rest[taken...])
+        }
+        return written
     }
 
     /// The final chunk (empty only if the whole file is).
@@ -152,27 +200,111 @@ public struct AgeDecryptor {
     }
 
     public mutating func update(_ bytes: some Collection<UInt8>) throws(AgeError) -> [UInt8] {
-        buffer += bytes
-        if payloadKey == nil {
-            guard try readHeader() else { return [] }
-        }
-        var out: [UInt8] = []
-        var consumed = 0
-        defer { buffer.removeFirst(consumed) }  // once per call, not once per chunk
-        // The chunk at the end of the buffer may be the last: it is held until more bytes or `finish` say which.
-        while buffer.count - consumed > Self.sealedChunkSize {
-            let chunk = Array(buffer[consumed..<(consumed + Self.sealedChunkSize)])
-            consumed += Self.sealedChunkSize
-            guard let plaintext = open(chunk, last: false) else {
-                if open(chunk, last: true) != nil {
-                    throw AgeError(.chunkAfterLast, "data follows the final chunk \(counter)")
+        // Once the header is read the plaintext's size is known exactly; before, a bound.
+        let total = buffer.count + bytes.count
+        let capacity = payloadKey == nil
+            ? Self.plaintextCapacity(forFileBytes: bytes.count)
+            : (total > 0 ? (total - 1) / Self.sealedChunkSize * AgeEncryptor.chunkSize : 0)
+        var out = [UInt8](repeating: 0, count: capacity)
+        var failure: AgeError?
+        let written = (bytes.withContiguousStorageIfAvailable { input in
+            out.withUnsafeMutableBytes { output in
+                do throws(AgeError) { return try decrypt(UnsafeRawBufferPointer(input), into: output) } catch {
+                    failure = error
+                    return 0
                 }
-                throw AgeError(.decryptionFailed, "chunk \(counter) does not decrypt")
             }
-            counter += 1
-            out += plaintext
-        }
+        } ?? Array(bytes).withUnsafeBytes { input in
+            out.withUnsafeMutableBytes { output in
+                do throws(AgeError) { return try decrypt(input, into: output) } catch {
+                    failure = error
+                    return 0
+                }
+            }
+        })
+        if let failure { throw failure }
+        out.removeLast(out.count - written)
         return out
+    }
+
+    /// The most plaintext `update(_:into:)` writes for `count` more bytes of the file.
+    public static func plaintextCapacity(forFileBytes count: Int) -> Int {
+        (count / sealedChunkSize + 2) * AgeEncryptor.chunkSize
+    }
+
+    /// Like `update(_:)`, into `output` instead of a new array: writes the plaintext of every chunk verified so far
+    /// and returns how many bytes of `output` it wrote. `output` holds at least
+    /// `plaintextCapacity(forFileBytes: bytes.count)` bytes. Whole chunks are opened straight from `bytes`; only a
+    /// chunk that spans calls is copied, so a caller that reuses its buffers allocates nothing per chunk. Nothing
+    /// unverified is written.
+    public mutating func update(_ bytes: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws(AgeError) -> Int {
+        precondition(output.count >= Self.plaintextCapacity(forFileBytes: bytes.count), "internal error: age output buffer too small")
+        return try decrypt(bytes, into: output)
+    }
+
+    /// `update(_:into:)` into an `output` that may be just large enough (ChaChaPoly checks each chunk's room).
+    private mutating func decrypt(_ bytes: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws(AgeError) -> Int {
+        guard payloadKey == nil else { return try openChunks(bytes, into: output) }
+        buffer.append(contentsOf: bytes.assumingMemoryBound(to: UInt8.self))
+        guard try readHeader() else { return 0 }
+        // What followed the nonce is the start of the payload: it goes through the chunks like any later bytes.
+        let payload = buffer
+        buffer = []
+        buffer.reserveCapacity(Self.sealedChunkSize)
+        var failure: AgeError?
+        let written = payload.withUnsafeBytes { payload in
+            do throws(AgeError) { return try openChunks(payload, into: output) } catch {
+                failure = error
+                return 0
+            }
+        }
+        if let failure { throw failure }
+        return written
+    }
+
+    private mutating func openChunks(_ bytes: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws(AgeError) -> Int {
+        var rest = bytes
+        var written = 0
+        // The chunk at the end may be the last: it is held until more bytes or `finish` say which.
+        while !rest.isEmpty {
+            if buffer.count == Self.sealedChunkSize {
+                let target = UnsafeMutableRawBufferPointer(rebasing: output[written...])
+                guard buffer.withUnsafeBytes({ open($0, last: false, into: target) }) else {
+                    throw refusal(openedAsLast: buffer.withUnsafeBytes { open($0, last: true, into: target) }, target)
+                }
+                counter += 1
+                written += AgeEncryptor.chunkSize
+                buffer.removeAll(keepingCapacity: true)
+            }
+            if buffer.isEmpty, rest.count > Self.sealedChunkSize {
+                let chunk = UnsafeRawBufferPointer(rebasing: rest[..<Self.sealedChunkSize])
+                let target = UnsafeMutableRawBufferPointer(rebasing: output[written...])
+                guard open(chunk, last: false, into: target) else {
+                    throw refusal(openedAsLast: open(chunk, last: true, into: target), target)
+                }
+                counter += 1
+                written += AgeEncryptor.chunkSize
+                rest = UnsafeRawBufferPointer(rebasing: rest[Self.sealedChunkSize...])
+                continue
+            }
+            let taken = min(Self.sealedChunkSize - buffer.count, rest.count)
+            buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: rest[..<taken]).assumingMemoryBound(to: UInt8.self))
+            rest = UnsafeRawBufferPointer(rebasing: rest[taken...])
+        }
+        return written
+    }
+
+    /// Why a chunk that does not open as non-final is refused: it opens as the final one (its plaintext is wiped from
+    /// `target`, nothing refused is handed out), or not at all.
+    private func refusal(openedAsLast: Bool, _ target: UnsafeMutableRawBufferPointer) -> AgeError {
+        guard openedAsLast else { return AgeError(.decryptionFailed, "chunk \(counter) does not decrypt") }
+        UnsafeMutableRawBufferPointer(rebasing: target[..<AgeEncryptor.chunkSize]).initializeMemory(as: UInt8.self, repeating: 0)
+        return AgeError(.chunkAfterLast, "data follows the final chunk \(counter)")
+    }
+
+    private func open(_ chunk: UnsafeRawBufferPointer, last: Bool, into output: UnsafeMutableRawBufferPointer) -> Bool {
+        guard let payloadKey else { return false }
+        return (try? ChaChaPoly.open(chunk, using: payloadKey, nonce: AgeEncryptor.nonce(counter, last: last), into: output)) == true
     }
 
     public mutating func finish() throws(AgeError) -> [UInt8] {

@@ -100,6 +100,11 @@ public func constantTimeEquals(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
     lhs.withUnsafeBytes { l in rhs.withUnsafeBytes { r in constantTimeEquals(l, r) } }
 }
 
+/// Wipes memory that held secret material.
+package func secureZero(_ bytes: UnsafeMutableRawBufferPointer) {
+    if let base = bytes.baseAddress { sodium_memzero(base, bytes.count) }
+}
+
 /// Wipes a buffer that held secret material.
 package func secureZero(_ bytes: inout [UInt8]) {
     bytes.withUnsafeMutableBytes { buffer in
