@@ -278,13 +278,12 @@ struct EnvelopeQueueTests {
             grown = size(path)
         }
         #expect(grown >= before + 3_000_000, "database file \(before) -> \(grown) bytes")
-        // Once everything is checkpointed the next commit starts the log over, and its file is cut to 4 MiB. On a
-        // busy machine the checkpointer keeps up with a slow burst and the log never grows, so one transaction of
-        // 6 MB (whose frames the log must hold at once) makes sure it has.
+        // Once everything is checkpointed the next commit starts the log over, and a file past the limit (64 MiB)
+        // is cut back to it. One transaction of 72 MB, whose frames the log must hold at once, grows it past.
         let log = path + "-wal"
         try await store.database.write { db in
             try db.execute(sql: "CREATE TABLE filler (bytes BLOB NOT NULL)")
-            for _ in 0..<6 { try db.execute(sql: "INSERT INTO filler (bytes) VALUES (zeroblob(1000000))") }
+            for _ in 0..<72 { try db.execute(sql: "INSERT INTO filler (bytes) VALUES (zeroblob(1000000))") }
         }
         let logBefore = size(log)
         var logAfter = logBefore

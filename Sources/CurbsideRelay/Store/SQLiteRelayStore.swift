@@ -25,8 +25,8 @@ public final class SQLiteRelayStore: RelayStore {
             // Checkpoints run beside the writer (WALCheckpointer); a commit checkpoints only as a backstop, when the
             // log passes 64 MiB, so a send is not made to wait for copying the log into the database.
             try db.execute(sql: "PRAGMA wal_autocheckpoint = \(WALCheckpointer.backstopPages)")
-            // Once checkpointed, the log starts over and its file is cut back to 4 MiB, so a burst of sends does
-            // not keep its size on disk.
+            // Once checkpointed, the log starts over in place; its file is cut back only past 64 MiB (what the
+            // backstop lets it reach), so the writer does not wait for the file system to free and allocate blocks.
             try db.execute(sql: "PRAGMA journal_size_limit = \(WALCheckpointer.logSizeLimit)")
         }
         let pool = try DatabasePool(path: path, configuration: configuration)
