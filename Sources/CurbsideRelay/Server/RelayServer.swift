@@ -316,15 +316,15 @@ public struct BoundRelay: Sendable {
     static func closeRevokedSessions(_ session: RelaySession) async {
         let loggedIn = await session.clients.loginKeys
         guard !loggedIn.isEmpty else { return }
-        let keys: [Handle: VerifyingKey]
+        let keys: [Handle: [UInt8]]
         do {
-            keys = try await session.store.identityKeys(for: Array(loggedIn.keys))
+            keys = try await session.store.identityKeyBytes(for: Array(loggedIn.keys))
         } catch {
             return
         }
         for (handle, connections) in loggedIn {
             let current = keys[handle]
-            let stale = connections.filter { $0.value != current }.map(\.key)
+            let stale = connections.filter { $0.value.rawRepresentation != current }.map(\.key)
             guard !stale.isEmpty else { continue }
             await session.clients.close(stale, of: handle, with: RelayError(.loginFailed, "the account's key was revoked"))
             session.logger.notice(

@@ -103,9 +103,12 @@ public protocol RelayStore: Sendable {
     /// Every registered account, ordered by handle.
     func accounts() async throws -> [AccountSummary]
 
-    /// The identity keys registered for those of `handles` that are registered, in one read (the relay's check of
-    /// its logged-in connections, RelayConfiguration.accountCheckInterval).
-    func identityKeys(for handles: [Handle]) async throws -> [Handle: VerifyingKey]
+    /// The identity keys registered for those of `handles` that are registered, as stored, in one read: the relay's
+    /// check of its logged-in connections (RelayConfiguration.accountCheckInterval) compares them with the keys the
+    /// connections logged in with. Not made into `VerifyingKey`s: that checks the point again (an Ed25519 subgroup
+    /// check each), which for every connected handle every few seconds was the idle relay's largest cost, and a
+    /// stored key was checked when it was registered.
+    func identityKeyBytes(for handles: [Handle]) async throws -> [Handle: [UInt8]]
 
     /// Enrollment codes not used yet and valid at `now`, by handle then expiry: who may still register.
     func pendingEnrollments(at now: Timestamp) async throws -> [PendingEnrollment]

@@ -26,10 +26,10 @@ extension SQLiteRelayStore {
         }
     }
 
-    public func identityKeys(for handles: [Handle]) async throws -> [Handle: VerifyingKey] {
+    public func identityKeyBytes(for handles: [Handle]) async throws -> [Handle: [UInt8]] {
         guard !handles.isEmpty else { return [:] }
         return try await Self.reading(database) { db in
-            var keys: [Handle: VerifyingKey] = [:]
+            var keys: [Handle: [UInt8]] = [:]
             // SQLite binds at most 32 766 parameters a statement: a chunk stays far below it.
             for chunk in handles.chunked(into: 500) {
                 let rows = try Row.fetchAll(
@@ -38,7 +38,7 @@ extension SQLiteRelayStore {
                     arguments: StatementArguments(chunk.map(\.rawValue))
                 )
                 for row in rows {
-                    keys[try Handle(row["handle"] as String)] = try VerifyingKey(rawRepresentation: Array(row["identity_key"] as Data))
+                    keys[try Handle(row["handle"] as String)] = Array(row["identity_key"] as Data)
                 }
             }
             return keys

@@ -35,17 +35,17 @@ extension PostgresRelayStore {
         }
     }
 
-    public func identityKeys(for handles: [Handle]) async throws -> [Handle: VerifyingKey] {
+    public func identityKeyBytes(for handles: [Handle]) async throws -> [Handle: [UInt8]] {
         guard !handles.isEmpty else { return [:] }
         let logger = self.logger
         return try await reading { connection in
-            var keys: [Handle: VerifyingKey] = [:]
+            var keys: [Handle: [UInt8]] = [:]
             let rows = try await connection.query(ifOpen:
                 "SELECT handle, identity_key FROM account WHERE handle = ANY(\(handles.map(\.rawValue))::text[])",
                 logger: logger
             )
             for try await (handle, key) in rows.decode((String, ByteBuffer).self) {
-                keys[try Handle(handle)] = try VerifyingKey(rawRepresentation: Array(buffer: key))
+                keys[try Handle(handle)] = Array(buffer: key)
             }
             return keys
         }
