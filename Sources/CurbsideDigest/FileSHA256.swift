@@ -18,7 +18,7 @@ public final class FileSHA256 {
     private var finished = false
 
     public init() {
-        guard let context = EVP_MD_CTX_new(), EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1 else {
+        guard let context = EVP_MD_CTX_new(), EVP_DigestInit_ex(context, SHA256Digest.algorithm, nil) == 1 else {
             fatalError("internal error: OpenSSL cannot start a SHA-256 digest")
         }
         self.context = context

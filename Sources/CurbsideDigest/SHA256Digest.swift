@@ -7,9 +7,9 @@ public enum SHA256Digest {
     /// Digest length in bytes.
     public static let byteCount = 32
 
-    /// Fetched once: an implicit fetch by `EVP_sha256()` looks the algorithm up in OpenSSL's provider tables on
-    /// every call. An `EVP_MD` is immutable and may be shared between threads.
-    nonisolated(unsafe) private static let algorithm: OpaquePointer = {
+    /// Fetched once, for this and `FileSHA256`: an implicit fetch by `EVP_sha256()` looks the algorithm up in
+    /// OpenSSL's provider tables on every call. An `EVP_MD` is immutable and may be shared between threads.
+    nonisolated(unsafe) static let algorithm: OpaquePointer = {
         guard let algorithm = EVP_MD_fetch(nil, "SHA256", nil) else {
             fatalError("internal error: OpenSSL has no SHA-256")
         }
