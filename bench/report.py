@@ -47,6 +47,8 @@ ROWS = [
     ("push_overhead_p99_ms", "mosquitto_latency_p99_ms", "push p99 minus fsync floor p99, vs mosquitto p99", "ratio >= 0.5", False),
     ("attachment_up_mb_per_s", "age_curl_up_mb_per_s", "age -r | curl -T - to nginx over HTTPS", "ratio >= 1.0", True),
     ("attachment_down_mb_per_s", "age_curl_down_mb_per_s", "curl over HTTPS | age -d > file", "ratio >= 1.0", True),
+    ("attachment_up_cpu_s", "age_curl_up_cpu_s", "CPU s, 256 MiB up: age + curl + nginx's worker", "-", False),
+    ("attachment_down_cpu_s", "age_curl_down_cpu_s", "CPU s, 256 MiB down: curl + age + nginx's worker", "-", False),
     ("relay_durable_senders_1_msgs_per_s", None, "-", "-", True),
     ("relay_durable_senders_4_msgs_per_s", None, "-", "-", True),
     ("relay_durable_senders_16_msgs_per_s", None, "-", "-", True),

@@ -174,6 +174,12 @@ awk '{ w = 0; for (i = 1; i <= NF; i++) if ($i == "wall") { split($(i + 1), t, "
      END { printf "{\"metric\": \"attachment_up_mb_per_s\", \"value\": %.3f, \"unit\": \"MiB/s\"}\n", 256 / up
            printf "{\"metric\": \"attachment_down_mb_per_s\", \"value\": %.3f, \"unit\": \"MiB/s\"}\n", 256 / down }' \
     "$work/attach256.txt" >>"$raw"
+# The CPU seconds behind those figures, every process on both ends (Curbside: the command and the relay while it ran).
+awk '{ c = 0; for (i = 1; i <= NF; i++) if ($i == "cpu") c += $(i + 1) }
+     /^send/ { up = c } /^inbox/ || /^show/ { down += c }
+     END { printf "{\"metric\": \"attachment_up_cpu_s\", \"value\": %.2f, \"unit\": \"s\"}\n", up
+           printf "{\"metric\": \"attachment_down_cpu_s\", \"value\": %.2f, \"unit\": \"s\"}\n", down }' \
+    "$work/attach256.txt" >>"$raw"
 # Only the send is read here. 1000 MiB, not 1 GiB: a sealed 1 GiB file with its consult is past one sender's
 # default share of a queue (1 GiB); and the recipient does not download anything above 512 MiB (too_large), so the
 # script's final check fails at this size whatever the send did.
@@ -210,8 +216,22 @@ awk '{ printf "{\"metric\": \"curl_put_mb_per_s\", \"value\": %.3f, \"unit\": \"
 age-keygen -o "$work/age.key" 2>/dev/null
 age_recipient=$(age-keygen -y "$work/age.key")
 timed() { start=$(date +%s.%N); sh -c "$1"; end=$(date +%s.%N); echo "$start $end" | awk '{ print $2 - $1 }'; }
-up=$(timed "age -r $age_recipient <'$work/image.bin' | curl -s -k --tlsv1.3 -T - https://127.0.0.1:18444/uploads/image.age -o /dev/null")
-down=$(timed "curl -s -k --tlsv1.3 https://127.0.0.1:18444/uploads/image.age | age -d -i '$work/age.key' >'$work/image.out'")
+# CPU seconds of each pipeline: both of its processes (/usr/bin/time) and nginx's worker while it ran.
+worker=$(pgrep -f "nginx: worker" | head -n 1)
+worker_cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$worker/stat"; }
+before=$(worker_cpu)
+up=$(timed "/usr/bin/time -a -o '$work/peer_cpu_up.txt' -f '%U %S' age -r $age_recipient <'$work/image.bin' | /usr/bin/time -a -o '$work/peer_cpu_up.txt' -f '%U %S' curl -s -k --tlsv1.3 -T - https://127.0.0.1:18444/uploads/image.age -o /dev/null")
+after=$(worker_cpu)
+echo "nginx $before $after" >>"$work/peer_cpu_up.txt"
+before=$(worker_cpu)
+down=$(timed "/usr/bin/time -a -o '$work/peer_cpu_down.txt' -f '%U %S' curl -s -k --tlsv1.3 https://127.0.0.1:18444/uploads/image.age | /usr/bin/time -a -o '$work/peer_cpu_down.txt' -f '%U %S' age -d -i '$work/age.key' >'$work/image.out'")
+after=$(worker_cpu)
+echo "nginx $before $after" >>"$work/peer_cpu_down.txt"
+for way in up down; do
+    awk -v way="$way" '/^nginx/ { s += $3 - $2; next } { s += $1 + $2 }
+        END { printf "{\"metric\": \"age_curl_%s_cpu_s\", \"value\": %.2f, \"unit\": \"s\"}\n", way, s }' \
+        "$work/peer_cpu_$way.txt" >>"$raw"
+done
 cmp -s "$work/image.bin" "$work/image.out" || { log "age + curl: the downloaded file differs"; exit 1; }
 echo "{\"metric\": \"age_curl_up_mb_per_s\", \"value\": $(echo "$up" | awk '{ printf "%.3f", 256 / $1 }'), \"unit\": \"MiB/s\"}" >>"$raw"
 echo "{\"metric\": \"age_curl_down_mb_per_s\", \"value\": $(echo "$down" | awk '{ printf "%.3f", 256 / $1 }'), \"unit\": \"MiB/s\"}" >>"$raw"

@@ -31,8 +31,11 @@ head -c "$((mib * 1024 * 1024))" /dev/urandom >"$work/big.bin"
 
 # Peak RSS of the whole process (/usr/bin/time -v), and the largest RSS sampled from /proc after its first
 # second: unlocking the profile runs Argon2id, whose working memory (24 MiB) is freed before any transfer starts.
+# Also the CPU seconds (user + system) of the command and of the relay while it ran.
+relay_cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$relay_pid/stat"; }
 measure() {
     label=$1; shift
+    relay_before=$(relay_cpu)
     /usr/bin/time -v "$@" >"$work/out.txt" 2>"$work/time.txt" &
     timer=$!
     sleep 0.05
@@ -48,7 +51,10 @@ measure() {
     wait "$timer"
     rss=$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$work/time.txt")
     wall=$(awk '/Elapsed \(wall clock\)/ {print $NF}' "$work/time.txt")
-    printf '%-36s peak RSS %4d MiB, after unlocking %4d MiB   wall %s\n' "$label" "$((rss / 1024))" "$((late / 1024))" "$wall"
+    cpu=$(awk -F': ' '/User time|System time/ {s += $2} END {printf "%.2f", s}' "$work/time.txt")
+    relay=$(echo "$relay_before $(relay_cpu)" | awk '{printf "%.2f", $2 - $1}')
+    printf '%-36s peak RSS %4d MiB, after unlocking %4d MiB   wall %s   cpu %s s, relay cpu %s s\n' \
+        "$label" "$((rss / 1024))" "$((late / 1024))" "$wall" "$cpu" "$relay"
 }
 measure "send ${mib} MiB (encrypt + upload)" "$curbside" send --home "$work/amara.gp" osei.derm --subject "Large scan" --question "Seen?" --image "$work/big.bin" --keep-metadata
 measure "inbox (download + check)" "$curbside" inbox --home "$work/osei.derm"
