@@ -5,7 +5,7 @@ import GRDB
 extension Client {
     /// What waits in the outbox, oldest first: recipient, subject, size and why the last attempt failed.
     public func outbox() async throws -> [OutboxItem] {
-        let rows = try await database.writer.read { db in try OutboxStore.listing(db) }
+        let rows = try database.writer.read { db in try OutboxStore.listing(db) }
         return try rows.map { row in
             let id = try MessageID(rawValue: Array(row["message_id"] as Data))
             let body: Data = row["body"]
