@@ -424,6 +424,13 @@ public final class SQLiteRelayStore: RelayStore {
             var recipientExists: [String: Bool] = [:]
             var queueUsage: [String: (envelopes: Int, bytes: Int)] = [:]
             var senderUsage: [SenderShareKey: (envelopes: Int, bytes: Int)] = [:]
+            // Prepared once per connection (cached), looked up once per batch (the lookup hashes the SQL).
+            let insert = try db.cachedStatement(
+                sql: """
+                    INSERT INTO envelope (envelope_id, sender, recipient, body, stored_at, expires_at, attachment_bytes)
+                    VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (recipient, envelope_id) DO NOTHING
+                    """
+            )
             return try batch.map { item in
                 let id = item.id
                 let recipient = item.recipient.rawValue
@@ -479,13 +486,7 @@ public final class SQLiteRelayStore: RelayStore {
                 if usage.envelopes >= item.maximumQueuedEnvelopes || usage.bytes + size > item.maximumQueuedBytes {
                     return try refused(.queueFull)
                 }
-                // Prepared once per connection (cached): every send runs it.
-                try db.cachedStatement(
-                    sql: """
-                        INSERT INTO envelope (envelope_id, sender, recipient, body, stored_at, expires_at, attachment_bytes)
-                        VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (recipient, envelope_id) DO NOTHING
-                        """
-                ).execute(
+                try insert.execute(
                     arguments: [
                         Data(id.bytes), item.sender.rawValue, recipient, Data(item.body),
                         item.storedAt.signedMilliseconds, item.expiresAt.signedMilliseconds, attachmentBytes,
