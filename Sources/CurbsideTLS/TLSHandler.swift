@@ -17,8 +17,9 @@ public struct TLSHandshakeCompletedEvent: Sendable, Hashable {
 /// Writes issued before the handshake completes are buffered, with their promises, and sent in order once it
 /// does; flushes are remembered the same way. Past `maximumBufferedPlaintext` the connection fails rather than
 /// drop a write. After every step the ciphertext OpenSSL produced is written out at
-/// once, so the handler itself holds no plaintext after the handshake: inbound plaintext is passed on a record at a
-/// time (at most 16 KiB per read), outbound plaintext is encrypted as it is written. KeyUpdate messages are answered
+/// once, so the handler itself holds no plaintext after the handshake beyond writes not yet flushed: inbound
+/// plaintext is passed on a record at a time (at most 16 KiB per read), outbound plaintext is encrypted when it is
+/// flushed, the writes of one flush together in as few records as their bytes need. KeyUpdate messages are answered
 /// inside reads. `close` sends close_notify and waits up to `shutdownTimeout` for the peer's; a close_notify from the
 /// peer is answered and the channel closed. Failures (handshake, timeout, bad record, pin mismatch) are fired as a
 /// `TLSError` and close the channel; later writes fail with `TLSError.closed`.
@@ -42,6 +43,10 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var bufferedWrites: [(data: ByteBuffer, promise: EventLoopPromise<Void>?)] = []
     /// How many of `bufferedWrites` the application had flushed: replay flushes after exactly those.
     private var bufferedFlushedCount = 0
+    /// Plaintext written since the last flush, encrypted at the flush: writes flushed together (a relay's answers to
+    /// the sends one commit settled, a client's window of requests) go out in as few records as their bytes need,
+    /// not a record each, which spares both ends a record's work per write.
+    private var unflushedWrites: [(data: ByteBuffer, promise: EventLoopPromise<Void>?)] = []
     private var closePromise: EventLoopPromise<Void>?
     private var handshakeTimer: Scheduled<Void>?
     private var shutdownTimer: Scheduled<Void>?
@@ -249,6 +254,9 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func peerSentCloseNotify(context: ChannelHandlerContext) {
+        // What was written goes out before our close_notify, flushed or not, as when each write was encrypted at once.
+        encryptUnflushedWrites(context: context)
+        guard state == .active || state == .closing else { return }
         let initiatedByUs = state == .closing
         state = .closing
         if !initiatedByUs {
@@ -277,7 +285,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             bufferedWrites.append((plaintext, promise))
         case .active where !outputClosed:
-            encrypt(context: context, plaintext, promise: promise, flush: false)
+            unflushedWrites.append((plaintext, promise))
         case .active, .closing, .closed:
             promise?.fail(TLSError(.closed, "write after the connection started closing"))
         }
@@ -288,6 +296,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .idle, .handshaking:
             bufferedFlushedCount = bufferedWrites.count
         case .active, .closing:
+            encryptUnflushedWrites(context: context)
             context.flush()
         case .closed:
             break
@@ -297,6 +306,8 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
         if mode == .output, state == .active, !outputClosed {
             // Half-close: close_notify first, so the peer can tell the end of our data from a cut connection.
+            encryptUnflushedWrites(context: context)
+            guard state == .active else { return context.close(mode: mode, promise: promise) }
             outputClosed = true
             _ = connection.shutdownStep()
             flushCiphertext(context: context, promise: nil)
@@ -314,6 +325,9 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             failBufferedWrites(TLSError(.closed, "closed before the handshake completed"))
             context.close(mode: mode, promise: promise)
         case .active:
+            // What was written goes out before close_notify, flushed or not, as when each write was encrypted at once.
+            encryptUnflushedWrites(context: context)
+            guard state == .active else { return context.close(mode: mode, promise: promise) }
             state = .closing
             closePromise = promise
             switch connection.shutdownStep() {
@@ -348,6 +362,48 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             promise?.fail(error)
             fail(context: context, error)
         }
+    }
+
+    /// Encrypts the writes since the last flush: one write as it is, several together in one buffer (up to a
+    /// record's worth of bytes at a time; a larger write is encrypted on its own, never copied), each write's
+    /// promise completed when the ciphertext holding it is written.
+    private func encryptUnflushedWrites(context: ChannelHandlerContext) {
+        guard !unflushedWrites.isEmpty else { return }
+        let writes = unflushedWrites
+        unflushedWrites.removeAll(keepingCapacity: true)
+        var start = 0
+        while start < writes.count, state == .active {
+            // The run of writes from `start` that fits one record together; at least one.
+            var end = start + 1
+            var byteCount = writes[start].data.readableBytes
+            while end < writes.count, byteCount + writes[end].data.readableBytes <= TLSConnection.maximumRecordPlaintext {
+                byteCount += writes[end].data.readableBytes
+                end += 1
+            }
+            let run = writes[start..<end]
+            start = end
+            guard run.count > 1 else {
+                encrypt(context: context, run.first!.data, promise: run.first!.promise, flush: false)
+                continue
+            }
+            var plaintext = context.channel.allocator.buffer(capacity: byteCount)
+            for write in run { plaintext.writeImmutableBuffer(write.data) }
+            let promises = run.compactMap(\.promise)
+            let promise: EventLoopPromise<Void>?
+            switch promises.count {
+            case 0: promise = nil
+            case 1: promise = promises[0]
+            default:
+                let all = context.eventLoop.makePromise(of: Void.self)
+                all.futureResult.assumeIsolated().whenComplete { result in
+                    for each in promises { each.completeWith(result) }
+                }
+                promise = all
+            }
+            encrypt(context: context, plaintext, promise: promise, flush: false)
+        }
+        // The connection failed on the way: the writes not yet encrypted fail with it, in order.
+        for write in writes[start...] { write.promise?.fail(TLSError(.closed, "the connection failed before this write was sent")) }
     }
 
     private func replayBufferedWrites(context: ChannelHandlerContext) {
@@ -407,8 +463,9 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func failBufferedWrites(_ error: TLSError) {
-        let writes = bufferedWrites
+        let writes = bufferedWrites + unflushedWrites
         bufferedWrites = []
+        unflushedWrites = []
         bufferedFlushedCount = 0
         for write in writes { write.promise?.fail(error) }
     }

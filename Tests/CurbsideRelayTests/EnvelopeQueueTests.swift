@@ -39,11 +39,16 @@ struct EnvelopeQueueTests {
         }
         #expect(retry == .duplicate(sequence: sequence, storedAt: now, expiresAt: now.adding(seconds: 3600)))
         // The same bytes for another recipient are a different envelope: stored, not a duplicate.
-        guard case .stored = try await enqueue(store, "consult", to: cardio) else {
+        guard case .stored(let next) = try await enqueue(store, "consult", to: cardio) else {
             Issue.record("the same bytes for another recipient must be stored for it")
             return
         }
         #expect(try await store.statistics().queuedEnvelopes == 2)
+        if kind == .sqlite {
+            // The retry's insert found the stored row (ON CONFLICT DO NOTHING) and handed back the sequence number it
+            // had taken: none is skipped.
+            #expect(next == sequence + 1)
+        }
     }
 
     @Test(arguments: StoreKind.allCases) func acknowledgingDeletesAndNotifiesTheSender(_ kind: StoreKind) async throws {

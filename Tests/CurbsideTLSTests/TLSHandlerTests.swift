@@ -57,7 +57,40 @@ struct TLSHandlerTests {
         #expect(pair.serverRecorder.received == expected)
     }
 
-    /// After the handshake the handler keeps no plaintext: each write leaves as ciphertext at once.
+    /// Writes flushed together leave in one record, not a record each (5 bytes of header, the content type and a
+    /// 16-byte tag per record), each write's promise kept; a write larger than a record still leaves whole.
+    @Test func writesFlushedTogetherShareARecord() throws {
+        let pair = try BackToBack()
+        try pair.handshake()
+        let writes = (0..<3).map { pair.client.write(ByteBuffer.pattern(10, seed: UInt8($0))) }
+        let unpromised: EventLoopPromise<Void>? = nil
+        pair.client.write(ByteBuffer.pattern(10, seed: 3), promise: unpromised)
+        pair.client.flush()
+        var ciphertext = 0
+        var records: [ByteBuffer] = []
+        while let out = try pair.client.readOutbound(as: ByteBuffer.self) {
+            ciphertext += out.readableBytes
+            records.append(out)
+        }
+        #expect(ciphertext == 40 + 22)
+        for write in writes { try write.wait() }
+        for record in records { try pair.server.writeInbound(record) }
+        var expected = ByteBuffer()
+        for seed in 0..<4 { expected.writeImmutableBuffer(ByteBuffer.pattern(10, seed: UInt8(seed))) }
+        #expect(pair.serverRecorder.received == expected)
+
+        // Written but not flushed when the connection closes: sent before close_notify.
+        pair.client.write(ByteBuffer.pattern(100, seed: 9), promise: nil)
+        let closed = pair.client.close()
+        try pair.interact()
+        try pair.interact()
+        try closed.wait()
+        expected.writeImmutableBuffer(ByteBuffer.pattern(100, seed: 9))
+        #expect(pair.serverRecorder.received == expected)
+        #expect(pair.clientRecorder.errors.isEmpty && pair.serverRecorder.errors.isEmpty)
+    }
+
+    /// After the handshake the handler keeps no plaintext past a flush: each write leaves as ciphertext then.
     @Test func handlerHoldsNoPlaintextAfterTheHandshake() throws {
         let pair = try BackToBack()
         try pair.handshake()

@@ -22,6 +22,12 @@ actor NewRecipientLimiter {
     /// Records a send from `sender` to `recipient`; false (nothing recorded) if it would start one recipient too many.
     func admit(sender: Handle, recipient: Handle, now: NIODeadline = .now()) -> Bool {
         sweepIfDue(now: now)
+        // Writing on to a recipient in the window, as most sends do: renewed, without rebuilding the sender's table
+        // (the recipients that left the window go at the next new recipient or sweep, before anything counts them).
+        if let last = recent[sender]?[recipient], last + window > now {
+            recent[sender]![recipient] = now
+            return true
+        }
         var recipients = recent[sender, default: [:]]
         recipients = recipients.filter { $0.value + window > now }
         // An answer neither needs room nor takes any.
