@@ -154,16 +154,17 @@ public actor RelayConnection {
         }
         // One task per connection owns the channel and reads it: a child of the caller's (withConnection), or a
         // task of its own (open), since the connection then outlives this function. The challenge is handed back to
-        // this function, every frame after it is dispatched by request id. Frames go out, and requests are timed
+        // this function as the connection the task makes of it (no other hand-over between the two tasks), every
+        // frame after it is dispatched by request id. Frames go out, and requests are timed
         // out, on the channel's event loop (OutgoingFrames), with no task of their own: each would be woken for
         // every request, two thread hops more each.
-        let (start, startContinuation) = AsyncStream<Result<LoginChallenge, any Error>>.makeStream()
+        let (start, startContinuation) = AsyncStream<Result<RelayConnection, any Error>>.makeStream()
         let (pushes, pushContinuation) = AsyncStream<RelayMessage>.makeStream(
             bufferingPolicy: .bufferingOldest(maximumUnreadPushes)
         )
         let writes = OutgoingFrames(channel: channel.channel)
-        let box = ConnectionBox()
         running {
+            var opened: RelayConnection?
             do {
                 try await channel.executeThenClose { inbound, _ in
                     var inboundFrames = inbound.makeAsyncIterator()
@@ -173,9 +174,21 @@ public actor RelayConnection {
                     guard case .challenge(let challenge) = try Self.decode(first) else {
                         throw RelayClientError.protocolViolation("the first frame is type \(first.type), not a challenge")
                     }
-                    startContinuation.yield(.success(challenge))
+                    let connection = RelayConnection(
+                        handshake: handshake,
+                        challenge: challenge,
+                        channel: channel.channel,
+                        writes: writes,
+                        pushes: pushes,
+                        pushContinuation: pushContinuation
+                    )
+                    writes.whenDue { [weak connection] in
+                        guard let connection else { return }
+                        Task { await connection.checkDeadlines() }
+                    }
+                    opened = connection
+                    startContinuation.yield(.success(connection))
                     startContinuation.finish()
-                    let connection = await box.connection()
                     while let frame = try await inboundFrames.next() {
                         await connection.dispatch(frame)
                     }
@@ -184,7 +197,7 @@ public actor RelayConnection {
             } catch {
                 startContinuation.yield(.failure(error))
                 startContinuation.finish()
-                await box.connectionIfSet()?.finish("\(error)")
+                await opened?.finish("\(error)")
             }
             pushContinuation.finish()
             writes.finish()
@@ -193,20 +206,7 @@ public actor RelayConnection {
         guard let started = await iterator.next() else {
             throw RelayClientError.connectionLost("the connection ended before the challenge")
         }
-        let connection = RelayConnection(
-            handshake: handshake,
-            challenge: try started.get(),
-            channel: channel.channel,
-            writes: writes,
-            pushes: pushes,
-            pushContinuation: pushContinuation
-        )
-        writes.whenDue { [weak connection] in
-            guard let connection else { return }
-            Task { await connection.checkDeadlines() }
-        }
-        await box.set(connection)
-        return connection
+        return try started.get()
     }
 
     private init(
@@ -382,23 +382,4 @@ public actor RelayConnection {
             throw RelayClientError.protocolViolation("\(error)")
         }
     }
-}
-
-/// Hands the connection to the reader task once it exists.
-private actor ConnectionBox {
-    private var value: RelayConnection?
-    private var waiters: [CheckedContinuation<RelayConnection, Never>] = []
-
-    func set(_ connection: RelayConnection) {
-        value = connection
-        for waiter in waiters { waiter.resume(returning: connection) }
-        waiters = []
-    }
-
-    func connection() async -> RelayConnection {
-        if let value { return value }
-        return await withCheckedContinuation { waiters.append($0) }
-    }
-
-    func connectionIfSet() -> RelayConnection? { value }
 }
