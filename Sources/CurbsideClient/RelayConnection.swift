@@ -51,10 +51,9 @@ public actor RelayConnection {
     public nonisolated let pushes: AsyncStream<RelayMessage>
 
     private let channel: any Channel
-    /// Frames to write, in the order requests were made (pipelined upload chunks depend on it).
+    /// Frames to write, in the order requests were made (pipelined upload chunks depend on it); also the timer
+    /// that wakes `checkDeadlines` when a request's time is up.
     private let writes: OutgoingFrames
-    /// Wakes the task that times requests out when a request is made.
-    private let deadlineAdded: AsyncStream<Void>.Continuation
     /// When each request sent with `request` times out, and after how many seconds.
     private var deadlines: [UInt32: (at: ContinuousClock.Instant, seconds: Int)] = [:]
     private let pushContinuation: AsyncStream<RelayMessage>.Continuation
@@ -153,21 +152,21 @@ public actor RelayConnection {
         } catch {
             throw RelayClientError.connectionLost(ConnectionFailure.describe(error))
         }
-        // One task per connection owns the channel: a child of the caller's (withConnection), or a task of its own
-        // (open), since the connection then outlives this function. Its children are the connection's other work:
-        // writing frames in order, and timing requests out; reading runs in the task itself. The challenge is handed
-        // back to this function, every frame after it is dispatched by request id, and when the relay closes, the
-        // children are cancelled.
-        let (start, startContinuation) = AsyncStream<Result<LoginChallenge, any Error>>.makeStream()
+        // One task per connection owns the channel and reads it: a child of the caller's (withConnection), or a
+        // task of its own (open), since the connection then outlives this function. The challenge is handed back to
+        // this function as the connection the task makes of it (no other hand-over between the two tasks), every
+        // frame after it is dispatched by request id. Frames go out, and requests are timed
+        // out, on the channel's event loop (OutgoingFrames), with no task of their own: each would be woken for
+        // every request, two thread hops more each.
+        let (start, startContinuation) = AsyncStream<Result<RelayConnection, any Error>>.makeStream()
         let (pushes, pushContinuation) = AsyncStream<RelayMessage>.makeStream(
             bufferingPolicy: .bufferingOldest(maximumUnreadPushes)
         )
-        let writes = OutgoingFrames()
-        let (deadlineSignals, deadlineAdded) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let box = ConnectionBox()
+        let writes = OutgoingFrames(channel: channel.channel)
         running {
+            var opened: RelayConnection?
             do {
-                try await channel.executeThenClose { inbound, outbound in
+                try await channel.executeThenClose { inbound, _ in
                     var inboundFrames = inbound.makeAsyncIterator()
                     guard let first = try await inboundFrames.next() else {
                         throw RelayClientError.connectionLost("the relay closed before its challenge")
@@ -175,23 +174,30 @@ public actor RelayConnection {
                     guard case .challenge(let challenge) = try Self.decode(first) else {
                         throw RelayClientError.protocolViolation("the first frame is type \(first.type), not a challenge")
                     }
-                    startContinuation.yield(.success(challenge))
-                    startContinuation.finish()
-                    let connection = await box.connection()
-                    try await withThrowingDiscardingTaskGroup { group in
-                        group.addTask { await connection.write(writes, to: outbound) }
-                        group.addTask { await connection.timeRequestsOut(signalled: deadlineSignals) }
-                        while let frame = try await inboundFrames.next() {
-                            await connection.dispatch(frame)
-                        }
-                        await connection.finish("the relay closed the connection")
-                        group.cancelAll()
+                    let connection = RelayConnection(
+                        handshake: handshake,
+                        challenge: challenge,
+                        channel: channel.channel,
+                        writes: writes,
+                        pushes: pushes,
+                        pushContinuation: pushContinuation
+                    )
+                    writes.whenDue { [weak connection] in
+                        guard let connection else { return }
+                        Task { await connection.checkDeadlines() }
                     }
+                    opened = connection
+                    startContinuation.yield(.success(connection))
+                    startContinuation.finish()
+                    while let frame = try await inboundFrames.next() {
+                        await connection.dispatch(frame)
+                    }
+                    await connection.finish("the relay closed the connection")
                 }
             } catch {
                 startContinuation.yield(.failure(error))
                 startContinuation.finish()
-                await box.connectionIfSet()?.finish("\(error)")
+                await opened?.finish("\(error)")
             }
             pushContinuation.finish()
             writes.finish()
@@ -200,17 +206,7 @@ public actor RelayConnection {
         guard let started = await iterator.next() else {
             throw RelayClientError.connectionLost("the connection ended before the challenge")
         }
-        let connection = RelayConnection(
-            handshake: handshake,
-            challenge: try started.get(),
-            channel: channel.channel,
-            writes: writes,
-            deadlineAdded: deadlineAdded,
-            pushes: pushes,
-            pushContinuation: pushContinuation
-        )
-        await box.set(connection)
-        return connection
+        return try started.get()
     }
 
     private init(
@@ -218,7 +214,6 @@ public actor RelayConnection {
         challenge: LoginChallenge,
         channel: any Channel,
         writes: OutgoingFrames,
-        deadlineAdded: AsyncStream<Void>.Continuation,
         pushes: AsyncStream<RelayMessage>,
         pushContinuation: AsyncStream<RelayMessage>.Continuation
     ) {
@@ -226,37 +221,13 @@ public actor RelayConnection {
         self.challenge = challenge
         self.channel = channel
         self.writes = writes
-        self.deadlineAdded = deadlineAdded
         self.pushes = pushes
         self.pushContinuation = pushContinuation
     }
 
-    /// Writes `frames` in the order requests were made, until the client closes (then the channel is closed, and
-    /// close_notify goes out with it) or a write fails.
-    private nonisolated func write(
-        _ frames: OutgoingFrames,
-        to outbound: NIOAsyncChannelOutboundWriter<Frame>
-    ) async {
-        do {
-            try await frames.write(to: outbound)
-            channel.close(promise: nil)
-        } catch {
-            await finish("write failed: \(error)")
-            channel.close(promise: nil)
-        }
-    }
-
-    /// Fails the requests whose time is up, sleeping until the earliest deadline (looking again at least every
-    /// second, for a request with an earlier one) or, with none outstanding, until a request is made.
-    private nonisolated func timeRequestsOut(signalled deadlineSignals: AsyncStream<Void>) async {
-        var signals = deadlineSignals.makeAsyncIterator()
-        while !Task.isCancelled {
-            guard let earliest = await expireRequests(now: .now) else {
-                guard await signals.next() != nil else { return }
-                continue
-            }
-            try? await Task.sleep(until: min(earliest, .now + .seconds(1)))
-        }
+    /// Fails the request whose time is up, if any, and asks to be called again at the earliest deadline left.
+    private func checkDeadlines() {
+        if let next = expireRequests(now: .now) { writes.check(by: next) }
     }
 
     /// Logs in as `handle`, signing this connection's challenge and channel binding with `identity`.
@@ -300,9 +271,9 @@ public actor RelayConnection {
         nextRequestID = nextRequestID == UInt32.max ? 1 : nextRequestID + 1
         return try await withCheckedThrowingContinuation { continuation in
             waiting[id] = continuation
-            deadlines[id] = (ContinuousClock.now + timeout, Int(timeout.components.seconds))
-            deadlineAdded.yield()
-            writes.append(message.frame(requestID: id))
+            let deadline = ContinuousClock.now + timeout
+            deadlines[id] = (deadline, Int(timeout.components.seconds))
+            writes.append(message.frame(requestID: id), due: deadline)
         }
     }
 
@@ -325,21 +296,12 @@ public actor RelayConnection {
         return try await withCheckedThrowingContinuation { waiting[id] = $0 }
     }
 
-    /// Sends close_notify and waits (up to 5 s) for the relay to close its side; outstanding requests fail with
-    /// `connectionLost`.
+    /// Sends close_notify and waits (up to 5 s, `OutgoingFrames.closeTimeout`) for the relay to close its side;
+    /// outstanding requests fail with `connectionLost`.
     public func close() async {
         finish("closed by the client")
         writes.finish()
-        let channel = self.channel
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { try? await channel.closeFuture.get() }
-            group.addTask {
-                guard (try? await Task.sleep(for: .seconds(5))) != nil else { return }
-                try? await channel.close()
-            }
-            await group.next()
-            group.cancelAll()
-        }
+        try? await channel.closeFuture.get()
     }
 
     private func expect(_ answer: RelayMessage, from message: RelayMessage) async throws {
@@ -420,23 +382,4 @@ public actor RelayConnection {
             throw RelayClientError.protocolViolation("\(error)")
         }
     }
-}
-
-/// Hands the connection to the reader task once it exists.
-private actor ConnectionBox {
-    private var value: RelayConnection?
-    private var waiters: [CheckedContinuation<RelayConnection, Never>] = []
-
-    func set(_ connection: RelayConnection) {
-        value = connection
-        for waiter in waiters { waiter.resume(returning: connection) }
-        waiters = []
-    }
-
-    func connection() async -> RelayConnection {
-        if let value { return value }
-        return await withCheckedContinuation { waiters.append($0) }
-    }
-
-    func connectionIfSet() -> RelayConnection? { value }
 }

@@ -23,29 +23,31 @@ public enum RelayTransport {
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-        typealias Configured = (
-            channel: NIOAsyncChannel<Frame, Frame>,
-            handshake: EventLoopFuture<TLSHandshakeCompletedEvent>
-        )
-        let initializer: @Sendable (any Channel) -> EventLoopFuture<Configured> = { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try RelayPipeline.configure(
-                    channel,
-                    tls: tls,
-                    frameDecoder: FrameDecoder(maximumLength: maximumFrameLength)
-                )
-            }
-        }
         // An address needs no lookup: a name goes through getaddrinfo on a Dispatch thread, two thread hops more for
         // every connection.
-        let (channel, handshake) =
+        let connected =
             if let address = try? SocketAddress(ipAddress: host, port: port) {
-                try await bootstrap.connect(to: address, channelInitializer: initializer)
+                bootstrap.connect(to: address)
             } else {
-                try await bootstrap.connect(host: host, port: port, channelInitializer: initializer)
+                bootstrap.connect(host: host, port: port)
             }
+        // The pipeline is added once the socket is connected (TLS starts its handshake as it is added), and the
+        // caller waits once, for the connection and its handshake together: awaiting the connect and then the
+        // handshake woke the caller twice per connection.
+        let (channel, handshake) = try await connected.flatMap { channel in
+            let configured = channel.eventLoop.makeCompletedFuture {
+                try RelayPipeline.configure(channel, tls: tls, frameDecoder: FrameDecoder(maximumLength: maximumFrameLength))
+            }
+            configured.whenFailure { _ in channel.close(promise: nil) }
+            return configured.flatMap { configured in
+                configured.handshake
+                    .map { Result<TLSHandshakeCompletedEvent, any Error>.success($0) }
+                    .recover { .failure($0) }
+                    .map { (configured.channel, $0) }
+            }
+        }.get()
         do {
-            return (channel, try await handshake.get())
+            return (channel, try handshake.get())
         } catch {
             try? await channel.executeThenClose { _, _ in }
             throw error

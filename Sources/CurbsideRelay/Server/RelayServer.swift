@@ -75,17 +75,20 @@ public struct RelayServer: Sendable {
                         budget: frameBudget,
                         owner: "address \(peerAddress)"
                     )
-                    let (asyncChannel, handshake) = try RelayPipeline.configure(
+                    let challenge = LoginChallenge.random()
+                    let handshake = HandshakeDetails()
+                    let (asyncChannel, _) = try RelayPipeline.configure(
                         channel,
                         tls: tls,
                         frameDecoder: FrameDecoder(limits: limits),
-                        then: [timeouts]
+                        then: [timeouts, ChallengeWriter(challenge, handshake: handshake)]
                     )
                     let loopBoundTimeouts = NIOLoopBound(timeouts, eventLoop: channel.eventLoop)
                     let loopBoundLimits = NIOLoopBound(limits, eventLoop: channel.eventLoop)
                     return Accepted(
                         session: .init(
                             channel: asyncChannel,
+                            challenge: challenge,
                             handshake: handshake,
                             peerAddress: peerAddress,
                             activity: activity,
@@ -107,7 +110,9 @@ public struct RelayServer: Sendable {
     struct Accepted: Sendable {
         struct Session: Sendable {
             let channel: NIOAsyncChannel<Frame, Frame>
-            let handshake: EventLoopFuture<TLSHandshakeCompletedEvent>
+            /// The challenge its login must sign, written by the pipeline when the handshake completes.
+            let challenge: LoginChallenge
+            let handshake: HandshakeDetails
             let peerAddress: String
             let activity: ConnectionActivity
             /// Tells the connection's timeout handler and frame decoder that the login succeeded.
@@ -238,6 +243,7 @@ public struct BoundRelay: Sendable {
                         group.addTask {
                             await session.run(
                                 channel: accepted.channel,
+                                challenge: accepted.challenge,
                                 handshake: accepted.handshake,
                                 peerAddress: accepted.peerAddress,
                                 activity: accepted.activity,

@@ -32,7 +32,8 @@ struct RelaySession {
 
     func run(
         channel: NIOAsyncChannel<Frame, Frame>,
-        handshake: EventLoopFuture<TLSHandshakeCompletedEvent>,
+        challenge: LoginChallenge,
+        handshake: HandshakeDetails,
         peerAddress: String,
         activity: ConnectionActivity? = nil,
         loggedIn: @Sendable (Handle) -> Void = { _ in }
@@ -43,16 +44,12 @@ struct RelaySession {
         logger[metadataKey: "peer"] = "\(peerAddress)"
         let opened = ContinuousClock.now
         logger.info("connection opened")
-        guard let info = try? await handshake.get() else {
-            // The handshake failed or timed out: close, finishing the async channel as NIO requires.
-            try? await channel.executeThenClose { _, _ in }
-            Self.logClosed(logger, since: opened, handle: nil, reason: "tls_handshake_failed")
-            return
-        }
+        // The task does not wait for the handshake: the pipeline writes the challenge when it completes (see
+        // ChallengeWriter), and the first frame comes only after it. A handshake that fails or times out ends the
+        // inbound stream.
         let ended = try? await channel.executeThenClose { inbound, outbound in
             var reason = "closed"
-            let challenge = LoginChallenge.random()
-            try await outbound.write(RelayMessage.challenge(challenge).frame(requestID: 0))
+            var binding: [UInt8]?
             var state = State.awaitingLogin(challenge)
             var currentRequest: UInt32 = 0
             do {
@@ -105,10 +102,11 @@ struct RelaySession {
                         }
                         let outcome: Outcome
                         do {
+                            if binding == nil { binding = handshake.completed?.channelBinding }
                             outcome = try await self.handle(
                                 frame,
                                 state: state,
-                                binding: info.channelBinding,
+                                binding: binding ?? [],
                                 peerAddress: peerAddress,
                                 logger: logger
                             )
@@ -154,6 +152,7 @@ struct RelaySession {
                 // TLS or I/O failure: the connection is gone; nothing to answer.
                 reason = "transport_error"
             }
+            if handshake.completed == nil { reason = "tls_handshake_failed" }
             var handle: Handle?
             if case .loggedIn(let loggedIn) = state {
                 await clients.remove(loggedIn, id: connectionID)
@@ -175,9 +174,9 @@ struct RelaySession {
     }
 
     /// Notes the login for `relay accounts`' last seen; a store that cannot record it does not refuse the login.
-    private func recordLogin(_ handle: Handle, logger: Logger) async {
+    private func recordLogin(_ handle: Handle, at now: Timestamp? = nil, logger: Logger) async {
         do {
-            try await store.recordLogin(handle, at: configuration.clock.now())
+            try await store.recordLogin(handle, at: now ?? configuration.clock.now())
         } catch {
             logger.debug("last seen not recorded", metadata: ["handle": "\(handle)", "error": "\(Self.category(of: error))"])
         }
@@ -226,20 +225,26 @@ struct RelaySession {
                 throw RelayError(.rateLimited, "too many failed logins as \(login.handle) from this address; try again later")
             }
             let key: VerifyingKey
+            let lastSeenAt: Timestamp?
             do {
-                key = try await limiter.counting(attempt) {
-                    guard let key = try await directory.store.identityKey(for: login.handle) else {
+                (key, lastSeenAt) = try await limiter.counting(attempt) {
+                    guard let found = try await store.loginKey(for: login.handle) else {
                         throw RelayError(.loginFailed, "login failed")
                     }
-                    try login.verify(identityKey: key, challenge: challenge, channelBinding: binding)
-                    return key
+                    try login.verify(identityKey: found.key, challenge: challenge, channelBinding: binding)
+                    return found
                 }
             } catch {
                 logger.info("login refused", metadata: ["handle": "\(login.handle)", "reason": "\(Self.category(of: error))"])
                 throw error
             }
             logger.info("login accepted", metadata: ["handle": "\(login.handle)"])
-            await recordLogin(login.handle, logger: logger)
+            // Last seen is kept to the minute (RelayStore.recordLogin): a login within a minute of the recorded one
+            // would write nothing, so it skips the write transaction and its hop to the store's writer altogether.
+            let now = configuration.clock.now()
+            if lastSeenAt.map({ $0.signedMilliseconds <= now.signedMilliseconds - 60_000 }) ?? true {
+                await recordLogin(login.handle, at: now, logger: logger)
+            }
             return .loggedIn(.loginAccepted, login.handle, key: key)
         case (.awaitingLogin(let challenge), .register(let request)):
             guard let attempt = await limiter.admit(peerAddress, handle: request.handle) else {

@@ -25,6 +25,11 @@ public protocol RelayStore: Sendable {
     /// The identity key registered for `handle`, if any.
     func identityKey(for handle: Handle) async throws -> VerifyingKey?
 
+    /// What a login as `handle` checks and notes: its identity key and when it last logged in (nil if never, or if
+    /// the store does not say), in one read; nil when `handle` is not registered. The relay skips `recordLogin` when
+    /// the last login is recent enough that the write would change nothing.
+    func loginKey(for handle: Handle) async throws -> (key: VerifyingKey, lastSeenAt: Timestamp?)?
+
     /// Replaces the signed prekey (when given) and adds one-time prekeys; ids already present are kept as they were.
     func storePrekeys(for handle: Handle, signedPrekey: SignedPrekey?, oneTimePrekeys: [OneTimePrekey]) async throws
 
@@ -137,6 +142,12 @@ public struct RelayStatistics: Sendable, Hashable {
 }
 
 extension RelayStore {
+    /// The identity key alone: without a last login, the relay records every login (`recordLogin` still writes only
+    /// once a minute).
+    public func loginKey(for handle: Handle) async throws -> (key: VerifyingKey, lastSeenAt: Timestamp?)? {
+        try await identityKey(for: handle).map { ($0, nil) }
+    }
+
     /// Stores an envelope without attachments or queue limits (tests, tools).
     public func enqueue(
         _ body: [UInt8],

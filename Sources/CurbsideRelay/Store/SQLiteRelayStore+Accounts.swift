@@ -26,6 +26,29 @@ extension SQLiteRelayStore {
         }
     }
 
+    /// Read on the calling thread, not GRDB's reader queue: a login is a lookup of one row by its primary key, and
+    /// the two thread hops of an asynchronous read were a good part of a login's context switches. A WAL reader
+    /// waits for no writer, so the thread is held for the read alone.
+    public func loginKey(for handle: Handle) async throws -> (key: VerifyingKey, lastSeenAt: Timestamp?)? {
+        let row = try Self.readingHere(database) { db in
+            try Row.fetchOne(db, sql: "SELECT identity_key, last_seen_at FROM account WHERE handle = ?", arguments: [handle.rawValue])
+        }
+        guard let row else { return nil }
+        return (
+            try VerifyingKey(rawRepresentation: Array(row["identity_key"] as Data)),
+            (row["last_seen_at"] as Int64?).map(Timestamp.init(storedMilliseconds:))
+        )
+    }
+
+    /// A read on the calling thread (GRDB's synchronous read), with the store's errors as `reading` gives them.
+    private static func readingHere<T>(_ database: any DatabaseWriter, _ value: (Database) throws -> T) throws -> T {
+        do {
+            return try database.read(value)
+        } catch let error as DatabaseError {
+            throw storageError(error)
+        }
+    }
+
     public func identityKeyBytes(for handles: [Handle]) async throws -> [Handle: [UInt8]] {
         guard !handles.isEmpty else { return [:] }
         return try await Self.reading(database) { db in

@@ -78,7 +78,7 @@ public final class SQLiteRelayStore: RelayStore {
 
     /// `storage_full` for a full disk, `storage_failed` when the disk or file cannot be used; anything else (a bug,
     /// such as a violated constraint) is left as it is.
-    private static func storageError(_ error: DatabaseError) -> any Error {
+    static func storageError(_ error: DatabaseError) -> any Error {
         switch error.resultCode {
         case .SQLITE_FULL:
             RelayError(.storageFull, "the relay's disk is full")
