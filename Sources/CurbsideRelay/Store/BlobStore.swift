@@ -102,15 +102,7 @@ public struct BlobStore: Sendable {
             guard offset == held else { throw Failure.offsetMismatch(held: held) }
             guard held + UInt64(bytes.count) <= declaredSize else { throw Failure.beyondDeclaredSize(declared: declaredSize) }
             // Taken out while the chunk is written: a write that fails leaves no hash behind, and commit hashes the file.
-            // The chunk is hashed on another thread while this one writes it: SHA-256 of 1 MiB takes about twice as
-            // long as its write, and the two together were the relay's whole time per chunk of an upload.
             let running = hashes.take(id, at: held)
-            let hashed = DispatchGroup()
-            if let running {
-                // Handed over whole: this thread does not touch it again until `hashed` is done.
-                nonisolated(unsafe) let hasher = running
-                DispatchQueue.global().async(group: hashed) { hasher.update(bytes) }
-            }
             var written = 0
             while written < bytes.count {
                 let n = bytes[written...].withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(held) + off_t(written)) }
@@ -118,13 +110,12 @@ public struct BlobStore: Sendable {
                     let failure = Self.failure("write")
                     // Leave the file at its last good length, so the client resumes from a true offset.
                     _ = ftruncate(fd, off_t(held))
-                    hashed.wait()
                     throw failure
                 }
                 written += n
             }
-            hashed.wait()
             if let running {
+                running.update(bytes)
                 hashes.put(running, for: id, at: held + UInt64(bytes.count))
             }
         }
@@ -292,8 +283,7 @@ final class RunningHashes: Sendable {
 
     /// One upload's hash and how many bytes of the file it has taken in.
     private struct Entry: @unchecked Sendable {
-        // Only ever used by the write that took it out of the table (on its thread or one it waits for), under the upload
-        // file's flock.
+        // Only ever used by the one thread that took it out of the table, under the upload file's flock.
         let hasher: FileSHA256
         let count: UInt64
     }
