@@ -192,22 +192,27 @@ enum AttachmentFiles {
         let identity = AgreementKey.Private()
         var encryptor = try AgeEncryptor(recipient: identity.publicKey)
         var filter = MetadataFilter()
-        // Ciphertext is hashed and written on a thread of its own while the next piece is read and encrypted.
-        let sink = CiphertextSink(output: output, pieceCapacity: AgeEncryptor.sealedCapacity(forPlaintext: readSize))
-        defer { sink.drain() }
-        // One buffer for what is read, reused for every piece.
+        let hasher = FileSHA256()
+        var size: UInt64 = 0
+        // One buffer for what is read and one for its ciphertext, reused for every piece.
         let piece = ScratchBuffer(count: readSize)
+        let sealed = ScratchBuffer(count: AgeEncryptor.sealedCapacity(forPlaintext: readSize))
+        func emit(_ bytes: UnsafeRawBufferPointer) throws {
+            guard !bytes.isEmpty else { return }
+            hasher.update(bytes)
+            size += UInt64(bytes.count)
+            try output.write(bytes)
+        }
         func encrypt(_ plain: UnsafeRawBufferPointer) throws {
             // A filtered piece may be longer than what was read (never by much): its ciphertext gets its own array.
             if plain.count > readSize {
-                let sealed = try encryptor.update(plain)
-                sink.submit(sealed)
+                let out = try encryptor.update(plain)
+                try out.withUnsafeBytes { try emit($0) }
             } else {
-                let count = try encryptor.update(plain, into: try sink.nextBuffer())
-                sink.submitBuffer(count: count)
+                try emit(sealed.prefix(try encryptor.update(plain, into: sealed.bytes)))
             }
         }
-        sink.submit(encryptor.header)
+        try encryptor.header.withUnsafeBytes { try emit($0) }
         var consumed: UInt64 = 0
         var count = head.count
         piece.bytes.copyBytes(from: head)
@@ -239,14 +244,12 @@ enum AttachmentFiles {
                 hint: "re-save the photo without metadata, or send it as it is with --keep-metadata"
             )
         }
-        let last = try encryptor.finish()
-        sink.submit(last)
-        let (size, sha256) = try sink.finish()
+        try encryptor.finish().withUnsafeBytes { try emit($0) }
         try output.close(sync: true)
         return PreparedAttachment(
             path: destination,
             size: size,
-            sha256: sha256,
+            sha256: hasher.finalize(),
             identity: identity,
             removedMetadata: filter.removed,
             mediaType: mediaType
@@ -382,78 +385,6 @@ final class OutputFile {
     }
 
     deinit { if !closed { Glibc.close(fd) } }
-}
-
-/// Hashes and writes an attachment's ciphertext, in order, on a thread of its own, so that encrypting one piece
-/// overlaps hashing and writing the one before (SHA-256 and the write are about half of preparing a file; measured in
-/// BENCHMARKS.md). At most `slotCount` pieces are in flight; the first failed write is kept and thrown to the caller
-/// at its next `nextBuffer`, `submit` or `finish`, and nothing after it is written.
-final class CiphertextSink: @unchecked Sendable {
-    static let slotCount = 3
-
-    private let output: OutputFile
-    private let queue = DispatchQueue(label: "curbside.attachment.ciphertext")
-    private let free: DispatchSemaphore
-    private let slots: [ScratchBuffer]
-    private var nextSlot = 0
-    // Touched only on `queue`, and read by the caller only after `queue.sync` (drain), which orders the two.
-    private let hasher = FileSHA256()
-    private var size: UInt64 = 0
-    private var failure: (any Error)?
-
-    init(output: OutputFile, pieceCapacity: Int) {
-        self.output = output
-        slots = (0..<Self.slotCount).map { _ in ScratchBuffer(count: pieceCapacity) }
-        free = DispatchSemaphore(value: Self.slotCount)
-    }
-
-    /// Memory to encrypt the next piece into; waits while every buffer is still being hashed or written.
-    func nextBuffer() throws -> UnsafeMutableRawBufferPointer {
-        free.wait()
-        if let failure = queue.sync(execute: { failure }) {
-            free.signal()
-            throw failure
-        }
-        return slots[nextSlot].bytes
-    }
-
-    /// Hashes and writes the first `count` bytes of the buffer `nextBuffer` gave, after everything submitted before.
-    func submitBuffer(count: Int) {
-        let slot = nextSlot
-        nextSlot = (nextSlot + 1) % slots.count
-        queue.async { [self] in
-            defer { free.signal() }
-            take(slots[slot].prefix(count))
-        }
-    }
-
-    /// Hashes and writes `bytes`, after everything submitted before.
-    func submit(_ bytes: [UInt8]) {
-        queue.async { [self] in bytes.withUnsafeBytes { take($0) } }
-    }
-
-    /// Waits for everything submitted; the ciphertext's size and SHA-256, or the first failure.
-    func finish() throws -> (size: UInt64, sha256: [UInt8]) {
-        drain()
-        if let failure { throw failure }
-        return (size, hasher.finalize())
-    }
-
-    /// Waits for everything submitted (also when the caller gives up part-way, before it closes the file).
-    func drain() {
-        queue.sync {}
-    }
-
-    private func take(_ bytes: UnsafeRawBufferPointer) {
-        guard failure == nil, !bytes.isEmpty else { return }
-        do {
-            try output.write(bytes)
-            hasher.update(bytes)
-            size += UInt64(bytes.count)
-        } catch {
-            failure = error
-        }
-    }
 }
 
 /// Memory a streaming loop reuses for every piece it moves (a read, its ciphertext or its plaintext) instead of a new
