@@ -47,6 +47,10 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// the sends one commit settled, a client's window of requests) go out in as few records as their bytes need,
     /// not a record each, which spares both ends a record's work per write.
     private var unflushedWrites: [(data: ByteBuffer, promise: EventLoopPromise<Void>?)] = []
+    /// Their bytes. Once they fill a record they are encrypted without waiting for the flush, so that the ciphertext
+    /// reaches the channel as it is written and the channel's writability (back-pressure) still counts it: a writer
+    /// that writes while the channel is writable and flushes later would otherwise pile up its whole output here.
+    private var unflushedByteCount = 0
     private var closePromise: EventLoopPromise<Void>?
     private var handshakeTimer: Scheduled<Void>?
     private var shutdownTimer: Scheduled<Void>?
@@ -286,6 +290,10 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             bufferedWrites.append((plaintext, promise))
         case .active where !outputClosed:
             unflushedWrites.append((plaintext, promise))
+            unflushedByteCount += plaintext.readableBytes
+            if unflushedByteCount >= TLSConnection.maximumRecordPlaintext {
+                encryptUnflushedWrites(context: context)
+            }
         case .active, .closing, .closed:
             promise?.fail(TLSError(.closed, "write after the connection started closing"))
         }
@@ -371,6 +379,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard !unflushedWrites.isEmpty else { return }
         let writes = unflushedWrites
         unflushedWrites.removeAll(keepingCapacity: true)
+        unflushedByteCount = 0
         var start = 0
         while start < writes.count, state == .active {
             // The run of writes from `start` that fits one record together; at least one.
@@ -466,6 +475,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let writes = bufferedWrites + unflushedWrites
         bufferedWrites = []
         unflushedWrites = []
+        unflushedByteCount = 0
         bufferedFlushedCount = 0
         for write in writes { write.promise?.fail(error) }
     }
