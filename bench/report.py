@@ -41,6 +41,7 @@ ROWS = [
     ("attachment_mb_per_s", "curl_put_mb_per_s", "curl PUT over HTTPS to nginx (disk)", "ratio >= 1.0", True),
     ("tls_bulk_mb_per_s", "openssl_bulk_mb_per_s", "plain C on OpenSSL, same defaults", "ratio >= 0.8", True),
     ("handshakes_per_s", "s_time_per_s", "openssl s_time -new vs s_server", "ratio >= 0.8", True),
+    ("handshakes_tls_only_per_s", "s_time_per_s", "the same without the login (handshake only), vs s_time", "-", True),
     ("relay_durable_vs_rabbitmq", "rabbitmq_msgs_per_s", "RabbitMQ TLS 1.3, durable queue, persistent, confirms, window 320", "ratio >= 1.0", True),
     ("relay_durable_backlog_ratio", "relay_durable_backlog_0_msgs_per_s", "the same relay, empty store (1,000,000 queued for others)", "ratio >= 0.9", True),
     ("fsync_floor_p99_ms", None, "1 KiB append + fdatasync at 1000/s, relay's disk", "-", False),

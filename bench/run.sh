@@ -52,6 +52,8 @@ done
 
 log "handshakes…"
 "$bin/curbside-bench" handshakes >>"$raw"
+# The handshake alone, without the login, so that the table shows what the login adds.
+"$bin/curbside-bench" handshakes --no-login >>"$raw"
 openssl s_server -accept 127.0.0.1:18443 -cert "$work/cert.pem" -key "$work/key.pem" -tls1_3 -www -quiet >/dev/null 2>&1 &
 pids="$pids $!"
 sleep 0.5

@@ -382,16 +382,21 @@ func pushLatency(duration: Double, rate: Int, databaseURL: String?, crossProcess
 }
 
 /// New connections, each with its TLS handshake and login, one after another.
-func handshakes(duration: Double) async throws {
+/// New connections one after another, each a TLS 1.3 handshake and a login; with `login` false, the handshake alone
+/// (the relay's challenge arrives and the client closes), so that the two rows together show what the login costs.
+func handshakes(duration: Double, login: Bool) async throws {
     let relay = try await BenchRelay.start(accounts: ["bench.gp"]) { $0.maximumLoginFailures = 1_000_000 }
     var count = 0
     let start = ContinuousClock.now
     while seconds(since: start) < duration {
-        let connection = try await relay.connect("bench.gp")
+        let connection =
+            login
+            ? try await relay.connect("bench.gp")
+            : try await RelayConnection.open(host: "127.0.0.1", port: relay.port, tls: relay.tls)
         await connection.close()
         count += 1
     }
-    emit("handshakes_per_s", Double(count) / seconds(since: start), "connections/s")
+    emit(login ? "handshakes_per_s" : "handshakes_tls_only_per_s", Double(count) / seconds(since: start), "connections/s")
     await relay.stop()
 }
 
@@ -706,7 +711,7 @@ struct BenchArguments {
 
 /// The subcommand named by the first argument.
 func runCommand(_ arguments: [String]) async throws {
-    let parsed = BenchArguments(arguments.dropFirst(2), flags: ["--cross-process"])
+    let parsed = BenchArguments(arguments.dropFirst(2), flags: ["--cross-process", "--no-login"])
     let duration = Double(ProcessInfo.processInfo.environment["BENCH_SECONDS"] ?? "5") ?? 5
     let databaseURL = parsed.options["--database"]
     switch arguments.count > 1 ? arguments[1] : "" {
@@ -736,7 +741,7 @@ func runCommand(_ arguments: [String]) async throws {
             crossProcess: crossProcess,
             metric: "push_latency" + (databaseURL == nil ? "" : "_pg") + (crossProcess ? "_cross" : "") + (rate == 1000 ? "" : "_\(rate)")
         )
-    case "handshakes": try await handshakes(duration: duration)
+    case "handshakes": try await handshakes(duration: duration, login: !parsed.flags.contains("--no-login"))
     case "tls-bulk": try await tlsBulk(megabytes: Int(parsed.words.first ?? "512") ?? 512)
     case "serve-relay": try await serveRelay(database: try BenchDatabase(url: databaseURL), prefix: parsed.options["--prefix"] ?? "idle")
     case "idle-clients":
@@ -767,7 +772,7 @@ func runCommand(_ arguments: [String]) async throws {
                 usage: curbside-bench crypto
                        curbside-bench relay-durable [--database postgres://…] [--senders N] [--window N] [--backlog N]
                        curbside-bench push-latency [--rate N] [--database postgres://… [--cross-process]]
-                       curbside-bench handshakes | tls-bulk [MiB] | fingerprint
+                       curbside-bench handshakes [--no-login] | tls-bulk [MiB] | fingerprint
                        curbside-bench serve-relay [--database postgres://…] [--prefix NAME]
                        curbside-bench idle-clients PORT KEYS N FINGERPRINT | send-load PORT KEYS N FINGERPRINT [--to HANDLE] [--window N]
                        curbside-bench drain-load PORT KEYS N FINGERPRINT [--batch N]
