@@ -260,6 +260,7 @@ struct RelaySettingsTests {
             one_time_prekey_refill_interval = 2min
             database_pool_size = 4
             push_catch_up_interval = 500ms
+            account_check_interval = 20s
             """
         )
         #expect(problems.isEmpty)
@@ -281,6 +282,7 @@ struct RelaySettingsTests {
         #expect(c.uploadLifetimeSeconds == 2 * 86_400 && c.minimumFreeDiskBytes == 1 << 30)
         #expect(c.oneTimePrekeysPerRequester == 5 && c.oneTimePrekeyRefillInterval == .minutes(2))
         #expect(settings.databasePoolSize == 4 && settings.pushCatchUpInterval == .milliseconds(500))
+        #expect(c.accountCheckInterval == .seconds(20))
         // Every key was set, so every key is covered here.
         #expect(
             Set(settings.sources.keys)

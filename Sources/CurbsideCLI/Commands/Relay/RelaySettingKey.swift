@@ -194,6 +194,14 @@ struct RelaySettingKey {
                 section: "Connections",
                 "On SIGTERM or SIGINT, how long busy connections get to answer before they are closed regardless."
             ),
+            .setting(
+                "account_check_interval",
+                \.configuration.accountCheckInterval,
+                .seconds(1) ... .seconds(600),
+                as: .duration,
+                section: "Connections",
+                "How often logged-in connections are checked against the store: an account revoked or given a new key since it logged in (by this process or another) is told login_failed and closed within this time."
+            ),
 
             .setting(
                 "maximum_frame_length",
