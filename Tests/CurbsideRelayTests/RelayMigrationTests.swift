@@ -21,6 +21,8 @@ struct RelayMigrationTests {
             .path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let store = try await SQLiteRelayStore(path: "\(directory)/relay.sqlite").withProviders()
+        // One account has logged in (`relay accounts` shows when), the others not yet.
+        try await store.recordLogin(gp, at: now.adding(seconds: 90))
         let blobs = try BlobStore(root: "\(directory)/attachments")
         try await store.addEnrollment(
             handle: try Handle("new.colleague"),
@@ -141,6 +143,10 @@ struct RelayMigrationTests {
             let before = try SQLiteRelayStore(path: "\(directory)/relay.sqlite")
             let after = try await PostgresRelayStore.open(settings: settings, logger: TestPostgres.logger)
             #expect(try await before.statistics() == after.statistics())
+            // Accounts with when each last logged in (it was not copied before).
+            let accounts = try await after.accounts()
+            #expect(Set(try await before.accounts()) == Set(accounts))
+            #expect(accounts.first { $0.handle == gp }?.lastSeenAt == now.adding(seconds: 90))
             for handle in [gp, derm, cardio] {
                 #expect(try await before.identityKey(for: handle) == after.identityKey(for: handle))
                 // Sequences, ids, bodies, times and order, as they were.

@@ -45,7 +45,10 @@ struct CopiedTable: Sendable {
 
     static let account = CopiedTable(
         name: "account",
-        columns: [.init("handle", .text), .init("identity_key", .bytes), .init("registered_at", .integer)],
+        columns: [
+            .init("handle", .text), .init("identity_key", .bytes), .init("registered_at", .integer),
+            .init("last_seen_at", .integer, nullable: true),
+        ],
         identity: nil
     )
     static let enrollment = CopiedTable(

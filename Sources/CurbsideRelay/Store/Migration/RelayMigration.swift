@@ -113,8 +113,8 @@ public struct RelayMigration: Sendable {
     static let digestQueries: [DigestQuery] = [
         DigestQuery(
             name: "account",
-            source: "SELECT handle, identity_key, registered_at FROM account ORDER BY handle",
-            target: #"SELECT handle, identity_key, registered_at FROM account ORDER BY handle COLLATE "C""#
+            source: "SELECT handle, identity_key, registered_at, last_seen_at FROM account ORDER BY handle",
+            target: #"SELECT handle, identity_key, registered_at, last_seen_at FROM account ORDER BY handle COLLATE "C""#
         ),
         DigestQuery(
             name: "enrollment",
