@@ -44,11 +44,9 @@ struct EnvelopeQueueTests {
             return
         }
         #expect(try await store.statistics().queuedEnvelopes == 2)
-        if kind == .sqlite {
-            // The retry's insert found the stored row (ON CONFLICT DO NOTHING) and handed back the sequence number it
-            // had taken: none is skipped.
-            #expect(next == sequence + 1)
-        }
+        // Sequences only grow, whatever a retry's conflicting insert used up: a client's cursor never passes an
+        // envelope stored after it.
+        #expect(next > sequence)
     }
 
     @Test(arguments: StoreKind.allCases) func acknowledgingDeletesAndNotifiesTheSender(_ kind: StoreKind) async throws {

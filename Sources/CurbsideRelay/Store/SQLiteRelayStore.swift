@@ -494,9 +494,11 @@ public final class SQLiteRelayStore: RelayStore {
                 )
                 guard db.changesCount == 1 else {
                     // Stored before, or earlier in this batch: nothing was inserted, and no trigger counted it. The
-                    // insert took a sequence number all the same (AUTOINCREMENT records the rowid it tried); handed
-                    // back, so sequences go on as they did when the row was looked up first.
-                    try db.cachedStatement(sql: "UPDATE sqlite_sequence SET seq = seq - 1 WHERE name = 'envelope'").execute()
+                    // insert used up a sequence number all the same (AUTOINCREMENT records the rowid it tried). It is
+                    // not handed back: a gap is harmless (clients resume after the last sequence they saw, as they do
+                    // over PostgreSQL's sequences), while handing one back relies on SQLite having taken it, and were
+                    // it not, the next envelope could take the number of a deleted one that a client's cursor has
+                    // already passed.
                     guard let stored = try Self.duplicate(of: item, in: db) else {
                         throw DatabaseError(resultCode: .SQLITE_INTERNAL, message: "an envelope conflicted with no stored row")
                     }
