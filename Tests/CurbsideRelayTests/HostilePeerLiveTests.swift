@@ -204,9 +204,10 @@ struct HostilePeerLiveTests {
     /// Before login a frame announcing 4 MiB is refused from its length prefix (frame_too_large), not buffered until
     /// the login timeout.
     @Test func beforeLoginAFrameLargerThanALoginIsRefusedFromItsLength() async throws {
-        // A login time long enough for the handshake on a loaded machine (3 s was not, with builds beside the tests),
-        // short enough that the silence after the frame outlasts it.
-        try await withStopping(try await FileRelay(accounts: .gpOnly, inMemory: true) { $0.loginTimeout = .seconds(6) }) { relay in
+        // A login time far longer than a handshake on a loaded machine needs (3 s and then 6 s were not enough with a
+        // fresh clone building beside the tests): the refusal must come from the length, at once, and a relay that
+        // buffered the frame instead would show no frame_too_large before the client's 10 s of silence end.
+        try await withStopping(try await FileRelay(accounts: .gpOnly, inMemory: true) { $0.loginTimeout = .seconds(20) }) { relay in
             let result = try await Task.detached {
                 // length 0x00400000 (4 MiB), type login, request 1, then 1 KiB of the body, then silence.
                 try relayShell(
@@ -216,7 +217,8 @@ struct HostilePeerLiveTests {
                 )
             }.value
             #expect(result.output.contains("000200000000"), "challenge: \(result.output)")
-            // An error frame (type 0001, request 0) with code 503 (0x01f7), not the login timeout's 512 (0x0200).
+            // An error frame (type 0001, request 0) with code 503 (0x01f7), not the login timeout's 512 (0x0200), which
+            // comes only after the silence.
             #expect(result.output.contains("00010000000001f7"), "\(result.output)")
         }
     }
