@@ -203,10 +203,12 @@ let package = Package(
             name: "CurbsideTransportTests",
             dependencies: [
                 "CurbsideTransport",
+                "CurbsideTLS",
                 "CurbsideWire",
                 "CurbsideTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ]
         ),

@@ -17,12 +17,22 @@ public enum RelayPipeline {
         then handlers: [any ChannelHandler] = []
     ) throws -> (channel: NIOAsyncChannel<Frame, Frame>, handshake: EventLoopFuture<TLSHandshakeCompletedEvent>) {
         let handshake = channel.eventLoop.makePromise(of: TLSHandshakeCompletedEvent.self)
-        let sync = channel.pipeline.syncOperations
-        try sync.addHandler(TLSHandler(context: tls))
-        try sync.addHandler(HandshakeObserver(handshake))
-        try sync.addHandler(ByteToMessageHandler(frameDecoder))
-        try sync.addHandler(MessageToByteHandler(FrameEncoder()))
-        try sync.addHandlers(handlers)
-        return (try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel), handshake.futureResult)
+        var observed = false
+        do {
+            let sync = channel.pipeline.syncOperations
+            try sync.addHandler(TLSHandler(context: tls))
+            try sync.addHandler(HandshakeObserver(handshake))
+            observed = true
+            try sync.addHandler(ByteToMessageHandler(frameDecoder))
+            try sync.addHandler(MessageToByteHandler(FrameEncoder()))
+            try sync.addHandlers(handlers)
+            return (try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel), handshake.futureResult)
+        } catch {
+            // A channel the peer closed before its pipeline was added (the client adds it once connected, and a relay
+            // over its connection limit closes at once) refuses the handlers. Once the observer is in, it fails the
+            // promise as it is removed; before, nothing would, and the promise would leak.
+            if !observed { handshake.fail(error) }
+            throw error
+        }
     }
 }
