@@ -24,8 +24,13 @@ struct AccountRevocationTests {
         #expect(dermAccount.identityKey == (try await store.identityKey(for: derm)))
         #expect(dermAccount.queuedEnvelopes == 2 && dermAccount.queuedBytes == 5)
         #expect(dermAccount.lastSeenAt == nil && accounts[0].queuedEnvelopes == 0)
+        // What a login reads, in one read: the key and the last login (none yet); nothing for an unknown handle.
+        #expect(try await store.loginKey(for: derm)?.key == dermAccount.identityKey)
+        #expect(try await store.loginKey(for: derm)?.lastSeenAt == nil)
+        #expect(try await store.loginKey(for: try Handle("nobody.here")) == nil)
 
         try await store.recordLogin(derm, at: now)
+        #expect(try await store.loginKey(for: derm)?.lastSeenAt == now)
         // Kept to the minute: a login 59 s later writes nothing, one a minute after the recorded one does.
         try await store.recordLogin(derm, at: now.adding(seconds: 59))
         accounts = try await store.accounts()

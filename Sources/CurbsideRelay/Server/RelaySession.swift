@@ -242,7 +242,8 @@ struct RelaySession {
             // Last seen is kept to the minute (RelayStore.recordLogin): a login within a minute of the recorded one
             // would write nothing, so it skips the write transaction and its hop to the store's writer altogether.
             let now = configuration.clock.now()
-            if lastSeenAt.map({ $0.signedMilliseconds <= now.signedMilliseconds - 60_000 }) ?? true {
+            let resolution = AccountSummary.lastSeenResolutionMilliseconds
+            if lastSeenAt.map({ $0.signedMilliseconds <= now.signedMilliseconds - resolution }) ?? true {
                 await recordLogin(login.handle, at: now, logger: logger)
             }
             return .loggedIn(.loginAccepted, login.handle, key: key)

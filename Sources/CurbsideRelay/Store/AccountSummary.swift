@@ -3,6 +3,10 @@ import CurbsideWire
 /// One registered account as `curbside relay accounts` shows it: who, with which key, since when, when last seen,
 /// and what waits for it.
 public struct AccountSummary: Sendable, Hashable {
+    /// How finely last seen is kept: a login within this long of the recorded one changes nothing and is not written
+    /// (`RelayStore.recordLogin`, and the relay's login, which skips the write altogether).
+    public static let lastSeenResolutionMilliseconds: Int64 = 60_000
+
     public let handle: Handle
     public let identityKey: VerifyingKey
     public let registeredAt: Timestamp

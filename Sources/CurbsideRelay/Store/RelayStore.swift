@@ -142,12 +142,6 @@ public struct RelayStatistics: Sendable, Hashable {
 }
 
 extension RelayStore {
-    /// The identity key alone: without a last login, the relay records every login (`recordLogin` still writes only
-    /// once a minute).
-    public func loginKey(for handle: Handle) async throws -> (key: VerifyingKey, lastSeenAt: Timestamp?)? {
-        try await identityKey(for: handle).map { ($0, nil) }
-    }
-
     /// Stores an envelope without attachments or queue limits (tests, tools).
     public func enqueue(
         _ body: [UInt8],

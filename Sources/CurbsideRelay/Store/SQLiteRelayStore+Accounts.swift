@@ -85,9 +85,9 @@ extension SQLiteRelayStore {
             try db.execute(
                 sql: """
                     UPDATE account SET last_seen_at = ?1
-                    WHERE handle = ?2 AND (last_seen_at IS NULL OR last_seen_at <= ?1 - 60000)
+                    WHERE handle = ?2 AND (last_seen_at IS NULL OR last_seen_at <= ?1 - ?3)
                     """,
-                arguments: [at.signedMilliseconds, handle.rawValue]
+                arguments: [at.signedMilliseconds, handle.rawValue, AccountSummary.lastSeenResolutionMilliseconds]
             )
         }
     }

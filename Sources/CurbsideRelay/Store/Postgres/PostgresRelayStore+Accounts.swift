@@ -72,12 +72,13 @@ extension PostgresRelayStore {
     public func recordLogin(_ handle: Handle, at: Timestamp) async throws {
         let logger = self.logger
         let now = at.signedMilliseconds
+        let resolution = AccountSummary.lastSeenResolutionMilliseconds
         // One statement, which commits by itself: no BEGIN and COMMIT round trips on the login path.
         _ = try await pool.withConnection { connection in
             try await connection.query(ifOpen:
                 """
                 UPDATE account SET last_seen_at = \(now)
-                WHERE handle = \(handle.rawValue) AND (last_seen_at IS NULL OR last_seen_at <= \(now) - 60000)
+                WHERE handle = \(handle.rawValue) AND (last_seen_at IS NULL OR last_seen_at <= \(now) - \(resolution))
                 """,
                 logger: logger
             )

@@ -187,6 +187,15 @@ public final class PostgresRelayStore: RelayStore, Service {
         return try raw.map { try VerifyingKey(rawRepresentation: Array(buffer: $0)) }
     }
 
+    public func loginKey(for handle: Handle) async throws -> (key: VerifyingKey, lastSeenAt: Timestamp?)? {
+        let logger = self.logger
+        let row = try await reading { connection in
+            try await connection.query(ifOpen: "SELECT identity_key, last_seen_at FROM account WHERE handle = \(handle.rawValue)", logger: logger)
+                .decode((ByteBuffer, Int64?).self).first { _ in true }
+        }
+        return try row.map { (try VerifyingKey(rawRepresentation: Array(buffer: $0.0)), $0.1.map(Timestamp.init(storedMilliseconds:))) }
+    }
+
     public func storePrekeys(for handle: Handle, signedPrekey: SignedPrekey?, oneTimePrekeys: [OneTimePrekey]) async throws {
         let logger = self.logger
         try await transaction { connection in
