@@ -38,6 +38,9 @@ public actor Client {
     nonisolated let sendingStopped = Mutex<Bool>(false)
     /// Reconnections after a connection drops part-way through a sync.
     var retryLimit = 5
+    /// Attachments of at least this many bytes are uploaded while they are encrypted (`prepareAttachments`); smaller
+    /// ones take longer to connect for than to encrypt.
+    var uploadWhileEncryptingFrom: UInt64 = 8 << 20
     /// What incoming attachments may make this device download.
     var attachmentLimits = AttachmentLimits.standard
     /// A sync or watch step is running; others wait (see `exclusively`).

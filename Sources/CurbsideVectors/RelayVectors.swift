@@ -147,6 +147,30 @@ extension VectorGenerator {
             RelayMessage.attachmentData(AttachmentData(size: declared, offset: 48, data: [])).frame(requestID: 16),
         ]
         addStream("attachment frames", attachmentFrames.flatMap(\.encoded), frames: attachmentFrames, "valid")
+        // The same image uploaded while it was encrypted: opened under a provisional id with the most it could
+        // hold, then named by its SHA-256 (spec/relay.md §Attachments, commit_upload_as).
+        let provisionalID = Array(SHA256.hash(Array("curbside-vectors/provisional-upload/1".utf8)))
+        let bound: UInt64 = 64
+        let provisionalFrames: [Frame] = [
+            RelayMessage.openUpload(OpenUpload(attachmentID: provisionalID, size: bound)).frame(requestID: 20),
+            RelayMessage.uploadStatus(UploadStatus(size: bound, held: 0, state: .uploading, expiresAt: uploadExpiry)).frame(requestID: 20),
+            RelayMessage.uploadChunk(try! UploadChunk(attachmentID: provisionalID, offset: 0, data: firstChunk + rest)).frame(requestID: 21),
+            RelayMessage.uploadStatus(UploadStatus(size: bound, held: 48, state: .uploading, expiresAt: uploadExpiry)).frame(requestID: 21),
+            RelayMessage.commitUploadAs(CommitUploadAs(uploadID: provisionalID, attachmentID: imageID, size: declared)).frame(requestID: 22),
+            RelayMessage.uploadStatus(UploadStatus(size: declared, held: 48, state: .complete, expiresAt: uploadExpiry)).frame(requestID: 22),
+        ]
+        addStream("upload committed under its hash", provisionalFrames.flatMap(\.encoded), frames: provisionalFrames, "valid")
+        let commitAsBody = provisionalFrames[4].body
+        addStream(
+            "commit upload as of size 0",
+            Frame(type: 0x2F, requestID: 22, body: Array(commitAsBody.prefix(64)) + [0, 0, 0, 0, 0, 0, 0, 0]).encoded,
+            "malformed_frame"
+        )
+        addStream(
+            "commit upload as without its size",
+            Frame(type: 0x2F, requestID: 22, body: Array(commitAsBody.prefix(64))).encoded,
+            "malformed_frame"
+        )
         // A consult cancelled after its image was uploaded: the sender abandons the upload (spec/relay.md §Attachments).
         let abandoned = [
             RelayMessage.abandonUpload(attachmentID: imageID).frame(requestID: 17),

@@ -233,6 +233,101 @@ struct AttachmentClientTests {
         }
     }
 
+    /// A large file goes up while it is encrypted: committed under its SHA-256 by the time the encryption ends,
+    /// so the flush sends no byte of it again; the recipient gets it intact.
+    @Test func aFileIsUploadedWhileItIsEncrypted() async throws {
+        try await withStopping(try await Providers.start()) { providers in
+            let gp = try await providers.create("amara.gp")
+            let derm = try await providers.create("osei.derm")
+            await gp.setUploadWhileEncryptingFrom(0)
+            var rng = SplitMix64(seed: 64)
+            let scan = rng.bytes(5 << 20)
+            let path = try Self.write(scan, "scan.bin", in: providers.root.appendingPathComponent("files"))
+            let id = MessageID.random()
+            let (files, unreachable) = try await gp.prepareAttachments([AttachmentSource(path: path, keepMetadata: true)], for: id)
+            #expect(unreachable == nil)
+            let file = try #require(files.first?.0)
+            guard case .committed = file.earlyUpload else {
+                Issue.record("not committed while encrypted: \(file.earlyUpload)")
+                return
+            }
+            let store = try SQLiteRelayStore(path: providers.relay.path)
+            let upload = try #require(try await store.upload(owner: gp.me.handle, id: file.sha256))
+            #expect(upload.complete && upload.size == file.size)
+            #expect(try await store.statistics().attachments == 1, "no provisional upload left")
+            for (file, _) in files { unlink(file.path) }
+
+            // Through a whole send: the flush finds the file on the relay and sends only the consult.
+            let proxy = try CuttingProxy(target: providers.relay.port, cuts: 0, after: 1...1, seed: 3)
+            defer { proxy.stop() }
+            let endpoint = RelayEndpoint(host: "127.0.0.1", port: proxy.port, fingerprint: providers.endpoint.fingerprint)
+            let counted = try Client(me: gp.me, relay: endpoint, home: gp.home, identity: gp.identity, database: gp.database, logger: Client.silentLogger)
+            await counted.setUploadWhileEncryptingFrom(0)
+            let sent = try await counted.send(try Providers.consult(), to: derm.me.handle, attachments: [AttachmentSource(path: path, keepMetadata: true)])
+            #expect(sent.stored)
+            let encryptedSize = try #require(try await gp.attachments(of: try MessageID(rawValue: [UInt8](hexString: sent.id)!)).first).size
+            #expect(proxy.clientToRelayBytes < encryptedSize + 64 * 1024, "the file went up once")
+            #expect(try await derm.sync().received == 1)
+            let received = try MessageID(rawValue: try #require([UInt8](hexString: sent.id)))
+            let saved = try await derm.saveAttachments(of: received, to: providers.root.appendingPathComponent("saved").path)
+            #expect(Array(try Data(contentsOf: URL(fileURLWithPath: try #require(saved.first)))) == scan)
+        }
+    }
+
+    /// A relay older than commit_upload_as: nothing is uploaded while encrypting (the provisional upload, if opened,
+    /// is abandoned) and the file goes up by its hash as before.
+    @Test func aRelayWithoutCommitUploadAsGetsTheFileByItsHash() async throws {
+        try await withStopping(try await Providers.start { $0._testOnly_refusesCommitUploadAs = true }) { providers in
+            let gp = try await providers.create("amara.gp")
+            let derm = try await providers.create("osei.derm")
+            await gp.setUploadWhileEncryptingFrom(0)
+            var rng = SplitMix64(seed: 65)
+            let scan = rng.bytes(3 << 20)
+            let path = try Self.write(scan, "scan.bin", in: providers.root.appendingPathComponent("files"))
+            let (files, _) = try await gp.prepareAttachments([AttachmentSource(path: path, keepMetadata: true)], for: .random())
+            guard case .none = try #require(files.first?.0).earlyUpload else {
+                Issue.record("an upload was left to continue on a relay that cannot commit it")
+                return
+            }
+            for (file, _) in files { unlink(file.path) }
+            #expect(try await SQLiteRelayStore(path: providers.relay.path).statistics().attachments == 0, "the provisional upload was abandoned")
+            let sent = try await gp.send(try Providers.consult(), to: derm.me.handle, attachments: [AttachmentSource(path: path, keepMetadata: true)])
+            #expect(sent.stored)
+            #expect(try await derm.sync().received == 1)
+            let received = try MessageID(rawValue: try #require([UInt8](hexString: sent.id)))
+            #expect(try await derm.attachments(of: received).map(\.state) == [.saved])
+        }
+    }
+
+    /// The connection that uploads while encrypting drops: the flush continues the provisional upload from what the
+    /// relay holds, under the same id, and commits it by its hash; no byte goes up twice beyond the chunks in flight.
+    @Test func anUploadCutWhileEncryptingIsContinuedByTheFlush() async throws {
+        try await withStopping(try await Providers.start()) { providers in
+            let gp = try await providers.create("amara.gp")
+            let derm = try await providers.create("osei.derm")
+            var rng = SplitMix64(seed: 66)
+            let scan = rng.bytes(6 << 20)
+            let path = try Self.write(scan, "scan.bin", in: providers.root.appendingPathComponent("files"))
+            let proxy = try CuttingProxy(target: providers.relay.port, cuts: 1, after: (1600 << 10)...(1700 << 10), seed: 4)
+            defer { proxy.stop() }
+            let endpoint = RelayEndpoint(host: "127.0.0.1", port: proxy.port, fingerprint: providers.endpoint.fingerprint)
+            let lossy = try Client(me: gp.me, relay: endpoint, home: gp.home, identity: gp.identity, database: gp.database, logger: Client.silentLogger)
+            await lossy.setUploadWhileEncryptingFrom(0)
+            let sent = try await lossy.send(try Providers.consult(), to: derm.me.handle, attachments: [AttachmentSource(path: path, keepMetadata: true)])
+            #expect(sent.stored)
+            #expect(proxy.cutsDone == 1)
+            let id = try MessageID(rawValue: try #require([UInt8](hexString: sent.id)))
+            let record = try #require(try await gp.database.writer.read { db in try AttachmentStore.attachments(db, of: id) }.first)
+            #expect(record.provisional != nil && record.state == .uploaded, "continued under its provisional id")
+            let resent = Int64(proxy.clientToRelayBytes) - Int64(record.size)
+            #expect(resent <= Int64(2 * Client.transferChunk + 64 * 1024), "at most two chunks (and the logins) again")
+            #expect(try await SQLiteRelayStore(path: providers.relay.path).statistics().attachments == 1)
+            #expect(try await derm.sync().received == 1)
+            let saved = try await derm.saveAttachments(of: id, to: providers.root.appendingPathComponent("saved").path)
+            #expect(Array(try Data(contentsOf: URL(fileURLWithPath: try #require(saved.first)))) == scan)
+        }
+    }
+
     /// The relay changes a stored file: the recipient refuses it (size and SHA-256 are checked) and tells the sender.
     @Test func aFileChangedOnTheRelayIsRefusedAndReported() async throws {
         try await withStopping(try await Providers.start()) { providers in

@@ -148,6 +148,81 @@ struct AttachmentLiveTests {
         }
     }
 
+    /// commit_upload_as (spec/relay.md §Attachments): an upload opened under a provisional id with a bound, named by
+    /// its SHA-256 at its commit; then every refusal, none of which changes what is stored.
+    @Test func anUploadOpenedBeforeItsHashIsKnownIsCommittedUnderIt() async throws {
+        try await withStopping(try await FileRelay()) { relay in
+            let (bytes, id) = Self.image(2 * AttachmentChunk.maximumLength + 777, seed: 21)
+            let provisional = SHA256.hash(Array("provisional".utf8))
+            let bound = UInt64(bytes.count + 5000)
+            try await relay.session(relay.gp) { gp in
+                // An id never opened is unknown: how a client learns that the relay has the operation.
+                #expect(try await gp.refusal(.commitUploadAs(CommitUploadAs(uploadID: provisional, attachmentID: id, size: 10))) == .unknownAttachment)
+                let opened = try await gp.status(.openUpload(OpenUpload(attachmentID: provisional, size: bound)))
+                #expect(opened.held == 0 && opened.size == bound)
+                for offset in stride(from: 0, to: bytes.count, by: 600_000) {
+                    let end = min(offset + 600_000, bytes.count)
+                    let chunk = try UploadChunk(attachmentID: provisional, offset: UInt64(offset), data: Array(bytes[offset..<end]))
+                    #expect(try await gp.status(.uploadChunk(chunk)).held == UInt64(end))
+                }
+                let size = UInt64(bytes.count)
+                #expect(try await gp.refusal(.commitUploadAs(CommitUploadAs(uploadID: provisional, attachmentID: id, size: bound + 1))) == .beyondDeclaredSize)
+                #expect(try await gp.refusal(.commitUploadAs(CommitUploadAs(uploadID: provisional, attachmentID: id, size: size - 1))) == .uploadIncomplete)
+                let committed = try await gp.status(.commitUploadAs(CommitUploadAs(uploadID: provisional, attachmentID: id, size: size)))
+                #expect(committed.state == .complete && committed.size == size && committed.held == size)
+                // Named by its hash now, and by nothing else.
+                #expect(try await gp.status(.openUpload(OpenUpload(attachmentID: id, size: size))) == committed)
+                #expect(try await gp.refusal(.uploadChunk(try UploadChunk(attachmentID: provisional, offset: size, data: [1]))) == .unknownAttachment)
+                #expect(try await gp.download(id, chunk: 1 << 20) == bytes)
+                let send = RelayMessage.send(try SendRequest(recipient: relay.derm.handle, envelope: [7, 7], attachments: [id]))
+                guard case .stored = try await gp.request(send) else {
+                    Issue.record("a send naming the attachment was not stored")
+                    return
+                }
+
+                // The same file again under another provisional id: the committed one stays, the new one is forgotten.
+                let again = SHA256.hash(Array("provisional again".utf8))
+                try await gp.upload(bytes, id: again, chunk: 1 << 20)
+                #expect(try await gp.status(.commitUploadAs(CommitUploadAs(uploadID: again, attachmentID: id, size: size))).state == .complete)
+                #expect(try await gp.refusal(.commitUploadAs(CommitUploadAs(uploadID: again, attachmentID: id, size: size))) == .unknownAttachment)
+
+                // Bytes that are not the file: refused and discarded; the upload is the hash's, holding nothing.
+                let (other, otherID) = Self.image(50_000, seed: 22)
+                var wrong = other
+                wrong[49_999] ^= 1
+                let third = SHA256.hash(Array("provisional third".utf8))
+                try await gp.upload(wrong, id: third, chunk: 50_000)
+                #expect(try await gp.refusal(.commitUploadAs(CommitUploadAs(uploadID: third, attachmentID: otherID, size: 50_000))) == .attachmentHashMismatch)
+                #expect(try await gp.status(.openUpload(OpenUpload(attachmentID: otherID, size: 50_000))).held == 0)
+
+                // An upload begun under the hash is replaced by a whole provisional one of the same file.
+                try await gp.upload(other, id: otherID, upTo: 20_000, chunk: 20_000)
+                let fourth = SHA256.hash(Array("provisional fourth".utf8))
+                try await gp.upload(other, id: fourth, chunk: 50_000)
+                #expect(try await gp.status(.commitUploadAs(CommitUploadAs(uploadID: fourth, attachmentID: otherID, size: 50_000))).state == .complete)
+                #expect(try await gp.download(otherID, chunk: 1 << 20) == other)
+
+                // A committed upload is never renamed: its own id answers its status, another is a mismatch.
+                let asked = try await gp.status(.commitUploadAs(CommitUploadAs(uploadID: id, attachmentID: id, size: size)))
+                #expect(asked.state == .complete && asked.held == size && asked.expiresAt.millisecondsSince1970 == 0, "named by the envelope")
+                #expect(try await gp.refusal(.commitUploadAs(CommitUploadAs(uploadID: id, attachmentID: provisional, size: size))) == .attachmentHashMismatch)
+                #expect(try await gp.download(id, chunk: 1 << 20) == bytes, "nothing was discarded")
+            }
+            // Another account cannot commit, or learn about, this account's provisional upload.
+            let fifth = SHA256.hash(Array("provisional fifth".utf8))
+            try await relay.session(relay.gp) { gp in
+                try await gp.upload([1, 2, 3], id: fifth, chunk: 3)
+            }
+            let cardio = try await relay.session(relay.cardio) { cardio in
+                try await cardio.refusal(.commitUploadAs(CommitUploadAs(uploadID: fifth, attachmentID: SHA256.hash([1, 2, 3]), size: 3)))
+            }
+            #expect(cardio == .unknownAttachment)
+            let store = try SQLiteRelayStore(path: relay.path)
+            #expect(try await store.statistics().attachments == 3, "the hash's, the other file's, the fifth provisional one")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: "\(relay.attachmentsPath)/partial").count == 1)
+        }
+    }
+
     @Test func theAttachmentQuotaRefusesNewUploadsOnly() async throws {
         try await withStopping(try await FileRelay { $0.maximumAttachmentBytesPerAccount = 25_000 }) { relay in
             let first = Self.image(20_000, seed: 13)

@@ -50,6 +50,33 @@ struct AttachmentStoreTests {
         #expect(theirs.key != first.key)
     }
 
+    /// commit_upload_as's record: renamed to its hash with its real size, replacing an uncommitted upload of that
+    /// name, or forgotten beside a committed one; never another owner's or a committed upload.
+    @Test(arguments: StoreKind.allCases) func aProvisionalUploadIsRenamedToItsHash(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore().withProviders()
+        let provisional = SHA256.hash([0xA1])
+        let upload = try opened(try await store.openUpload(owner: gp, id: provisional, size: 900, expiresAt: now, quota: 1000, maximumCount: 256))
+        #expect(try await store.renameUpload(upload.key, owner: derm, to: image, size: 800) == .unknown, "another owner's")
+        let begun = try opened(try await store.openUpload(owner: gp, id: image, size: 800, expiresAt: now, quota: 2000, maximumCount: 256))
+        #expect(try await store.renameUpload(upload.key, owner: gp, to: image, size: 800) == .renamed(forgotten: [begun.key]))
+        #expect(try await store.upload(owner: gp, id: provisional) == nil)
+        let renamed = try #require(try await store.upload(owner: gp, id: image))
+        #expect(renamed.key == upload.key && renamed.size == 800 && !renamed.complete)
+        // The quota counts the size it was renamed with.
+        #expect(try await store.openUpload(owner: gp, id: SHA256.hash([2]), size: 201, expiresAt: now, quota: 1000, maximumCount: 256) == .quotaExceeded(used: 800, count: 1))
+
+        try await store.markCommitted(upload.key, expiresAt: now)
+        #expect(try await store.renameUpload(upload.key, owner: gp, to: SHA256.hash([3]), size: 800) == .unknown, "a committed upload")
+        let second = try opened(try await store.openUpload(owner: gp, id: SHA256.hash([0xA2]), size: 100, expiresAt: now, quota: 2000, maximumCount: 256))
+        guard case .committedAlready(let existing, let forgotten) = try await store.renameUpload(second.key, owner: gp, to: image, size: 800) else {
+            Issue.record("a second upload of a committed file was renamed")
+            return
+        }
+        #expect(existing.key == upload.key && existing.complete && forgotten == [second.key])
+        #expect(try await store.upload(owner: gp, id: SHA256.hash([0xA2])) == nil)
+        #expect(try await store.attachmentKeys() == [upload.key])
+    }
+
     @Test(arguments: StoreKind.allCases) func theQuotaCountsDeclaredSizesAndRecordsNothingWhenPassed(_ kind: StoreKind) async throws {
         let store = try await kind.makeStore().withProviders()
         _ = try opened(try await store.openUpload(owner: gp, id: image, size: 600, expiresAt: now, quota: 1000, maximumCount: 256))

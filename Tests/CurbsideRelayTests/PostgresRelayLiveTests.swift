@@ -180,6 +180,48 @@ struct PostgresRelayLiveTests {
         }
     }
 
+    /// commit_upload_as on PostgreSQL: opened under a provisional id through one process, named by its hash through
+    /// the other, which checks the rows' bytes; the downloaded file is the one uploaded.
+    @Test func aProvisionalUploadIsCommittedUnderItsHashThroughTheOtherProcess() async throws {
+        try await withStopping(try await PostgresRelayPair()) { relays in
+            let bytes = (0..<200_000).map { UInt8(truncatingIfNeeded: $0 &* 131) }
+            let id = SHA256.hash(bytes)
+            let provisional = SHA256.hash(Array("provisional".utf8))
+            let first = try await relays.session(relays.gp, on: 0) { gp in
+                _ = try await gp.request(.openUpload(OpenUpload(attachmentID: provisional, size: 300_000)))
+                return try await gp.request(.uploadChunk(try UploadChunk(attachmentID: provisional, offset: 0, data: bytes)))
+            }
+            guard case .uploadStatus(let uploaded) = first else {
+                Issue.record("the chunk was refused: \(String(describing: first))")
+                return
+            }
+            #expect(uploaded.held == 200_000 && uploaded.size == 300_000)
+            let (wrong, committed) = try await relays.session(relays.gp, on: 1) { gp in
+                (
+                    try await gp.request(.commitUploadAs(CommitUploadAs(uploadID: provisional, attachmentID: SHA256.hash([1]), size: 200_000))),
+                    try await gp.request(.commitUploadAs(CommitUploadAs(uploadID: provisional, attachmentID: id, size: 200_000)))
+                )
+            }
+            // The wrong hash discarded the bytes and left the upload under that hash, so the second finds no upload.
+            #expect(wrong?.withoutDetail == .error(RelayError(.attachmentHashMismatch, "")).withoutDetail)
+            #expect(committed?.withoutDetail == .error(RelayError(.unknownAttachment, "")).withoutDetail)
+            let second = try await relays.session(relays.gp, on: 0) { gp in
+                _ = try await gp.request(.openUpload(OpenUpload(attachmentID: provisional, size: 300_000)))
+                _ = try await gp.request(.uploadChunk(try UploadChunk(attachmentID: provisional, offset: 0, data: bytes)))
+                return try await gp.request(.commitUploadAs(CommitUploadAs(uploadID: provisional, attachmentID: id, size: 200_000)))
+            }
+            guard case .uploadStatus(let status) = second else {
+                Issue.record("the commit was refused: \(String(describing: second))")
+                return
+            }
+            #expect(status.state == .complete && status.size == 200_000)
+            let downloaded = try await relays.session(relays.gp, on: 1) { gp in
+                try await gp.request(.download(DownloadRequest(attachmentID: id, offset: 0, length: 1 << 20)))
+            }
+            #expect(downloaded == .attachmentData(AttachmentData(size: 200_000, offset: 0, data: bytes)))
+        }
+    }
+
     /// A tampered upload fails its commit and starts again at 0, on PostgreSQL as on files.
     @Test func aCommitWhoseBytesDoNotHashToTheIdDiscardsThem() async throws {
         try await withStopping(try await PostgresRelayPair()) { relays in
@@ -197,5 +239,13 @@ struct PostgresRelayLiveTests {
                 #expect(status.held == 0 && status.state == .uploading)
             }
         }
+    }
+}
+
+extension RelayMessage {
+    /// An error frame with its detail removed, to compare codes only.
+    var withoutDetail: RelayMessage {
+        if case .error(let code, _) = self { return .error(code: code, detail: "") }
+        return self
     }
 }

@@ -101,6 +101,9 @@ struct PreparedAttachment: Sendable {
     let removedMetadata: Set<MetadataFilter.Removed>
     /// Detected from the content (`AttachmentSource.admit`).
     let mediaType: String
+    /// What was uploaded while it was encrypted, if anything, and under which provisional id.
+    var earlyUpload: EarlyUpload = .none
+    var earlyUploadID: [UInt8]?
 }
 
 enum AttachmentFiles {
@@ -151,10 +154,12 @@ enum AttachmentFiles {
     /// Strips metadata (unless kept) and encrypts `source` to a fresh single-use identity into `destination`,
     /// streaming: memory stays at about two 1 MiB buffers and one age chunk. `progress` is called with the bytes of
     /// `source` read and its size; `stop` is asked between pieces and ends the work with `CancellationError`. Nothing
-    /// is left at `destination` when this throws.
+    /// is left at `destination` when this throws. `growing`, if given, learns how far the file is written as it is
+    /// (an upload follows it), and its bound before the first byte; the caller tells it how the file ended.
     static func prepare(
         _ source: AttachmentSource,
         into destination: String,
+        growing: GrowingFile? = nil,
         progress: (UInt64, UInt64) -> Void = { _, _ in },
         stop: () throws -> Void = {}
     ) throws -> PreparedAttachment {
@@ -170,7 +175,10 @@ enum AttachmentFiles {
         let mediaType = try source.admit(head: head)
         let output = try OutputFile(path: destination)
         do {
-            return try encrypt(input, head: head, source, mediaType: mediaType, to: output, at: destination, total: total, progress: progress, stop: stop)
+            return try encrypt(
+                input, head: head, source, mediaType: mediaType, to: output, at: destination, total: total, growing: growing,
+                progress: progress, stop: stop
+            )
         } catch {
             try? output.close(sync: false)
             unlink(destination)
@@ -186,11 +194,13 @@ enum AttachmentFiles {
         to output: OutputFile,
         at destination: String,
         total: UInt64,
+        growing: GrowingFile?,
         progress: (UInt64, UInt64) -> Void,
         stop: () throws -> Void
     ) throws -> PreparedAttachment {
         let identity = AgreementKey.Private()
         var encryptor = try AgeEncryptor(recipient: identity.publicKey)
+        growing?.start(bound: encryptedSizeBound(header: encryptor.header.count, plaintext: total))
         var filter = MetadataFilter()
         let hasher = FileSHA256()
         var size: UInt64 = 0
@@ -202,6 +212,7 @@ enum AttachmentFiles {
             hasher.update(bytes)
             size += UInt64(bytes.count)
             try output.write(bytes)
+            growing?.wrote(size)
         }
         func encrypt(_ plain: UnsafeRawBufferPointer) throws {
             // A filtered piece may be longer than what was read (never by much): its ciphertext gets its own array.
@@ -254,6 +265,14 @@ enum AttachmentFiles {
             removedMetadata: filter.removed,
             mediaType: mediaType
         )
+    }
+
+    /// The most bytes an age file with a header (and nonce) of `header` bytes has for `plaintext` bytes: each 64 KiB
+    /// chunk, and the final one (empty only for an empty file), adds a 16-byte tag. The metadata filter never makes
+    /// a file longer, so this bounds a filtered file too (spec/attachments.md §Transfer and resumption).
+    static func encryptedSizeBound(header: Int, plaintext: UInt64) -> UInt64 {
+        let chunk = UInt64(AgeEncryptor.chunkSize), tag = UInt64(ChaChaPoly.tagByteCount)
+        return UInt64(header) + plaintext + tag * max(1, (plaintext + chunk - 1) / chunk)
     }
 
     /// SHA-256 and size of a file, read in 1 MiB pieces.

@@ -5,38 +5,83 @@ import GRDB
 extension Client {
     var attachmentsDirectory: URL { home.appendingPathComponent("attachments") }
 
-    /// Encrypts the files for message `id` and records them; the files are uploaded when the message is sent.
-    func prepareAttachments(_ sources: [AttachmentSource], for id: MessageID) async throws -> [(PreparedAttachment, AttachmentSource)] {
+    /// Encrypts the files for message `id` and records them; the files are uploaded when the message is sent. Files
+    /// of at least `uploadWhileEncryptingFrom` bytes are uploaded as they are encrypted, on a connection of their
+    /// own (`uploadWhileEncrypting`); the flush then finds them on the relay, or continues them. Returns the files,
+    /// and the network error that kept the relay out of reach, if one did (the flush need not try again now).
+    func prepareAttachments(_ sources: [AttachmentSource], for id: MessageID) async throws
+        -> (files: [(PreparedAttachment, AttachmentSource)], unreachable: ClientError?)
+    {
         guard sources.count <= 16 else { throw ClientError(.invalidArgument, "at most 16 attachments per message") }
         let directory = attachmentsDirectory
-        return try await BlockingWork.run {
-            try makePrivateDirectory(directory, allowExisting: true)
-            var prepared: [(PreparedAttachment, AttachmentSource)] = []
-            do {
-                for (index, source) in sources.enumerated() {
-                    let path = directory.appendingPathComponent("\(id)-\(index).age").path
-                    let file = try AttachmentFiles.prepare(
-                        source,
-                        into: path,
-                        progress: { self.report(.encryption, source.fileName, $0, $1) },
-                        stop: { try self.checkSendingAllowed() }
-                    )
-                    prepared.append((file, source))
+        try makePrivateDirectory(directory, allowExisting: true)
+        var prepared: [(PreparedAttachment, AttachmentSource)] = []
+        var unreachable: ClientError?
+        do {
+            for (index, source) in sources.enumerated() {
+                let path = directory.appendingPathComponent("\(id)-\(index).age").path
+                let size = (try? FileManager.default.attributesOfItem(atPath: source.path)[.size] as? UInt64) ?? 0
+                let growing = unreachable == nil && size >= uploadWhileEncryptingFrom ? GrowingFile() : nil
+                let uploadID = secureRandomBytes(count: 32)
+                if growing != nil {
+                    // Forgotten by the relay at the next sync unless the message is queued (`insertAttachments`).
+                    try await database.writer.write { db in try AbandonedUploadStore.add(db, [uploadID], at: .now()) }
                 }
-            } catch {
-                // A later file was refused: the message is not queued, so the files encrypted for it go too.
-                for (file, _) in prepared { unlink(file.path) }
-                throw error
+                // Not a child task: a refused or cancelled file must not wait for the relay (a stalled link, a connect
+                // that takes its timeout). Cancelled, it closes its connection and ends.
+                let early = growing.map { growing in
+                    Task { await self.uploadWhileEncrypting(growing, id: uploadID, path: path, name: source.fileName) }
+                }
+                var file: PreparedAttachment
+                do {
+                    file = try await BlockingWork.run {
+                        try AttachmentFiles.prepare(
+                            source,
+                            into: path,
+                            growing: growing,
+                            progress: { self.report(.encryption, source.fileName, $0, $1) },
+                            stop: { try self.checkSendingAllowed() }
+                        )
+                    }
+                } catch {
+                    growing?.finish(.failed)
+                    early?.cancel()
+                    throw error
+                }
+                growing?.finish(.complete(size: file.size, sha256: file.sha256))
+                if let early {
+                    file.earlyUploadID = uploadID
+                    file.earlyUpload = await early.value
+                }
+                if case .unreachable(let error) = file.earlyUpload { unreachable = error }
+                prepared.append((file, source))
             }
-            return prepared
+        } catch {
+            // A later file was refused: the message is not queued, so the files encrypted for it go too.
+            for (file, _) in prepared { unlink(file.path) }
+            throw error
         }
+        return (prepared, unreachable)
     }
 
     static func insertAttachments(_ db: Database, _ database: ProfileDatabase, _ prepared: [(PreparedAttachment, AttachmentSource)], for id: MessageID) throws {
         for (index, (file, source)) in prepared.enumerated() {
+            var state = AttachmentState.ready
+            var provisional: ProvisionalUpload?
+            switch file.earlyUpload {
+            case .committed:
+                state = .uploaded
+                try AbandonedUploadStore.remove(db, file.sha256)
+            case .provisional(let upload):
+                provisional = upload
+            case .none, .unreachable:
+                break
+            }
+            // The message is queued: what was uploaded for it is kept (see `prepareAttachments`).
+            if let id = file.earlyUploadID { try AbandonedUploadStore.remove(db, id) }
             try AttachmentStore.insert(
                 db, database, id, index: index, fileName: source.fileName, mediaType: file.mediaType, size: file.size,
-                sha256: file.sha256, identity: file.identity, path: file.path, state: .ready
+                sha256: file.sha256, identity: file.identity, path: file.path, state: state, provisional: provisional
             )
         }
     }
@@ -48,7 +93,12 @@ extension Client {
         for record in records {
             let descriptor = try descriptor(record)
             // Always asked: the relay deletes uploads no envelope named within 7 days, and then it is uploaded again.
-            try await upload(record.path, size: descriptor.size, sha256: descriptor.sha256, name: descriptor.fileName, connection: connection)
+            // An upload begun while the file was encrypted and not committed then is continued where it stopped.
+            let provisional = record.state == .uploaded ? nil : record.provisional
+            try await upload(
+                record.path, size: descriptor.size, sha256: descriptor.sha256, provisional: provisional, name: descriptor.fileName,
+                connection: connection
+            )
             if record.state != .uploaded {
                 try await database.writer.write { db in try AttachmentStore.setState(db, id, index: record.index, .uploaded) }
             }

@@ -25,13 +25,53 @@ extension Client {
     }
 
     /// Uploads an encrypted attachment, resuming from what the relay holds; returns when it is committed.
-    func upload(_ path: String, size: UInt64, sha256: [UInt8], name: String, connection: RelayConnection) async throws {
+    ///
+    /// An attachment whose upload began while it was encrypted (`provisional`: opened under a random id with at most
+    /// `bound` bytes, spec/relay.md §Attachments, commit_upload_as) continues under that id unless the relay holds it,
+    /// or part of it, under its SHA-256 already.
+    func upload(
+        _ path: String,
+        size: UInt64,
+        sha256: [UInt8],
+        provisional: ProvisionalUpload? = nil,
+        name: String,
+        connection: RelayConnection
+    ) async throws {
         var status = try await uploadStatus(connection, id: sha256, size: size)
+        if status.state != .complete, status.held == 0, let provisional {
+            do {
+                status = try await uploadStatus(connection, id: provisional.id, size: provisional.bound)
+                try await upload(path, size: size, sha256: sha256, as: provisional, from: status, name: name, connection: connection)
+                return
+            } catch let error as ClientError where error.relayError?.code == .unknownFrameType {
+                // A relay without commit_upload_as (an older one took the consult's place): uploaded again by its hash.
+                _ = try? await connection.request(.abandonUpload(attachmentID: provisional.id))
+                status = try await uploadStatus(connection, id: sha256, size: size)
+            }
+        }
+        try await upload(path, size: size, sha256: sha256, as: nil, from: status, name: name, connection: connection)
+    }
+
+    /// Sends the chunks the relay does not hold, from `status`, and commits; again from what the relay then holds
+    /// after a refused chunk or commit (at most 3 times). With `provisional`, chunks go under its id and the commit
+    /// is `commit_upload_as`; after a failed one, the upload is the SHA-256's.
+    private func upload(
+        _ path: String,
+        size: UInt64,
+        sha256: [UInt8],
+        as provisional: ProvisionalUpload?,
+        from status: UploadStatus,
+        name: String,
+        connection: RelayConnection
+    ) async throws {
+        var status = status
+        var provisional = provisional
         var restarts = 0
         while status.state != .complete {
             guard status.held <= size else {
                 throw ClientError(.protocolViolation, "the relay claims to hold \(status.held) bytes of a \(size)-byte upload")
             }
+            let id = provisional?.id ?? sha256
             guard let input = FileHandle(forReadingAtPath: path) else { throw ClientError(.profileNotWritable, "cannot read \(path)") }
             defer { try? input.close() }
             try input.seek(toOffset: status.held)
@@ -49,7 +89,7 @@ extension Client {
                         initialized = try AttachmentFiles.fill(UnsafeMutableRawBufferPointer(buffer), from: input.fileDescriptor, of: path)
                     }
                     guard !data.isEmpty else { throw ClientError(.profileDamaged, "\(path) is shorter than recorded") }
-                    inflight.append(try await startRequest(connection, .uploadChunk(try UploadChunk(attachmentID: sha256, offset: offset, data: data))))
+                    inflight.append(try await startRequest(connection, .uploadChunk(try UploadChunk(attachmentID: id, offset: offset, data: data))))
                     offset += UInt64(data.count)
                 }
                 guard !inflight.isEmpty else { break }
@@ -74,7 +114,13 @@ extension Client {
                 if case .refused(let relayError) = refused, relayError.code == .storageFull || restarts > 3 { throw clientError(refused) }
             } else {
                 do {
-                    guard case .uploadStatus(let committed) = try await connection.request(.commitUpload(attachmentID: sha256)) else {
+                    let commit: RelayMessage =
+                        if let provisional {
+                            .commitUploadAs(CommitUploadAs(uploadID: provisional.id, attachmentID: sha256, size: size))
+                        } else {
+                            .commitUpload(attachmentID: sha256)
+                        }
+                    guard case .uploadStatus(let committed) = try await connection.request(commit) else {
                         throw ClientError(.protocolViolation, "the relay did not answer the commit")
                     }
                     status = committed
@@ -82,23 +128,25 @@ extension Client {
                 } catch RelayClientError.refused(let error) where error.code == .attachmentHashMismatch || error.code == .uploadIncomplete {
                     restarts += 1
                     if restarts > 3 { throw ClientError.refused(error) }
+                    // A failed commit_upload_as leaves the bytes, if any, under the SHA-256: the upload goes on there.
+                    provisional = nil
                 } catch let error as RelayClientError {
                     throw clientError(error)
                 }
             }
-            status = try await uploadStatus(connection, id: sha256, size: size)
+            status = try await uploadStatus(connection, id: provisional?.id ?? sha256, size: provisional?.bound ?? size)
         }
         report(.upload, name, size, size)
     }
 
-    private func uploadStatus(_ connection: RelayConnection, id: [UInt8], size: UInt64) async throws -> UploadStatus {
+    func uploadStatus(_ connection: RelayConnection, id: [UInt8], size: UInt64) async throws -> UploadStatus {
         guard case .uploadStatus(let status) = try await request(connection, .openUpload(OpenUpload(attachmentID: id, size: size))) else {
             throw ClientError(.protocolViolation, "the relay did not answer upload_status")
         }
         return status
     }
 
-    private func startRequest(_ connection: RelayConnection, _ message: RelayMessage) async throws -> UInt32 {
+    func startRequest(_ connection: RelayConnection, _ message: RelayMessage) async throws -> UInt32 {
         do {
             return try await connection.start(message)
         } catch let error as RelayClientError {

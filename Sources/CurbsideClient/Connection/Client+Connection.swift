@@ -5,9 +5,10 @@ import Foundation
 
 extension Client {
     /// Runs `body` on a logged-in connection (the current one, or a new one closed afterwards). A new connection's
-    /// work runs as a child of this task (`RelayConnection.withConnection`): nothing of it outlives the call.
-    func withConnection<T: Sendable>(loggingIn: Bool = true, _ body: (RelayConnection) async throws -> T) async throws -> T {
-        if let connection { return try await body(connection) }
+    /// work runs as a child of this task (`RelayConnection.withConnection`): nothing of it outlives the call. With
+    /// `shared` false it is always a new connection, and no other work of this client uses it.
+    func withConnection<T: Sendable>(loggingIn: Bool = true, shared: Bool = true, _ body: (RelayConnection) async throws -> T) async throws -> T {
+        if shared, let connection { return try await body(connection) }
         var opened = false
         do {
             return try await RelayConnection.withConnection(host: relay.host, port: relay.port, tls: tls) { connection in
@@ -19,6 +20,7 @@ extension Client {
                         throw clientError(error)
                     }
                 }
+                guard shared else { return try await body(connection) }
                 self.connection = connection
                 defer { self.connection = nil }
                 return try await body(connection)

@@ -24,9 +24,9 @@ extension Client {
     ) async throws -> SendOutcome {
         try await checkNotBlocked(recipient)
         // Encrypted to disk first (streaming, outside any transaction), then recorded with the message at once.
-        let prepared = try await prepareAttachments(attachments, for: id)
+        let (prepared, unreachable) = try await prepareAttachments(attachments, for: id)
         try await queueOrDiscard(.consult(consult), to: recipient, id: id, thread: nil, prepared: prepared)
-        return try await deliver(id).noting(prepared)
+        return try await deliver(id, unreachable: unreachable).noting(prepared)
     }
 
     /// Replies in the thread of message `id` (a consult or reply received from, or sent to, the other party), as
@@ -44,17 +44,19 @@ extension Client {
         try await checkNotBlocked(recipient)
         // A message kept under a local id (its sender reused another's id) is answered by the id it was sent with.
         let reply = try Reply(inReplyTo: original.wireID ?? id, text: text)
-        let prepared = try await prepareAttachments(attachments, for: replyID)
+        let (prepared, unreachable) = try await prepareAttachments(attachments, for: replyID)
         try await queueOrDiscard(.reply(reply), to: recipient, id: replyID, thread: original.threadID, prepared: prepared)
-        return try await deliver(replyID).noting(prepared)
+        return try await deliver(replyID, unreachable: unreachable).noting(prepared)
     }
 
     /// Sends a queued message now, after what was queued before it, and reports how its own attempt went. The
     /// message is queued whatever happens, so this never fails for want of a relay: the outcome says whether it was
     /// stored and, if not, why it waits. Only an unknown recipient (a typo) and a changed key are errors; an unknown
-    /// recipient's message is discarded, a changed key's waits for verification.
-    private func deliver(_ id: MessageID) async throws -> SendOutcome {
-        let (flush, failure) = try await flush(through: id)
+    /// recipient's message is discarded, a changed key's waits for verification. With `unreachable` (the relay could
+    /// not be reached moments ago, while the attachments were encrypted) it is not tried again now.
+    private func deliver(_ id: MessageID, unreachable: ClientError? = nil) async throws -> SendOutcome {
+        let (flush, failure): (OutboxFlush, ClientError?) =
+            if let unreachable { (OutboxFlush(), unreachable) } else { try await flush(through: id) }
         switch flush.result(of: id) {
         case .stored:
             return SendOutcome(id: id.description, stored: true, waiting: nil)

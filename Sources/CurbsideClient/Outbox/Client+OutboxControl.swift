@@ -45,7 +45,8 @@ extension Client {
             }
             if sending, !evenIfSending { return (.sending, []) }
             // The relay is told to forget what was uploaded for it (it keeps anything a stored envelope names).
-            try AbandonedUploadStore.add(db, try AttachmentStore.attachments(db, of: id).map(\.sha256), at: .now())
+            let attachments = try AttachmentStore.attachments(db, of: id)
+            try AbandonedUploadStore.add(db, attachments.map(\.sha256) + attachments.compactMap(\.provisional?.id), at: .now())
             try OutboxStore.remove(db, id)
             let files = try AttachmentStore.deleteAll(db, of: id)
             try EventStore.deleteAll(db, of: id)

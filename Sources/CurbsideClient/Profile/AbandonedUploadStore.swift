@@ -3,8 +3,10 @@ import Foundation
 import GRDB
 
 /// The SQL of the `abandoned_upload` table: uploads of cancelled messages (by attachment id, the SHA-256 of the
-/// encrypted file) that the relay has not yet been told to forget. Kept until it has, so a cancellation on a poor
-/// network still frees the relay's copy at the next connection.
+/// encrypted file, or the provisional id of an upload begun while encrypting) that the relay has not yet been told to
+/// forget. Kept until it has, so a cancellation on a poor network still frees the relay's copy at the next
+/// connection. An upload begun while encrypting is entered before it starts and crossed off when its message is
+/// queued, so one whose message never was (refused, cancelled, the process killed) is forgotten too.
 enum AbandonedUploadStore {
     static func add(_ db: Database, _ ids: [[UInt8]], at now: Timestamp) throws {
         for id in ids {

@@ -19,6 +19,8 @@ struct AttachmentRecord: Sendable {
     /// The encrypted file.
     let path: String
     let state: AttachmentState
+    /// The upload begun while the file was encrypted, under a provisional id (spec/relay.md §Attachments).
+    let provisional: ProvisionalUpload?
 
     init(row: Row) throws {
         messageID = try MessageID(rawValue: Array(row["message_id"] as Data))
@@ -33,6 +35,11 @@ struct AttachmentRecord: Sendable {
             throw ClientError(.profileDamaged, "an attachment of message \(messageID) has an unknown state in the profile database")
         }
         self.state = state
+        if let id = row["upload_id"] as Data?, let bound = row["upload_bound"] as Int64? {
+            provisional = ProvisionalUpload(id: Array(id), bound: UInt64(bound))
+        } else {
+            provisional = nil
+        }
     }
 
     /// The row identifier its sealed values are bound to.
@@ -61,19 +68,20 @@ enum AttachmentStore {
         sha256: [UInt8],
         identity: AgreementKey.Private,
         path: String,
-        state: AttachmentState
+        state: AttachmentState,
+        provisional: ProvisionalUpload? = nil
     ) throws {
         let row = AttachmentRecord.sealingRow(id, index)
         try db.execute(
             sql: """
-                INSERT INTO attachment (message_id, idx, file_name, media_type, size, sha256, identity, path, state)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO attachment (message_id, idx, file_name, media_type, size, sha256, identity, path, state, upload_id, upload_bound)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [
                 Data(id.rawValue), index, try database.seal(Array(fileName.utf8), column: "attachment.file_name", row: row),
                 try database.seal(Array(mediaType.utf8), column: "attachment.media_type", row: row), Int64(size), Data(sha256),
                 try database.seal(identity.rawRepresentation.copiedBytes, column: "attachment.identity", row: row), path,
-                state.rawValue,
+                state.rawValue, provisional.map { Data($0.id) }, provisional.map { Int64($0.bound) },
             ]
         )
     }

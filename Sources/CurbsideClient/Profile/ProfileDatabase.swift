@@ -228,6 +228,13 @@ struct ProfileDatabase: Sendable {
                 t.column("at", .integer).notNull()  // when the message was cancelled, milliseconds since 1970
             }
         }
+        // An attachment's upload begun while it was encrypted, under a provisional id, for the flush to continue.
+        migrator.registerMigration(provisionalUploadsMigration) { db in
+            try db.alter(table: "attachment") { t in
+                t.add(column: "upload_id", .blob)  // 32 random bytes (spec/relay.md §Attachments, commit_upload_as)
+                t.add(column: "upload_bound", .integer)  // the most bytes it was opened with
+            }
+        }
         return migrator
     }
 
@@ -235,6 +242,7 @@ struct ProfileDatabase: Sendable {
     static let failureReasonsMigration = "v7: failure reasons as codes"
     static let outboxSendingMigration = "v8: outbox sending mark"
     static let abandonedUploadsMigration = "v9: abandoned uploads"
+    static let provisionalUploadsMigration = "v10: provisional uploads"
 
     // MARK: - Sealed columns
 

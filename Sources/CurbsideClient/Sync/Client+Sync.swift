@@ -69,6 +69,11 @@ extension Client {
         retryLimit = max(0, limit)
     }
 
+    /// Sets the size from which an attachment is uploaded while it is encrypted (default 8 MiB); tests lower it.
+    func setUploadWhileEncryptingFrom(_ bytes: UInt64) {
+        uploadWhileEncryptingFrom = bytes
+    }
+
     /// Sets what incoming attachments may make this device download (default ``AttachmentLimits/standard``); an
     /// attachment past a limit is not fetched, and its sender gets an `attachment_unavailable` receipt saying which.
     public func setAttachmentLimits(_ limits: AttachmentLimits) {

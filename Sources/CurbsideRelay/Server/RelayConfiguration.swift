@@ -70,6 +70,9 @@ public struct RelayConfiguration: Sendable {
     public var freeSpaceCheckInterval: Duration = .milliseconds(100)
     /// The time the relay records and compares (RelayClock): the system's, unless a test moves its own.
     public var clock = RelayClock.system
+    /// Answers `commit_upload_as` as a relay older than it does (`unknown_frame_type`), so that tests can check how
+    /// clients fall back. Never set outside tests.
+    package var _testOnly_refusesCommitUploadAs = false
     /// One-time prekeys one account may take from another's bundles: this many at once, then one per interval
     /// (a token bucket per requester and owner); a fetch beyond it gets the bundle without a one-time prekey.
     public var oneTimePrekeysPerRequester: Int = 10

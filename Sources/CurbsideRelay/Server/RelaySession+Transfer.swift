@@ -231,6 +231,38 @@ extension RelaySession {
         return try await status(committed, sizeAsked: committed.size)
     }
 
+    /// Names an upload opened under a provisional id by the SHA-256 of its bytes, then commits it as
+    /// `commitUpload` does (spec/relay.md §Attachments, commit_upload_as).
+    func commitUpload(_ request: CommitUploadAs, owner: Handle) async throws -> RelayMessage {
+        guard let provisional = try await store.upload(owner: owner, id: request.uploadID) else {
+            throw RelayError(.unknownAttachment, "no upload \(request.uploadID.hexString) is open for \(owner)")
+        }
+        if provisional.complete {
+            // A committed upload keeps the name its bytes were checked against.
+            guard constantTimeEquals(provisional.id, request.attachmentID) else {
+                throw RelayError(.attachmentHashMismatch, "upload \(request.uploadID.hexString) is committed under its own id")
+            }
+            return try await status(provisional, sizeAsked: provisional.size)
+        }
+        guard request.size <= provisional.size else {
+            throw RelayError(.beyondDeclaredSize, "\(request.size) bytes pass the declared size of \(provisional.size)")
+        }
+        let held = try await attachments.progress(provisional.key) ?? 0
+        guard held == request.size else {
+            throw RelayError(.uploadIncomplete, "the relay holds \(held) of \(request.size) bytes")
+        }
+        switch try await store.renameUpload(provisional.key, owner: owner, to: request.attachmentID, size: request.size) {
+        case .renamed(let replaced):
+            await settle(Removal(attachmentFiles: replaced))
+            return try await commitUpload(request.attachmentID, owner: owner)
+        case .committedAlready(let existing, let forgotten):
+            await settle(Removal(attachmentFiles: forgotten))
+            return try await status(existing, sizeAsked: existing.size)
+        case .unknown:
+            throw RelayError(.unknownAttachment, "upload \(request.uploadID.hexString) was committed or abandoned meanwhile")
+        }
+    }
+
     func download(_ request: DownloadRequest, by account: Handle) async throws -> RelayMessage {
         // Another account's attachment, one not yet committed and one that does not exist look the same.
         guard let attachment = try await store.downloadable(request.attachmentID, by: account) else {

@@ -345,6 +345,11 @@ struct RelaySession {
             return try await refusing(state) { try await commitUpload(id, owner: owner) }
         case (.loggedIn(let owner), .abandonUpload(let id)):
             return try await refusing(state) { try await abandonUpload(id, owner: owner) }
+        case (.loggedIn(let owner), .commitUploadAs(let request)):
+            guard !configuration._testOnly_refusesCommitUploadAs else {
+                return .refuse(RelayError(.unknownFrameType, "frame type 0x\(String(frame.type, radix: 16)) is unknown"))
+            }
+            return try await refusing(state) { try await commitUpload(request, owner: owner) }
         case (.loggedIn(let account), .download(let request)):
             return try await refusing(state) { try await download(request, by: account) }
         case (.awaitingLogin, _):

@@ -93,6 +93,11 @@ public protocol RelayStore: Sendable {
     /// refers to it by then.
     func markCommitted(_ key: Int64, expiresAt: Timestamp) async throws
 
+    /// Names `owner`'s uncommitted upload `key` (opened under a provisional id) `id`, with `size` as its size, in one
+    /// transaction (spec/relay.md §Attachments, commit_upload_as). An uncommitted upload of `owner` already named `id`
+    /// is forgotten; if a committed one is, `key` is forgotten instead. Returns the keys whose files are to go.
+    func renameUpload(_ key: Int64, owner: Handle, to id: [UInt8], size: UInt64) async throws -> UploadRenaming
+
     /// A committed attachment named `id` that `account` may download: its own, or one an envelope queued for it
     /// refers to.
     func downloadable(_ id: [UInt8], by account: Handle) async throws -> StoredAttachment?
@@ -127,6 +132,16 @@ public protocol RelayStore: Sendable {
     /// handle may be enrolled again (with a new key). With `droppingQueue`, the envelopes queued for it are deleted too, each with an `expired` notice for its
     /// sender; otherwise they stay queued until they expire or are fetched. Nil when the handle is not registered.
     func revoke(_ handle: Handle, droppingQueue: Bool, now: Timestamp) async throws -> Revocation?
+}
+
+/// What naming a provisional upload did (`RelayStore.renameUpload`).
+public enum UploadRenaming: Sendable, Hashable {
+    /// The upload is now named as asked; the files of the uncommitted upload it replaced, if any, are to go.
+    case renamed(forgotten: [Int64])
+    /// The owner had a committed upload of that name already: the provisional one was forgotten (its files are to go).
+    case committedAlready(StoredAttachment, forgotten: [Int64])
+    /// The upload was not there, or not uncommitted, any more.
+    case unknown
 }
 
 /// What `curbside relay status` reports.

@@ -750,6 +750,25 @@ public final class SQLiteRelayStore: RelayStore {
         }
     }
 
+    public func renameUpload(_ key: Int64, owner: Handle, to id: [UInt8], size: UInt64) async throws -> UploadRenaming {
+        try await Self.transaction(database) { db in
+            guard try Bool.fetchOne(db, sql: "SELECT NOT complete FROM attachment WHERE key = ? AND owner = ?", arguments: [key, owner.rawValue]) == true
+            else { return .unknown }
+            var forgotten: [Int64] = []
+            if let existing = try Self.attachment(db, where: "owner = ? AND sha256 = ? AND key != ?", [owner.rawValue, Data(id), key]) {
+                // Uncommitted uploads are named by no envelope (a send names committed ones only).
+                forgotten.append(existing.complete ? key : existing.key)
+                try db.execute(sql: "DELETE FROM attachment WHERE key = ?", arguments: [forgotten[0]])
+                if existing.complete { return .committedAlready(existing, forgotten: forgotten) }
+            }
+            try db.execute(
+                sql: "UPDATE attachment SET sha256 = ?, size = ? WHERE key = ?",
+                arguments: [Data(id), Int64(size), key]
+            )
+            return .renamed(forgotten: forgotten)
+        }
+    }
+
     public func downloadable(_ id: [UInt8], by account: Handle) async throws -> StoredAttachment? {
         try await Self.reading(database) { db in
             try Self.attachment(

@@ -26,14 +26,49 @@ public struct OpenUpload: Sendable, Hashable, WireCodable {
 
     public init(from reader: inout WireReader, field: String) throws(WireError) {
         attachmentID = try reader.readBytes(count: 32, "\(field).attachment_id")
-        let sizeOffset = reader.offset
-        size = try reader.readUInt64("\(field).size")
+        size = try Self.readSize(&reader, "\(field).size")
+    }
+
+    /// An attachment's size as the wire gives it: 1 to 2^40 (the most a descriptor allows).
+    static func readSize(_ reader: inout WireReader, _ field: String) throws(WireError) -> UInt64 {
+        let offset = reader.offset
+        let size = try reader.readUInt64(field)
         guard (1...AttachmentDescriptor.maximumSize).contains(size) else {
-            throw WireError(.invalidValue, field: "\(field).size", offset: sizeOffset, detail: "size \(size) outside 1...2^40")
+            throw WireError(.invalidValue, field: field, offset: offset, detail: "size \(size) outside 1...2^40")
         }
+        return size
     }
 
     public func encode(to writer: inout WireWriter) {
+        writer.writeBytes(attachmentID)
+        writer.writeUInt64(size)
+    }
+}
+
+/// `commit_upload_as` (spec/relay.md §Attachments): the upload opened as `uploadID` holds the whole file, `size`
+/// bytes, whose SHA-256 is `attachmentID`; the relay checks that and names the upload `attachmentID`.
+public struct CommitUploadAs: Sendable, Hashable, WireCodable {
+    public static let wireName = "commit_upload_as"
+
+    public let uploadID: [UInt8]
+    public let attachmentID: [UInt8]
+    public let size: UInt64
+
+    public init(uploadID: [UInt8], attachmentID: [UInt8], size: UInt64) {
+        precondition(uploadID.count == 32 && attachmentID.count == 32, "internal error: upload and attachment ids are 32 bytes")
+        self.uploadID = uploadID
+        self.attachmentID = attachmentID
+        self.size = size
+    }
+
+    public init(from reader: inout WireReader, field: String) throws(WireError) {
+        uploadID = try reader.readBytes(count: 32, "\(field).upload_id")
+        attachmentID = try reader.readBytes(count: 32, "\(field).attachment_id")
+        size = try OpenUpload.readSize(&reader, "\(field).size")
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        writer.writeBytes(uploadID)
         writer.writeBytes(attachmentID)
         writer.writeUInt64(size)
     }

@@ -70,6 +70,9 @@ public enum RelayMessage: Sendable, Hashable {
     case abandonUpload(attachmentID: [UInt8])
     /// Relay → client: done (whatever the relay held).
     case uploadAbandoned
+    /// Client → relay: an upload opened under a provisional id is whole; check it against its SHA-256 and keep it
+    /// under that name. Answered with `upload_status`.
+    case commitUploadAs(CommitUploadAs)
 
     public enum FrameType: UInt16, Sendable {
         case error = 0x0001
@@ -106,6 +109,7 @@ public enum RelayMessage: Sendable, Hashable {
         case enrollmentUsable = 0x002B
         case abandonUpload = 0x002C
         case uploadAbandoned = 0x002D
+        case commitUploadAs = 0x002F
     }
 
     static let fetchLimitBounds = 1...1000
@@ -150,6 +154,7 @@ public enum RelayMessage: Sendable, Hashable {
         case .enrollmentUsable: .enrollmentUsable
         case .abandonUpload: .abandonUpload
         case .uploadAbandoned: .uploadAbandoned
+        case .commitUploadAs: .commitUploadAs
         }
     }
 
@@ -215,6 +220,8 @@ public enum RelayMessage: Sendable, Hashable {
             status.encode(to: &writer)
         case .uploadChunk(let chunk):
             chunk.encode(to: &writer)
+        case .commitUploadAs(let commit):
+            commit.encode(to: &writer)
         case .commitUpload(let id), .abandonUpload(let id):
             writer.writeBytes(id)
         case .download(let request):
@@ -321,6 +328,8 @@ public enum RelayMessage: Sendable, Hashable {
                 self = .uploadChunk(try UploadChunk(from: &reader, field: "upload_chunk"))
             case .commitUpload:
                 self = .commitUpload(attachmentID: try reader.readBytes(count: 32, "commit_upload.attachment_id"))
+            case .commitUploadAs:
+                self = .commitUploadAs(try CommitUploadAs(from: &reader, field: "commit_upload_as"))
             case .download:
                 self = .download(try DownloadRequest(from: &reader, field: "download"))
             case .attachmentData:

@@ -5,6 +5,7 @@ Python's ssl module cannot export keying material, so TLS is pyOpenSSL's.
 """
 
 import hashlib
+import os
 import socket
 import struct
 
@@ -234,6 +235,30 @@ class Connection:
 
     def commit_upload(self, attachment_id: bytes) -> relay.UploadStatus:
         return self.request(relay.COMMIT_UPLOAD, enc.fixed(attachment_id, 32), relay.UPLOAD_STATUS)
+
+    def commit_upload_as(self, upload_id: bytes, attachment_id: bytes, size: int) -> relay.UploadStatus:
+        body = relay.CommitUploadAs(upload_id, attachment_id, size).encode()
+        return self.request(relay.COMMIT_UPLOAD_AS, body, relay.UPLOAD_STATUS)
+
+    def upload_as_encrypted(self, pieces, bound: int, chunk_size: int = 256 * 1024) -> bytes:
+        """relay.md §Attachments, commit_upload_as: upload a file while it is produced (`pieces` yields its bytes),
+        under a random provisional id opened with at most `bound` bytes; returns its id (SHA-256)."""
+        upload_id = os.urandom(32)
+        self.open_upload(upload_id, bound)
+        digest, held, pending = hashlib.sha256(), 0, b""
+        for piece in pieces:
+            digest.update(piece)
+            pending += piece
+            while len(pending) >= chunk_size:
+                held = self.upload_chunk(upload_id, held, pending[:chunk_size]).held
+                pending = pending[chunk_size:]
+        if pending:
+            held = self.upload_chunk(upload_id, held, pending).held
+        attachment_id = digest.digest()
+        status = self.commit_upload_as(upload_id, attachment_id, held)
+        if status.state != relay.COMPLETE or status.held != held:
+            raise ConnectionError("upload not complete")
+        return attachment_id
 
     def abandon_upload(self, attachment_id: bytes) -> None:
         """relay.md §Attachments: the account no longer needs this upload; answered whatever the relay held."""

@@ -25,6 +25,7 @@ OPEN_UPLOAD, UPLOAD_STATUS, UPLOAD_CHUNK, COMMIT_UPLOAD, DOWNLOAD, ATTACHMENT_DA
     0x0023, 0x0024, 0x0025, 0x0026, 0x0027, 0x0028)
 REJECT = 0x0029
 CHECK_ENROLLMENT, ENROLLMENT_USABLE, ABANDON_UPLOAD, UPLOAD_ABANDONED = 0x002A, 0x002B, 0x002C, 0x002D
+COMMIT_UPLOAD_AS = 0x002F
 
 UPLOADING, COMPLETE = 1, 2
 NOTICE_DELIVERED_TO_DEVICE, NOTICE_EXPIRED, NOTICE_REJECTED = 1, 2, 3
@@ -259,6 +260,21 @@ class OpenUpload:
 
 
 @dataclass(frozen=True)
+class CommitUploadAs:
+    """relay.md §Attachments: an upload opened under a provisional id, named by its SHA-256 once whole."""
+    upload_id: bytes
+    attachment_id: bytes
+    size: int
+
+    @staticmethod
+    def read(r):
+        return CommitUploadAs(r.fixed(32), r.fixed(32), _size(r, "commit_upload_as.size"))
+
+    def encode(self):
+        return enc.fixed(self.upload_id, 32) + enc.fixed(self.attachment_id, 32) + enc.u64(self.size)
+
+
+@dataclass(frozen=True)
 class UploadStatus:
     size: int
     held: int
@@ -404,6 +420,7 @@ FRAME_TYPES = {
     ENROLLMENT_USABLE: ("enrollment_usable", _empty),
     ABANDON_UPLOAD: ("abandon_upload", lambda r: r.fixed(32, "abandon_upload.attachment_id")),
     UPLOAD_ABANDONED: ("upload_abandoned", _empty),
+    COMMIT_UPLOAD_AS: ("commit_upload_as", CommitUploadAs.read),
 }
 
 

@@ -186,6 +186,37 @@ def test_an_abandoned_upload_is_forgotten(registered):
         conn.abandon_upload(attachment_id)
 
 
+def test_an_upload_named_by_its_hash_at_commit(registered):
+    """relay.md §Attachments, commit_upload_as, against the Swift relay: a file uploaded while it is produced,
+    under a provisional id, is then the committed attachment named by its SHA-256; a commit naming the wrong hash
+    is refused and discards the bytes; an id never opened is unknown_attachment."""
+    live = registered
+    python = live["python"]
+    data = os.urandom(300_000)
+    pieces = (data[i:i + 70_000] for i in range(0, len(data), 70_000))
+    with live["relay"].connect() as conn:
+        python.login(conn)
+        with pytest.raises(RelayError) as info:
+            conn.commit_upload_as(os.urandom(32), hashlib.sha256(data).digest(), len(data))
+        assert info.value.identifier == "unknown_attachment", info.value
+        attachment_id = conn.upload_as_encrypted(pieces, bound=len(data) + 1000, chunk_size=128 * 1024)
+        assert attachment_id == hashlib.sha256(data).digest()
+        status = conn.open_upload(attachment_id, len(data))
+        assert status.state == relay.COMPLETE and status.held == len(data), status
+        assert conn.download_all(attachment_id, len(data)) == data
+
+        provisional = os.urandom(32)
+        conn.open_upload(provisional, 2000)
+        conn.upload_chunk(provisional, 0, data[:1500])
+        with pytest.raises(RelayError) as info:
+            conn.commit_upload_as(provisional, hashlib.sha256(data[:1499]).digest(), 1500)
+        assert info.value.identifier == "attachment_hash_mismatch", info.value
+        wrong = conn.open_upload(hashlib.sha256(data[:1499]).digest(), 1500)
+        assert wrong.held == 0 and wrong.state == relay.UPLOADING, wrong
+        conn.abandon_upload(hashlib.sha256(data[:1499]).digest())
+        conn.abandon_upload(attachment_id)
+
+
 def test_wrong_relay_key_is_refused(live):
     wrong = hashlib.sha256(b"not the relay").hexdigest()
     with pytest.raises(PinMismatch) as info:

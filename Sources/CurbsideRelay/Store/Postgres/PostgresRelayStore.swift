@@ -725,10 +725,7 @@ public final class PostgresRelayStore: RelayStore, Service {
         let logger = self.logger
         return try await transaction { connection in
             // Uploads of one owner are counted under the owner's lock, so two processes cannot both pass the quota.
-            try await connection.query(ifOpen:
-                "SELECT pg_advisory_xact_lock(\(PostgresSchema.LockClass.recipient.rawValue), hashtext(\("upload:" + owner.rawValue)))",
-                logger: logger
-            ).collect()
+            try await Self.lockUploads(of: owner, on: connection, logger: logger)
             if let existing = try await Self.attachment(connection, owner: owner, id: id, logger: logger) {
                 return existing.size == size ? .opened(existing) : .sizeDiffers(existing)
             }
@@ -790,6 +787,39 @@ public final class PostgresRelayStore: RelayStore, Service {
                 logger: logger
             )
         }
+    }
+
+    public func renameUpload(_ key: Int64, owner: Handle, to id: [UInt8], size: UInt64) async throws -> UploadRenaming {
+        let logger = self.logger
+        return try await transaction { connection in
+            // Under the owner's upload lock, as openUpload: no other process opens or names one of its uploads meanwhile.
+            try await Self.lockUploads(of: owner, on: connection, logger: logger)
+            let open = try await connection.query(ifOpen:
+                "SELECT NOT complete FROM attachment WHERE key = \(key) AND owner = \(owner.rawValue) FOR UPDATE",
+                logger: logger
+            ).decode(Bool.self).first { _ in true }
+            guard open == true else { return .unknown }
+            var forgotten: [Int64] = []
+            if let existing = try await Self.attachment(connection, owner: owner, id: id, logger: logger), existing.key != key {
+                // Uncommitted uploads are named by no envelope (a send names committed ones only).
+                forgotten.append(existing.complete ? key : existing.key)
+                try await connection.query(ifOpen: "DELETE FROM attachment WHERE key = \(forgotten[0])", logger: logger)
+                if existing.complete { return .committedAlready(existing, forgotten: forgotten) }
+            }
+            try await connection.query(ifOpen:
+                "UPDATE attachment SET sha256 = \(ByteBuffer(bytes: id)), size = \(Int64(size)) WHERE key = \(key)",
+                logger: logger
+            )
+            return .renamed(forgotten: forgotten)
+        }
+    }
+
+    /// Takes `owner`'s upload lock until the transaction ends.
+    private static func lockUploads(of owner: Handle, on connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.query(ifOpen:
+            "SELECT pg_advisory_xact_lock(\(PostgresSchema.LockClass.recipient.rawValue), hashtext(\("upload:" + owner.rawValue)))",
+            logger: logger
+        ).collect()
     }
 
     public func downloadable(_ id: [UInt8], by account: Handle) async throws -> StoredAttachment? {
