@@ -155,7 +155,8 @@ enum AttachmentFiles {
     /// streaming: memory stays at about two 1 MiB buffers and one age chunk. `progress` is called with the bytes of
     /// `source` read and its size; `stop` is asked between pieces and ends the work with `CancellationError`. Nothing
     /// is left at `destination` when this throws. `growing`, if given, learns how far the file is written as it is
-    /// (an upload follows it), and its bound before the first byte; the caller tells it how the file ended.
+    /// (an upload follows it), its bound before the first byte, and its size and SHA-256 once it is whole (before the
+    /// copy is synced); when this throws, the caller tells it the file failed.
     static func prepare(
         _ source: AttachmentSource,
         into destination: String,
@@ -256,11 +257,14 @@ enum AttachmentFiles {
             )
         }
         try encryptor.finish().withUnsafeBytes { try emit($0) }
+        let sha256 = hasher.finalize()
+        // The upload that follows may commit while the copy is synced: the message is queued only after both.
+        growing?.finish(.complete(size: size, sha256: sha256))
         try output.close(sync: true)
         return PreparedAttachment(
             path: destination,
             size: size,
-            sha256: hasher.finalize(),
+            sha256: sha256,
             identity: identity,
             removedMetadata: filter.removed,
             mediaType: mediaType

@@ -48,7 +48,6 @@ extension Client {
                     early?.cancel()
                     throw error
                 }
-                growing?.finish(.complete(size: file.size, sha256: file.sha256))
                 if let early {
                     file.earlyUploadID = uploadID
                     file.earlyUpload = await early.value
