@@ -44,6 +44,12 @@ public struct BoundLogin: Sendable {
         self.handle = handle
         self.identity = identity
     }
+
+    /// The `bound_login` frame for the connection whose handshake is `handshake`.
+    @Sendable func firstFrame(_ handshake: TLSHandshakeCompletedEvent) -> Frame {
+        let request = BoundLoginRequest(handle: handle, channelBinding: handshake.channelBinding, signedBy: identity)
+        return RelayMessage.boundLogin(request).frame(requestID: Self.requestID)
+    }
 }
 
 /// One TLS connection to a relay, with the login challenge read: requests are matched to answers by request id, so
@@ -181,7 +187,11 @@ public actor RelayConnection {
                 host: host,
                 port: port,
                 tls: tls,
-                connectTimeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)
+                connectTimeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000),
+                // As the handshake completes, not after the challenge: the bound login needs only the channel binding,
+                // so it leaves with the client's Finished and the relay reads it one round trip sooner (spec/relay.md
+                // §Bound login). Its answer comes after the challenge, as request 1.
+                firstFrame: login.map { $0.firstFrame }
             )
         } catch let error as TLSError {
             throw error
@@ -199,12 +209,6 @@ public actor RelayConnection {
             bufferingPolicy: .bufferingOldest(maximumUnreadPushes)
         )
         let writes = OutgoingFrames(channel: channel.channel)
-        if let login {
-            // Now, not after the challenge: the login needs only the channel binding, so the relay reads it one round
-            // trip sooner (spec/relay.md §Bound login). Its answer comes after the challenge, as request 1.
-            let request = BoundLoginRequest(handle: login.handle, channelBinding: handshake.channelBinding, signedBy: login.identity)
-            writes.append(RelayMessage.boundLogin(request).frame(requestID: BoundLogin.requestID))
-        }
         running {
             var opened: RelayConnection?
             do {
