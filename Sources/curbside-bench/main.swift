@@ -400,7 +400,8 @@ func handshakes(duration: Double, login: Bool, challengeLogin: Bool) async throw
         await connection.close()
         count += 1
     }
-    emit(!login ? "handshakes_tls_only_per_s" : challengeLogin ? "handshakes_challenge_login_per_s" : "handshakes_per_s", Double(count) / seconds(since: start), "connections/s")
+    let metric = !login ? "handshakes_tls_only_per_s" : challengeLogin ? "handshakes_challenge_login_per_s" : "handshakes_per_s"
+    emit(metric, Double(count) / seconds(since: start), "connections/s")
     await relay.stop()
 }
 

@@ -24,7 +24,8 @@ extension Client {
     func relayTakesBoundLogin(now: Timestamp = .now()) async -> Bool {
         if case .unread = boundLoginRefusal {
             let stored = try? await database.setting(BoundLoginRefusal.settingKey)
-            boundLoginRefusal = .read(stored.flatMap { try? JSONDecoder().decode(BoundLoginRefusal.self, from: Data($0.utf8)) })
+            let refusal = stored.flatMap { try? JSONDecoder().decode(BoundLoginRefusal.self, from: Data($0.utf8)) }
+            boundLoginRefusal = .read(refusal)
         }
         guard case .read(let refusal?) = boundLoginRefusal else { return true }
         return refusal.allowsBoundLogin(to: relay, now: now, interval: Self.boundLoginRetryInterval)
@@ -39,7 +40,10 @@ extension Client {
         do {
             try await database.setSetting(BoundLoginRefusal.settingKey, String(decoding: data, as: UTF8.self))
         } catch {
-            logger.debug("the relay's refusal of the bound login was not stored", metadata: ["error": "\(type(of: error))"])
+            logger.debug(
+                "the relay's refusal of the bound login was not stored",
+                metadata: ["error": "\(type(of: error))"]
+            )
         }
     }
 

@@ -34,7 +34,12 @@ extension Client {
         var opened = false
         let login = bound ? BoundLogin(handle: me.handle, identity: identity) : nil
         do {
-            return try await RelayConnection.withConnection(host: relay.host, port: relay.port, tls: tls, loggingIn: login) { connection in
+            return try await RelayConnection.withConnection(
+                host: relay.host,
+                port: relay.port,
+                tls: tls,
+                loggingIn: login
+            ) { connection in
                 opened = true
                 if loggingIn, !bound {
                     do {

@@ -76,7 +76,9 @@ public struct LoginRequest: Sendable, Hashable, WireCodable {
         channelBinding: [UInt8],
         over signedBytes: () -> [UInt8]
     ) throws(RelayError) {
-        guard channelBinding.count == channelBindingByteCount, identityKey.isValidSignature(signature, for: signedBytes()) else {
+        guard channelBinding.count == channelBindingByteCount,
+            identityKey.isValidSignature(signature, for: signedBytes())
+        else {
             throw RelayError(.loginFailed, "login of \(handle) did not verify")
         }
     }
