@@ -28,6 +28,8 @@ public actor Client {
     nonisolated let tls: TLSContext
     /// The connection of the current sync or watch, if any.
     var connection: RelayConnection?
+    /// When the relay last refused the bound login, read from the profile at the first connection.
+    var boundLoginRefusal = BoundLoginRefusalState.unread
     /// Called as attachment bytes move.
     nonisolated let progressHandler = Mutex<(@Sendable (TransferProgress) -> Void)?>(nil)
     /// Counts transfer progress reports, so a retry loop can tell a drop after progress from one without.

@@ -30,6 +30,28 @@ public enum RelayClientError: Error, Sendable, Hashable, CustomStringConvertible
     }
 }
 
+/// Who logs in on a new connection with a bound login (spec/relay.md §Bound login): the handle and the identity key
+/// that signs the connection's channel binding as soon as the TLS handshake completes, without waiting for the
+/// relay's challenge.
+public struct BoundLogin: Sendable {
+    /// The request id of the bound login, the first request of its connection.
+    static let requestID: UInt32 = 1
+
+    public let handle: Handle
+    public let identity: SigningKey
+
+    public init(handle: Handle, identity: SigningKey) {
+        self.handle = handle
+        self.identity = identity
+    }
+
+    /// The `bound_login` frame for the connection whose handshake is `handshake`.
+    @Sendable func firstFrame(_ handshake: TLSHandshakeCompletedEvent) -> Frame {
+        let request = BoundLoginRequest(handle: handle, channelBinding: handshake.channelBinding, signedBy: identity)
+        return RelayMessage.boundLogin(request).frame(requestID: Self.requestID)
+    }
+}
+
 /// One TLS connection to a relay, with the login challenge read: requests are matched to answers by request id, so
 /// several may be outstanding at once, and frames the relay pushes arrive on `pushes`.
 public actor RelayConnection {
@@ -67,7 +89,8 @@ public actor RelayConnection {
     public private(set) var pushesFellBehind = false
 
     /// Connects, completes TLS (pinned or CA-verified as `tls` says), reads the challenge and runs `body` with the
-    /// connection, which is closed when `body` returns or throws.
+    /// connection, which is closed when `body` returns or throws. With `login`, the connection is logged in with a
+    /// bound login before `body` runs (see `BoundLogin`).
     ///
     /// Structured: the connection's work (reading, writing, timing requests out) runs in a child task of the
     /// caller's, which this function awaits, so nothing of the connection outlives it.
@@ -80,6 +103,7 @@ public actor RelayConnection {
         tls: TLSContext,
         timeout: Duration = .seconds(30),
         maximumUnreadPushes: Int = defaultMaximumUnreadPushes,
+        loggingIn login: BoundLogin? = nil,
         isolation: isolated (any Actor)? = #isolation,
         _ body: (RelayConnection) async throws -> T
     ) async throws -> T {
@@ -90,9 +114,11 @@ public actor RelayConnection {
                 tls: tls,
                 timeout: timeout,
                 maximumUnreadPushes: maximumUnreadPushes,
+                login: login,
                 running: { work in group.addTask { await work() } }
             )
             do {
+                if login != nil { try await connection.boundLoginAccepted() }
                 let value = try await body(connection)
                 await connection.close()
                 return value
@@ -108,25 +134,40 @@ public actor RelayConnection {
     /// The connection's work runs in a task of its own until the connection closes; `withConnection` runs it as a
     /// child of the caller's task instead.
     ///
+    /// With `login`, the bound login goes out as soon as the handshake completes, and `open` returns once the relay
+    /// accepted it.
+    ///
     /// - Parameter maximumUnreadPushes: how many pushes may wait unread on `pushes` before it ends (at least 1).
     /// - Throws: `RelayClientError.connectionLost` when the relay cannot be reached or closes first, TLS errors
     ///   from the handshake (a pin that does not match is `TLSError`), `.protocolViolation` when the first frame is
-    ///   not a challenge.
+    ///   not a challenge; with `login`, `.refused` with `login_failed` or `rate_limited`, or with
+    ///   `unknown_frame_type` from a relay older than the bound login (log in with `login(as:identity:)` on a new
+    ///   connection instead).
     public static func open(
         host: String,
         port: Int,
         tls: TLSContext,
         timeout: Duration = .seconds(30),
-        maximumUnreadPushes: Int = defaultMaximumUnreadPushes
+        maximumUnreadPushes: Int = defaultMaximumUnreadPushes,
+        loggingIn login: BoundLogin? = nil
     ) async throws -> RelayConnection {
-        try await connect(
+        let connection = try await connect(
             host: host,
             port: port,
             tls: tls,
             timeout: timeout,
             maximumUnreadPushes: maximumUnreadPushes,
+            login: login,
             running: { work in Task { await work() } }
         )
+        guard login != nil else { return connection }
+        do {
+            try await connection.boundLoginAccepted()
+        } catch {
+            await connection.close()
+            throw error
+        }
+        return connection
     }
 
     /// Connects and reads the challenge; `running` starts the task that owns the channel.
@@ -136,6 +177,7 @@ public actor RelayConnection {
         tls: TLSContext,
         timeout: Duration,
         maximumUnreadPushes: Int,
+        login: BoundLogin?,
         running: (@escaping @Sendable () async -> Void) -> Void
     ) async throws -> RelayConnection {
         precondition(maximumUnreadPushes >= 1, "internal error: a push buffer needs room for one push")
@@ -145,7 +187,11 @@ public actor RelayConnection {
                 host: host,
                 port: port,
                 tls: tls,
-                connectTimeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)
+                connectTimeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000),
+                // As the handshake completes, not after the challenge: the bound login needs only the channel binding,
+                // so it leaves with the client's Finished and the relay reads it one round trip sooner (spec/relay.md
+                // §Bound login). Its answer comes after the challenge, as request 1.
+                firstFrame: login.map { $0.firstFrame }
             )
         } catch let error as TLSError {
             throw error
@@ -180,7 +226,8 @@ public actor RelayConnection {
                         channel: channel.channel,
                         writes: writes,
                         pushes: pushes,
-                        pushContinuation: pushContinuation
+                        pushContinuation: pushContinuation,
+                        boundLoginSent: login != nil
                     )
                     writes.whenDue { [weak connection] in
                         guard let connection else { return }
@@ -215,8 +262,13 @@ public actor RelayConnection {
         channel: any Channel,
         writes: OutgoingFrames,
         pushes: AsyncStream<RelayMessage>,
-        pushContinuation: AsyncStream<RelayMessage>.Continuation
+        pushContinuation: AsyncStream<RelayMessage>.Continuation,
+        boundLoginSent: Bool
     ) {
+        if boundLoginSent {
+            started.insert(BoundLogin.requestID)
+            nextRequestID = BoundLogin.requestID + 1
+        }
         self.handshake = handshake
         self.challenge = challenge
         self.channel = channel
@@ -236,6 +288,17 @@ public actor RelayConnection {
     public func login(as handle: Handle, identity: SigningKey) async throws {
         let login = LoginRequest(handle: handle, challenge: challenge, channelBinding: handshake.channelBinding, signedBy: identity)
         try await expect(.loginAccepted, from: .login(login))
+    }
+
+    /// Waits for the answer to the bound login `connect` sent.
+    ///
+    /// - Throws: `RelayClientError.refused` with `login_failed`, `rate_limited` or `unknown_frame_type` (the relay then
+    ///   closes), `.protocolViolation` for any answer other than `login_accepted`.
+    private func boundLoginAccepted() async throws {
+        let reply = try await result(of: BoundLogin.requestID)
+        guard reply == .loginAccepted else {
+            throw RelayClientError.protocolViolation("expected loginAccepted, got \(reply.frameType)")
+        }
     }
 
     /// Registers `handle` with `identity` using the operator's enrollment code and is then logged in.

@@ -55,6 +55,9 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var handshakeTimer: Scheduled<Void>?
     private var shutdownTimer: Scheduled<Void>?
     private var readSinceReadComplete = false
+    /// Our last handshake flight is written to the channel but not flushed yet: it waits, while the application hears
+    /// of the handshake, for what the application writes at once.
+    private var lastFlightUnflushed = false
     /// The buffer records are decrypted into during one read burst, reused once the application has let go of the
     /// previous record (`clear()` allocates anew while it holds on); dropped at read-complete, so an idle
     /// connection keeps none.
@@ -215,7 +218,15 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 return
             }
             state = .active
-            flushCiphertext(context: context, promise: nil)
+            // Our last flight (a client's Finished) is written now but flushed once the application has heard of
+            // the handshake, so that what it writes at once (a client's first request) leaves in the same system
+            // call and segment, and the peer reads both together. Not when buffered writes the application has not
+            // flushed are about to be replayed: they reach the channel encrypted but unflushed, and a flush for
+            // our flight would send them too.
+            lastFlightUnflushed = writeCiphertext(context: context, promise: nil)
+            if lastFlightUnflushed, bufferedWrites.count > bufferedFlushedCount {
+                flushChannel(context: context)
+            }
             let info = TLSHandshakeCompletedEvent(
                 negotiatedProtocol: negotiated,
                 channelBinding: binding,
@@ -228,6 +239,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.fireUserInboundEventTriggered(TLSUserEvent.handshakeCompleted(negotiatedProtocol: negotiated))
             context.fireUserInboundEventTriggered(info)
             readPlaintext(context: context)  // application data may have come with the peer's last flight
+            if lastFlightUnflushed { flushChannel(context: context) }
         }
     }
 
@@ -305,7 +317,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             bufferedFlushedCount = bufferedWrites.count
         case .active, .closing:
             encryptUnflushedWrites(context: context)
-            context.flush()
+            flushChannel(context: context)
         case .closed:
             break
         }
@@ -365,7 +377,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch result {
         case .complete, .wantsMoreInput:
             writeCiphertext(context: context, promise: promise)
-            if flush { context.flush() }
+            if flush { flushChannel(context: context) }
         case .failed(let error):
             promise?.fail(error)
             fail(context: context, error)
@@ -449,7 +461,13 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Writes and flushes the protocol's own output (handshake flights, alerts, KeyUpdate, close_notify). Flushes
     /// only when there was some, so the application's unflushed writes stay unflushed.
     private func flushCiphertext(context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
-        if writeCiphertext(context: context, promise: promise) || promise != nil { context.flush() }
+        if writeCiphertext(context: context, promise: promise) || promise != nil { flushChannel(context: context) }
+    }
+
+    /// Flushes the channel, and with it the last handshake flight if it waits (`lastFlightUnflushed`).
+    private func flushChannel(context: ChannelHandlerContext) {
+        lastFlightUnflushed = false
+        context.flush()
     }
 
     private func finishClose(context: ChannelHandlerContext) {

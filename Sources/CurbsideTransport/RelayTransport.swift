@@ -11,13 +11,16 @@ public enum RelayTransport {
     /// Connects to `host:port`, completes the TLS handshake with `tls` and returns a channel of frames with the
     /// handshake's details (the channel binding the login signs, the peer's key fingerprint).
     ///
-    /// A connection whose handshake fails is finished before the error is thrown, as NIO requires.
+    /// A connection whose handshake fails is finished before the error is thrown, as NIO requires. With `firstFrame`,
+    /// the frame it makes from the handshake's details is written as the handshake completes, with the client's last
+    /// flight (a bound login, spec/relay.md §Bound login), before this function returns.
     public static func connect(
         host: String,
         port: Int,
         tls: TLSContext,
         connectTimeout: TimeAmount = .seconds(10),
         maximumFrameLength: Int = Frame.protocolMaximumLength,
+        firstFrame: (@Sendable (TLSHandshakeCompletedEvent) -> Frame)? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> (NIOAsyncChannel<Frame, Frame>, TLSHandshakeCompletedEvent) {
         let bootstrap = ClientBootstrap(group: group)
@@ -36,7 +39,12 @@ public enum RelayTransport {
         // handshake woke the caller twice per connection.
         let (channel, handshake) = try await connected.flatMap { channel in
             let configured = channel.eventLoop.makeCompletedFuture {
-                try RelayPipeline.configure(channel, tls: tls, frameDecoder: FrameDecoder(maximumLength: maximumFrameLength))
+                try RelayPipeline.configure(
+                    channel,
+                    tls: tls,
+                    frameDecoder: FrameDecoder(maximumLength: maximumFrameLength),
+                    then: firstFrame.map { [FirstFrameWriter($0)] } ?? []
+                )
             }
             configured.whenFailure { _ in channel.close(promise: nil) }
             return configured.flatMap { configured in

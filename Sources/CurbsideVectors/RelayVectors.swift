@@ -8,8 +8,9 @@ extension VectorGenerator {
                 Relay frames and logins (spec/relay.md). kind "frames": parse `stream` with a maximum frame length \
                 of `maximum_length`; valid: it gives exactly `frames`, each body decoding as its type. kind "login": \
                 the login body `login` for `handle` is the signature of `identity_seed` over `challenge` and \
-                `channel_binding`; valid: a relay holding `registered_key` accepts it. Otherwise `expect` names the \
-                error.
+                `channel_binding`; valid: a relay holding `registered_key` accepts it. kind "bound_login": the same for the \
+                bound login body `bound_login`, signed over `channel_binding` alone. kind "register": the register \
+                body `register`. Otherwise `expect` names the error.
                 """
         )
         let maximum = UInt64(Frame.protocolMaximumLength)
@@ -305,6 +306,26 @@ extension VectorGenerator {
             "malformed_frame"
         )
         addStream("login accepted with a body", Frame(type: 4, requestID: 1, body: [0]).encoded, "malformed_frame")
+        // The bound login (spec/relay.md §Bound login): sent before the challenge is read, answered after it.
+        let boundLogin = BoundLoginRequest(handle: f.gp.party.handle, channelBinding: binding, signedBy: f.gp.signingKey)
+        let boundLoginFrame = RelayMessage.boundLogin(boundLogin).frame(requestID: 1)
+        addStream("bound login frame", boundLoginFrame.encoded, frames: [boundLoginFrame], "valid")
+        addStream(
+            "challenge then the answer to a bound login",
+            challengeFrame.encoded + accepted.encoded,
+            frames: [challengeFrame, accepted],
+            "valid"
+        )
+        addStream(
+            "bound login body with a trailing byte",
+            Frame(type: 0x2E, requestID: 1, body: boundLoginFrame.body + [0]).encoded,
+            "malformed_frame"
+        )
+        addStream(
+            "bound login body truncated",
+            Frame(type: 0x2E, requestID: 1, body: Array(boundLoginFrame.body.dropLast())).encoded,
+            "malformed_frame"
+        )
         addStream(
             "error detail not utf-8",
             Frame(type: 1, requestID: 0, body: [0x01, 0xF5, 0x00, 0x02, 0xC3, 0x28]).encoded,
@@ -351,6 +372,54 @@ extension VectorGenerator {
             handle: f.gp.party.handle,
             registered: f.gp,
             challenge: LoginChallenge(nonce: Array(SHA256.hash(Array("curbside-vectors/challenge/0".utf8)))),
+            "login_failed"
+        )
+        func addBoundLogin(
+            _ name: String,
+            signer: Fixtures.Provider,
+            registered: Fixtures.Provider,
+            binding signedBinding: [UInt8] = binding,
+            body: (([UInt8]) -> [UInt8])? = nil,
+            _ expect: String
+        ) {
+            let handle = f.gp.party.handle
+            let request = BoundLoginRequest(handle: handle, channelBinding: signedBinding, signedBy: signer.signingKey)
+            let signed = RelayMessage.boundLogin(request).frame(requestID: 1).body
+            file.add(
+                name,
+                [
+                    ("kind", .string("bound_login")),
+                    ("identity_seed", .hex(signer.signingKey.seed.copiedBytes)),
+                    ("handle", .string(handle.rawValue)),
+                    ("channel_binding", .hex(binding)),
+                    ("registered_key", .hex(registered.party.identityKey.rawRepresentation)),
+                    ("bound_login", .hex(body?(signed) ?? signed)),
+                ],
+                expect: expect
+            )
+        }
+        addBoundLogin("bound login", signer: f.gp, registered: f.gp, "valid")
+        addBoundLogin("bound login by another identity", signer: f.cardio, registered: f.gp, "login_failed")
+        addBoundLogin(
+            "bound login signed on another connection",
+            signer: f.gp,
+            registered: f.gp,
+            binding: Array(SHA256.hash(Array("curbside-vectors/channel-binding/2".utf8))),
+            "login_failed"
+        )
+        addBoundLogin(
+            "bound login with a changed signature byte",
+            signer: f.gp,
+            registered: f.gp,
+            body: { $0.replacing(at: $0.count - 64, with: [$0[$0.count - 64] ^ 0x01]) },
+            "login_failed"
+        )
+        // The challenge login's signature on this connection, sent as a bound login: the labels keep them apart.
+        addBoundLogin(
+            "bound login carrying the challenge login's signature",
+            signer: f.gp,
+            registered: f.gp,
+            body: { _ in RelayMessage.login(login).frame(requestID: 1).body },
             "login_failed"
         )
         func addRegister(_ name: String, signer: Fixtures.Provider, claimed: Fixtures.Provider, signedBinding: [UInt8] = binding, _ expect: String) {

@@ -201,18 +201,22 @@ struct BenchRelay {
         )
     }
 
+    /// A connection logged in as `name`: with the bound login, as the client logs in, or with `challengeLogin` the
+    /// challenge login that clients of relays without the bound login use.
     func connect(
         _ name: String,
-        maximumUnreadPushes: Int = RelayConnection.defaultMaximumUnreadPushes
+        maximumUnreadPushes: Int = RelayConnection.defaultMaximumUnreadPushes,
+        challengeLogin: Bool = false
     ) async throws -> RelayConnection {
         let handle = try Handle(name)
         let connection = try await RelayConnection.open(
             host: "127.0.0.1",
             port: port,
             tls: tls,
-            maximumUnreadPushes: maximumUnreadPushes
+            maximumUnreadPushes: maximumUnreadPushes,
+            loggingIn: challengeLogin ? nil : BoundLogin(handle: handle, identity: keys[handle]!)
         )
-        try await connection.login(as: handle, identity: keys[handle]!)
+        if challengeLogin { try await connection.login(as: handle, identity: keys[handle]!) }
         return connection
     }
 
@@ -381,22 +385,23 @@ func pushLatency(duration: Double, rate: Int, databaseURL: String?, crossProcess
     await relay.stop()
 }
 
-/// New connections, each with its TLS handshake and login, one after another.
-/// New connections one after another, each a TLS 1.3 handshake and a login; with `login` false, the handshake alone
-/// (the relay's challenge arrives and the client closes), so that the two rows together show what the login costs.
-func handshakes(duration: Double, login: Bool) async throws {
+/// New connections one after another, each a TLS 1.3 handshake and a login (the bound login, as the client logs in,
+/// or with `challengeLogin` the challenge login); with `login` false, the handshake alone (the relay's challenge
+/// arrives and the client closes), so that the rows together show what the login costs.
+func handshakes(duration: Double, login: Bool, challengeLogin: Bool) async throws {
     let relay = try await BenchRelay.start(accounts: ["bench.gp"]) { $0.maximumLoginFailures = 1_000_000 }
     var count = 0
     let start = ContinuousClock.now
     while seconds(since: start) < duration {
         let connection =
             login
-            ? try await relay.connect("bench.gp")
+            ? try await relay.connect("bench.gp", challengeLogin: challengeLogin)
             : try await RelayConnection.open(host: "127.0.0.1", port: relay.port, tls: relay.tls)
         await connection.close()
         count += 1
     }
-    emit(login ? "handshakes_per_s" : "handshakes_tls_only_per_s", Double(count) / seconds(since: start), "connections/s")
+    let metric = !login ? "handshakes_tls_only_per_s" : challengeLogin ? "handshakes_challenge_login_per_s" : "handshakes_per_s"
+    emit(metric, Double(count) / seconds(since: start), "connections/s")
     await relay.stop()
 }
 
@@ -711,7 +716,7 @@ struct BenchArguments {
 
 /// The subcommand named by the first argument.
 func runCommand(_ arguments: [String]) async throws {
-    let parsed = BenchArguments(arguments.dropFirst(2), flags: ["--cross-process", "--no-login"])
+    let parsed = BenchArguments(arguments.dropFirst(2), flags: ["--cross-process", "--no-login", "--challenge-login"])
     let duration = Double(ProcessInfo.processInfo.environment["BENCH_SECONDS"] ?? "5") ?? 5
     let databaseURL = parsed.options["--database"]
     switch arguments.count > 1 ? arguments[1] : "" {
@@ -741,7 +746,12 @@ func runCommand(_ arguments: [String]) async throws {
             crossProcess: crossProcess,
             metric: "push_latency" + (databaseURL == nil ? "" : "_pg") + (crossProcess ? "_cross" : "") + (rate == 1000 ? "" : "_\(rate)")
         )
-    case "handshakes": try await handshakes(duration: duration, login: !parsed.flags.contains("--no-login"))
+    case "handshakes":
+        try await handshakes(
+            duration: duration,
+            login: !parsed.flags.contains("--no-login"),
+            challengeLogin: parsed.flags.contains("--challenge-login")
+        )
     case "tls-bulk": try await tlsBulk(megabytes: Int(parsed.words.first ?? "512") ?? 512)
     case "serve-relay": try await serveRelay(database: try BenchDatabase(url: databaseURL), prefix: parsed.options["--prefix"] ?? "idle")
     case "idle-clients":
@@ -772,7 +782,7 @@ func runCommand(_ arguments: [String]) async throws {
                 usage: curbside-bench crypto
                        curbside-bench relay-durable [--database postgres://…] [--senders N] [--window N] [--backlog N]
                        curbside-bench push-latency [--rate N] [--database postgres://… [--cross-process]]
-                       curbside-bench handshakes [--no-login] | tls-bulk [MiB] | fingerprint
+                       curbside-bench handshakes [--no-login | --challenge-login] | tls-bulk [MiB] | fingerprint
                        curbside-bench serve-relay [--database postgres://…] [--prefix NAME]
                        curbside-bench idle-clients PORT KEYS N FINGERPRINT | send-load PORT KEYS N FINGERPRINT [--to HANDLE] [--window N]
                        curbside-bench drain-load PORT KEYS N FINGERPRINT [--batch N]

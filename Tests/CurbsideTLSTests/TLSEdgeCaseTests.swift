@@ -160,3 +160,33 @@ struct TLSHalfCloseTests {
         #expect(!pair.server.isActive)
     }
 }
+
+/// Counts the flushes that reach the socket: each is one system call on a real connection.
+private final class CiphertextFlushCounter: ChannelOutboundHandler {
+    typealias OutboundIn = ByteBuffer
+    var flushes = 0
+
+    func flush(context: ChannelHandlerContext) {
+        flushes += 1
+        context.flush()
+    }
+}
+
+extension TLSEdgeCaseTests {
+    /// The client's Finished and what it writes as it hears of the handshake leave in one flush (one system call,
+    /// one segment), so the peer reads the handshake's end and the request together.
+    @Test func whatIsWrittenOnTheHandshakeEventLeavesWithTheFinished() throws {
+        let pair = try BackToBack()
+        let counter = CiphertextFlushCounter()
+        try pair.client.pipeline.syncOperations.addHandler(counter, position: .first)
+        try pair.client.pipeline.syncOperations.addHandler(
+            WriteOnHandshake(ByteBuffer(string: "first request")),
+            position: .before(pair.clientRecorder)
+        )
+        try pair.activate()
+        #expect(counter.flushes == 1, "the ClientHello")
+        try pair.interact()
+        #expect(counter.flushes == 2, "the Finished and the request together")
+        #expect(pair.serverRecorder.received == ByteBuffer(string: "first request"))
+    }
+}

@@ -100,6 +100,7 @@ struct RelayVector: Decodable, Sendable, CustomTestStringConvertible {
     let channel_binding: Hex?
     let registered_key: Hex?
     let login: Hex?
+    let bound_login: Hex?
     let register: Hex?
     let expect: VectorExpectation
     var testDescription: String { name }
@@ -160,6 +161,25 @@ struct RelayVector: Decodable, Sendable, CustomTestStringConvertible {
             challenge: challenge,
             channelBinding: binding
         )
+    }
+}
+
+extension RelayVector {
+    func checkBoundLogin() throws {
+        let key = try SigningKey(seed: SecretBytes(try #require(identity_seed).bytes))
+        let handle = try Handle(try #require(self.handle))
+        let binding = try #require(channel_binding).bytes
+        guard case .boundLogin(let request) = try RelayMessage(decoding: Frame(type: 0x2E, requestID: 1, body: try #require(bound_login).bytes)) else {
+            Issue.record("\(name): not a bound login body")
+            return
+        }
+        #expect(request.handle == handle)
+        if expect == .valid {
+            // Ed25519 is deterministic: the listed bound login is exactly what the client makes.
+            let made = BoundLoginRequest(handle: handle, channelBinding: binding, signedBy: key)
+            #expect(made == request, "\(name): the signature is not the client's deterministic one")
+        }
+        try request.verify(identityKey: VerifyingKey(rawRepresentation: try #require(registered_key).bytes), channelBinding: binding)
     }
 }
 
@@ -254,6 +274,8 @@ struct SpecVectorTests {
                 #expect(frames.map(\.encoded).joined().elementsEqual(try #require(v.stream).bytes))
             case "login":
                 try v.checkLogin()
+            case "bound_login":
+                try v.checkBoundLogin()
             case "register":
                 try v.checkRegister()
             default:

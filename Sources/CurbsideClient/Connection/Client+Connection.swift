@@ -7,13 +7,43 @@ extension Client {
     /// Runs `body` on a logged-in connection (the current one, or a new one closed afterwards). A new connection's
     /// work runs as a child of this task (`RelayConnection.withConnection`): nothing of it outlives the call. With
     /// `shared` false it is always a new connection, and no other work of this client uses it.
+    ///
+    /// A new connection logs in with the bound login (spec/relay.md §Bound login), one round trip sooner than the
+    /// challenge login; a relay that refuses it as an unknown frame is remembered in the profile, and logged in with
+    /// the challenge on a new connection, now and until `boundLoginRetryInterval` has passed.
     func withConnection<T: Sendable>(loggingIn: Bool = true, shared: Bool = true, _ body: (RelayConnection) async throws -> T) async throws -> T {
         if shared, let connection { return try await body(connection) }
-        var opened = false
+        let bound = loggingIn ? await relayTakesBoundLogin() : false
         do {
-            return try await RelayConnection.withConnection(host: relay.host, port: relay.port, tls: tls) { connection in
+            return try await withNewConnection(loggingIn: loggingIn, bound: bound, shared: shared, body)
+        } catch is BoundLoginUnknown {
+            logger.debug("the relay refused the bound login; logging in with its challenge")
+            await noteBoundLoginRefused()
+            return try await withNewConnection(loggingIn: true, bound: false, shared: shared, body)
+        }
+    }
+
+    /// The relay answered the bound login itself (not a later request) with `unknown_frame_type`: it is older than
+    /// the bound login, and `body` has not run.
+    private struct BoundLoginUnknown: Error {}
+
+    private func withNewConnection<T: Sendable>(
+        loggingIn: Bool,
+        bound: Bool,
+        shared: Bool,
+        _ body: (RelayConnection) async throws -> T
+    ) async throws -> T {
+        var opened = false
+        let login = bound ? BoundLogin(handle: me.handle, identity: identity) : nil
+        do {
+            return try await RelayConnection.withConnection(
+                host: relay.host,
+                port: relay.port,
+                tls: tls,
+                loggingIn: login
+            ) { connection in
                 opened = true
-                if loggingIn {
+                if loggingIn, !bound {
                     do {
                         try await connection.login(as: me.handle, identity: identity)
                     } catch let error as RelayClientError {
@@ -26,6 +56,7 @@ extension Client {
                 return try await body(connection)
             }
         } catch let error as RelayClientError where !opened {
+            if bound, error.relayCode == .unknownFrameType { throw BoundLoginUnknown() }
             throw clientError(error)
         } catch where !opened {
             throw Self.connectionError(error, relay: relay)

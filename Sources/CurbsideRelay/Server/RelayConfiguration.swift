@@ -87,6 +87,9 @@ public struct RelayConfiguration: Sendable {
     /// Most login attempts from one address under way at once; with `maximumLoginFailures`, this bounds how many
     /// guesses one address gets per window.
     public var maximumConcurrentLoginsPerAddress: Int = 32
+    /// Answers `bound_login` as a relay older than it does (`unknown_frame_type`, then close), so that tests can
+    /// check a client's fallback to the challenge login against the real relay.
+    package var _testOnly_refusesBoundLogin = false
 
     public init() {}
 }

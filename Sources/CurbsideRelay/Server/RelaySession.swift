@@ -187,6 +187,43 @@ struct RelaySession {
         (error as? RelayError)?.code.identifier ?? "\(type(of: error))"
     }
 
+    /// A login, classic or bound (spec/relay.md §Login): rate-limited per address and handle, `verify` checks the
+    /// signature with the key the handle has, and any failure is `login_failed` (or `rate_limited`) and closes.
+    private func logIn(
+        _ handle: Handle,
+        peerAddress: String,
+        logger: Logger,
+        verify: @Sendable (VerifyingKey) throws(RelayError) -> Void
+    ) async throws -> Outcome {
+        guard let attempt = await limiter.admit(peerAddress, handle: handle) else {
+            logger.notice("rate limit hit", metadata: ["limiter": "login", "handle": "\(handle)"])
+            throw RelayError(.rateLimited, "too many failed logins as \(handle) from this address; try again later")
+        }
+        let key: VerifyingKey
+        let lastSeenAt: Timestamp?
+        do {
+            (key, lastSeenAt) = try await limiter.counting(attempt) {
+                guard let found = try await store.loginKey(for: handle) else {
+                    throw RelayError(.loginFailed, "login failed")
+                }
+                try verify(found.key)
+                return found
+            }
+        } catch {
+            logger.info("login refused", metadata: ["handle": "\(handle)", "reason": "\(Self.category(of: error))"])
+            throw error
+        }
+        logger.info("login accepted", metadata: ["handle": "\(handle)"])
+        // Last seen is kept to the minute (RelayStore.recordLogin): a login within a minute of the recorded one
+        // would write nothing, so it skips the write transaction and its hop to the store's writer altogether.
+        let now = configuration.clock.now()
+        let resolution = AccountSummary.lastSeenResolutionMilliseconds
+        if lastSeenAt.map({ $0.signedMilliseconds <= now.signedMilliseconds - resolution }) ?? true {
+            await recordLogin(handle, at: now, logger: logger)
+        }
+        return .loggedIn(.loginAccepted, handle, key: key)
+    }
+
     enum Outcome {
         case reply(RelayMessage, State)
         /// A login or registration succeeded with `key`: the connection is logged in as `handle` from now on.
@@ -220,33 +257,16 @@ struct RelaySession {
         }
         switch (state, message) {
         case (.awaitingLogin(let challenge), .login(let login)):
-            guard let attempt = await limiter.admit(peerAddress, handle: login.handle) else {
-                logger.notice("rate limit hit", metadata: ["limiter": "login", "handle": "\(login.handle)"])
-                throw RelayError(.rateLimited, "too many failed logins as \(login.handle) from this address; try again later")
+            return try await logIn(login.handle, peerAddress: peerAddress, logger: logger) { key throws(RelayError) in
+                try login.verify(identityKey: key, challenge: challenge, channelBinding: binding)
             }
-            let key: VerifyingKey
-            let lastSeenAt: Timestamp?
-            do {
-                (key, lastSeenAt) = try await limiter.counting(attempt) {
-                    guard let found = try await store.loginKey(for: login.handle) else {
-                        throw RelayError(.loginFailed, "login failed")
-                    }
-                    try login.verify(identityKey: found.key, challenge: challenge, channelBinding: binding)
-                    return found
-                }
-            } catch {
-                logger.info("login refused", metadata: ["handle": "\(login.handle)", "reason": "\(Self.category(of: error))"])
-                throw error
+        case (.awaitingLogin, .boundLogin(let login)):
+            guard !configuration._testOnly_refusesBoundLogin else {
+                throw RelayError(.unknownFrameType, "frame type 0x\(String(frame.type, radix: 16)) is unknown")
             }
-            logger.info("login accepted", metadata: ["handle": "\(login.handle)"])
-            // Last seen is kept to the minute (RelayStore.recordLogin): a login within a minute of the recorded one
-            // would write nothing, so it skips the write transaction and its hop to the store's writer altogether.
-            let now = configuration.clock.now()
-            let resolution = AccountSummary.lastSeenResolutionMilliseconds
-            if lastSeenAt.map({ $0.signedMilliseconds <= now.signedMilliseconds - resolution }) ?? true {
-                await recordLogin(login.handle, at: now, logger: logger)
+            return try await logIn(login.handle, peerAddress: peerAddress, logger: logger) { key throws(RelayError) in
+                try login.verify(identityKey: key, channelBinding: binding)
             }
-            return .loggedIn(.loginAccepted, login.handle, key: key)
         case (.awaitingLogin(let challenge), .register(let request)):
             guard let attempt = await limiter.admit(peerAddress, handle: request.handle) else {
                 logger.notice("rate limit hit", metadata: ["limiter": "login", "handle": "\(request.handle)"])
@@ -354,7 +374,7 @@ struct RelaySession {
             return try await refusing(state) { try await download(request, by: account) }
         case (.awaitingLogin, _):
             throw RelayError(.notLoggedIn, "log in first")
-        case (.loggedIn, .login), (.loggedIn, .register), (.loggedIn, .checkEnrollment), (_, .enrollmentUsable), (_, .uploadAbandoned), (_, .challenge), (_, .loginAccepted), (_, .error),
+        case (.loggedIn, .login), (.loggedIn, .boundLogin), (.loggedIn, .register), (.loggedIn, .checkEnrollment), (_, .enrollmentUsable), (_, .uploadAbandoned), (_, .challenge), (_, .loginAccepted), (_, .error),
             (_, .registered), (_, .prekeysPublished), (_, .bundle), (_, .stored), (_, .envelopes), (_, .acknowledged),
             (_, .notices), (_, .noticesAcknowledged), (_, .pushEnvelope), (_, .pushNotice), (_, .prekeysLow),
             (_, .uploadStatus), (_, .attachmentData):

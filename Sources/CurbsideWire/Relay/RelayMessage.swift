@@ -70,6 +70,8 @@ public enum RelayMessage: Sendable, Hashable {
     case abandonUpload(attachmentID: [UInt8])
     /// Relay → client: done (whatever the relay held).
     case uploadAbandoned
+    /// Client → relay, before the challenge is read: a login signed over the channel binding alone.
+    case boundLogin(BoundLoginRequest)
     /// Client → relay: an upload opened under a provisional id is whole; check it against its SHA-256 and keep it
     /// under that name. Answered with `upload_status`.
     case commitUploadAs(CommitUploadAs)
@@ -109,6 +111,7 @@ public enum RelayMessage: Sendable, Hashable {
         case enrollmentUsable = 0x002B
         case abandonUpload = 0x002C
         case uploadAbandoned = 0x002D
+        case boundLogin = 0x002E
         case commitUploadAs = 0x002F
     }
 
@@ -154,6 +157,7 @@ public enum RelayMessage: Sendable, Hashable {
         case .enrollmentUsable: .enrollmentUsable
         case .abandonUpload: .abandonUpload
         case .uploadAbandoned: .uploadAbandoned
+        case .boundLogin: .boundLogin
         case .commitUploadAs: .commitUploadAs
         }
     }
@@ -174,6 +178,8 @@ public enum RelayMessage: Sendable, Hashable {
         case .challenge(let challenge):
             challenge.encode(to: &writer)
         case .login(let login):
+            login.encode(to: &writer)
+        case .boundLogin(let login):
             login.encode(to: &writer)
         case .loginAccepted, .registered, .enrollmentUsable, .uploadAbandoned:
             break
@@ -254,6 +260,8 @@ public enum RelayMessage: Sendable, Hashable {
                 self = .challenge(try LoginChallenge(from: &reader, field: "challenge"))
             case .login:
                 self = .login(try LoginRequest(from: &reader, field: "login"))
+            case .boundLogin:
+                self = .boundLogin(try BoundLoginRequest(from: &reader, field: "bound_login"))
             case .loginAccepted:
                 self = .loginAccepted
             case .register:

@@ -147,6 +147,10 @@ class Connection:
             if frame.request_id == 0:
                 if frame.type == expect and request_id == 0:
                     return value
+                if frame.type == relay.CHALLENGE and self.challenge is None:
+                    # Read while waiting for the answer to a bound login, which the relay writes after it.
+                    self.challenge = value
+                    continue
                 self.pushes.append((frame.type, value))
                 continue
             fail("unexpected_frame", f"answer to request {frame.request_id}")
@@ -189,6 +193,14 @@ class Connection:
         challenge = self.read_challenge()
         body = relay.make_login(identity_seed, handle, challenge.nonce, self.channel_binding)
         self.request(relay.LOGIN, body.encode(), relay.LOGIN_ACCEPTED)
+
+    def bound_login(self, identity_seed: bytes, handle: bytes, channel_binding: bytes = None) -> None:
+        """relay.md §Bound login: signs the channel binding, without waiting for the challenge (read on the way).
+
+        `channel_binding` signs another connection's value instead of this one's (a replay, for tests).
+        """
+        body = relay.make_bound_login(identity_seed, handle, channel_binding or self.channel_binding)
+        self.request(relay.BOUND_LOGIN, body.encode(), relay.LOGIN_ACCEPTED)
 
     # --- key directory -----------------------------------------------------------------------------------------
 

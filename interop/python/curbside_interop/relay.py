@@ -12,6 +12,7 @@ DEFAULT_MAXIMUM_LENGTH = 4194304
 ALPN = b"curbside/1"
 LOGIN_LABEL = b"curbside/v1/relay-login\x00"
 REGISTER_LABEL = b"curbside/v1/relay-register\x00"
+BOUND_LOGIN_LABEL = b"curbside/v1/relay-login-bound\x00"
 ENROLLMENT_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 # Frame types
@@ -25,6 +26,7 @@ OPEN_UPLOAD, UPLOAD_STATUS, UPLOAD_CHUNK, COMMIT_UPLOAD, DOWNLOAD, ATTACHMENT_DA
     0x0023, 0x0024, 0x0025, 0x0026, 0x0027, 0x0028)
 REJECT = 0x0029
 CHECK_ENROLLMENT, ENROLLMENT_USABLE, ABANDON_UPLOAD, UPLOAD_ABANDONED = 0x002A, 0x002B, 0x002C, 0x002D
+BOUND_LOGIN = 0x002E
 COMMIT_UPLOAD_AS = 0x002F
 
 UPLOADING, COMPLETE = 1, 2
@@ -73,6 +75,15 @@ class Login:
 
     def encode(self):
         return enc.handle(self.handle) + enc.fixed(self.signature, 64)
+
+
+@dataclass(frozen=True)
+class BoundLogin(Login):
+    """relay.md §Bound login: the body is a Login's, the signature covers the channel binding alone."""
+
+    @staticmethod
+    def read(r):
+        return BoundLogin(r.handle("bound_login.handle"), r.fixed(64, "bound_login.signature"))
 
 
 @dataclass(frozen=True)
@@ -420,6 +431,7 @@ FRAME_TYPES = {
     ENROLLMENT_USABLE: ("enrollment_usable", _empty),
     ABANDON_UPLOAD: ("abandon_upload", lambda r: r.fixed(32, "abandon_upload.attachment_id")),
     UPLOAD_ABANDONED: ("upload_abandoned", _empty),
+    BOUND_LOGIN: ("bound_login", BoundLogin.read),
     COMMIT_UPLOAD_AS: ("commit_upload_as", CommitUploadAs.read),
 }
 
@@ -500,6 +512,20 @@ def verify_login(login: Login, registered_key: bytes, nonce: bytes, channel_bind
     """What the relay checks: login_failed for any failure."""
     if not ed25519.verify(registered_key, login_signed_bytes(nonce, channel_binding, login.handle),
                           login.signature):
+        fail("login_failed")
+
+
+def bound_login_signed_bytes(channel_binding: bytes, handle: bytes) -> bytes:
+    return BOUND_LOGIN_LABEL + channel_binding + enc.opaque(handle, 1, 64)
+
+
+def make_bound_login(identity_seed: bytes, handle: bytes, channel_binding: bytes) -> BoundLogin:
+    return BoundLogin(handle, ed25519.sign(identity_seed, bound_login_signed_bytes(channel_binding, handle)))
+
+
+def verify_bound_login(login: BoundLogin, registered_key: bytes, channel_binding: bytes) -> None:
+    """What the relay checks: login_failed for any failure."""
+    if not ed25519.verify(registered_key, bound_login_signed_bytes(channel_binding, login.handle), login.signature):
         fail("login_failed")
 
 

@@ -428,6 +428,37 @@ def test_login_with_another_key_is_refused(registered):
     assert info.value.identifier == "login_failed" and info.value.code == 505
 
 
+def test_bound_login_logs_in_without_the_challenge(registered):
+    """relay.md §Bound login, against the Swift relay: the first frame is a bound login, sent before the challenge
+    is read; the challenge still comes first, the answer after it, and requests then work."""
+    live = registered
+    python = live["python"]
+    with live["relay"].connect() as conn:
+        conn.bound_login(python.identity_seed, python.party.handle)
+        assert conn.challenge is not None
+        conn.fetch_notices()
+
+
+def test_bound_login_refusals(registered):
+    """A bound login with another key, or signed over another connection's channel binding (replayed), is
+    login_failed; a bound login after a login is unexpected_frame."""
+    live = registered
+    python = live["python"]
+    with live["relay"].connect() as conn:
+        with pytest.raises(RelayError) as info:
+            conn.bound_login(os.urandom(32), python.party.handle)
+    assert info.value.identifier == "login_failed"
+    with live["relay"].connect() as first, live["relay"].connect() as second:
+        with pytest.raises(RelayError) as info:
+            second.bound_login(python.identity_seed, python.party.handle, channel_binding=first.channel_binding)
+    assert info.value.identifier == "login_failed"
+    with live["relay"].connect() as conn:
+        python.login(conn)
+        with pytest.raises(RelayError) as info:
+            conn.bound_login(python.identity_seed, python.party.handle)
+    assert info.value.identifier == "unexpected_frame"
+
+
 def test_used_enrollment_code_is_refused(registered):
     live = registered
     with live["relay"].connect() as conn:

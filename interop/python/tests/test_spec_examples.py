@@ -221,3 +221,16 @@ def test_login_channel_binding_matters():
     with pytest.raises(CurbsideError) as e:
         relay.verify_login(login, h(case["registered_key"]), challenge.nonce, os.urandom(32))
     assert e.value.identifier == "login_failed"
+
+
+def test_bound_login_label_and_binding():
+    """relay.md §Bound login: the label's 30 bytes as the spec lists them, and a bound login verifies only with the
+    binding it signed."""
+    assert relay.BOUND_LOGIN_LABEL == h("63757262736964652f76312f72656c61792d6c6f67696e2d626f756e6400")
+    assert len(relay.BOUND_LOGIN_LABEL) == 30
+    case = [c for c in vectors("relay.json") if c["kind"] == "bound_login" and c["expect"] == "valid"][0]
+    login = relay.make_bound_login(h(case["identity_seed"]), case["handle"].encode(), h(case["channel_binding"]))
+    relay.verify_bound_login(login, h(case["registered_key"]), h(case["channel_binding"]))
+    with pytest.raises(CurbsideError) as e:
+        relay.verify_bound_login(login, h(case["registered_key"]), os.urandom(32))
+    assert e.value.identifier == "login_failed"

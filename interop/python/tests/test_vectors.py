@@ -136,6 +136,17 @@ def run_relay(case):
                 got.append({"type": frame.type, "request_id": frame.request_id, "body": frame.body.hex()})
             assert got == case["frames"]
         outcome(case["expect"], action)
+    elif kind == "bound_login":
+        seed, handle = h(case["identity_seed"]), case["handle"].encode()
+        cb = h(case["channel_binding"])
+        body = decode_top(h(case["bound_login"]), relay.BoundLogin.read)
+        mine = relay.make_bound_login(seed, handle, cb)
+        assert body.handle == handle
+
+        def action():
+            relay.verify_bound_login(body, h(case["registered_key"]), cb)
+            assert mine.encode() == h(case["bound_login"]), "client signature differs"
+        outcome(case["expect"], action)
     elif kind in ("login", "register"):
         seed, handle = h(case["identity_seed"]), case["handle"].encode()
         challenge = decode_top(h(case["challenge"]), relay.Challenge.read)
