@@ -25,13 +25,16 @@ extension RelaySession {
         requestID: UInt32,
         state: State,
         to answers: CoalescingFrameWriter,
+        on channel: any Channel,
         logger: Logger
     ) async throws {
+        let direct = SendAnswer(channel: channel, requestID: requestID)
         let outcome: Outcome
         do {
             switch admitted {
             case .failure(let settled): outcome = settled.outcome
-            case .success(let submission): outcome = try await commit(submission, request, from: sender, state: state)
+            case .success(let submission):
+                outcome = try await commit(submission, request, from: sender, state: state, answering: direct)
             }
         } catch let error as RelayError where error.isStorage {
             // The disk, not the client: answered, and the connection goes on.
@@ -45,6 +48,8 @@ extension RelaySession {
             if error.isStorage { logger.error("store error", metadata: ["error": "\(error.code.identifier)"]) }
             answer = .error(error)
         }
+        // Written already where the commit finished, unless the channel could not take it then.
+        guard !direct.wasWritten else { return }
         try await answers.write(answer.frame(requestID: requestID))
     }
 
@@ -103,27 +108,55 @@ extension RelaySession {
     }
 
     /// Stores an admitted send; answers once its envelope is durable.
-    func commit(_ submission: Submission, _ request: SendRequest, from sender: Handle, state: State) async throws -> Outcome {
-        let id = submission.id
-        let now = submission.storedAt
-        let expiresAt = submission.expiresAt
+    ///
+    /// The push to the recipient's connections, and with `direct` the answer, are written from where the commit
+    /// finished (`RelayStore.enqueue(_:whenCommitted:)`): straight to the channels' event loops, without waiting for
+    /// this task to be scheduled again.
+    func commit(
+        _ submission: Submission,
+        _ request: SendRequest,
+        from sender: Handle,
+        state: State,
+        answering direct: SendAnswer? = nil
+    ) async throws -> Outcome {
         let outcome: EnqueueOutcome
         do {
-            outcome = try await store.enqueue(submission)
+            // Captures only what it writes (not the session, whose copy would cost an allocation and a retain of each
+            // of its references per send). Refusals are rare and answered by the send's task, as before.
+            let (recipient, envelope, id) = (request.recipient, request.envelope, submission.id)
+            let (storedAt, expiresAt) = (submission.storedAt, submission.expiresAt)
+            outcome = try await store.enqueue(submission) { [clients] outcome, writes in
+                switch outcome {
+                case .stored(let sequence):
+                    let delivered = DeliveredEnvelope(
+                        sequence: UInt64(sequence),
+                        envelopeID: id.bytes,
+                        sender: sender,
+                        storedAt: storedAt,
+                        envelope: envelope
+                    )
+                    clients.push(.pushEnvelope(delivered), to: recipient, once: .envelope(sequence), into: &writes)
+                    direct?.write(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: storedAt, expiresAt: expiresAt)), into: &writes)
+                case .duplicate(_, let storedAt, let expiresAt):
+                    direct?.write(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: storedAt, expiresAt: expiresAt)), into: &writes)
+                case .queueFull, .senderShareFull, .unknownRecipient, .unknownAttachment:
+                    break
+                }
+            }
         } catch let error as RelayError {
             return .refuse(error)
         }
+        return settled(outcome, submission, request, from: sender, state: state)
+    }
+
+    /// How a send the store has decided is answered.
+    private func settled(_ outcome: EnqueueOutcome, _ submission: Submission, _ request: SendRequest, from sender: Handle, state: State)
+        -> Outcome
+    {
+        let id = submission.id
         switch outcome {
-        case .stored(let sequence):
-            let delivered = DeliveredEnvelope(
-                sequence: UInt64(sequence),
-                envelopeID: id.bytes,
-                sender: sender,
-                storedAt: now,
-                envelope: request.envelope
-            )
-            await clients.push(.pushEnvelope(delivered), to: request.recipient, once: .envelope(sequence))
-            return .reply(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: now, expiresAt: expiresAt)), state)
+        case .stored:
+            return .reply(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: submission.storedAt, expiresAt: submission.expiresAt)), state)
         case .duplicate(_, let storedAt, let originalExpiry):
             return .reply(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: storedAt, expiresAt: originalExpiry)), state)
         case .queueFull:
@@ -284,10 +317,38 @@ extension RelaySession {
     /// Pushes the notices of a removal to connected senders and deletes the files of forgotten attachments.
     func settle(_ removal: Removal) async {
         for notice in removal.notices {
-            await clients.push(.pushNotice(notice.wire), to: notice.sender, once: .notice(notice.sequence))
+            clients.push(.pushNotice(notice.wire), to: notice.sender, once: .notice(notice.sequence))
         }
         try? await attachments.delete(removal.attachmentFiles)
     }
+}
+
+/// The answer to one of a connection's pipelined sends, written where its commit finished when the channel can take
+/// it; otherwise the send's task writes it, waiting for the channel as any answer does (a client that does not read
+/// holds up its own connection, and the relay does not gather answers for it).
+///
+/// Unchecked: `write` runs only in the send's completion, which the store calls before `enqueue` returns, and
+/// `wasWritten` is read only after it has returned (the task's resumption orders the two); a lock would cost an
+/// allocation per send for nothing.
+final class SendAnswer: @unchecked Sendable {
+    let channel: any Channel
+    let requestID: UInt32
+    private var written = false
+
+    init(channel: any Channel, requestID: UInt32) {
+        self.channel = channel
+        self.requestID = requestID
+    }
+
+    /// Adds the answer to `writes` if the channel is writable now.
+    func write(_ message: RelayMessage, into writes: inout DurableWrites) {
+        guard channel.isWritable else { return }
+        writes.write(message.frame(requestID: requestID), to: channel)
+        written = true
+    }
+
+    /// Whether `write` took the answer.
+    var wasWritten: Bool { written }
 }
 
 extension RelayError {
