@@ -90,22 +90,29 @@ struct DurableWritesTests {
         #expect(try await secondCounter.count(on: second) == 1)
     }
 
-    /// A send's answer is left to its task when the channel cannot take it (the task waits for the channel).
+    /// A send's answer is left to its task when the channel cannot take it (the task waits for the channel); a
+    /// refusal is always left to it.
     @Test func anAnswerIsLeftToItsTaskWhenTheChannelIsNotWritable() async throws {
         let (channel, _, _) = try await FlushCounter.framedChannel()
-        let answer = SendAnswer(channel: channel, requestID: 7)
+        let clients = ConnectedClients()
+        let blocked = CommittedSend(submission("consult"), clients: clients, answeringOn: channel, requestID: 7)
         channel.isWritable = false
         var writes = DurableWrites()
-        answer.write(.noticesAcknowledged, into: &writes)
+        blocked.run(.stored(sequence: 1), &writes)
         writes.flush()
         await channel.testingEventLoop.run()
-        #expect(!answer.wasWritten)
+        #expect(!blocked.wasAnswered)
         #expect(try await channel.readOutbound(as: Frame.self) == nil)
         channel.isWritable = true
-        answer.write(.noticesAcknowledged, into: &writes)
+        let refused = CommittedSend(submission("consult"), clients: clients, answeringOn: channel, requestID: 8)
+        refused.run(.queueFull, &writes)
+        #expect(!refused.wasAnswered)
+        let answered = CommittedSend(submission("consult"), clients: clients, answeringOn: channel, requestID: 9)
+        answered.run(.stored(sequence: 2), &writes)
         writes.flush()
         await channel.testingEventLoop.run()
-        #expect(answer.wasWritten)
-        #expect(try await channel.readOutbound(as: Frame.self)?.requestID == 7)
+        #expect(answered.wasAnswered)
+        #expect(try await channel.readOutbound(as: Frame.self)?.requestID == 9)
+        #expect(try await channel.readOutbound(as: Frame.self) == nil)
     }
 }

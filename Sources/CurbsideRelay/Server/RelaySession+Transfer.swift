@@ -28,13 +28,14 @@ extension RelaySession {
         on channel: any Channel,
         logger: Logger
     ) async throws {
-        let direct = SendAnswer(channel: channel, requestID: requestID)
+        var committed: CommittedSend?
         let outcome: Outcome
         do {
             switch admitted {
             case .failure(let settled): outcome = settled.outcome
             case .success(let submission):
-                outcome = try await commit(submission, request, from: sender, state: state, answering: direct)
+                committed = CommittedSend(submission, clients: clients, answeringOn: channel, requestID: requestID)
+                outcome = try await commit(submission, request, from: sender, state: state, then: committed)
             }
         } catch let error as RelayError where error.isStorage {
             // The disk, not the client: answered, and the connection goes on.
@@ -49,7 +50,7 @@ extension RelaySession {
             answer = .error(error)
         }
         // Written already where the commit finished, unless the channel could not take it then.
-        guard !direct.wasWritten else { return }
+        guard committed?.wasAnswered != true else { return }
         try await answers.write(answer.frame(requestID: requestID))
     }
 
@@ -109,40 +110,22 @@ extension RelaySession {
 
     /// Stores an admitted send; answers once its envelope is durable.
     ///
-    /// The push to the recipient's connections, and with `direct` the answer, are written from where the commit
-    /// finished (`RelayStore.enqueue(_:whenCommitted:)`): straight to the channels' event loops, without waiting for
-    /// this task to be scheduled again.
+    /// The push to the recipient's connections, and the answer if `committed` takes it, are written from where the
+    /// commit finished (`RelayStore.enqueue(_:whenCommitted:)`): straight to the channels' event loops, without
+    /// waiting for this task to be scheduled again.
     func commit(
         _ submission: Submission,
         _ request: SendRequest,
         from sender: Handle,
         state: State,
-        answering direct: SendAnswer? = nil
+        then committed: CommittedSend? = nil
     ) async throws -> Outcome {
         let outcome: EnqueueOutcome
         do {
-            // Captures only what it writes (not the session, whose copy would cost an allocation and a retain of each
-            // of its references per send). Refusals are rare and answered by the send's task, as before.
-            let (recipient, envelope, id) = (request.recipient, request.envelope, submission.id)
-            let (storedAt, expiresAt) = (submission.storedAt, submission.expiresAt)
-            outcome = try await store.enqueue(submission) { [clients] outcome, writes in
-                switch outcome {
-                case .stored(let sequence):
-                    let delivered = DeliveredEnvelope(
-                        sequence: UInt64(sequence),
-                        envelopeID: id.bytes,
-                        sender: sender,
-                        storedAt: storedAt,
-                        envelope: envelope
-                    )
-                    clients.push(.pushEnvelope(delivered), to: recipient, once: .envelope(sequence), into: &writes)
-                    direct?.write(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: storedAt, expiresAt: expiresAt)), into: &writes)
-                case .duplicate(_, let storedAt, let expiresAt):
-                    direct?.write(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: storedAt, expiresAt: expiresAt)), into: &writes)
-                case .queueFull, .senderShareFull, .unknownRecipient, .unknownAttachment:
-                    break
-                }
-            }
+            // One object per send, which the closure holds as its context (no further allocation), and not the
+            // session, whose copy would cost an allocation and a retain of each of its references per send.
+            let committed = committed ?? CommittedSend(submission, clients: clients)
+            outcome = try await store.enqueue(submission) { committed.run($0, &$1) }
         } catch let error as RelayError {
             return .refuse(error)
         }
@@ -323,32 +306,52 @@ extension RelaySession {
     }
 }
 
-/// The answer to one of a connection's pipelined sends, written where its commit finished when the channel can take
-/// it; otherwise the send's task writes it, waiting for the channel as any answer does (a client that does not read
-/// holds up its own connection, and the relay does not gather answers for it).
+/// What a send does once its transaction has committed, run by the store where the commit finished: a stored
+/// envelope is pushed to the recipient's writable connections and, for a pipelined send, the `stored` answer is
+/// written if the channel can take it. Otherwise (a refusal, which is rare, or a channel that is not writable) the
+/// send's task answers, waiting for the channel as any answer does: a client that does not read holds up its own
+/// connection, and the relay does not gather answers for it.
 ///
-/// Unchecked: `write` runs only in the send's completion, which the store calls before `enqueue` returns, and
-/// `wasWritten` is read only after it has returned (the task's resumption orders the two); a lock would cost an
-/// allocation per send for nothing.
-final class SendAnswer: @unchecked Sendable {
-    let channel: any Channel
-    let requestID: UInt32
-    private var written = false
+/// Unchecked: `run` is called once, by the store, before `enqueue` returns, and `wasAnswered` is read only after it
+/// has returned (the task's resumption orders the two); a lock would cost an allocation per send for nothing.
+final class CommittedSend: @unchecked Sendable {
+    private let submission: Submission
+    private let clients: ConnectedClients
+    private let channel: (any Channel)?
+    private let requestID: UInt32
+    /// Whether `run` wrote the answer.
+    private(set) var wasAnswered = false
 
-    init(channel: any Channel, requestID: UInt32) {
+    /// With `channel`, the answer to request `requestID` is written here when it can be.
+    init(_ submission: Submission, clients: ConnectedClients, answeringOn channel: (any Channel)? = nil, requestID: UInt32 = 0) {
+        self.submission = submission
+        self.clients = clients
         self.channel = channel
         self.requestID = requestID
     }
 
-    /// Adds the answer to `writes` if the channel is writable now.
-    func write(_ message: RelayMessage, into writes: inout DurableWrites) {
-        guard channel.isWritable else { return }
-        writes.write(message.frame(requestID: requestID), to: channel)
-        written = true
+    func run(_ outcome: EnqueueOutcome, _ writes: inout DurableWrites) {
+        let receipt: StoredReceipt
+        switch outcome {
+        case .stored(let sequence):
+            let delivered = DeliveredEnvelope(
+                sequence: UInt64(sequence),
+                envelopeID: submission.id.bytes,
+                sender: submission.sender,
+                storedAt: submission.storedAt,
+                envelope: submission.body
+            )
+            clients.push(.pushEnvelope(delivered), to: submission.recipient, once: .envelope(sequence), into: &writes)
+            receipt = StoredReceipt(envelopeID: submission.id.bytes, storedAt: submission.storedAt, expiresAt: submission.expiresAt)
+        case .duplicate(_, let storedAt, let expiresAt):
+            receipt = StoredReceipt(envelopeID: submission.id.bytes, storedAt: storedAt, expiresAt: expiresAt)
+        case .queueFull, .senderShareFull, .unknownRecipient, .unknownAttachment:
+            return
+        }
+        guard let channel, channel.isWritable else { return }
+        writes.write(RelayMessage.stored(receipt).frame(requestID: requestID), to: channel)
+        wasAnswered = true
     }
-
-    /// Whether `write` took the answer.
-    var wasWritten: Bool { written }
 }
 
 extension RelayError {

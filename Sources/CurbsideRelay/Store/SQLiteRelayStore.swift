@@ -912,8 +912,16 @@ actor GroupCommit {
         case lead
     }
 
+    /// A caller waiting for the transaction in progress to finish. A struct, not a tuple: tuples of these types are
+    /// copied through runtime metadata, which showed in the instructions per send.
+    private struct Waiter {
+        let item: Item
+        let completion: SendCompletion?
+        let turn: CheckedContinuation<Turn, Never>
+    }
+
     private let write: @Sendable ([Item], BatchCompletion) async throws -> [EnqueueOutcome]
-    private var waiting: [(Item, SendCompletion?, CheckedContinuation<Turn, Never>)] = []
+    private var waiting: [Waiter] = []
     private var writing = false
     /// Batches written and envelopes in them, for tests and `relay status`.
     private(set) var transactions = 0
@@ -938,7 +946,7 @@ actor GroupCommit {
 
     func enqueue(_ item: Item, whenCommitted completion: SendCompletion? = nil) async throws -> EnqueueOutcome {
         if writing {
-            let turn = await withCheckedContinuation { waiting.append((item, completion, $0)) }
+            let turn = await withCheckedContinuation { waiting.append(Waiter(item: item, completion: completion, turn: $0)) }
             if case .finished(let result) = turn { return try result.get() }
             // Handed the lead: this item was left out of `waiting` for us to write now, with everyone behind it.
         } else {
@@ -946,10 +954,16 @@ actor GroupCommit {
         }
         let followers = waiting
         waiting = []
-        let batch = [item] + followers.map(\.0)
+        var batch = [item]
+        var whenCommitted = BatchCompletion(completions: [completion])
+        batch.reserveCapacity(followers.count + 1)
+        whenCommitted.completions.reserveCapacity(followers.count + 1)
+        for follower in followers {
+            batch.append(follower.item)
+            whenCommitted.completions.append(follower.completion)
+        }
         let results: [Result<EnqueueOutcome, any Error>]
         do {
-            let whenCommitted = BatchCompletion(completions: [completion] + followers.map(\.1))
             results = try await write(batch, whenCommitted).map { .success($0) }
         } catch {
             results = Array(repeating: .failure(error), count: batch.count)
@@ -957,12 +971,12 @@ actor GroupCommit {
         transactions += 1
         items += batch.count
         for (follower, result) in zip(followers, results.dropFirst()) {
-            follower.2.resume(returning: .finished(result))
+            follower.turn.resume(returning: .finished(result))
         }
         if waiting.isEmpty {
             writing = false
         } else {
-            waiting.removeFirst().2.resume(returning: .lead)
+            waiting.removeFirst().turn.resume(returning: .lead)
         }
         return try results[0].get()
     }
