@@ -73,12 +73,12 @@ struct DurableWritesTests {
         #expect(!ran.withLockedValue { $0 })
     }
 
-    /// Frames gathered for one channel go out in order with one flush; each channel gets its own.
+    /// Messages gathered for one channel go out in order with one flush; each channel gets its own.
     @Test func framesForAChannelShareOneFlush() async throws {
         let (first, _, firstCounter) = try await FlushCounter.framedChannel()
         let (second, _, secondCounter) = try await FlushCounter.framedChannel()
         var writes = DurableWrites()
-        for n in 0..<5 { writes.write(Frame(type: 1, requestID: UInt32(n), body: []), to: n == 2 ? second : first) }
+        for n in 0..<5 { writes.write(.noticesAcknowledged, requestID: UInt32(n), to: n == 2 ? second : first) }
         writes.flush()
         await first.testingEventLoop.run()
         await second.testingEventLoop.run()

@@ -81,12 +81,11 @@ final class ConnectedClients: Sendable {
         write(message, to: state.withLockedValue { $0.firstPush(of: key) ? $0.writableChannels(of: handle) : [] })
     }
 
-    /// As `push(_:to:once:)`, but the frame joins `writes`, to go out with the rest of a commit's frames.
+    /// As `push(_:to:once:)`, but the message joins `writes`, to be encoded and written on each channel's event loop
+    /// with the rest of a commit's.
     func push(_ message: RelayMessage, to handle: Handle, once key: PushKey, into writes: inout DurableWrites) {
         let channels = state.withLockedValue { $0.firstPush(of: key) ? $0.writableChannels(of: handle) : [] }
-        guard !channels.isEmpty else { return }
-        let frame = message.frame(requestID: 0)
-        for channel in channels { writes.write(frame, to: channel) }
+        for channel in channels { writes.write(message, requestID: 0, to: channel) }
     }
 
     private func write(_ message: RelayMessage, to channels: [any Channel]) {

@@ -349,7 +349,7 @@ final class CommittedSend: @unchecked Sendable {
             return
         }
         guard let channel, channel.isWritable else { return }
-        writes.write(RelayMessage.stored(receipt).frame(requestID: requestID), to: channel)
+        writes.write(.stored(receipt), requestID: requestID, to: channel)
         wasAnswered = true
     }
 }
