@@ -115,4 +115,25 @@ struct DurableWritesTests {
         #expect(try await channel.readOutbound(as: Frame.self)?.requestID == 9)
         #expect(try await channel.readOutbound(as: Frame.self) == nil)
     }
+
+    /// A push goes out once per key; one that found no writable connection is not remembered, so a later path (the
+    /// PostgreSQL fan-out's catch-up) can still push it.
+    @Test func aPushIsRememberedOnlyOnceWritten() async throws {
+        let (channel, _, _) = try await FlushCounter.framedChannel()
+        let clients = ConnectedClients()
+        clients.add(derm, id: UUID(), channel: channel, key: SigningKey().verifyingKey)
+        channel.isWritable = false
+        var writes = DurableWrites()
+        clients.push(.noticesAcknowledged, to: derm, once: .envelope(1), into: &writes)
+        channel.isWritable = true
+        clients.push(.noticesAcknowledged, to: derm, once: .envelope(1), into: &writes)
+        clients.push(.noticesAcknowledged, to: derm, once: .envelope(1), into: &writes)
+        clients.push(.noticesAcknowledged, to: derm, once: .envelope(1))
+        clients.push(.noticesAcknowledged, to: derm, once: .notice(1))
+        writes.flush()
+        await channel.testingEventLoop.run()
+        var written = 0
+        while try await channel.readOutbound(as: Frame.self) != nil { written += 1 }
+        #expect(written == 2, "envelope 1 once, notice 1 once")
+    }
 }

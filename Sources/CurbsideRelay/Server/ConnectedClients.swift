@@ -27,17 +27,27 @@ final class ConnectedClients: Sendable {
 
     private struct State {
         var channels: [Handle: [UUID: Connection]] = [:]
-        var pushed: [PushKey: ContinuousClock.Instant] = [:]
-        var lastPrune = ContinuousClock.now
+        /// What was pushed within `memory`, and when, oldest first: forgotten a few at a time as they age, so that no
+        /// push waits for a sweep of the whole memory (it holds `memory` seconds of pushes, and runs on the store's
+        /// writer for a send's push).
+        var pushed: Set<PushKey> = []
+        var pushedInOrder = CircularBuffer<(key: PushKey, at: ContinuousClock.Instant)>()
 
-        /// Records `key` as pushed now; false if it was pushed within `memory`.
-        mutating func firstPush(of key: PushKey) -> Bool {
+        /// The writable connections of `handle`, and `key` recorded as pushed to them; none if it was pushed within
+        /// `memory`. A push that finds no writable connection is not recorded: pushed later (by the fan-out's
+        /// catch-up, once the client is connected or reads again), it is pushed once all the same.
+        mutating func channels(pushing key: PushKey, to handle: Handle) -> [any Channel] {
             let now = ContinuousClock.now
-            if now - lastPrune > .seconds(10) {
-                pushed = pushed.filter { now - $0.value < ConnectedClients.memory }
-                lastPrune = now
+            while let oldest = pushedInOrder.first, now - oldest.at >= ConnectedClients.memory {
+                pushed.remove(pushedInOrder.removeFirst().key)
             }
-            return pushed.updateValue(now, forKey: key) == nil
+            guard !pushed.contains(key) else { return [] }
+            let writable = writableChannels(of: handle)
+            if !writable.isEmpty {
+                pushed.insert(key)
+                pushedInOrder.append((key, now))
+            }
+            return writable
         }
 
         func writableChannels(of handle: Handle) -> [any Channel] {
@@ -76,15 +86,15 @@ final class ConnectedClients: Sendable {
         write(message, to: state.withLockedValue { $0.writableChannels(of: handle) })
     }
 
-    /// As `push`, unless `key` was pushed within `memory`; records it either way.
+    /// As `push`, unless `key` was pushed within `memory`.
     func push(_ message: RelayMessage, to handle: Handle, once key: PushKey) {
-        write(message, to: state.withLockedValue { $0.firstPush(of: key) ? $0.writableChannels(of: handle) : [] })
+        write(message, to: state.withLockedValue { $0.channels(pushing: key, to: handle) })
     }
 
     /// As `push(_:to:once:)`, but the message joins `writes`, to be encoded and written on each channel's event loop
     /// with the rest of a commit's.
     func push(_ message: RelayMessage, to handle: Handle, once key: PushKey, into writes: inout DurableWrites) {
-        let channels = state.withLockedValue { $0.firstPush(of: key) ? $0.writableChannels(of: handle) : [] }
+        let channels = state.withLockedValue { $0.channels(pushing: key, to: handle) }
         for channel in channels { writes.write(message, requestID: 0, to: channel) }
     }
 
