@@ -75,15 +75,15 @@ struct PostgresFanOut: Sendable {
         guard let event = FanOutEvent(payload: payload, origin: &origin), origin != store.origin else { return }
         switch event {
         case .envelope(let recipient, let sequence):
-            guard let handle = try? Handle(recipient), await clients.isConnected(handle),
+            guard let handle = try? Handle(recipient), clients.isConnected(handle),
                 let envelope = try? await store.envelope(sequence: sequence)
             else { return }
-            await clients.push(.pushEnvelope(envelope.delivered), to: handle, once: .envelope(sequence))
+            clients.push(.pushEnvelope(envelope.delivered), to: handle, once: .envelope(sequence))
         case .notice(let sender, let sequence):
-            guard let handle = try? Handle(sender), await clients.isConnected(handle),
+            guard let handle = try? Handle(sender), clients.isConnected(handle),
                 let notice = try? await store.notice(sequence: sequence)
             else { return }
-            await clients.push(.pushNotice(notice.wire), to: handle, once: .notice(sequence))
+            clients.push(.pushNotice(notice.wire), to: handle, once: .notice(sequence))
         }
     }
 
@@ -103,15 +103,15 @@ struct PostgresFanOut: Sendable {
     /// not be read (the next round looks back as far again).
     @discardableResult
     private func catchUp(since: Timestamp) async -> Bool {
-        let handles = await clients.handles
+        let handles = clients.handles
         guard !handles.isEmpty else { return true }
         do {
             for batch in stride(from: 0, to: handles.count, by: 1000).map({ Array(handles[$0..<min($0 + 1000, handles.count)]) }) {
                 for envelope in try await store.envelopes(for: batch, storedSince: since, limit: 10_000) {
-                    await clients.push(.pushEnvelope(envelope.delivered), to: envelope.recipient, once: .envelope(envelope.sequence))
+                    clients.push(.pushEnvelope(envelope.delivered), to: envelope.recipient, once: .envelope(envelope.sequence))
                 }
                 for notice in try await store.notices(for: batch, since: since, limit: 10_000) {
-                    await clients.push(.pushNotice(notice.wire), to: notice.sender, once: .notice(notice.sequence))
+                    clients.push(.pushNotice(notice.wire), to: notice.sender, once: .notice(notice.sequence))
                 }
             }
             return true

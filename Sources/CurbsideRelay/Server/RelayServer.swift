@@ -320,7 +320,7 @@ public struct BoundRelay: Sendable {
     /// replaced (another key). Each gets `login_failed` with request id 0, as a login with that key would now. One
     /// read for all the handles connected; when it fails (the store is failing) nobody is closed until the next check.
     static func closeRevokedSessions(_ session: RelaySession) async {
-        let loggedIn = await session.clients.loginKeys
+        let loggedIn = session.clients.loginKeys
         guard !loggedIn.isEmpty else { return }
         let keys: [Handle: [UInt8]]
         do {
@@ -332,7 +332,7 @@ public struct BoundRelay: Sendable {
             let current = keys[handle]
             let stale = connections.filter { $0.value.rawRepresentation != current }.map(\.key)
             guard !stale.isEmpty else { continue }
-            await session.clients.close(stale, of: handle, with: RelayError(.loginFailed, "the account's key was revoked"))
+            session.clients.close(stale, of: handle, with: RelayError(.loginFailed, "the account's key was revoked"))
             session.logger.notice(
                 "sessions closed: key revoked",
                 metadata: [

@@ -25,13 +25,17 @@ extension RelaySession {
         requestID: UInt32,
         state: State,
         to answers: CoalescingFrameWriter,
+        on channel: any Channel,
         logger: Logger
     ) async throws {
+        var committed: CommittedSend?
         let outcome: Outcome
         do {
             switch admitted {
             case .failure(let settled): outcome = settled.outcome
-            case .success(let submission): outcome = try await commit(submission, request, from: sender, state: state)
+            case .success(let submission):
+                committed = CommittedSend(submission, clients: clients, answeringOn: channel, requestID: requestID)
+                outcome = try await commit(submission, request, from: sender, state: state, then: committed)
             }
         } catch let error as RelayError where error.isStorage {
             // The disk, not the client: answered, and the connection goes on.
@@ -45,6 +49,8 @@ extension RelaySession {
             if error.isStorage { logger.error("store error", metadata: ["error": "\(error.code.identifier)"]) }
             answer = .error(error)
         }
+        // Written already where the commit finished, unless the channel could not take it then.
+        guard committed?.wasAnswered != true else { return }
         try await answers.write(answer.frame(requestID: requestID))
     }
 
@@ -103,27 +109,37 @@ extension RelaySession {
     }
 
     /// Stores an admitted send; answers once its envelope is durable.
-    func commit(_ submission: Submission, _ request: SendRequest, from sender: Handle, state: State) async throws -> Outcome {
-        let id = submission.id
-        let now = submission.storedAt
-        let expiresAt = submission.expiresAt
+    ///
+    /// The push to the recipient's connections, and the answer if `committed` takes it, are written from where the
+    /// commit finished (`RelayStore.enqueue(_:whenCommitted:)`): straight to the channels' event loops, without
+    /// waiting for this task to be scheduled again.
+    func commit(
+        _ submission: Submission,
+        _ request: SendRequest,
+        from sender: Handle,
+        state: State,
+        then committed: CommittedSend? = nil
+    ) async throws -> Outcome {
         let outcome: EnqueueOutcome
         do {
-            outcome = try await store.enqueue(submission)
+            // One object per send, which the closure holds as its context (no further allocation), and not the
+            // session, whose copy would cost an allocation and a retain of each of its references per send.
+            let committed = committed ?? CommittedSend(submission, clients: clients)
+            outcome = try await store.enqueue(submission) { committed.run($0, &$1) }
         } catch let error as RelayError {
             return .refuse(error)
         }
+        return settled(outcome, submission, request, from: sender, state: state)
+    }
+
+    /// How a send the store has decided is answered.
+    private func settled(_ outcome: EnqueueOutcome, _ submission: Submission, _ request: SendRequest, from sender: Handle, state: State)
+        -> Outcome
+    {
+        let id = submission.id
         switch outcome {
-        case .stored(let sequence):
-            let delivered = DeliveredEnvelope(
-                sequence: UInt64(sequence),
-                envelopeID: id.bytes,
-                sender: sender,
-                storedAt: now,
-                envelope: request.envelope
-            )
-            await clients.push(.pushEnvelope(delivered), to: request.recipient, once: .envelope(sequence))
-            return .reply(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: now, expiresAt: expiresAt)), state)
+        case .stored:
+            return .reply(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: submission.storedAt, expiresAt: submission.expiresAt)), state)
         case .duplicate(_, let storedAt, let originalExpiry):
             return .reply(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: storedAt, expiresAt: originalExpiry)), state)
         case .queueFull:
@@ -316,9 +332,57 @@ extension RelaySession {
     /// Pushes the notices of a removal to connected senders and deletes the files of forgotten attachments.
     func settle(_ removal: Removal) async {
         for notice in removal.notices {
-            await clients.push(.pushNotice(notice.wire), to: notice.sender, once: .notice(notice.sequence))
+            clients.push(.pushNotice(notice.wire), to: notice.sender, once: .notice(notice.sequence))
         }
         try? await attachments.delete(removal.attachmentFiles)
+    }
+}
+
+/// What a send does once its transaction has committed, run by the store where the commit finished: a stored
+/// envelope is pushed to the recipient's writable connections and, for a pipelined send, the `stored` answer is
+/// written if the channel can take it. Otherwise (a refusal, which is rare, or a channel that is not writable) the
+/// send's task answers, waiting for the channel as any answer does: a client that does not read holds up its own
+/// connection, and the relay does not gather answers for it.
+///
+/// Unchecked: `run` is called once, by the store, before `enqueue` returns, and `wasAnswered` is read only after it
+/// has returned (the task's resumption orders the two); a lock would cost an allocation per send for nothing.
+final class CommittedSend: @unchecked Sendable {
+    private let submission: Submission
+    private let clients: ConnectedClients
+    private let channel: (any Channel)?
+    private let requestID: UInt32
+    /// Whether `run` wrote the answer.
+    private(set) var wasAnswered = false
+
+    /// With `channel`, the answer to request `requestID` is written here when it can be.
+    init(_ submission: Submission, clients: ConnectedClients, answeringOn channel: (any Channel)? = nil, requestID: UInt32 = 0) {
+        self.submission = submission
+        self.clients = clients
+        self.channel = channel
+        self.requestID = requestID
+    }
+
+    func run(_ outcome: EnqueueOutcome, _ writes: inout DurableWrites) {
+        let receipt: StoredReceipt
+        switch outcome {
+        case .stored(let sequence):
+            let delivered = DeliveredEnvelope(
+                sequence: UInt64(sequence),
+                envelopeID: submission.id.bytes,
+                sender: submission.sender,
+                storedAt: submission.storedAt,
+                envelope: submission.body
+            )
+            clients.push(.pushEnvelope(delivered), to: submission.recipient, once: .envelope(sequence), into: &writes)
+            receipt = StoredReceipt(envelopeID: submission.id.bytes, storedAt: submission.storedAt, expiresAt: submission.expiresAt)
+        case .duplicate(_, let storedAt, let expiresAt):
+            receipt = StoredReceipt(envelopeID: submission.id.bytes, storedAt: storedAt, expiresAt: expiresAt)
+        case .queueFull, .senderShareFull, .unknownRecipient, .unknownAttachment:
+            return
+        }
+        guard let channel, channel.isWritable else { return }
+        writes.write(.stored(receipt), requestID: requestID, to: channel)
+        wasAnswered = true
     }
 }
 

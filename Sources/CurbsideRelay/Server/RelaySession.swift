@@ -90,7 +90,16 @@ struct RelaySession {
                                 admitted = .failure(SettledSend(outcome: .refuse(error)))
                             }
                             sends.addTask { [state, logger] in
-                                try await self.answerSend(admitted, request, from: sender, requestID: requestID, state: state, to: sendAnswers, logger: logger)
+                                try await self.answerSend(
+                                    admitted,
+                                    request,
+                                    from: sender,
+                                    requestID: requestID,
+                                    state: state,
+                                    to: sendAnswers,
+                                    on: channel.channel,
+                                    logger: logger
+                                )
                                 _ = activity?.end()
                             }
                             currentRequest = 0
@@ -124,7 +133,7 @@ struct RelaySession {
                             // can send anything after reading it.
                             loggedIn(handle)
                             try await outbound.write(message.frame(requestID: frame.requestID))
-                            await clients.add(handle, id: connectionID, channel: channel.channel, key: key)
+                            clients.add(handle, id: connectionID, channel: channel.channel, key: key)
                             state = .loggedIn(handle)
                         case .reply(let message, let next):
                             try await outbound.write(message.frame(requestID: frame.requestID))
@@ -155,7 +164,7 @@ struct RelaySession {
             if handshake.completed == nil { reason = "tls_handshake_failed" }
             var handle: Handle?
             if case .loggedIn(let loggedIn) = state {
-                await clients.remove(loggedIn, id: connectionID)
+                clients.remove(loggedIn, id: connectionID)
                 handle = loggedIn
             }
             return (handle: handle, reason: reason)
@@ -321,7 +330,7 @@ struct RelaySession {
                 }
                 let (bundle, left) = try await directory.fetchBundleCounting(for: owner, withOneTimePrekey: oneTime)
                 if oneTime, left < directory.lowWaterMark {
-                    await clients.push(.prekeysLow(oneTimePrekeysHeld: UInt32(clamping: left)), to: owner)
+                    clients.push(.prekeysLow(oneTimePrekeysHeld: UInt32(clamping: left)), to: owner)
                 }
                 return .reply(.bundle(bundle), state)
             } catch let error as RelayError {

@@ -45,7 +45,13 @@ public protocol RelayStore: Sendable {
     /// the queue or the queue is full, or an attachment it names is not the sender's and committed; returns once the
     /// transaction is durable. Named attachments are kept while the envelope waits, and their bytes count against
     /// the recipient's queue (and the sender's share of it) once for every envelope that names them.
-    func enqueue(_ submission: Submission) async throws -> EnqueueOutcome
+    ///
+    /// `whenCommitted`, if given, is called with the outcome once the transaction that decided it has committed
+    /// (durably) and before this returns, on the thread that saw the commit finish; never when the transaction fails.
+    /// The relay writes the push and the answer from there, so they do not wait for this task to be scheduled again.
+    /// It must not block: the store's next transaction waits for it. What it adds to its `DurableWrites` is written
+    /// once every send of the transaction has had its call.
+    func enqueue(_ submission: Submission, whenCommitted: SendCompletion?) async throws -> EnqueueOutcome
 
     /// How many envelopes, and how many bytes of them (each with the attachments it names), wait for `recipient`.
     func queueUsage(for recipient: Handle) async throws -> (envelopes: Int, bytes: Int)
@@ -156,7 +162,16 @@ public struct RelayStatistics: Sendable, Hashable {
     public var attachmentBytes: Int
 }
 
+/// What to do once a send's transaction has committed: given the send's outcome, adds the frames to write to
+/// `DurableWrites` (`RelayStore.enqueue(_:whenCommitted:)`).
+public typealias SendCompletion = @Sendable (EnqueueOutcome, inout DurableWrites) -> Void
+
 extension RelayStore {
+    /// Stores an envelope; returns once the transaction is durable.
+    public func enqueue(_ submission: Submission) async throws -> EnqueueOutcome {
+        try await enqueue(submission, whenCommitted: nil)
+    }
+
     /// Stores an envelope without attachments or queue limits (tests, tools).
     public func enqueue(
         _ body: [UInt8],

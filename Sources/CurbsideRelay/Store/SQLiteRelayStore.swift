@@ -47,7 +47,7 @@ public final class SQLiteRelayStore: RelayStore {
     init(writer: any DatabaseWriter, checkpointer: WALCheckpointer? = nil) throws {
         database = writer
         self.checkpointer = checkpointer
-        groupCommit = GroupCommit { batch in try await Self.write(batch, to: writer) }
+        groupCommit = GroupCommit { batch, whenCommitted in try await Self.write(batch, to: writer, whenCommitted: whenCommitted) }
         try Self.migrator.migrate(writer)
     }
 
@@ -59,6 +59,28 @@ public final class SQLiteRelayStore: RelayStore {
     ) async throws -> T {
         do {
             return try await database.write(updates)
+        } catch let error as DatabaseError {
+            throw storageError(error)
+        }
+    }
+
+    /// As `transaction`, and runs `committed` with the result on the writer once the transaction has committed (with
+    /// `synchronous = FULL`, once it is on disk), before the writer takes anything else and before this returns.
+    static func transaction<T: Sendable>(
+        _ database: any DatabaseWriter,
+        whenCommitted committed: @escaping @Sendable (T) -> Void,
+        _ updates: @escaping @Sendable (Database) throws -> T
+    ) async throws -> T {
+        do {
+            return try await database.writeWithoutTransaction { db in
+                var result: T?
+                try db.inTransaction {
+                    result = try updates(db)
+                    return .commit
+                }
+                committed(result!)
+                return result!
+            }
         } catch let error as DatabaseError {
             throw storageError(error)
         }
@@ -397,8 +419,8 @@ public final class SQLiteRelayStore: RelayStore {
 
     // MARK: - Envelope queue
 
-    public func enqueue(_ submission: Submission) async throws -> EnqueueOutcome {
-        try await groupCommit.enqueue(submission)
+    public func enqueue(_ submission: Submission, whenCommitted: SendCompletion?) async throws -> EnqueueOutcome {
+        try await groupCommit.enqueue(submission, whenCommitted: whenCommitted)
     }
 
     /// Writes `batch` as group commit writes a batch, for tests that decide what one transaction holds.
@@ -419,8 +441,14 @@ public final class SQLiteRelayStore: RelayStore {
     /// it on the unique (recipient, envelope_id) index it probes anyway (`ON CONFLICT DO NOTHING`), and only a send
     /// that conflicted or would be refused looks for it (`duplicate(of:)`). A separate lookup before every insert was
     /// about 20,000 instructions a send.
-    fileprivate static func write(_ batch: [Submission], to database: any DatabaseWriter) async throws -> [EnqueueOutcome] {
-        try await Self.transaction(database) { db in
+    ///
+    /// `whenCommitted` runs on GRDB's writer right after the commit, so that pushes and answers leave from there.
+    fileprivate static func write(
+        _ batch: [Submission],
+        to database: any DatabaseWriter,
+        whenCommitted: BatchCompletion = BatchCompletion()
+    ) async throws -> [EnqueueOutcome] {
+        try await Self.transaction(database, whenCommitted: { whenCommitted.run($0) }) { db in
             var recipientExists: [String: Bool] = [:]
             var queueUsage: [String: (envelopes: Int, bytes: Int)] = [:]
             var senderUsage: [SenderShareKey: (envelopes: Int, bytes: Int)] = [:]
@@ -891,6 +919,9 @@ extension QueuedEnvelope {
 /// The first caller to find no write in progress leads: it writes its batch, then hands the lead to the first
 /// waiting caller, which writes everything that waited in the next transaction. No caller writes more than the
 /// batch its own envelope is in, so none is held up by later load, and no task is spawned.
+///
+/// A caller may hand over a completion with its item: the store's write runs the batch's completions where the commit
+/// finishes (`BatchCompletion`), before any caller is resumed.
 actor GroupCommit {
     typealias Item = Submission
 
@@ -900,8 +931,16 @@ actor GroupCommit {
         case lead
     }
 
-    private let write: @Sendable ([Item]) async throws -> [EnqueueOutcome]
-    private var waiting: [(Item, CheckedContinuation<Turn, Never>)] = []
+    /// A caller waiting for the transaction in progress to finish. A struct, not a tuple: tuples of these types are
+    /// copied through runtime metadata, which showed in the instructions per send.
+    private struct Waiter {
+        let item: Item
+        let completion: SendCompletion?
+        let turn: CheckedContinuation<Turn, Never>
+    }
+
+    private let write: @Sendable ([Item], BatchCompletion) async throws -> [EnqueueOutcome]
+    private var waiting: [Waiter] = []
     private var writing = false
     /// Batches written and envelopes in them, for tests and `relay status`.
     private(set) var transactions = 0
@@ -909,13 +948,24 @@ actor GroupCommit {
     /// Sends waiting for the transaction in progress to finish.
     var waitingCount: Int { waiting.count }
 
-    init(write: @escaping @Sendable ([Item]) async throws -> [EnqueueOutcome]) {
+    /// `write` writes a batch in one transaction and runs the completion it is given once that has committed, where it
+    /// committed.
+    init(write: @escaping @Sendable (_ batch: [Item], _ whenCommitted: BatchCompletion) async throws -> [EnqueueOutcome]) {
         self.write = write
     }
 
-    func enqueue(_ item: Item) async throws -> EnqueueOutcome {
+    /// For a `write` that cannot run code where its commit finishes: the completions run once it returns.
+    init(write: @escaping @Sendable (_ batch: [Item]) async throws -> [EnqueueOutcome]) {
+        self.init { batch, whenCommitted in
+            let outcomes = try await write(batch)
+            whenCommitted.run(outcomes)
+            return outcomes
+        }
+    }
+
+    func enqueue(_ item: Item, whenCommitted completion: SendCompletion? = nil) async throws -> EnqueueOutcome {
         if writing {
-            let turn = await withCheckedContinuation { waiting.append((item, $0)) }
+            let turn = await withCheckedContinuation { waiting.append(Waiter(item: item, completion: completion, turn: $0)) }
             if case .finished(let result) = turn { return try result.get() }
             // Handed the lead: this item was left out of `waiting` for us to write now, with everyone behind it.
         } else {
@@ -923,23 +973,43 @@ actor GroupCommit {
         }
         let followers = waiting
         waiting = []
-        let batch = [item] + followers.map(\.0)
+        var batch = [item]
+        var whenCommitted = BatchCompletion(completions: [completion])
+        batch.reserveCapacity(followers.count + 1)
+        whenCommitted.completions.reserveCapacity(followers.count + 1)
+        for follower in followers {
+            batch.append(follower.item)
+            whenCommitted.completions.append(follower.completion)
+        }
         let results: [Result<EnqueueOutcome, any Error>]
         do {
-            results = try await write(batch).map { .success($0) }
+            results = try await write(batch, whenCommitted).map { .success($0) }
         } catch {
             results = Array(repeating: .failure(error), count: batch.count)
         }
         transactions += 1
         items += batch.count
         for (follower, result) in zip(followers, results.dropFirst()) {
-            follower.1.resume(returning: .finished(result))
+            follower.turn.resume(returning: .finished(result))
         }
         if waiting.isEmpty {
             writing = false
         } else {
-            waiting.removeFirst().1.resume(returning: .lead)
+            waiting.removeFirst().turn.resume(returning: .lead)
         }
         return try results[0].get()
+    }
+}
+
+/// The completions of a batch's sends (`RelayStore.enqueue(_:whenCommitted:)`), run together once it has committed:
+/// each with its send's outcome, in batch order, then the frames they gathered written, one flush per channel.
+struct BatchCompletion: Sendable {
+    var completions: [SendCompletion?] = []
+
+    func run(_ outcomes: [EnqueueOutcome]) {
+        guard completions.contains(where: { $0 != nil }) else { return }
+        var writes = DurableWrites()
+        for (completion, outcome) in zip(completions, outcomes) { completion?(outcome, &writes) }
+        writes.flush()
     }
 }

@@ -294,8 +294,9 @@ public final class PostgresRelayStore: RelayStore, Service {
 
     // MARK: - Envelope queue
 
-    public func enqueue(_ submission: Submission) async throws -> EnqueueOutcome {
-        try await groupCommit.enqueue(submission)
+    public func enqueue(_ submission: Submission, whenCommitted: SendCompletion?) async throws -> EnqueueOutcome {
+        // Run by group commit once the batch's COMMIT has answered (after `write` returns).
+        try await groupCommit.enqueue(submission, whenCommitted: whenCommitted)
     }
 
     /// Writes `batch` as group commit writes a batch, for tests that decide what one transaction holds.
