@@ -10,8 +10,17 @@ seconds=${FUZZ_SECONDS:-300}
 scratch="$root/.build-fuzz"
 harnesses=${FUZZ_HARNESSES:-"fuzz-frames fuzz-envelope fuzz-bundle fuzz-age fuzz-receive"}
 
-mkdir -p "$scratch"
-(cd fuzz && swift build -c release --sanitize=fuzzer --scratch-path "$scratch" >"$scratch/build.log" 2>&1) || {
+build() {
+    mkdir -p "$scratch"
+    (cd fuzz && swift build -c release --sanitize=fuzzer --scratch-path "$scratch" >"$scratch/build.log" 2>&1)
+}
+# The main package is a path dependency of fuzz/Package.swift, and a scratch directory built before a source file
+# was added to it can miss that file ("cannot find … in scope"): a failed build is tried once more from scratch.
+build || {
+    echo "make fuzz: the harnesses did not build; building again from an empty $scratch" >&2
+    rm -rf "$scratch"
+    build
+} || {
     tail -n 30 "$scratch/build.log" >&2
     echo "make fuzz: the harnesses did not build (log: $scratch/build.log)" >&2
     exit 1
