@@ -43,6 +43,9 @@ public actor Client {
     /// Attachments of at least this many bytes are uploaded while they are encrypted (`prepareAttachments`); smaller
     /// ones take longer to connect for than to encrypt.
     var uploadWhileEncryptingFrom: UInt64 = 8 << 20
+    /// Uploads begun while their files were encrypted, by provisional id, until the flush that sends their message
+    /// takes their outcome (`uploadedDescriptors`).
+    var earlyUploads: [[UInt8]: Task<EarlyUpload, Never>] = [:]
     /// What incoming attachments may make this device download.
     var attachmentLimits = AttachmentLimits.standard
     /// A sync or watch step is running; others wait (see `exclusively`).

@@ -247,8 +247,10 @@ struct AttachmentClientTests {
             let (files, unreachable) = try await gp.prepareAttachments([AttachmentSource(path: path, keepMetadata: true)], for: id)
             #expect(unreachable == nil)
             let file = try #require(files.first?.0)
-            guard case .committed = file.earlyUpload else {
-                Issue.record("not committed while encrypted: \(file.earlyUpload)")
+            let uploadID = try #require(file.earlyUpload).id
+            let early = try #require(await gp.earlyUploads[uploadID])
+            guard case .committed = await early.value else {
+                Issue.record("not committed while encrypted: \(await early.value)")
                 return
             }
             let store = try SQLiteRelayStore(path: providers.relay.path)
@@ -285,7 +287,9 @@ struct AttachmentClientTests {
             let scan = rng.bytes(3 << 20)
             let path = try Self.write(scan, "scan.bin", in: providers.root.appendingPathComponent("files"))
             let (files, _) = try await gp.prepareAttachments([AttachmentSource(path: path, keepMetadata: true)], for: .random())
-            guard case .none = try #require(files.first?.0).earlyUpload else {
+            let uploadID = try #require(files.first?.0.earlyUpload).id
+            let early = try #require(await gp.earlyUploads[uploadID])
+            guard case .none = await early.value else {
                 Issue.record("an upload was left to continue on a relay that cannot commit it")
                 return
             }
@@ -296,6 +300,33 @@ struct AttachmentClientTests {
             #expect(try await derm.sync().received == 1)
             let received = try MessageID(rawValue: try #require([UInt8](hexString: sent.id)))
             #expect(try await derm.attachments(of: received).map(\.state) == [.saved])
+        }
+    }
+
+    /// The consult is queued as soon as its file is encrypted, while the upload that began with the encryption is
+    /// still going on a slow link: a crash then leaves it in the outbox, as it would without that upload.
+    @Test func aConsultIsQueuedBeforeItsEarlyUploadEnds() async throws {
+        try await withStopping(try await Providers.start()) { providers in
+            let gp = try await providers.create("amara.gp")
+            let derm = try await providers.create("osei.derm")
+            var rng = SplitMix64(seed: 67)
+            let path = try Self.write(rng.bytes(6 << 20), "scan.bin", in: providers.root.appendingPathComponent("files"))
+            let proxy = try CuttingProxy(target: providers.relay.port, cuts: 0, after: 1...1, seed: 5, delayMicroseconds: 20_000)
+            defer { proxy.stop() }
+            let endpoint = RelayEndpoint(host: "127.0.0.1", port: proxy.port, fingerprint: providers.endpoint.fingerprint)
+            let slow = try Client(me: gp.me, relay: endpoint, home: gp.home, identity: gp.identity, database: gp.database, logger: Client.silentLogger)
+            await slow.setUploadWhileEncryptingFrom(0)
+            let sending = Task { try await slow.send(try Providers.consult(), to: derm.me.handle, attachments: [AttachmentSource(path: path, keepMetadata: true)]) }
+            var queued = 0
+            for _ in 0..<200 where queued == 0 {
+                try await Task.sleep(for: .milliseconds(25))
+                queued = try await gp.database.writer.read { db in try OutboxStore.count(db) }
+            }
+            #expect(queued == 1, "queued while the upload goes on")
+            #expect(try await SQLiteRelayStore(path: providers.relay.path).statistics().queuedEnvelopes == 0, "not yet sent")
+            let sent = try await sending.value
+            #expect(sent.stored)
+            #expect(try await gp.database.writer.read { db in try OutboxStore.count(db) } == 0)
         }
     }
 

@@ -101,9 +101,8 @@ struct PreparedAttachment: Sendable {
     let removedMetadata: Set<MetadataFilter.Removed>
     /// Detected from the content (`AttachmentSource.admit`).
     let mediaType: String
-    /// What was uploaded while it was encrypted, if anything, and under which provisional id.
-    var earlyUpload: EarlyUpload = .none
-    var earlyUploadID: [UInt8]?
+    /// The upload begun while it was encrypted, if one was (`Client.uploadWhileEncrypting`, still running or done).
+    var earlyUpload: ProvisionalUpload?
 }
 
 enum AttachmentFiles {

@@ -7,8 +7,10 @@ extension Client {
 
     /// Encrypts the files for message `id` and records them; the files are uploaded when the message is sent. Files
     /// of at least `uploadWhileEncryptingFrom` bytes are uploaded as they are encrypted, on a connection of their
-    /// own (`uploadWhileEncrypting`); the flush then finds them on the relay, or continues them. Returns the files,
-    /// and the network error that kept the relay out of reach, if one did (the flush need not try again now).
+    /// own (`uploadWhileEncrypting`), which goes on after this returns, so the message is queued as soon as its
+    /// files are encrypted, as without it; the flush waits for that upload, then finds the file on the relay or
+    /// continues it. Returns the files, and the network error that kept the relay out of reach, if one did by then
+    /// (the flush need not try again now).
     func prepareAttachments(_ sources: [AttachmentSource], for id: MessageID) async throws
         -> (files: [(PreparedAttachment, AttachmentSource)], unreachable: ClientError?)
     {
@@ -48,39 +50,45 @@ extension Client {
                     early?.cancel()
                     throw error
                 }
-                if let early {
-                    file.earlyUploadID = uploadID
-                    file.earlyUpload = await early.value
+                if let early, let growing, let bound = growing.now.bound {
+                    file.earlyUpload = ProvisionalUpload(id: uploadID, bound: bound)
+                    earlyUploads[uploadID] = early
+                    if case .unreachable(let error)? = growing.outcome { unreachable = error }
                 }
-                if case .unreachable(let error) = file.earlyUpload { unreachable = error }
                 prepared.append((file, source))
             }
         } catch {
             // A later file was refused: the message is not queued, so the files encrypted for it go too.
+            await discardEarlyUploads(prepared.map(\.0))
             for (file, _) in prepared { unlink(file.path) }
             throw error
         }
         return (prepared, unreachable)
     }
 
+    /// The files of a message that will not be queued: their uploads begun while encrypting stop, and the relay is
+    /// told at the next sync to forget them, under their provisional ids (entered before they began) and, in case
+    /// one was committed, their hashes. Written whether or not this task was cancelled (Ctrl-C).
+    func discardEarlyUploads(_ files: [PreparedAttachment]) async {
+        let started = files.filter { $0.earlyUpload != nil }
+        guard !started.isEmpty else { return }
+        for file in started {
+            if let id = file.earlyUpload?.id { earlyUploads.removeValue(forKey: id)?.cancel() }
+        }
+        let database = self.database
+        let hashes = started.map(\.sha256)
+        _ = await Task {
+            try? await database.writer.write { db in try AbandonedUploadStore.add(db, hashes, at: .now()) }
+        }.value
+    }
+
     static func insertAttachments(_ db: Database, _ database: ProfileDatabase, _ prepared: [(PreparedAttachment, AttachmentSource)], for id: MessageID) throws {
         for (index, (file, source)) in prepared.enumerated() {
-            var state = AttachmentState.ready
-            var provisional: ProvisionalUpload?
-            switch file.earlyUpload {
-            case .committed:
-                state = .uploaded
-                try AbandonedUploadStore.remove(db, file.sha256)
-            case .provisional(let upload):
-                provisional = upload
-            case .none, .unreachable:
-                break
-            }
-            // The message is queued: what was uploaded for it is kept (see `prepareAttachments`).
-            if let id = file.earlyUploadID { try AbandonedUploadStore.remove(db, id) }
+            // The message is queued: what is uploaded for it is kept (see `prepareAttachments`).
+            if let upload = file.earlyUpload { try AbandonedUploadStore.remove(db, upload.id) }
             try AttachmentStore.insert(
                 db, database, id, index: index, fileName: source.fileName, mediaType: file.mediaType, size: file.size,
-                sha256: file.sha256, identity: file.identity, path: file.path, state: state, provisional: provisional
+                sha256: file.sha256, identity: file.identity, path: file.path, state: .ready, provisional: file.earlyUpload
             )
         }
     }
@@ -92,8 +100,12 @@ extension Client {
         for record in records {
             let descriptor = try descriptor(record)
             // Always asked: the relay deletes uploads no envelope named within 7 days, and then it is uploaded again.
-            // An upload begun while the file was encrypted and not committed then is continued where it stopped.
-            let provisional = record.state == .uploaded ? nil : record.provisional
+            // An upload begun while the file was encrypted: this process's own is waited for and decides; one a
+            // process that has gone began is continued where it stopped.
+            var provisional = record.state == .uploaded ? nil : record.provisional
+            if let id = provisional?.id, let early = earlyUploads.removeValue(forKey: id) {
+                if case .provisional = await early.value {} else { provisional = nil }
+            }
             try await upload(
                 record.path, size: descriptor.size, sha256: descriptor.sha256, provisional: provisional, name: descriptor.fileName,
                 connection: connection

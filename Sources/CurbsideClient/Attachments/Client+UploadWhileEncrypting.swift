@@ -44,6 +44,7 @@ final class GrowingFile: Sendable {
     private struct State {
         var snapshot = Snapshot()
         var waiting: (until: UInt64, continuation: CheckedContinuation<Snapshot, Never>)?
+        var outcome: EarlyUpload?
     }
 
     private let state = Mutex(State())
@@ -73,6 +74,12 @@ final class GrowingFile: Sendable {
     /// What is known now.
     var now: Snapshot { state.withLock { $0.snapshot } }
 
+    /// What the upload that follows the file achieved, once it has ended.
+    var outcome: EarlyUpload? {
+        get { state.withLock { $0.outcome } }
+        set { state.withLock { $0.outcome = newValue } }
+    }
+
     /// Waits until the bound is known and `until` bytes are written, or the file ended.
     func wait(until: UInt64) async -> Snapshot {
         await withCheckedContinuation { continuation in
@@ -93,6 +100,12 @@ extension Client {
     /// commit_upload_as, or any refusal, leaves the upload to the flush, by the file's SHA-256, as before. Never
     /// throws: the consult is queued and sent whatever this achieves. Cancelled, it closes its connection at once.
     func uploadWhileEncrypting(_ file: GrowingFile, id uploadID: [UInt8], path: String, name: String) async -> EarlyUpload {
+        let outcome = await uploadFollowing(file, id: uploadID, path: path, name: name)
+        file.outcome = outcome
+        return outcome
+    }
+
+    private func uploadFollowing(_ file: GrowingFile, id uploadID: [UInt8], path: String, name: String) async -> EarlyUpload {
         var opened: ProvisionalUpload?
         var reached = false
         do {
@@ -213,8 +226,6 @@ extension Client {
                 throw ClientError(.protocolViolation, "the relay did not answer the commit")
             }
             report(.upload, name, size, size)
-            // Named by its hash now: forgotten by the relay at the next sync unless the message is queued.
-            try await database.writer.write { db in try AbandonedUploadStore.add(db, [sha256], at: .now()) }
             return .committed
         }
     }

@@ -105,6 +105,7 @@ extension Client {
         do {
             _ = try await queue(content, to: recipient, id: id, thread: thread, prepared: prepared)
         } catch {
+            await discardEarlyUploads(prepared.map(\.0))
             for (file, _) in prepared { unlink(file.path) }
             throw error
         }
