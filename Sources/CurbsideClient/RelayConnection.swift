@@ -74,19 +74,12 @@ public actor RelayConnection {
 
     private let channel: any Channel
     /// Frames to write, in the order requests were made (pipelined upload chunks depend on it); also the timer
-    /// that wakes `checkDeadlines` when a request's time is up.
+    /// that calls `checkDeadlines` when a request's time is up.
     private let writes: OutgoingFrames
-    /// When each request sent with `request` times out, and after how many seconds.
-    private var deadlines: [UInt32: (at: ContinuousClock.Instant, seconds: Int)] = [:]
-    private let pushContinuation: AsyncStream<RelayMessage>.Continuation
-    private var waiting: [UInt32: CheckedContinuation<RelayMessage, any Error>] = [:]
-    /// Requests sent with `start` whose answers nobody awaits yet, and answers that came before they were awaited.
-    private var started: Set<UInt32> = []
-    private var early: [UInt32: Result<RelayMessage, any Error>] = [:]
-    private var nextRequestID: UInt32 = 1
-    private var closedReason: String?
+    /// The requests outstanding, matched to their answers on the event loop.
+    private let requests: RequestTable
     /// Whether `pushes` ended because its reader fell `maximumUnreadPushes` behind (the connection itself goes on).
-    public private(set) var pushesFellBehind = false
+    public var pushesFellBehind: Bool { requests.pushesFellBehind }
 
     /// Connects, completes TLS (pinned or CA-verified as `tls` says), reads the challenge and runs `body` with the
     /// connection, which is closed when `body` returns or throws. With `login`, the connection is logged in with a
@@ -181,6 +174,12 @@ public actor RelayConnection {
         running: (@escaping @Sendable () async -> Void) -> Void
     ) async throws -> RelayConnection {
         precondition(maximumUnreadPushes >= 1, "internal error: a push buffer needs room for one push")
+        let (pushes, pushContinuation) = AsyncStream<RelayMessage>.makeStream(
+            bufferingPolicy: .bufferingOldest(maximumUnreadPushes)
+        )
+        // Every frame after the challenge is matched on the event loop (`FrameDispatcher`), not by the connection's
+        // task: answers resume their waiters and pushes reach `pushes` from there, a thread hop sooner.
+        let requests = RequestTable(pushes: pushContinuation, boundLoginSent: login != nil)
         let (channel, handshake): (NIOAsyncChannel<Frame, Frame>, TLSHandshakeCompletedEvent)
         do {
             (channel, handshake) = try await RelayTransport.connect(
@@ -191,23 +190,20 @@ public actor RelayConnection {
                 // As the handshake completes, not after the challenge: the bound login needs only the channel binding,
                 // so it leaves with the client's Finished and the relay reads it one round trip sooner (spec/relay.md
                 // §Bound login). Its answer comes after the challenge, as request 1.
-                firstFrame: login.map { $0.firstFrame }
+                firstFrame: login.map { $0.firstFrame },
+                handlers: { [FrameDispatcher(requests)] }
             )
         } catch let error as TLSError {
             throw error
         } catch {
             throw RelayClientError.connectionLost(ConnectionFailure.describe(error))
         }
-        // One task per connection owns the channel and reads it: a child of the caller's (withConnection), or a
-        // task of its own (open), since the connection then outlives this function. The challenge is handed back to
-        // this function as the connection the task makes of it (no other hand-over between the two tasks), every
-        // frame after it is dispatched by request id. Frames go out, and requests are timed
-        // out, on the channel's event loop (OutgoingFrames), with no task of their own: each would be woken for
-        // every request, two thread hops more each.
+        // One task per connection owns the channel: a child of the caller's (withConnection), or a task of its own
+        // (open), since the connection then outlives this function. It reads the challenge and hands it back to this
+        // function as the connection it makes of it (no other hand-over between the two tasks), then waits for the
+        // connection to end. Frames go out, and requests are timed out, on the channel's event loop (OutgoingFrames),
+        // with no task of their own: each would be woken for every request, two thread hops more each.
         let (start, startContinuation) = AsyncStream<Result<RelayConnection, any Error>>.makeStream()
-        let (pushes, pushContinuation) = AsyncStream<RelayMessage>.makeStream(
-            bufferingPolicy: .bufferingOldest(maximumUnreadPushes)
-        )
         let writes = OutgoingFrames(channel: channel.channel)
         running {
             var opened: RelayConnection?
@@ -225,26 +221,32 @@ public actor RelayConnection {
                         challenge: challenge,
                         channel: channel.channel,
                         writes: writes,
-                        pushes: pushes,
-                        pushContinuation: pushContinuation,
-                        boundLoginSent: login != nil
+                        requests: requests,
+                        pushes: pushes
                     )
-                    writes.whenDue { [weak connection] in
-                        guard let connection else { return }
-                        Task { await connection.checkDeadlines() }
+                    writes.whenDue { [weak writes, channel = channel.channel] in
+                        // A request whose time is up fails, and the connection is closed, so a late answer cannot be
+                        // confused with another; the other requests fail as lost.
+                        let (expired, next) = requests.expire(now: .now)
+                        if let (continuation, seconds) = expired {
+                            continuation.resume(throwing: RelayClientError.timedOut(seconds: seconds))
+                            requests.finish("no answer within \(seconds) s")
+                            channel.close(promise: nil)
+                        } else if let next {
+                            writes?.check(by: next)
+                        }
                     }
                     opened = connection
                     startContinuation.yield(.success(connection))
                     startContinuation.finish()
-                    while let frame = try await inboundFrames.next() {
-                        await connection.dispatch(frame)
-                    }
-                    await connection.finish("the relay closed the connection")
+                    // FrameDispatcher takes every frame from here on; the stream ends with the connection.
+                    while try await inboundFrames.next() != nil {}
+                    requests.finish("the relay closed the connection")
                 }
             } catch {
                 startContinuation.yield(.failure(error))
                 startContinuation.finish()
-                await opened?.finish("\(error)")
+                requests.finish("\(error)")
             }
             pushContinuation.finish()
             writes.finish()
@@ -261,25 +263,15 @@ public actor RelayConnection {
         challenge: LoginChallenge,
         channel: any Channel,
         writes: OutgoingFrames,
-        pushes: AsyncStream<RelayMessage>,
-        pushContinuation: AsyncStream<RelayMessage>.Continuation,
-        boundLoginSent: Bool
+        requests: RequestTable,
+        pushes: AsyncStream<RelayMessage>
     ) {
-        if boundLoginSent {
-            started.insert(BoundLogin.requestID)
-            nextRequestID = BoundLogin.requestID + 1
-        }
         self.handshake = handshake
         self.challenge = challenge
         self.channel = channel
         self.writes = writes
+        self.requests = requests
         self.pushes = pushes
-        self.pushContinuation = pushContinuation
-    }
-
-    /// Fails the request whose time is up, if any, and asks to be called again at the earliest deadline left.
-    private func checkDeadlines() {
-        if let next = expireRequests(now: .now) { writes.check(by: next) }
     }
 
     /// Logs in as `handle`, signing this connection's challenge and channel binding with `identity`.
@@ -329,13 +321,12 @@ public actor RelayConnection {
     /// - Throws: `RelayClientError.refused` for an error frame (the connection may go on), `.connectionLost`,
     ///   `.timedOut` (the connection is then closed, so a late answer cannot be confused with another).
     public func request(_ message: RelayMessage, timeout: Duration = .seconds(60)) async throws -> RelayMessage {
-        if let closedReason { throw RelayClientError.connectionLost(closedReason) }
-        let id = nextRequestID
-        nextRequestID = nextRequestID == UInt32.max ? 1 : nextRequestID + 1
-        return try await withCheckedThrowingContinuation { continuation in
-            waiting[id] = continuation
+        try await withCheckedThrowingContinuation { continuation in
             let deadline = ContinuousClock.now + timeout
-            deadlines[id] = (deadline, Int(timeout.components.seconds))
+            guard let id = requests.request(resuming: continuation, by: deadline, seconds: Int(timeout.components.seconds)) else {
+                continuation.resume(throwing: RelayClientError.connectionLost(requests.closedReason ?? "closed"))
+                return
+            }
             writes.append(message.frame(requestID: id), due: deadline)
         }
     }
@@ -343,26 +334,20 @@ public actor RelayConnection {
     /// Sends `message` without waiting: the answer is collected with `result(of:)`. Requests go out in the order
     /// they are started, so a client can keep several upload chunks in flight in order.
     public func start(_ message: RelayMessage) throws -> UInt32 {
-        if let closedReason { throw RelayClientError.connectionLost(closedReason) }
-        let id = nextRequestID
-        nextRequestID = nextRequestID == UInt32.max ? 1 : nextRequestID + 1
-        started.insert(id)
+        guard let id = requests.start() else { throw RelayClientError.connectionLost(requests.closedReason ?? "closed") }
         writes.append(message.frame(requestID: id))
         return id
     }
 
     /// The answer to a request sent with `start`.
     public func result(of id: UInt32) async throws -> RelayMessage {
-        if let result = early.removeValue(forKey: id) { return try result.get() }
-        guard started.remove(id) != nil else { throw RelayClientError.protocolViolation("no request \(id) is outstanding") }
-        if let closedReason { throw RelayClientError.connectionLost(closedReason) }
-        return try await withCheckedThrowingContinuation { waiting[id] = $0 }
+        try await requests.result(of: id)
     }
 
     /// Sends close_notify and waits (up to 5 s, `OutgoingFrames.closeTimeout`) for the relay to close its side;
     /// outstanding requests fail with `connectionLost`.
     public func close() async {
-        finish("closed by the client")
+        requests.finish("closed by the client")
         writes.finish()
         try? await channel.closeFuture.get()
     }
@@ -372,70 +357,6 @@ public actor RelayConnection {
         guard reply == answer else {
             throw RelayClientError.protocolViolation("expected \(answer.frameType), got \(reply.frameType)")
         }
-    }
-
-    fileprivate func dispatch(_ frame: Frame) {
-        let message: RelayMessage
-        do {
-            message = try Self.decode(frame)
-        } catch {
-            // A relay that sends what we cannot read: stop trusting the connection.
-            finish("undecodable frame of type \(frame.type): \(error)")
-            channel.close(promise: nil)
-            return
-        }
-        if let continuation = waiting.removeValue(forKey: frame.requestID) {
-            deadlines[frame.requestID] = nil
-            if case .error(let code, let detail) = message {
-                continuation.resume(throwing: RelayClientError.refused(RelayError(frameCode: code, detail: detail)))
-            } else {
-                continuation.resume(returning: message)
-            }
-        } else if started.remove(frame.requestID) != nil {
-            if case .error(let code, let detail) = message {
-                early[frame.requestID] = .failure(RelayClientError.refused(RelayError(frameCode: code, detail: detail)))
-            } else {
-                early[frame.requestID] = .success(message)
-            }
-        } else if frame.requestID == 0, case .error(let code, let detail) = message {
-            // The relay is closing the connection for this reason; everyone waiting learns it.
-            let error = RelayClientError.refused(RelayError(frameCode: code, detail: detail))
-            for continuation in waiting.values { continuation.resume(throwing: error) }
-            waiting = [:]
-            deadlines = [:]
-            for id in started { early[id] = .failure(error) }
-            started = []
-            closedReason = "\(error)"
-        } else if frame.requestID == 0, case .dropped = pushContinuation.yield(message) {
-            // The consumer is `maximumUnreadPushes` behind, or not reading: it fetches what it missed.
-            pushesFellBehind = true
-            pushContinuation.finish()
-        }
-        // An answer to nothing we asked (a request that timed out) is dropped.
-    }
-
-    fileprivate func finish(_ reason: String) {
-        if closedReason == nil { closedReason = reason }
-        for continuation in waiting.values { continuation.resume(throwing: RelayClientError.connectionLost(reason)) }
-        waiting = [:]
-        deadlines = [:]
-        for id in started { early[id] = .failure(RelayClientError.connectionLost(reason)) }
-        started = []
-        pushContinuation.finish()
-    }
-
-    /// Times out the request whose deadline passed first, if any (the connection is then closed, so a late answer
-    /// cannot be confused with another, and the other requests fail as lost); returns the earliest deadline left.
-    private func expireRequests(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
-        guard let (id, deadline) = deadlines.min(by: { $0.value.at < $1.value.at }) else { return nil }
-        guard deadline.at <= now else { return deadline.at }
-        deadlines[id] = nil
-        if let continuation = waiting.removeValue(forKey: id) {
-            continuation.resume(throwing: RelayClientError.timedOut(seconds: deadline.seconds))
-            finish("no answer within \(deadline.seconds) s")
-            channel.close(promise: nil)
-        }
-        return deadlines.min(by: { $0.value.at < $1.value.at })?.value.at
     }
 
     private static func decode(_ frame: Frame) throws -> RelayMessage {

@@ -13,7 +13,8 @@ public enum RelayTransport {
     ///
     /// A connection whose handshake fails is finished before the error is thrown, as NIO requires. With `firstFrame`,
     /// the frame it makes from the handshake's details is written as the handshake completes, with the client's last
-    /// flight (a bound login, spec/relay.md §Bound login), before this function returns.
+    /// flight (a bound login, spec/relay.md §Bound login), before this function returns. `handlers` makes handlers
+    /// added after the frame codec, on the event loop, before the channel is wrapped for async code.
     public static func connect(
         host: String,
         port: Int,
@@ -21,6 +22,7 @@ public enum RelayTransport {
         connectTimeout: TimeAmount = .seconds(10),
         maximumFrameLength: Int = Frame.protocolMaximumLength,
         firstFrame: (@Sendable (TLSHandshakeCompletedEvent) -> Frame)? = nil,
+        handlers: @escaping @Sendable () -> [any ChannelHandler] = { [] },
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> (NIOAsyncChannel<Frame, Frame>, TLSHandshakeCompletedEvent) {
         let bootstrap = ClientBootstrap(group: group)
@@ -43,7 +45,7 @@ public enum RelayTransport {
                     channel,
                     tls: tls,
                     frameDecoder: FrameDecoder(maximumLength: maximumFrameLength),
-                    then: firstFrame.map { [FirstFrameWriter($0)] } ?? []
+                    then: (firstFrame.map { [FirstFrameWriter($0)] } ?? []) + handlers()
                 )
             }
             configured.whenFailure { _ in channel.close(promise: nil) }
