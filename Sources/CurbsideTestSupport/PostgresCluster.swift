@@ -230,15 +230,27 @@ public final class PostgresCluster: @unchecked Sendable {
         return "runuser -u \(runAs) -- \(quoted)"
     }
 
-    /// Marks every descriptor of this process above standard error close-on-exec. Otherwise the server `pg_ctl start`
-    /// leaves running inherits whatever is open at that moment — a test relay's listening socket among them, which
-    /// then cannot be bound again when that relay restarts on its port ("Address already in use").
-    private static func closeOnExec() {
+    /// Has every descriptor above standard error closed in the child `actions` spawn, and only there. Otherwise the
+    /// server `pg_ctl start` leaves running inherits whatever is open at that moment — a test relay's listening socket
+    /// among them, which then cannot be bound again when that relay restarts on its port ("Address already in use").
+    ///
+    /// The parent's descriptors are left as they are: marking them all close-on-exec here, as this once did, raced
+    /// with Foundation's `Process` on other threads, whose child must inherit one end of a socket pair that tells
+    /// the parent when it exits. A child that lost it looked exited at once, and Foundation's monitor then waited in
+    /// a blocking `waitpid` for a child that lives as long as the tests (the watchdog below): no `Process` was seen to
+    /// exit after that, and every test waiting for one hung.
+    private static func closeAbove2(in actions: inout posix_spawn_file_actions_t) {
+        // glibc 2.34's posix_spawn_file_actions_addclosefrom_np, which Swift does not import (it is declared for
+        // _GNU_SOURCE only); looked up by name, as the relay looks up mallopt.
+        if let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") {  // nil: RTLD_DEFAULT
+            typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+            if unsafeBitCast(symbol, to: CloseFrom.self)(&actions, 3) == 0 { return }
+        }
+        // Older C libraries: each descriptor open now (one opened after this is not covered, a far rarer leak).
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return }
         for name in names {
             guard let fd = Int32(name), fd > 2 else { continue }
-            let flags = fcntl(fd, F_GETFD)
-            if flags >= 0, flags & FD_CLOEXEC == 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+            posix_spawn_file_actions_addclose(&actions, fd)
         }
     }
 
@@ -265,7 +277,7 @@ public final class PostgresCluster: @unchecked Sendable {
         // What a command prints is its answer (psql's rows); what it complains of goes apart, into a failure's text.
         posix_spawn_file_actions_addopen(&actions, 1, capture ? outputPath : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_addopen(&actions, 2, capture ? errorPath : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        Self.closeOnExec()
+        Self.closeAbove2(in: &actions)
         var pid: pid_t = 0
         let cArguments = argv.map { strdup($0) } + [nil]
         defer { for argument in cArguments { free(argument) } }
