@@ -62,6 +62,59 @@ struct DurableWritesTests {
         }
     }
 
+    /// A send handed over without waiting (`submit`) is settled once, with its own outcome, on both stores: sends
+    /// handed over together share transactions, and refusals and retries are settled like the rest.
+    @Test(arguments: StoreKind.allCases) func eachSubmittedSendIsSettledOnceWithItsOutcome(_ kind: StoreKind) async throws {
+        let store = try await kind.makeStore().withProviders()
+        _ = try await store.enqueue(submission("sent before"))
+        let stranger = Submission(
+            body: Array("to nobody".utf8), sender: gp, recipient: try Handle("no.one"), storedAt: now, expiresAt: now.adding(seconds: 60)
+        )
+        let items = (0..<20).map { submission("consult \($0)") } + [submission("sent before"), stranger]
+        let settled = NIOLockedValueBox<[Int: [EnqueueOutcome?]]>([:])
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            let remaining = NIOLockedValueBox(items.count)
+            for (n, item) in items.enumerated() {
+                store.submit(item) { result, _ in
+                    settled.withLockedValue { $0[n, default: []].append(try? result.get()) }
+                    if remaining.withLockedValue({ $0 -= 1; return $0 }) == 0 { done.resume() }
+                }
+            }
+        }
+        let outcomes = settled.withLockedValue { $0 }
+        #expect(items.indices.allSatisfy { outcomes[$0]?.count == 1 }, "each send is settled exactly once: \(outcomes)")
+        var sequences: Set<Int64> = []
+        for n in 0..<20 {
+            guard case .stored(let sequence)?? = outcomes[n]?.first else { Issue.record("consult \(n): \(String(describing: outcomes[n]))"); continue }
+            sequences.insert(sequence)
+        }
+        #expect(sequences.count == 20)
+        guard case .duplicate?? = outcomes[20]?.first else { Issue.record("the retry: \(String(describing: outcomes[20]))"); return }
+        #expect(outcomes[21]?.first == .unknownRecipient)
+        #expect(try await store.queueUsage(for: derm).envelopes == 21)
+    }
+
+    /// A transaction that fails settles every send handed over for it with its error, and stores none of them.
+    @Test func aFailedTransactionSettlesEverySubmittedSendWithItsError() async throws {
+        let store = try await SQLiteRelayStore.inMemory().withProviders()
+        try await store.database.write { db in
+            try db.execute(sql: "CREATE TRIGGER full_disk BEFORE INSERT ON envelope BEGIN SELECT RAISE(ABORT, 'no room'); END")
+        }
+        let failures = NIOLockedValueBox<[String]>([])
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            let remaining = NIOLockedValueBox(3)
+            for n in 0..<3 {
+                store.submit(submission("consult \(n)")) { result, writes in
+                    if case .failure(let error) = result { failures.withLockedValue { $0.append("\(error)") } }
+                    if remaining.withLockedValue({ $0 -= 1; return $0 }) == 0 { done.resume() }
+                }
+            }
+        }
+        #expect(failures.withLockedValue { $0.count } == 3)
+        #expect(failures.withLockedValue { $0 }.allSatisfy { $0.contains("no room") })
+        #expect(try await store.queueUsage(for: derm).envelopes == 0)
+    }
+
     /// A transaction that fails runs no completion: nothing is pushed or answered `stored` for it.
     @Test func aFailedTransactionRunsNoCompletion() async throws {
         struct DiskFull: Error {}

@@ -37,6 +37,31 @@ struct PipelinedSendTests {
         }
     }
 
+    /// Sends in flight that the store refuses are answered with their own codes (by a task, not where the transaction
+    /// finished), the sends around them are stored and answered, and a request after them sees them all.
+    @Test func refusalsInFlightAreAnsweredEachWithItsCode() async throws {
+        try await withStopping(try await FileRelay(accounts: .all, inMemory: true)) { relay in
+            let derm = relay.derm.handle, nobody = try Handle("no.one")
+            var messages = try (0..<40).map { n in
+                RelayMessage.send(try SendRequest(recipient: n % 3 == 1 ? nobody : derm, envelope: Array("consult \(n)".utf8)))
+            }
+            messages.append(.fetchNotices(after: 0))
+            let answers = try await relay.session(relay.gp) { session in try await session.requests(messages, batch: messages.count) }
+            #expect(answers.count == messages.count)
+            for (n, answer) in answers.dropLast().enumerated() {
+                if n % 3 == 1 {
+                    guard case .error(let code, _) = answer else { Issue.record("send \(n) to nobody was answered \(answer)"); continue }
+                    #expect(code == RelayError.Code.unknownHandle.rawValue, "send \(n)")
+                } else {
+                    guard case .stored(let receipt) = answer else { Issue.record("send \(n) was answered \(answer)"); continue }
+                    #expect(receipt.envelopeID == SHA256.hash(Array("consult \(n)".utf8)), "send \(n)")
+                }
+            }
+            guard case .notices = answers.last else { Issue.record("the notice fetch was answered \(answers.last.map { "\($0)" } ?? "nothing")"); return }
+            #expect(try await (try relay.store).queueUsage(for: derm).envelopes == (0..<40).filter { $0 % 3 != 1 }.count)
+        }
+    }
+
     /// With one send in flight per connection (the setting at 1), each is its own transaction: what the test above
     /// tells apart.
     @Test func oneInFlightWritesEachAlone() async throws {

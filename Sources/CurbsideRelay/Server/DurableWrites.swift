@@ -11,6 +11,7 @@ import NIOCore
 /// as that thread is the one every commit goes through.
 public struct DurableWrites: Sendable {
     private var pending: [(channel: any Channel, messages: [(RelayMessage, requestID: UInt32)])] = []
+    private var afterwards: [@Sendable () -> Void] = []
 
     package init() {}
 
@@ -25,7 +26,14 @@ public struct DurableWrites: Sendable {
         }
     }
 
-    /// Hands each channel its frames, on its event loop, without waiting for them to be written.
+    /// Runs `body` once `flush()` has handed every channel its frames: whatever it lets happen next is written
+    /// after them.
+    mutating func afterFlush(_ body: @escaping @Sendable () -> Void) {
+        afterwards.append(body)
+    }
+
+    /// Hands each channel its frames, on its event loop, without waiting for them to be written; then runs what
+    /// `afterFlush` was given.
     func flush() {
         for (channel, messages) in pending {
             if channel.eventLoop.inEventLoop {
@@ -34,6 +42,7 @@ public struct DurableWrites: Sendable {
                 channel.eventLoop.execute { Self.write(messages, to: channel) }
             }
         }
+        for body in afterwards { body() }
     }
 
     private static func write(_ messages: [(RelayMessage, requestID: UInt32)], to channel: any Channel) {

@@ -16,42 +16,77 @@ extension RelaySession {
         }
     }
 
-    /// The rest of a send read while others of the connection are in flight, admitted (or settled) in the order they
-    /// arrived: writes its own answer when its envelope is durable (or refused), whatever the others do.
-    func answerSend(
-        _ admitted: Result<Submission, SettledSend>,
-        _ request: SendRequest,
-        from sender: Handle,
+    /// Hands an admitted send of a connection that keeps several in flight to the store, and returns. It is answered
+    /// where its transaction finishes (`RelayStore.submit(_:settle:)`): the push and `stored` go to the channels'
+    /// event loops from there, with no task of its own to wake, and `sends` learns it has ended once they are handed
+    /// over. A refusal, a failed transaction or a channel that cannot take the answer then is answered by a task
+    /// that waits for the channel.
+    func submit(
+        _ submission: Submission,
         requestID: UInt32,
-        state: State,
-        to answers: CoalescingFrameWriter,
         on channel: any Channel,
+        answers: CoalescingFrameWriter,
+        sends: SendsInFlight,
+        activity: ConnectionActivity?,
         logger: Logger
-    ) async throws {
-        var committed: CommittedSend?
-        let outcome: Outcome
-        do {
-            switch admitted {
-            case .failure(let settled): outcome = settled.outcome
-            case .success(let submission):
-                committed = CommittedSend(submission, clients: clients, answeringOn: channel, requestID: requestID)
-                outcome = try await commit(submission, request, from: sender, state: state, then: committed)
+    ) {
+        let size = submission.body.count
+        // One object per send, which the closure holds as its context, and not the session, whose copy would cost a
+        // retain of each of its references per send.
+        let committed = CommittedSend(submission, clients: clients, answeringOn: channel, requestID: requestID)
+        store.submit(submission) { result, writes in
+            if case .success(let outcome) = result {
+                committed.run(outcome, &writes)
+                if committed.wasAnswered {
+                    writes.afterFlush {
+                        sends.end(bytes: size)
+                        _ = activity?.end()
+                    }
+                    return
+                }
             }
-        } catch let error as RelayError where error.isStorage {
-            // The disk, not the client: answered, and the connection goes on.
-            outcome = .refuse(error)
+            let answer: RelayMessage
+            switch result {
+            case .success(let outcome):
+                answer = Self.answer(settled: outcome, of: submission)
+            case .failure(let error as RelayError):
+                answer = Self.answer(.refuse(error), logger: logger)
+            case .failure:
+                // Not the disk's failure but a bug: the connection closes, as when a request's task throws.
+                channel.close(promise: nil)
+                writes.afterFlush {
+                    sends.end(bytes: size)
+                    _ = activity?.end()
+                }
+                return
+            }
+            writes.afterFlush {
+                Task {
+                    try? await answers.write(answer.frame(requestID: requestID))
+                    sends.end(bytes: size)
+                    _ = activity?.end()
+                }
+            }
         }
-        let answer: RelayMessage
+    }
+
+    /// The answer a send's `Outcome` gives; a storage error is logged.
+    static func answer(_ outcome: Outcome, logger: Logger) -> RelayMessage {
         switch outcome {
         case .reply(let message, _), .loggedIn(let message, _, _):
-            answer = message
+            return message
         case .refuse(let error):
             if error.isStorage { logger.error("store error", metadata: ["error": "\(error.code.identifier)"]) }
-            answer = .error(error)
+            return .error(error)
         }
-        // Written already where the commit finished, unless the channel could not take it then.
-        guard committed?.wasAnswered != true else { return }
-        try await answers.write(answer.frame(requestID: requestID))
+    }
+
+    /// The answer to `submission` once the store has decided `outcome`: `stored`, or the refusal.
+    static func answer(settled outcome: EnqueueOutcome, of submission: Submission) -> RelayMessage {
+        switch answer(outcome, to: submission) {
+        case .success(let message): message
+        case .failure(let error): .error(error)
+        }
     }
 
     func send(_ request: SendRequest, from sender: Handle, state: State, logger: Logger = .relayDisabled) async throws -> Outcome {
@@ -136,27 +171,35 @@ extension RelaySession {
     private func settled(_ outcome: EnqueueOutcome, _ submission: Submission, _ request: SendRequest, from sender: Handle, state: State)
         -> Outcome
     {
+        switch Self.answer(outcome, to: submission) {
+        case .success(let message): .reply(message, state)
+        case .failure(let error): .refuse(error)
+        }
+    }
+
+    /// The answer to `submission` once the store has decided `outcome`: `stored`, or the refusal.
+    static func answer(_ outcome: EnqueueOutcome, to submission: Submission) -> Result<RelayMessage, RelayError> {
         let id = submission.id
         switch outcome {
         case .stored:
-            return .reply(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: submission.storedAt, expiresAt: submission.expiresAt)), state)
+            return .success(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: submission.storedAt, expiresAt: submission.expiresAt)))
         case .duplicate(_, let storedAt, let originalExpiry):
-            return .reply(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: storedAt, expiresAt: originalExpiry)), state)
+            return .success(.stored(StoredReceipt(envelopeID: id.bytes, storedAt: storedAt, expiresAt: originalExpiry)))
         case .queueFull:
-            return .refuse(RelayError(.quotaExceeded, "\(request.recipient)'s queue is full; try again later"))
+            return .failure(RelayError(.quotaExceeded, "\(submission.recipient)'s queue is full; try again later"))
         case .senderShareFull(let envelopes, let bytes):
-            return .refuse(
+            return .failure(
                 RelayError(
                     .quotaExceeded,
-                    "\(sender) holds \(envelopes) envelopes of \(bytes) bytes for \(request.recipient), the most one sender may "
-                        + "(\(configuration.maximumQueuedEnvelopesPerSender) or \(configuration.maximumQueuedBytesPerSender) bytes); "
+                    "\(submission.sender) holds \(envelopes) envelopes of \(bytes) bytes for \(submission.recipient), the most one "
+                        + "sender may (\(submission.maximumQueuedEnvelopesPerSender) or \(submission.maximumQueuedBytesPerSender) bytes); "
                         + "try again once they fetch"
                 )
             )
         case .unknownRecipient:
-            return .refuse(RelayError(.unknownHandle, "\(request.recipient) is not registered"))
+            return .failure(RelayError(.unknownHandle, "\(submission.recipient) is not registered"))
         case .unknownAttachment(let attachment):
-            return .refuse(RelayError(.unknownAttachment, "attachment \(attachment.hexString) is not a committed upload of \(sender)"))
+            return .failure(RelayError(.unknownAttachment, "attachment \(attachment.hexString) is not a committed upload of \(submission.sender)"))
         }
     }
 

@@ -52,15 +52,15 @@ struct RelaySession {
             var binding: [UInt8]?
             var state = State.awaitingLogin(challenge)
             var currentRequest: UInt32 = 0
+            // Several sends may be in flight at once (a client may pipeline them): each is handed to the store and
+            // answered where its transaction finishes, once its envelope is durable, in whatever order the commits
+            // finish. Any other request waits until they are answered, so it sees what they stored.
+            let sends = SendsInFlight()
+            // Answers the store's thread could not write (refusals, a channel that could not take them then) go out
+            // here, those of sends settled together in one write.
+            let sendAnswers = CoalescingFrameWriter(outbound)
             do {
-                try await withThrowingTaskGroup(of: Void.self) { sends in
-                    // Sends run as children, several at a time (a client may keep them in flight): each is answered when
-                    // its envelope is durable, in whatever order the commits finish. Any other request waits until they
-                    // are answered, so it sees what they stored.
-                    var sendsInFlight = 0, sendBytesInFlight = 0
-                    // The answers of sends whose commits finish together go out in one write. Other requests are
-                    // answered only after waitForAll, when every answer handed to it has been written.
-                    let sendAnswers = CoalescingFrameWriter(outbound)
+                do {
                     for try await frame in inbound {
                         // The relay is stopping: this request is not started; the connection closes.
                         guard activity?.begin() ?? true else {
@@ -72,15 +72,12 @@ struct RelaySession {
                             configuration.maximumSendsInFlightPerConnection > 1,
                             case .send(let request)? = try? RelayMessage(decoding: frame)
                         {
-                            if sendsInFlight >= configuration.maximumSendsInFlightPerConnection
-                                || (sendsInFlight > 0
-                                    && sendBytesInFlight + request.envelope.count > configuration.maximumSendBytesInFlightPerConnection)
+                            let size = request.envelope.count
+                            if sends.count >= configuration.maximumSendsInFlightPerConnection
+                                || (sends.count > 0 && sends.bytes + size > configuration.maximumSendBytesInFlightPerConnection)
                             {
-                                try await sends.waitForAll()
-                                (sendsInFlight, sendBytesInFlight) = (0, 0)
+                                await sends.drained()
                             }
-                            sendsInFlight += 1
-                            sendBytesInFlight += request.envelope.count
                             let requestID = frame.requestID
                             // Admitted here, in the order the sends arrived (the new-recipient limit decides in order).
                             let admitted: Result<Submission, SettledSend>
@@ -89,26 +86,27 @@ struct RelaySession {
                             } catch let error as RelayError where error.isStorage {
                                 admitted = .failure(SettledSend(outcome: .refuse(error)))
                             }
-                            sends.addTask { [state, logger] in
-                                try await self.answerSend(
-                                    admitted,
-                                    request,
-                                    from: sender,
+                            switch admitted {
+                            case .success(let submission):
+                                sends.begin(bytes: size)
+                                submit(
+                                    submission,
                                     requestID: requestID,
-                                    state: state,
-                                    to: sendAnswers,
                                     on: channel.channel,
+                                    answers: sendAnswers,
+                                    sends: sends,
+                                    activity: activity,
                                     logger: logger
                                 )
+                            case .failure(let settled):
+                                // Answered without the store: a refusal, or a retry of what is stored when the disk is low.
+                                try await sendAnswers.write(Self.answer(settled.outcome, logger: logger).frame(requestID: requestID))
                                 _ = activity?.end()
                             }
                             currentRequest = 0
                             continue
                         }
-                        if sendsInFlight > 0 {
-                            try await sends.waitForAll()
-                            (sendsInFlight, sendBytesInFlight) = (0, 0)
-                        }
+                        await sends.drained()
                         let outcome: Outcome
                         do {
                             if binding == nil { binding = handshake.completed?.channelBinding }
@@ -150,8 +148,12 @@ struct RelaySession {
                         // A framing error on the next frame (too large, relay_busy) answers no request: request id 0.
                         currentRequest = 0
                     }
-                    try await sends.waitForAll()
+                } catch {
+                    // The answers of sends in flight are written first, as the connection's other answers are.
+                    await sends.drained()
+                    throw error
                 }
+                await sends.drained()
             } catch let error as RelayError {
                 // The fatal error answers the request that caused it, if a frame did (0 for framing errors).
                 try? await outbound.write(RelayMessage.error(error).frame(requestID: currentRequest))

@@ -53,6 +53,11 @@ public protocol RelayStore: Sendable {
     /// once every send of the transaction has had its call.
     func enqueue(_ submission: Submission, whenCommitted: SendCompletion?) async throws -> EnqueueOutcome
 
+    /// Stores an envelope as `enqueue` does, without waiting: `settle` is called once, with the outcome once the
+    /// transaction that decided it has committed (durably), or with the error that failed it, on the thread that saw
+    /// it finish; like a `SendCompletion`, it must not block. The relay's pipelined sends are answered from there.
+    func submit(_ submission: Submission, settle: @escaping SendSettlement)
+
     /// How many envelopes, and how many bytes of them (each with the attachments it names), wait for `recipient`.
     func queueUsage(for recipient: Handle) async throws -> (envelopes: Int, bytes: Int)
 
@@ -166,7 +171,24 @@ public struct RelayStatistics: Sendable, Hashable {
 /// `DurableWrites` (`RelayStore.enqueue(_:whenCommitted:)`).
 public typealias SendCompletion = @Sendable (EnqueueOutcome, inout DurableWrites) -> Void
 
+/// What to do once a send submitted without waiting is decided (`RelayStore.submit(_:settle:)`): given its outcome,
+/// or the error that failed its transaction, adds the frames to write to `DurableWrites`.
+public typealias SendSettlement = @Sendable (Result<EnqueueOutcome, any Error>, inout DurableWrites) -> Void
+
 extension RelayStore {
+    /// `submit` by way of `enqueue`, awaited in a task of its own.
+    public func submit(_ submission: Submission, settle: @escaping SendSettlement) {
+        Task {
+            do {
+                _ = try await enqueue(submission) { outcome, writes in settle(.success(outcome), &writes) }
+            } catch {
+                var writes = DurableWrites()
+                settle(.failure(error), &writes)
+                writes.flush()
+            }
+        }
+    }
+
     /// Stores an envelope; returns once the transaction is durable.
     public func enqueue(_ submission: Submission) async throws -> EnqueueOutcome {
         try await enqueue(submission, whenCommitted: nil)

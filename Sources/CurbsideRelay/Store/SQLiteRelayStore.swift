@@ -8,7 +8,7 @@ import GRDB
 /// effects in some order and never half of one.
 public final class SQLiteRelayStore: RelayStore {
     let database: any DatabaseWriter
-    private let groupCommit: GroupCommit
+    private let commits: CommitQueue
     private let checkpointer: WALCheckpointer?
 
     /// Opens (creating if needed) the store at `path` and brings its schema up to date.
@@ -47,7 +47,7 @@ public final class SQLiteRelayStore: RelayStore {
     init(writer: any DatabaseWriter, checkpointer: WALCheckpointer? = nil) throws {
         database = writer
         self.checkpointer = checkpointer
-        groupCommit = GroupCommit { batch, whenCommitted in try await Self.write(batch, to: writer, whenCommitted: whenCommitted) }
+        commits = CommitQueue(writer)
         try Self.migrator.migrate(writer)
     }
 
@@ -113,7 +113,7 @@ public final class SQLiteRelayStore: RelayStore {
 
     /// Transactions written for sends, and the envelopes in them (group commit makes the first smaller).
     var groupCommitStatistics: (transactions: Int, envelopes: Int) {
-        get async { (await groupCommit.transactions, await groupCommit.items) }
+        commits.statistics
     }
 
     /// Named migrations; a migration is never edited once it has landed (GRDB's rule): new ones are appended.
@@ -420,7 +420,11 @@ public final class SQLiteRelayStore: RelayStore {
     // MARK: - Envelope queue
 
     public func enqueue(_ submission: Submission, whenCommitted: SendCompletion?) async throws -> EnqueueOutcome {
-        try await groupCommit.enqueue(submission, whenCommitted: whenCommitted)
+        try await commits.enqueue(submission, whenCommitted: whenCommitted)
+    }
+
+    public func submit(_ submission: Submission, settle: @escaping SendSettlement) {
+        commits.submit(submission, settle: settle)
     }
 
     /// Writes `batch` as group commit writes a batch, for tests that decide what one transaction holds.
@@ -428,9 +432,19 @@ public final class SQLiteRelayStore: RelayStore {
         try await Self.write(batch, to: database)
     }
 
-    /// Writes a batch of envelopes in one transaction, so one fsync makes them all durable. Items are applied in
-    /// order, so a body repeated within the batch is stored once; an item that cannot be stored (queue full, unknown
-    /// attachment) gets its outcome without failing the others.
+    /// Writes a batch of envelopes in one transaction and runs their completions once it has committed (on GRDB's
+    /// writer, so that pushes and answers leave from there); for tests that decide what one transaction holds.
+    fileprivate static func write(
+        _ batch: [Submission],
+        to database: any DatabaseWriter,
+        whenCommitted: BatchCompletion = BatchCompletion()
+    ) async throws -> [EnqueueOutcome] {
+        try await Self.transaction(database, whenCommitted: { whenCommitted.run($0) }) { db in try insert(batch, into: db) }
+    }
+
+    /// The inserts of a batch of envelopes, in the one transaction that writes them, so one fsync makes them all
+    /// durable. Items are applied in order, so a body repeated within the batch is stored once; an item that cannot
+    /// be stored (queue full, unknown attachment) gets its outcome without failing the others.
     ///
     /// A batch often holds several sends to one recipient (a backlog, a busy colleague): whether the recipient
     /// exists and what its queue and each sender's share hold are read once per batch and then kept up to date here
@@ -441,111 +455,103 @@ public final class SQLiteRelayStore: RelayStore {
     /// it on the unique (recipient, envelope_id) index it probes anyway (`ON CONFLICT DO NOTHING`), and only a send
     /// that conflicted or would be refused looks for it (`duplicate(of:)`). A separate lookup before every insert was
     /// about 20,000 instructions a send.
-    ///
-    /// `whenCommitted` runs on GRDB's writer right after the commit, so that pushes and answers leave from there.
-    fileprivate static func write(
-        _ batch: [Submission],
-        to database: any DatabaseWriter,
-        whenCommitted: BatchCompletion = BatchCompletion()
-    ) async throws -> [EnqueueOutcome] {
-        try await Self.transaction(database, whenCommitted: { whenCommitted.run($0) }) { db in
-            var recipientExists: [String: Bool] = [:]
-            var queueUsage: [String: (envelopes: Int, bytes: Int)] = [:]
-            var senderUsage: [SenderShareKey: (envelopes: Int, bytes: Int)] = [:]
-            // Prepared once per connection (cached), looked up once per batch (the lookup hashes the SQL).
-            let insert = try db.cachedStatement(
-                sql: """
-                    INSERT INTO envelope (envelope_id, sender, recipient, body, stored_at, expires_at, attachment_bytes)
-                    VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (recipient, envelope_id) DO NOTHING
-                    """
-            )
-            return try batch.map { item in
-                let id = item.id
-                let recipient = item.recipient.rawValue
-                // A refusal, unless the send is a retry of something stored.
-                func refused(_ outcome: EnqueueOutcome) throws -> EnqueueOutcome {
-                    try Self.duplicate(of: item, in: db) ?? outcome
-                }
-                let exists = try recipientExists[recipient] ?? {
-                    let exists = try Bool.fetchOne(
-                        try db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM account WHERE handle = ?)"),
-                        arguments: [recipient]
-                    ) == true
-                    recipientExists[recipient] = exists
-                    return exists
-                }()
-                guard exists else { return try refused(.unknownRecipient) }
-                var keys: [Int64] = []
-                var attachmentBytes = 0
-                for attachment in item.attachments {
-                    guard
-                        let row = try Row.fetchOne(
-                            db,
-                            sql: "SELECT key, size FROM attachment WHERE owner = ? AND sha256 = ? AND complete",
-                            arguments: [item.sender.rawValue, Data(attachment)]
-                        )
-                    else { return try refused(.unknownAttachment(attachment)) }
-                    keys.append(row[0])
-                    attachmentBytes += row[1] as Int
-                }
-                // What the envelope costs its recipient: its bytes, and those of every attachment it names, which
-                // the recipient downloads and keeps for this envelope however many others name them too.
-                let size = item.body.count + attachmentBytes
-                let shareKey = SenderShareKey(recipient: recipient, sender: item.sender.rawValue)
-                let share = try senderUsage[shareKey] ?? {
-                    let row = try Row.fetchOne(
-                        try db.cachedStatement(sql: "SELECT envelopes, bytes FROM sender_usage WHERE recipient = ? AND sender = ?"),
-                        arguments: [recipient, item.sender.rawValue]
-                    )
-                    return (row?[0] ?? 0, row?[1] ?? 0)
-                }()
-                senderUsage[shareKey] = share
-                if share.envelopes >= item.maximumQueuedEnvelopesPerSender || share.bytes + size > item.maximumQueuedBytesPerSender {
-                    return try refused(.senderShareFull(envelopes: share.envelopes, bytes: share.bytes))
-                }
-                let usage = try queueUsage[recipient] ?? {
-                    let row = try Row.fetchOne(
-                        try db.cachedStatement(sql: "SELECT envelopes, bytes FROM queue_usage WHERE recipient = ?"),
-                        arguments: [recipient]
-                    )
-                    return (row?[0] ?? 0, row?[1] ?? 0)
-                }()
-                queueUsage[recipient] = usage
-                if usage.envelopes >= item.maximumQueuedEnvelopes || usage.bytes + size > item.maximumQueuedBytes {
-                    return try refused(.queueFull)
-                }
-                try insert.execute(
-                    arguments: [
-                        Data(id.bytes), item.sender.rawValue, recipient, Data(item.body),
-                        item.storedAt.signedMilliseconds, item.expiresAt.signedMilliseconds, attachmentBytes,
-                    ]
-                )
-                guard db.changesCount == 1 else {
-                    // Stored before, or earlier in this batch: nothing was inserted, and no trigger counted it. The
-                    // insert used up a sequence number all the same (AUTOINCREMENT records the rowid it tried). It is
-                    // not handed back: a gap is harmless (clients resume after the last sequence they saw, as they do
-                    // over PostgreSQL's sequences), while handing one back relies on SQLite having taken it, and were
-                    // it not, the next envelope could take the number of a deleted one that a client's cursor has
-                    // already passed.
-                    guard let stored = try Self.duplicate(of: item, in: db) else {
-                        throw DatabaseError(resultCode: .SQLITE_INTERNAL, message: "an envelope conflicted with no stored row")
-                    }
-                    return stored
-                }
-                // As envelope_counted has just counted it in the database.
-                queueUsage[recipient] = (usage.envelopes + 1, usage.bytes + size)
-                senderUsage[shareKey] = (share.envelopes + 1, share.bytes + size)
-                let sequence = db.lastInsertedRowID
-                for key in keys {
-                    try db.execute(
-                        sql: "INSERT INTO envelope_attachment (envelope, attachment) VALUES (?, ?)",
-                        arguments: [sequence, key]
-                    )
-                    // Referenced: it lives as long as an envelope refers to it, not by its own expiry.
-                    try db.execute(sql: "UPDATE attachment SET expires_at = NULL WHERE key = ?", arguments: [key])
-                }
-                return .stored(sequence: sequence)
+    static func insert(_ batch: [Submission], into db: Database) throws -> [EnqueueOutcome] {
+        var recipientExists: [String: Bool] = [:]
+        var queueUsage: [String: (envelopes: Int, bytes: Int)] = [:]
+        var senderUsage: [SenderShareKey: (envelopes: Int, bytes: Int)] = [:]
+        // Prepared once per connection (cached), looked up once per batch (the lookup hashes the SQL).
+        let insert = try db.cachedStatement(
+            sql: """
+                INSERT INTO envelope (envelope_id, sender, recipient, body, stored_at, expires_at, attachment_bytes)
+                VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (recipient, envelope_id) DO NOTHING
+                """
+        )
+        return try batch.map { item in
+            let id = item.id
+            let recipient = item.recipient.rawValue
+            // A refusal, unless the send is a retry of something stored.
+            func refused(_ outcome: EnqueueOutcome) throws -> EnqueueOutcome {
+                try Self.duplicate(of: item, in: db) ?? outcome
             }
+            let exists = try recipientExists[recipient] ?? {
+                let exists = try Bool.fetchOne(
+                    try db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM account WHERE handle = ?)"),
+                    arguments: [recipient]
+                ) == true
+                recipientExists[recipient] = exists
+                return exists
+            }()
+            guard exists else { return try refused(.unknownRecipient) }
+            var keys: [Int64] = []
+            var attachmentBytes = 0
+            for attachment in item.attachments {
+                guard
+                    let row = try Row.fetchOne(
+                        db,
+                        sql: "SELECT key, size FROM attachment WHERE owner = ? AND sha256 = ? AND complete",
+                        arguments: [item.sender.rawValue, Data(attachment)]
+                    )
+                else { return try refused(.unknownAttachment(attachment)) }
+                keys.append(row[0])
+                attachmentBytes += row[1] as Int
+            }
+            // What the envelope costs its recipient: its bytes, and those of every attachment it names, which
+            // the recipient downloads and keeps for this envelope however many others name them too.
+            let size = item.body.count + attachmentBytes
+            let shareKey = SenderShareKey(recipient: recipient, sender: item.sender.rawValue)
+            let share = try senderUsage[shareKey] ?? {
+                let row = try Row.fetchOne(
+                    try db.cachedStatement(sql: "SELECT envelopes, bytes FROM sender_usage WHERE recipient = ? AND sender = ?"),
+                    arguments: [recipient, item.sender.rawValue]
+                )
+                return (row?[0] ?? 0, row?[1] ?? 0)
+            }()
+            senderUsage[shareKey] = share
+            if share.envelopes >= item.maximumQueuedEnvelopesPerSender || share.bytes + size > item.maximumQueuedBytesPerSender {
+                return try refused(.senderShareFull(envelopes: share.envelopes, bytes: share.bytes))
+            }
+            let usage = try queueUsage[recipient] ?? {
+                let row = try Row.fetchOne(
+                    try db.cachedStatement(sql: "SELECT envelopes, bytes FROM queue_usage WHERE recipient = ?"),
+                    arguments: [recipient]
+                )
+                return (row?[0] ?? 0, row?[1] ?? 0)
+            }()
+            queueUsage[recipient] = usage
+            if usage.envelopes >= item.maximumQueuedEnvelopes || usage.bytes + size > item.maximumQueuedBytes {
+                return try refused(.queueFull)
+            }
+            try insert.execute(
+                arguments: [
+                    Data(id.bytes), item.sender.rawValue, recipient, Data(item.body),
+                    item.storedAt.signedMilliseconds, item.expiresAt.signedMilliseconds, attachmentBytes,
+                ]
+            )
+            guard db.changesCount == 1 else {
+                // Stored before, or earlier in this batch: nothing was inserted, and no trigger counted it. The
+                // insert used up a sequence number all the same (AUTOINCREMENT records the rowid it tried). It is
+                // not handed back: a gap is harmless (clients resume after the last sequence they saw, as they do
+                // over PostgreSQL's sequences), while handing one back relies on SQLite having taken it, and were
+                // it not, the next envelope could take the number of a deleted one that a client's cursor has
+                // already passed.
+                guard let stored = try Self.duplicate(of: item, in: db) else {
+                    throw DatabaseError(resultCode: .SQLITE_INTERNAL, message: "an envelope conflicted with no stored row")
+                }
+                return stored
+            }
+            // As envelope_counted has just counted it in the database.
+            queueUsage[recipient] = (usage.envelopes + 1, usage.bytes + size)
+            senderUsage[shareKey] = (share.envelopes + 1, share.bytes + size)
+            let sequence = db.lastInsertedRowID
+            for key in keys {
+                try db.execute(
+                    sql: "INSERT INTO envelope_attachment (envelope, attachment) VALUES (?, ?)",
+                    arguments: [sequence, key]
+                )
+                // Referenced: it lives as long as an envelope refers to it, not by its own expiry.
+                try db.execute(sql: "UPDATE attachment SET expires_at = NULL WHERE key = ?", arguments: [key])
+            }
+            return .stored(sequence: sequence)
         }
     }
 
