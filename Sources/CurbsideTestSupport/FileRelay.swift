@@ -27,18 +27,23 @@ public final class FileRelay: @unchecked Sendable {
     public let configure: @Sendable (inout RelayConfiguration) -> Void
     /// The store when it is kept in memory (runs of thousands of sends, where an fsync each would take minutes).
     private let memoryStore: SQLiteRelayStore?
+    /// The temporary directory made for this relay when none was given, which `discard` removes.
+    private let madeDirectory: URL?
 
     /// - Parameters:
-    ///   - directory: where the store and attachments go; a fresh temporary directory by default.
+    ///   - directory: where the store and attachments go; by default a fresh temporary directory, removed when the
+    ///     relay is discarded (`withStopping` does it).
     ///   - accounts: who is registered at the start: gp, derm and cardio; gp alone (tests that register derm
     ///     themselves); nobody (another relay's directory reopened, or profiles that register through the CLI).
     ///   - inMemory: the store is in memory (attachments still go to `directory`); a restart keeps it.
     public init(
-        directory: URL = FileManager.default.temporaryDirectory.appendingPathComponent("curbside-relay-\(UUID())"),
+        directory given: URL? = nil,
         accounts: Accounts = .all,
         inMemory: Bool = false,
         configure: @escaping @Sendable (inout RelayConfiguration) -> Void = { _ in }
     ) async throws {
+        let directory = given ?? FileManager.default.temporaryDirectory.appendingPathComponent("curbside-relay-\(UUID())")
+        madeDirectory = given == nil ? directory : nil
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         path = directory.appendingPathComponent("relay.sqlite").path
         attachmentsPath = directory.appendingPathComponent("attachments").path
@@ -213,7 +218,12 @@ public final class RelayTestSession: @unchecked Sendable {
     }
 }
 
-extension FileRelay: StoppableFixture {}
+extension FileRelay: StoppableFixture {
+    /// Removes the temporary directory made for this relay, if it made one (a directory it was given is left).
+    public func discard() {
+        if let madeDirectory { try? FileManager.default.removeItem(at: madeDirectory) }
+    }
+}
 
 /// A TLS client connection to a relay on 127.0.0.1 pinned to `FileRelay.identity`, speaking frames.
 public func connectRelayClient(port: Int) async throws -> (NIOAsyncChannel<Frame, Frame>, TLSHandshakeCompletedEvent) {

@@ -49,4 +49,9 @@ public struct Providers: Sendable {
     }
 }
 
-extension Providers: StoppableFixture {}
+extension Providers: StoppableFixture {
+    /// Removes the relay's temporary directory (the profiles' went with `stop`).
+    public func discard() {
+        relay.discard()
+    }
+}
