@@ -359,7 +359,8 @@ public actor RelayConnection {
         }
     }
 
-    private static func decode(_ frame: Frame) throws -> RelayMessage {
+    /// The message in `frame`; one the protocol does not allow is `.protocolViolation`.
+    static func decode(_ frame: Frame) throws -> RelayMessage {
         do {
             return try RelayMessage(decoding: frame)
         } catch {

@@ -96,10 +96,10 @@ final class RequestTable: Sendable {
     func dispatch(_ frame: Frame) -> Bool {
         let message: RelayMessage
         do {
-            message = try RelayMessage(decoding: frame)
+            message = try RelayConnection.decode(frame)
         } catch {
             // A relay that sends what we cannot read: stop trusting the connection.
-            finish("undecodable frame of type \(frame.type): \(RelayClientError.protocolViolation("\(error)"))")
+            finish("undecodable frame of type \(frame.type): \(error)")
             return false
         }
         let answer: Result<RelayMessage, any Error> =

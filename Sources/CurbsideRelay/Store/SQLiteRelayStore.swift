@@ -64,28 +64,6 @@ public final class SQLiteRelayStore: RelayStore {
         }
     }
 
-    /// As `transaction`, and runs `committed` with the result on the writer once the transaction has committed (with
-    /// `synchronous = FULL`, once it is on disk), before the writer takes anything else and before this returns.
-    static func transaction<T: Sendable>(
-        _ database: any DatabaseWriter,
-        whenCommitted committed: @escaping @Sendable (T) -> Void,
-        _ updates: @escaping @Sendable (Database) throws -> T
-    ) async throws -> T {
-        do {
-            return try await database.writeWithoutTransaction { db in
-                var result: T?
-                try db.inTransaction {
-                    result = try updates(db)
-                    return .commit
-                }
-                committed(result!)
-                return result!
-            }
-        } catch let error as DatabaseError {
-            throw storageError(error)
-        }
-    }
-
     /// One read; as `transaction`, the disk's failures become relay errors.
     static func reading<T: Sendable>(
         _ database: any DatabaseWriter,
@@ -427,22 +405,13 @@ public final class SQLiteRelayStore: RelayStore {
         commits.submit(submission, settle: settle)
     }
 
-    /// Writes `batch` as group commit writes a batch, for tests that decide what one transaction holds.
+    /// Writes `batch` in one transaction as `CommitQueue` writes a batch, for tests that decide what one transaction
+    /// holds.
     func write(_ batch: [Submission]) async throws -> [EnqueueOutcome] {
-        try await Self.write(batch, to: database)
+        try await Self.transaction(database) { db in try Self.insert(batch, into: db) }
     }
 
-    /// Writes a batch of envelopes in one transaction and runs their completions once it has committed (on GRDB's
-    /// writer, so that pushes and answers leave from there); for tests that decide what one transaction holds.
-    fileprivate static func write(
-        _ batch: [Submission],
-        to database: any DatabaseWriter,
-        whenCommitted: BatchCompletion = BatchCompletion()
-    ) async throws -> [EnqueueOutcome] {
-        try await Self.transaction(database, whenCommitted: { whenCommitted.run($0) }) { db in try insert(batch, into: db) }
-    }
-
-    /// The inserts of a batch of envelopes, in the one transaction that writes them, so one fsync makes them all
+    /// The inserts of a batch of envelopes (`CommitQueue`), in the one transaction that writes them, so one fsync makes them all
     /// durable. Items are applied in order, so a body repeated within the batch is stored once; an item that cannot
     /// be stored (queue full, unknown attachment) gets its outcome without failing the others.
     ///
@@ -916,106 +885,5 @@ extension QueuedEnvelope {
             storedAt: Timestamp(storedMilliseconds: row["stored_at"]),
             expiresAt: Timestamp(storedMilliseconds: row["expires_at"])
         )
-    }
-}
-
-/// Group commit for sends: while one transaction is being written and fsynced, sends that arrive wait and are
-/// then written together in the next one. Each caller returns only once its own envelope is durable.
-///
-/// The first caller to find no write in progress leads: it writes its batch, then hands the lead to the first
-/// waiting caller, which writes everything that waited in the next transaction. No caller writes more than the
-/// batch its own envelope is in, so none is held up by later load, and no task is spawned.
-///
-/// A caller may hand over a completion with its item: the store's write runs the batch's completions where the commit
-/// finishes (`BatchCompletion`), before any caller is resumed.
-actor GroupCommit {
-    typealias Item = Submission
-
-    /// What a waiting caller is told: its batch committed (or failed), or it leads the next one.
-    private enum Turn: Sendable {
-        case finished(Result<EnqueueOutcome, any Error>)
-        case lead
-    }
-
-    /// A caller waiting for the transaction in progress to finish. A struct, not a tuple: tuples of these types are
-    /// copied through runtime metadata, which showed in the instructions per send.
-    private struct Waiter {
-        let item: Item
-        let completion: SendCompletion?
-        let turn: CheckedContinuation<Turn, Never>
-    }
-
-    private let write: @Sendable ([Item], BatchCompletion) async throws -> [EnqueueOutcome]
-    private var waiting: [Waiter] = []
-    private var writing = false
-    /// Batches written and envelopes in them, for tests and `relay status`.
-    private(set) var transactions = 0
-    private(set) var items = 0
-    /// Sends waiting for the transaction in progress to finish.
-    var waitingCount: Int { waiting.count }
-
-    /// `write` writes a batch in one transaction and runs the completion it is given once that has committed, where it
-    /// committed.
-    init(write: @escaping @Sendable (_ batch: [Item], _ whenCommitted: BatchCompletion) async throws -> [EnqueueOutcome]) {
-        self.write = write
-    }
-
-    /// For a `write` that cannot run code where its commit finishes: the completions run once it returns.
-    init(write: @escaping @Sendable (_ batch: [Item]) async throws -> [EnqueueOutcome]) {
-        self.init { batch, whenCommitted in
-            let outcomes = try await write(batch)
-            whenCommitted.run(outcomes)
-            return outcomes
-        }
-    }
-
-    func enqueue(_ item: Item, whenCommitted completion: SendCompletion? = nil) async throws -> EnqueueOutcome {
-        if writing {
-            let turn = await withCheckedContinuation { waiting.append(Waiter(item: item, completion: completion, turn: $0)) }
-            if case .finished(let result) = turn { return try result.get() }
-            // Handed the lead: this item was left out of `waiting` for us to write now, with everyone behind it.
-        } else {
-            writing = true
-        }
-        let followers = waiting
-        waiting = []
-        var batch = [item]
-        var whenCommitted = BatchCompletion(completions: [completion])
-        batch.reserveCapacity(followers.count + 1)
-        whenCommitted.completions.reserveCapacity(followers.count + 1)
-        for follower in followers {
-            batch.append(follower.item)
-            whenCommitted.completions.append(follower.completion)
-        }
-        let results: [Result<EnqueueOutcome, any Error>]
-        do {
-            results = try await write(batch, whenCommitted).map { .success($0) }
-        } catch {
-            results = Array(repeating: .failure(error), count: batch.count)
-        }
-        transactions += 1
-        items += batch.count
-        for (follower, result) in zip(followers, results.dropFirst()) {
-            follower.turn.resume(returning: .finished(result))
-        }
-        if waiting.isEmpty {
-            writing = false
-        } else {
-            waiting.removeFirst().turn.resume(returning: .lead)
-        }
-        return try results[0].get()
-    }
-}
-
-/// The completions of a batch's sends (`RelayStore.enqueue(_:whenCommitted:)`), run together once it has committed:
-/// each with its send's outcome, in batch order, then the frames they gathered written, one flush per channel.
-struct BatchCompletion: Sendable {
-    var completions: [SendCompletion?] = []
-
-    func run(_ outcomes: [EnqueueOutcome]) {
-        guard completions.contains(where: { $0 != nil }) else { return }
-        var writes = DurableWrites()
-        for (completion, outcome) in zip(completions, outcomes) { completion?(outcome, &writes) }
-        writes.flush()
     }
 }
